@@ -1,0 +1,41 @@
+# The README's two promises: `make run` and `make test` work on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DEV := .dev
+
+.PHONY: run test lint proto proto-check bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# Dev PKI + members + gateway on SQLite, in the foreground (Ctrl-C stops it).
+run: $(STAMP)
+	$(PY) -m gateway.ops.devenv --dir $(DEV)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP) proto-check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy gateway clients certs tests bench
+
+proto: $(STAMP)
+	PYTHON=$(PY) scripts/gen_proto.sh
+
+# Regenerate and fail when the committed code differs.
+proto-check: $(STAMP)
+	PYTHON=$(PY) scripts/gen_proto.sh
+	git diff --exit-code -- gateway/pb || (echo "generated code is stale: run 'make proto' and commit" >&2; exit 1)
+	test -z "$$(git status --porcelain -- gateway/pb)" || (echo "untracked generated files: run 'make proto' and commit" >&2; exit 1)
+
+bench: $(STAMP)
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) $(DEV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,70 @@
+"""The project's error tree. Every error carries a one-line advice for the user.
+
+The transport maps each class to a gRPC status code in one table
+(``gateway.transport.errors``); the core never imports grpc.
+"""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    """Root of every error the gateway raises on purpose."""
+
+    advice: str = "see docs/OPERATIONS.md"
+
+    def __init__(self, message: str, *, advice: str | None = None) -> None:
+        super().__init__(message)
+        if advice is not None:
+            self.advice = advice
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
+class RecordError(GatewayError, ValueError):
+    """A statement or envelope is malformed or breaks a field rule."""
+
+    advice = "fix the named field; the byte formats are in docs/PROTOCOL.md"
+
+
+class VerificationError(GatewayError):
+    """A signature, key or proof does not verify."""
+
+    advice = "sign the exact payload bytes with a key registered for the issuer"
+
+
+class LogIntegrityError(GatewayError):
+    """The audit log or a checkpoint is inconsistent: evidence of tampering or a fork."""
+
+    advice = "keep the checkpoints involved as evidence and alert the regulator"
+
+
+class PermissionError(GatewayError):  # shadows the builtin on purpose (STYLE.md)
+    """The caller may not do this (role, identity, revocation, suspension)."""
+
+    advice = "check the member id in your certificate and what its role may do"
+
+
+class NotFoundError(GatewayError):
+    """A record, listing or log entry asked for does not exist."""
+
+    advice = "check the id or index; records replicate within seconds"
+
+
+class FederationError(GatewayError):
+    """A peer gateway misbehaved or could not be reached."""
+
+    advice = "check the peer's address, trust anchors and log key in the configuration"
+
+
+class StorageError(GatewayError):
+    """The database failed or its schema is not at the expected revision."""
+
+    advice = "run `alliance-gateway migrate` and check the database URL"
+
+
+class ConfigError(GatewayError):
+    """The configuration is invalid."""
+
+    advice = "fix the named setting in the TOML file or its ALLIANCE_* override"
