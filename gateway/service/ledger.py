@@ -1,0 +1,179 @@
+"""The sequencer: appends verified records to the Merkle log and keeps the projections
+(listings, steps, sanctions, members) in step, in one transaction per batch.
+
+A batch first takes the sequencer lock in the database (``UnitOfWork.lock_log``), so
+several processes on one database never interleave appends; a process that finds the
+log grew behind its back reloads its compact range (O(log n) stored nodes) first.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from gateway.core import merkle
+from gateway.core.dsse import Envelope, pae
+from gateway.core.notes import Checkpoint, NoteSigner, sign_note
+from gateway.core.statements import MemberRecord, Statement
+from gateway.errors import LogIntegrityError
+from gateway.service.projection import project
+from gateway.storage import SqlStore, StoredCheckpoint, StoredRecord
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A record that passed verification and authorization, ready to append."""
+
+    envelope: Envelope
+    record_id: str
+    signer: str
+    statement: Statement
+    origin: str
+
+
+@dataclass(frozen=True)
+class Appended:
+    record_id: str
+    log_index: int
+    duplicate: bool
+
+
+class Ledger:
+    """One log: append batches, sign checkpoints, answer size and root."""
+
+    def __init__(
+        self,
+        store: SqlStore,
+        *,
+        on_members: Callable[[Sequence[tuple[str, MemberRecord]]], None] | None = None,
+        on_resync: Callable[[], None] | None = None,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._on_members = on_members
+        self._on_resync = on_resync
+        self._lock = threading.Lock()
+        self._appended = threading.Condition(self._lock)
+        self._range = merkle.CompactRange.from_reader(store.log_size(), store)
+
+    @property
+    def size(self) -> int:
+        with self._lock:
+            return self._range.size
+
+    def head(self) -> tuple[int, bytes]:
+        with self._lock:
+            return self._range.size, self._range.root()
+
+    def wait_for_size(self, size: int, timeout_s: float) -> int:
+        """Block until the log holds more than ``size`` entries or the timeout passes."""
+        with self._appended:
+            self._appended.wait_for(lambda: self._range.size > size, timeout=timeout_s)
+            return self._range.size
+
+    def append(self, batch: Sequence[Accepted]) -> list[Appended]:
+        """Append the new records of ``batch`` durably; duplicates keep their index."""
+        with self._lock:
+            resynced = False
+            with self._store.unit_of_work() as uow:
+                size = uow.lock_log()
+                rng = self._range
+                if size != rng.size:
+                    rng = merkle.CompactRange.from_reader(size, self._store)
+                    resynced = True
+                    logger.info("log grew to %s outside this process; reloaded its edge", size)
+                else:
+                    rng = rng.copy()
+                existing = uow.existing_indexes([a.record_id for a in batch])
+                results: list[Appended] = []
+                fresh: list[tuple[Accepted, int]] = []
+                nodes: list[tuple[tuple[int, int], bytes]] = []
+                now = self._clock()
+                for item in batch:
+                    index = existing.get(item.record_id)
+                    if index is not None:
+                        results.append(Appended(item.record_id, index, duplicate=True))
+                        continue
+                    index = rng.size
+                    entry = pae(item.envelope.payload_type, item.envelope.payload)
+                    nodes.extend(rng.append(merkle.leaf_hash(entry)))
+                    existing[item.record_id] = index
+                    fresh.append((item, index))
+                    results.append(Appended(item.record_id, index, duplicate=False))
+                uow.insert_records([_stored(a, i, now) for a, i in fresh])
+                uow.insert_nodes(nodes)
+                for item, index in fresh:
+                    project(uow, item.record_id, index, item.statement)
+                uow.set_log_size(rng.size)
+            self._range = rng
+            self._appended.notify_all()
+        if resynced and self._on_resync is not None:
+            self._on_resync()
+        members = [(a.record_id, a.statement) for a, _ in fresh]
+        member_updates = [(r, s) for r, s in members if isinstance(s, MemberRecord)]
+        if member_updates and self._on_members is not None:
+            self._on_members(member_updates)
+        return results
+
+    def checkpoint(self, signer: NoteSigner, origin: str) -> StoredCheckpoint | None:
+        """Sign a checkpoint for the current size if it is newer than the last one.
+
+        Runs under the sequencer lock and computes the root from stored nodes, so a
+        checkpoint always describes what is committed, whichever process signs it.
+        """
+        with self._lock, self._store.unit_of_work() as uow:
+            size = uow.lock_log()
+            last = uow.latest_checkpoint_size()
+            if last is not None and last >= size:
+                return None
+            root = merkle.root_at(size, self._store)
+            body = Checkpoint(origin=origin, size=size, root_hash=root).body()
+            stored = StoredCheckpoint(
+                tree_size=size, root_hash=root, note=sign_note(body, [signer]), signed_at=self._clock()
+            )
+            uow.insert_checkpoint(stored)
+        return stored
+
+    def verify_against_checkpoint(self) -> None:
+        """Start-up check: the stored log must match the newest checkpoint we signed."""
+        latest = self._store.latest_checkpoint()
+        if latest is None:
+            return
+        size = self.size
+        if latest.tree_size > size:
+            raise LogIntegrityError(
+                f"the log holds {size} entries but checkpoint {latest.tree_size} was signed",
+                advice="the database was rolled back or truncated; restore it from backup",
+            )
+        root = merkle.root_at(latest.tree_size, self._store)
+        if root != latest.root_hash:
+            raise LogIntegrityError(
+                f"stored log nodes do not match the signed checkpoint at size {latest.tree_size}",
+                advice="the database was modified; restore it from backup and alert the regulator",
+            )
+
+
+def _stored(item: Accepted, index: int, now: datetime) -> StoredRecord:
+    env = item.envelope
+    return StoredRecord(
+        log_index=index,
+        record_id=item.record_id,
+        payload_type=env.payload_type,
+        payload=env.payload,
+        signatures=tuple((s.keyid, s.sig) for s in env.signatures),
+        signer=item.signer,
+        origin=item.origin,
+        received_at=now,
+    )

@@ -1,0 +1,92 @@
+"""Keep the stored projections equal to the core fold, one record at a time.
+
+The rules are the fold's own (``gateway.core.fold``): the step with the highest
+precedence wins, and per sanction key the greatest (effective_at, action, record_id)
+wins, so the projection does not depend on the order records arrive in.
+"""
+
+from __future__ import annotations
+
+from gateway.codec import decode_statement
+from gateway.core.fold import in_force_step, sanction_wins, stronger_step
+from gateway.core.statements import (
+    LifecycleStep,
+    Listing,
+    MemberRecord,
+    SanctionConfirmation,
+    Statement,
+    StatusChange,
+)
+from gateway.storage import ListingProjection, SanctionProjection, UnitOfWork
+
+
+def project(uow: UnitOfWork, record_id: str, log_index: int, statement: Statement) -> None:
+    if isinstance(statement, Listing):
+        _listing(uow, record_id, log_index, statement)
+    elif isinstance(statement, StatusChange):
+        _status_change(uow, record_id, statement)
+    elif isinstance(statement, SanctionConfirmation):
+        _confirmation(uow, record_id, statement)
+    elif isinstance(statement, MemberRecord):
+        _member(uow, record_id, statement)
+
+
+def _listing(uow: UnitOfWork, record_id: str, log_index: int, listing: Listing) -> None:
+    uow.insert_listing(
+        ListingProjection(
+            listing_id=record_id,
+            subject_key=listing.subject.key,
+            issuer=listing.issuer,
+            list_kind=int(listing.list),
+            conduct=int(listing.conduct),
+            region_code=listing.region_code,
+            listed_at=listing.listed_at,
+            deadline=listing.deadline,
+            step=int(LifecycleStep.LISTED),
+            in_force=True,
+            log_index=log_index,
+        )
+    )
+    for waiting in uow.take_pending(record_id):
+        statement = decode_statement(waiting.payload_type, waiting.payload)
+        project(uow, waiting.record_id, waiting.log_index, statement)
+
+
+def _status_change(uow: UnitOfWork, record_id: str, change: StatusChange) -> None:
+    current = uow.get_listing(change.listing_id)
+    if current is None:
+        uow.add_pending(record_id, change.listing_id)
+        return
+    uow.insert_step(record_id, change.listing_id, int(change.step), change.effective_at)
+    step = stronger_step(LifecycleStep(current.step), change.step)
+    if step != current.step:
+        uow.set_listing_step(change.listing_id, int(step), in_force_step(step))
+
+
+def _confirmation(uow: UnitOfWork, record_id: str, c: SanctionConfirmation) -> None:
+    if uow.get_listing(c.listing_id) is None:
+        uow.add_pending(record_id, c.listing_id)
+        return
+    existing = uow.get_sanction(c.listing_id, c.issuer, int(c.measure), c.measure_other)
+    candidate = SanctionProjection(
+        listing_id=c.listing_id,
+        platform=c.issuer,
+        measure=int(c.measure),
+        measure_other=c.measure_other,
+        action=int(c.action),
+        effective_at=c.effective_at,
+        record_id=record_id,
+    )
+    if existing is None or sanction_wins(
+        (candidate.effective_at, candidate.action, candidate.record_id),
+        (existing.effective_at, existing.action, existing.record_id),
+    ):
+        uow.put_sanction(candidate)
+
+
+def _member(uow: UnitOfWork, record_id: str, m: MemberRecord) -> None:
+    current = uow.get_member_version(m.member_id)
+    if current is None or (m.issued_at, record_id) > current:
+        uow.put_member(
+            m.member_id, record_id, m.issued_at, int(m.role), int(m.status), m.region_code
+        )

@@ -1,0 +1,124 @@
+"""Lookups over the stored projections: check subjects, list listings, read records."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from gateway.codec import decode_statement
+from gateway.core.statements import Listing, Subject
+from gateway.errors import NotFoundError, RecordError
+from gateway.service.ledger import Clock, utc_now
+from gateway.storage import (
+    ListingFilter,
+    ListingProjection,
+    SanctionProjection,
+    SqlStore,
+    StoredRecord,
+)
+
+MAX_PAGE = 1000
+DEFAULT_PAGE = 100
+
+
+@dataclass(frozen=True)
+class ListingState:
+    projection: ListingProjection
+    listing: Listing
+    sanctions: tuple[SanctionProjection, ...]
+    overdue: bool
+
+
+@dataclass(frozen=True)
+class SubjectState:
+    subject: Subject
+    listed: bool
+    listings: tuple[ListingState, ...]
+
+
+class QueryService:
+    def __init__(self, store: SqlStore, *, clock: Clock = utc_now) -> None:
+        self._store = store
+        self._clock = clock
+
+    def record(self, record_id: str) -> StoredRecord:
+        stored = self._store.record_by_id(record_id)
+        if stored is None:
+            raise NotFoundError(f"record_id: no record {record_id}")
+        return stored
+
+    def check(self, subjects: Sequence[Subject]) -> list[SubjectState]:
+        now = self._clock()
+        found = self._store.listings_for_subjects(sorted({s.key for s in subjects}))
+        states = self._states([p for ps in found.values() for p in ps], now)
+        by_id = {st.projection.listing_id: st for st in states}
+        results = []
+        for subject in subjects:
+            listings = tuple(by_id[p.listing_id] for p in found.get(subject.key, ()))
+            listed = any(st.projection.in_force for st in listings)
+            results.append(SubjectState(subject, listed, listings))
+        return results
+
+    def list(
+        self, f: ListingFilter, *, page_size: int, page_token: str
+    ) -> tuple[list[ListingState], str]:
+        limit = DEFAULT_PAGE if page_size == 0 else min(page_size, MAX_PAGE)
+        after = _decode_token(page_token)
+        now = self._clock()
+        if f.overdue_at is not None:
+            f = ListingFilter(
+                list_kind=f.list_kind,
+                conduct=f.conduct,
+                region_prefix=f.region_prefix,
+                step=f.step,
+                in_force_only=f.in_force_only,
+                overdue_at=now,
+            )
+        rows = self._store.list_listings(f, after_index=after, limit=limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        token = _encode_token(rows[-1].log_index) if more else ""
+        return self._states(rows, now), token
+
+    def _states(self, rows: Sequence[ListingProjection], now: datetime) -> list[ListingState]:
+        if not rows:
+            return []
+        ids = [r.listing_id for r in rows]
+        sanctions = self._store.sanctions_for(ids)
+        records = self._store.records_by_ids(ids)
+        states = []
+        for row in rows:
+            stored = records.get(row.listing_id)
+            if stored is None:  # projections and records are written in one transaction
+                raise NotFoundError(f"listing {row.listing_id} has no record")
+            listing = decode_statement(stored.payload_type, stored.payload)
+            assert isinstance(listing, Listing)
+            states.append(
+                ListingState(
+                    projection=row,
+                    listing=listing,
+                    sanctions=tuple(sanctions.get(row.listing_id, ())),
+                    overdue=row.in_force and now > row.deadline,
+                )
+            )
+        return states
+
+
+def _encode_token(log_index: int) -> str:
+    return base64.urlsafe_b64encode(f"v1:{log_index}".encode()).decode()
+
+
+def _decode_token(token: str) -> int:
+    if not token:
+        return -1
+    try:
+        text = base64.urlsafe_b64decode(token.encode()).decode()
+        version, _, value = text.partition(":")
+        if version != "v1":
+            raise ValueError(version)
+        return int(value)
+    except (binascii.Error, UnicodeDecodeError, ValueError) as e:
+        raise RecordError("page_token: not a token this gateway issued") from e

@@ -1,0 +1,25 @@
+"""SQL storage (SQLAlchemy 2): the only package that imports sqlalchemy."""
+
+from gateway.storage.db import check_schema, make_engine, migrate
+from gateway.storage.store import (
+    ListingFilter,
+    ListingProjection,
+    SanctionProjection,
+    SqlStore,
+    StoredCheckpoint,
+    StoredRecord,
+    UnitOfWork,
+)
+
+__all__ = [
+    "ListingFilter",
+    "ListingProjection",
+    "SanctionProjection",
+    "SqlStore",
+    "StoredCheckpoint",
+    "StoredRecord",
+    "UnitOfWork",
+    "check_schema",
+    "make_engine",
+    "migrate",
+]

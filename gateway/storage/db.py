@@ -1,0 +1,86 @@
+"""Engine creation, SQLite pragmas and the Alembic migration check."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import SQLAlchemyError
+
+from gateway.errors import StorageError
+
+logger = logging.getLogger(__name__)
+
+_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def make_engine(url: str, *, pool_size: int = 8) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, full fsync on commit and a busy timeout."""
+    kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+    else:
+        kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    try:
+        engine = create_engine(url, **kwargs)
+    except (SQLAlchemyError, ImportError, ValueError) as e:
+        raise StorageError(f"database_url: cannot use {url!r}: {e}") from e
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    # An acknowledged record must survive power loss: fsync the WAL on every commit.
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _alembic_config(engine: Engine) -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def migrate(engine: Engine) -> str:
+    """Apply every pending migration; returns the head revision."""
+    cfg = _alembic_config(engine)
+    try:
+        command.upgrade(cfg, "head")
+    except SQLAlchemyError as e:
+        raise StorageError(f"migration failed: {e}") from e
+    return head_revision()
+
+
+def head_revision() -> str:
+    head = ScriptDirectory(str(_MIGRATIONS)).get_current_head()
+    assert head is not None, "the migrations folder has no revision"
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    except SQLAlchemyError as e:
+        raise StorageError(f"cannot read the schema revision: {e}") from e
+
+
+def check_schema(engine: Engine) -> None:
+    """Refuse to serve on a schema that is not at the code's head revision."""
+    current, head = current_revision(engine), head_revision()
+    if current != head:
+        raise StorageError(
+            f"database schema is at revision {current or 'none'}, this gateway needs {head}",
+            advice="run `alliance-gateway migrate --config FILE` (back up the database first)",
+        )

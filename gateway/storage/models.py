@@ -1,0 +1,183 @@
+"""SQLAlchemy 2 typed models: the schema every migration must produce.
+
+Records keep the received payload bytes verbatim; the fold's state (listings,
+sanctions, members) is a projection kept up to date by the sequencer in the same
+transaction as the append, so lookups never recompute it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    SmallInteger,
+    String,
+    Text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite drops the offset; we put it back)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime reached storage")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class RecordRow(Base):
+    """One accepted record, at its position in this gateway's log."""
+
+    __tablename__ = "records"
+
+    log_index: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    record_id: Mapped[str] = mapped_column(String(64), unique=True)
+    payload_type: Mapped[str] = mapped_column(String(128))
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    # JSON list of {"keyid": ..., "sig": base64}: the envelope's signatures as received.
+    signatures: Mapped[str] = mapped_column(Text)
+    signer: Mapped[str] = mapped_column(String(300))
+    # The log origin the record was first accepted into (ours, or a peer's when replicated).
+    origin: Mapped[str] = mapped_column(String(300))
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class LogStateRow(Base):
+    """One row: the log's size. Every append batch updates it first, so the row lock
+    serializes sequencers (several replicas, or an operator command) on any backend."""
+
+    __tablename__ = "log_state"
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    tree_size: Mapped[int] = mapped_column(BigInteger)
+
+
+class LogNodeRow(Base):
+    """Hash of the complete subtree over leaves [idx*2^level, (idx+1)*2^level)."""
+
+    __tablename__ = "log_nodes"
+
+    level: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class CheckpointRow(Base):
+    """Every checkpoint this log signed, kept so none is ever contradicted."""
+
+    __tablename__ = "checkpoints"
+
+    tree_size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    root_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    note: Mapped[str] = mapped_column(Text)
+    signed_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class CosignatureRow(Base):
+    __tablename__ = "cosignatures"
+
+    tree_size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    cosigner: Mapped[str] = mapped_column(String(300), primary_key=True)
+    signature_line: Mapped[str] = mapped_column(Text)
+    timestamp: Mapped[int] = mapped_column(BigInteger)
+
+
+class MemberRow(Base):
+    """Current member record per member id (newest issued_at, then record id)."""
+
+    __tablename__ = "members"
+
+    member_id: Mapped[str] = mapped_column(String(300), primary_key=True)
+    record_id: Mapped[str] = mapped_column(String(64))
+    issued_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    role: Mapped[int] = mapped_column(SmallInteger)
+    status: Mapped[int] = mapped_column(SmallInteger)
+    region_code: Mapped[str] = mapped_column(String(6))
+
+
+class ListingRow(Base):
+    __tablename__ = "listings"
+
+    listing_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    subject_key: Mapped[str] = mapped_column(String(80), index=True)
+    issuer: Mapped[str] = mapped_column(String(300))
+    list_kind: Mapped[int] = mapped_column(SmallInteger)
+    conduct: Mapped[int] = mapped_column(SmallInteger)
+    region_code: Mapped[str] = mapped_column(String(6))
+    listed_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    deadline: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    step: Mapped[int] = mapped_column(SmallInteger)
+    in_force: Mapped[bool] = mapped_column(Boolean)
+    log_index: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (Index("ix_listings_filter", "list_kind", "conduct", "region_code"),)
+
+
+class StepRow(Base):
+    """Each lifecycle step applied to a listing (the listing's history)."""
+
+    __tablename__ = "listing_steps"
+
+    record_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    listing_id: Mapped[str] = mapped_column(String(64), index=True)
+    step: Mapped[int] = mapped_column(SmallInteger)
+    effective_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class SanctionRow(Base):
+    """The winning confirmation per (listing, platform, measure, measure_other)."""
+
+    __tablename__ = "sanctions"
+
+    listing_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    platform: Mapped[str] = mapped_column(String(300), primary_key=True)
+    measure: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    measure_other: Mapped[str] = mapped_column(String(256), primary_key=True)
+    action: Mapped[int] = mapped_column(SmallInteger)
+    effective_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    record_id: Mapped[str] = mapped_column(String(64))
+
+
+class PendingRow(Base):
+    """A status change or confirmation whose listing has not arrived yet."""
+
+    __tablename__ = "pending"
+
+    record_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    listing_id: Mapped[str] = mapped_column(String(64), index=True)
+
+
+class AccessLogRow(Base):
+    """Who read what, for personal-information accountability (PIPL art. 56)."""
+
+    __tablename__ = "access_log"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    member_id: Mapped[str] = mapped_column(String(300))
+    rpc: Mapped[str] = mapped_column(String(128))
+    detail: Mapped[str] = mapped_column(Text)

@@ -1,0 +1,506 @@
+"""The SQL adapter behind the use cases: records, log nodes, checkpoints, projections.
+
+Only this package imports sqlalchemy. Writes happen in a ``UnitOfWork`` (one
+transaction); the sequencer is the only writer of records, log nodes and
+projections, so the log and the state it implies never disagree.
+"""
+
+from __future__ import annotations
+
+import json
+from base64 import b64decode, b64encode
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from gateway.errors import StorageError
+from gateway.storage.models import (
+    AccessLogRow,
+    CheckpointRow,
+    CosignatureRow,
+    ListingRow,
+    LogNodeRow,
+    LogStateRow,
+    MemberRow,
+    PendingRow,
+    RecordRow,
+    SanctionRow,
+    StepRow,
+)
+
+# SQLite limits bound parameters per statement; stay well below it.
+_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class StoredRecord:
+    log_index: int
+    record_id: str
+    payload_type: str
+    payload: bytes
+    signatures: tuple[tuple[str, bytes], ...]  # (keyid, sig)
+    signer: str
+    origin: str
+    received_at: datetime
+
+
+@dataclass(frozen=True)
+class ListingProjection:
+    listing_id: str
+    subject_key: str
+    issuer: str
+    list_kind: int
+    conduct: int
+    region_code: str
+    listed_at: datetime
+    deadline: datetime
+    step: int
+    in_force: bool
+    log_index: int
+
+
+@dataclass(frozen=True)
+class SanctionProjection:
+    listing_id: str
+    platform: str
+    measure: int
+    measure_other: str
+    action: int
+    effective_at: datetime
+    record_id: str
+
+
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    tree_size: int
+    root_hash: bytes
+    note: str
+    signed_at: datetime
+
+
+@dataclass(frozen=True)
+class ListingFilter:
+    list_kind: int | None = None
+    conduct: int | None = None
+    region_prefix: str = ""
+    step: int | None = None
+    in_force_only: bool = False
+    overdue_at: datetime | None = None
+
+
+def _encode_signatures(signatures: Sequence[tuple[str, bytes]]) -> str:
+    return json.dumps([{"keyid": k, "sig": b64encode(s).decode()} for k, s in signatures])
+
+
+def _decode_signatures(text: str) -> tuple[tuple[str, bytes], ...]:
+    return tuple((item["keyid"], b64decode(item["sig"])) for item in json.loads(text))
+
+
+def _record(row: RecordRow) -> StoredRecord:
+    return StoredRecord(
+        log_index=row.log_index,
+        record_id=row.record_id,
+        payload_type=row.payload_type,
+        payload=row.payload,
+        signatures=_decode_signatures(row.signatures),
+        signer=row.signer,
+        origin=row.origin,
+        received_at=row.received_at,
+    )
+
+
+def _listing(row: ListingRow) -> ListingProjection:
+    return ListingProjection(
+        listing_id=row.listing_id,
+        subject_key=row.subject_key,
+        issuer=row.issuer,
+        list_kind=row.list_kind,
+        conduct=row.conduct,
+        region_code=row.region_code,
+        listed_at=row.listed_at,
+        deadline=row.deadline,
+        step=row.step,
+        in_force=row.in_force,
+        log_index=row.log_index,
+    )
+
+
+def _sanction(row: SanctionRow) -> SanctionProjection:
+    return SanctionProjection(
+        listing_id=row.listing_id,
+        platform=row.platform,
+        measure=row.measure,
+        measure_other=row.measure_other,
+        action=row.action,
+        effective_at=row.effective_at,
+        record_id=row.record_id,
+    )
+
+
+class UnitOfWork:
+    """The writes of one sequencer batch, committed together or not at all."""
+
+    def __init__(self, session: Session) -> None:
+        self._s = session
+
+    def lock_log(self) -> int:
+        """Take the sequencer lock (a write to the one log_state row); return the size.
+
+        On SQLite this takes the database's write lock; on PostgreSQL the row lock. Either
+        way it is held until the unit of work ends, so one batch appends at a time.
+        """
+        self._s.execute(update(LogStateRow).where(LogStateRow.id == 1).values(id=1))
+        size = self._s.scalar(select(LogStateRow.tree_size).where(LogStateRow.id == 1))
+        if size is None:
+            raise StorageError("log_state row is missing: the schema was not migrated")
+        return size
+
+    def set_log_size(self, size: int) -> None:
+        self._s.execute(update(LogStateRow).where(LogStateRow.id == 1).values(tree_size=size))
+
+    def latest_checkpoint_size(self) -> int | None:
+        return self._s.scalar(select(func.max(CheckpointRow.tree_size)))
+
+    def existing_indexes(self, record_ids: Sequence[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for i in range(0, len(record_ids), _CHUNK):
+            chunk = record_ids[i : i + _CHUNK]
+            rows = self._s.execute(
+                select(RecordRow.record_id, RecordRow.log_index).where(
+                    RecordRow.record_id.in_(chunk)
+                )
+            )
+            found.update({r: idx for r, idx in rows})
+        return found
+
+    def insert_records(self, records: Sequence[StoredRecord]) -> None:
+        if not records:
+            return
+        self._s.execute(
+            insert(RecordRow),
+            [
+                {
+                    "log_index": r.log_index,
+                    "record_id": r.record_id,
+                    "payload_type": r.payload_type,
+                    "payload": r.payload,
+                    "signatures": _encode_signatures(r.signatures),
+                    "signer": r.signer,
+                    "origin": r.origin,
+                    "received_at": r.received_at,
+                }
+                for r in records
+            ],
+        )
+
+    def insert_nodes(self, nodes: Sequence[tuple[tuple[int, int], bytes]]) -> None:
+        if nodes:
+            self._s.execute(
+                insert(LogNodeRow),
+                [{"level": lvl, "idx": idx, "hash": h} for (lvl, idx), h in nodes],
+            )
+
+    def get_listing(self, listing_id: str) -> ListingProjection | None:
+        row = self._s.get(ListingRow, listing_id)
+        return None if row is None else _listing(row)
+
+    def insert_listing(self, p: ListingProjection) -> None:
+        self._s.add(
+            ListingRow(
+                listing_id=p.listing_id,
+                subject_key=p.subject_key,
+                issuer=p.issuer,
+                list_kind=p.list_kind,
+                conduct=p.conduct,
+                region_code=p.region_code,
+                listed_at=p.listed_at,
+                deadline=p.deadline,
+                step=p.step,
+                in_force=p.in_force,
+                log_index=p.log_index,
+            )
+        )
+        self._s.flush()
+
+    def set_listing_step(self, listing_id: str, step: int, in_force: bool) -> None:
+        self._s.execute(
+            update(ListingRow)
+            .where(ListingRow.listing_id == listing_id)
+            .values(step=step, in_force=in_force)
+        )
+
+    def insert_step(self, record_id: str, listing_id: str, step: int, at: datetime) -> None:
+        self._s.add(StepRow(record_id=record_id, listing_id=listing_id, step=step, effective_at=at))
+
+    def get_sanction(
+        self, listing_id: str, platform: str, measure: int, measure_other: str
+    ) -> SanctionProjection | None:
+        row = self._s.get(SanctionRow, (listing_id, platform, measure, measure_other))
+        return None if row is None else _sanction(row)
+
+    def put_sanction(self, p: SanctionProjection) -> None:
+        self._s.merge(
+            SanctionRow(
+                listing_id=p.listing_id,
+                platform=p.platform,
+                measure=p.measure,
+                measure_other=p.measure_other,
+                action=p.action,
+                effective_at=p.effective_at,
+                record_id=p.record_id,
+            )
+        )
+        self._s.flush()
+
+    def add_pending(self, record_id: str, listing_id: str) -> None:
+        self._s.add(PendingRow(record_id=record_id, listing_id=listing_id))
+        self._s.flush()
+
+    def take_pending(self, listing_id: str) -> list[StoredRecord]:
+        """Records that waited for ``listing_id``, in log order; they stop waiting."""
+        rows = self._s.scalars(
+            select(RecordRow)
+            .join(PendingRow, PendingRow.record_id == RecordRow.record_id)
+            .where(PendingRow.listing_id == listing_id)
+            .order_by(RecordRow.log_index)
+        ).all()
+        if rows:
+            self._s.execute(delete(PendingRow).where(PendingRow.listing_id == listing_id))
+        return [_record(r) for r in rows]
+
+    def put_member(
+        self,
+        member_id: str,
+        record_id: str,
+        issued_at: datetime,
+        role: int,
+        status: int,
+        region_code: str,
+    ) -> None:
+        self._s.merge(
+            MemberRow(
+                member_id=member_id,
+                record_id=record_id,
+                issued_at=issued_at,
+                role=role,
+                status=status,
+                region_code=region_code,
+            )
+        )
+        self._s.flush()
+
+    def get_member_version(self, member_id: str) -> tuple[datetime, str] | None:
+        row = self._s.get(MemberRow, member_id)
+        return None if row is None else (row.issued_at, row.record_id)
+
+    def insert_checkpoint(self, cp: StoredCheckpoint) -> None:
+        self._s.add(
+            CheckpointRow(
+                tree_size=cp.tree_size, root_hash=cp.root_hash, note=cp.note, signed_at=cp.signed_at
+            )
+        )
+
+
+class SqlStore:
+    """Reads for the use cases, and ``unit_of_work()`` for the sequencer's writes."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[UnitOfWork]:
+        try:
+            with Session(self.engine, expire_on_commit=False) as session, session.begin():
+                yield UnitOfWork(session)
+        except SQLAlchemyError as e:
+            raise StorageError(f"database write failed: {e}") from e
+
+    @contextmanager
+    def _read(self) -> Iterator[Session]:
+        try:
+            with Session(self.engine) as session:
+                yield session
+        except SQLAlchemyError as e:
+            raise StorageError(f"database read failed: {e}") from e
+
+    # -- log ---------------------------------------------------------------------------
+
+    def log_size(self) -> int:
+        with self._read() as s:
+            size = s.scalar(select(LogStateRow.tree_size).where(LogStateRow.id == 1))
+        if size is None:
+            raise StorageError("log_state row is missing: the schema was not migrated")
+        return size
+
+    def get_nodes(self, ids: Sequence[tuple[int, int]]) -> list[bytes]:
+        """NodeReader: hashes of the requested complete subtrees, in request order."""
+        by_level: dict[int, list[int]] = defaultdict(list)
+        for level, idx in ids:
+            by_level[level].append(idx)
+        found: dict[tuple[int, int], bytes] = {}
+        with self._read() as s:
+            for level, idxs in by_level.items():
+                for i in range(0, len(idxs), _CHUNK):
+                    rows = s.execute(
+                        select(LogNodeRow.idx, LogNodeRow.hash).where(
+                            LogNodeRow.level == level, LogNodeRow.idx.in_(idxs[i : i + _CHUNK])
+                        )
+                    )
+                    found.update({(level, idx): h for idx, h in rows})
+        missing = [i for i in ids if i not in found]
+        if missing:
+            raise StorageError(f"log nodes missing from storage: {missing[:4]}")
+        return [found[i] for i in ids]
+
+    def latest_checkpoint(self) -> StoredCheckpoint | None:
+        with self._read() as s:
+            row = s.scalars(
+                select(CheckpointRow).order_by(CheckpointRow.tree_size.desc()).limit(1)
+            ).first()
+            return None if row is None else _checkpoint(row)
+
+    def checkpoint_at(self, tree_size: int) -> StoredCheckpoint | None:
+        with self._read() as s:
+            row = s.get(CheckpointRow, tree_size)
+            return None if row is None else _checkpoint(row)
+
+    def put_cosignature(self, tree_size: int, cosigner: str, line: str, timestamp: int) -> None:
+        try:
+            with Session(self.engine) as s, s.begin():
+                s.merge(
+                    CosignatureRow(
+                        tree_size=tree_size, cosigner=cosigner, signature_line=line, timestamp=timestamp
+                    )
+                )
+        except SQLAlchemyError as e:
+            raise StorageError(f"database write failed: {e}") from e
+
+    def cosignatures(self, tree_size: int) -> list[str]:
+        with self._read() as s:
+            return list(
+                s.scalars(
+                    select(CosignatureRow.signature_line)
+                    .where(CosignatureRow.tree_size == tree_size)
+                    .order_by(CosignatureRow.cosigner)
+                )
+            )
+
+    # -- records -----------------------------------------------------------------------
+
+    def record_by_id(self, record_id: str) -> StoredRecord | None:
+        with self._read() as s:
+            row = s.scalars(select(RecordRow).where(RecordRow.record_id == record_id)).first()
+            return None if row is None else _record(row)
+
+    def records_by_ids(self, record_ids: Sequence[str]) -> dict[str, StoredRecord]:
+        out: dict[str, StoredRecord] = {}
+        with self._read() as s:
+            for i in range(0, len(record_ids), _CHUNK):
+                rows = s.scalars(
+                    select(RecordRow).where(RecordRow.record_id.in_(record_ids[i : i + _CHUNK]))
+                )
+                out.update({r.record_id: _record(r) for r in rows})
+        return out
+
+    def records_range(self, start: int, end: int, *, limit: int = 1000) -> list[StoredRecord]:
+        with self._read() as s:
+            rows = s.scalars(
+                select(RecordRow)
+                .where(RecordRow.log_index >= start, RecordRow.log_index < end)
+                .order_by(RecordRow.log_index)
+                .limit(limit)
+            ).all()
+            return [_record(r) for r in rows]
+
+    def records_of_types(self, payload_types: Sequence[str]) -> Iterator[StoredRecord]:
+        """Every record of the given types in log order (start-up loading of members)."""
+        with self._read() as s:
+            for row in s.scalars(
+                select(RecordRow)
+                .where(RecordRow.payload_type.in_(payload_types))
+                .order_by(RecordRow.log_index)
+            ):
+                yield _record(row)
+
+    # -- projections -------------------------------------------------------------------
+
+    def listings_for_subjects(self, keys: Sequence[str]) -> dict[str, list[ListingProjection]]:
+        out: dict[str, list[ListingProjection]] = defaultdict(list)
+        with self._read() as s:
+            for i in range(0, len(keys), _CHUNK):
+                rows = s.scalars(
+                    select(ListingRow)
+                    .where(ListingRow.subject_key.in_(keys[i : i + _CHUNK]))
+                    .order_by(ListingRow.listed_at, ListingRow.listing_id)
+                )
+                for row in rows:
+                    out[row.subject_key].append(_listing(row))
+        return out
+
+    def listing(self, listing_id: str) -> ListingProjection | None:
+        with self._read() as s:
+            row = s.get(ListingRow, listing_id)
+            return None if row is None else _listing(row)
+
+    def sanctions_for(self, listing_ids: Sequence[str]) -> dict[str, list[SanctionProjection]]:
+        out: dict[str, list[SanctionProjection]] = defaultdict(list)
+        with self._read() as s:
+            for i in range(0, len(listing_ids), _CHUNK):
+                rows = s.scalars(
+                    select(SanctionRow)
+                    .where(SanctionRow.listing_id.in_(listing_ids[i : i + _CHUNK]))
+                    .order_by(SanctionRow.platform, SanctionRow.measure, SanctionRow.measure_other)
+                )
+                for row in rows:
+                    out[row.listing_id].append(_sanction(row))
+        return out
+
+    def list_listings(
+        self, f: ListingFilter, *, after_index: int, limit: int
+    ) -> list[ListingProjection]:
+        """Listings matching ``f`` in log order, after a cursor (the last log index seen)."""
+        q = select(ListingRow).where(ListingRow.log_index > after_index)
+        if f.list_kind is not None:
+            q = q.where(ListingRow.list_kind == f.list_kind)
+        if f.conduct is not None:
+            q = q.where(ListingRow.conduct == f.conduct)
+        if f.region_prefix:
+            q = q.where(ListingRow.region_code.startswith(f.region_prefix, autoescape=True))
+        if f.step is not None:
+            q = q.where(ListingRow.step == f.step)
+        if f.in_force_only or f.overdue_at is not None:
+            q = q.where(ListingRow.in_force.is_(True))
+        if f.overdue_at is not None:
+            q = q.where(ListingRow.deadline < f.overdue_at)
+        with self._read() as s:
+            rows = s.scalars(q.order_by(ListingRow.log_index).limit(limit)).all()
+            return [_listing(r) for r in rows]
+
+    # -- access log --------------------------------------------------------------------
+
+    def log_access(self, at: datetime, member_id: str, rpc: str, detail: str) -> None:
+        try:
+            with Session(self.engine) as s, s.begin():
+                s.add(AccessLogRow(at=at, member_id=member_id, rpc=rpc, detail=detail))
+        except SQLAlchemyError as e:
+            raise StorageError(f"database write failed: {e}") from e
+
+    def prune_access_log(self, before: datetime) -> int:
+        try:
+            with Session(self.engine) as s, s.begin():
+                result = s.execute(delete(AccessLogRow).where(AccessLogRow.at < before))
+                return int(getattr(result, "rowcount", 0) or 0)
+        except SQLAlchemyError as e:
+            raise StorageError(f"database write failed: {e}") from e
+
+
+def _checkpoint(row: CheckpointRow) -> StoredCheckpoint:
+    return StoredCheckpoint(
+        tree_size=row.tree_size, root_hash=row.root_hash, note=row.note, signed_at=row.signed_at
+    )

@@ -1,0 +1,37 @@
+"""The one table from domain errors to gRPC status codes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+import grpc
+
+from gateway import errors
+
+logger = logging.getLogger(__name__)
+
+STATUS_FOR: Mapping[type[errors.GatewayError], grpc.StatusCode] = {
+    errors.RecordError: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.VerificationError: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.PermissionError: grpc.StatusCode.PERMISSION_DENIED,
+    errors.NotFoundError: grpc.StatusCode.NOT_FOUND,
+    errors.LogIntegrityError: grpc.StatusCode.DATA_LOSS,
+    errors.FederationError: grpc.StatusCode.UNAVAILABLE,
+    errors.StorageError: grpc.StatusCode.UNAVAILABLE,
+    errors.ConfigError: grpc.StatusCode.FAILED_PRECONDITION,
+}
+
+INTERNAL_MESSAGE = "internal error; the gateway logged the details"
+
+
+def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
+    """Status code and message for ``exc``; unknown errors become a generic INTERNAL."""
+    if isinstance(exc, errors.GatewayError):
+        for cls in type(exc).__mro__:
+            code = STATUS_FOR.get(cls)  # type: ignore[call-overload]
+            if code is not None:
+                return code, f"{exc.message} (hint: {exc.advice})"
+        return grpc.StatusCode.INTERNAL, exc.message
+    logger.error("unexpected error", exc_info=exc)
+    return grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE

@@ -1,0 +1,165 @@
+"""alliance.v1.Exchange: submission, lookup, listing and watch."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+from concurrent.futures import Future
+
+import grpc
+
+from gateway import codec
+from gateway.errors import GatewayError, RecordError
+from gateway.pb.alliance.v1 import exchange_pb2 as ex
+from gateway.pb.alliance.v1 import exchange_pb2_grpc
+from gateway.service.ledger import Appended, Ledger
+from gateway.service.query import QueryService
+from gateway.service.submit import SubmitService
+from gateway.storage import ListingFilter, SqlStore
+from gateway.transport import messages
+from gateway.transport.errors import status_for
+from gateway.transport.identity import caller_of
+
+_WATCH_PAGE = 500
+_WATCH_POLL_S = 1.0
+_END = object()
+
+
+class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
+    def __init__(
+        self,
+        submit: SubmitService,
+        query: QueryService,
+        store: SqlStore,
+        ledger: Ledger,
+        *,
+        max_subjects: int,
+        max_stream_records: int,
+        stopping: threading.Event,
+    ) -> None:
+        self._submit = submit
+        self._query = query
+        self._store = store
+        self._ledger = ledger
+        self._max_subjects = max_subjects
+        self._max_stream_records = max_stream_records
+        self._stopping = stopping
+
+    def SubmitRecord(
+        self, request: ex.SubmitRecordRequest, context: grpc.ServicerContext
+    ) -> ex.SubmitRecordResponse:
+        env = codec.envelope_from_pb(request.envelope)
+        result = self._submit.submit(env, caller_of(context).member_id)
+        return ex.SubmitRecordResponse(
+            record_id=result.record_id, log_index=result.log_index, duplicate=result.duplicate
+        )
+
+    def SubmitRecords(
+        self, request_iterator: Iterator[ex.SubmitRecordRequest], context: grpc.ServicerContext
+    ) -> Iterator[ex.SubmitRecordResult]:
+        caller = caller_of(context).member_id
+        # A reader thread checks and hands records to the sequencer while this thread
+        # answers in order, so a client may wait for each answer or send everything first.
+        pending: queue.Queue[Future[Appended] | BaseException | object] = queue.Queue(
+            maxsize=4096
+        )
+
+        def read() -> None:
+            try:
+                for count, request in enumerate(request_iterator):
+                    if count >= self._max_stream_records:
+                        pending.put(RecordError(f"a stream carries at most "
+                                                f"{self._max_stream_records} records"))
+                        break
+                    try:
+                        env = codec.envelope_from_pb(request.envelope)
+                        pending.put(self._submit.submit_async(env, caller))
+                    except GatewayError as e:
+                        pending.put(e)
+            except grpc.RpcError:
+                pass  # the client went away; nothing half-written: each record is atomic
+            finally:
+                pending.put(_END)
+
+        threading.Thread(target=read, name="submit-stream-reader", daemon=True).start()
+        sequence = 0
+        while True:
+            item = pending.get()
+            if item is _END:
+                return
+            yield _result(sequence, item)
+            sequence += 1
+
+    def GetRecord(
+        self, request: ex.GetRecordRequest, context: grpc.ServicerContext
+    ) -> ex.GetRecordResponse:
+        record = self._query.record(codec.record_id_from_pb(request.record_id, "record_id"))
+        return ex.GetRecordResponse(entry=messages.log_entry(record))
+
+    def CheckSubjects(
+        self, request: ex.CheckSubjectsRequest, context: grpc.ServicerContext
+    ) -> ex.CheckSubjectsResponse:
+        if len(request.subjects) > self._max_subjects:
+            raise RecordError(
+                f"subjects: at most {self._max_subjects} a call, got {len(request.subjects)}"
+            )
+        subjects = []
+        for i, s in enumerate(request.subjects):
+            try:
+                subjects.append(codec.subject_from_pb(s))
+            except RecordError as e:
+                raise RecordError(f"subjects[{i}]: {e}") from e
+        states = self._query.check(subjects)
+        return ex.CheckSubjectsResponse(results=[messages.subject_status(s) for s in states])
+
+    def ListListings(
+        self, request: ex.ListListingsRequest, context: grpc.ServicerContext
+    ) -> ex.ListListingsResponse:
+        f = codec.listing_filter_from_pb(request)
+        states, token = self._query.list(
+            ListingFilter(
+                list_kind=f.list_kind,
+                conduct=f.conduct,
+                region_prefix=f.region_prefix,
+                step=f.step,
+                in_force_only=f.in_force_only,
+                overdue_at=f.overdue_at,
+            ),
+            page_size=request.page_size,
+            page_token=request.page_token,
+        )
+        return ex.ListListingsResponse(
+            listings=[messages.listing_state(s) for s in states], next_page_token=token
+        )
+
+    def WatchRecords(
+        self, request: ex.WatchRecordsRequest, context: grpc.ServicerContext
+    ) -> Iterator[ex.LogEntry]:
+        next_index = request.from_index
+        while context.is_active() and not self._stopping.is_set():
+            size = self._store.log_size()
+            if next_index < size:
+                for record in self._store.records_range(next_index, size, limit=_WATCH_PAGE):
+                    yield messages.log_entry(record)
+                    next_index = record.log_index + 1
+                continue
+            self._ledger.wait_for_size(next_index, _WATCH_POLL_S)
+
+
+def _result(sequence: int, item: object) -> ex.SubmitRecordResult:
+    if isinstance(item, Future):
+        try:
+            appended: Appended = item.result()
+        except BaseException as e:  # noqa: BLE001 - reported in the result, not raised
+            item = e
+        else:
+            return ex.SubmitRecordResult(
+                sequence=sequence,
+                record_id=appended.record_id,
+                log_index=appended.log_index,
+                duplicate=appended.duplicate,
+            )
+    assert isinstance(item, BaseException)
+    code, message = status_for(item)
+    return ex.SubmitRecordResult(sequence=sequence, code=code.value[0], message=message)
