@@ -130,7 +130,9 @@ def config_from_mapping(
         env_value = (env or {}).get(_ENV_PREFIX + name.upper())
         if env_value is not None and name != "peers":
             values[name] = env_value
-    converted = {name: _convert(name, value, fields[name].type, base_dir) for name, value in values.items()}
+    converted = {
+        name: _convert(name, value, fields[name].type, base_dir) for name, value in values.items()
+    }
     converted["peers"] = tuple(_peer(p, base_dir) for p in raw.get("peers", ()))
     try:
         return Config(**converted)

@@ -17,7 +17,7 @@ from gateway.codec import decode_statement
 from gateway.core import dsse
 from gateway.core.crypto import VerifyingKey
 from gateway.core.fold import MemberDirectory
-from gateway.core.statements import PAYLOAD_TYPES, MemberRecord, MemberStatus
+from gateway.core.statements import MemberRecord, MemberStatus
 from gateway.errors import PermissionError, VerificationError
 
 
@@ -27,27 +27,35 @@ class Directory:
         self._anchors = dict(anchors)
         self._lock = threading.Lock()
         self._fold = MemberDirectory()
-        self._by_keyid: dict[str, set[str]] = defaultdict(set)
-        for member_id, key in self._anchors.items():
-            self._by_keyid[key.keyid].add(member_id)
+        self._by_keyid = self._anchor_index()
 
-    def load(self, records: Iterable[tuple[str, str, bytes]]) -> None:
-        """Fold stored member records: (record_id, payload_type, payload)."""
+    def reload(self, records: Iterable[tuple[str, str, bytes]]) -> None:
+        """Replace the directory by the fold of stored member records
+        ``(record_id, payload_type, payload)``."""
         updates = []
         for record_id, payload_type, payload in records:
             statement = decode_statement(payload_type, payload)
             assert isinstance(statement, MemberRecord)
             updates.append((record_id, statement))
-        self.apply(updates)
+        fold = MemberDirectory()
+        by_keyid = self._anchor_index()
+        _fold_into(fold, by_keyid, updates)
+        with self._lock:
+            self._fold, self._by_keyid = fold, by_keyid
 
     def apply(self, updates: Sequence[tuple[str, MemberRecord]]) -> None:
         with self._lock:
-            for record_id, record in updates:
-                self._fold.apply(record_id, record)
-                for key in record.keys:
-                    self._by_keyid[VerifyingKey.from_raw(key.public_key).keyid].add(
-                        record.member_id
-                    )
+            _fold_into(self._fold, self._by_keyid, updates)
+
+    def _anchor_index(self) -> dict[str, set[str]]:
+        index: dict[str, set[str]] = defaultdict(set)
+        for member_id, key in self._anchors.items():
+            index[key.keyid].add(member_id)
+        return index
+
+    def members(self) -> list[MemberRecord]:
+        with self._lock:
+            return list(self._fold.members())
 
     def member(self, member_id: str) -> MemberRecord | None:
         with self._lock:
@@ -105,4 +113,12 @@ class Directory:
         return owners[key]
 
 
-MEMBER_RECORD_TYPE = PAYLOAD_TYPES[MemberRecord]
+def _fold_into(
+    fold: MemberDirectory,
+    by_keyid: dict[str, set[str]],
+    updates: Sequence[tuple[str, MemberRecord]],
+) -> None:
+    for record_id, record in updates:
+        fold.apply(record_id, record)
+        for key in record.keys:
+            by_keyid[VerifyingKey.from_raw(key.public_key).keyid].add(record.member_id)

@@ -83,6 +83,19 @@ class Ledger:
             self._appended.wait_for(lambda: self._range.size > size, timeout=timeout_s)
             return self._range.size
 
+    def refresh(self) -> bool:
+        """Catch up with appends made by other processes; True when the log had grown."""
+        with self._lock:
+            size = self._store.log_size()
+            if size == self._range.size:
+                return False
+            self._range = merkle.CompactRange.from_reader(size, self._store)
+            self._appended.notify_all()
+        logger.info("log grew to %s outside this process; reloaded its edge", size)
+        if self._on_resync is not None:
+            self._on_resync()
+        return True
+
     def append(self, batch: Sequence[Accepted]) -> list[Appended]:
         """Append the new records of ``batch`` durably; duplicates keep their index."""
         with self._lock:
@@ -141,7 +154,10 @@ class Ledger:
             root = merkle.root_at(size, self._store)
             body = Checkpoint(origin=origin, size=size, root_hash=root).body()
             stored = StoredCheckpoint(
-                tree_size=size, root_hash=root, note=sign_note(body, [signer]), signed_at=self._clock()
+                tree_size=size,
+                root_hash=root,
+                note=sign_note(body, [signer]),
+                signed_at=self._clock(),
             )
             uow.insert_checkpoint(stored)
         return stored

@@ -62,7 +62,7 @@ class QueryService:
             results.append(SubjectState(subject, listed, listings))
         return results
 
-    def list(
+    def list_listings(
         self, f: ListingFilter, *, page_size: int, page_token: str
     ) -> tuple[list[ListingState], str]:
         limit = DEFAULT_PAGE if page_size == 0 else min(page_size, MAX_PAGE)

@@ -57,8 +57,10 @@ class Sequencer:
             while len(batch) < self._max_batch:
                 timeout = deadline - time.monotonic()
                 try:
-                    nxt = self._queue.get(timeout=max(timeout, 0)) if timeout > 0 else (
-                        self._queue.get_nowait()
+                    nxt = (
+                        self._queue.get(timeout=max(timeout, 0))
+                        if timeout > 0
+                        else (self._queue.get_nowait())
                     )
                 except queue.Empty:
                     break

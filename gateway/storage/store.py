@@ -375,7 +375,10 @@ class SqlStore:
             with Session(self.engine) as s, s.begin():
                 s.merge(
                     CosignatureRow(
-                        tree_size=tree_size, cosigner=cosigner, signature_line=line, timestamp=timestamp
+                        tree_size=tree_size,
+                        cosigner=cosigner,
+                        signature_line=line,
+                        timestamp=timestamp,
                     )
                 )
         except SQLAlchemyError as e:

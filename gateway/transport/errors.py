@@ -29,7 +29,7 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     """Status code and message for ``exc``; unknown errors become a generic INTERNAL."""
     if isinstance(exc, errors.GatewayError):
         for cls in type(exc).__mro__:
-            code = STATUS_FOR.get(cls)  # type: ignore[call-overload]
+            code = STATUS_FOR.get(cls)
             if code is not None:
                 return code, f"{exc.message} (hint: {exc.advice})"
         return grpc.StatusCode.INTERNAL, exc.message

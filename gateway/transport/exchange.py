@@ -6,10 +6,12 @@ import queue
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
+from datetime import UTC, datetime
 
 import grpc
 
 from gateway import codec
+from gateway.core.statements import ConductType, LifecycleStep, ListKind
 from gateway.errors import GatewayError, RecordError
 from gateway.pb.alliance.v1 import exchange_pb2 as ex
 from gateway.pb.alliance.v1 import exchange_pb2_grpc
@@ -61,16 +63,17 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
         caller = caller_of(context).member_id
         # A reader thread checks and hands records to the sequencer while this thread
         # answers in order, so a client may wait for each answer or send everything first.
-        pending: queue.Queue[Future[Appended] | BaseException | object] = queue.Queue(
-            maxsize=4096
-        )
+        pending: queue.Queue[Future[Appended] | BaseException | object] = queue.Queue(maxsize=4096)
 
         def read() -> None:
             try:
                 for count, request in enumerate(request_iterator):
                     if count >= self._max_stream_records:
-                        pending.put(RecordError(f"a stream carries at most "
-                                                f"{self._max_stream_records} records"))
+                        pending.put(
+                            RecordError(
+                                f"a stream carries at most {self._max_stream_records} records"
+                            )
+                        )
                         break
                     try:
                         env = codec.envelope_from_pb(request.envelope)
@@ -116,16 +119,8 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
     def ListListings(
         self, request: ex.ListListingsRequest, context: grpc.ServicerContext
     ) -> ex.ListListingsResponse:
-        f = codec.listing_filter_from_pb(request)
-        states, token = self._query.list(
-            ListingFilter(
-                list_kind=f.list_kind,
-                conduct=f.conduct,
-                region_prefix=f.region_prefix,
-                step=f.step,
-                in_force_only=f.in_force_only,
-                overdue_at=f.overdue_at,
-            ),
+        states, token = self._query.list_listings(
+            _listing_filter(request),
             page_size=request.page_size,
             page_token=request.page_token,
         )
@@ -147,11 +142,27 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
             self._ledger.wait_for_size(next_index, _WATCH_POLL_S)
 
 
+def _listing_filter(request: ex.ListListingsRequest) -> ListingFilter:
+    region = request.region_prefix
+    if region and not (region.isascii() and region.isdigit() and 1 <= len(region) <= 6):
+        raise RecordError(f"region_prefix: {region!r} must be 1 to 6 digits")
+    return ListingFilter(
+        list_kind=codec.enum_from_pb(ListKind, request.list, "list") if request.list else None,
+        conduct=(
+            codec.enum_from_pb(ConductType, request.conduct, "conduct") if request.conduct else None
+        ),
+        region_prefix=region,
+        step=codec.enum_from_pb(LifecycleStep, request.step, "step") if request.step else None,
+        in_force_only=request.in_force_only,
+        overdue_at=datetime.now(UTC) if request.overdue_only else None,
+    )
+
+
 def _result(sequence: int, item: object) -> ex.SubmitRecordResult:
     if isinstance(item, Future):
         try:
             appended: Appended = item.result()
-        except BaseException as e:  # noqa: BLE001 - reported in the result, not raised
+        except BaseException as e:
             item = e
         else:
             return ex.SubmitRecordResult(

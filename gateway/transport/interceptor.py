@@ -22,8 +22,11 @@ from gateway.transport.identity import Caller, caller_of
 logger = logging.getLogger(__name__)
 
 # Served to anyone who passed mTLS: the standard health and reflection services.
-_OPEN_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.v1alpha.ServerReflection/",
-                  "/grpc.reflection.v1.ServerReflection/")
+_OPEN_PREFIXES = (
+    "/grpc.health.v1.Health/",
+    "/grpc.reflection.v1alpha.ServerReflection/",
+    "/grpc.reflection.v1.ServerReflection/",
+)
 
 
 class Admission(Protocol):
@@ -36,16 +39,16 @@ class RpcObserver(Protocol):
     def observe(self, method: str, code: grpc.StatusCode, seconds: float) -> None: ...
 
 
-class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+class AuthInterceptor(grpc.ServerInterceptor):
     def __init__(self, admission: Admission, observer: RpcObserver | None = None) -> None:
         self._admission = admission
         self._observer = observer
 
     def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
         details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = continuation(details)
         method: str = details.method
         if handler is None or method.startswith(_OPEN_PREFIXES):
@@ -65,11 +68,11 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
 
 
 def _wrap(
-    handler: grpc.RpcMethodHandler,
+    handler: grpc.RpcMethodHandler[Any, Any],
     method: str,
     check: Callable[[str, grpc.ServicerContext], Caller],
     observer: RpcObserver | None,
-) -> grpc.RpcMethodHandler:
+) -> grpc.RpcMethodHandler[Any, Any]:
     def finish(context: grpc.ServicerContext, start: float, exc: BaseException | None) -> None:
         code = grpc.StatusCode.OK
         if exc is not None:
@@ -86,7 +89,7 @@ def _wrap(
             try:
                 check(method, context)
                 response = behavior(request, context)
-            except (GatewayError, Exception) as e:  # noqa: BLE001 - mapped by one table
+            except (GatewayError, Exception) as e:
                 finish(context, start, e)
                 raise  # unreachable: abort raises
             finish(context, start, None)
@@ -100,7 +103,7 @@ def _wrap(
             try:
                 check(method, context)
                 yield from behavior(request, context)
-            except Exception as e:  # noqa: BLE001 - mapped by one table
+            except Exception as e:
                 finish(context, start, e)
                 raise
             finish(context, start, None)
@@ -121,6 +124,7 @@ def _wrap(
             handler.request_deserializer,
             handler.response_serializer,
         )
+    assert handler.stream_stream is not None
     return grpc.stream_stream_rpc_method_handler(
         streaming(handler.stream_stream), handler.request_deserializer, handler.response_serializer
     )

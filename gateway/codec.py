@@ -1,0 +1,391 @@
+"""Protobuf <-> domain conversion: the one module that knows both sides.
+
+Decoding is strict: an unknown payload type, bytes that do not parse, fields this
+version does not know, enum values that are unset or unknown, and required timestamps
+that are missing are all ``RecordError``s naming the field; then the domain constructor
+applies the field rules. Encoding uses deterministic serialization, but receivers never
+re-serialize: they verify and store the bytes they were given.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
+from typing import TypeVar
+
+from google.protobuf.message import DecodeError, Message
+from google.protobuf.timestamp_pb2 import Timestamp
+from google.protobuf.unknown_fields import UnknownFieldSet
+
+from gateway.core import dsse
+from gateway.core.statements import (
+    PAYLOAD_TYPES,
+    ConductType,
+    LifecycleStep,
+    Listing,
+    ListKind,
+    MemberKey,
+    MemberRecord,
+    MemberStatus,
+    Role,
+    SanctionAction,
+    SanctionConfirmation,
+    SanctionMeasure,
+    Statement,
+    StatusChange,
+    StoreRef,
+    Subject,
+)
+from gateway.errors import RecordError
+from gateway.pb.alliance.v1 import envelope_pb2 as env_pb
+from gateway.pb.alliance.v1 import statements_pb2 as pb
+
+__all__ = [
+    "decode_statement",
+    "encode_statement",
+    "enum_from_pb",
+    "envelope_from_pb",
+    "envelope_to_pb",
+    "record_id_from_pb",
+    "statement_from_pb",
+    "statement_to_pb",
+    "stored_envelope",
+    "subject_from_pb",
+    "subject_to_pb",
+    "timestamp_from_pb",
+    "timestamp_to_pb",
+]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# google.protobuf.Timestamp's documented range: 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59Z.
+_MIN_SECONDS = -62_135_596_800
+_MAX_SECONDS = 253_402_300_799
+
+_E = TypeVar("_E", bound=enum.IntEnum)
+_M = TypeVar("_M", bound=Message)
+
+
+# --- timestamps and enums ------------------------------------------------------------
+
+
+def timestamp_to_pb(dt: datetime, *, field: str = "timestamp") -> Timestamp:
+    """Convert an aware datetime; microseconds become nanos exactly."""
+    if dt.tzinfo is None or dt.utcoffset() is None:
+        raise RecordError(f"{field}: must be timezone-aware (UTC)")
+    delta = dt - _EPOCH
+    return Timestamp(seconds=delta.days * 86_400 + delta.seconds, nanos=delta.microseconds * 1_000)
+
+
+def timestamp_from_pb(ts: Timestamp, *, field: str = "timestamp") -> datetime:
+    """Convert to an aware UTC datetime; nanos are truncated to microseconds."""
+    if not 0 <= ts.nanos <= 999_999_999:
+        raise RecordError(f"{field}: nanos must be in 0..999999999, got {ts.nanos}")
+    if not _MIN_SECONDS <= ts.seconds <= _MAX_SECONDS:
+        raise RecordError(f"{field}: seconds {ts.seconds} is outside years 0001..9999")
+    return _EPOCH + timedelta(seconds=ts.seconds, microseconds=ts.nanos // 1_000)
+
+
+def _required_ts(msg: Message, name: str, field: str) -> datetime:
+    if not msg.HasField(name):
+        raise RecordError(f"{field}: must be set")
+    ts = getattr(msg, name)
+    assert isinstance(ts, Timestamp)
+    return timestamp_from_pb(ts, field=field)
+
+
+def _optional_ts(msg: Message, name: str, field: str) -> datetime | None:
+    return _required_ts(msg, name, field) if msg.HasField(name) else None
+
+
+def enum_from_pb(cls: type[_E], value: int, field: str) -> _E:
+    if value == 0:
+        raise RecordError(f"{field}: must be set (UNSPECIFIED is not a value)")
+    try:
+        return cls(value)
+    except ValueError:
+        raise RecordError(f"{field}: unknown {cls.__name__} value {value}") from None
+
+
+# --- subjects ------------------------------------------------------------------------
+
+
+def subject_to_pb(subject: Subject) -> pb.Subject:
+    msg = pb.Subject(
+        stores=[pb.StoreRef(platform=s.platform, store_id=s.store_id) for s in subject.stores],
+        name=subject.name,
+    )
+    if subject.uscc is not None:
+        msg.uscc = subject.uscc
+    elif subject.person_hmac is not None:
+        msg.person_hmac = subject.person_hmac
+    return msg
+
+
+def subject_from_pb(msg: pb.Subject) -> Subject:
+    which = msg.WhichOneof("id")
+    return Subject(
+        uscc=msg.uscc if which == "uscc" else None,
+        person_hmac=msg.person_hmac if which == "person_hmac" else None,
+        stores=tuple(StoreRef(platform=s.platform, store_id=s.store_id) for s in msg.stores),
+        name=msg.name,
+    )
+
+
+# --- statements: domain -> protobuf --------------------------------------------------
+
+
+def _listing_to_pb(s: Listing) -> pb.Listing:
+    msg = pb.Listing(
+        issuer=s.issuer,
+        subject=subject_to_pb(s.subject),
+        list=pb.ListKind.ValueType(s.list.value),
+        conduct=pb.ConductType.ValueType(s.conduct.value),
+        conduct_other=s.conduct_other,
+        region_code=s.region_code,
+        decision_ref=s.decision_ref,
+        listed_at=timestamp_to_pb(s.listed_at),
+        summary=s.summary,
+        legal_basis=s.legal_basis,
+    )
+    if s.correction_deadline is not None:
+        msg.correction_deadline.CopyFrom(timestamp_to_pb(s.correction_deadline))
+    return msg
+
+
+def _status_change_to_pb(s: StatusChange) -> pb.StatusChange:
+    return pb.StatusChange(
+        issuer=s.issuer,
+        listing_id=s.listing_id,
+        step=pb.LifecycleStep.ValueType(s.step.value),
+        effective_at=timestamp_to_pb(s.effective_at),
+        decision_ref=s.decision_ref,
+        reason=s.reason,
+        decided_by=s.decided_by,
+    )
+
+
+def _sanction_to_pb(s: SanctionConfirmation) -> pb.SanctionConfirmation:
+    return pb.SanctionConfirmation(
+        issuer=s.issuer,
+        listing_id=s.listing_id,
+        measure=pb.SanctionMeasure.ValueType(s.measure.value),
+        measure_other=s.measure_other,
+        action=pb.SanctionAction.ValueType(s.action.value),
+        effective_at=timestamp_to_pb(s.effective_at),
+        store_id=s.store_id,
+        note=s.note,
+    )
+
+
+def _member_key_to_pb(k: MemberKey) -> pb.MemberKey:
+    msg = pb.MemberKey(public_key=k.public_key, not_before=timestamp_to_pb(k.not_before))
+    if k.not_after is not None:
+        msg.not_after.CopyFrom(timestamp_to_pb(k.not_after))
+    return msg
+
+
+def _member_record_to_pb(s: MemberRecord) -> pb.MemberRecord:
+    return pb.MemberRecord(
+        issuer=s.issuer,
+        member_id=s.member_id,
+        role=pb.Role.ValueType(s.role.value),
+        region_code=s.region_code,
+        keys=[_member_key_to_pb(k) for k in s.keys],
+        status=pb.MemberStatus.ValueType(s.status.value),
+        display_name=s.display_name,
+        issued_at=timestamp_to_pb(s.issued_at),
+    )
+
+
+def statement_to_pb(
+    stmt: Statement,
+) -> pb.Listing | pb.StatusChange | pb.SanctionConfirmation | pb.MemberRecord:
+    if isinstance(stmt, Listing):
+        return _listing_to_pb(stmt)
+    if isinstance(stmt, StatusChange):
+        return _status_change_to_pb(stmt)
+    if isinstance(stmt, SanctionConfirmation):
+        return _sanction_to_pb(stmt)
+    if isinstance(stmt, MemberRecord):
+        return _member_record_to_pb(stmt)
+    raise RecordError(f"not a statement: {type(stmt).__name__}")
+
+
+def encode_statement(stmt: Statement) -> tuple[str, bytes]:
+    """Return ``(payload_type, payload)`` ready to be signed as a DSSE envelope."""
+    msg = statement_to_pb(stmt)
+    return PAYLOAD_TYPES[type(stmt)], msg.SerializeToString(deterministic=True)
+
+
+# --- statements: protobuf -> domain --------------------------------------------------
+
+
+def _listing_from_pb(m: pb.Listing) -> Listing:
+    if not m.HasField("subject"):
+        raise RecordError("listing.subject: must be set")
+    return Listing(
+        issuer=m.issuer,
+        subject=subject_from_pb(m.subject),
+        list=enum_from_pb(ListKind, m.list, "listing.list"),
+        conduct=enum_from_pb(ConductType, m.conduct, "listing.conduct"),
+        conduct_other=m.conduct_other,
+        region_code=m.region_code,
+        decision_ref=m.decision_ref,
+        listed_at=_required_ts(m, "listed_at", "listing.listed_at"),
+        correction_deadline=_optional_ts(m, "correction_deadline", "listing.correction_deadline"),
+        summary=m.summary,
+        legal_basis=m.legal_basis,
+    )
+
+
+def _status_change_from_pb(m: pb.StatusChange) -> StatusChange:
+    return StatusChange(
+        issuer=m.issuer,
+        listing_id=m.listing_id,
+        step=enum_from_pb(LifecycleStep, m.step, "status_change.step"),
+        effective_at=_required_ts(m, "effective_at", "status_change.effective_at"),
+        decision_ref=m.decision_ref,
+        reason=m.reason,
+        decided_by=m.decided_by,
+    )
+
+
+def _sanction_from_pb(m: pb.SanctionConfirmation) -> SanctionConfirmation:
+    return SanctionConfirmation(
+        issuer=m.issuer,
+        listing_id=m.listing_id,
+        measure=enum_from_pb(SanctionMeasure, m.measure, "sanction_confirmation.measure"),
+        measure_other=m.measure_other,
+        action=enum_from_pb(SanctionAction, m.action, "sanction_confirmation.action"),
+        effective_at=_required_ts(m, "effective_at", "sanction_confirmation.effective_at"),
+        store_id=m.store_id,
+        note=m.note,
+    )
+
+
+def _member_key_from_pb(m: pb.MemberKey) -> MemberKey:
+    return MemberKey(
+        public_key=m.public_key,
+        not_before=_required_ts(m, "not_before", "member_key.not_before"),
+        not_after=_optional_ts(m, "not_after", "member_key.not_after"),
+    )
+
+
+def _member_record_from_pb(m: pb.MemberRecord) -> MemberRecord:
+    return MemberRecord(
+        issuer=m.issuer,
+        member_id=m.member_id,
+        role=enum_from_pb(Role, m.role, "member_record.role"),
+        region_code=m.region_code,
+        keys=tuple(_member_key_from_pb(k) for k in m.keys),
+        status=enum_from_pb(MemberStatus, m.status, "member_record.status"),
+        display_name=m.display_name,
+        issued_at=_required_ts(m, "issued_at", "member_record.issued_at"),
+    )
+
+
+def statement_from_pb(
+    msg: pb.Listing | pb.StatusChange | pb.SanctionConfirmation | pb.MemberRecord,
+) -> Statement:
+    if isinstance(msg, pb.Listing):
+        return _listing_from_pb(msg)
+    if isinstance(msg, pb.StatusChange):
+        return _status_change_from_pb(msg)
+    if isinstance(msg, pb.SanctionConfirmation):
+        return _sanction_from_pb(msg)
+    return _member_record_from_pb(msg)
+
+
+# --- payload bytes -------------------------------------------------------------------
+
+
+def _reject_unknown(msg: Message, path: str) -> None:
+    """Refuse fields this version does not know, at any depth.
+
+    A signer could otherwise put meaning into a field that verifiers silently drop; a
+    v1 payload type has a fixed set of fields, and new fields mean a new payload type.
+    """
+    if len(UnknownFieldSet(msg)):
+        raise RecordError(f"{path}: unknown fields (not in alliance.v1)")
+    for desc, value in msg.ListFields():
+        if desc.message_type is None:
+            continue
+        children = value if desc.is_repeated else [value]
+        for child in children:
+            _reject_unknown(child, f"{path}.{desc.name}")
+
+
+def _parse(msg: _M, payload: bytes, name: str) -> _M:
+    if not isinstance(payload, bytes):
+        raise RecordError(f"{name}: payload must be bytes")
+    try:
+        msg.ParseFromString(payload)
+    except DecodeError as e:
+        raise RecordError(f"{name}: payload is not a valid {name} message: {e}") from e
+    _reject_unknown(msg, name)
+    return msg
+
+
+_DECODERS: Mapping[str, Callable[[bytes], Statement]] = MappingProxyType(
+    {
+        PAYLOAD_TYPES[Listing]: lambda b: _listing_from_pb(_parse(pb.Listing(), b, "listing")),
+        PAYLOAD_TYPES[StatusChange]: lambda b: _status_change_from_pb(
+            _parse(pb.StatusChange(), b, "status_change")
+        ),
+        PAYLOAD_TYPES[SanctionConfirmation]: lambda b: _sanction_from_pb(
+            _parse(pb.SanctionConfirmation(), b, "sanction_confirmation")
+        ),
+        PAYLOAD_TYPES[MemberRecord]: lambda b: _member_record_from_pb(
+            _parse(pb.MemberRecord(), b, "member_record")
+        ),
+    }
+)
+
+
+def decode_statement(payload_type: str, payload: bytes) -> Statement:
+    """Parse verified payload bytes into a validated statement."""
+    decoder = _DECODERS.get(payload_type)
+    if decoder is None:
+        raise RecordError(f"unsupported payload_type {payload_type!r}")
+    return decoder(payload)
+
+
+# --- envelopes -----------------------------------------------------------------------
+
+
+def envelope_from_pb(msg: env_pb.Envelope) -> dsse.Envelope:
+    """The envelope as received: payload bytes kept verbatim, shape checked."""
+    if not msg.payload_type and not msg.payload:
+        raise RecordError("envelope: missing (no payload and no payload_type)")
+    return dsse.Envelope(
+        payload=bytes(msg.payload),
+        payload_type=msg.payload_type,
+        signatures=tuple(dsse.Signature(sig=bytes(s.sig), keyid=s.keyid) for s in msg.signatures),
+    )
+
+
+def envelope_to_pb(env: dsse.Envelope) -> env_pb.Envelope:
+    return env_pb.Envelope(
+        payload=env.payload,
+        payload_type=env.payload_type,
+        signatures=[env_pb.Signature(sig=s.sig, keyid=s.keyid) for s in env.signatures],
+    )
+
+
+def stored_envelope(
+    payload_type: str, payload: bytes, signatures: tuple[tuple[str, bytes], ...]
+) -> dsse.Envelope:
+    return dsse.Envelope(
+        payload=payload,
+        payload_type=payload_type,
+        signatures=tuple(dsse.Signature(sig=sig, keyid=keyid) for keyid, sig in signatures),
+    )
+
+
+def record_id_from_pb(value: str, field: str) -> str:
+    """A record id: 64 lowercase hex characters (SHA-256 of the PAE bytes)."""
+    if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+        raise RecordError(f"{field}: must be 64 lowercase hex characters, got {value[:80]!r}")
+    return value

@@ -1,0 +1,144 @@
+"""Authorization as data: who may call which RPC, and who may sign which statement.
+
+Deny by default: an RPC missing from ``RPC_ROLES`` is refused to everyone, and a
+statement type missing from ``STATEMENT_SIGNERS`` can be signed by no one. The tables
+are the policy; the functions only read them, so tests are generated from the tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from gateway.core.identifiers import MemberId, reporting_unit
+from gateway.core.statements import (
+    LifecycleStep,
+    Listing,
+    MemberRecord,
+    Role,
+    SanctionConfirmation,
+    Statement,
+    StatusChange,
+)
+from gateway.errors import NotFoundError, PermissionError
+
+__all__ = [
+    "RPC_ROLES",
+    "STATEMENT_SIGNERS",
+    "authorize_statement",
+    "rpc_allowed",
+]
+
+_ALL = frozenset(Role)
+_SUBMITTERS = frozenset({Role.PLATFORM, Role.AUTHORITY, Role.GATEWAY})
+
+RPC_ROLES: Mapping[str, frozenset[Role]] = MappingProxyType(
+    {
+        # Exchange: members submit records as themselves; everyone reads.
+        "/alliance.v1.Exchange/SubmitRecord": _SUBMITTERS,
+        "/alliance.v1.Exchange/SubmitRecords": _SUBMITTERS,
+        "/alliance.v1.Exchange/GetRecord": _ALL,
+        "/alliance.v1.Exchange/CheckSubjects": _ALL,
+        "/alliance.v1.Exchange/ListListings": _ALL,
+        "/alliance.v1.Exchange/WatchRecords": _ALL,
+        # AuditLog: anyone verifies; peers and monitors cosign.
+        "/alliance.v1.AuditLog/GetCheckpoint": _ALL,
+        "/alliance.v1.AuditLog/GetInclusionProof": _ALL,
+        "/alliance.v1.AuditLog/GetConsistencyProof": _ALL,
+        "/alliance.v1.AuditLog/GetEntries": _ALL,
+        "/alliance.v1.AuditLog/AddCosignature": frozenset({Role.GATEWAY, Role.MONITOR}),
+        # Federation: gateways only.
+        "/alliance.v1.Federation/Replicate": frozenset({Role.GATEWAY}),
+    }
+)
+
+STATEMENT_SIGNERS: Mapping[type[Statement], frozenset[Role]] = MappingProxyType(
+    {
+        Listing: frozenset({Role.PLATFORM, Role.AUTHORITY}),
+        # Further narrowed per listing by authorize_statement.
+        StatusChange: frozenset({Role.PLATFORM, Role.AUTHORITY, Role.GATEWAY}),
+        SanctionConfirmation: frozenset({Role.PLATFORM}),
+        MemberRecord: frozenset({Role.GATEWAY}),
+    }
+)
+
+
+def rpc_allowed(method: str, role: Role) -> bool:
+    """May a member of ``role`` call the full gRPC method name? Unknown methods: no."""
+    return role in RPC_ROLES.get(method, frozenset())
+
+
+def _role_names(roles: frozenset[Role]) -> str:
+    return ", ".join(sorted(r.name.lower() for r in roles)) or "none"
+
+
+def authorize_statement(
+    signer: MemberId,
+    stmt: Statement,
+    *,
+    listing: Listing | None,
+    signer_region: str | None,
+) -> None:
+    """Raise ``PermissionError`` unless ``signer`` may sign ``stmt``.
+
+    ``listing`` is the listing a status change refers to, resolved by the caller
+    (``NotFoundError`` when a status change comes without it); ``signer_region`` is
+    the region code of the signer's member record, which scopes authorities.
+    """
+    if stmt.issuer != str(signer):
+        raise PermissionError(
+            f"issuer {stmt.issuer} is not the signer {signer}: members sign only as themselves"
+        )
+    kind = type(stmt).__name__
+    allowed = STATEMENT_SIGNERS.get(type(stmt), frozenset())
+    if signer.role not in allowed:
+        raise PermissionError(
+            f"a {signer.role.name.lower()} may not sign a {kind} (allowed: {_role_names(allowed)})"
+        )
+    if isinstance(stmt, StatusChange):
+        _authorize_status_change(signer, stmt, listing, signer_region)
+    elif isinstance(stmt, MemberRecord):
+        member = MemberId.parse(stmt.member_id, field="member_record.member_id")
+        if member.trust_domain != signer.trust_domain:
+            raise PermissionError(
+                f"gateway {signer} may vouch only for members of trust domain "
+                f"{signer.trust_domain}, not {stmt.member_id}"
+            )
+
+
+def _authorize_status_change(
+    signer: MemberId,
+    stmt: StatusChange,
+    listing: Listing | None,
+    signer_region: str | None,
+) -> None:
+    if listing is None:
+        raise NotFoundError(f"status_change.listing_id: unknown listing {stmt.listing_id}")
+    if str(signer) == listing.issuer:
+        return
+    unit = reporting_unit(listing.region_code)
+    if signer.role is Role.AUTHORITY:
+        if signer_region is not None and reporting_unit(signer_region) == unit:
+            return
+        raise PermissionError(
+            f"authority {signer} (region {signer_region or 'unknown'}) may change only "
+            f"listings of its own reporting unit; listing {stmt.listing_id} is in {unit} "
+            f"and was issued by {listing.issuer}"
+        )
+    if signer.role is Role.GATEWAY:
+        issuer_domain = MemberId.parse(listing.issuer, field="listing.issuer").trust_domain
+        if stmt.step is not LifecycleStep.ESCALATED:
+            raise PermissionError(
+                f"a gateway may only ESCALATE an overdue listing, not record {stmt.step.name}"
+            )
+        if signer.trust_domain == issuer_domain:
+            return
+        raise PermissionError(
+            f"gateway {signer} may escalate only listings issued in trust domain "
+            f"{signer.trust_domain}; {stmt.listing_id} was issued by {listing.issuer}"
+        )
+    raise PermissionError(
+        f"{signer} may not change listing {stmt.listing_id}: only its issuer "
+        f"{listing.issuer}, an authority of reporting unit {unit}, or (to escalate) a "
+        f"gateway of its trust domain may"
+    )

@@ -1,0 +1,454 @@
+"""The signed statements as self-validating domain objects.
+
+These mirror ``proto/alliance/v1/statements.proto`` (same enum numbers, short names)
+but know nothing of protobuf; ``gateway.codec`` converts. A constructor either returns
+a fully valid statement or raises ``RecordError`` naming the field, so no half-valid
+statement exists anywhere in the program. Datetimes are stored in UTC.
+"""
+
+from __future__ import annotations
+
+import calendar
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import TypeVar
+
+from gateway.core.identifiers import (
+    MemberId,
+    Role,
+    validate_region_code,
+    validate_uscc,
+)
+from gateway.errors import RecordError
+
+__all__ = [
+    "PAYLOAD_TYPES",
+    "ConductType",
+    "LifecycleStep",
+    "ListKind",
+    "Listing",
+    "MemberKey",
+    "MemberRecord",
+    "MemberStatus",
+    "Role",
+    "SanctionAction",
+    "SanctionConfirmation",
+    "SanctionMeasure",
+    "Statement",
+    "StatusChange",
+    "StoreRef",
+    "Subject",
+    "add_months",
+]
+
+
+class ListKind(enum.IntEnum):
+    BLACKLIST = 1
+    KEY_SCRUTINY = 2
+
+
+class ConductType(enum.IntEnum):
+    """Conduct types of the governing notice; 1-19 blacklist, 20-39 key scrutiny."""
+
+    JUDGMENT_DEFAULTER = 1
+    COUNTERFEIT = 2
+    IP_INFRINGEMENT = 3
+    FAKE_TRANSACTIONS = 4
+    SHOPPING_CONTRACT_DISPUTE = 5
+    EMPTY_PARCEL = 6
+    PERSONAL_INFORMATION_ABUSE = 7
+    FALSE_ADVERTISING_PENALTY = 20
+    CONTRACT_BREACH_PENALTY = 21
+    OTHER_ADMINISTRATIVE_PENALTY = 22
+    OTHER = 99
+
+    @property
+    def lists(self) -> frozenset[ListKind]:
+        """The lists a listing with this conduct may be on."""
+        if self is ConductType.OTHER:
+            return frozenset(ListKind)
+        if 1 <= self.value <= 19:
+            return frozenset({ListKind.BLACKLIST})
+        return frozenset({ListKind.KEY_SCRUTINY})
+
+
+class LifecycleStep(enum.IntEnum):
+    LISTED = 1
+    NOTICE_SERVED = 2
+    COMMITMENT_SIGNED = 3
+    CORRECTED = 4
+    REMOVED = 5
+    ESCALATED = 6
+
+
+class SanctionMeasure(enum.IntEnum):
+    RESTRICT_NEW_ACCOUNTS = 1
+    BLOCK_OR_DELETE_ACCOUNTS = 2
+    RESTRICT_PUBLISHING = 3
+    RESTRICT_PROMOTIONS = 4
+    DEDUCT_CREDIT_POINTS = 5
+    LOWER_CREDIT_RATING = 6
+    RESTRICT_ACCOUNT_PERMISSIONS = 7
+    PUBLIC_EXPOSURE = 8
+    RESTRICT_PLATFORM_ENTRY = 9
+    RESTRICT_LOGISTICS = 10
+    RESTRICT_ONLINE_ADVERTISING = 11
+    CLOSE_STORE = 12
+    OTHER = 99
+
+
+class SanctionAction(enum.IntEnum):
+    APPLIED = 1
+    LIFTED = 2
+
+
+class MemberStatus(enum.IntEnum):
+    ACTIVE = 1
+    SUSPENDED = 2
+
+
+# Maximum lengths in characters (code points).
+_MAX_REF = 256
+_MAX_TEXT = 2048
+_MAX_STORE_ID = 128
+_MAX_STORES = 100
+_MAX_KEYS = 32
+_HEX = frozenset("0123456789abcdef")
+
+
+def add_months(dt: datetime, n: int) -> datetime:
+    """Add calendar months, clamping the day to the target month's last day.
+
+    2024-11-30 + 3 months is 2025-02-28, as a person reading a notice would count.
+    """
+    index = dt.year * 12 + (dt.month - 1) + n
+    year, month = divmod(index, 12)
+    day = min(dt.day, calendar.monthrange(year, month + 1)[1])
+    return dt.replace(year=year, month=month + 1, day=day)
+
+
+# --- field checks --------------------------------------------------------------------
+
+_E = TypeVar("_E", bound=enum.IntEnum)
+
+
+def _set(obj: object, name: str, value: object) -> None:
+    # The dataclasses are frozen; normalising a field in __post_init__ is the exception.
+    object.__setattr__(obj, name, value)
+
+
+def _text(
+    value: object, field: str, max_len: int, *, required: bool = False, multiline: bool = False
+) -> None:
+    if not isinstance(value, str):
+        raise RecordError(f"{field}: must be a string")
+    if required and not value:
+        raise RecordError(f"{field}: must not be empty")
+    if len(value) > max_len:
+        raise RecordError(f"{field}: must be at most {max_len} characters, got {len(value)}")
+    # Single-line fields may not hide line breaks or terminal escapes (they end up in
+    # logs and reports); free text may break lines.
+    allowed = "\n\t" if multiline else ""
+    if any((ord(c) < 0x20 or ord(c) == 0x7F) and c not in allowed for c in value):
+        raise RecordError(f"{field}: must not contain control characters")
+
+
+def _enum(cls: type[_E], value: object, field: str) -> _E:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RecordError(f"{field}: must be a {cls.__name__}")
+    try:
+        return cls(value)
+    except ValueError:
+        raise RecordError(f"{field}: {value} is not a {cls.__name__}") from None
+
+
+def _utc(value: object, field: str) -> datetime:
+    if not isinstance(value, datetime):
+        raise RecordError(f"{field}: must be a datetime")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise RecordError(f"{field}: must be timezone-aware (UTC)")
+    return value.astimezone(UTC)
+
+
+def _member(value: object, field: str) -> MemberId:
+    if not isinstance(value, str):
+        raise RecordError(f"{field}: must be a member id string")
+    return MemberId.parse(value, field=field)
+
+
+def _record_id(value: object, field: str) -> None:
+    if not isinstance(value, str) or len(value) != 64 or not set(value) <= _HEX:
+        raise RecordError(f"{field}: must be a record id (64 lowercase hex characters)")
+
+
+def _other(value: str, field: str, is_other: bool, enum_field: str) -> None:
+    _text(value, field, _MAX_REF)
+    if is_other and not value:
+        raise RecordError(f"{field}: required when {enum_field} is OTHER")
+    if not is_other and value:
+        raise RecordError(f"{field}: must be empty unless {enum_field} is OTHER")
+
+
+# --- subjects ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StoreRef:
+    """A seller's store on a member platform."""
+
+    platform: str
+    store_id: str
+
+    def __post_init__(self) -> None:
+        if _member(self.platform, "store.platform").role is not Role.PLATFORM:
+            raise RecordError("store.platform: must be a platform member id")
+        _text(self.store_id, "store.store_id", _MAX_STORE_ID, required=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """Who is listed: an enterprise by credit code, or a person by keyed hash."""
+
+    uscc: str | None = None
+    person_hmac: bytes | None = None
+    stores: tuple[StoreRef, ...] = ()
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if (self.uscc is None) == (self.person_hmac is None):
+            raise RecordError("subject: exactly one of uscc or person_hmac must be set")
+        if self.uscc is not None:
+            validate_uscc(self.uscc, field="subject.uscc")
+        if self.person_hmac is not None:
+            if not isinstance(self.person_hmac, bytes):
+                raise RecordError("subject.person_hmac: must be bytes")
+            if len(self.person_hmac) != 32:
+                raise RecordError(
+                    f"subject.person_hmac: must be 32 bytes (HMAC-SHA-256), "
+                    f"got {len(self.person_hmac)}"
+                )
+        _text(self.name, "subject.name", _MAX_REF)
+        if self.person_hmac is not None and self.name:
+            raise RecordError("subject.name: must be empty for a natural person")
+        stores = tuple(self.stores)
+        if len(stores) > _MAX_STORES:
+            raise RecordError(f"subject.stores: at most {_MAX_STORES} stores")
+        if not all(isinstance(s, StoreRef) for s in stores):
+            raise RecordError("subject.stores: must be StoreRef values")
+        if len(set(stores)) != len(stores):
+            raise RecordError("subject.stores: must not repeat a store")
+        _set(self, "stores", stores)
+
+    @property
+    def key(self) -> str:
+        """The lookup key: ``uscc:<code>`` or ``person:<lowercase hex HMAC>``."""
+        if self.uscc is not None:
+            return f"uscc:{self.uscc}"
+        assert self.person_hmac is not None
+        return f"person:{self.person_hmac.hex()}"
+
+
+# --- statements ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """A subject put on a list; its record id is the listing id."""
+
+    issuer: str
+    subject: Subject
+    list: ListKind
+    conduct: ConductType
+    region_code: str
+    decision_ref: str
+    listed_at: datetime
+    conduct_other: str = ""
+    correction_deadline: datetime | None = None
+    summary: str = ""
+    legal_basis: str = ""
+
+    def __post_init__(self) -> None:
+        _member(self.issuer, "listing.issuer")
+        if not isinstance(self.subject, Subject):
+            raise RecordError("listing.subject: must be a Subject")
+        kind = _enum(ListKind, self.list, "listing.list")
+        conduct = _enum(ConductType, self.conduct, "listing.conduct")
+        _set(self, "list", kind)
+        _set(self, "conduct", conduct)
+        if kind not in conduct.lists:
+            raise RecordError(
+                f"listing.conduct: {conduct.name} belongs to another list than {kind.name}"
+            )
+        _other(self.conduct_other, "listing.conduct_other", conduct is ConductType.OTHER, "conduct")
+        validate_region_code(self.region_code, field="listing.region_code")
+        _text(self.decision_ref, "listing.decision_ref", _MAX_REF, required=True)
+        listed_at = _utc(self.listed_at, "listing.listed_at")
+        _set(self, "listed_at", listed_at)
+        if self.correction_deadline is not None:
+            deadline = _utc(self.correction_deadline, "listing.correction_deadline")
+            if deadline <= listed_at:
+                raise RecordError("listing.correction_deadline: must be after listed_at")
+            _set(self, "correction_deadline", deadline)
+        else:
+            try:
+                add_months(listed_at, 3)
+            except (ValueError, OverflowError):
+                raise RecordError(
+                    "listing.listed_at: too late for a default correction deadline"
+                ) from None
+        _text(self.summary, "listing.summary", _MAX_TEXT, multiline=True)
+        _text(self.legal_basis, "listing.legal_basis", _MAX_TEXT, multiline=True)
+
+    @property
+    def deadline(self) -> datetime:
+        """When the listing becomes overdue: explicit, or 3 calendar months after listing."""
+        if self.correction_deadline is not None:
+            return self.correction_deadline
+        return add_months(self.listed_at, 3)
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """A lifecycle step of a listing after LISTED."""
+
+    issuer: str
+    listing_id: str
+    step: LifecycleStep
+    effective_at: datetime
+    decision_ref: str = ""
+    reason: str = ""
+    decided_by: str = ""
+
+    def __post_init__(self) -> None:
+        _member(self.issuer, "status_change.issuer")
+        _record_id(self.listing_id, "status_change.listing_id")
+        step = _enum(LifecycleStep, self.step, "status_change.step")
+        if step is LifecycleStep.LISTED:
+            raise RecordError("status_change.step: LISTED is stated by the listing itself")
+        _set(self, "step", step)
+        _set(self, "effective_at", _utc(self.effective_at, "status_change.effective_at"))
+        closing = step in (LifecycleStep.REMOVED, LifecycleStep.CORRECTED)
+        _text(self.decision_ref, "status_change.decision_ref", _MAX_REF, required=closing)
+        _text(self.reason, "status_change.reason", _MAX_TEXT, required=closing, multiline=True)
+        _text(
+            self.decided_by,
+            "status_change.decided_by",
+            _MAX_REF,
+            required=step is LifecycleStep.REMOVED,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SanctionConfirmation:
+    """A platform's confirmation that it applied or lifted a measure on a listing."""
+
+    issuer: str
+    listing_id: str
+    measure: SanctionMeasure
+    action: SanctionAction
+    effective_at: datetime
+    measure_other: str = ""
+    store_id: str = ""
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        _member(self.issuer, "sanction_confirmation.issuer")
+        _record_id(self.listing_id, "sanction_confirmation.listing_id")
+        measure = _enum(SanctionMeasure, self.measure, "sanction_confirmation.measure")
+        _set(self, "measure", measure)
+        _set(self, "action", _enum(SanctionAction, self.action, "sanction_confirmation.action"))
+        _other(
+            self.measure_other,
+            "sanction_confirmation.measure_other",
+            measure is SanctionMeasure.OTHER,
+            "measure",
+        )
+        _set(
+            self,
+            "effective_at",
+            _utc(self.effective_at, "sanction_confirmation.effective_at"),
+        )
+        _text(self.store_id, "sanction_confirmation.store_id", _MAX_STORE_ID)
+        _text(self.note, "sanction_confirmation.note", _MAX_TEXT, multiline=True)
+
+
+@dataclass(frozen=True, slots=True)
+class MemberKey:
+    """An Ed25519 record-signing key of a member with its validity window."""
+
+    public_key: bytes
+    not_before: datetime
+    not_after: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.public_key, bytes) or len(self.public_key) != 32:
+            raise RecordError("member_key.public_key: must be 32 bytes (raw Ed25519)")
+        not_before = _utc(self.not_before, "member_key.not_before")
+        _set(self, "not_before", not_before)
+        if self.not_after is not None:
+            not_after = _utc(self.not_after, "member_key.not_after")
+            if not_after <= not_before:
+                raise RecordError("member_key.not_after: must be after not_before")
+            _set(self, "not_after", not_after)
+
+    def valid_at(self, t: datetime) -> bool:
+        """Half-open window: valid from not_before up to, not including, not_after."""
+        at = _utc(t, "t")
+        return self.not_before <= at and (self.not_after is None or at < self.not_after)
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRecord:
+    """A regional gateway vouching for one of its members (or itself)."""
+
+    issuer: str
+    member_id: str
+    role: Role
+    region_code: str
+    keys: tuple[MemberKey, ...]
+    status: MemberStatus
+    issued_at: datetime
+    display_name: str = ""
+
+    def __post_init__(self) -> None:
+        issuer = _member(self.issuer, "member_record.issuer")
+        member = _member(self.member_id, "member_record.member_id")
+        role = _enum(Role, self.role, "member_record.role")
+        _set(self, "role", role)
+        if member.role is not role:
+            raise RecordError(
+                f"member_record.role: {role.name} does not match the member id's role "
+                f"{member.role.name}"
+            )
+        if issuer.role is not Role.GATEWAY or issuer.trust_domain != member.trust_domain:
+            raise RecordError(
+                f"member_record.issuer: must be a gateway of trust domain {member.trust_domain}"
+            )
+        validate_region_code(self.region_code, field="member_record.region_code")
+        keys = tuple(self.keys)
+        if not all(isinstance(k, MemberKey) for k in keys):
+            raise RecordError("member_record.keys: must be MemberKey values")
+        if len(keys) > _MAX_KEYS:
+            raise RecordError(f"member_record.keys: at most {_MAX_KEYS} keys")
+        _set(self, "keys", keys)
+        status = _enum(MemberStatus, self.status, "member_record.status")
+        _set(self, "status", status)
+        if status is MemberStatus.ACTIVE and not keys:
+            raise RecordError("member_record.keys: an ACTIVE member needs at least one key")
+        _set(self, "issued_at", _utc(self.issued_at, "member_record.issued_at"))
+        _text(self.display_name, "member_record.display_name", _MAX_REF)
+
+
+Statement = Listing | StatusChange | SanctionConfirmation | MemberRecord
+
+PAYLOAD_TYPES: Mapping[type[Statement], str] = MappingProxyType(
+    {
+        Listing: "application/vnd.alliance.listing.v1+protobuf",
+        StatusChange: "application/vnd.alliance.status-change.v1+protobuf",
+        SanctionConfirmation: "application/vnd.alliance.sanction-confirmation.v1+protobuf",
+        MemberRecord: "application/vnd.alliance.member-record.v1+protobuf",
+    }
+)

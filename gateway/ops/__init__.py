@@ -1,0 +1,1 @@
+"""Operations: configuration, metrics, logging, the operator CLI and the dev setup."""

@@ -1,0 +1,188 @@
+"""``alliance-gateway``: the operator's command line.
+
+Errors print one line and a hint, and exit 2; nothing prints a traceback at users.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+from types import FrameType
+
+from certs import cli as certs_cli
+from certs.pki import generate_signing_key
+from gateway.core.crypto import load_verifying_key
+from gateway.core.statements import MemberStatus
+from gateway.errors import GatewayError, RecordError
+from gateway.ops.app import Core, Gateway
+from gateway.ops.config import load_config
+from gateway.ops.logs import setup_logging
+from gateway.storage import make_engine, migrate
+
+logger = logging.getLogger(__name__)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    setup_logging(args.log_level)
+    if getattr(args, "certs_handler", None) is not None:
+        return certs_cli.run(args)
+    try:
+        result: int = args.handler(args)
+        return result
+    except GatewayError as e:
+        print(f"error: {e}\nhint: {e.advice}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="alliance-gateway", description=__doc__)
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the gateway")
+    serve.add_argument("--config", type=Path, required=True)
+    serve.set_defaults(handler=_serve)
+
+    mig = sub.add_parser("migrate", help="apply database migrations (back up first)")
+    mig.add_argument("--config", type=Path, required=True)
+    mig.set_defaults(handler=_migrate)
+
+    members = sub.add_parser("members", help="register and manage this region's members")
+    msub = members.add_subparsers(dest="members_command", required=True)
+    add = msub.add_parser("add", help="register a member and its record-signing key")
+    add.add_argument("--config", type=Path, required=True)
+    add.add_argument("--member-id", required=True, help="spiffe://<trust-domain>/<role>/<name>")
+    add.add_argument("--region", required=True, help="6-digit region code")
+    add.add_argument("--public-key", type=Path, required=True, help="Ed25519 key (PEM)")
+    add.add_argument("--display-name", default="")
+    add.set_defaults(handler=_members_add)
+    for name, status in (("suspend", MemberStatus.SUSPENDED), ("activate", MemberStatus.ACTIVE)):
+        cmd = msub.add_parser(name, help=f"{name} a member")
+        cmd.add_argument("--config", type=Path, required=True)
+        cmd.add_argument("--member-id", required=True)
+        cmd.set_defaults(handler=_members_status, status=status)
+    rot = msub.add_parser(
+        "rotate-key", help="add a new signing key; old keys end after --overlap-hours"
+    )
+    rot.add_argument("--config", type=Path, required=True)
+    rot.add_argument("--member-id", required=True)
+    rot.add_argument("--public-key", type=Path, required=True)
+    rot.add_argument("--overlap-hours", type=float, default=24.0)
+    rot.set_defaults(handler=_members_rotate)
+    ls = msub.add_parser("list", help="show registered members")
+    ls.add_argument("--config", type=Path, required=True)
+    ls.set_defaults(handler=_members_list)
+
+    key = sub.add_parser("signing-key", help="create the gateway's Ed25519 log/record key")
+    key.add_argument("--out", type=Path, required=True)
+    key.set_defaults(handler=_signing_key)
+
+    certs_cli.add_subparsers(sub)
+    return p
+
+
+def _serve(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    gateway = Gateway(config).start()
+    done = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        logger.info("signal %s: shutting down (grace %ss)", signum, config.shutdown_grace_s)
+        done.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    print(
+        f"gateway {config.member_id} listening on {config.listen_address.rpartition(':')[0]}:"
+        f"{gateway.port}, metrics on {config.metrics_address}",
+        flush=True,
+    )
+    done.wait()
+    gateway.stop()
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    engine = make_engine(config.database_url)
+    try:
+        print(f"schema at revision {migrate(engine)}")
+    finally:
+        engine.dispose()
+    return 0
+
+
+def _with_core(args: argparse.Namespace) -> Core:
+    return Core(load_config(args.config))
+
+
+def _members_add(args: argparse.Namespace) -> int:
+    core = _with_core(args)
+    try:
+        key = load_verifying_key(args.public_key)
+        result = core.members.add(
+            args.member_id, args.region, key.raw, display_name=args.display_name
+        )
+    finally:
+        core.close()
+    print(f"registered {args.member_id} (record {result.record_id}, log index {result.log_index})")
+    return 0
+
+
+def _members_status(args: argparse.Namespace) -> int:
+    core = _with_core(args)
+    try:
+        result = core.members.set_status(args.member_id, args.status)
+    finally:
+        core.close()
+    print(f"{args.member_id} is now {args.status.name.lower()} (log index {result.log_index})")
+    return 0
+
+
+def _members_rotate(args: argparse.Namespace) -> int:
+    if args.overlap_hours < 0:
+        raise RecordError("--overlap-hours: must not be negative")
+    core = _with_core(args)
+    try:
+        key = load_verifying_key(args.public_key)
+        result = core.members.rotate_key(
+            args.member_id, key.raw, overlap=timedelta(hours=args.overlap_hours)
+        )
+    finally:
+        core.close()
+    print(f"{args.member_id}: new key {key.keyid[:16]}… (log index {result.log_index})")
+    return 0
+
+
+def _members_list(args: argparse.Namespace) -> int:
+    core = _with_core(args)
+    try:
+        for record in core.directory.members():
+            keys = ", ".join(
+                f"{k.public_key.hex()[:16]}…"
+                + (f" until {k.not_after:%Y-%m-%d %H:%M}" if k.not_after else "")
+                for k in record.keys
+            )
+            print(f"{record.member_id}\t{record.status.name.lower()}\t{record.region_code}\t{keys}")
+    finally:
+        core.close()
+    return 0
+
+
+def _signing_key(args: argparse.Namespace) -> int:
+    print(generate_signing_key(args.out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

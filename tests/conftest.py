@@ -1,0 +1,24 @@
+"""Fixtures shared by the integration tests (see gwtest.py for the helpers)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from gwtest import pg_base_url, pg_schema_url
+
+_BACKENDS = ["sqlite"] + (["postgresql"] if pg_base_url() else [])
+
+
+@pytest.fixture(params=_BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A real database per test: a SQLite file, and a fresh PostgreSQL schema when
+    ALLIANCE_TEST_DATABASE_URL is set."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'gateway.db'}"
+        return
+    base = pg_base_url()
+    assert base is not None
+    with pg_schema_url(base) as url:
+        yield url

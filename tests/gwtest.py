@@ -1,0 +1,218 @@
+"""Test support: real alliances (CA, certificates, keys), real gateways on port 0.
+
+Nothing here is a mock: a test gets a regional CA made for it, member certificates
+with SPIFFE SANs, Ed25519 signing keys, and a gateway serving mTLS on 127.0.0.1:0 over
+a real SQLite file (or a fresh PostgreSQL schema when ALLIANCE_TEST_DATABASE_URL is set).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import grpc
+import psycopg
+from sqlalchemy.engine import make_url
+
+from certs.pki import create_ca, generate_signing_key, issue_gateway, issue_member
+from gateway import codec
+from gateway.core import dsse
+from gateway.core.crypto import SigningKey, load_signing_key
+from gateway.core.statements import (
+    ConductType,
+    Listing,
+    ListKind,
+    SanctionAction,
+    SanctionConfirmation,
+    SanctionMeasure,
+    Statement,
+    Subject,
+)
+from gateway.ops.app import Gateway
+from gateway.ops.config import Config, config_from_mapping
+from gateway.pb.alliance.v1 import audit_pb2_grpc, exchange_pb2_grpc
+from gateway.pb.alliance.v1 import exchange_pb2 as ex
+
+USCC = ("91330100716105852F", "91440300708461136T", "91110000802100433B")
+
+
+@dataclass
+class Member:
+    member_id: str
+    cert: Path
+    key: Path
+    signing_key: SigningKey
+    ca: Path
+    region: str
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        return grpc.ssl_channel_credentials(
+            root_certificates=self.ca.read_bytes(),
+            private_key=self.key.read_bytes(),
+            certificate_chain=self.cert.read_bytes(),
+        )
+
+    @contextmanager
+    def channel(self, port: int) -> Iterator[grpc.Channel]:
+        with grpc.secure_channel(f"127.0.0.1:{port}", self.credentials()) as ch:
+            yield ch
+
+    def sign(self, statement: Statement) -> dsse.Envelope:
+        payload_type, payload = codec.encode_statement(statement)
+        return dsse.sign(payload_type, payload, self.signing_key)
+
+
+@dataclass
+class Alliance:
+    """One regional alliance: its CA, its gateway's files, its members."""
+
+    root: Path
+    trust_domain: str
+    region: str = "330100"
+    gateway_name: str = "gw"
+    members: dict[str, Member] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.ca_dir = self.root / "ca"
+        create_ca(self.ca_dir, self.trust_domain)
+        self.gw_dir = self.root / "gateway"
+        issue_gateway(self.ca_dir, self.trust_domain, self.gateway_name, self.gw_dir)
+        generate_signing_key(self.gw_dir / "signing-key.pem")
+
+    @property
+    def ca(self) -> Path:
+        return self.ca_dir / "ca.pem"
+
+    @property
+    def gateway_id(self) -> str:
+        return f"spiffe://{self.trust_domain}/gateway/{self.gateway_name}"
+
+    def gateway_member(self) -> Member:
+        return Member(
+            self.gateway_id,
+            self.gw_dir / f"{self.gateway_name}.pem",
+            self.gw_dir / f"{self.gateway_name}-key.pem",
+            load_signing_key(self.gw_dir / "signing-key.pem"),
+            self.ca,
+            self.region,
+        )
+
+    def member(self, role: str, name: str, *, region: str | None = None, **cert: Any) -> Member:
+        """Issue a certificate and a signing key (not yet registered at the gateway)."""
+        member_id = f"spiffe://{self.trust_domain}/{role}/{name}"
+        folder = self.root / "members" / name
+        issued = issue_member(self.ca_dir, member_id, folder, **cert)
+        generate_signing_key(folder / "signing-key.pem", force=True)
+        m = Member(
+            member_id,
+            issued.cert,
+            issued.key,
+            load_signing_key(folder / "signing-key.pem"),
+            self.ca,
+            region or self.region,
+        )
+        self.members[name] = m
+        return m
+
+    def config(self, database_url: str, **overrides: Any) -> Config:
+        raw: dict[str, Any] = {
+            "trust_domain": self.trust_domain,
+            "gateway_name": self.gateway_name,
+            "region_code": self.region,
+            "listen_address": "127.0.0.1:0",
+            "metrics_address": "127.0.0.1:0",
+            "database_url": database_url,
+            "ca_file": str(self.ca),
+            "cert_file": str(self.gw_dir / f"{self.gateway_name}.pem"),
+            "key_file": str(self.gw_dir / f"{self.gateway_name}-key.pem"),
+            "signing_key_file": str(self.gw_dir / "signing-key.pem"),
+            "crl_file": str(self.ca_dir / "crl.pem"),
+            "checkpoint_interval_s": 0.2,
+            "crl_reload_interval_s": 0.2,
+            "shutdown_grace_s": 1.0,
+        }
+        raw.update(overrides)
+        return config_from_mapping(raw, base_dir=self.root, env={})
+
+
+@contextmanager
+def running_gateway(config: Config, *, register: tuple[Member, ...] = ()) -> Iterator[Gateway]:
+    """A started gateway with ``register``ed members; stopped with a grace period."""
+    gateway = Gateway(config)
+    for m in register:
+        if gateway.core.directory.member(m.member_id) is None:
+            gateway.core.members.add(m.member_id, m.region, m.signing_key.public_key().raw)
+    gateway.start()
+    try:
+        yield gateway
+    finally:
+        gateway.stop(grace_s=1.0)
+
+
+def pg_base_url() -> str | None:
+    return os.environ.get("ALLIANCE_TEST_DATABASE_URL") or None
+
+
+@contextmanager
+def pg_schema_url(base: str) -> Iterator[str]:
+    """A fresh PostgreSQL schema for one test, dropped afterwards."""
+    schema = "t_" + secrets.token_hex(6)
+    url = make_url(base)
+    conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield url.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
+            hide_password=False
+        )
+    finally:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def listing(issuer: Member, uscc: str = USCC[0], **kw: Any) -> Listing:
+    values: dict[str, Any] = {
+        "issuer": issuer.member_id,
+        "subject": Subject(uscc=uscc),
+        "list": ListKind.BLACKLIST,
+        "conduct": ConductType.FAKE_TRANSACTIONS,
+        "region_code": issuer.region,
+        "decision_ref": "ZJ-AMR-2026-0042",
+        "listed_at": datetime(2026, 10, 1, tzinfo=UTC),
+    }
+    values.update(kw)
+    return Listing(**values)
+
+
+def confirmation(platform: Member, listing_id: str, **kw: Any) -> SanctionConfirmation:
+    values: dict[str, Any] = {
+        "issuer": platform.member_id,
+        "listing_id": listing_id,
+        "measure": SanctionMeasure.CLOSE_STORE,
+        "action": SanctionAction.APPLIED,
+        "effective_at": datetime(2026, 10, 2, tzinfo=UTC),
+    }
+    values.update(kw)
+    return SanctionConfirmation(**values)
+
+
+def submit(channel: grpc.Channel, env: dsse.Envelope) -> ex.SubmitRecordResponse:
+    stub = exchange_pb2_grpc.ExchangeStub(channel)
+    response: ex.SubmitRecordResponse = stub.SubmitRecord(
+        ex.SubmitRecordRequest(envelope=codec.envelope_to_pb(env)), timeout=10
+    )
+    return response
+
+
+def exchange(channel: grpc.Channel) -> exchange_pb2_grpc.ExchangeStub:
+    return exchange_pb2_grpc.ExchangeStub(channel)
+
+
+def audit(channel: grpc.Channel) -> audit_pb2_grpc.AuditLogStub:
+    return audit_pb2_grpc.AuditLogStub(channel)

@@ -1,0 +1,334 @@
+"""Authorization policy, tested from its own tables (deny by default)."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime
+
+import pytest
+
+from gateway.core.identifiers import MemberId
+from gateway.core.policy import (
+    RPC_ROLES,
+    STATEMENT_SIGNERS,
+    authorize_statement,
+    rpc_allowed,
+)
+from gateway.core.statements import (
+    ConductType,
+    LifecycleStep,
+    Listing,
+    ListKind,
+    MemberKey,
+    MemberRecord,
+    MemberStatus,
+    Role,
+    SanctionAction,
+    SanctionConfirmation,
+    SanctionMeasure,
+    Statement,
+    StatusChange,
+    Subject,
+)
+from gateway.errors import NotFoundError, PermissionError, RecordError
+from gateway.pb.alliance.v1 import audit_pb2, exchange_pb2, federation_pb2
+
+T0 = datetime(2024, 11, 30, tzinfo=UTC)
+LID = "cd" * 32
+ZJ = "zj.alliance"
+GD = "gd.alliance"
+
+
+def mid(role: Role, name: str = "m", domain: str = ZJ) -> MemberId:
+    return MemberId(domain, role, name)
+
+
+def make_statement(cls: type[Statement], issuer: MemberId) -> Statement:
+    """A valid statement of ``cls`` issued by ``issuer`` (policy is not validation)."""
+    s = str(issuer)
+    if cls is Listing:
+        return Listing(
+            issuer=s,
+            subject=Subject(uscc="91330100716105852F"),
+            list=ListKind.BLACKLIST,
+            conduct=ConductType.COUNTERFEIT,
+            region_code="330100",
+            decision_ref="d",
+            listed_at=T0,
+        )
+    if cls is StatusChange:
+        return StatusChange(
+            issuer=s, listing_id=LID, step=LifecycleStep.NOTICE_SERVED, effective_at=T0
+        )
+    if cls is SanctionConfirmation:
+        return SanctionConfirmation(
+            issuer=s,
+            listing_id=LID,
+            measure=SanctionMeasure.CLOSE_STORE,
+            action=SanctionAction.APPLIED,
+            effective_at=T0,
+        )
+    return MemberRecord(
+        issuer=s,
+        member_id=str(mid(Role.PLATFORM, "shop", issuer.trust_domain)),
+        role=Role.PLATFORM,
+        region_code="330100",
+        keys=(MemberKey(b"\x01" * 32, T0),),
+        status=MemberStatus.ACTIVE,
+        issued_at=T0,
+    )
+
+
+def listing_by(issuer: MemberId, region: str = "330100") -> Listing:
+    lst = make_statement(Listing, issuer)
+    assert isinstance(lst, Listing)
+    return Listing(
+        issuer=lst.issuer,
+        subject=lst.subject,
+        list=lst.list,
+        conduct=lst.conduct,
+        region_code=region,
+        decision_ref=lst.decision_ref,
+        listed_at=lst.listed_at,
+    )
+
+
+def status_change(issuer: MemberId, step: LifecycleStep) -> StatusChange:
+    closing = step in (LifecycleStep.CORRECTED, LifecycleStep.REMOVED)
+    return StatusChange(
+        issuer=str(issuer),
+        listing_id=LID,
+        step=step,
+        effective_at=T0,
+        decision_ref="d" if closing else "",
+        reason="r" if closing else "",
+        decided_by="c" if step is LifecycleStep.REMOVED else "",
+    )
+
+
+# --- RPCs ----------------------------------------------------------------------------
+
+
+def _all_rpcs() -> set[str]:
+    methods = set()
+    for module in (exchange_pb2, audit_pb2, federation_pb2):
+        for service in module.DESCRIPTOR.services_by_name.values():
+            for method in service.methods:
+                methods.add(f"/{service.full_name}/{method.name}")
+    return methods
+
+
+def test_rpc_table_covers_exactly_the_proto() -> None:
+    assert set(RPC_ROLES) == _all_rpcs()
+    assert len(RPC_ROLES) == 12
+
+
+@pytest.mark.parametrize(("method", "role"), list(itertools.product(sorted(RPC_ROLES), list(Role))))
+def test_rpc_allowed_follows_table(method: str, role: Role) -> None:
+    assert rpc_allowed(method, role) is (role in RPC_ROLES[method])
+
+
+@pytest.mark.parametrize(
+    ("method", "roles"),
+    [
+        ("/alliance.v1.Exchange/SubmitRecord", {Role.PLATFORM, Role.AUTHORITY, Role.GATEWAY}),
+        ("/alliance.v1.Exchange/SubmitRecords", {Role.PLATFORM, Role.AUTHORITY, Role.GATEWAY}),
+        ("/alliance.v1.Exchange/CheckSubjects", set(Role)),
+        ("/alliance.v1.Exchange/WatchRecords", set(Role)),
+        ("/alliance.v1.AuditLog/GetEntries", set(Role)),
+        ("/alliance.v1.AuditLog/AddCosignature", {Role.GATEWAY, Role.MONITOR}),
+        ("/alliance.v1.Federation/Replicate", {Role.GATEWAY}),
+    ],
+)
+def test_rpc_table_content(method: str, roles: set[Role]) -> None:
+    assert RPC_ROLES[method] == roles
+
+
+@pytest.mark.parametrize(
+    "method",
+    ["/alliance.v1.Exchange/Unknown", "", "alliance.v1.Exchange/SubmitRecord", "/x.Y/Z"],
+)
+def test_unknown_methods_are_denied(method: str) -> None:
+    assert not any(rpc_allowed(method, role) for role in Role)
+
+
+def test_monitor_writes_nothing() -> None:
+    writes = {m for m in RPC_ROLES if "Submit" in m or "Replicate" in m}
+    assert not any(rpc_allowed(m, Role.MONITOR) for m in writes)
+    assert all(Role.MONITOR not in roles for roles in STATEMENT_SIGNERS.values())
+
+
+# --- statements: every role x every type, as itself and as another member -------------
+
+
+def _kwargs(cls: type[Statement], signer: MemberId) -> dict[str, object]:
+    if cls is StatusChange:
+        # The signer's own listing: role is the only thing that can refuse.
+        return {"listing": listing_by(signer), "signer_region": "330100"}
+    return {"listing": None, "signer_region": "330100"}
+
+
+@pytest.mark.parametrize(
+    ("cls", "role"), list(itertools.product(list(STATEMENT_SIGNERS), list(Role)))
+)
+def test_statement_signers_as_itself(cls: type[Statement], role: Role) -> None:
+    signer = mid(role)
+    if cls is MemberRecord and role is not Role.GATEWAY:
+        # Refused one layer earlier: such a member record cannot even be built.
+        with pytest.raises(RecordError, match=r"^member_record\.issuer: must be a gateway"):
+            make_statement(cls, signer)
+        return
+    stmt = make_statement(cls, signer)
+    if role in STATEMENT_SIGNERS[cls]:
+        authorize_statement(signer, stmt, **_kwargs(cls, signer))  # type: ignore[arg-type]
+    else:
+        with pytest.raises(PermissionError, match=rf"^a {role.name.lower()} may not sign a"):
+            authorize_statement(signer, stmt, **_kwargs(cls, signer))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("cls", "role"), list(itertools.product(list(STATEMENT_SIGNERS), list(Role)))
+)
+def test_statement_signed_as_another_member_is_refused(cls: type[Statement], role: Role) -> None:
+    signer = mid(role, "me")
+    if cls is MemberRecord:
+        signer = mid(Role.GATEWAY, "me")  # only gateways can issue member records at all
+    stmt = make_statement(cls, MemberId(signer.trust_domain, signer.role, "someone-else"))
+    with pytest.raises(PermissionError, match=r"^issuer .* is not the signer .*: members sign"):
+        authorize_statement(signer, stmt, **_kwargs(cls, signer))  # type: ignore[arg-type]
+
+
+def test_signers_table_content() -> None:
+    assert STATEMENT_SIGNERS[Listing] == {Role.PLATFORM, Role.AUTHORITY}
+    assert STATEMENT_SIGNERS[SanctionConfirmation] == {Role.PLATFORM}
+    assert STATEMENT_SIGNERS[MemberRecord] == {Role.GATEWAY}
+    assert STATEMENT_SIGNERS[StatusChange] == {Role.PLATFORM, Role.AUTHORITY, Role.GATEWAY}
+
+
+# --- status changes: who may change whose listing ------------------------------------
+
+PLATFORM_ISSUER = mid(Role.PLATFORM, "shop")
+NON_ESCALATION = [
+    s for s in LifecycleStep if s not in (LifecycleStep.LISTED, LifecycleStep.ESCALATED)
+]
+
+
+def test_status_change_without_listing_is_not_found() -> None:
+    signer = mid(Role.AUTHORITY)
+    with pytest.raises(NotFoundError, match=r"^status_change\.listing_id: unknown listing"):
+        authorize_statement(
+            signer,
+            status_change(signer, LifecycleStep.NOTICE_SERVED),
+            listing=None,
+            signer_region="330100",
+        )
+
+
+@pytest.mark.parametrize("step", [s for s in LifecycleStep if s is not LifecycleStep.LISTED])
+def test_issuer_may_record_any_step(step: LifecycleStep) -> None:
+    authorize_statement(
+        PLATFORM_ISSUER,
+        status_change(PLATFORM_ISSUER, step),
+        listing=listing_by(PLATFORM_ISSUER),
+        signer_region=None,
+    )
+
+
+@pytest.mark.parametrize("step", [s for s in LifecycleStep if s is not LifecycleStep.LISTED])
+@pytest.mark.parametrize("region", ["330100", "330000", "331099"])
+def test_authority_of_same_unit_may_change(step: LifecycleStep, region: str) -> None:
+    authority = mid(Role.AUTHORITY, "zj-credit", GD)  # trust domain does not matter
+    authorize_statement(
+        authority,
+        status_change(authority, step),
+        listing=listing_by(PLATFORM_ISSUER, "330106"),
+        signer_region=region,
+    )
+
+
+@pytest.mark.parametrize("region", ["440300", None])
+def test_authority_of_other_unit_may_not(region: str | None) -> None:
+    authority = mid(Role.AUTHORITY, "gd-credit")
+    with pytest.raises(PermissionError, match=r"may change only listings of its own reporting"):
+        authorize_statement(
+            authority,
+            status_change(authority, LifecycleStep.CORRECTED),
+            listing=listing_by(PLATFORM_ISSUER, "330106"),
+            signer_region=region,
+        )
+
+
+def test_other_platform_may_not_change() -> None:
+    other = mid(Role.PLATFORM, "mall")
+    with pytest.raises(PermissionError, match=r"may not change listing .*: only its issuer"):
+        authorize_statement(
+            other,
+            status_change(other, LifecycleStep.NOTICE_SERVED),
+            listing=listing_by(PLATFORM_ISSUER),
+            signer_region="330100",
+        )
+
+
+def test_gateway_of_issuer_domain_may_escalate() -> None:
+    gw = mid(Role.GATEWAY, "hz")
+    authorize_statement(
+        gw,
+        status_change(gw, LifecycleStep.ESCALATED),
+        listing=listing_by(PLATFORM_ISSUER),
+        signer_region="330100",
+    )
+
+
+def test_gateway_of_other_domain_may_not_escalate() -> None:
+    gw = mid(Role.GATEWAY, "gz", GD)
+    with pytest.raises(PermissionError, match=r"may escalate only listings issued in trust domain"):
+        authorize_statement(
+            gw,
+            status_change(gw, LifecycleStep.ESCALATED),
+            listing=listing_by(PLATFORM_ISSUER),
+            signer_region="330100",
+        )
+
+
+@pytest.mark.parametrize("step", NON_ESCALATION)
+def test_gateway_may_only_escalate(step: LifecycleStep) -> None:
+    gw = mid(Role.GATEWAY, "hz")
+    with pytest.raises(PermissionError, match=rf"may only ESCALATE .*not record {step.name}$"):
+        authorize_statement(
+            gw,
+            status_change(gw, step),
+            listing=listing_by(PLATFORM_ISSUER),
+            signer_region="330100",
+        )
+
+
+# --- member records ------------------------------------------------------------------
+
+
+def test_gateway_vouches_only_for_its_trust_domain() -> None:
+    gw = mid(Role.GATEWAY, "hz")
+    record = make_statement(MemberRecord, mid(Role.GATEWAY, "hz", GD))
+    # Issued by the GD gateway: the signer is not the issuer.
+    with pytest.raises(PermissionError, match=r"^issuer .* is not the signer"):
+        authorize_statement(gw, record, listing=None, signer_region=None)
+    # Signed by the GD gateway itself: allowed.
+    authorize_statement(mid(Role.GATEWAY, "hz", GD), record, listing=None, signer_region=None)
+
+
+def test_policy_errors_carry_advice() -> None:
+    signer = mid(Role.MONITOR)
+    with pytest.raises(PermissionError) as info:
+        authorize_statement(
+            signer, make_statement(Listing, signer), listing=None, signer_region=None
+        )
+    assert "allowed: authority, platform" in str(info.value)
+    assert info.value.advice
+
+
+def test_member_record_for_foreign_domain_is_refused_even_if_forged() -> None:
+    # The model already refuses this; the policy refuses it again on its own.
+    gw = mid(Role.GATEWAY, "hz")
+    record = make_statement(MemberRecord, gw)
+    object.__setattr__(record, "member_id", str(mid(Role.PLATFORM, "shop", GD)))
+    with pytest.raises(PermissionError, match=r"may vouch only for members of trust domain zj"):
+        authorize_statement(gw, record, listing=None, signer_region=None)
