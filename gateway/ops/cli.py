@@ -17,7 +17,8 @@ from types import FrameType
 
 from certs import cli as certs_cli
 from certs.pki import generate_signing_key
-from gateway.core.crypto import load_verifying_key
+from gateway.core.crypto import load_signing_key, load_verifying_key
+from gateway.core.notes import NoteSigner
 from gateway.core.statements import MemberStatus
 from gateway.errors import GatewayError, RecordError
 from gateway.ops.app import Core, Gateway
@@ -87,8 +88,19 @@ def _parser() -> argparse.ArgumentParser:
     key.add_argument("--out", type=Path, required=True)
     key.set_defaults(handler=_signing_key)
 
+    vkey = sub.add_parser("log-key", help="print the log's C2SP verifier key (give it to monitors)")
+    vkey.add_argument("--config", type=Path, required=True)
+    vkey.set_defaults(handler=_log_key)
+
     certs_cli.add_subparsers(sub)
     return p
+
+
+def _log_key(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    signer = NoteSigner(config.log_origin, load_signing_key(config.signing_key_file))
+    print(signer.verifier().vkey)
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from certs.pki import create_ca, generate_signing_key, issue_gateway, issue_member
 from gateway.core.crypto import load_signing_key
+from gateway.core.notes import NoteSigner
 from gateway.ops.app import Core
 from gateway.ops.cli import main as cli_main
 from gateway.ops.config import load_config
@@ -66,6 +67,8 @@ def prepare(
             'signing_key_file = "signing-key.pem"\n'
             'crl_file = "../ca/crl.pem"\n'
         )
+    vkey = NoteSigner(load_config(config).log_origin, load_signing_key(gw / "signing-key.pem"))
+    (gw / "log.vkey").write_text(vkey.verifier().vkey + "\n")
     host, _, port = listen.rpartition(":")
     for role, name, region, display in MEMBERS:
         _member(base, ca, role, name, region, display, f"{host}:{port}", hmac_key)
@@ -92,6 +95,8 @@ def _member(
             f'key_file = "{name}-key.pem"\n'
             'signing_key_file = "signing-key.pem"\n'
             f'hmac_key_file = "{os.path.relpath(hmac, folder)}"\n'
+            'log_vkey_file = "../../gateway/log.vkey"\n'
+            'state_dir = "audit-state"\n'
         )
     (folder / ".display-name").write_text(display)
 

@@ -28,3 +28,5 @@ def setup_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # Alembic narrates every start-up check at INFO; keep that out of operators' logs.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
