@@ -1,4 +1,4 @@
-"""Every example value in docs/_log.md is recomputed here, so the document cannot drift."""
+"""Every example value in docs/PROTOCOL.md is recomputed here, so the document cannot drift."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from gateway.core.notes import (
     verify_cosignature,
 )
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "_log.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "PROTOCOL.md"
 _BLOCK = re.compile(r"^```(?:text|hex) example=([\w-]+)\n(.*?)\n```$", re.MULTILINE | re.DOTALL)
 LOG_ORIGIN = "gw.example/audit/v1"
 WITNESS = "witness.example/w1"

@@ -1,4 +1,4 @@
-"""The worked examples in docs/_statements.md are checked against the code."""
+"""The worked examples in docs/PROTOCOL.md are checked against the code."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from gateway.core.statements import (
 )
 from gateway.pb.alliance.v1 import statements_pb2 as pb
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "_statements.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "PROTOCOL.md"
 LISTING_TYPE = "application/vnd.alliance.listing.v1+protobuf"
 MALL = "spiffe://zj.alliance.example/platform/example-mall"
 
