@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
+# protoc finds the mypy plugins (protoc-gen-mypy, protoc-gen-mypy_grpc) on PATH.
+PATH="$(dirname "$PY"):$PATH"
 out=gateway/pb
 rm -rf "$out/alliance"
 mkdir -p "$out"
