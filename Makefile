@@ -24,6 +24,7 @@ lint: $(STAMP) proto-check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy gateway clients certs tests bench
+	VENV_BIN=$(VENV)/bin deploy/check.sh
 
 proto: $(STAMP)
 	PYTHON=$(PY) scripts/gen_proto.sh
