@@ -12,26 +12,23 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 from gateway.errors import GatewayError
 from gateway.ops.config import load_config
+from gateway.transport.health_probe import probe
 
 
 def check(config_path: Path, *, timeout_s: float = 3.0, service: str = "") -> bool:
     config = load_config(config_path)
     host, _, port = config.listen_address.rpartition(":")
     target = f"{'127.0.0.1' if host in ('', '0.0.0.0', '[::]') else host}:{port}"  # noqa: S104
-    credentials = grpc.ssl_channel_credentials(
-        root_certificates=config.ca_file.read_bytes(),
-        private_key=config.key_file.read_bytes(),
-        certificate_chain=config.cert_file.read_bytes(),
+    return probe(
+        target,
+        ca_file=config.ca_file,
+        cert_file=config.cert_file,
+        key_file=config.key_file,
+        timeout_s=timeout_s,
+        service=service,
     )
-    with grpc.secure_channel(target, credentials) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout_s)
-    return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -41,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         ok = check(args.config, timeout_s=args.timeout)
-    except (GatewayError, OSError, grpc.RpcError) as e:
+    except (GatewayError, OSError) as e:
         print(f"unhealthy: {e}", file=sys.stderr)
         return 1
     print("serving" if ok else "not serving")
