@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEV := .dev
 
-.PHONY: run test lint proto proto-check bench clean
+.PHONY: run test lint proto proto-check bench federation-demo clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ proto-check: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench
+
+# Three regional gateways (ZJ, GD, BJ) federating on this machine; prints the story.
+federation-demo: $(STAMP)
+	$(PY) -m gateway.ops.federation_demo
 
 clean:
 	rm -rf $(VENV) $(DEV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

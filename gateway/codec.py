@@ -29,6 +29,7 @@ from gateway.core.statements import (
     MemberKey,
     MemberRecord,
     MemberStatus,
+    MonthlyReport,
     Role,
     SanctionAction,
     SanctionConfirmation,
@@ -199,9 +200,24 @@ def _member_record_to_pb(s: MemberRecord) -> pb.MemberRecord:
     )
 
 
-def statement_to_pb(
-    stmt: Statement,
-) -> pb.Listing | pb.StatusChange | pb.SanctionConfirmation | pb.MemberRecord:
+def _monthly_report_to_pb(s: MonthlyReport) -> pb.MonthlyReport:
+    return pb.MonthlyReport(
+        issuer=s.issuer,
+        month=s.month,
+        unit=s.unit,
+        checkpoint_size=s.checkpoint_size,
+        checkpoint_root=s.checkpoint_root,
+        content_type=s.content_type,
+        content=s.content,
+    )
+
+
+StatementPb = (
+    pb.Listing | pb.StatusChange | pb.SanctionConfirmation | pb.MemberRecord | pb.MonthlyReport
+)
+
+
+def statement_to_pb(stmt: Statement) -> StatementPb:
     if isinstance(stmt, Listing):
         return _listing_to_pb(stmt)
     if isinstance(stmt, StatusChange):
@@ -210,6 +226,8 @@ def statement_to_pb(
         return _sanction_to_pb(stmt)
     if isinstance(stmt, MemberRecord):
         return _member_record_to_pb(stmt)
+    if isinstance(stmt, MonthlyReport):
+        return _monthly_report_to_pb(stmt)
     raise RecordError(f"not a statement: {type(stmt).__name__}")
 
 
@@ -286,15 +304,27 @@ def _member_record_from_pb(m: pb.MemberRecord) -> MemberRecord:
     )
 
 
-def statement_from_pb(
-    msg: pb.Listing | pb.StatusChange | pb.SanctionConfirmation | pb.MemberRecord,
-) -> Statement:
+def _monthly_report_from_pb(m: pb.MonthlyReport) -> MonthlyReport:
+    return MonthlyReport(
+        issuer=m.issuer,
+        month=m.month,
+        unit=m.unit,
+        checkpoint_size=m.checkpoint_size,
+        checkpoint_root=m.checkpoint_root,
+        content_type=m.content_type,
+        content=m.content,
+    )
+
+
+def statement_from_pb(msg: StatementPb) -> Statement:
     if isinstance(msg, pb.Listing):
         return _listing_from_pb(msg)
     if isinstance(msg, pb.StatusChange):
         return _status_change_from_pb(msg)
     if isinstance(msg, pb.SanctionConfirmation):
         return _sanction_from_pb(msg)
+    if isinstance(msg, pb.MonthlyReport):
+        return _monthly_report_from_pb(msg)
     return _member_record_from_pb(msg)
 
 
@@ -339,6 +369,9 @@ _DECODERS: Mapping[str, Callable[[bytes], Statement]] = MappingProxyType(
         ),
         PAYLOAD_TYPES[MemberRecord]: lambda b: _member_record_from_pb(
             _parse(pb.MemberRecord(), b, "member_record")
+        ),
+        PAYLOAD_TYPES[MonthlyReport]: lambda b: _monthly_report_from_pb(
+            _parse(pb.MonthlyReport(), b, "monthly_report")
         ),
     }
 )

@@ -15,6 +15,7 @@ from gateway.core.statements import (
     LifecycleStep,
     Listing,
     MemberRecord,
+    MonthlyReport,
     Role,
     SanctionConfirmation,
     Statement,
@@ -49,6 +50,10 @@ RPC_ROLES: Mapping[str, frozenset[Role]] = MappingProxyType(
         "/alliance.v1.AuditLog/AddCosignature": frozenset({Role.GATEWAY, Role.MONITOR}),
         # Federation: gateways only.
         "/alliance.v1.Federation/Replicate": frozenset({Role.GATEWAY}),
+        # Compliance: read-only, everyone.
+        "/alliance.v1.Compliance/GetCompliance": _ALL,
+        "/alliance.v1.Compliance/ListOutstanding": _ALL,
+        "/alliance.v1.Compliance/GetReportSchedule": _ALL,
     }
 )
 
@@ -59,6 +64,8 @@ STATEMENT_SIGNERS: Mapping[type[Statement], frozenset[Role]] = MappingProxyType(
         StatusChange: frozenset({Role.PLATFORM, Role.AUTHORITY, Role.GATEWAY}),
         SanctionConfirmation: frozenset({Role.PLATFORM}),
         MemberRecord: frozenset({Role.GATEWAY}),
+        # A gateway reports on its own log only: the issuer is the signer.
+        MonthlyReport: frozenset({Role.GATEWAY}),
     }
 )
 

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import calendar
 import enum
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from types import MappingProxyType
 from typing import TypeVar
 
 from gateway.core.identifiers import (
+    REPORTING_UNITS,
     MemberId,
     Role,
     validate_region_code,
@@ -25,7 +27,9 @@ from gateway.core.identifiers import (
 from gateway.errors import RecordError
 
 __all__ = [
+    "CHINA_STANDARD_TIME",
     "PAYLOAD_TYPES",
+    "REPORT_CONTENT_TYPE",
     "ConductType",
     "LifecycleStep",
     "ListKind",
@@ -33,6 +37,7 @@ __all__ = [
     "MemberKey",
     "MemberRecord",
     "MemberStatus",
+    "MonthlyReport",
     "Role",
     "SanctionAction",
     "SanctionConfirmation",
@@ -116,18 +121,31 @@ _MAX_TEXT = 2048
 _MAX_STORE_ID = 128
 _MAX_STORES = 100
 _MAX_KEYS = 32
+_MAX_REPORT_BYTES = 1024 * 1024
+_MAX_LOG_SIZE = 2**63 - 1
+REPORT_CONTENT_TYPE = "application/json"
 _HEX = frozenset("0123456789abcdef")
 
 
-def add_months(dt: datetime, n: int) -> datetime:
-    """Add calendar months, clamping the day to the target month's last day.
+# Calendar months are counted on the calendar of the notice: China Standard Time. Every
+# gateway must compute the same deadline, so this is part of the protocol (PROTOCOL.md).
+CHINA_STANDARD_TIME = timezone(timedelta(hours=8), "CST")
 
-    2024-11-30 + 3 months is 2025-02-28, as a person reading a notice would count.
+
+def add_months(dt: datetime, n: int) -> datetime:
+    """Add calendar months in China Standard Time (UTC+08:00), clamping the day to the
+    target month's last day; the result is in UTC.
+
+    2024-11-30 + 3 months is 2025-02-28, as a person reading a notice would count, and a
+    listing made at 2026-10-01 00:00 in Beijing is due 2027-01-01 00:00 in Beijing.
     """
-    index = dt.year * 12 + (dt.month - 1) + n
+    if dt.tzinfo is None:
+        raise ValueError("add_months needs a timezone-aware datetime")
+    local = dt.astimezone(CHINA_STANDARD_TIME)
+    index = local.year * 12 + (local.month - 1) + n
     year, month = divmod(index, 12)
-    day = min(dt.day, calendar.monthrange(year, month + 1)[1])
-    return dt.replace(year=year, month=month + 1, day=day)
+    day = min(local.day, calendar.monthrange(year, month + 1)[1])
+    return local.replace(year=year, month=month + 1, day=day).astimezone(UTC)
 
 
 # --- field checks --------------------------------------------------------------------
@@ -442,7 +460,62 @@ class MemberRecord:
         _text(self.display_name, "member_record.display_name", _MAX_REF)
 
 
-Statement = Listing | StatusChange | SanctionConfirmation | MemberRecord
+def _report_month(value: object, field: str) -> None:
+    if not isinstance(value, str) or len(value) != 7 or value[4] != "-":
+        raise RecordError(f"{field}: must be YYYY-MM")
+    year, month = value[:4], value[5:]
+    if not (year.isascii() and year.isdigit() and month.isascii() and month.isdigit()):
+        raise RecordError(f"{field}: must be YYYY-MM")
+    if not 1 <= int(month) <= 12 or int(year) < 1:
+        raise RecordError(f"{field}: {value} is not a calendar month")
+
+
+@dataclass(frozen=True, slots=True)
+class MonthlyReport:
+    """A gateway's signed monthly report, computed at a checkpoint of its own log.
+
+    ``content`` is the report as canonical JSON (``gateway.core.report``); it must be
+    computed only from the log entries below ``checkpoint_size``, so that a monitor
+    can recompute it by replaying the log up to that checkpoint.
+    """
+
+    issuer: str
+    month: str
+    unit: str
+    checkpoint_size: int
+    checkpoint_root: bytes
+    content: bytes
+    content_type: str = REPORT_CONTENT_TYPE
+
+    def __post_init__(self) -> None:
+        issuer = _member(self.issuer, "monthly_report.issuer")
+        if issuer.role is not Role.GATEWAY:
+            raise RecordError("monthly_report.issuer: must be a gateway member id")
+        _report_month(self.month, "monthly_report.month")
+        if not isinstance(self.unit, str) or (self.unit and self.unit not in REPORTING_UNITS):
+            raise RecordError(
+                "monthly_report.unit: must be empty (all units) or a 2-digit reporting unit"
+            )
+        size = self.checkpoint_size
+        if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= _MAX_LOG_SIZE:
+            raise RecordError("monthly_report.checkpoint_size: must be a tree size (0 or more)")
+        if not isinstance(self.checkpoint_root, bytes) or len(self.checkpoint_root) != 32:
+            raise RecordError("monthly_report.checkpoint_root: must be 32 bytes (SHA-256)")
+        if self.content_type != REPORT_CONTENT_TYPE:
+            raise RecordError(f"monthly_report.content_type: must be {REPORT_CONTENT_TYPE!r}")
+        if not isinstance(self.content, bytes) or not self.content:
+            raise RecordError("monthly_report.content: must not be empty")
+        if len(self.content) > _MAX_REPORT_BYTES:
+            raise RecordError(f"monthly_report.content: at most {_MAX_REPORT_BYTES} bytes")
+        try:
+            document = json.loads(self.content.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as e:
+            raise RecordError(f"monthly_report.content: not UTF-8 JSON: {e}") from None
+        if not isinstance(document, dict):
+            raise RecordError("monthly_report.content: must be a JSON object")
+
+
+Statement = Listing | StatusChange | SanctionConfirmation | MemberRecord | MonthlyReport
 
 PAYLOAD_TYPES: Mapping[type[Statement], str] = MappingProxyType(
     {
@@ -450,5 +523,6 @@ PAYLOAD_TYPES: Mapping[type[Statement], str] = MappingProxyType(
         StatusChange: "application/vnd.alliance.status-change.v1+protobuf",
         SanctionConfirmation: "application/vnd.alliance.sanction-confirmation.v1+protobuf",
         MemberRecord: "application/vnd.alliance.member-record.v1+protobuf",
+        MonthlyReport: "application/vnd.alliance.monthly-report.v1+protobuf",
     }
 )

@@ -9,42 +9,46 @@ from __future__ import annotations
 
 import logging
 import threading
-from concurrent import futures
+import time
 from pathlib import Path
-
-import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from certs.pki import RevocationList
 from gateway.core.crypto import VerifyingKey, load_signing_key
 from gateway.core.identifiers import MemberId
-from gateway.core.notes import NoteSigner, NoteVerifier
+from gateway.core.notes import CosignatureSigner, NoteSigner, NoteVerifier
 from gateway.core.statements import PAYLOAD_TYPES, MemberRecord
-from gateway.errors import ConfigError, PermissionError
-from gateway.ops.config import Config
+from gateway.errors import PermissionError
+from gateway.ops.compliance_app import SERVICE_NAME as COMPLIANCE_SERVICE
+from gateway.ops.compliance_app import ComplianceRuntime
+from gateway.ops.config import Config, PeerConfig
 from gateway.ops.metrics import GatewayMetrics
-from gateway.pb.alliance.v1 import audit_pb2, audit_pb2_grpc, exchange_pb2, exchange_pb2_grpc
+from gateway.ops.state_metrics import StateMetrics
 from gateway.service.audit import AuditService
 from gateway.service.directory import Directory
 from gateway.service.ledger import Clock, Ledger, utc_now
 from gateway.service.members import MemberAdmin
 from gateway.service.query import QueryService
+from gateway.service.replication import (
+    CheckpointBeacon,
+    PeerClient,
+    PeerLog,
+    PeerPuller,
+    Replication,
+    ReplicationFeed,
+    ReplicationSettings,
+)
 from gateway.service.sequencer import Sequencer
 from gateway.service.submit import SubmitService
 from gateway.storage import SqlStore, check_schema, make_engine, migrate
 from gateway.storage.db import current_revision
 from gateway.transport.audit import AuditLogServicer
 from gateway.transport.exchange import ExchangeServicer
-from gateway.transport.identity import Caller
-from gateway.transport.interceptor import AuthInterceptor
+from gateway.transport.federation import FederationServicer
+from gateway.transport.identity import Caller, TrustBundles
+from gateway.transport.peer_client import GrpcPeerClient
+from gateway.transport.server import GatewayServer, ServerSettings
 
 logger = logging.getLogger(__name__)
-
-SERVICE_NAMES = (
-    exchange_pb2.DESCRIPTOR.services_by_name["Exchange"].full_name,
-    audit_pb2.DESCRIPTOR.services_by_name["AuditLog"].full_name,
-)
 
 
 class Core:
@@ -66,9 +70,8 @@ class Core:
         anchors = {config.member_id: self.key.public_key()}
         for peer in config.peers:
             verifier = NoteVerifier.from_vkey(peer.log_vkey)
-            anchors[f"spiffe://{peer.trust_domain}/gateway/{peer.name}"] = VerifyingKey.from_raw(
-                verifier.key.raw
-            )
+            anchors[peer.member_id] = VerifyingKey.from_raw(verifier.key.raw)
+        self.anchors = frozenset(anchors)
         self.directory = Directory(anchors)
         self._load_members()
         self.ledger = Ledger(
@@ -101,8 +104,15 @@ class _Admission:
         self._peers = {f"spiffe://{p.trust_domain}/gateway/{p.name}" for p in config.peers}
         self._directory = directory
         self._crl = crl
+        bundles: dict[str, list[Path]] = {config.trust_domain: [config.ca_file]}
+        for peer in config.peers:
+            bundles.setdefault(peer.trust_domain, []).append(peer.ca_file)
+        self._bundles = TrustBundles(bundles)
 
     def admit(self, caller: Caller) -> None:
+        # TLS accepted any configured root; only a CA of the trust domain the certificate
+        # names may vouch for it, so a peer's CA cannot mint our members (or another peer's).
+        self._bundles.check(caller)
         if self._crl is not None and self._crl.is_revoked(caller.serial):
             raise PermissionError(
                 f"certificate {caller.serial:x} of {caller.member_id} is revoked",
@@ -117,6 +127,9 @@ class _Admission:
         if caller.member_id == self._own:
             return
         self._directory.require_active(caller.member_id)
+
+
+STATE_METRICS_INTERVAL_S = 10.0
 
 
 class Gateway:
@@ -136,30 +149,76 @@ class Gateway:
         self.sequencer = Sequencer(
             core.ledger, max_batch=config.batch_max_records, max_wait_ms=config.batch_max_wait_ms
         )
+        self.compliance = ComplianceRuntime(core, self.metrics.registry)
         self.submit = SubmitService(
-            core.store, core.directory, self.sequencer, origin=config.log_origin, clock=clock
+            core.store,
+            core.directory,
+            self.sequencer,
+            origin=config.log_origin,
+            clock=clock,
+            deadline_rules=self.compliance.deadline_rules,
+            on_outcome=self.metrics.record_outcome,
         )
         self.query = QueryService(core.store, clock=clock)
         self.audit = AuditService(core.store, core.directory, clock=clock)
+        self.checkpoints = CheckpointBeacon()
+        self.state_metrics = StateMetrics(
+            self.metrics.registry,
+            certificates={
+                "gateway": config.cert_file,
+                "ca": config.ca_file,
+                **{f"peer-ca-{p.name}": p.ca_file for p in config.peers},
+            },
+        )
+        self._state_refreshed = 0.0
+        self.replication = Replication([self._puller(peer) for peer in config.peers if peer.pull])
         self.server = self._build_server()
         self.port = 0
         self._ticker = threading.Thread(target=self._tick_loop, name="ticker", daemon=True)
 
-    def _build_server(self) -> grpc.Server:
-        cfg = self.config
-        options = [
-            ("grpc.max_receive_message_length", cfg.max_message_bytes),
-            ("grpc.max_send_message_length", cfg.max_message_bytes),
-        ]
-        admission = _Admission(cfg, self.core.directory, self._crl)
-        server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=cfg.worker_threads, thread_name_prefix="rpc"),
-            interceptors=[AuthInterceptor(admission, self.metrics)],
-            options=options,
-            maximum_concurrent_rpcs=cfg.worker_threads * 8,
+    def _puller(self, peer: PeerConfig) -> PeerPuller:
+        cfg, core = self.config, self.core
+
+        def connect() -> PeerClient:
+            return GrpcPeerClient.from_files(
+                peer.address,
+                peer_ca_file=peer.ca_file,
+                cert_file=cfg.cert_file,
+                key_file=cfg.key_file,
+                max_message_bytes=cfg.max_message_bytes,
+            )
+
+        return PeerPuller(
+            PeerLog(peer.member_id, peer.log_origin, NoteVerifier.from_vkey(peer.log_vkey)),
+            connect,
+            ledger=core.ledger,
+            directory=core.directory,
+            store=core.store,
+            anchors=core.anchors,
+            cosigner=CosignatureSigner(cfg.member_id, core.key),
+            settings=ReplicationSettings(
+                backoff_initial_s=cfg.federation_backoff_initial_s,
+                backoff_max_s=cfg.federation_backoff_max_s,
+                batch_max_entries=cfg.federation_batch_max_entries,
+            ),
+            clock=self.core.clock,
         )
-        exchange_pb2_grpc.add_ExchangeServicer_to_server(
-            ExchangeServicer(
+
+    def _build_server(self) -> GatewayServer:
+        cfg = self.config
+        roots = Path(cfg.ca_file).read_bytes() + b"".join(p.ca_file.read_bytes() for p in cfg.peers)
+        return GatewayServer(
+            ServerSettings(
+                listen_address=cfg.listen_address,
+                worker_threads=cfg.worker_threads,
+                max_message_bytes=cfg.max_message_bytes,
+                cert_chain=cfg.cert_file.read_bytes(),
+                private_key=cfg.key_file.read_bytes(),
+                client_roots=roots,
+            ),
+            admission=_Admission(cfg, self.core.directory, self._crl),
+            observer=self.metrics,
+            exchange=ExchangeServicer(
                 self.submit,
                 self.query,
                 self.core.store,
@@ -168,36 +227,21 @@ class Gateway:
                 max_stream_records=cfg.max_stream_records,
                 stopping=self._stopping,
             ),
-            server,
+            audit=AuditLogServicer(self.audit),
+            federation=FederationServicer(
+                ReplicationFeed(self.core.store, self.checkpoints), stopping=self._stopping
+            ),
+            extra=[(COMPLIANCE_SERVICE, self.compliance.add_to_server)],
         )
-        audit_pb2_grpc.add_AuditLogServicer_to_server(AuditLogServicer(self.audit), server)
-        self.health = health.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
-        reflection.enable_server_reflection(
-            (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-        )
-        roots = Path(cfg.ca_file).read_bytes() + b"".join(p.ca_file.read_bytes() for p in cfg.peers)
-        credentials = grpc.ssl_server_credentials(
-            [(cfg.key_file.read_bytes(), cfg.cert_file.read_bytes())],
-            root_certificates=roots,
-            require_client_auth=True,
-        )
-        self._bind_address = cfg.listen_address
-        self._credentials = credentials
-        return server
 
     def start(self, *, serve_metrics: bool = True) -> Gateway:
         self.sequencer.start()
         self._tick()
-        self.port = self.server.add_secure_port(self._bind_address, self._credentials)
-        if self.port == 0:
-            raise ConfigError(f"listen_address: cannot bind {self._bind_address}")
-        self.server.start()
+        self.port = self.server.start()
         if serve_metrics:
             self._stop_metrics = self.metrics.serve(self.config.metrics_address)
-        for name in ("", *SERVICE_NAMES):
-            self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self._ticker.start()
+        self.replication.start()
         logger.info(
             "gateway %s serving on port %s (log %s, %s entries)",
             self.config.member_id,
@@ -214,8 +258,9 @@ class Gateway:
     def stop(self, grace_s: float | None = None) -> None:
         grace = self.config.shutdown_grace_s if grace_s is None else grace_s
         self._stopping.set()
-        self.health.enter_graceful_shutdown()
-        self.server.stop(grace).wait()
+        self.replication.stop()
+        self.checkpoints.notify()
+        self.server.stop(grace)
         self.sequencer.stop()
         self._tick()
         if callable(self._stop_metrics):
@@ -225,7 +270,7 @@ class Gateway:
         self.core.close()
 
     def wait(self) -> None:
-        self.server.wait_for_termination()
+        self.server.wait()
 
     def _tick_loop(self) -> None:
         while not self._stopping.wait(self.config.checkpoint_interval_s):
@@ -238,13 +283,32 @@ class Gateway:
         """Periodic work: notice appends by other processes, sign a checkpoint, reload CRL."""
         core = self.core
         core.ledger.refresh()
+        self.compliance.tick()
         cp = core.ledger.checkpoint(core.note_signer, self.config.log_origin)
         latest = cp or core.store.latest_checkpoint()
         self.metrics.log_size.set(core.ledger.size)
         if latest is not None:
             self.metrics.checkpoint_timestamp.set(latest.signed_at.timestamp())
+            self.state_metrics.checkpoint_size.set(latest.tree_size)
+        if cp is not None:
+            self.checkpoints.notify()
+        now = self.core.clock()
+        for status in self.replication.status():
+            self.metrics.observe_peer(
+                status.peer,
+                entries_behind=status.entries_behind,
+                seconds_behind=status.seconds_behind(now),
+                last_success=(
+                    status.last_success_at.timestamp() if status.last_success_at else None
+                ),
+                failures=status.consecutive_failures,
+            )
         if self._crl is not None:
             self._crl.reload_if_changed()
+        # Group-bys over the projections: refresh at most every STATE_METRICS_INTERVAL_S.
+        if time.monotonic() - self._state_refreshed >= STATE_METRICS_INTERVAL_S:
+            self._state_refreshed = time.monotonic()
+            self.state_metrics.refresh(core.store, now)
 
 
 def gateway_member_id(trust_domain: str, name: str) -> str:

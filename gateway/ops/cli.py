@@ -11,7 +11,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 
@@ -24,7 +24,8 @@ from gateway.errors import GatewayError, RecordError
 from gateway.ops.app import Core, Gateway
 from gateway.ops.config import load_config
 from gateway.ops.logs import setup_logging
-from gateway.storage import make_engine, migrate
+from gateway.ops.report_cli import add_subparsers as add_report_subparsers
+from gateway.storage import SqlStore, check_schema, make_engine, migrate
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +85,12 @@ def _parser() -> argparse.ArgumentParser:
     ls.add_argument("--config", type=Path, required=True)
     ls.set_defaults(handler=_members_list)
 
+    peers = sub.add_parser("peers", help="federation with peer gateways")
+    psub = peers.add_subparsers(dest="peers_command", required=True)
+    pstatus = psub.add_parser("status", help="replication state per peer, from the database")
+    pstatus.add_argument("--config", type=Path, required=True)
+    pstatus.set_defaults(handler=_peers_status)
+
     key = sub.add_parser("signing-key", help="create the gateway's Ed25519 log/record key")
     key.add_argument("--out", type=Path, required=True)
     key.set_defaults(handler=_signing_key)
@@ -92,6 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     vkey.add_argument("--config", type=Path, required=True)
     vkey.set_defaults(handler=_log_key)
 
+    add_report_subparsers(sub)
     certs_cli.add_subparsers(sub)
     return p
 
@@ -188,6 +196,61 @@ def _members_list(args: argparse.Namespace) -> int:
             print(f"{record.member_id}\t{record.status.name.lower()}\t{record.region_code}\t{keys}")
     finally:
         core.close()
+    return 0
+
+
+def _peers_status(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    engine = make_engine(config.database_url)
+    try:
+        check_schema(engine)
+        store = SqlStore(engine)
+        cursors = {c.peer: c for c in store.peer_cursors()}
+        evidence = store.evidence()
+    finally:
+        engine.dispose()
+    now = datetime.now(UTC)
+    header = ("PEER", "MODE", "CURSOR", "PEER SIZE", "BEHIND", "SECONDS", "LAST SUCCESS", "FAILS")
+    rows: list[tuple[str, ...]] = []
+    errors: list[str] = []
+    for peer in config.peers:
+        cursor = cursors.get(peer.member_id)
+        mode = "pull" if peer.pull else "anchor"
+        if cursor is None or cursor.origin != peer.log_origin:
+            rows.append(
+                (peer.member_id, mode, "-", "-", "-", "-", "never" if peer.pull else "-", "0")
+            )
+            continue
+        behind = max(0, cursor.checkpoint_size - cursor.next_index)
+        if behind == 0 and cursor.consecutive_failures == 0:
+            seconds = "0"
+        else:
+            since = cursor.caught_up_at or cursor.updated_at
+            seconds = f"{(now - since).total_seconds():.0f}"
+        last = cursor.last_success_at
+        rows.append(
+            (
+                peer.member_id,
+                mode,
+                str(cursor.next_index),
+                str(cursor.checkpoint_size),
+                str(behind),
+                seconds,
+                last.strftime("%Y-%m-%d %H:%M:%S") if last else "never",
+                str(cursor.consecutive_failures),
+            )
+        )
+        if cursor.last_error:
+            errors.append(f"{peer.member_id}: {cursor.last_error}")
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
+    for row in (header, *rows):
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    for line in errors:
+        print(f"last error of {line}")
+    for item in evidence:
+        print(
+            f"EVIDENCE {item.recorded_at:%Y-%m-%d %H:%M:%S} {item.peer} {item.kind}: {item.detail}"
+        )
     return 0
 
 

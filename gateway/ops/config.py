@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gateway.errors import ConfigError
+from gateway.core.deadlines import DeadlineRules
+from gateway.core.notes import NoteVerifier
+from gateway.errors import ConfigError, GatewayError
 
 _TRUST_DOMAIN = re.compile(r"^[a-z0-9._-]{1,255}$")
 _NAME = re.compile(r"^[a-z0-9._-]{1,128}$")
@@ -24,7 +26,13 @@ _ENV_PREFIX = "ALLIANCE_"
 
 @dataclass(frozen=True)
 class PeerConfig:
-    """A federated regional gateway, configured out of band."""
+    """A federated regional gateway, configured out of band.
+
+    Its gateway key (from ``log_vkey``) is the trust anchor for its region's member
+    records. With ``pull = false`` the peer is an anchor only: records of its region
+    that reach us through other peers verify, but we do not connect to it (a spoke in
+    a hub-and-spoke federation); ``address`` may then be empty.
+    """
 
     name: str
     address: str
@@ -33,6 +41,11 @@ class PeerConfig:
     log_origin: str
     # C2SP vkey of the peer's log/gateway key: name+hex(keyid)+base64(0x01||pubkey).
     log_vkey: str
+    pull: bool = True
+
+    @property
+    def member_id(self) -> str:
+        return f"spiffe://{self.trust_domain}/gateway/{self.name}"
 
 
 @dataclass(frozen=True)
@@ -59,6 +72,13 @@ class Config:
     crl_reload_interval_s: float = 5.0
     access_log_retention_days: int = 3 * 366
     shutdown_grace_s: float = 5.0
+    federation_backoff_initial_s: float = 0.5
+    federation_backoff_max_s: float = 30.0
+    federation_batch_max_entries: int = 1000
+    # Compliance (docs/OPERATIONS.md, "Deadlines, escalation and the monthly report").
+    sanction_grace_days: int = 7
+    deadline_rules: str = ""
+    calendar_dir: Path | None = None
     peers: tuple[PeerConfig, ...] = field(default=())
 
     def __post_init__(self) -> None:
@@ -68,7 +88,13 @@ class Config:
             raise ConfigError(f"gateway_name: {self.gateway_name!r} must match [a-z0-9._-]+")
         if not re.fullmatch(r"\d{6}", self.region_code):
             raise ConfigError(f"region_code: {self.region_code!r} must be 6 digits")
-        for name in ("checkpoint_interval_s", "batch_max_wait_ms", "crl_reload_interval_s"):
+        for name in (
+            "checkpoint_interval_s",
+            "batch_max_wait_ms",
+            "crl_reload_interval_s",
+            "federation_backoff_initial_s",
+            "federation_backoff_max_s",
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name}: must be positive")
         for name in (
@@ -78,9 +104,14 @@ class Config:
             "batch_max_records",
             "worker_threads",
             "access_log_retention_days",
+            "federation_batch_max_entries",
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be at least 1")
+        self._check_peers()
+        if self.sanction_grace_days < 0:
+            raise ConfigError("sanction_grace_days: must not be negative")
+        DeadlineRules.parse(self.deadline_rules)
         if not self.log_origin:
             object.__setattr__(self, "log_origin", f"{self.trust_domain}/alliance-log/v1")
         if " " in self.log_origin or "+" in self.log_origin:
@@ -89,6 +120,18 @@ class Config:
     @property
     def member_id(self) -> str:
         return f"spiffe://{self.trust_domain}/gateway/{self.gateway_name}"
+
+    def _check_peers(self) -> None:
+        seen: set[str] = set()
+        for peer in self.peers:
+            if peer.trust_domain == self.trust_domain:
+                raise ConfigError(
+                    f"peers: {peer.name} is in our own trust domain {self.trust_domain}",
+                    advice="replicas of this gateway share its database; peers are other regions",
+                )
+            if peer.trust_domain in seen:
+                raise ConfigError(f"peers: trust domain {peer.trust_domain} is listed twice")
+            seen.add(peer.trust_domain)
 
     def check_files(self) -> None:
         """Fail at start-up, not at the first call, when a file is missing."""
@@ -100,7 +143,14 @@ class Config:
 
 
 _FILES_ADVICE = "create certificates and keys with `alliance-gateway certs …` (docs/OPERATIONS.md)"
-_PATH_FIELDS = {"ca_file", "cert_file", "key_file", "signing_key_file", "crl_file"}
+_PATH_FIELDS = {
+    "ca_file",
+    "cert_file",
+    "key_file",
+    "signing_key_file",
+    "crl_file",
+    "calendar_dir",
+}
 
 
 def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
@@ -172,18 +222,39 @@ def _database_url(url: str, base_dir: Path) -> str:
 def _peer(raw: Any, base_dir: Path) -> PeerConfig:
     if not isinstance(raw, Mapping):
         raise ConfigError("peers: each peer must be a table ([[peers]])")
-    required = ("name", "address", "trust_domain", "ca_file", "log_origin", "log_vkey")
+    pull = raw.get("pull", True)
+    if not isinstance(pull, bool):
+        raise ConfigError(f"peers: peer {raw.get('name', '?')!r}: pull must be true or false")
+    required = ["name", "trust_domain", "ca_file", "log_origin", "log_vkey"]
+    if pull:
+        required.append("address")
     missing = [k for k in required if k not in raw]
     if missing:
         raise ConfigError(f"peers: peer {raw.get('name', '?')!r} lacks {', '.join(missing)}")
-    unknown = set(raw) - set(required)
+    unknown = set(raw) - {*required, "address", "pull"}
     if unknown:
         raise ConfigError(f"peers: unknown setting(s) {', '.join(sorted(unknown))}")
+    name, trust_domain = str(raw["name"]), str(raw["trust_domain"])
+    if not _NAME.match(name):
+        raise ConfigError(f"peers: name {name!r} must match [a-z0-9._-]+")
+    if not _TRUST_DOMAIN.match(trust_domain):
+        raise ConfigError(f"peers: {name}: {trust_domain!r} is not a valid trust domain")
+    origin, vkey = str(raw["log_origin"]), str(raw["log_vkey"])
+    try:
+        verifier = NoteVerifier.from_vkey(vkey)
+    except GatewayError as e:
+        raise ConfigError(f"peers: {name}: log_vkey: {e}") from e
+    if verifier.name != origin:
+        raise ConfigError(
+            f"peers: {name}: log_vkey names {verifier.name!r}, not the log origin {origin!r}",
+            advice="ask the peer for `alliance-gateway log-key` output and its log_origin",
+        )
     return PeerConfig(
-        name=str(raw["name"]),
-        address=str(raw["address"]),
-        trust_domain=str(raw["trust_domain"]),
+        name=name,
+        address=str(raw.get("address", "")),
+        trust_domain=trust_domain,
         ca_file=_path(raw["ca_file"], base_dir),
-        log_origin=str(raw["log_origin"]),
-        log_vkey=str(raw["log_vkey"]),
+        log_origin=origin,
+        log_vkey=vkey,
+        pull=pull,
     )

@@ -7,8 +7,8 @@ come from fixed tables; no member, seller or record id is ever a label.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
-import grpc
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -17,6 +17,15 @@ from prometheus_client import (
     Info,
     start_http_server,
 )
+
+from gateway.core.statements import PAYLOAD_TYPES
+
+
+class _StatusCode(Protocol):
+    """A ``grpc.StatusCode`` as metrics see it: its name (ops does not import grpc)."""
+
+    @property
+    def name(self) -> str: ...
 
 
 class GatewayMetrics:
@@ -44,8 +53,14 @@ class GatewayMetrics:
         )
         self.records_rejected = Counter(
             "alliance_records_rejected_total",
-            "Records refused, by reason (status code)",
-            ["reason"],
+            "Records refused, by statement type and reason",
+            ["type", "reason"],
+            registry=r,
+        )
+        self.records_duplicate = Counter(
+            "alliance_records_duplicate_total",
+            "Submissions of records already in the log (answered idempotently), by type",
+            ["type"],
             registry=r,
         )
         self.log_size = Gauge("alliance_log_entries", "Entries in the audit log", registry=r)
@@ -55,8 +70,58 @@ class GatewayMetrics:
             registry=r,
         )
         self.build = Info("alliance_build", "Build information", registry=r)
+        # Federation, one series per configured peer gateway (bounded by the config).
+        self.federation_entries_behind = Gauge(
+            "alliance_federation_entries_behind",
+            "Entries of the peer's newest verified checkpoint not yet replicated",
+            ["peer"],
+            registry=r,
+        )
+        self.federation_seconds_behind = Gauge(
+            "alliance_federation_seconds_behind",
+            "Seconds since our copy of the peer's log was last complete (0 when it is)",
+            ["peer"],
+            registry=r,
+        )
+        self.federation_last_success = Gauge(
+            "alliance_federation_last_success_timestamp_seconds",
+            "Unix time of the last verified checkpoint or batch from the peer",
+            ["peer"],
+            registry=r,
+        )
+        self.federation_failures = Gauge(
+            "alliance_federation_consecutive_failures",
+            "Failed replication sessions with the peer since the last success",
+            ["peer"],
+            registry=r,
+        )
 
-    def observe(self, method: str, code: grpc.StatusCode, seconds: float) -> None:
+    def observe_peer(
+        self,
+        peer: str,
+        *,
+        entries_behind: int,
+        seconds_behind: float,
+        last_success: float | None,
+        failures: int,
+    ) -> None:
+        self.federation_entries_behind.labels(peer=peer).set(entries_behind)
+        self.federation_seconds_behind.labels(peer=peer).set(seconds_behind)
+        if last_success is not None:
+            self.federation_last_success.labels(peer=peer).set(last_success)
+        self.federation_failures.labels(peer=peer).set(failures)
+
+    def record_outcome(self, payload_type: str, reason: str) -> None:
+        """SubmitService's hook: "" appended, "duplicate", or a bounded rejection reason."""
+        kind = _TYPE_LABELS.get(payload_type, "unknown")
+        if not reason:
+            self.records_accepted.labels(type=kind).inc()
+        elif reason == "duplicate":
+            self.records_duplicate.labels(type=kind).inc()
+        else:
+            self.records_rejected.labels(type=kind, reason=reason).inc()
+
+    def observe(self, method: str, code: _StatusCode, seconds: float) -> None:
         self.rpcs.labels(method=method, code=code.name).inc()
         self.rpc_latency.labels(method=method).observe(seconds)
 
@@ -74,3 +139,8 @@ class GatewayMetrics:
             thread.join(timeout=5)
 
         return stop
+
+
+# Statement types as metric labels: the payload type is client-controlled, so anything
+# not in this table is counted as "unknown" (label sets stay bounded).
+_TYPE_LABELS = {payload_type: cls.__name__.lower() for cls, payload_type in PAYLOAD_TYPES.items()}

@@ -45,13 +45,13 @@ class StateMetrics:
             registry=registry,
         )
         self.cert_expiry = Gauge(
-            "alliance_certificate_expiry_days",
-            "Days until each configured certificate expires",
+            "alliance_certificate_expiry_timestamp_seconds",
+            "Unix time each configured certificate expires (alert on it minus time())",
             ["certificate"],
             registry=registry,
         )
 
-    def refresh(self, store: SqlStore, now: datetime, checkpoint_size: int | None) -> None:
+    def refresh(self, store: SqlStore, now: datetime) -> None:
         engine = store.engine
         self.listings.clear()
         for c in listing_counts(engine):
@@ -67,12 +67,9 @@ class StateMetrics:
                 measure=SanctionMeasure(s.measure).name.lower(),
                 action=SanctionAction(s.action).name.lower(),
             ).set(s.count)
-        if checkpoint_size is not None:
-            self.checkpoint_size.set(checkpoint_size)
         for name, path in self._certificates.items():
             try:
                 cert = x509.load_pem_x509_certificate(path.read_bytes())
             except (OSError, ValueError):
                 continue
-            days = (cert.not_valid_after_utc - now).total_seconds() / 86400
-            self.cert_expiry.labels(certificate=name).set(round(days, 2))
+            self.cert_expiry.labels(certificate=name).set(cert.not_valid_after_utc.timestamp())

@@ -82,15 +82,25 @@ class Directory:
             raise PermissionError(f"{member_id} is suspended")
         return record
 
-    def keys_at(self, member_id: str, at: datetime) -> list[VerifyingKey]:
+    def keys_at(self, member_id: str, at: datetime | None) -> list[VerifyingKey]:
+        """Keys ``member_id`` may sign with at ``at``, plus its anchor key if it has one.
+
+        ``at=None`` (replicated records, see ``gateway.service.replication``): every key
+        the member's current record lists, whatever its window or the member's status.
+        """
         with self._lock:
-            keys = [VerifyingKey.from_raw(k) for k in self._fold.keys_valid_at(member_id, at)]
+            if at is None:
+                record = self._fold.get(member_id)
+                raw = [] if record is None else [k.public_key for k in record.keys]
+            else:
+                raw = self._fold.keys_valid_at(member_id, at)
+            keys = [VerifyingKey.from_raw(k) for k in raw]
         anchor = self._anchors.get(member_id)
         if anchor is not None and anchor not in keys:
             keys.append(anchor)
         return keys
 
-    def verify(self, env: dsse.Envelope, at: datetime, *, prefer: str | None = None) -> str:
+    def verify(self, env: dsse.Envelope, at: datetime | None, *, prefer: str | None = None) -> str:
         """Verify ``env`` against the keys valid at ``at``; return the signer's member id.
 
         Candidates are the members whose keys match a signature's keyid hint, plus

@@ -20,7 +20,7 @@ from gateway.core.notes import Checkpoint, NoteSigner, sign_note
 from gateway.core.statements import MemberRecord, Statement
 from gateway.errors import LogIntegrityError
 from gateway.service.projection import project
-from gateway.storage import SqlStore, StoredCheckpoint, StoredRecord
+from gateway.storage import SqlStore, StoredCheckpoint, StoredRecord, UnitOfWork
 
 logger = logging.getLogger(__name__)
 
@@ -96,8 +96,17 @@ class Ledger:
             self._on_resync()
         return True
 
-    def append(self, batch: Sequence[Accepted]) -> list[Appended]:
-        """Append the new records of ``batch`` durably; duplicates keep their index."""
+    def append(
+        self,
+        batch: Sequence[Accepted],
+        *,
+        in_transaction: Callable[[UnitOfWork], None] | None = None,
+    ) -> list[Appended]:
+        """Append the new records of ``batch`` durably; duplicates keep their index.
+
+        ``in_transaction`` runs inside the same unit of work after the records are
+        written (replication saves its cursor there), so both commit or neither does.
+        """
         with self._lock:
             resynced = False
             with self._store.unit_of_work() as uow:
@@ -130,6 +139,8 @@ class Ledger:
                 for item, index in fresh:
                     project(uow, item.record_id, index, item.statement)
                 uow.set_log_size(rng.size)
+                if in_transaction is not None:
+                    in_transaction(uow)
             self._range = rng
             self._appended.notify_all()
         if resynced and self._on_resync is not None:

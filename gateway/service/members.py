@@ -18,6 +18,8 @@ from gateway.errors import NotFoundError, RecordError
 from gateway.service.directory import Directory
 from gateway.service.ledger import Accepted, Appended, Clock, Ledger, utc_now
 
+_SMALLEST_WINDOW = timedelta(microseconds=1)
+
 
 class MemberAdmin:
     def __init__(
@@ -97,9 +99,11 @@ class MemberAdmin:
             MemberKey(
                 public_key=k.public_key,
                 not_before=k.not_before,
+                # A window must not be empty; the smallest one a Timestamp carries (1 µs)
+                # ends a key registered a moment ago at once, as asked, not a second later.
                 not_after=min(k.not_after, ends)
                 if k.not_after
-                else max(ends, k.not_before + timedelta(seconds=1)),
+                else max(ends, k.not_before + _SMALLEST_WINDOW),
             )
             for k in current.keys
             if k.public_key != new_key and (k.not_after is None or k.not_after > now)

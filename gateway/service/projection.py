@@ -7,8 +7,12 @@ wins, so the projection does not depend on the order records arrive in.
 
 from __future__ import annotations
 
+import logging
+
 from gateway.codec import decode_statement
 from gateway.core.fold import in_force_step, sanction_wins, stronger_step
+from gateway.core.identifiers import MemberId
+from gateway.core.policy import authorize_statement
 from gateway.core.statements import (
     LifecycleStep,
     Listing,
@@ -17,7 +21,10 @@ from gateway.core.statements import (
     Statement,
     StatusChange,
 )
+from gateway.errors import PermissionError
 from gateway.storage import ListingProjection, SanctionProjection, UnitOfWork
+
+logger = logging.getLogger(__name__)
 
 
 def project(uow: UnitOfWork, record_id: str, log_index: int, statement: Statement) -> None:
@@ -49,7 +56,30 @@ def _listing(uow: UnitOfWork, record_id: str, log_index: int, listing: Listing) 
     )
     for waiting in uow.take_pending(record_id):
         statement = decode_statement(waiting.payload_type, waiting.payload)
+        if isinstance(statement, StatusChange) and not _allowed_late(
+            uow, waiting.signer, statement, listing
+        ):
+            continue
         project(uow, waiting.record_id, waiting.log_index, statement)
+
+
+def _allowed_late(uow: UnitOfWork, signer: str, change: StatusChange, listing: Listing) -> bool:
+    """Finish authorizing a status change that was replicated before its listing.
+
+    Replication could check it only in part (``gateway.service.replication``); one that
+    fails now stays in the log but never counts.
+    """
+    try:
+        authorize_statement(
+            MemberId.parse(signer),
+            change,
+            listing=listing,
+            signer_region=uow.member_region(signer),
+        )
+    except PermissionError as e:
+        logger.warning("status change %s does not count: %s", change.listing_id, e)
+        return False
+    return True
 
 
 def _status_change(uow: UnitOfWork, record_id: str, change: StatusChange) -> None:

@@ -22,6 +22,7 @@ from gateway.storage import (
 
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
+_MAX_LOG_INDEX = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -117,8 +118,11 @@ def _decode_token(token: str) -> int:
     try:
         text = base64.urlsafe_b64decode(token.encode()).decode()
         version, _, value = text.partition(":")
-        if version != "v1":
-            raise ValueError(version)
-        return int(value)
+        if version != "v1" or not (value.isascii() and value.isdigit()):
+            raise ValueError(text)
+        index = int(value)
+        if index > _MAX_LOG_INDEX:  # would overflow the database's 64-bit column
+            raise ValueError(text)
+        return index
     except (binascii.Error, UnicodeDecodeError, ValueError) as e:
         raise RecordError("page_token: not a token this gateway issued") from e

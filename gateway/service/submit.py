@@ -6,18 +6,36 @@ bytes before anything parses them, and nothing is stored unless every check pass
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 
 from gateway.codec import decode_statement
 from gateway.core import dsse
+from gateway.core.deadlines import DEFAULT_RULES, DeadlineRules
 from gateway.core.identifiers import MemberId
 from gateway.core.policy import authorize_statement
 from gateway.core.statements import Listing, SanctionConfirmation, Statement, StatusChange
-from gateway.errors import NotFoundError, PermissionError, RecordError
+from gateway.errors import (
+    GatewayError,
+    NotFoundError,
+    PermissionError,
+    RecordError,
+    StorageError,
+    VerificationError,
+)
 from gateway.service.directory import Directory
 from gateway.service.ledger import Accepted, Appended, Clock, utc_now
 from gateway.service.sequencer import Sequencer
 from gateway.storage import SqlStore
+
+REJECTION_REASONS: Mapping[type[BaseException], str] = {
+    RecordError: "invalid_record",
+    VerificationError: "bad_signature",
+    PermissionError: "not_allowed",
+    NotFoundError: "unknown_listing",
+    StorageError: "storage",
+}
 
 
 class SubmitService:
@@ -29,33 +47,72 @@ class SubmitService:
         *,
         origin: str,
         clock: Clock = utc_now,
+        deadline_rules: DeadlineRules = DEFAULT_RULES,
+        on_outcome: Callable[[str, str], None] | None = None,
     ) -> None:
+        """``on_outcome(payload_type, reason)``: reason is "" for a record appended,
+        "duplicate", or a bounded rejection reason (REJECTION_REASONS) — for metrics."""
+        self._on_outcome = on_outcome
+        self._deadline_rules = deadline_rules
         self._store = store
         self._directory = directory
         self._sequencer = sequencer
         self._origin = origin
         self._clock = clock
+        # Listings handed to the sequencer but not yet committed: a status change or a
+        # confirmation right behind its listing in one stream must find it.
+        self._in_flight: dict[str, Listing] = {}
+        self._in_flight_lock = threading.Lock()
 
     def submit(self, env: dsse.Envelope, caller: str) -> Appended:
-        prepared = self.prepare(env, caller)
-        if isinstance(prepared, Appended):
-            return prepared
-        return self._sequencer.submit(prepared).result()
+        return self.submit_async(env, caller).result()
 
     def submit_async(self, env: dsse.Envelope, caller: str) -> Future[Appended]:
         """Check now, append with the next batch: bulk ingest pipelines through this."""
-        prepared = self.prepare(env, caller)
+        try:
+            prepared = self.prepare(env, caller)
+        except GatewayError as e:
+            self._observe(env.payload_type, e)
+            raise
         if isinstance(prepared, Appended):
+            self._observe(env.payload_type, prepared)
             done: Future[Appended] = Future()
             done.set_result(prepared)
             return done
-        return self._sequencer.submit(prepared)
+        record_id = prepared.record_id
+        if isinstance(prepared.statement, Listing):
+            with self._in_flight_lock:
+                self._in_flight[record_id] = prepared.statement
+        future = self._sequencer.submit(prepared)
+        future.add_done_callback(lambda f: self._landed(record_id, env.payload_type, f))
+        return future
+
+    def _landed(self, record_id: str, payload_type: str, future: Future[Appended]) -> None:
+        with self._in_flight_lock:
+            self._in_flight.pop(record_id, None)
+        error = future.exception()
+        self._observe(payload_type, future.result() if error is None else error)
+
+    def _observe(self, payload_type: str, outcome: Appended | BaseException) -> None:
+        if self._on_outcome is None:
+            return
+        if isinstance(outcome, Appended):
+            self._on_outcome(payload_type, "duplicate" if outcome.duplicate else "")
+        else:
+            self._on_outcome(payload_type, REJECTION_REASONS.get(type(outcome), "other"))
 
     def prepare(self, env: dsse.Envelope, caller: str) -> Accepted | Appended:
         """Everything but the append; raises the GatewayError that rejects the record."""
         record_id = env.record_id
         stored = self._store.record_by_id(record_id)
         if stored is not None:
+            # Idempotent for its signer only: a member submits nothing as another, even
+            # bytes already stored (the stored signer was verified when it was appended).
+            if stored.signer != caller:
+                raise PermissionError(
+                    f"record {record_id} is signed by {stored.signer}, not by {caller}",
+                    advice="members submit only records they signed themselves",
+                )
             return Appended(record_id, stored.log_index, duplicate=True)
         signer = self._directory.verify(env, self._clock(), prefer=caller)
         if signer != caller:
@@ -64,6 +121,10 @@ class SubmitService:
                 advice="members submit only records they signed themselves",
             )
         statement = decode_statement(env.payload_type, env.payload)
+        if isinstance(statement, Listing):
+            # The alliance's deadline rule, for listings members submit here; replicated
+            # listings were judged by their origin gateway (gateway.core.deadlines).
+            self._deadline_rules.check(statement)
         authorize_statement(
             MemberId.parse(signer),
             statement,
@@ -77,6 +138,10 @@ class SubmitService:
             return None
         stored = self._store.record_by_id(statement.listing_id)
         if stored is None:
+            with self._in_flight_lock:
+                pending = self._in_flight.get(statement.listing_id)
+            if pending is not None:
+                return pending
             raise NotFoundError(
                 f"listing_id: no listing {statement.listing_id} is known to this gateway",
                 advice="submit the listing first, or wait for it to replicate",

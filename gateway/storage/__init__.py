@@ -4,9 +4,11 @@ from gateway.storage.db import check_schema, make_engine, migrate
 from gateway.storage.store import (
     ListingFilter,
     ListingProjection,
+    PeerCursor,
     SanctionProjection,
     SqlStore,
     StoredCheckpoint,
+    StoredEvidence,
     StoredRecord,
     UnitOfWork,
 )
@@ -14,9 +16,11 @@ from gateway.storage.store import (
 __all__ = [
     "ListingFilter",
     "ListingProjection",
+    "PeerCursor",
     "SanctionProjection",
     "SqlStore",
     "StoredCheckpoint",
+    "StoredEvidence",
     "StoredRecord",
     "UnitOfWork",
     "check_schema",

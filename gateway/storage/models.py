@@ -134,7 +134,11 @@ class ListingRow(Base):
     in_force: Mapped[bool] = mapped_column(Boolean)
     log_index: Mapped[int] = mapped_column(BigInteger)
 
-    __table_args__ = (Index("ix_listings_filter", "list_kind", "conduct", "region_code"),)
+    __table_args__ = (
+        Index("ix_listings_filter", "list_kind", "conduct", "region_code"),
+        # Escalation and overdue counts: in force, not yet escalated, deadline passed.
+        Index("ix_listings_due", "in_force", "step", "deadline"),
+    )
 
 
 class StepRow(Base):
@@ -181,3 +185,45 @@ class AccessLogRow(Base):
     member_id: Mapped[str] = mapped_column(String(300))
     rpc: Mapped[str] = mapped_column(String(128))
     detail: Mapped[str] = mapped_column(Text)
+
+
+class PeerCursorRow(Base):
+    """Replication from one peer gateway: how far we are, what we verified, how it goes.
+
+    ``next_index`` and ``range_hashes`` (the compact range, 32 bytes per hash, largest
+    subtree first) change only in the transaction that appends the peer's records, so
+    a crash neither loses nor repeats entries.
+    """
+
+    __tablename__ = "peer_cursors"
+
+    peer: Mapped[str] = mapped_column(String(300), primary_key=True)
+    origin: Mapped[str] = mapped_column(String(300))
+    next_index: Mapped[int] = mapped_column(BigInteger)
+    range_hashes: Mapped[bytes] = mapped_column(LargeBinary)
+    checkpoint_size: Mapped[int] = mapped_column(BigInteger)
+    checkpoint_root: Mapped[bytes | None] = mapped_column(LargeBinary(32), nullable=True)
+    checkpoint_note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    caught_up_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    last_success_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    consecutive_failures: Mapped[int] = mapped_column(Integer)
+    last_error: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class FederationEvidenceRow(Base):
+    """Two signed checkpoints of a peer's log that contradict each other, kept for the
+    regulator: the one we had accepted, the conflicting one, and the proof sent."""
+
+    __tablename__ = "federation_evidence"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    peer: Mapped[str] = mapped_column(String(300), index=True)
+    origin: Mapped[str] = mapped_column(String(300))
+    kind: Mapped[str] = mapped_column(String(32))
+    accepted_note: Mapped[str] = mapped_column(Text)
+    conflicting_note: Mapped[str] = mapped_column(Text)
+    # The consistency proof as sent: base64 hashes, one per line.
+    proof: Mapped[str] = mapped_column(Text)
+    detail: Mapped[str] = mapped_column(Text)
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime())

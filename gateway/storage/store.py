@@ -7,6 +7,7 @@ projections, so the log and the state it implies never disagree.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from base64 import b64decode, b64encode
 from collections import defaultdict
@@ -15,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy import Engine, delete, func, insert, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -24,10 +25,12 @@ from gateway.storage.models import (
     AccessLogRow,
     CheckpointRow,
     CosignatureRow,
+    FederationEvidenceRow,
     ListingRow,
     LogNodeRow,
     LogStateRow,
     MemberRow,
+    PeerCursorRow,
     PendingRow,
     RecordRow,
     SanctionRow,
@@ -82,6 +85,36 @@ class StoredCheckpoint:
     root_hash: bytes
     note: str
     signed_at: datetime
+
+
+@dataclass(frozen=True)
+class PeerCursor:
+    """Replication state for one peer gateway (see ``PeerCursorRow``)."""
+
+    peer: str
+    origin: str
+    next_index: int
+    range_hashes: tuple[bytes, ...]
+    checkpoint_size: int
+    checkpoint_root: bytes | None
+    checkpoint_note: str | None
+    caught_up_at: datetime | None
+    last_success_at: datetime | None
+    consecutive_failures: int
+    last_error: str
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class StoredEvidence:
+    peer: str
+    origin: str
+    kind: str
+    accepted_note: str
+    conflicting_note: str
+    proof: tuple[bytes, ...]
+    detail: str
+    recorded_at: datetime
 
 
 @dataclass(frozen=True)
@@ -299,6 +332,15 @@ class UnitOfWork:
         row = self._s.get(MemberRow, member_id)
         return None if row is None else (row.issued_at, row.record_id)
 
+    def member_region(self, member_id: str) -> str | None:
+        """Region code of the member's current record, as projected."""
+        row = self._s.get(MemberRow, member_id)
+        return None if row is None else row.region_code
+
+    def put_peer_cursor(self, cursor: PeerCursor) -> None:
+        """Save a peer's replication state with the records of the same batch."""
+        _merge_cursor(self._s, cursor)
+
     def insert_checkpoint(self, cp: StoredCheckpoint) -> None:
         self._s.add(
             CheckpointRow(
@@ -340,19 +382,32 @@ class SqlStore:
 
     def get_nodes(self, ids: Sequence[tuple[int, int]]) -> list[bytes]:
         """NodeReader: hashes of the requested complete subtrees, in request order."""
-        by_level: dict[int, list[int]] = defaultdict(list)
-        for level, idx in ids:
-            by_level[level].append(idx)
+        # A proof needs about one node per level: fetch them all with one statement (a
+        # join with the wanted ids as VALUES, each a primary-key lookup) instead of one
+        # query per level, on an autocommit connection: nodes never change once written,
+        # so the read needs no transaction (on PostgreSQL that saves the BEGIN and
+        # ROLLBACK round trips). Plain SQL text: building the same join in Core costs
+        # more than running it, and a row-value IN would make SQLite scan the table.
+        wanted = list(dict.fromkeys(ids))
         found: dict[tuple[int, int], bytes] = {}
-        with self._read() as s:
-            for level, idxs in by_level.items():
-                for i in range(0, len(idxs), _CHUNK):
-                    rows = s.execute(
-                        select(LogNodeRow.idx, LogNodeRow.hash).where(
-                            LogNodeRow.level == level, LogNodeRow.idx.in_(idxs[i : i + _CHUNK])
-                        )
+        try:
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                for i in range(0, len(wanted), _CHUNK // 2):
+                    chunk = wanted[i : i + _CHUNK // 2]
+                    params: dict[str, int] = {}
+                    for k, (level, idx) in enumerate(chunk):
+                        params[f"l{k}"], params[f"i{k}"] = level, idx
+                    values = ", ".join(f"(:l{k}, :i{k})" for k in range(len(chunk)))
+                    # Only integers are bound; the text is built from constants alone.
+                    query = (
+                        "SELECT n.level, n.idx, n.hash FROM log_nodes AS n "  # noqa: S608
+                        f"JOIN (VALUES {values}) AS w ON n.level = w.column1 "
+                        "AND n.idx = w.column2"
                     )
-                    found.update({(level, idx): h for idx, h in rows})
+                    rows = conn.execute(text(query), params)
+                    found.update({(level, idx): h for level, idx, h in rows})
+        except SQLAlchemyError as e:
+            raise StorageError(f"database read failed: {e}") from e
         missing = [i for i in ids if i not in found]
         if missing:
             raise StorageError(f"log nodes missing from storage: {missing[:4]}")
@@ -485,6 +540,83 @@ class SqlStore:
             rows = s.scalars(q.order_by(ListingRow.log_index).limit(limit)).all()
             return [_listing(r) for r in rows]
 
+    # -- federation -------------------------------------------------------------------
+
+    def peer_cursor(self, peer: str) -> PeerCursor | None:
+        with self._read() as s:
+            row = s.get(PeerCursorRow, peer)
+            return None if row is None else _cursor(row)
+
+    def peer_cursors(self) -> list[PeerCursor]:
+        with self._read() as s:
+            return [
+                _cursor(r) for r in s.scalars(select(PeerCursorRow).order_by(PeerCursorRow.peer))
+            ]
+
+    def put_peer_cursor(self, cursor: PeerCursor) -> None:
+        """Save a peer's state on its own (a new checkpoint, a failure, no records)."""
+        try:
+            with Session(self.engine) as s, s.begin():
+                _merge_cursor(s, cursor)
+        except SQLAlchemyError as e:
+            raise StorageError(f"database write failed: {e}") from e
+
+    def add_evidence(self, evidence: StoredEvidence) -> None:
+        try:
+            with Session(self.engine) as s, s.begin():
+                s.add(
+                    FederationEvidenceRow(
+                        peer=evidence.peer,
+                        origin=evidence.origin,
+                        kind=evidence.kind,
+                        accepted_note=evidence.accepted_note,
+                        conflicting_note=evidence.conflicting_note,
+                        proof="".join(b64encode(h).decode() + "\n" for h in evidence.proof),
+                        detail=evidence.detail,
+                        recorded_at=evidence.recorded_at,
+                    )
+                )
+        except SQLAlchemyError as e:
+            raise StorageError(f"database write failed: {e}") from e
+
+    def evidence(self, peer: str | None = None) -> list[StoredEvidence]:
+        q = select(FederationEvidenceRow).order_by(FederationEvidenceRow.id)
+        if peer is not None:
+            q = q.where(FederationEvidenceRow.peer == peer)
+        with self._read() as s:
+            return [
+                StoredEvidence(
+                    peer=r.peer,
+                    origin=r.origin,
+                    kind=r.kind,
+                    accepted_note=r.accepted_note,
+                    conflicting_note=r.conflicting_note,
+                    proof=tuple(b64decode(line) for line in r.proof.splitlines()),
+                    detail=r.detail,
+                    recorded_at=r.recorded_at,
+                )
+                for r in s.scalars(q)
+            ]
+
+    def known_record_ids(self, record_ids: Sequence[str]) -> set[str]:
+        """Those of ``record_ids`` already in the log."""
+        found: set[str] = set()
+        with self._read() as s:
+            for i in range(0, len(record_ids), _CHUNK):
+                found.update(
+                    s.scalars(
+                        select(RecordRow.record_id).where(
+                            RecordRow.record_id.in_(record_ids[i : i + _CHUNK])
+                        )
+                    )
+                )
+        return found
+
+    def record_ids(self) -> list[str]:
+        """Every record id in the log, sorted (to compare two gateways' record sets)."""
+        with self._read() as s:
+            return list(s.scalars(select(RecordRow.record_id).order_by(RecordRow.record_id)))
+
     # -- access log --------------------------------------------------------------------
 
     def log_access(self, at: datetime, member_id: str, rpc: str, detail: str) -> None:
@@ -507,3 +639,53 @@ def _checkpoint(row: CheckpointRow) -> StoredCheckpoint:
     return StoredCheckpoint(
         tree_size=row.tree_size, root_hash=row.root_hash, note=row.note, signed_at=row.signed_at
     )
+
+
+def _cursor(row: PeerCursorRow) -> PeerCursor:
+    hashes = row.range_hashes
+    return PeerCursor(
+        peer=row.peer,
+        origin=row.origin,
+        next_index=row.next_index,
+        range_hashes=tuple(hashes[i : i + 32] for i in range(0, len(hashes), 32)),
+        checkpoint_size=row.checkpoint_size,
+        checkpoint_root=row.checkpoint_root,
+        checkpoint_note=row.checkpoint_note,
+        caught_up_at=row.caught_up_at,
+        last_success_at=row.last_success_at,
+        consecutive_failures=row.consecutive_failures,
+        last_error=row.last_error,
+        updated_at=row.updated_at,
+    )
+
+
+def _merge_cursor(s: Session, c: PeerCursor) -> None:
+    """Insert or update; a cursor never moves backwards (two replicas pulling one peer)."""
+    row = s.get(PeerCursorRow, c.peer, with_for_update=True)
+    if row is None:
+        row = PeerCursorRow(peer=c.peer)
+        s.add(row)
+    elif row.origin == c.origin:
+        if row.next_index > c.next_index:
+            c = dataclasses.replace(
+                c, next_index=row.next_index, range_hashes=_cursor(row).range_hashes
+            )
+        if row.checkpoint_size > c.checkpoint_size:
+            c = dataclasses.replace(
+                c,
+                checkpoint_size=row.checkpoint_size,
+                checkpoint_root=row.checkpoint_root,
+                checkpoint_note=row.checkpoint_note,
+            )
+    row.origin = c.origin
+    row.next_index = c.next_index
+    row.range_hashes = b"".join(c.range_hashes)
+    row.checkpoint_size = c.checkpoint_size
+    row.checkpoint_root = c.checkpoint_root
+    row.checkpoint_note = c.checkpoint_note
+    row.caught_up_at = c.caught_up_at
+    row.last_success_at = c.last_success_at
+    row.consecutive_failures = c.consecutive_failures
+    row.last_error = c.last_error
+    row.updated_at = c.updated_at
+    s.flush()

@@ -6,13 +6,14 @@ import queue
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import grpc
 
 from gateway import codec
 from gateway.core.statements import ConductType, LifecycleStep, ListKind
-from gateway.errors import GatewayError, RecordError
+from gateway.errors import GatewayError, RecordError, StorageError
 from gateway.pb.alliance.v1 import exchange_pb2 as ex
 from gateway.pb.alliance.v1 import exchange_pb2_grpc
 from gateway.service.ledger import Appended, Ledger
@@ -75,11 +76,13 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
                             )
                         )
                         break
+                    record_id = ""
                     try:
                         env = codec.envelope_from_pb(request.envelope)
+                        record_id = env.record_id
                         pending.put(self._submit.submit_async(env, caller))
                     except GatewayError as e:
-                        pending.put(e)
+                        pending.put(_Rejected(record_id, e))
             except grpc.RpcError:
                 pass  # the client went away; nothing half-written: each record is atomic
             finally:
@@ -140,6 +143,9 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
                     next_index = record.log_index + 1
                 continue
             self._ledger.wait_for_size(next_index, _WATCH_POLL_S)
+        if self._stopping.is_set():
+            # UNAVAILABLE, so a client can tell a restart from the end of a stream.
+            raise StorageError("the gateway is shutting down; resume from your cursor")
 
 
 def _listing_filter(request: ex.ListListingsRequest) -> ListingFilter:
@@ -158,12 +164,18 @@ def _listing_filter(request: ex.ListListingsRequest) -> ListingFilter:
     )
 
 
+@dataclass(frozen=True)
+class _Rejected:
+    record_id: str  # empty when the envelope itself was malformed
+    error: BaseException
+
+
 def _result(sequence: int, item: object) -> ex.SubmitRecordResult:
     if isinstance(item, Future):
         try:
             appended: Appended = item.result()
-        except BaseException as e:
-            item = e
+        except BaseException as e:  # reported in the result, not raised
+            item = _Rejected("", e)
         else:
             return ex.SubmitRecordResult(
                 sequence=sequence,
@@ -171,6 +183,10 @@ def _result(sequence: int, item: object) -> ex.SubmitRecordResult:
                 log_index=appended.log_index,
                 duplicate=appended.duplicate,
             )
-    assert isinstance(item, BaseException)
-    code, message = status_for(item)
-    return ex.SubmitRecordResult(sequence=sequence, code=code.value[0], message=message)
+    if isinstance(item, BaseException):
+        item = _Rejected("", item)
+    assert isinstance(item, _Rejected)
+    code, message = status_for(item.error)
+    return ex.SubmitRecordResult(
+        sequence=sequence, record_id=item.record_id, code=code.value[0], message=message
+    )

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import grpc
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 
 from gateway.core.identifiers import MemberId
 from gateway.errors import PermissionError, RecordError
@@ -18,6 +21,7 @@ _PEM_KEY = "x509_pem_cert"
 class Caller:
     member: MemberId
     serial: int
+    certificate: x509.Certificate = field(compare=False, repr=False)
 
     @property
     def member_id(self) -> str:
@@ -48,4 +52,43 @@ def _parse(pem: bytes) -> Caller:
         member = MemberId.parse(uris[0])
     except RecordError as e:
         raise PermissionError(f"the certificate's URI SAN is not a member id: {e}") from e
-    return Caller(member=member, serial=cert.serial_number)
+    return Caller(member=member, serial=cert.serial_number, certificate=cert)
+
+
+class TrustBundles:
+    """Which CAs may vouch for which trust domain (SPIFFE: one bundle per trust domain).
+
+    TLS accepts a certificate that chains to any configured root; ``check`` then requires
+    that a CA configured for the trust domain the certificate names issued it, so a
+    peer's CA cannot mint identities in our trust domain, or in another peer's. Alliance
+    CAs issue member certificates directly (no intermediates).
+    """
+
+    def __init__(self, bundles: Mapping[str, Iterable[Path]]) -> None:
+        """``bundles``: trust domain -> PEM files of its CA certificates."""
+        self._cas = {
+            domain: tuple(
+                ca for path in paths for ca in x509.load_pem_x509_certificates(path.read_bytes())
+            )
+            for domain, paths in bundles.items()
+        }
+        self._issued_by_domain = functools.lru_cache(maxsize=4096)(self._issued_by_domain_uncached)
+
+    def check(self, caller: Caller) -> None:
+        """PermissionError unless a CA of the caller's trust domain issued its certificate."""
+        domain = caller.member.trust_domain
+        if not self._issued_by_domain(caller.certificate, domain):
+            raise PermissionError(
+                f"the certificate of {caller.member_id} was not issued by a CA of trust "
+                f"domain {domain}",
+                advice="use the certificate your own alliance's CA issued",
+            )
+
+    def _issued_by_domain_uncached(self, cert: x509.Certificate, domain: str) -> bool:
+        for ca in self._cas.get(domain, ()):
+            try:
+                cert.verify_directly_issued_by(ca)
+            except (ValueError, TypeError, InvalidSignature):
+                continue
+            return True
+        return False

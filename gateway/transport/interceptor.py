@@ -51,8 +51,10 @@ class AuthInterceptor(grpc.ServerInterceptor):
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = continuation(details)
         method: str = details.method
-        if handler is None or method.startswith(_OPEN_PREFIXES):
+        if method.startswith(_OPEN_PREFIXES):
             return handler
+        if handler is None:
+            return _unserved(method, self._check)
         return _wrap(handler, method, self._check, self._observer)
 
     def _check(self, method: str, context: grpc.ServicerContext) -> Caller:
@@ -65,6 +67,24 @@ class AuthInterceptor(grpc.ServerInterceptor):
             )
         self._admission.admit(caller)
         return caller
+
+
+def _unserved(
+    method: str, check: Callable[[str, grpc.ServicerContext], Caller]
+) -> grpc.RpcMethodHandler[Any, Any]:
+    """A method this server does not serve is still denied by default: only a caller
+    the policy lets call it learns that it is UNIMPLEMENTED here. Not observed, so
+    arbitrary method names cannot grow the metrics' label sets."""
+
+    def run(requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:
+        try:
+            check(method, context)
+        except Exception as e:
+            context.abort(*status_for(e))
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not served here")
+        yield b""  # unreachable: makes this a generator, which any call shape accepts
+
+    return grpc.stream_stream_rpc_method_handler(run)
 
 
 def _wrap(

@@ -111,3 +111,33 @@ def test_stream_reports_bad_record_and_stores_the_rest(
         assert [r.code for r in results] == [0, grpc.StatusCode.INVALID_ARGUMENT.value[0], 0, 0, 0]
         assert results[4].duplicate and results[4].log_index == results[0].log_index
         assert all(gw.core.store.record_by_id(e.record_id) for e in good)
+
+
+def test_stream_carries_a_listing_and_its_confirmation(
+    alliance: Alliance, database_url: str
+) -> None:
+    """A confirmation right behind its listing in one stream finds the listing even
+    before the sequencer has committed it."""
+    amr, shop_a = alliance.members["zj-amr"], alliance.members["shop-a"]
+    with running_gateway(
+        alliance.config(database_url), register=tuple(alliance.members.values())
+    ) as gw:
+        listed = amr.sign(listing(amr))
+        with amr.channel(gw.port) as ch:
+            submit(ch, listed)  # the authority lists; the platform streams its own records
+        own = shop_a.sign(listing(shop_a, uscc=USCC[2]))
+        envs = [
+            own,
+            shop_a.sign(confirmation(shop_a, own.record_id)),
+            shop_a.sign(confirmation(shop_a, listed.record_id)),
+        ]
+        with shop_a.channel(gw.port) as ch:
+            results = list(
+                exchange(ch).SubmitRecords(
+                    iter([ex.SubmitRecordRequest(envelope=codec.envelope_to_pb(e)) for e in envs]),
+                    timeout=20,
+                )
+            )
+        assert [(r.code, r.record_id) for r in results] == [(0, e.record_id) for e in envs]
+        sanctions = gw.core.store.sanctions_for([own.record_id])
+        assert [s.platform for s in sanctions[own.record_id]] == [shop_a.member_id]

@@ -22,6 +22,7 @@ from gateway.core.statements import (
     MemberKey,
     MemberRecord,
     MemberStatus,
+    MonthlyReport,
     Role,
     SanctionAction,
     SanctionConfirmation,
@@ -31,7 +32,7 @@ from gateway.core.statements import (
     Subject,
 )
 from gateway.errors import NotFoundError, PermissionError, RecordError
-from gateway.pb.alliance.v1 import audit_pb2, exchange_pb2, federation_pb2
+from gateway.pb.alliance.v1 import audit_pb2, compliance_pb2, exchange_pb2, federation_pb2
 
 T0 = datetime(2024, 11, 30, tzinfo=UTC)
 LID = "cd" * 32
@@ -67,6 +68,15 @@ def make_statement(cls: type[Statement], issuer: MemberId) -> Statement:
             measure=SanctionMeasure.CLOSE_STORE,
             action=SanctionAction.APPLIED,
             effective_at=T0,
+        )
+    if cls is MonthlyReport:
+        return MonthlyReport(
+            issuer=s,
+            month="2026-10",
+            unit="",
+            checkpoint_size=1,
+            checkpoint_root=bytes(32),
+            content=b"{}",
         )
     return MemberRecord(
         issuer=s,
@@ -111,7 +121,7 @@ def status_change(issuer: MemberId, step: LifecycleStep) -> StatusChange:
 
 def _all_rpcs() -> set[str]:
     methods = set()
-    for module in (exchange_pb2, audit_pb2, federation_pb2):
+    for module in (exchange_pb2, audit_pb2, federation_pb2, compliance_pb2):
         for service in module.DESCRIPTOR.services_by_name.values():
             for method in service.methods:
                 methods.add(f"/{service.full_name}/{method.name}")
@@ -120,7 +130,7 @@ def _all_rpcs() -> set[str]:
 
 def test_rpc_table_covers_exactly_the_proto() -> None:
     assert set(RPC_ROLES) == _all_rpcs()
-    assert len(RPC_ROLES) == 12
+    assert len(RPC_ROLES) == 15
 
 
 @pytest.mark.parametrize(("method", "role"), list(itertools.product(sorted(RPC_ROLES), list(Role))))
@@ -173,9 +183,9 @@ def _kwargs(cls: type[Statement], signer: MemberId) -> dict[str, object]:
 )
 def test_statement_signers_as_itself(cls: type[Statement], role: Role) -> None:
     signer = mid(role)
-    if cls is MemberRecord and role is not Role.GATEWAY:
-        # Refused one layer earlier: such a member record cannot even be built.
-        with pytest.raises(RecordError, match=r"^member_record\.issuer: must be a gateway"):
+    if cls in (MemberRecord, MonthlyReport) and role is not Role.GATEWAY:
+        # Refused one layer earlier: such a statement cannot even be built.
+        with pytest.raises(RecordError, match=r"^(member_record|monthly_report)\.issuer: must"):
             make_statement(cls, signer)
         return
     stmt = make_statement(cls, signer)
@@ -191,8 +201,8 @@ def test_statement_signers_as_itself(cls: type[Statement], role: Role) -> None:
 )
 def test_statement_signed_as_another_member_is_refused(cls: type[Statement], role: Role) -> None:
     signer = mid(role, "me")
-    if cls is MemberRecord:
-        signer = mid(Role.GATEWAY, "me")  # only gateways can issue member records at all
+    if cls in (MemberRecord, MonthlyReport):
+        signer = mid(Role.GATEWAY, "me")  # only gateways can issue these at all
     stmt = make_statement(cls, MemberId(signer.trust_domain, signer.role, "someone-else"))
     with pytest.raises(PermissionError, match=r"^issuer .* is not the signer .*: members sign"):
         authorize_statement(signer, stmt, **_kwargs(cls, signer))  # type: ignore[arg-type]
@@ -202,6 +212,7 @@ def test_signers_table_content() -> None:
     assert STATEMENT_SIGNERS[Listing] == {Role.PLATFORM, Role.AUTHORITY}
     assert STATEMENT_SIGNERS[SanctionConfirmation] == {Role.PLATFORM}
     assert STATEMENT_SIGNERS[MemberRecord] == {Role.GATEWAY}
+    assert STATEMENT_SIGNERS[MonthlyReport] == {Role.GATEWAY}
     assert STATEMENT_SIGNERS[StatusChange] == {Role.PLATFORM, Role.AUTHORITY, Role.GATEWAY}
 
 

@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.core.statements import (
+    CHINA_STANDARD_TIME,
     PAYLOAD_TYPES,
     ConductType,
     LifecycleStep,
@@ -19,6 +20,7 @@ from gateway.core.statements import (
     MemberKey,
     MemberRecord,
     MemberStatus,
+    MonthlyReport,
     Role,
     SanctionAction,
     SanctionConfirmation,
@@ -136,12 +138,23 @@ def test_add_months_clamps_day(
     assert add_months(t, n) == datetime(*end, 13, 5, tzinfo=UTC)
 
 
-@given(st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2900, 1, 1)))
+@given(
+    st.datetimes(
+        min_value=datetime(1900, 1, 1), max_value=datetime(2900, 1, 1), timezones=st.just(UTC)
+    )
+)
 def test_add_months_stays_in_target_month(t: datetime) -> None:
+    """Months are counted on the China Standard Time calendar (PROTOCOL.md)."""
     out = add_months(t, 3)
-    assert (out.year * 12 + out.month) - (t.year * 12 + t.month) == 3
-    assert out.day <= t.day
-    assert out.time() == t.time()
+    local_in, local_out = t.astimezone(CHINA_STANDARD_TIME), out.astimezone(CHINA_STANDARD_TIME)
+    assert (local_out.year * 12 + local_out.month) - (local_in.year * 12 + local_in.month) == 3
+    assert local_out.day <= local_in.day
+    assert local_out.time() == local_in.time()
+
+
+def test_add_months_refuses_naive_datetimes() -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        add_months(datetime(2026, 1, 1), 3)
 
 
 # --- subject -------------------------------------------------------------------------
@@ -462,6 +475,7 @@ def test_payload_types() -> None:
         StatusChange: "application/vnd.alliance.status-change.v1+protobuf",
         SanctionConfirmation: "application/vnd.alliance.sanction-confirmation.v1+protobuf",
         MemberRecord: "application/vnd.alliance.member-record.v1+protobuf",
+        MonthlyReport: "application/vnd.alliance.monthly-report.v1+protobuf",
     }
     assert dict(PAYLOAD_TYPES) == expected
 

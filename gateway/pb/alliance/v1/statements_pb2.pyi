@@ -477,3 +477,50 @@ class MemberRecord(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___MemberRecord: _TypeAlias = MemberRecord  # noqa: Y015
+
+@_typing.final
+class MonthlyReport(_message.Message):
+    """A regional gateway's signed monthly report (docs/PROTOCOL.md, "MonthlyReport"):
+    computed only from the entries [0, checkpoint_size) of the issuer's own log, so a
+    monitor recomputes it by replaying the log up to the checkpoint.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ISSUER_FIELD_NUMBER: _builtins.int
+    MONTH_FIELD_NUMBER: _builtins.int
+    UNIT_FIELD_NUMBER: _builtins.int
+    CHECKPOINT_SIZE_FIELD_NUMBER: _builtins.int
+    CHECKPOINT_ROOT_FIELD_NUMBER: _builtins.int
+    CONTENT_TYPE_FIELD_NUMBER: _builtins.int
+    CONTENT_FIELD_NUMBER: _builtins.int
+    issuer: _builtins.str
+    """The gateway that computed and signed the report; must be the signer."""
+    month: _builtins.str
+    """The reported calendar month in Asia/Shanghai, "YYYY-MM"."""
+    unit: _builtins.str
+    """A 2-digit reporting unit, or empty for all 32 units."""
+    checkpoint_size: _builtins.int
+    """The checkpoint of the issuer's log the report was computed at."""
+    checkpoint_root: _builtins.bytes
+    content_type: _builtins.str
+    """"application/json": content is the report as canonical JSON (UTF-8)."""
+    content: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        issuer: _builtins.str = ...,
+        month: _builtins.str = ...,
+        unit: _builtins.str = ...,
+        checkpoint_size: _builtins.int = ...,
+        checkpoint_root: _builtins.bytes = ...,
+        content_type: _builtins.str = ...,
+        content: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint_root", b"checkpoint_root", "checkpoint_size", b"checkpoint_size", "content", b"content", "content_type", b"content_type", "issuer", b"issuer", "month", b"month", "unit", b"unit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MonthlyReport: _TypeAlias = MonthlyReport  # noqa: Y015

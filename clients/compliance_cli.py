@@ -1,0 +1,276 @@
+"""``alliance compliance …``: what platforms owe on listings, and the report schedule.
+
+    alliance compliance show LISTING_ID        obligations on one listing
+    alliance compliance outstanding [--region 33] [--kind apply|lift] [--json]
+    alliance compliance schedule [--month 2026-10]
+
+Wired into ``clients.cli`` with ``add_subparsers(sub)``; each handler takes the parsed
+arguments (``--profile``, ``--timeout`` come from the main parser) and returns the exit
+status. Errors are ``ClientError`` (the gateway refused, exit 1) or ``GatewayError``
+(bad input or profile, exit 2), as in the rest of the CLI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+import grpc
+
+from clients.client import ClientError
+from clients.profile import Profile, load_profile
+from gateway.errors import RecordError
+from gateway.pb.alliance.v1 import compliance_pb2 as co
+from gateway.pb.alliance.v1 import compliance_pb2_grpc
+from gateway.pb.alliance.v1 import statements_pb2 as st
+
+__all__ = ["ComplianceClient", "add_subparsers"]
+
+_KINDS = {"apply": co.OBLIGATION_KIND_APPLY, "lift": co.OBLIGATION_KIND_LIFT}
+_PAGE = 500
+
+
+def _dashed(enum_name: str, prefix: str) -> str:
+    return enum_name.removeprefix(prefix).lower().replace("_", "-")
+
+
+def _kind(value: int) -> str:
+    return _dashed(co.ObligationKind.Name(value), "OBLIGATION_KIND_")  # type: ignore[arg-type]
+
+
+def _state(value: int) -> str:
+    return _dashed(co.ObligationState.Name(value), "OBLIGATION_STATE_")  # type: ignore[arg-type]
+
+
+def _step(value: int) -> str:
+    return _dashed(st.LifecycleStep.Name(value), "LIFECYCLE_STEP_")  # type: ignore[arg-type]
+
+
+def _measure(m: co.MeasureRef) -> str:
+    name = _dashed(st.SanctionMeasure.Name(m.measure), "SANCTION_MEASURE_")
+    return f"{name}:{m.measure_other}" if m.measure_other else name
+
+
+def _time(ts: Any, has: bool = True) -> str | None:
+    if not has:
+        return None
+    return datetime.fromtimestamp(ts.seconds + ts.nanos / 1e9, UTC).isoformat()
+
+
+class ComplianceClient:
+    """The ``alliance.v1.Compliance`` service over the member's mTLS channel."""
+
+    def __init__(self, profile: Profile, *, timeout_s: float = 10.0) -> None:
+        ca, cert, key = profile.tls_files()
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=ca, private_key=key, certificate_chain=cert
+        )
+        options: list[tuple[str, int | str]] = []
+        if profile.server_name is not None:
+            options.append(("grpc.ssl_target_name_override", profile.server_name))
+        self._address = profile.gateway
+        self._timeout_s = timeout_s
+        self._channel = grpc.secure_channel(profile.gateway, credentials, options)
+        self._stub = compliance_pb2_grpc.ComplianceStub(self._channel)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> ComplianceClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _error(self, e: grpc.RpcError) -> ClientError:
+        code = e.code()
+        details = e.details() or code.name.lower()
+        if code is grpc.StatusCode.UNAVAILABLE:
+            return ClientError(
+                code,
+                f"cannot reach the gateway at {self._address}: {details}",
+                advice="check the gateway address in your profile and that it is running",
+            )
+        message, _, hint = details.partition(" (hint: ")
+        return ClientError(code, message, advice=hint.rstrip(")") or None)
+
+    def listing(self, listing_id: str) -> co.ListingCompliance:
+        try:
+            reply: co.ListingCompliance = self._stub.GetCompliance(
+                co.GetComplianceRequest(listing_id=listing_id), timeout=self._timeout_s
+            )
+        except grpc.RpcError as e:
+            raise self._error(e) from e
+        return reply
+
+    def outstanding(
+        self, *, region_prefix: str = "", kind: int = 0
+    ) -> Iterator[co.ListingCompliance]:
+        token = ""
+        while True:
+            try:
+                page: co.ListOutstandingResponse = self._stub.ListOutstanding(
+                    co.ListOutstandingRequest(
+                        region_prefix=region_prefix,
+                        kind=kind,  # type: ignore[arg-type]
+                        page_size=_PAGE,
+                        page_token=token,
+                    ),
+                    timeout=self._timeout_s,
+                )
+            except grpc.RpcError as e:
+                raise self._error(e) from e
+            yield from page.listings
+            token = page.next_page_token
+            if not token:
+                return
+
+    def schedule(self, month: str = "") -> co.ReportSchedule:
+        try:
+            reply: co.ReportSchedule = self._stub.GetReportSchedule(
+                co.GetReportScheduleRequest(month=month), timeout=self._timeout_s
+            )
+        except grpc.RpcError as e:
+            raise self._error(e) from e
+        return reply
+
+
+# --- the commands --------------------------------------------------------------------
+
+
+def add_subparsers(sub: Any) -> None:
+    """Add ``compliance`` with ``show``, ``outstanding`` and ``schedule``."""
+    p = sub.add_parser("compliance", help="sanctions owed on listings, and the report schedule")
+    csub = p.add_subparsers(dest="compliance_command", required=True)
+    show = csub.add_parser("show", help="what platforms owe on one listing")
+    show.add_argument("listing_id")
+    show.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    show.set_defaults(handler=show_listing)
+    out = csub.add_parser("outstanding", help="listings with sanctions or lifts overdue")
+    out.add_argument("--region", default="", help="2-digit reporting unit or region prefix")
+    out.add_argument("--kind", choices=sorted(_KINDS), help="only sanctions or only lifts")
+    out.add_argument("--json", action="store_true", help="print JSON Lines instead of a table")
+    out.set_defaults(handler=list_outstanding)
+    sched = csub.add_parser("schedule", help="when the monthly report is due")
+    sched.add_argument("--month", default="", help="YYYY-MM (default: the next one due)")
+    sched.set_defaults(handler=show_schedule)
+
+
+def _open(args: argparse.Namespace) -> ComplianceClient:
+    return ComplianceClient(load_profile(args.profile), timeout_s=getattr(args, "timeout", 10.0))
+
+
+def listing_json(c: co.ListingCompliance) -> dict[str, Any]:
+    return {
+        "listing_id": c.listing_id,
+        "region_code": c.region_code,
+        "step": _step(c.step),
+        "correction_deadline": _time(c.correction_deadline),
+        "in_force": c.in_force,
+        "overdue": c.overdue,
+        "escalated_at": _time(c.escalated_at, c.HasField("escalated_at")),
+        "closed_at": _time(c.closed_at, c.HasField("closed_at")),
+        "platforms_from_stores": c.platforms_from_stores,
+        "obligations": [
+            {
+                "platform": o.platform,
+                "kind": _kind(o.kind),
+                "state": _state(o.state),
+                "measures": [_measure(m) for m in o.measures],
+                "due_at": _time(o.due_at),
+            }
+            for o in c.obligations
+        ],
+    }
+
+
+def _table(rows: Sequence[Sequence[str]], out: TextIO) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        out.write("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
+        out.write("\n")
+
+
+def _obligation_rows(c: co.ListingCompliance) -> list[list[str]]:
+    return [
+        [
+            o.platform,
+            _kind(o.kind),
+            _state(o.state),
+            (_time(o.due_at) or "")[:16].replace("T", " "),
+            ", ".join(_measure(m) for m in o.measures) or "-",
+        ]
+        for o in c.obligations
+    ]
+
+
+def show_listing(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    with _open(args) as client:
+        c = client.listing(args.listing_id)
+    if args.json:
+        out.write(json.dumps(listing_json(c), ensure_ascii=False, indent=2) + "\n")
+        return 0
+    deadline = (_time(c.correction_deadline) or "")[:10]
+    state = "in force" if c.in_force else "closed"
+    overdue = ", overdue" if c.overdue else ""
+    out.write(f"listing {c.listing_id} ({c.region_code}): {_step(c.step)}, {state}{overdue}, ")
+    out.write(f"deadline {deadline}\n")
+    if not c.obligations:
+        out.write("no platform owes anything on this listing\n")
+        return 0
+    header = ["platform", "kind", "state", "due (UTC)", "measures"]
+    _table([header, *_obligation_rows(c)], out)
+    return 0
+
+
+def list_outstanding(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    kind = _KINDS[args.kind] if args.kind else 0
+    rows: list[list[str]] = [["listing", "region", "platform", "kind", "due (UTC)", "measures"]]
+    with _open(args) as client:
+        for c in client.outstanding(region_prefix=args.region, kind=kind):
+            if args.json:
+                out.write(json.dumps(listing_json(c), ensure_ascii=False) + "\n")
+                continue
+            for o in c.obligations:
+                if o.state != co.OBLIGATION_STATE_OUTSTANDING or (kind and o.kind != kind):
+                    continue
+                rows.append(
+                    [
+                        c.listing_id[:16] + "…",
+                        c.region_code,
+                        o.platform,
+                        _kind(o.kind),
+                        (_time(o.due_at) or "")[:16].replace("T", " "),
+                        ", ".join(_measure(m) for m in o.measures) or "-",
+                    ]
+                )
+    if not args.json:
+        if len(rows) == 1:
+            out.write("nothing outstanding\n")
+        else:
+            _table(rows, out)
+    return 0
+
+
+def show_schedule(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    if args.month and (len(args.month) != 7 or args.month[4] != "-"):
+        raise RecordError(f"--month: {args.month!r} must be YYYY-MM")
+    with _open(args) as client:
+        s = client.schedule(args.month)
+    out.write(f"report {s.month}: due {s.due_date} (late from {_time(s.due_by)})\n")
+    if not s.reports:
+        out.write("no report signed yet for this month\n")
+    for r in s.reports:
+        scope = r.unit or "all units"
+        out.write(
+            f"  signed: record {r.record_id} at log index {r.log_index} "
+            f"({scope}, checkpoint {r.checkpoint_size})\n"
+        )
+    return 0

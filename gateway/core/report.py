@@ -1,0 +1,343 @@
+"""The monthly report: per reporting unit counts, computed from records alone.
+
+The input is the set of verified records of one log below a checkpoint (any order;
+duplicates ignored), so a monitor that replays the log up to the checkpoint gets the
+same numbers. State at month end is the fold of the records whose times fall before
+the end of the month (Asia/Shanghai): a listing counts from its ``listed_at``, a step
+or a confirmation from its ``effective_at``.
+
+Per unit (the listing's ``region_code`` prefix):
+
+- ``new_listings``: listed in the month, by list and conduct;
+- ``corrected_in_time`` / ``corrected_late``: first CORRECTED step in the month, at or
+  before / after the listing's correction deadline;
+- ``removed``, ``escalated``: first REMOVED / ESCALATED step in the month;
+- ``overdue_at_month_end``: in force at month end and past the deadline;
+- ``in_force_at_month_end``;
+- ``sanctions_applied`` / ``sanctions_lifted``: confirmations effective in the month,
+  by measure and platform;
+- ``outstanding_confirmations``: (listing, platform) pairs owing an APPLIED sanction
+  after the grace period, at month end; ``outstanding_lifts``: measures still applied
+  after a correction or removal beyond the grace period, by measure.
+
+``canonical_json`` turns the document into the bytes the ``MonthlyReport`` signs:
+sorted keys, no insignificant whitespace, UTF-8, integers only.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from gateway.core.fold import (
+    STEP_PRECEDENCE,
+    MemberDirectory,
+    SanctionKey,
+    VerifiedRecord,
+    in_force_step,
+)
+from gateway.core.identifiers import REPORTING_UNITS, Role
+from gateway.core.obligations import ObligationKind, ObligationState, evaluate
+from gateway.core.statements import (
+    LifecycleStep,
+    Listing,
+    MemberRecord,
+    MemberStatus,
+    SanctionAction,
+    SanctionConfirmation,
+    StatusChange,
+)
+from gateway.core.workdays import REPORT_TZ, ReportMonth
+
+__all__ = [
+    "REPORT_FORMAT",
+    "UnitReport",
+    "canonical_json",
+    "compute_units",
+    "report_document",
+    "totals",
+]
+
+REPORT_FORMAT = "alliance.monthly-report.v1"
+
+
+@dataclass(slots=True)
+class UnitReport:
+    """The counts of one reporting unit for one month."""
+
+    unit: str
+    new_listings: dict[str, dict[str, int]] = field(default_factory=dict)
+    corrected_in_time: int = 0
+    corrected_late: int = 0
+    removed: int = 0
+    escalated: int = 0
+    overdue_at_month_end: int = 0
+    in_force_at_month_end: int = 0
+    sanctions_applied: dict[str, dict[str, int]] = field(default_factory=dict)
+    sanctions_lifted: dict[str, dict[str, int]] = field(default_factory=dict)
+    outstanding_confirmations: int = 0
+    outstanding_lifts: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "unit": self.unit,
+            "name": REPORTING_UNITS.get(self.unit, ""),
+            "new_listings": self.new_listings,
+            "new_listings_total": sum(sum(c.values()) for c in self.new_listings.values()),
+            "corrected_in_time": self.corrected_in_time,
+            "corrected_late": self.corrected_late,
+            "removed": self.removed,
+            "escalated": self.escalated,
+            "overdue_at_month_end": self.overdue_at_month_end,
+            "in_force_at_month_end": self.in_force_at_month_end,
+            "sanctions_applied": self.sanctions_applied,
+            "sanctions_lifted": self.sanctions_lifted,
+            "outstanding_confirmations": self.outstanding_confirmations,
+            "outstanding_lifts": self.outstanding_lifts,
+            "outstanding_lifts_total": sum(self.outstanding_lifts.values()),
+        }
+
+
+@dataclass(slots=True)
+class _Listing:
+    listing: Listing
+    steps: dict[str, tuple[LifecycleStep, datetime]] = field(default_factory=dict)
+    confirmations: dict[str, SanctionConfirmation] = field(default_factory=dict)
+
+
+def _bump(table: dict[str, int], key: str) -> None:
+    table[key] = table.get(key, 0) + 1
+
+
+def _bump2(table: dict[str, dict[str, int]], key: str, sub: str) -> None:
+    _bump(table.setdefault(key, {}), sub)
+
+
+def compute_units(
+    records: Iterable[VerifiedRecord],
+    month: ReportMonth,
+    *,
+    grace: timedelta,
+    unit: str | None = None,
+) -> dict[str, UnitReport]:
+    """Counts per reporting unit (all 32, or only ``unit``), order-independent."""
+    start, end = month.start, month.end
+    listings: dict[str, _Listing] = {}
+    steps: dict[str, dict[str, tuple[LifecycleStep, datetime]]] = defaultdict(dict)
+    confirmations: dict[str, dict[str, SanctionConfirmation]] = defaultdict(dict)
+    members = MemberDirectory()
+    for rec in records:
+        stmt = rec.statement
+        if isinstance(stmt, Listing):
+            if stmt.listed_at < end:
+                listings[rec.record_id] = _Listing(stmt)
+        elif isinstance(stmt, StatusChange):
+            if stmt.effective_at < end:
+                steps[stmt.listing_id][rec.record_id] = (stmt.step, stmt.effective_at)
+        elif isinstance(stmt, SanctionConfirmation):
+            if stmt.effective_at < end:
+                confirmations[stmt.listing_id][rec.record_id] = stmt
+        elif isinstance(stmt, MemberRecord) and stmt.issued_at < end:
+            members.apply(rec.record_id, stmt)
+    active = tuple(
+        m.member_id
+        for m in members.members()
+        if m.role is Role.PLATFORM and m.status is MemberStatus.ACTIVE
+    )
+    units = {u: UnitReport(u) for u in REPORTING_UNITS if unit is None or u == unit}
+    for listing_id in sorted(listings):
+        entry = listings[listing_id]
+        target = units.get(entry.listing.region_code[:2])
+        if target is None:
+            continue
+        _count(
+            target,
+            listing_id,
+            entry.listing,
+            steps.get(listing_id, {}),
+            confirmations.get(listing_id, {}),
+            active,
+            month=month,
+            start=start,
+            end=end,
+            grace=grace,
+        )
+    return units
+
+
+def _count(
+    out: UnitReport,
+    listing_id: str,
+    listing: Listing,
+    steps: Mapping[str, tuple[LifecycleStep, datetime]],
+    confirmations: Mapping[str, SanctionConfirmation],
+    active: Sequence[str],
+    *,
+    month: ReportMonth,
+    start: datetime,
+    end: datetime,
+    grace: timedelta,
+) -> None:
+    if month.contains(listing.listed_at):
+        _bump2(out.new_listings, listing.list.name, listing.conduct.name)
+    # The fold's step at month end: highest precedence, then latest (time, record id).
+    step = LifecycleStep.LISTED
+    best = (STEP_PRECEDENCE[step], listing.listed_at, listing_id)
+    first: dict[LifecycleStep, datetime] = {}
+    for record_id, (s, at) in steps.items():
+        key = (STEP_PRECEDENCE[s], at, record_id)
+        if key > best:
+            best, step = key, s
+        if s not in first or at < first[s]:
+            first[s] = at
+    corrected = first.get(LifecycleStep.CORRECTED)
+    if corrected is not None and start <= corrected < end:
+        if corrected <= listing.deadline:
+            out.corrected_in_time += 1
+        else:
+            out.corrected_late += 1
+    removed = first.get(LifecycleStep.REMOVED)
+    if removed is not None and start <= removed < end:
+        out.removed += 1
+    escalated = first.get(LifecycleStep.ESCALATED)
+    if escalated is not None and start <= escalated < end:
+        out.escalated += 1
+    in_force = in_force_step(step)
+    if in_force:
+        out.in_force_at_month_end += 1
+        if end > listing.deadline:
+            out.overdue_at_month_end += 1
+    # Sanctions: confirmations in the month, and the winning state at month end.
+    state: dict[SanctionKey, tuple[datetime, int, str]] = {}
+    for record_id, c in confirmations.items():
+        if start <= c.effective_at < end:
+            table = (
+                out.sanctions_applied
+                if c.action is SanctionAction.APPLIED
+                else out.sanctions_lifted
+            )
+            _bump2(table, c.measure.name, c.issuer)
+        skey: SanctionKey = (c.issuer, c.measure, c.measure_other)
+        order = (c.effective_at, c.action.value, record_id)
+        if skey not in state or order > state[skey]:
+            state[skey] = order
+    closes = [first[s] for s in (LifecycleStep.CORRECTED, LifecycleStep.REMOVED) if s in first]
+    result = evaluate(
+        listing_id,
+        listing,
+        step=step,
+        escalated_at=first.get(LifecycleStep.ESCALATED),
+        closed_at=min(closes) if closes else None,
+        sanctions={k: SanctionAction(v[1]) for k, v in state.items()},
+        active_platforms=active,
+        grace=grace,
+        at=end,
+    )
+    for o in result.obligations:
+        if o.state is not ObligationState.OUTSTANDING:
+            continue
+        if o.kind is ObligationKind.APPLY:
+            out.outstanding_confirmations += 1
+        else:
+            for measure, _ in o.measures:
+                _bump(out.outstanding_lifts, measure.name)
+
+
+_SUMMED = (
+    "new_listings_total",
+    "corrected_in_time",
+    "corrected_late",
+    "removed",
+    "escalated",
+    "overdue_at_month_end",
+    "in_force_at_month_end",
+    "outstanding_confirmations",
+    "outstanding_lifts_total",
+)
+
+
+def totals(units: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Sums over unit documents: the counters, and the by-measure tables."""
+    out: dict[str, Any] = dict.fromkeys(_SUMMED, 0)
+    applied: dict[str, int] = {}
+    lifted: dict[str, int] = {}
+    lifts: dict[str, int] = {}
+    for u in units:
+        for name in _SUMMED:
+            out[name] += u[name]
+        for table, target in ((u["sanctions_applied"], applied), (u["sanctions_lifted"], lifted)):
+            for measure, by_platform in table.items():
+                target[measure] = target.get(measure, 0) + sum(by_platform.values())
+        for measure, n in u["outstanding_lifts"].items():
+            lifts[measure] = lifts.get(measure, 0) + n
+    out["sanctions_applied_by_measure"] = applied
+    out["sanctions_lifted_by_measure"] = lifted
+    out["outstanding_lifts"] = lifts
+    return out
+
+
+def report_document(
+    *,
+    issuer: str,
+    log_origin: str,
+    month: ReportMonth,
+    unit: str | None,
+    checkpoint_size: int,
+    checkpoint_root: bytes,
+    units: Mapping[str, UnitReport],
+    grace_days: int,
+    due_date: date | None,
+    federation: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The report as a JSON-ready document (the signed content is its canonical JSON).
+
+    Everything but ``federation`` is a function of the records below the checkpoint,
+    the month, the scope, the grace period and the calendar; ``federation`` is what
+    the gateway observed of its peers when it computed the report.
+    """
+    unit_docs = [units[u].to_json() for u in sorted(units)]
+    return {
+        "format": REPORT_FORMAT,
+        "issuer": issuer,
+        "log_origin": log_origin,
+        "month": str(month),
+        "scope": unit or "all",
+        "period": {
+            "start": month.start.isoformat(),
+            "end": month.end.isoformat(),
+            "time_zone": str(REPORT_TZ),
+        },
+        "due_date": due_date.isoformat() if due_date is not None else None,
+        "checkpoint": {
+            "size": checkpoint_size,
+            "root": base64.b64encode(checkpoint_root).decode("ascii"),
+        },
+        "rules": {"sanction_grace_days": grace_days},
+        "units": unit_docs,
+        "totals": totals(unit_docs),
+        "federation": dict(federation),
+    }
+
+
+def canonical_json(document: Mapping[str, Any]) -> bytes:
+    """Sorted keys, compact separators, UTF-8; floats are refused (not canonical)."""
+    _no_floats(document)
+    return json.dumps(
+        document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+def _no_floats(value: object) -> None:
+    if isinstance(value, float):
+        raise ValueError("canonical JSON: floats are not allowed, use integers")
+    if isinstance(value, Mapping):
+        for v in value.values():
+            _no_floats(v)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            _no_floats(v)

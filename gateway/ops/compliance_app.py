@@ -1,0 +1,144 @@
+"""Compliance inside a gateway: escalation on the ticker, the Compliance service, the
+report service and its gauges, assembled from a ``Core``.
+
+``gateway.ops.app`` creates one ``ComplianceRuntime`` per gateway, adds its service to
+the gRPC server and calls ``tick()`` on every ticker round; the operator CLI builds a
+``ReportService`` from a ``Core`` with ``report_service``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry
+
+from gateway.core.deadlines import DeadlineRules
+from gateway.core.workdays import ReportMonth
+from gateway.errors import ConfigError, GatewayError
+from gateway.ops.compliance_metrics import ComplianceMetrics, register_compliance_metrics
+from gateway.ops.workcalendar import load_work_calendar
+from gateway.service.compliance import ComplianceService
+from gateway.service.escalation import Escalator
+from gateway.service.ledger import Clock
+from gateway.service.reports import FederationHealth, ReportService, federation_health
+from gateway.storage.compliance import ComplianceStore
+from gateway.transport.compliance import SERVICE_NAME, add_compliance_service
+
+if TYPE_CHECKING:
+    from gateway.ops.app import Core
+
+__all__ = ["SERVICE_NAME", "ComplianceRuntime", "deadline_rules", "report_service"]
+
+logger = logging.getLogger(__name__)
+
+# Outstanding obligations are recounted for the gauges at most this often: the count
+# evaluates every escalated or closed listing, which is more than a ticker round needs.
+_SUMMARY_INTERVAL_S = 30.0
+
+
+def deadline_rules(core: Core) -> DeadlineRules:
+    return DeadlineRules.parse(core.config.deadline_rules)
+
+
+def report_service(core: Core, *, federation: FederationHealth | None = None) -> ReportService:
+    """The report service of ``core``; federation health from the replication cursors
+    unless ``federation`` says otherwise."""
+    config = core.config
+    return ReportService(
+        core.store,
+        ComplianceStore(core.store.engine),
+        core.ledger,
+        core.key,
+        core.note_signer,
+        gateway_id=config.member_id,
+        origin=config.log_origin,
+        calendar=load_work_calendar(config.calendar_dir),
+        grace=timedelta(days=config.sanction_grace_days),
+        federation=federation or federation_health(core.store, core.clock),
+        clock=core.clock,
+    )
+
+
+class ComplianceRuntime:
+    def __init__(
+        self,
+        core: Core,
+        registry: CollectorRegistry | None = None,
+        *,
+        federation: FederationHealth | None = None,
+    ) -> None:
+        config = core.config
+        if config.sanction_grace_days < 0:
+            raise ConfigError("sanction_grace_days: must not be negative")
+        self.deadline_rules = deadline_rules(core)
+        cstore = ComplianceStore(core.store.engine)
+        self._clock: Clock = core.clock
+        self.escalator = Escalator(
+            core.store,
+            cstore,
+            core.ledger,
+            core.key,
+            gateway_id=config.member_id,
+            origin=config.log_origin,
+        )
+        self.compliance = ComplianceService(
+            core.store,
+            cstore,
+            core.directory,
+            grace=timedelta(days=config.sanction_grace_days),
+            clock=core.clock,
+        )
+        self.reports = report_service(core, federation=federation)
+        self.metrics: ComplianceMetrics | None = (
+            register_compliance_metrics(registry) if registry is not None else None
+        )
+        self._summary_at = float("-inf")
+
+    def add_to_server(self, server: Any) -> None:
+        """Add the Compliance service to ``server`` (a ``grpc.Server``: only the
+        transport imports grpc)."""
+        add_compliance_service(server, self.compliance, self.reports)
+
+    def tick(self) -> None:
+        """Escalate what is due, then refresh the gauges. Never raises: a failure is
+        logged and retried on the next round, and other periodic work goes on."""
+        now = self._clock()
+        try:
+            appended = self.escalator.run(now)
+            if self.metrics is not None and appended:
+                self.metrics.escalations.inc(len(appended))
+        except Exception:
+            logger.exception("escalation failed; retrying next round")
+        if self.metrics is not None and time.monotonic() - self._summary_at >= _SUMMARY_INTERVAL_S:
+            self.refresh_gauges()
+
+    def _last_report_missing(self, now: datetime) -> bool:
+        """Whether last month's report is late: its due time passed and none was signed.
+        (An unknown due date — a year missing from the calendar — is not "late".)"""
+        month = ReportMonth.containing(now).previous()
+        try:
+            due_by = self.reports.calendar.due_by(month)
+        except GatewayError:
+            return False
+        return now >= due_by and not self.reports.reports(month)
+
+    def refresh_gauges(self) -> None:
+        """Recount overdue, escalated and outstanding, and the next report's due time."""
+        if self.metrics is None:
+            return
+        now = self._clock()
+        try:
+            self.metrics.update(self.compliance.summary(now))
+            self._summary_at = time.monotonic()
+            try:
+                due = self.reports.calendar.due_by(self.reports.calendar.next_due(now))
+            except GatewayError as e:
+                logger.warning("next report due date unknown: %s", e)
+                due = None
+            self.metrics.set_next_due(due)
+            self.metrics.report_overdue.set(1 if self._last_report_missing(now) else 0)
+        except Exception:
+            logger.exception("compliance gauges could not be refreshed")

@@ -1,0 +1,86 @@
+"""Compliance gauges: overdue and escalated listings, outstanding sanctions, and the
+next monthly report's due time.
+
+Labels are bounded: list names (enum), 2-digit reporting units (32), obligation kinds
+and measure names (enums). Registered into the gateway's registry by
+``register_compliance_metrics``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from gateway.core.statements import ListKind, SanctionMeasure
+from gateway.service.compliance import ComplianceSummary
+
+__all__ = ["ComplianceMetrics", "register_compliance_metrics"]
+
+
+@dataclass(frozen=True)
+class ComplianceMetrics:
+    overdue: Gauge
+    escalated: Gauge
+    outstanding: Gauge
+    next_due: Gauge
+    escalations: Counter
+    report_overdue: Gauge
+
+    def update(self, summary: ComplianceSummary) -> None:
+        for gauge, counts in ((self.overdue, summary.overdue), (self.escalated, summary.escalated)):
+            gauge.clear()
+            for c in counts:
+                gauge.labels(list=ListKind(c.list_kind).name.lower(), unit=c.unit).set(c.count)
+        self.outstanding.clear()
+        self.outstanding.labels(kind="apply", measure="any").set(summary.outstanding_confirmations)
+        for measure in SanctionMeasure:
+            self.outstanding.labels(kind="lift", measure=measure.name.lower()).set(
+                summary.outstanding_lifts.get(measure, 0)
+            )
+
+    def set_next_due(self, due_by: datetime | None) -> None:
+        """The instant the next report becomes late; NaN when the calendar lacks it."""
+        self.next_due.set(float("nan") if due_by is None else due_by.timestamp())
+
+
+def register_compliance_metrics(registry: CollectorRegistry) -> ComplianceMetrics:
+    return ComplianceMetrics(
+        overdue=Gauge(
+            "alliance_compliance_overdue_listings",
+            "Listings in force past their correction deadline, by list and reporting unit",
+            ["list", "unit"],
+            registry=registry,
+        ),
+        escalated=Gauge(
+            "alliance_compliance_escalated_listings",
+            "Listings in force and ESCALATED, by list and reporting unit",
+            ["list", "unit"],
+            registry=registry,
+        ),
+        outstanding=Gauge(
+            "alliance_compliance_outstanding_sanctions",
+            "Obligations past the grace period: kind=apply counts (listing, platform) pairs "
+            "with no APPLIED sanction after an escalation; kind=lift counts measures still "
+            "APPLIED after a correction or removal, by measure",
+            ["kind", "measure"],
+            registry=registry,
+        ),
+        next_due=Gauge(
+            "alliance_report_next_due_timestamp_seconds",
+            "Unix time the next monthly report becomes late (00:00 Asia/Shanghai after its "
+            "due date); NaN when the working-day calendar lacks the year",
+            registry=registry,
+        ),
+        report_overdue=Gauge(
+            "alliance_report_overdue",
+            "1 when the newest monthly report whose due time has passed was not produced",
+            registry=registry,
+        ),
+        escalations=Counter(
+            "alliance_escalations_signed_total",
+            "ESCALATED status changes this process signed and appended",
+            registry=registry,
+        ),
+    )

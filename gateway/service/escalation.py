@@ -1,0 +1,110 @@
+"""Automatic escalation: the gateway signs ESCALATED for overdue listings of its domain.
+
+Run from the gateway's ticker with the gateway's clock. A listing is escalated when it
+is in force, not yet ESCALATED (nor corrected or removed), past its correction deadline
+and issued by a member of this gateway's trust domain (the policy lets a gateway
+escalate only those; peers escalate theirs, and the escalation replicates).
+
+**Exactly once**, with any number of replicas or restarts and no coordination: the
+statement is a pure function of the listing (issuer = the gateway, effective_at = the
+listing's deadline, fixed decision_ref and reason), its protobuf encoding is
+deterministic and Ed25519 signatures are deterministic, so every replica produces the
+same bytes and the same record id; the ledger appends a record id once, under the
+database's sequencer lock, and answers the others as duplicates.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from gateway import codec
+from gateway.core import dsse
+from gateway.core.crypto import SigningKey
+from gateway.core.identifiers import MemberId
+from gateway.core.policy import authorize_statement
+from gateway.core.statements import LifecycleStep, Listing, StatusChange
+from gateway.service.ledger import Accepted, Appended, Ledger
+from gateway.storage import SqlStore
+from gateway.storage.compliance import ComplianceStore
+
+__all__ = ["AUTO_DECISION_REF", "AUTO_REASON", "Escalator", "escalation_for"]
+
+logger = logging.getLogger(__name__)
+
+AUTO_DECISION_REF = "auto-escalation"
+AUTO_REASON = "not corrected by the correction deadline"
+_BATCH = 256
+_MAX_ROUNDS = 64
+
+
+def escalation_for(gateway_id: str, listing_id: str, listing: Listing) -> StatusChange:
+    """The one ESCALATED statement a gateway signs for an overdue listing."""
+    return StatusChange(
+        issuer=gateway_id,
+        listing_id=listing_id,
+        step=LifecycleStep.ESCALATED,
+        effective_at=listing.deadline,
+        decision_ref=AUTO_DECISION_REF,
+        reason=AUTO_REASON,
+    )
+
+
+class Escalator:
+    def __init__(
+        self,
+        store: SqlStore,
+        compliance: ComplianceStore,
+        ledger: Ledger,
+        key: SigningKey,
+        *,
+        gateway_id: str,
+        origin: str,
+        batch: int = _BATCH,
+    ) -> None:
+        self._store = store
+        self._compliance = compliance
+        self._ledger = ledger
+        self._key = key
+        self._gateway = MemberId.parse(gateway_id)
+        self._gateway_id = gateway_id
+        self._origin = origin
+        self._batch = batch
+        self._issuer_prefix = f"spiffe://{self._gateway.trust_domain}/"
+
+    def sign(self, listing_id: str, listing: Listing) -> Accepted:
+        statement = escalation_for(self._gateway_id, listing_id, listing)
+        authorize_statement(self._gateway, statement, listing=listing, signer_region=None)
+        payload_type, payload = codec.encode_statement(statement)
+        env = dsse.sign(payload_type, payload, self._key)
+        return Accepted(env, env.record_id, self._gateway_id, statement, self._origin)
+
+    def run(self, now: datetime) -> list[Appended]:
+        """Escalate every listing due at ``now``; returns the records this call appended
+        (duplicates, signed by another replica first, are not returned)."""
+        appended: list[Appended] = []
+        for _ in range(_MAX_ROUNDS):
+            due = self._compliance.escalation_candidates(
+                self._issuer_prefix, now, limit=self._batch
+            )
+            if not due:
+                break
+            stored = self._store.records_by_ids([p.listing_id for p in due])
+            batch = []
+            for p in due:
+                record = stored.get(p.listing_id)
+                if record is None:  # projections and records are written together
+                    continue
+                listing = codec.decode_statement(record.payload_type, record.payload)
+                if isinstance(listing, Listing):
+                    batch.append(self.sign(p.listing_id, listing))
+            results = self._ledger.append(batch)
+            fresh = [r for r in results if not r.duplicate]
+            appended.extend(fresh)
+            for r in fresh:
+                logger.info(
+                    "escalated overdue listing (record %s, log index %s)", r.record_id, r.log_index
+                )
+            if len(due) < self._batch:
+                break
+        return appended

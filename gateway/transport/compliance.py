@@ -1,0 +1,112 @@
+"""alliance.v1.Compliance: obligations per listing, outstanding ones, report schedule.
+
+Read-only for every role (``gateway.core.policy.RPC_ROLES``); errors are mapped by the
+interceptor like every other service.
+"""
+
+from __future__ import annotations
+
+import grpc
+
+from gateway import codec
+from gateway.core.obligations import ListingCompliance, Obligation, ObligationKind
+from gateway.core.workdays import ReportMonth
+from gateway.pb.alliance.v1 import compliance_pb2 as co
+from gateway.pb.alliance.v1 import compliance_pb2_grpc
+from gateway.pb.alliance.v1 import statements_pb2 as st
+from gateway.service.compliance import ComplianceService
+from gateway.service.reports import ReportService, Schedule
+
+__all__ = ["SERVICE_NAME", "ComplianceServicer", "add_compliance_service"]
+
+SERVICE_NAME: str = co.DESCRIPTOR.services_by_name["Compliance"].full_name
+
+
+class ComplianceServicer(compliance_pb2_grpc.ComplianceServicer):
+    def __init__(self, compliance: ComplianceService, reports: ReportService) -> None:
+        self._compliance = compliance
+        self._reports = reports
+
+    def GetCompliance(
+        self, request: co.GetComplianceRequest, context: grpc.ServicerContext
+    ) -> co.ListingCompliance:
+        listing_id = codec.record_id_from_pb(request.listing_id, "listing_id")
+        return listing_compliance(self._compliance.listing(listing_id))
+
+    def ListOutstanding(
+        self, request: co.ListOutstandingRequest, context: grpc.ServicerContext
+    ) -> co.ListOutstandingResponse:
+        kind = codec.enum_from_pb(ObligationKind, request.kind, "kind") if request.kind else None
+        found, token = self._compliance.outstanding(
+            region_prefix=request.region_prefix,
+            kind=kind,
+            page_size=request.page_size,
+            page_token=request.page_token,
+        )
+        return co.ListOutstandingResponse(
+            listings=[listing_compliance(c) for c in found], next_page_token=token
+        )
+
+    def GetReportSchedule(
+        self, request: co.GetReportScheduleRequest, context: grpc.ServicerContext
+    ) -> co.ReportSchedule:
+        month = ReportMonth.parse(request.month) if request.month else None
+        return report_schedule(self._reports.schedule(month))
+
+
+def add_compliance_service(
+    server: grpc.Server, compliance: ComplianceService, reports: ReportService
+) -> None:
+    compliance_pb2_grpc.add_ComplianceServicer_to_server(
+        ComplianceServicer(compliance, reports), server
+    )
+
+
+def _obligation(o: Obligation) -> co.PlatformObligation:
+    return co.PlatformObligation(
+        platform=o.platform,
+        kind=co.ObligationKind.ValueType(o.kind.value),
+        state=co.ObligationState.ValueType(o.state.value),
+        measures=[
+            co.MeasureRef(measure=st.SanctionMeasure.ValueType(m.value), measure_other=other)
+            for m, other in o.measures
+        ],
+        due_at=codec.timestamp_to_pb(o.due_at),
+    )
+
+
+def listing_compliance(c: ListingCompliance) -> co.ListingCompliance:
+    msg = co.ListingCompliance(
+        listing_id=c.listing_id,
+        region_code=c.listing.region_code,
+        step=st.LifecycleStep.ValueType(c.step.value),
+        correction_deadline=codec.timestamp_to_pb(c.listing.deadline),
+        in_force=c.in_force,
+        overdue=c.overdue,
+        platforms_from_stores=c.platforms_from_stores,
+        obligations=[_obligation(o) for o in c.obligations],
+    )
+    if c.escalated_at is not None:
+        msg.escalated_at.CopyFrom(codec.timestamp_to_pb(c.escalated_at))
+    if c.closed_at is not None:
+        msg.closed_at.CopyFrom(codec.timestamp_to_pb(c.closed_at))
+    return msg
+
+
+def report_schedule(s: Schedule) -> co.ReportSchedule:
+    return co.ReportSchedule(
+        month=str(s.month),
+        period_start=codec.timestamp_to_pb(s.month.start),
+        period_end=codec.timestamp_to_pb(s.month.end),
+        due_date=s.due_date.isoformat(),
+        due_by=codec.timestamp_to_pb(s.due_by),
+        reports=[
+            co.ReportRef(
+                record_id=r.record_id,
+                log_index=r.log_index,
+                unit=r.unit,
+                checkpoint_size=r.checkpoint_size,
+            )
+            for r in s.reports
+        ],
+    )

@@ -1,0 +1,235 @@
+"""The ``alliance`` CLI in-process against a real gateway (plus one console-script run)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from gwtest import USCC, Alliance, running_gateway
+from test_client import _free_port, write_profile
+
+from clients.cli import main
+
+INVALID_USCC = "91110108551385082R"  # check character should be Q
+
+
+@dataclass
+class Site:
+    authority: Path
+    platform: Path
+    address: str
+
+
+@pytest.fixture
+def site(tmp_path: Path, database_url: str) -> Iterator[Site]:
+    alliance = Alliance(tmp_path / "zj", "zj.alliance.test")
+    amr = alliance.member("authority", "zj-amr", region="330000")
+    shop = alliance.member("platform", "shop-a")
+    config = alliance.config(database_url)
+    with running_gateway(config, register=(amr, shop)) as gw:
+        address = f"127.0.0.1:{gw.port}"
+        yield Site(
+            write_profile(alliance, amr, address, config.log_origin),
+            write_profile(alliance, shop, address, config.log_origin),
+            address,
+        )
+
+
+def run(capsys: pytest.CaptureFixture[str], profile: Path, *args: str) -> tuple[int, str, str]:
+    code = main(["--profile", str(profile), *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _record_id(out: str) -> str:
+    match = re.search(r"record id: ([0-9a-f]{64})", out)
+    assert match, out
+    return match.group(1)
+
+
+def _row(out: str, subject: str) -> str:
+    rows = [line for line in out.splitlines() if line.startswith(subject)]
+    assert len(rows) == 1, out
+    return rows[0]
+
+
+def test_list_check_sanction_and_remove(site: Site, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(
+        capsys,
+        site.authority,
+        "list-seller",
+        "--uscc",
+        USCC[0],
+        "--list",
+        "blacklist",
+        "--conduct",
+        "fake-transactions",
+        "--decision-ref",
+        "ZJ-AMR-2026-0042",
+        "--listed-at",
+        "2026-10-01T09:30:00+08:00",
+        "--name",
+        "Hangzhou Example Trading Co.",
+        "--store",
+        "spiffe://zj.alliance.test/platform/shop-a:store-17",
+    )
+    assert code == 0, err
+    listing_id = _record_id(out)
+    assert "log index:" in out
+
+    code, out, err = run(capsys, site.platform, "check", USCC[0], USCC[1])
+    assert code == 0, err
+    assert re.search(
+        r"\blisted\s+blacklist\s+fake-transactions\s+2026-10-01\s+2027-01-01", _row(out, USCC[0])
+    )
+    assert "not listed" in _row(out, USCC[1])
+
+    code, out, err = run(
+        capsys, site.platform, "confirm-sanction", listing_id, "--measure", "close-store",
+        "--store-id", "store-17", "--effective-at", "2026-10-02",
+    )  # fmt: skip
+    assert code == 0, err
+    code, out, _ = run(capsys, site.platform, "check", USCC[0])
+    assert "close-store (shop-a, 2026-10-02)" in _row(out, USCC[0])
+
+    code, out, err = run(
+        capsys, site.authority, "step", listing_id, "removed", "--decision-ref", "ZJ-COURT-9",
+        "--reason", "judgment annulled", "--decided-by", "Hangzhou Intermediate Court",
+    )  # fmt: skip
+    assert code == 0, err
+    code, out, _ = run(capsys, site.platform, "check", USCC[0])
+    row = _row(out, USCC[0])
+    assert "not listed" in row and "removed" in row
+
+    code, out, _ = run(capsys, site.platform, "listings", "--json")
+    (state,) = [json.loads(line) for line in out.splitlines()]
+    assert state["listing_id"] == listing_id and state["step"] == "removed"
+    assert not state["in_force"] and state["sanctions"][0]["measure"] == "close-store"
+    code, out, _ = run(capsys, site.platform, "listings", "--in-force")
+    assert code == 0 and out.strip().endswith("0 listing(s)")
+
+    code, out, _ = run(capsys, site.platform, "watch", "--from", "0", "--limit", "6")
+    lines = out.splitlines()
+    assert code == 0 and len(lines) == 6
+    assert "member" in lines[0] and "listing  91330100716105852F" in lines[3]
+    assert lines[5].split("\t")[2].startswith("step     removed")
+
+
+def test_bad_input_exits_2_with_a_hint(site: Site, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--list", "blacklist", "--conduct", "counterfeit", "--decision-ref", "X-1"]
+    code, _, err = run(capsys, site.authority, "list-seller", "--uscc", INVALID_USCC, *args)
+    assert code == 2
+    assert err.startswith("error: uscc: check character is R, expected Q")
+    assert "\nhint: " in err and "Traceback" not in err
+
+    code, _, err = run(capsys, site.authority, "list-seller", "--uscc", USCC[0], "--list", "grey")
+    assert code == 2 and err.startswith("error: ") and "hint: " in err
+
+    code, _, err = run(
+        capsys,
+        site.authority,
+        "list-seller",
+        "--uscc",
+        USCC[0],
+        *args,
+        "--listed-at",
+        "2026-10-01T08:00",
+    )
+    assert code == 2 and "listed_at" in err and "offset" in err
+
+    code, _, err = run(capsys, site.authority, "step", "ab" * 32, "removed")
+    assert code == 2 and "decision_ref" in err
+
+    assert main(["--profile", str(site.authority.parent / "nope.toml"), "check", USCC[0]]) == 2
+    assert "file not found" in capsys.readouterr().err
+
+
+def test_refusal_exits_1(site: Site, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(
+        capsys, site.platform, "confirm-sanction", "ab" * 32, "--measure", "close-store"
+    )
+    assert code == 1
+    assert (
+        err.startswith("error: listing_id: no listing") and "hint: submit the listing first" in err
+    )
+
+
+def test_unreachable_gateway_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    alliance = Alliance(tmp_path / "zj", "zj.alliance.test")
+    shop = alliance.member("platform", "shop-a")
+    profile = write_profile(alliance, shop, f"127.0.0.1:{_free_port()}", "zj.alliance.test/log")
+    code, _, err = run(capsys, profile, "--retries", "1", "check", USCC[0])
+    assert code == 1
+    assert err.startswith("error: cannot reach the gateway at 127.0.0.1:")
+    assert "hint: is the gateway running? check the 'gateway' address in your profile" in err
+
+
+def test_submit_file_csv_and_jsonl(
+    site: Site, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    csv_file = tmp_path / "listings.csv"
+    csv_file.write_text(
+        "type,uscc,name,list,conduct,decision_ref,listed_at,stores\n"
+        f"listing,{USCC[0]},A Co.,blacklist,counterfeit,D-1,2026-10-01,\n"
+        f"listing,{INVALID_USCC},,blacklist,counterfeit,D-2,2026-10-01,\n"
+        f"listing,{USCC[1]},,key-scrutiny,false-advertising-penalty,D-3,2026-10-01T10:00:00+08:00,"
+        "spiffe://zj.alliance.test/platform/shop-a:s1 spiffe://zj.alliance.test/platform/shop-a:s2\n"
+    )
+    code, out, err = run(capsys, site.authority, "submit-file", str(csv_file))
+    assert code == 1
+    assert "3 row(s): 2 stored, 0 duplicate(s), 1 rejected" in out
+    assert re.search(r"line 3: uscc: check character is R, expected Q \[file\]", out)
+    assert "[" in err and "3/3" in err  # the progress bar
+
+    code, out, _ = run(capsys, site.authority, "submit-file", str(csv_file))
+    assert "3 row(s): 0 stored, 2 duplicate(s), 1 rejected" in out
+
+    code, out, _ = run(capsys, site.platform, "listings", "--json")
+    listing_id = json.loads(out.splitlines()[0])["listing_id"]
+    jsonl = tmp_path / "sanctions.jsonl"
+    rows = [
+        _sanction_row(listing_id, "close-store", "2026-10-02"),
+        _sanction_row(listing_id, "teleport", "2026-10-02"),
+        _sanction_row("cd" * 32, "public-exposure", "2026-10-02"),
+        {**_sanction_row(listing_id, "lower-credit-rating", "2026-10-03"), "action": "applied"},
+    ]
+    jsonl.write_text(
+        "\n".join(
+            [json.dumps(r) for r in rows[:2]]
+            + ["", "{not json"]
+            + [json.dumps(r) for r in rows[2:]]
+        )
+        + "\n"
+    )
+    code, out, _ = run(capsys, site.platform, "submit-file", str(jsonl))
+    assert code == 1
+    assert "5 row(s): 2 stored, 0 duplicate(s), 3 rejected" in out
+    assert "line 2: measure: 'teleport' is not one of" in out
+    assert "line 4: not valid JSON" in out
+    assert re.search(r"line 5: listing_id: no listing c+d+.* \[NOT_FOUND\]", out)
+
+    code, out, _ = run(capsys, site.platform, "check", USCC[0])
+    assert "close-store (shop-a, 2026-10-02); lower-credit-rating (shop-a, 2026-10-03)" in out
+
+
+def _sanction_row(listing_id: str, measure: str, day: str) -> dict[str, str]:
+    return {"type": "sanction", "listing_id": listing_id, "measure": measure, "effective_at": day}
+
+
+def test_console_script_smoke(site: Site) -> None:
+    script = Path(sys.executable).parent / "alliance"
+    done = subprocess.run(
+        [str(script), "--profile", str(site.platform), "check", USCC[2]],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "not listed" in _row(done.stdout, USCC[2])

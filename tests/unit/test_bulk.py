@@ -1,0 +1,224 @@
+"""Bulk files (CSV, JSON Lines) and the text forms of the CLI, without a gateway."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from clients import bulk
+from clients import statements as build
+from gateway import codec
+from gateway.core.identifiers import person_hmac
+from gateway.core.statements import (
+    ConductType,
+    LifecycleStep,
+    Listing,
+    ListKind,
+    SanctionAction,
+    SanctionConfirmation,
+    SanctionMeasure,
+    StatusChange,
+    StoreRef,
+)
+from gateway.errors import RecordError
+
+ISSUER = "spiffe://zj.alliance.test/authority/zj-amr"
+SHOP = "spiffe://zj.alliance.test/platform/shop-a"
+KEY = b"\x11" * 32
+RESIDENT = "11010519491231002X"
+LISTING_ID = "ab" * 32
+
+
+def rows(path: Path, fmt: bulk.Format | None = None) -> list[bulk.Row]:
+    return list(
+        bulk.read_rows(
+            path,
+            fmt or bulk.detect_format(path),
+            issuer=ISSUER,
+            region_code="330000",
+            hmac_key=lambda: KEY,
+        )
+    )
+
+
+def test_csv_rows_of_every_type(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.csv"
+    path.write_text(
+        "\ufefftype,uscc,resident_id,name,stores,list,conduct,conduct_other,region,"
+        "decision_ref,listed_at,deadline,listing_id,step,effective_at,reason,decided_by,"
+        "measure,action\n"
+        f",91330100716105852F,,A Co.,{SHOP}:s1 {SHOP}:s2,blacklist,counterfeit,,330100,"
+        "D-1,2026-10-01,2026-12-01,,,,,,,\n"
+        f'listing,,{RESIDENT},,,key-scrutiny,other,"fake reviews, paid",,'
+        "D-2,2026-10-01T10:00:00+08:00,,,,,,,,\n"
+        f'status-change,,,,,,,,,D-3,,,{LISTING_ID},removed,2026-11-01,"annulled\nby court",'
+        "Court,,\n"
+        f"sanction,,,,,,,,,,,,{LISTING_ID},,2026-10-02,,,close-store,lifted\n",
+        encoding="utf-8",
+    )
+    parsed = rows(path)
+    assert [r.line for r in parsed] == [2, 3, 4, 6]  # the quoted line break spans 4-5
+    assert all(r.error == "" for r in parsed), [r.error for r in parsed]
+    first, person, step, sanction = (r.statement for r in parsed)
+    assert isinstance(first, Listing)
+    assert first.subject.uscc == "91330100716105852F" and first.subject.name == "A Co."
+    assert first.subject.stores == (StoreRef(SHOP, "s1"), StoreRef(SHOP, "s2"))
+    assert first.region_code == "330100" and first.list is ListKind.BLACKLIST
+    assert first.listed_at == datetime(2026, 9, 30, 16, tzinfo=UTC)  # midnight in Beijing
+    assert first.correction_deadline == datetime(2026, 11, 30, 16, tzinfo=UTC)
+    assert isinstance(person, Listing)
+    assert person.subject.person_hmac == person_hmac(RESIDENT, KEY)
+    assert person.region_code == "330000" and person.conduct is ConductType.OTHER
+    assert person.conduct_other == "fake reviews, paid"
+    assert isinstance(step, StatusChange)
+    assert step.step is LifecycleStep.REMOVED and step.reason == "annulled\nby court"
+    assert isinstance(sanction, SanctionConfirmation)
+    assert (
+        sanction.action is SanctionAction.LIFTED and sanction.measure is SanctionMeasure.CLOSE_STORE
+    )
+    assert bulk.count_rows(path, "csv") == 4
+
+
+def test_the_same_file_yields_the_same_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "one.jsonl"
+    path.write_text(
+        '{"uscc": "91330100716105852F", "list": "blacklist", "conduct": "counterfeit", '
+        '"decision_ref": "D-1", "listed_at": "2026-10-01"}\n'
+    )
+    (a,), (b,) = rows(path), rows(path)
+    assert a.statement is not None and b.statement is not None
+    assert codec.encode_statement(a.statement) == codec.encode_statement(b.statement)
+
+
+def _json(**fields: object) -> str:
+    return json.dumps(fields)
+
+
+_LISTING = {
+    "uscc": "91330100716105852F",
+    "list": "blacklist",
+    "conduct": "counterfeit",
+    "decision_ref": "D",
+    "listed_at": "2026-10-01",
+}
+_SANCTION = {
+    "type": "sanction",
+    "listing_id": LISTING_ID,
+    "measure": "close-store",
+    "effective_at": "2026-10-02",
+}
+
+
+@pytest.mark.parametrize(
+    ("line", "error"),
+    [
+        (
+            _json(**{**_LISTING, "uscc": "91110108551385082R"}),
+            "uscc: check character is R, expected Q",
+        ),
+        (_json(**{**_LISTING, "listed_at": ""}), "listed_at: required"),
+        (_json(**{**_LISTING, "conduct": "false-advertising-penalty"}), "belongs to another list"),
+        (
+            _json(**{**_LISTING, "uscc": "", "resident_id": RESIDENT, "name": "Zhang"}),
+            "name: only for",
+        ),
+        (_json(uscc="91330100716105852F", resident_id=RESIDENT), "give exactly one"),
+        (_json(**_SANCTION, step="removed"), "step: not a field of a sanction"),
+        (_json(**{**_SANCTION, "effective_at": "2026-10-02T10:00"}), "has no UTC offset"),
+        (_json(**{**_SANCTION, "listing_id": "xyz"}), "listing_id: must be a record id"),
+        (_json(type="escalation"), "type: 'escalation' is not one of"),
+        (_json(uscc=91330100716105852), "uscc: must be a string"),
+        (_json(colour="red"), "colour: unknown field"),
+        ('["a list"]', "one JSON object"),
+        ("{oops", "not valid JSON"),
+    ],
+)
+def test_a_bad_line_is_reported_with_its_number(tmp_path: Path, line: str, error: str) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text("\n\n" + line + "\n")
+    (row,) = rows(path)
+    assert row.line == 3 and row.statement is None
+    assert error in row.error
+
+
+def test_csv_structure_errors(tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text("uscc,colour\n")
+    with pytest.raises(RecordError, match="line 1: unknown column 'colour'"):
+        rows(path)
+    path.write_text("uscc,uscc\n")
+    with pytest.raises(RecordError, match="repeated"):
+        rows(path)
+    path.write_text("uscc,list\n91330100716105852F\n\n")
+    (row,) = rows(path)
+    assert (row.line, row.error) == (2, "1 cells, but the header has 2 columns")
+    path.write_text("")
+    assert rows(path) == []
+    path.write_bytes(b"uscc\n\xff\n")
+    with pytest.raises(RecordError, match="not UTF-8"):
+        rows(path)
+
+
+def test_formats_are_detected_or_given(tmp_path: Path) -> None:
+    assert bulk.detect_format(Path("a.CSV")) == "csv"
+    assert bulk.detect_format(Path("a.ndjson")) == "jsonl"
+    assert bulk.detect_format(Path("a.txt"), "jsonl") == "jsonl"
+    with pytest.raises(RecordError, match=r"cannot tell the format of a\.txt") as err:
+        bulk.detect_format(Path("a.txt"))
+    assert "--format" in err.value.advice
+
+
+def test_text_forms() -> None:
+    assert build.enum_text(SanctionMeasure.CLOSE_STORE) == "close-store"
+    assert build.parse_enum(ListKind, "key-scrutiny", field="list") is ListKind.KEY_SCRUTINY
+    assert build.parse_enum(ListKind, "KEY_SCRUTINY", field="list") is ListKind.KEY_SCRUTINY
+    with pytest.raises(RecordError, match="list: 'grey' is not one of blacklist, key-scrutiny"):
+        build.parse_enum(ListKind, "grey", field="list")
+    assert build.parse_store(f"{SHOP}:store:7") == StoreRef(SHOP, "store:7")
+    with pytest.raises(RecordError, match="PLATFORM_MEMBER_ID:STORE_ID"):
+        build.parse_store(SHOP)
+    with pytest.raises(RecordError, match="must be a platform member id"):
+        build.parse_store(f"{ISSUER}:s1")
+    assert build.parse_time("2026-10-01T08:00:00Z", field="t") == datetime(
+        2026, 10, 1, 8, tzinfo=UTC
+    )
+    with pytest.raises(RecordError, match="not an ISO 8601"):
+        build.parse_time("tomorrow", field="t")
+
+
+def test_builders_validate_and_never_carry_the_resident_id() -> None:
+    subject = build.person_subject(RESIDENT.lower(), KEY)
+    assert subject.person_hmac == person_hmac(RESIDENT, KEY) and subject.uscc is None
+    with pytest.raises(RecordError, match="resident_id"):
+        build.person_subject("110105194912310021", KEY)
+    listing = build.new_listing(
+        ISSUER,
+        build.company_subject("91330100716105852F"),
+        list_kind=ListKind.BLACKLIST,
+        conduct=ConductType.COUNTERFEIT,
+        decision_ref="D-1",
+        region_code="330100",
+    )
+    assert listing.listed_at.tzinfo is not None
+    assert (
+        RESIDENT.encode()
+        not in codec.encode_statement(
+            build.new_listing(
+                ISSUER,
+                subject,
+                list_kind=ListKind.BLACKLIST,
+                conduct=ConductType.COUNTERFEIT,
+                decision_ref="D-1",
+                region_code="330100",
+            )
+        )[1]
+    )
+    with pytest.raises(RecordError, match="decided_by"):
+        build.status_change(
+            ISSUER, LISTING_ID, LifecycleStep.REMOVED, decision_ref="D", reason="court"
+        )
+    confirmation = build.sanction(SHOP, LISTING_ID, SanctionMeasure.PUBLIC_EXPOSURE)
+    assert confirmation.action is SanctionAction.APPLIED
