@@ -23,6 +23,7 @@ from gateway.ops.compliance_app import ComplianceRuntime
 from gateway.ops.config import Config, PeerConfig
 from gateway.ops.metrics import GatewayMetrics
 from gateway.ops.state_metrics import StateMetrics
+from gateway.service.access_log import AccessLog
 from gateway.service.audit import AuditService
 from gateway.service.directory import Directory
 from gateway.service.ledger import Clock, Ledger, utc_now
@@ -130,6 +131,7 @@ class _Admission:
 
 
 STATE_METRICS_INTERVAL_S = 10.0
+ACCESS_LOG_PRUNE_INTERVAL_S = 3600.0
 
 
 class Gateway:
@@ -161,6 +163,10 @@ class Gateway:
         )
         self.query = QueryService(core.store, clock=clock)
         self.audit = AuditService(core.store, core.directory, clock=clock)
+        self.access_log = AccessLog(
+            core.store, retention_days=config.access_log_retention_days, clock=clock
+        )
+        self._access_pruned = 0.0
         self.checkpoints = CheckpointBeacon()
         self.state_metrics = StateMetrics(
             self.metrics.registry,
@@ -226,8 +232,9 @@ class Gateway:
                 max_subjects=cfg.max_subjects_per_check,
                 max_stream_records=cfg.max_stream_records,
                 stopping=self._stopping,
+                access_log=self.access_log,
             ),
-            audit=AuditLogServicer(self.audit),
+            audit=AuditLogServicer(self.audit, self.access_log),
             federation=FederationServicer(
                 ReplicationFeed(self.core.store, self.checkpoints), stopping=self._stopping
             ),
@@ -262,6 +269,7 @@ class Gateway:
         self.checkpoints.notify()
         self.server.stop(grace)
         self.sequencer.stop()
+        self.access_log.close()
         self._tick()
         if callable(self._stop_metrics):
             self._stop_metrics()
@@ -305,6 +313,9 @@ class Gateway:
             )
         if self._crl is not None:
             self._crl.reload_if_changed()
+        if time.monotonic() - self._access_pruned >= ACCESS_LOG_PRUNE_INTERVAL_S:
+            self._access_pruned = time.monotonic()
+            self.access_log.prune()
         # Group-bys over the projections: refresh at most every STATE_METRICS_INTERVAL_S.
         if time.monotonic() - self._state_refreshed >= STATE_METRICS_INTERVAL_S:
             self._state_refreshed = time.monotonic()

@@ -619,12 +619,26 @@ class SqlStore:
 
     # -- access log --------------------------------------------------------------------
 
-    def log_access(self, at: datetime, member_id: str, rpc: str, detail: str) -> None:
+    def log_access(self, rows: Sequence[tuple[datetime, str, str, str]]) -> None:
+        """Append (at, member_id, rpc, detail) rows to the access log in one transaction."""
+        if not rows:
+            return
         try:
             with Session(self.engine) as s, s.begin():
-                s.add(AccessLogRow(at=at, member_id=member_id, rpc=rpc, detail=detail))
+                s.execute(
+                    insert(AccessLogRow),
+                    [{"at": a, "member_id": m, "rpc": r, "detail": d} for a, m, r, d in rows],
+                )
         except SQLAlchemyError as e:
             raise StorageError(f"database write failed: {e}") from e
+
+    def access_log(self, member_id: str | None = None) -> list[tuple[datetime, str, str, str]]:
+        """The access log in insertion order (for operators and tests)."""
+        q = select(AccessLogRow).order_by(AccessLogRow.id)
+        if member_id is not None:
+            q = q.where(AccessLogRow.member_id == member_id)
+        with self._read() as s:
+            return [(r.at, r.member_id, r.rpc, r.detail) for r in s.scalars(q)]
 
     def prune_access_log(self, before: datetime) -> int:
         try:

@@ -11,6 +11,7 @@ from gateway.errors import RecordError
 from gateway.pb.alliance.v1 import audit_pb2 as au
 from gateway.pb.alliance.v1 import audit_pb2_grpc
 from gateway.pb.alliance.v1 import exchange_pb2 as ex
+from gateway.service.access_log import AccessLog
 from gateway.service.audit import AuditService
 from gateway.transport import messages
 from gateway.transport.identity import caller_of
@@ -19,8 +20,9 @@ _PAGE = 1000
 
 
 class AuditLogServicer(audit_pb2_grpc.AuditLogServicer):
-    def __init__(self, audit: AuditService) -> None:
+    def __init__(self, audit: AuditService, access_log: AccessLog | None = None) -> None:
         self._audit = audit
+        self._access_log = access_log
 
     def GetCheckpoint(
         self, request: au.GetCheckpointRequest, context: grpc.ServicerContext
@@ -52,6 +54,10 @@ class AuditLogServicer(audit_pb2_grpc.AuditLogServicer):
         self, request: au.GetEntriesRequest, context: grpc.ServicerContext
     ) -> Iterator[ex.LogEntry]:
         start, end = self._audit.entry_range(request.start, request.end)
+        if self._access_log is not None:
+            self._access_log.record(
+                caller_of(context).member_id, "GetEntries", {"start": start, "end": end}
+            )
         while start < end and context.is_active():
             records = self._audit.entries(start, end, limit=_PAGE)
             if not records:

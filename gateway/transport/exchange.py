@@ -16,6 +16,7 @@ from gateway.core.statements import ConductType, LifecycleStep, ListKind
 from gateway.errors import GatewayError, RecordError, StorageError
 from gateway.pb.alliance.v1 import exchange_pb2 as ex
 from gateway.pb.alliance.v1 import exchange_pb2_grpc
+from gateway.service.access_log import AccessLog
 from gateway.service.ledger import Appended, Ledger
 from gateway.service.query import QueryService
 from gateway.service.submit import SubmitService
@@ -40,7 +41,9 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
         max_subjects: int,
         max_stream_records: int,
         stopping: threading.Event,
+        access_log: AccessLog | None = None,
     ) -> None:
+        self._access_log = access_log
         self._submit = submit
         self._query = query
         self._store = store
@@ -48,6 +51,10 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
         self._max_subjects = max_subjects
         self._max_stream_records = max_stream_records
         self._stopping = stopping
+
+    def _note(self, context: grpc.ServicerContext, rpc: str, detail: dict[str, object]) -> None:
+        if self._access_log is not None:
+            self._access_log.record(caller_of(context).member_id, rpc, detail)
 
     def SubmitRecord(
         self, request: ex.SubmitRecordRequest, context: grpc.ServicerContext
@@ -100,7 +107,9 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
     def GetRecord(
         self, request: ex.GetRecordRequest, context: grpc.ServicerContext
     ) -> ex.GetRecordResponse:
-        record = self._query.record(codec.record_id_from_pb(request.record_id, "record_id"))
+        record_id = codec.record_id_from_pb(request.record_id, "record_id")
+        self._note(context, "GetRecord", {"record_id": record_id})
+        record = self._query.record(record_id)
         return ex.GetRecordResponse(entry=messages.log_entry(record))
 
     def CheckSubjects(
@@ -116,12 +125,14 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
                 subjects.append(codec.subject_from_pb(s))
             except RecordError as e:
                 raise RecordError(f"subjects[{i}]: {e}") from e
+        self._note(context, "CheckSubjects", {"subjects": [s.key for s in subjects]})
         states = self._query.check(subjects)
         return ex.CheckSubjectsResponse(results=[messages.subject_status(s) for s in states])
 
     def ListListings(
         self, request: ex.ListListingsRequest, context: grpc.ServicerContext
     ) -> ex.ListListingsResponse:
+        self._note(context, "ListListings", {"filter": _filter_detail(request)})
         states, token = self._query.list_listings(
             _listing_filter(request),
             page_size=request.page_size,
@@ -135,6 +146,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
         self, request: ex.WatchRecordsRequest, context: grpc.ServicerContext
     ) -> Iterator[ex.LogEntry]:
         next_index = request.from_index
+        self._note(context, "WatchRecords", {"from_index": next_index})
         while context.is_active() and not self._stopping.is_set():
             size = self._store.log_size()
             if next_index < size:
@@ -146,6 +158,18 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
         if self._stopping.is_set():
             # UNAVAILABLE, so a client can tell a restart from the end of a stream.
             raise StorageError("the gateway is shutting down; resume from your cursor")
+
+
+def _filter_detail(request: ex.ListListingsRequest) -> dict[str, object]:
+    return {
+        "list": request.list,
+        "conduct": request.conduct,
+        "region_prefix": request.region_prefix,
+        "step": request.step,
+        "overdue_only": request.overdue_only,
+        "in_force_only": request.in_force_only,
+        "page_token": request.page_token,
+    }
 
 
 def _listing_filter(request: ex.ListListingsRequest) -> ListingFilter:
