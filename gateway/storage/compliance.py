@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from gateway.errors import StorageError
 from gateway.storage.models import ListingRow, RecordRow, SanctionRow, StepRow
-from gateway.storage.store import ListingProjection
+from gateway.storage.store import ListingProjection, listing_projection
 
 __all__ = ["ComplianceStore", "ListingCount", "StepTime"]
 
@@ -40,22 +40,6 @@ class ListingCount:
     list_kind: int
     unit: str
     count: int
-
-
-def _projection(row: ListingRow) -> ListingProjection:
-    return ListingProjection(
-        listing_id=row.listing_id,
-        subject_key=row.subject_key,
-        issuer=row.issuer,
-        list_kind=row.list_kind,
-        conduct=row.conduct,
-        region_code=row.region_code,
-        listed_at=row.listed_at,
-        deadline=row.deadline,
-        step=row.step,
-        in_force=row.in_force,
-        log_index=row.log_index,
-    )
 
 
 def _prefix_pattern(prefix: str) -> str:
@@ -93,7 +77,7 @@ class ComplianceStore:
             .limit(limit)
         )
         with self._read() as s:
-            return [_projection(r) for r in s.scalars(q)]
+            return [listing_projection(r) for r in s.scalars(q)]
 
     def obligation_candidates(
         self, *, region_prefix: str, after_index: int, limit: int
@@ -114,7 +98,7 @@ class ComplianceStore:
             q = q.where(ListingRow.region_code.like(_prefix_pattern(region_prefix), escape="\\"))
         with self._read() as s:
             rows = s.scalars(q.order_by(ListingRow.log_index).limit(limit))
-            return [_projection(r) for r in rows]
+            return [listing_projection(r) for r in rows]
 
     def step_times(self, listing_ids: Sequence[str]) -> dict[str, list[StepTime]]:
         """Every status change of the listings (their history), oldest first."""

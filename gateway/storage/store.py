@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, delete, func, insert, select, text, update
+from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -148,7 +148,7 @@ def _record(row: RecordRow) -> StoredRecord:
     )
 
 
-def _listing(row: ListingRow) -> ListingProjection:
+def listing_projection(row: ListingRow) -> ListingProjection:
     return ListingProjection(
         listing_id=row.listing_id,
         subject_key=row.subject_key,
@@ -241,7 +241,7 @@ class UnitOfWork:
 
     def get_listing(self, listing_id: str) -> ListingProjection | None:
         row = self._s.get(ListingRow, listing_id)
-        return None if row is None else _listing(row)
+        return None if row is None else listing_projection(row)
 
     def insert_listing(self, p: ListingProjection) -> None:
         self._s.add(
@@ -386,26 +386,26 @@ class SqlStore:
         # join with the wanted ids as VALUES, each a primary-key lookup) instead of one
         # query per level, on an autocommit connection: nodes never change once written,
         # so the read needs no transaction (on PostgreSQL that saves the BEGIN and
-        # ROLLBACK round trips). Plain SQL text: building the same join in Core costs
-        # more than running it, and a row-value IN would make SQLite scan the table.
+        # ROLLBACK round trips). The SQL goes to the driver as is: building and compiling
+        # it through SQLAlchemy costs more than running it, and a row-value IN would
+        # make SQLite scan the table.
+        mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
         wanted = list(dict.fromkeys(ids))
         found: dict[tuple[int, int], bytes] = {}
         try:
             with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 for i in range(0, len(wanted), _CHUNK // 2):
                     chunk = wanted[i : i + _CHUNK // 2]
-                    params: dict[str, int] = {}
-                    for k, (level, idx) in enumerate(chunk):
-                        params[f"l{k}"], params[f"i{k}"] = level, idx
-                    values = ", ".join(f"(:l{k}, :i{k})" for k in range(len(chunk)))
+                    values = ", ".join([f"({mark}, {mark})"] * len(chunk))
                     # Only integers are bound; the text is built from constants alone.
                     query = (
                         "SELECT n.level, n.idx, n.hash FROM log_nodes AS n "  # noqa: S608
                         f"JOIN (VALUES {values}) AS w ON n.level = w.column1 "
                         "AND n.idx = w.column2"
                     )
-                    rows = conn.execute(text(query), params)
-                    found.update({(level, idx): h for level, idx, h in rows})
+                    params = tuple(x for node_id in chunk for x in node_id)
+                    rows = conn.exec_driver_sql(query, params)
+                    found.update({(level, idx): bytes(h) for level, idx, h in rows})
         except SQLAlchemyError as e:
             raise StorageError(f"database read failed: {e}") from e
         missing = [i for i in ids if i not in found]
@@ -498,13 +498,13 @@ class SqlStore:
                     .order_by(ListingRow.listed_at, ListingRow.listing_id)
                 )
                 for row in rows:
-                    out[row.subject_key].append(_listing(row))
+                    out[row.subject_key].append(listing_projection(row))
         return out
 
     def listing(self, listing_id: str) -> ListingProjection | None:
         with self._read() as s:
             row = s.get(ListingRow, listing_id)
-            return None if row is None else _listing(row)
+            return None if row is None else listing_projection(row)
 
     def sanctions_for(self, listing_ids: Sequence[str]) -> dict[str, list[SanctionProjection]]:
         out: dict[str, list[SanctionProjection]] = defaultdict(list)
@@ -538,7 +538,7 @@ class SqlStore:
             q = q.where(ListingRow.deadline < f.overdue_at)
         with self._read() as s:
             rows = s.scalars(q.order_by(ListingRow.log_index).limit(limit)).all()
-            return [_listing(r) for r in rows]
+            return [listing_projection(r) for r in rows]
 
     # -- federation -------------------------------------------------------------------
 
