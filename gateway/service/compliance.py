@@ -8,8 +8,6 @@ sanction when the listing names no store).
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -28,6 +26,7 @@ from gateway.core.statements import (
 from gateway.errors import NotFoundError, RecordError
 from gateway.service.directory import Directory
 from gateway.service.ledger import Clock, utc_now
+from gateway.service.paging import decode_token, encode_token
 from gateway.storage import ListingProjection, SqlStore
 from gateway.storage.compliance import ComplianceStore, ListingCount
 
@@ -91,11 +90,11 @@ class ComplianceService:
             raise RecordError(f"region_prefix: {region_prefix!r} must be 1 to 6 digits")
         limit = DEFAULT_PAGE if page_size == 0 else min(page_size, MAX_PAGE)
         found: list[ListingCompliance] = []
-        last = _decode_token(page_token)
+        last = decode_token("c1", page_token)
         for result, index in self._scan(region_prefix, last, self._clock()):
             if result.outstanding(kind):
                 if len(found) == limit:
-                    return found, _encode_token(last)
+                    return found, encode_token("c1", last)
                 found.append(result)
             last = index
         return found, ""
@@ -174,20 +173,3 @@ class ComplianceService:
                 )
             )
         return out
-
-
-def _encode_token(log_index: int) -> str:
-    return base64.urlsafe_b64encode(f"c1:{log_index}".encode()).decode()
-
-
-def _decode_token(token: str) -> int:
-    if not token:
-        return -1
-    try:
-        text = base64.urlsafe_b64decode(token.encode()).decode()
-        version, _, value = text.partition(":")
-        if version != "c1":
-            raise ValueError(version)
-        return int(value)
-    except (binascii.Error, UnicodeDecodeError, ValueError) as e:
-        raise RecordError("page_token: not a token this gateway issued") from e

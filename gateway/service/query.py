@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from gateway.codec import decode_statement
 from gateway.core.statements import Listing, Subject
-from gateway.errors import NotFoundError, RecordError
+from gateway.errors import NotFoundError
 from gateway.service.ledger import Clock, utc_now
+from gateway.service.paging import decode_token, encode_token
 from gateway.storage import (
     ListingFilter,
     ListingProjection,
@@ -22,7 +21,6 @@ from gateway.storage import (
 
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
-_MAX_LOG_INDEX = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -67,7 +65,7 @@ class QueryService:
         self, f: ListingFilter, *, page_size: int, page_token: str
     ) -> tuple[list[ListingState], str]:
         limit = DEFAULT_PAGE if page_size == 0 else min(page_size, MAX_PAGE)
-        after = _decode_token(page_token)
+        after = decode_token("v1", page_token)
         now = self._clock()
         if f.overdue_at is not None:
             f = ListingFilter(
@@ -81,7 +79,7 @@ class QueryService:
         rows = self._store.list_listings(f, after_index=after, limit=limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]
-        token = _encode_token(rows[-1].log_index) if more else ""
+        token = encode_token("v1", rows[-1].log_index) if more else ""
         return self._states(rows, now), token
 
     def _states(self, rows: Sequence[ListingProjection], now: datetime) -> list[ListingState]:
@@ -106,23 +104,3 @@ class QueryService:
                 )
             )
         return states
-
-
-def _encode_token(log_index: int) -> str:
-    return base64.urlsafe_b64encode(f"v1:{log_index}".encode()).decode()
-
-
-def _decode_token(token: str) -> int:
-    if not token:
-        return -1
-    try:
-        text = base64.urlsafe_b64decode(token.encode()).decode()
-        version, _, value = text.partition(":")
-        if version != "v1" or not (value.isascii() and value.isdigit()):
-            raise ValueError(text)
-        index = int(value)
-        if index > _MAX_LOG_INDEX:  # would overflow the database's 64-bit column
-            raise ValueError(text)
-        return index
-    except (binascii.Error, UnicodeDecodeError, ValueError) as e:
-        raise RecordError("page_token: not a token this gateway issued") from e
