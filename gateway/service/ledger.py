@@ -19,7 +19,7 @@ from gateway.core.dsse import Envelope, pae
 from gateway.core.notes import Checkpoint, NoteSigner, sign_note
 from gateway.core.statements import MemberRecord, Statement
 from gateway.errors import LogIntegrityError
-from gateway.service.projection import project
+from gateway.service.projection import project_batch
 from gateway.storage import SqlStore, StoredCheckpoint, StoredRecord, UnitOfWork
 
 logger = logging.getLogger(__name__)
@@ -136,8 +136,7 @@ class Ledger:
                     results.append(Appended(item.record_id, index, duplicate=False))
                 uow.insert_records([_stored(a, i, now) for a, i in fresh])
                 uow.insert_nodes(nodes)
-                for item, index in fresh:
-                    project(uow, item.record_id, index, item.statement)
+                project_batch(uow, [(a.record_id, i, a.statement) for a, i in fresh])
                 uow.set_log_size(rng.size)
                 if in_transaction is not None:
                     in_transaction(uow)

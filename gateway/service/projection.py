@@ -1,4 +1,4 @@
-"""Keep the stored projections equal to the core fold, one record at a time.
+"""Keep the stored projections equal to the core fold, a batch at a time.
 
 The rules are the fold's own (``gateway.core.fold``): the step with the highest
 precedence wins, and per sanction key the greatest (effective_at, action, record_id)
@@ -8,6 +8,7 @@ wins, so the projection does not depend on the order records arrive in.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from gateway.codec import decode_statement
 from gateway.core.fold import in_force_step, sanction_wins, stronger_step
@@ -27,9 +28,35 @@ from gateway.storage import ListingProjection, SanctionProjection, UnitOfWork
 logger = logging.getLogger(__name__)
 
 
+def project_batch(uow: UnitOfWork, items: Sequence[tuple[str, int, Statement]]) -> None:
+    """Project the newly appended ``(record_id, log_index, statement)`` of one batch.
+
+    Listings, the bulk of any ingest, are inserted with one statement; everything else
+    goes through ``project`` in log order. A record that refers to a listing appearing
+    later in the same batch waits for it exactly as if the listing were in a later batch.
+    """
+    listing_at = {rid: idx for rid, idx, s in items if isinstance(s, Listing)}
+    uow.insert_listings(
+        [_listing_projection(rid, idx, s) for rid, idx, s in items if isinstance(s, Listing)]
+    )
+    waiting = uow.pending_listing_ids(list(listing_at))
+    for record_id, log_index, statement in items:
+        if isinstance(statement, Listing):
+            if record_id in waiting:
+                _release_pending(uow, record_id, statement)
+            continue
+        target = getattr(statement, "listing_id", None)
+        if isinstance(target, str) and listing_at.get(target, -1) > log_index:
+            uow.add_pending(record_id, target)
+            waiting.add(target)
+            continue
+        project(uow, record_id, log_index, statement)
+
+
 def project(uow: UnitOfWork, record_id: str, log_index: int, statement: Statement) -> None:
     if isinstance(statement, Listing):
-        _listing(uow, record_id, log_index, statement)
+        uow.insert_listings([_listing_projection(record_id, log_index, statement)])
+        _release_pending(uow, record_id, statement)
     elif isinstance(statement, StatusChange):
         _status_change(uow, record_id, statement)
     elif isinstance(statement, SanctionConfirmation):
@@ -38,22 +65,23 @@ def project(uow: UnitOfWork, record_id: str, log_index: int, statement: Statemen
         _member(uow, record_id, statement)
 
 
-def _listing(uow: UnitOfWork, record_id: str, log_index: int, listing: Listing) -> None:
-    uow.insert_listing(
-        ListingProjection(
-            listing_id=record_id,
-            subject_key=listing.subject.key,
-            issuer=listing.issuer,
-            list_kind=int(listing.list),
-            conduct=int(listing.conduct),
-            region_code=listing.region_code,
-            listed_at=listing.listed_at,
-            deadline=listing.deadline,
-            step=int(LifecycleStep.LISTED),
-            in_force=True,
-            log_index=log_index,
-        )
+def _listing_projection(record_id: str, log_index: int, listing: Listing) -> ListingProjection:
+    return ListingProjection(
+        listing_id=record_id,
+        subject_key=listing.subject.key,
+        issuer=listing.issuer,
+        list_kind=int(listing.list),
+        conduct=int(listing.conduct),
+        region_code=listing.region_code,
+        listed_at=listing.listed_at,
+        deadline=listing.deadline,
+        step=int(LifecycleStep.LISTED),
+        in_force=True,
+        log_index=log_index,
     )
+
+
+def _release_pending(uow: UnitOfWork, record_id: str, listing: Listing) -> None:
     for waiting in uow.take_pending(record_id):
         statement = decode_statement(waiting.payload_type, waiting.payload)
         if isinstance(statement, StatusChange) and not _allowed_late(

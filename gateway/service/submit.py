@@ -103,17 +103,10 @@ class SubmitService:
 
     def prepare(self, env: dsse.Envelope, caller: str) -> Accepted | Appended:
         """Everything but the append; raises the GatewayError that rejects the record."""
+        # No look-up of the record first: a record already stored is verified and
+        # authorized like a new one (so only its signer gets the idempotent answer), and
+        # the sequencer answers it with its existing log index.
         record_id = env.record_id
-        stored = self._store.record_by_id(record_id)
-        if stored is not None:
-            # Idempotent for its signer only: a member submits nothing as another, even
-            # bytes already stored (the stored signer was verified when it was appended).
-            if stored.signer != caller:
-                raise PermissionError(
-                    f"record {record_id} is signed by {stored.signer}, not by {caller}",
-                    advice="members submit only records they signed themselves",
-                )
-            return Appended(record_id, stored.log_index, duplicate=True)
         signer = self._directory.verify(env, self._clock(), prefer=caller)
         if signer != caller:
             raise PermissionError(

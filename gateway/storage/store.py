@@ -243,23 +243,23 @@ class UnitOfWork:
         row = self._s.get(ListingRow, listing_id)
         return None if row is None else listing_projection(row)
 
-    def insert_listing(self, p: ListingProjection) -> None:
-        self._s.add(
-            ListingRow(
-                listing_id=p.listing_id,
-                subject_key=p.subject_key,
-                issuer=p.issuer,
-                list_kind=p.list_kind,
-                conduct=p.conduct,
-                region_code=p.region_code,
-                listed_at=p.listed_at,
-                deadline=p.deadline,
-                step=p.step,
-                in_force=p.in_force,
-                log_index=p.log_index,
+    def insert_listings(self, projections: Sequence[ListingProjection]) -> None:
+        """All listings of a batch in one executemany."""
+        if projections:
+            self._s.execute(insert(ListingRow), [dataclasses.asdict(p) for p in projections])
+
+    def pending_listing_ids(self, listing_ids: Sequence[str]) -> set[str]:
+        """Which of ``listing_ids`` have records waiting for them."""
+        found: set[str] = set()
+        for i in range(0, len(listing_ids), _CHUNK):
+            found.update(
+                self._s.scalars(
+                    select(PendingRow.listing_id)
+                    .where(PendingRow.listing_id.in_(listing_ids[i : i + _CHUNK]))
+                    .distinct()
+                )
             )
-        )
-        self._s.flush()
+        return found
 
     def set_listing_step(self, listing_id: str, step: int, in_force: bool) -> None:
         self._s.execute(
