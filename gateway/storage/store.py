@@ -16,18 +16,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy import Engine, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from gateway.errors import StorageError
 from gateway.storage.models import (
     AccessLogRow,
+    Base,
     CheckpointRow,
     CosignatureRow,
     FederationEvidenceRow,
     ListingRow,
-    LogNodeRow,
     LogStateRow,
     MemberRow,
     PeerCursorRow,
@@ -39,6 +39,25 @@ from gateway.storage.models import (
 
 # SQLite limits bound parameters per statement; stay well below it.
 _CHUNK = 500
+
+_TABLES = Base.metadata.tables
+_LOG_STATE = _TABLES["log_state"]
+_LOCK_LOG = update(_LOG_STATE).where(_LOG_STATE.c.id == 1).values(id=1)
+_LOG_SIZE = select(_LOG_STATE.c.tree_size).where(_LOG_STATE.c.id == 1)
+_SET_LOG_SIZE = update(_LOG_STATE).where(_LOG_STATE.c.id == 1).values(tree_size=bindparam("size"))
+_RECORDS = _TABLES["records"]
+_EXISTING = select(_RECORDS.c.record_id, _RECORDS.c.log_index).where(
+    _RECORDS.c.record_id.in_(bindparam("ids", expanding=True))
+)
+_INSERT_RECORD = insert(_RECORDS)
+_INSERT_NODE = insert(_TABLES["log_nodes"])
+_INSERT_LISTING = insert(_TABLES["listings"])
+_PENDING = _TABLES["pending"]
+_PENDING_FOR = (
+    select(_PENDING.c.listing_id)
+    .where(_PENDING.c.listing_id.in_(bindparam("ids", expanding=True)))
+    .distinct()
+)
 
 
 @dataclass(frozen=True)
@@ -66,6 +85,9 @@ class ListingProjection:
     step: int
     in_force: bool
     log_index: int
+
+
+_LISTING_FIELDS = tuple(f.name for f in dataclasses.fields(ListingProjection))
 
 
 @dataclass(frozen=True)
@@ -188,35 +210,34 @@ class UnitOfWork:
         On SQLite this takes the database's write lock; on PostgreSQL the row lock. Either
         way it is held until the unit of work ends, so one batch appends at a time.
         """
-        self._s.execute(update(LogStateRow).where(LogStateRow.id == 1).values(id=1))
-        size = self._s.scalar(select(LogStateRow.tree_size).where(LogStateRow.id == 1))
+        conn = self._s.connection()
+        conn.execute(_LOCK_LOG)
+        size = conn.execute(_LOG_SIZE).scalar()
         if size is None:
             raise StorageError("log_state row is missing: the schema was not migrated")
-        return size
+        return int(size)
 
     def set_log_size(self, size: int) -> None:
-        self._s.execute(update(LogStateRow).where(LogStateRow.id == 1).values(tree_size=size))
+        self._s.connection().execute(_SET_LOG_SIZE, {"size": size})
 
     def latest_checkpoint_size(self) -> int | None:
         return self._s.scalar(select(func.max(CheckpointRow.tree_size)))
 
     def existing_indexes(self, record_ids: Sequence[str]) -> dict[str, int]:
         found: dict[str, int] = {}
+        conn = self._s.connection()
         for i in range(0, len(record_ids), _CHUNK):
-            chunk = record_ids[i : i + _CHUNK]
-            rows = self._s.execute(
-                select(RecordRow.record_id, RecordRow.log_index).where(
-                    RecordRow.record_id.in_(chunk)
-                )
-            )
+            rows = conn.execute(_EXISTING, {"ids": list(record_ids[i : i + _CHUNK])})
             found.update({r: idx for r, idx in rows})
         return found
+
+    # The hot path of every batch uses Core statements built once (no ORM unit of work).
 
     def insert_records(self, records: Sequence[StoredRecord]) -> None:
         if not records:
             return
-        self._s.execute(
-            insert(RecordRow),
+        self._s.connection().execute(
+            _INSERT_RECORD,
             [
                 {
                     "log_index": r.log_index,
@@ -234,9 +255,8 @@ class UnitOfWork:
 
     def insert_nodes(self, nodes: Sequence[tuple[tuple[int, int], bytes]]) -> None:
         if nodes:
-            self._s.execute(
-                insert(LogNodeRow),
-                [{"level": lvl, "idx": idx, "hash": h} for (lvl, idx), h in nodes],
+            self._s.connection().execute(
+                _INSERT_NODE, [{"level": lvl, "idx": idx, "hash": h} for (lvl, idx), h in nodes]
             )
 
     def get_listing(self, listing_id: str) -> ListingProjection | None:
@@ -246,18 +266,18 @@ class UnitOfWork:
     def insert_listings(self, projections: Sequence[ListingProjection]) -> None:
         """All listings of a batch in one executemany."""
         if projections:
-            self._s.execute(insert(ListingRow), [dataclasses.asdict(p) for p in projections])
+            self._s.connection().execute(
+                _INSERT_LISTING,
+                [{f: getattr(p, f) for f in _LISTING_FIELDS} for p in projections],
+            )
 
     def pending_listing_ids(self, listing_ids: Sequence[str]) -> set[str]:
         """Which of ``listing_ids`` have records waiting for them."""
         found: set[str] = set()
+        conn = self._s.connection()
         for i in range(0, len(listing_ids), _CHUNK):
             found.update(
-                self._s.scalars(
-                    select(PendingRow.listing_id)
-                    .where(PendingRow.listing_id.in_(listing_ids[i : i + _CHUNK]))
-                    .distinct()
-                )
+                conn.execute(_PENDING_FOR, {"ids": list(listing_ids[i : i + _CHUNK])}).scalars()
             )
         return found
 
