@@ -53,6 +53,7 @@ __all__ = [
     "statement_from_pb",
     "statement_to_pb",
     "stored_envelope",
+    "stored_listing_to_pb",
     "subject_from_pb",
     "subject_to_pb",
     "timestamp_from_pb",
@@ -415,6 +416,12 @@ def stored_envelope(
         payload_type=payload_type,
         signatures=tuple(dsse.Signature(sig=sig, keyid=keyid) for keyid, sig in signatures),
     )
+
+
+def stored_listing_to_pb(payload: bytes) -> pb.Listing:
+    """A stored listing payload for a response. It was verified and validated when it
+    was accepted, so it is parsed as is, not decoded into the domain and re-encoded."""
+    return pb.Listing.FromString(payload)
 
 
 def record_id_from_pb(value: str, field: str) -> str:

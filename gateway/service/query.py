@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from gateway.codec import decode_statement
-from gateway.core.statements import Listing, Subject
+from gateway.core.statements import PAYLOAD_TYPES, Listing, Subject
 from gateway.errors import NotFoundError
 from gateway.service.ledger import Clock, utc_now
 from gateway.service.paging import decode_token, encode_token
@@ -26,9 +27,17 @@ DEFAULT_PAGE = 100
 @dataclass(frozen=True)
 class ListingState:
     projection: ListingProjection
-    listing: Listing
+    # The listing's payload exactly as stored (verified and validated when it was
+    # accepted): responses carry it without parsing it into the domain and back.
+    listing_payload: bytes
     sanctions: tuple[SanctionProjection, ...]
     overdue: bool
+
+    @functools.cached_property
+    def listing(self) -> Listing:
+        listing = decode_statement(PAYLOAD_TYPES[Listing], self.listing_payload)
+        assert isinstance(listing, Listing)
+        return listing
 
 
 @dataclass(frozen=True)
@@ -87,18 +96,16 @@ class QueryService:
             return []
         ids = [r.listing_id for r in rows]
         sanctions = self._store.sanctions_for(ids)
-        records = self._store.records_by_ids(ids)
+        payloads = self._store.payloads_by_ids(ids)
         states = []
         for row in rows:
-            stored = records.get(row.listing_id)
-            if stored is None:  # projections and records are written in one transaction
+            payload = payloads.get(row.listing_id)
+            if payload is None:  # projections and records are written in one transaction
                 raise NotFoundError(f"listing {row.listing_id} has no record")
-            listing = decode_statement(stored.payload_type, stored.payload)
-            assert isinstance(listing, Listing)
             states.append(
                 ListingState(
                     projection=row,
-                    listing=listing,
+                    listing_payload=payload,
                     sanctions=tuple(sanctions.get(row.listing_id, ())),
                     overdue=row.in_force and now > row.deadline,
                 )

@@ -50,6 +50,9 @@ _EXISTING = select(_RECORDS.c.record_id, _RECORDS.c.log_index).where(
     _RECORDS.c.record_id.in_(bindparam("ids", expanding=True))
 )
 _INSERT_RECORD = insert(_RECORDS)
+_PAYLOADS = select(_RECORDS.c.record_id, _RECORDS.c.payload).where(
+    _RECORDS.c.record_id.in_(bindparam("ids", expanding=True))
+)
 _INSERT_NODE = insert(_TABLES["log_nodes"])
 _INSERT_LISTING = insert(_TABLES["listings"])
 _PENDING = _TABLES["pending"]
@@ -475,6 +478,16 @@ class SqlStore:
         with self._read() as s:
             row = s.scalars(select(RecordRow).where(RecordRow.record_id == record_id)).first()
             return None if row is None else _record(row)
+
+    def payloads_by_ids(self, record_ids: Sequence[str]) -> dict[str, bytes]:
+        """Just the payload bytes of the given records (lookups return them verbatim)."""
+        out: dict[str, bytes] = {}
+        with self._read() as s:
+            conn = s.connection()
+            for i in range(0, len(record_ids), _CHUNK):
+                rows = conn.execute(_PAYLOADS, {"ids": list(record_ids[i : i + _CHUNK])})
+                out.update({rid: payload for rid, payload in rows})
+        return out
 
     def records_by_ids(self, record_ids: Sequence[str]) -> dict[str, StoredRecord]:
         out: dict[str, StoredRecord] = {}

@@ -6,7 +6,6 @@ from __future__ import annotations
 from gateway import codec
 from gateway.core.statements import LifecycleStep
 from gateway.pb.alliance.v1 import exchange_pb2 as ex
-from gateway.pb.alliance.v1 import statements_pb2 as st
 from gateway.service.query import ListingState, SubjectState
 from gateway.storage import StoredRecord
 
@@ -23,11 +22,9 @@ def log_entry(record: StoredRecord) -> ex.LogEntry:
 
 def listing_state(state: ListingState) -> ex.ListingState:
     p = state.projection
-    listing_pb = codec.statement_to_pb(state.listing)
-    assert isinstance(listing_pb, st.Listing)
     return ex.ListingState(
         listing_id=p.listing_id,
-        listing=listing_pb,
+        listing=codec.stored_listing_to_pb(state.listing_payload),
         step=LifecycleStep(p.step).value,  # type: ignore[arg-type]
         correction_deadline=codec.timestamp_to_pb(p.deadline),
         in_force=p.in_force,
