@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
+from dataclasses import dataclass
 
 from gateway.codec import decode_statement
 from gateway.core import dsse
@@ -36,6 +37,15 @@ REJECTION_REASONS: Mapping[type[BaseException], str] = {
     NotFoundError: "unknown_listing",
     StorageError: "storage",
 }
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A record whose signature verified and whose statement parsed and validated."""
+
+    envelope: dsse.Envelope
+    signer: str
+    statement: Statement
 
 
 class SubmitService:
@@ -68,22 +78,52 @@ class SubmitService:
         return self.submit_async(env, caller).result()
 
     def submit_async(self, env: dsse.Envelope, caller: str) -> Future[Appended]:
-        """Check now, append with the next batch: bulk ingest pipelines through this."""
+        """Check now, append with the next batch."""
+        return self.admit(self.check(env, caller))
+
+    def check(self, env: dsse.Envelope, caller: str) -> Checked:
+        """Stage 1, independent of other records (bulk ingest runs it on several threads):
+        verify the signature over the received bytes, then parse and validate."""
         try:
-            prepared = self.prepare(env, caller)
+            # No look-up of the record first: a record already stored is verified and
+            # authorized like a new one (so only its signer gets the idempotent answer),
+            # and the sequencer answers it with its existing log index.
+            signer = self._directory.verify(env, self._clock(), prefer=caller)
+            if signer != caller:
+                raise PermissionError(
+                    f"the record is signed by {signer} but submitted by {caller}",
+                    advice="members submit only records they signed themselves",
+                )
+            statement = decode_statement(env.payload_type, env.payload)
+            if isinstance(statement, Listing):
+                # The alliance's deadline rule, for listings members submit here;
+                # replicated listings were judged by their origin (gateway.core.deadlines).
+                self._deadline_rules.check(statement)
         except GatewayError as e:
             self._observe(env.payload_type, e)
             raise
-        if isinstance(prepared, Appended):
-            self._observe(env.payload_type, prepared)
-            done: Future[Appended] = Future()
-            done.set_result(prepared)
-            return done
-        record_id = prepared.record_id
-        if isinstance(prepared.statement, Listing):
+        return Checked(env, signer, statement)
+
+    def admit(self, checked: Checked) -> Future[Appended]:
+        """Stage 2, in submission order: authorize against the listing (a listing ahead of
+        this record in the same stream counts), then hand it to the sequencer."""
+        env, statement = checked.envelope, checked.statement
+        try:
+            authorize_statement(
+                MemberId.parse(checked.signer),
+                statement,
+                listing=self._listing_for(statement),
+                signer_region=self._directory.region(checked.signer),
+            )
+        except GatewayError as e:
+            self._observe(env.payload_type, e)
+            raise
+        record_id = env.record_id
+        if isinstance(statement, Listing):
             with self._in_flight_lock:
-                self._in_flight[record_id] = prepared.statement
-        future = self._sequencer.submit(prepared)
+                self._in_flight[record_id] = statement
+        accepted = Accepted(env, record_id, checked.signer, statement, self._origin)
+        future = self._sequencer.submit(accepted)
         future.add_done_callback(lambda f: self._landed(record_id, env.payload_type, f))
         return future
 
@@ -100,31 +140,6 @@ class SubmitService:
             self._on_outcome(payload_type, "duplicate" if outcome.duplicate else "")
         else:
             self._on_outcome(payload_type, REJECTION_REASONS.get(type(outcome), "other"))
-
-    def prepare(self, env: dsse.Envelope, caller: str) -> Accepted | Appended:
-        """Everything but the append; raises the GatewayError that rejects the record."""
-        # No look-up of the record first: a record already stored is verified and
-        # authorized like a new one (so only its signer gets the idempotent answer), and
-        # the sequencer answers it with its existing log index.
-        record_id = env.record_id
-        signer = self._directory.verify(env, self._clock(), prefer=caller)
-        if signer != caller:
-            raise PermissionError(
-                f"the record is signed by {signer} but submitted by {caller}",
-                advice="members submit only records they signed themselves",
-            )
-        statement = decode_statement(env.payload_type, env.payload)
-        if isinstance(statement, Listing):
-            # The alliance's deadline rule, for listings members submit here; replicated
-            # listings were judged by their origin gateway (gateway.core.deadlines).
-            self._deadline_rules.check(statement)
-        authorize_statement(
-            MemberId.parse(signer),
-            statement,
-            listing=self._listing_for(statement),
-            signer_region=self._directory.region(signer),
-        )
-        return Accepted(env, record_id, signer, statement, self._origin)
 
     def _listing_for(self, statement: Statement) -> Listing | None:
         if not isinstance(statement, StatusChange | SanctionConfirmation):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Iterator
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -19,7 +19,7 @@ from gateway.pb.alliance.v1 import exchange_pb2_grpc
 from gateway.service.access_log import AccessLog
 from gateway.service.ledger import Appended, Ledger
 from gateway.service.query import QueryService
-from gateway.service.submit import SubmitService
+from gateway.service.submit import Checked, SubmitService
 from gateway.storage import ListingFilter, SqlStore
 from gateway.transport import messages
 from gateway.transport.errors import status_for
@@ -51,6 +51,8 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
         self._max_subjects = max_subjects
         self._max_stream_records = max_stream_records
         self._stopping = stopping
+        # Signature checks of bulk streams (cryptography releases the GIL for Ed25519).
+        self._checkers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify")
 
     def _note(self, context: grpc.ServicerContext, rpc: str, detail: dict[str, object]) -> None:
         if self._access_log is not None:
@@ -69,32 +71,57 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
         self, request_iterator: Iterator[ex.SubmitRecordRequest], context: grpc.ServicerContext
     ) -> Iterator[ex.SubmitRecordResult]:
         caller = caller_of(context).member_id
-        # A reader thread checks and hands records to the sequencer while this thread
-        # answers in order, so a client may wait for each answer or send everything first.
+        # Three stages, so a client may wait for each answer or send everything first:
+        # a reader thread parses envelopes and hands their checks (signature, statement)
+        # to a small shared pool, where Ed25519 runs without the GIL; an admitter thread
+        # takes the checks in stream order, authorizes and hands records to the
+        # sequencer; this thread answers in order as the appends commit.
+        checks: queue.Queue[tuple[str, Future[Checked]] | _Rejected | object] = queue.Queue(
+            maxsize=1024
+        )
         pending: queue.Queue[Future[Appended] | BaseException | object] = queue.Queue(maxsize=4096)
 
         def read() -> None:
             try:
                 for count, request in enumerate(request_iterator):
                     if count >= self._max_stream_records:
-                        pending.put(
-                            RecordError(
-                                f"a stream carries at most {self._max_stream_records} records"
+                        checks.put(
+                            _Rejected(
+                                "",
+                                RecordError(
+                                    f"a stream carries at most {self._max_stream_records} records"
+                                ),
                             )
                         )
                         break
-                    record_id = ""
                     try:
                         env = codec.envelope_from_pb(request.envelope)
-                        record_id = env.record_id
-                        pending.put(self._submit.submit_async(env, caller))
                     except GatewayError as e:
-                        pending.put(_Rejected(record_id, e))
+                        checks.put(_Rejected("", e))
+                        continue
+                    checks.put(
+                        (env.record_id, self._checkers.submit(self._submit.check, env, caller))
+                    )
             except grpc.RpcError:
                 pass  # the client went away; nothing half-written: each record is atomic
             finally:
-                pending.put(_END)
+                checks.put(_END)
 
+        def admit() -> None:
+            while (item := checks.get()) is not _END:
+                if isinstance(item, _Rejected):
+                    pending.put(item)
+                    continue
+                assert isinstance(item, tuple)
+                record_id: str = item[0]
+                checked: Future[Checked] = item[1]
+                try:
+                    pending.put(self._submit.admit(checked.result()))
+                except Exception as e:  # a GatewayError, or a bug mapped to INTERNAL
+                    pending.put(_Rejected(record_id, e))
+            pending.put(_END)
+
+        threading.Thread(target=admit, name="submit-stream-admitter", daemon=True).start()
         threading.Thread(target=read, name="submit-stream-reader", daemon=True).start()
         sequence = 0
         while True:
