@@ -17,6 +17,9 @@ from ._results import Figure, Measure, ratio
 
 NAME = "echo"
 Flavor: TypeAlias = Literal["sync", "aio"]
+# Baselines are the best of a few trials, so a stray load spike on the machine cannot
+# lower a baseline and flatter the ratio of a figure measured against it.
+_TRIALS = 2
 
 
 def ed25519_verify(ctx: Context) -> Measure:
@@ -31,15 +34,22 @@ def ed25519_verify(ctx: Context) -> Measure:
         n = ctx.sizes.verify_count
         for _ in range(min(1_000, n)):
             public.verify(signature, message)
-        began = time.perf_counter()
-        for _ in range(n):
-            public.verify(signature, message)
-        seconds = time.perf_counter() - began
+        seconds = []
+        for _ in range(_TRIALS):
+            began = time.perf_counter()
+            for _ in range(n):
+                public.verify(signature, message)
+            seconds.append(time.perf_counter() - began)
         return Measure(
             "ed25519.verify",
-            n / seconds,
+            n / min(seconds),
             "verifies/s",
-            detail={"count": n, "pae_bytes": len(message), "signature_bytes": len(signature)},
+            detail={
+                "count": n,
+                "trials": _TRIALS,
+                "pae_bytes": len(message),
+                "signature_bytes": len(signature),
+            },
         )
 
     return ctx.baseline("ed25519.verify", measure)
@@ -65,16 +75,21 @@ def unary_echo(ctx: Context, flavor: Flavor = "sync") -> Measure:
     def measure() -> Measure:
         requests = _submit_sized_requests(ctx)
         with server_process(f"echo-{flavor}", _spec(ctx, flavor)) as server:
-            result = closed_loop(
-                server.port,
-                ctx.alliance.authority.credentials,
-                ECHO_UNARY,
-                requests,
-                threads=CLIENT_THREADS,
-                seconds=ctx.sizes.echo_seconds,
-                max_calls=10_000_000,
-            )
-        _require_clean(result.errors, result.first_error, f"echo-{flavor}")
+            trials = [
+                closed_loop(
+                    server.port,
+                    ctx.alliance.authority.credentials,
+                    ECHO_UNARY,
+                    requests,
+                    threads=CLIENT_THREADS,
+                    seconds=ctx.sizes.echo_seconds,
+                    max_calls=10_000_000,
+                )
+                for _ in range(_TRIALS)
+            ]
+        for t in trials:
+            _require_clean(t.errors, t.first_error, f"echo-{flavor}")
+        result = max(trials, key=lambda t: t.rate)
         return Measure(
             f"echo.{flavor}.unary",
             result.rate,
@@ -84,6 +99,7 @@ def unary_echo(ctx: Context, flavor: Flavor = "sync") -> Measure:
                 "server_threads": ctx.worker_threads,
                 "request_bytes": len(requests[0]),
                 "calls": result.ok,
+                "trials": _TRIALS,
                 "p50_ms": round(result.percentile_ms(50), 3),
             },
         )
@@ -97,22 +113,31 @@ def stream_echo(ctx: Context, flavor: Flavor = "sync") -> Measure:
     def measure() -> Measure:
         requests = _submit_sized_requests(ctx)
         with server_process(f"echo-{flavor}", _spec(ctx, flavor)) as server:
-            result = bidi_stream(
-                server.port,
-                ctx.alliance.authority.credentials(),
-                ECHO_STREAM,
-                requests,
-                count=ctx.sizes.stream_messages,
-                seconds=ctx.sizes.stream_seconds,
-                timeout_s=ctx.sizes.stream_seconds * 6 + 30,
-            )
-        if len(result.responses) != result.sent:
-            raise RuntimeError(f"echo-{flavor}: {result.sent} sent, {len(result.responses)} back")
+            trials = [
+                bidi_stream(
+                    server.port,
+                    ctx.alliance.authority.credentials(),
+                    ECHO_STREAM,
+                    requests,
+                    count=ctx.sizes.stream_messages,
+                    seconds=ctx.sizes.stream_seconds,
+                    timeout_s=ctx.sizes.stream_seconds * 6 + 30,
+                )
+                for _ in range(_TRIALS)
+            ]
+        for t in trials:
+            if len(t.responses) != t.sent:
+                raise RuntimeError(f"echo-{flavor}: {t.sent} sent, {len(t.responses)} back")
+        result = max(trials, key=lambda t: t.rate)
         return Measure(
             f"echo.{flavor}.stream",
             result.rate,
             "messages/s",
-            detail={"messages": result.sent, "message_bytes": len(requests[0])},
+            detail={
+                "messages": result.sent,
+                "trials": _TRIALS,
+                "message_bytes": len(requests[0]),
+            },
         )
 
     return ctx.baseline(f"echo.{flavor}.stream", measure)
