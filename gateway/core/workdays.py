@@ -17,7 +17,7 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import MAXYEAR, MINYEAR, date, datetime, timedelta
 from types import MappingProxyType
 from zoneinfo import ZoneInfo
 
@@ -46,8 +46,9 @@ class ReportMonth:
     month: int
 
     def __post_init__(self) -> None:
-        if isinstance(self.year, bool) or not isinstance(self.year, int) or self.year < 1:
-            raise RecordError(f"month: year {self.year!r} is not valid")
+        year = self.year  # datetime's years: so 9999-12 has no next month
+        if isinstance(year, bool) or not isinstance(year, int) or not MINYEAR <= year <= MAXYEAR:
+            raise RecordError(f"month: year {year!r} is not valid")
         if isinstance(self.month, bool) or not isinstance(self.month, int):
             raise RecordError(f"month: {self.month!r} is not a month number")
         if not 1 <= self.month <= 12:

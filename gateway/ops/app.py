@@ -46,6 +46,7 @@ from gateway.transport.audit import AuditLogServicer
 from gateway.transport.exchange import ExchangeServicer
 from gateway.transport.federation import FederationServicer
 from gateway.transport.identity import Caller, TrustBundles
+from gateway.transport.limits import Limits, LimitSettings
 from gateway.transport.peer_client import GrpcPeerClient
 from gateway.transport.server import GatewayServer, ServerSettings
 
@@ -178,6 +179,15 @@ class Gateway:
         )
         self._state_refreshed = 0.0
         self.replication = Replication([self._puller(peer) for peer in config.peers if peer.pull])
+        self.limits = Limits(
+            LimitSettings(
+                rate_per_s=config.rate_limit_per_member_rps,
+                burst=config.rate_limit_burst,
+                max_streams=config.max_streams_per_member,
+                stream_idle_timeout_s=config.stream_idle_timeout_s,
+            ),
+            on_limited=self.metrics.observe_rate_limited,
+        )
         self.server = self._build_server()
         self.port = 0
         self._ticker = threading.Thread(target=self._tick_loop, name="ticker", daemon=True)
@@ -224,6 +234,7 @@ class Gateway:
             ),
             admission=_Admission(cfg, self.core.directory, self._crl),
             observer=self.metrics,
+            limits=self.limits,
             exchange=ExchangeServicer(
                 self.submit,
                 self.query,
@@ -232,6 +243,7 @@ class Gateway:
                 max_subjects=cfg.max_subjects_per_check,
                 max_stream_records=cfg.max_stream_records,
                 stopping=self._stopping,
+                limits=self.limits,
                 access_log=self.access_log,
             ),
             audit=AuditLogServicer(self.audit, self.access_log),

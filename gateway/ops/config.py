@@ -69,6 +69,12 @@ class Config:
     batch_max_records: int = 512
     batch_max_wait_ms: float = 2.0
     worker_threads: int = 16
+    # Per member (gateway.transport.limits): requests/s and burst (0 rps: no limit),
+    # concurrent streams, and how long a SubmitRecords stream may receive nothing.
+    rate_limit_per_member_rps: float = 2000.0
+    rate_limit_burst: int = 4000
+    max_streams_per_member: int = 4
+    stream_idle_timeout_s: float = 30.0
     crl_reload_interval_s: float = 5.0
     access_log_retention_days: int = 3 * 366
     shutdown_grace_s: float = 5.0
@@ -94,6 +100,7 @@ class Config:
             "crl_reload_interval_s",
             "federation_backoff_initial_s",
             "federation_backoff_max_s",
+            "stream_idle_timeout_s",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name}: must be positive")
@@ -105,9 +112,13 @@ class Config:
             "worker_threads",
             "access_log_retention_days",
             "federation_batch_max_entries",
+            "rate_limit_burst",
+            "max_streams_per_member",
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be at least 1")
+        if self.rate_limit_per_member_rps < 0:
+            raise ConfigError("rate_limit_per_member_rps: must be 0 (no limit) or more")
         self._check_peers()
         if self.sanction_grace_days < 0:
             raise ConfigError("sanction_grace_days: must not be negative")

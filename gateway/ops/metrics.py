@@ -63,6 +63,12 @@ class GatewayMetrics:
             ["type"],
             registry=r,
         )
+        self.rate_limited = Counter(
+            "alliance_rate_limited_total",
+            "Calls, and records of SubmitRecords streams, refused for the member's rate",
+            ["method"],
+            registry=r,
+        )
         self.log_size = Gauge("alliance_log_entries", "Entries in the audit log", registry=r)
         self.checkpoint_timestamp = Gauge(
             "alliance_checkpoint_timestamp_seconds",
@@ -120,6 +126,10 @@ class GatewayMetrics:
             self.records_duplicate.labels(type=kind).inc()
         else:
             self.records_rejected.labels(type=kind, reason=reason).inc()
+
+    def observe_rate_limited(self, method: str) -> None:
+        """The transport's limits call this for each call or record over the rate."""
+        self.rate_limited.labels(method=method).inc()
 
     def observe(self, method: str, code: _StatusCode, seconds: float) -> None:
         self.rpcs.labels(method=method, code=code.name).inc()

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 import grpc
 
 from gateway import errors
+from gateway.transport.limits import LimitError, StreamIdleError
 
 logger = logging.getLogger(__name__)
 
@@ -20,6 +21,8 @@ STATUS_FOR: Mapping[type[errors.GatewayError], grpc.StatusCode] = {
     errors.FederationError: grpc.StatusCode.UNAVAILABLE,
     errors.StorageError: grpc.StatusCode.UNAVAILABLE,
     errors.ConfigError: grpc.StatusCode.FAILED_PRECONDITION,
+    LimitError: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    StreamIdleError: grpc.StatusCode.DEADLINE_EXCEEDED,
 }
 
 INTERNAL_MESSAGE = "internal error; the gateway logged the details"

@@ -24,10 +24,13 @@ from gateway.storage import ListingFilter, SqlStore
 from gateway.transport import messages
 from gateway.transport.errors import status_for
 from gateway.transport.identity import caller_of
+from gateway.transport.interceptor import decoded
+from gateway.transport.limits import Limits
 
 _WATCH_PAGE = 500
 _WATCH_POLL_S = 1.0
 _END = object()
+_SUBMIT_RECORDS = f"/{ex.DESCRIPTOR.services_by_name['Exchange'].full_name}/SubmitRecords"
 
 
 class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
@@ -41,9 +44,11 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
         max_subjects: int,
         max_stream_records: int,
         stopping: threading.Event,
+        limits: Limits,
         access_log: AccessLog | None = None,
     ) -> None:
         self._access_log = access_log
+        self._limits = limits
         self._submit = submit
         self._query = query
         self._store = store
@@ -75,7 +80,10 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
         # a reader thread parses envelopes and hands their checks (signature, statement)
         # to a small shared pool, where Ed25519 runs without the GIL; an admitter thread
         # takes the checks in stream order, authorizes and hands records to the
-        # sequencer; this thread answers in order as the appends commit.
+        # sequencer; this thread answers in order as the appends commit. Each record
+        # spends a token of the caller's rate, and a stream that receives nothing for
+        # stream_idle_timeout_s ends, so idle streams cannot hold on to worker threads.
+        idle = self._limits.idle_clock()
         checks: queue.Queue[tuple[str, Future[Checked]] | _Rejected | object] = queue.Queue(
             maxsize=1024
         )
@@ -84,6 +92,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
         def read() -> None:
             try:
                 for count, request in enumerate(request_iterator):
+                    idle.touch()
                     if count >= self._max_stream_records:
                         checks.put(
                             _Rejected(
@@ -95,13 +104,15 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
                         )
                         break
                     try:
-                        env = codec.envelope_from_pb(request.envelope)
+                        self._limits.take(caller, _SUBMIT_RECORDS)
+                        env = codec.envelope_from_pb(decoded(request).envelope)
                     except GatewayError as e:
                         checks.put(_Rejected("", e))
-                        continue
-                    checks.put(
-                        (env.record_id, self._checkers.submit(self._submit.check, env, caller))
-                    )
+                    else:
+                        checks.put(
+                            (env.record_id, self._checkers.submit(self._submit.check, env, caller))
+                        )
+                    idle.touch()
             except grpc.RpcError:
                 pass  # the client went away; nothing half-written: each record is atomic
             finally:
@@ -125,7 +136,12 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
         threading.Thread(target=read, name="submit-stream-reader", daemon=True).start()
         sequence = 0
         while True:
-            item = pending.get()
+            try:
+                item = pending.get(timeout=max(idle.remaining_s(), 0.01))
+            except queue.Empty:
+                if idle.remaining_s() <= 0:
+                    raise idle.expired() from None
+                continue
             if item is _END:
                 return
             yield _result(sequence, item)

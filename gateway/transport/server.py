@@ -25,6 +25,7 @@ from gateway.transport.audit import AuditLogServicer
 from gateway.transport.exchange import ExchangeServicer
 from gateway.transport.federation import FederationServicer
 from gateway.transport.interceptor import Admission, AuthInterceptor, RpcObserver
+from gateway.transport.limits import Limits
 
 __all__ = ["SERVICE_NAMES", "GatewayServer", "Registrar", "ServerSettings"]
 
@@ -56,6 +57,7 @@ class GatewayServer:
         *,
         admission: Admission,
         observer: RpcObserver,
+        limits: Limits,
         exchange: ExchangeServicer,
         audit: AuditLogServicer,
         federation: FederationServicer,
@@ -73,7 +75,7 @@ class GatewayServer:
             futures.ThreadPoolExecutor(
                 max_workers=settings.worker_threads, thread_name_prefix="rpc"
             ),
-            interceptors=[AuthInterceptor(admission, observer)],
+            interceptors=[AuthInterceptor(admission, observer, limits)],
             options=options,
             maximum_concurrent_rpcs=settings.worker_threads * 8,
         )

@@ -1,0 +1,372 @@
+"""Per-member limits (gateway.transport.limits): the rate, concurrent streams, idle
+streams, and an oversized message inside a stream.
+
+The limits themselves are tested with a fake clock; then against real gateways on
+port 0: a flooding member is refused with RESOURCE_EXHAUSTED (and a retry hint) while
+another member is served, and is served again after a wait; idle SubmitRecords streams,
+more of them than the server has worker threads, are refused past the per-member cap or
+cut with DEADLINE_EXCEEDED after ``stream_idle_timeout_s``, while a well-behaved member's
+calls go through.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import grpc
+import pytest
+from gwtest import Alliance, Member, audit, exchange, listing, running_gateway
+
+from gateway import codec
+from gateway.core import dsse
+from gateway.errors import ConfigError
+from gateway.ops.app import Gateway
+from gateway.pb.alliance.v1 import audit_pb2 as au
+from gateway.pb.alliance.v1 import exchange_pb2 as ex
+from gateway.transport.limits import IdleClock, LimitError, Limits, LimitSettings
+
+Code = grpc.StatusCode
+CHECKPOINT = "/alliance.v1.AuditLog/GetCheckpoint"
+SUBMIT_MANY = "/alliance.v1.Exchange/SubmitRecords"
+RATE, BURST = 20.0, 20
+WORKERS, STREAMS, IDLE_S = 4, 2, 1.0
+MAX_MESSAGE_BYTES = 64 * 1024
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+# --- the limits, on a fake clock -------------------------------------------------------
+
+
+def test_a_bucket_allows_its_burst_then_its_rate() -> None:
+    clock = FakeClock()
+    limited: list[str] = []
+    limits = Limits(LimitSettings(rate_per_s=4, burst=3), on_limited=limited.append, clock=clock)
+    for _ in range(3):
+        limits.take("a", "/m")
+    with pytest.raises(LimitError) as refused:
+        limits.take("a", "/m")
+    assert refused.value.retry_after_s == 0.25
+    assert "retry in 0.250 s" in refused.value.advice
+    limits.take("b", "/m")  # another member has its own bucket
+    clock.now += 0.25
+    limits.take("a", "/m")
+    with pytest.raises(LimitError):
+        limits.take("a", "/n")
+    clock.now += 60  # refills up to the burst, no further
+    for _ in range(3):
+        limits.take("a", "/m")
+    with pytest.raises(LimitError):
+        limits.take("a", "/m")
+    assert limited == ["/m", "/n", "/m"]
+
+
+def test_a_rate_of_zero_is_no_limit() -> None:
+    limits = Limits(LimitSettings(rate_per_s=0, burst=1))
+    for _ in range(10_000):
+        limits.take("a", "/m")
+
+
+def test_stream_slots_are_capped_per_member_and_given_back() -> None:
+    limits = Limits(LimitSettings(max_streams=2))
+    with limits.stream("a"), limits.stream("a"):
+        assert limits.open_streams("a") == 2
+        with pytest.raises(LimitError), limits.stream("a"):
+            pass
+        with limits.stream("b"):
+            assert limits.open_streams("b") == 1
+    assert limits.open_streams("a") == 0
+    with pytest.raises(RuntimeError), limits.stream("a"):
+        raise RuntimeError("the call failed")  # the slot is given back all the same
+    assert limits.open_streams("a") == 0
+
+
+def test_the_idle_clock_restarts_on_each_request() -> None:
+    clock = FakeClock()
+    idle = IdleClock(1.0, clock)
+    clock.now += 0.75
+    assert idle.remaining_s() == pytest.approx(0.25)
+    idle.touch()
+    assert idle.remaining_s() == pytest.approx(1.0)
+    clock.now += 1.5
+    assert idle.remaining_s() < 0
+    assert "1 s" in str(idle.expired())
+
+
+# --- real gateways ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def alliance(tmp_path_factory: pytest.TempPathFactory) -> Alliance:
+    a = Alliance(tmp_path_factory.mktemp("limits"), "zj.alliance.test")
+    for name in ("flood", "calm", "idle-1", "idle-2", "idle-3"):
+        a.member("platform", name)
+    return a
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {"rate_limit_per_member_rps": -1},
+        {"rate_limit_burst": 0},
+        {"max_streams_per_member": 0},
+        {"stream_idle_timeout_s": 0},
+    ],
+)
+def test_bad_limit_settings_fail_at_start_up(alliance: Alliance, setting: dict[str, float]) -> None:
+    with pytest.raises(ConfigError, match=next(iter(setting))):
+        alliance.config("sqlite:///unused.db", **setting)
+
+
+@pytest.fixture(scope="module")
+def rate_limited(alliance: Alliance) -> Iterator[Gateway]:
+    config = alliance.config(
+        f"sqlite:///{alliance.root / 'rate.db'}",
+        rate_limit_per_member_rps=RATE,
+        rate_limit_burst=BURST,
+    )
+    with running_gateway(config, register=tuple(alliance.members.values())) as gw:
+        yield gw
+
+
+@pytest.fixture(scope="module")
+def few_workers(alliance: Alliance) -> Iterator[Gateway]:
+    config = alliance.config(
+        f"sqlite:///{alliance.root / 'streams.db'}",
+        worker_threads=WORKERS,
+        max_streams_per_member=STREAMS,
+        stream_idle_timeout_s=IDLE_S,
+        max_message_bytes=MAX_MESSAGE_BYTES,
+    )
+    with running_gateway(config, register=tuple(alliance.members.values())) as gw:
+        yield gw
+
+
+def _code(call: Callable[[], object]) -> Code:
+    try:
+        call()
+    except grpc.RpcError as e:
+        return e.code()
+    return Code.OK
+
+
+def _checkpoint(channel: grpc.Channel) -> Code:
+    return _code(lambda: audit(channel).GetCheckpoint(au.GetCheckpointRequest(), timeout=10))
+
+
+def _refill() -> None:
+    time.sleep(BURST / RATE + 0.1)
+
+
+def _requests(member: Member, n: int) -> list[ex.SubmitRecordRequest]:
+    out = []
+    for i in range(n):
+        env = member.sign(listing(member, decision_ref=f"RATE-{time.time_ns()}-{i}"))
+        out.append(ex.SubmitRecordRequest(envelope=codec.envelope_to_pb(env)))
+    return out
+
+
+def test_a_flooding_member_is_refused_and_others_are_not(
+    rate_limited: Gateway, alliance: Alliance
+) -> None:
+    flood, calm = alliance.members["flood"], alliance.members["calm"]
+    _refill()
+    before = rate_limited.metrics.registry.get_sample_value(
+        "alliance_rate_limited_total", {"method": CHECKPOINT}
+    )
+    with flood.channel(rate_limited.port) as fch, calm.channel(rate_limited.port) as cch:
+        codes = []
+        for i in range(3 * BURST):
+            codes.append(_checkpoint(fch))
+            if i % 6 == 0:
+                assert _checkpoint(cch) is Code.OK  # the calm member is served throughout
+        refused = codes.count(Code.RESOURCE_EXHAUSTED)
+        assert set(codes) == {Code.OK, Code.RESOURCE_EXHAUSTED}
+        assert codes[:BURST] == [Code.OK] * BURST
+        assert refused >= BURST  # 60 calls in well under a second: the rate refills ~20/s
+
+        with pytest.raises(grpc.RpcError) as err:
+            audit(fch).GetCheckpoint(au.GetCheckpointRequest(), timeout=10)
+        assert err.value.code() is Code.RESOURCE_EXHAUSTED
+        assert "retry in" in (err.value.details() or "")
+        trailers = err.value.trailing_metadata() or ()
+        pushback = [m.value for m in trailers if m.key == "grpc-retry-pushback-ms"]
+        assert len(pushback) == 1
+        assert 1 <= int(pushback[0]) <= 1000 / RATE + 1
+
+        _refill()
+        assert _checkpoint(fch) is Code.OK  # served again after the wait
+    after = rate_limited.metrics.registry.get_sample_value(
+        "alliance_rate_limited_total", {"method": CHECKPOINT}
+    )
+    assert after == (before or 0) + refused + 1
+
+
+def test_each_record_of_a_stream_spends_a_token(rate_limited: Gateway, alliance: Alliance) -> None:
+    flood = alliance.members["flood"]
+    requests = _requests(flood, 2 * BURST)
+    _refill()
+    size = rate_limited.core.store.log_size()
+    with flood.channel(rate_limited.port) as ch:
+        results = list(exchange(ch).SubmitRecords(iter(requests), timeout=20))
+    codes = [Code.OK.value[0] if r.code == 0 else r.code for r in results]
+    assert len(results) == len(requests)  # the stream goes on; refused records say so
+    accepted = codes.count(Code.OK.value[0])
+    assert BURST - 1 <= accepted < len(requests)  # the call itself took a token
+    assert set(codes) == {Code.OK.value[0], Code.RESOURCE_EXHAUSTED.value[0]}
+    refused = [r for r in results if r.code == Code.RESOURCE_EXHAUSTED.value[0]]
+    assert all("retry in" in r.message for r in refused)
+    sample = rate_limited.metrics.registry.get_sample_value(
+        "alliance_rate_limited_total", {"method": SUBMIT_MANY}
+    )
+    assert sample is not None and sample >= len(refused)
+    _wait_for(lambda: rate_limited.core.store.log_size() == size + accepted)
+
+
+# --- idle and too many streams --------------------------------------------------------
+
+
+class _IdleStream:
+    """A SubmitRecords call whose client sends ``first`` and then nothing until closed."""
+
+    def __init__(
+        self, channel: grpc.Channel, first: list[ex.SubmitRecordRequest] | None = None
+    ) -> None:
+        self._release = threading.Event()
+        self._first = first or []
+        self.started = time.monotonic()
+        self.call: Any = exchange(channel).SubmitRecords(self._requests(), timeout=30)
+
+    def _requests(self) -> Iterator[ex.SubmitRecordRequest]:
+        yield from self._first
+        self._release.wait(30)
+
+    def outcome(self) -> tuple[Code, list[ex.SubmitRecordResult], float]:
+        """How the call ended, the results it got, and after how long."""
+        results: list[ex.SubmitRecordResult] = []
+        try:
+            results.extend(self.call)
+        except grpc.RpcError as e:
+            return e.code(), results, time.monotonic() - self.started
+        finally:
+            self._release.set()
+        return Code.OK, results, time.monotonic() - self.started
+
+
+def _wait_for(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def _readers() -> int:
+    return sum(t.name.startswith("submit-stream-") for t in threading.enumerate())
+
+
+def test_idle_streams_past_the_cap_are_refused_and_the_rest_cut(
+    few_workers: Gateway, alliance: Alliance
+) -> None:
+    """One member opens three times the cap of idle streams, more than the server has
+    worker threads: the cap refuses the excess at once, the idle timeout cuts the rest,
+    and a well-behaved member is served all along."""
+    idle, calm = alliance.members["idle-1"], alliance.members["calm"]
+    readers = _readers()
+    with idle.channel(few_workers.port) as ich, calm.channel(few_workers.port) as cch:
+        streams = [_IdleStream(ich) for _ in range(3 * STREAMS)]
+        assert 3 * STREAMS > WORKERS
+        with ThreadPoolExecutor(len(streams)) as pool:
+            pending = [pool.submit(s.outcome) for s in streams]
+            for _ in range(5):  # meanwhile
+                t = time.monotonic()
+                assert _checkpoint(cch) is Code.OK
+                assert time.monotonic() - t < IDLE_S / 2
+                time.sleep(IDLE_S / 10)
+            outcomes = [f.result() for f in pending]
+        codes = sorted(code.name for code, _, _ in outcomes)
+        assert codes == sorted(
+            ["DEADLINE_EXCEEDED"] * STREAMS + ["RESOURCE_EXHAUSTED"] * (2 * STREAMS)
+        )
+        for code, results, seconds in outcomes:
+            assert results == []
+            if code is Code.RESOURCE_EXHAUSTED:
+                assert seconds < IDLE_S / 2  # refused at once
+            else:
+                assert IDLE_S * 0.9 <= seconds < IDLE_S * 3  # cut after the idle timeout
+        _wait_for(lambda: few_workers.limits.open_streams(idle.member_id) == 0)
+        _wait_for(lambda: _readers() <= readers)  # the streams' threads ended too
+        # The member may stream again: its slots were given back.
+        stream = _IdleStream(ich, _requests(idle, 1))
+        code, results, _ = stream.outcome()
+        assert code is Code.DEADLINE_EXCEEDED
+        assert [r.code for r in results] == [0]  # answered, then cut when idle
+
+
+def test_idle_streams_of_several_members_are_cut_and_do_not_starve_others(
+    few_workers: Gateway, alliance: Alliance
+) -> None:
+    """Three members, each within its cap, together hold more streams than there are
+    worker threads: each stream is cut after the idle timeout, so a well-behaved member
+    waits at most about one timeout for a worker."""
+    members = [alliance.members[f"idle-{i}"] for i in (1, 2, 3)]
+    calm = alliance.members["calm"]
+    channels = [m.channel(few_workers.port) for m in members]
+    opened = [c.__enter__() for c in channels]
+    try:
+        streams = [_IdleStream(ch) for ch in opened for _ in range(STREAMS)]
+        assert len(streams) > WORKERS
+        with ThreadPoolExecutor(len(streams)) as pool:
+            pending = [pool.submit(s.outcome) for s in streams]
+            with calm.channel(few_workers.port) as cch:
+                t = time.monotonic()
+                assert _checkpoint(cch) is Code.OK
+                assert time.monotonic() - t < IDLE_S * 2.5
+            outcomes = [f.result() for f in pending]
+    finally:
+        for c in channels:
+            c.__exit__(None, None, None)
+    assert {code for code, _, _ in outcomes} == {Code.DEADLINE_EXCEEDED}
+    # Those that had to wait for a worker were cut one timeout after they started.
+    assert max(seconds for _, _, seconds in outcomes) < IDLE_S * 4
+    _wait_for(lambda: all(few_workers.limits.open_streams(m.member_id) == 0 for m in members))
+
+
+def test_a_slow_but_steady_stream_is_not_cut(few_workers: Gateway, alliance: Alliance) -> None:
+    member = alliance.members["idle-2"]
+    requests = _requests(member, 3)
+
+    def slowly() -> Iterator[ex.SubmitRecordRequest]:
+        for request in requests:
+            yield request
+            time.sleep(IDLE_S / 2)
+
+    with member.channel(few_workers.port) as ch:
+        results = list(exchange(ch).SubmitRecords(slowly(), timeout=30))
+    assert [r.code for r in results] == [0, 0, 0]
+
+
+def test_an_oversized_message_in_a_stream_ends_it_and_the_gateway_serves_on(
+    few_workers: Gateway, alliance: Alliance
+) -> None:
+    member = alliance.members["idle-3"]
+    big = dsse.sign("t", b"\x00" * (MAX_MESSAGE_BYTES + 1), member.signing_key)
+    requests = [*_requests(member, 1), ex.SubmitRecordRequest(envelope=codec.envelope_to_pb(big))]
+    size = few_workers.core.store.log_size()
+    with member.channel(few_workers.port) as ch:
+        stream = _IdleStream(ch, requests)
+        code, _, _ = stream.outcome()
+        assert code is Code.RESOURCE_EXHAUSTED
+        assert few_workers.core.store.log_size() <= size + 1  # at most the good record
+        assert _checkpoint(ch) is Code.OK
+        fresh = _requests(member, 1)
+        assert [r.code for r in exchange(ch).SubmitRecords(iter(fresh), timeout=10)] == [0]
