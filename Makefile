@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEV := .dev
 
-.PHONY: run test lint proto proto-check bench federation-demo clean
+.PHONY: run test lint proto proto-check bench federation-demo soak clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ bench: $(STAMP)
 # Three regional gateways (ZJ, GD, BJ) federating on this machine; prints the story.
 federation-demo: $(STAMP)
 	$(PY) -m gateway.ops.federation_demo
+
+# Bounded mixed load on two federated gateways; e.g. SOAK_ARGS="--duration-s 600 --json soak.json".
+soak: $(STAMP)
+	$(PY) -m gateway.ops.soak $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) $(DEV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -127,7 +127,11 @@ def _serve(args: argparse.Namespace) -> int:
         f"{gateway.port}, metrics on {config.metrics_address}",
         flush=True,
     )
-    done.wait()
+    # Signal handlers run in the main thread, and only when it runs Python code: a
+    # SIGTERM the kernel hands to another thread would wait behind an untimed wait
+    # forever. Waking up every half second bounds that.
+    while not done.wait(timeout=0.5):
+        pass
     gateway.stop()
     return 0
 

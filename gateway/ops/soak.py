@@ -224,6 +224,12 @@ def rss_bytes() -> int:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def cpu_seconds() -> float:
+    """CPU time (user + system) this process used so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """Nearest-rank percentile; NaN for no values."""
     if not values:
@@ -244,7 +250,12 @@ class Sample:
 class Recorder:
     samples: list[Sample] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    max_late_s: float = 0.0  # how far behind its schedule an operation started
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def late(self, seconds: float) -> None:
+        with self.lock:
+            self.max_late_s = max(self.max_late_s, seconds)
 
     def sample(self, at: float, op: str, seconds: float) -> None:
         with self.lock:
@@ -322,7 +333,7 @@ class Soak:
         watchers = [Watcher(r, self.recorder, stack) for r in self.regions]
         for w in watchers:
             w.start()
-        rss_start = rss_bytes()
+        rss_start, cpu_start, load_start = rss_bytes(), cpu_seconds(), os.getloadavg()[0]
         t0 = time.monotonic()
         deadline = t0 + self.duration_s
 
@@ -346,7 +357,7 @@ class Soak:
             if t.is_alive():
                 self.recorder.error(f"{t.name} did not finish within its deadline")
         ran_s = time.monotonic() - t0
-        rss_end = rss_bytes()
+        rss_end, cpu_end, load_end = rss_bytes(), cpu_seconds(), os.getloadavg()[0]
 
         converge_s = self._converge()
         for w in watchers:
@@ -361,11 +372,17 @@ class Soak:
             "seed": self.seed,
             "ops": ops,
             "ops_planned": total_ops,
+            # Operations not issued because the load fell behind its schedule (overload).
+            "ops_skipped": total_ops - len(self.recorder.samples) - len(self.recorder.errors),
+            "max_behind_schedule_s": round(self.recorder.max_late_s, 3),
             "errors": len(self.recorder.errors),
             "error_samples": self.recorder.errors[:10],
             "rss_start_mb": round(rss_start / 2**20, 1),
             "rss_end_mb": round(rss_end / 2**20, 1),
             "rss_growth_mb": round((rss_end - rss_start) / 2**20, 1),
+            # Latency drift means little on a busy machine: say how busy it was.
+            "cpu_percent": round(100 * (cpu_end - cpu_start) / ran_s, 1),
+            "load_average_1m": [round(load_start, 2), round(load_end, 2)],
             "latency": drift(self.recorder.samples, self.duration_s),
             "federation": {
                 "converged_after_s": None if converge_s is None else round(converge_s, 3),
@@ -408,6 +425,8 @@ class Soak:
                 return
             if due > now:
                 time.sleep(due - now)
+            else:
+                self.recorder.late(now - due)
             op = rng.choices(ops, weights)[0]
             region = self.regions[rng.randrange(len(self.regions))]
             started = time.monotonic()
@@ -529,9 +548,13 @@ def render(report: dict[str, Any]) -> str:
     lines = [
         f"soak: {report['duration_s']}s at {report['rate_per_s']}/s with {report['workers']} "
         f"workers (seed {report['seed']}): {sum(report['ops'].values())} of "
-        f"{report['ops_planned']} operations, errors {report['errors']}",
+        f"{report['ops_planned']} operations, errors {report['errors']} (at worst "
+        f"{report['max_behind_schedule_s']}s behind schedule, {report['ops_skipped']} "
+        "not issued)",
         f"memory (RSS of this process): {report['rss_start_mb']} MiB -> "
-        f"{report['rss_end_mb']} MiB ({report['rss_growth_mb']:+} MiB)",
+        f"{report['rss_end_mb']} MiB ({report['rss_growth_mb']:+} MiB); CPU "
+        f"{report['cpu_percent']}% of a core; machine load (1 min) "
+        f"{report['load_average_1m'][0]} -> {report['load_average_1m'][1]}",
         f"federation: converged {report['federation']['converged_after_s']}s after the load, "
         f"log sizes {report['federation']['log_sizes']}; watch saw {report['watch']}",
         "",
