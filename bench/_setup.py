@@ -3,21 +3,20 @@ here) and the databases the benchmarks run on."""
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import grpc
-import psycopg
 from sqlalchemy.engine import make_url
 
 from certs.pki import create_ca, generate_signing_key, issue_gateway, issue_member
 from gateway.core.crypto import SigningKey, load_signing_key
 from gateway.ops.app import Core
 from gateway.ops.config import Config, config_from_mapping
+from gateway.storage.scratch import temporary_schema
 
 TRUST_DOMAIN = "zj.alliance.test"
 GATEWAY_NAME = "gw"
@@ -168,21 +167,9 @@ def _remove_sqlite(path: Path) -> None:
         Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
-@contextmanager
-def pg_schema_url(base: str) -> Iterator[str]:
+def pg_schema_url(base: str) -> AbstractContextManager[str]:
     """A fresh PostgreSQL schema, dropped afterwards (as tests/gwtest.py does)."""
-    schema = "bench_" + secrets.token_hex(6)
-    url = make_url(base)
-    conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield url.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
-            hide_password=False
-        )
-    finally:
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    return temporary_schema(base, prefix="bench_")
 
 
 def backend_names(backends: Sequence[Backend]) -> list[str]:

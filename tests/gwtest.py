@@ -8,17 +8,14 @@ a real SQLite file (or a fresh PostgreSQL schema when ALLIANCE_TEST_DATABASE_URL
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import grpc
-import psycopg
-from sqlalchemy.engine import make_url
 
 from certs.pki import create_ca, generate_signing_key, issue_gateway, issue_member
 from gateway import codec
@@ -38,6 +35,7 @@ from gateway.ops.app import Gateway
 from gateway.ops.config import Config, config_from_mapping
 from gateway.pb.alliance.v1 import audit_pb2_grpc, exchange_pb2_grpc
 from gateway.pb.alliance.v1 import exchange_pb2 as ex
+from gateway.storage.scratch import temporary_schema
 
 USCC = ("91330100716105852F", "91440300708461136T", "91110000802100433B")
 
@@ -159,21 +157,9 @@ def pg_base_url() -> str | None:
     return os.environ.get("ALLIANCE_TEST_DATABASE_URL") or None
 
 
-@contextmanager
-def pg_schema_url(base: str) -> Iterator[str]:
+def pg_schema_url(base: str) -> AbstractContextManager[str]:
     """A fresh PostgreSQL schema for one test, dropped afterwards."""
-    schema = "t_" + secrets.token_hex(6)
-    url = make_url(base)
-    conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield url.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
-            hide_password=False
-        )
-    finally:
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    return temporary_schema(base, prefix="t_")
 
 
 def listing(issuer: Member, uscc: str = USCC[0], **kw: Any) -> Listing:
