@@ -16,7 +16,7 @@ from pathlib import Path
 
 import grpc
 
-from . import check, echo, ingest, memory, merkle_bench, unary
+from . import check, echo, federation, ingest, memory, merkle_bench, unary
 from ._context import FULL, QUICK, Context
 from ._results import Report
 from ._setup import POSTGRES_URL, Alliance, Backend
@@ -26,6 +26,7 @@ BENCHMARKS: dict[str, Callable[[Context], None]] = {
     "ingest": ingest.run,
     "unary": unary.run,
     "check": check.run,
+    "federation": federation.run,
     "merkle": merkle_bench.run,
     "memory": memory.run,
 }

@@ -20,7 +20,7 @@ from ._data import LogFiller
 from ._procs import ServerHandle, server_process
 from ._profile import Profiler
 from ._results import Measure, Report
-from ._setup import Alliance, Backend, Member
+from ._setup import PEER_REGION, Alliance, Backend, Member
 
 # Client threads for every unary benchmark, gateway and echo alike.
 CLIENT_THREADS = 8
@@ -50,6 +50,8 @@ class Sizes:
     memory_size: int
     memory_proofs: int
     memory_checks: int
+    federation_records: int
+    lag_seconds: float
 
 
 FULL = Sizes(
@@ -71,6 +73,8 @@ FULL = Sizes(
     memory_size=1_000_000,
     memory_proofs=1_000,
     memory_checks=20,
+    federation_records=100_000,
+    lag_seconds=20.0,
 )
 
 QUICK = Sizes(
@@ -92,6 +96,8 @@ QUICK = Sizes(
     memory_size=10_000,
     memory_proofs=100,
     memory_checks=4,
+    federation_records=2_000,
+    lag_seconds=3.0,
 )
 
 
@@ -167,6 +173,7 @@ class Context:
         self._gateways: dict[str, RunningGateway] = {}
         self._logs: dict[str, LargeLog] = {}
         self._next_subject = GATEWAY_SUBJECTS
+        self._peer_alliance: Alliance | None = None
         self.worker_threads = alliance.config("sqlite://").worker_threads
         self.max_message_bytes = alliance.config("sqlite://").max_message_bytes
 
@@ -178,6 +185,12 @@ class Context:
         if name not in self._measured:
             self._measured[name] = self.report.add_baseline(measure())
         return self._measured[name]
+
+    def peer_alliance(self) -> Alliance:
+        """A second regional alliance (own CA, trust domain, log key), made on first use."""
+        if self._peer_alliance is None:
+            self._peer_alliance = Alliance(self.scratch / "peer-alliance", PEER_REGION)
+        return self._peer_alliance
 
     def subjects(self, count: int) -> int:
         """Reserve ``count`` fresh subject numbers for listings; return the first."""

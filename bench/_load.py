@@ -215,6 +215,49 @@ def bidi_stream(
     return StreamResult(sent[0], responses, elapsed)
 
 
+@dataclass
+class PacedResult:
+    sent: int
+    # (when the answer arrived, perf_counter seconds; the raw answer), in arrival order
+    answers: list[tuple[float, bytes]]
+    seconds: float
+
+
+def paced_stream(
+    port: int,
+    credentials: grpc.ChannelCredentials,
+    method: str,
+    requests: Sequence[bytes],
+    *,
+    rate: float,
+    seconds: float,
+    timeout_s: float,
+) -> PacedResult:
+    """One bidi call sending ``requests`` at a fixed ``rate`` (open loop) for at most
+    ``seconds``; every answer is kept with its arrival time."""
+    channel = open_channel(port, credentials)
+    total = min(len(requests), max(1, int(rate * seconds)))
+    sent = [0]
+    origin = [0.0]
+
+    def outgoing() -> Iterator[bytes]:
+        for i in range(total):
+            delay = origin[0] + i / rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            sent[0] += 1
+            yield requests[i]
+
+    call: grpc.StreamStreamMultiCallable[bytes, bytes] = channel.stream_stream(method)
+    answers: list[tuple[float, bytes]] = []
+    origin[0] = time.perf_counter()
+    for response in call(outgoing(), timeout=timeout_s):
+        answers.append((time.perf_counter(), response))
+    elapsed = time.perf_counter() - origin[0]
+    channel.close()
+    return PacedResult(sent[0], answers, elapsed)
+
+
 def _merge(results: Sequence[LoadResult], elapsed: float) -> LoadResult:
     return LoadResult(
         ok=sum(r.ok for r in results),

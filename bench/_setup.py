@@ -14,14 +14,31 @@ from sqlalchemy.engine import make_url
 
 from certs.pki import create_ca, generate_signing_key, issue_gateway, issue_member
 from gateway.core.crypto import SigningKey, load_signing_key
+from gateway.core.notes import NoteSigner
 from gateway.ops.app import Core
 from gateway.ops.config import Config, config_from_mapping
 from gateway.storage.scratch import temporary_schema
 
-TRUST_DOMAIN = "zj.alliance.test"
 GATEWAY_NAME = "gw"
-GATEWAY_REGION = "330100"
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+@dataclass(frozen=True)
+class Region:
+    code: str  # short name: zj, gd
+    region_code: str  # the gateway's administrative division code
+
+    @property
+    def trust_domain(self) -> str:
+        return f"{self.code}.alliance.test"
+
+    @property
+    def province_code(self) -> str:
+        return self.region_code[:2] + "0000"
+
+
+HOME_REGION = Region("zj", "330100")
+PEER_REGION = Region("gd", "440300")
 
 
 @dataclass(frozen=True)
@@ -58,17 +75,45 @@ class TlsFiles:
 
 
 class Alliance:
-    """One regional alliance made for the run: CA, gateway files and members."""
+    """One regional alliance made for the run: CA, gateway files and members.
 
-    def __init__(self, root: Path) -> None:
+    The default is Zhejiang; the federation benchmark makes a second one (its own CA,
+    trust domain and log key) with ``Alliance(root, PEER_REGION)``.
+    """
+
+    def __init__(self, root: Path, region: Region | None = None) -> None:
+        self.region = region or HOME_REGION
+        self.trust_domain = self.region.trust_domain
         self.root = root
         self.ca_dir = root / "ca"
-        create_ca(self.ca_dir, TRUST_DOMAIN)
+        create_ca(self.ca_dir, self.trust_domain)
         self.gw_dir = root / "gateway"
-        issue_gateway(self.ca_dir, TRUST_DOMAIN, GATEWAY_NAME, self.gw_dir)
+        issue_gateway(self.ca_dir, self.trust_domain, GATEWAY_NAME, self.gw_dir)
         generate_signing_key(self.gw_dir / "signing-key.pem")
-        self.authority = self._member("authority", "zj-amr", "330000")
+        code = self.region.code
+        self.authority = self._member("authority", f"{code}-amr", self.region.province_code)
         self.monitor = self._member("monitor", "ndrc", "110000")
+
+    @property
+    def log_origin(self) -> str:
+        return f"{self.trust_domain}/alliance-log/v1"
+
+    def peer_entry(self, address: str | None) -> dict[str, Any]:
+        """This alliance's gateway as another gateway's ``[[peers]]`` table; without an
+        address it is an anchor only (``pull = false``)."""
+        key = load_signing_key(self.gw_dir / "signing-key.pem")
+        entry: dict[str, Any] = {
+            "name": GATEWAY_NAME,
+            "trust_domain": self.trust_domain,
+            "ca_file": str(self.ca),
+            "log_origin": self.log_origin,
+            "log_vkey": NoteSigner(self.log_origin, key).verifier().vkey,
+        }
+        if address is None:
+            entry["pull"] = False
+        else:
+            entry["address"] = address
+        return entry
 
     @property
     def ca(self) -> Path:
@@ -85,7 +130,7 @@ class Alliance:
         return (self.authority, self.monitor)
 
     def _member(self, role: str, name: str, region: str) -> Member:
-        member_id = f"spiffe://{TRUST_DOMAIN}/{role}/{name}"
+        member_id = f"spiffe://{self.trust_domain}/{role}/{name}"
         folder = self.root / "members" / name
         issued = issue_member(self.ca_dir, member_id, folder)
         generate_signing_key(folder / "signing-key.pem", force=True)
@@ -100,9 +145,9 @@ class Alliance:
 
     def config(self, database_url: str, **overrides: Any) -> Config:
         raw: dict[str, Any] = {
-            "trust_domain": TRUST_DOMAIN,
+            "trust_domain": self.trust_domain,
             "gateway_name": GATEWAY_NAME,
-            "region_code": GATEWAY_REGION,
+            "region_code": self.region.region_code,
             "listen_address": "127.0.0.1:0",
             "metrics_address": "127.0.0.1:0",
             "database_url": database_url,
@@ -112,6 +157,9 @@ class Alliance:
             "signing_key_file": str(self.gw_dir / "signing-key.pem"),
             "crl_file": str(self.ca_dir / "crl.pem"),
             "shutdown_grace_s": 2.0,
+            # Measure the gateway, not the per-member limit (its code path still runs).
+            "rate_limit_per_member_rps": 1_000_000.0,
+            "rate_limit_burst": 1_000_000,
         }
         raw.update(overrides)
         return config_from_mapping(raw, base_dir=self.root, env={})

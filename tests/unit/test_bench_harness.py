@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -62,3 +64,44 @@ def test_unknown_benchmark_is_refused_with_the_known_names(tmp_path: Path) -> No
     assert result.returncode == 2
     assert "merkle" in result.stderr and "nonesuch" in result.stderr
     assert not (tmp_path / "latest.json").exists()
+
+
+def test_quick_federation_run_measures_catch_up_and_lag_between_two_gateways(
+    tmp_path: Path,
+) -> None:
+    result = _run_bench("--only", "federation", out=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    report: dict[str, Any] = json.loads((tmp_path / "latest.json").read_text())
+    figures = {f["name"]: f for f in report["figures"]}
+    catch_up = figures["federation.sqlite.catch_up"]
+    assert catch_up["baseline"]["name"] == "federation.sqlite.source_ingest"
+    assert catch_up["target"] == {"on": "ratio", "op": ">=", "threshold": 0.4}
+    # Every entry of the source's log (its member records and 2,000 listings) arrived.
+    assert catch_up["detail"]["entries"] >= 2_000
+    assert math.isclose(
+        catch_up["ratio"], catch_up["value"] / catch_up["baseline"]["value"], rel_tol=1e-9
+    )
+    lag = figures["federation.sqlite.lag_p99"]
+    assert lag["unit"] == "ms" and lag["value"] >= lag["detail"]["p50_ms"] > 0
+    assert lag["detail"]["records"] > 0
+
+
+def test_replication_lag_counts_from_acknowledgement_to_the_first_cursor_past_the_index() -> None:
+    from bench.federation import _Sampler
+
+    sampler = _Sampler(lambda: 0)
+    sampler.samples = [(10.0, 0), (10.5, 3), (11.0, 3), (12.0, 5)]
+    # Index 0 and 2 are past at 10.5; index 3 and 4 only at 12.0; an ack after the
+    # cursor passed counts as no lag.
+    lags = sampler.lags([(10.1, 0), (10.2, 2), (11.5, 3), (11.9, 4), (10.6, 1)])
+    assert sorted(lags) == pytest.approx(sorted([0.4, 0.3, 0.5, 0.1, 0.0]))
+
+
+def test_replication_lag_refuses_an_index_the_replica_never_reached() -> None:
+    from bench.federation import _Sampler
+
+    sampler = _Sampler(lambda: 0)
+    sampler.samples = [(1.0, 2)]
+    with pytest.raises(RuntimeError, match="index 2 never reached"):
+        sampler.lags([(0.5, 2)])
