@@ -7,6 +7,7 @@ Only Ed25519 is allowed (DESIGN.md §2): loading any other key type fails with a
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import os
@@ -61,7 +62,7 @@ def _key_type_name(key: object) -> str:
 class VerifyingKey:
     """An Ed25519 public key. Equal and hashable by its raw 32 bytes."""
 
-    __slots__ = ("_key", "_raw")
+    __slots__ = ("_key", "_keyid", "_raw")
 
     def __init__(self, key: Ed25519PublicKey) -> None:
         if not isinstance(key, Ed25519PublicKey):
@@ -70,6 +71,7 @@ class VerifyingKey:
             )
         self._key = key
         self._raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        self._keyid = hashlib.sha256(self._raw).hexdigest()
 
     @classmethod
     def from_raw(cls, data: bytes) -> VerifyingKey:
@@ -77,10 +79,7 @@ class VerifyingKey:
             raise RecordError(
                 f"Ed25519 public key must be {PUBLIC_KEY_BYTES} bytes, got {len(data)}"
             )
-        try:
-            return cls(Ed25519PublicKey.from_public_bytes(bytes(data)))
-        except ValueError as e:
-            raise RecordError(f"not a valid Ed25519 public key: {e}") from e
+        return _key_from_raw(bytes(data))
 
     @classmethod
     def from_pem(cls, data: bytes) -> VerifyingKey:
@@ -111,7 +110,7 @@ class VerifyingKey:
     @property
     def keyid(self) -> str:
         """Lowercase hex SHA-256 of the raw public key (the DSSE keyid hint)."""
-        return hashlib.sha256(self._raw).hexdigest()
+        return self._keyid
 
     def verify(self, signature: bytes, data: bytes) -> None:
         """Raise ``VerificationError`` unless ``signature`` is this key's over ``data``."""
@@ -134,6 +133,16 @@ class VerifyingKey:
 
     def __repr__(self) -> str:
         return f"VerifyingKey(keyid={self.keyid[:16]}…)"
+
+
+# Every verification looks up its signer's registered keys as raw bytes; the loaded key
+# is immutable, so each is loaded once (bounded: keys come from member records).
+@functools.lru_cache(maxsize=4096)
+def _key_from_raw(raw: bytes) -> VerifyingKey:
+    try:
+        return VerifyingKey(Ed25519PublicKey.from_public_bytes(raw))
+    except ValueError as e:
+        raise RecordError(f"not a valid Ed25519 public key: {e}") from e
 
 
 class SigningKey:

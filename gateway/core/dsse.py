@@ -7,6 +7,7 @@ signatures are added. The ``keyid`` of a signature is an unauthenticated hint.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -111,6 +112,10 @@ class Envelope:
     payload: bytes
     payload_type: str
     signatures: tuple[Signature, ...] = ()
+    # The PAE bytes and the record id, computed on first use: a submission verifies the
+    # signature over them, names the record by them and appends them to the log.
+    _pae: bytes | None = dataclasses.field(default=None, init=False, repr=False, compare=False)
+    _record_id: str | None = dataclasses.field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _check_payload(self.payload)
@@ -123,11 +128,19 @@ class Envelope:
             )
 
     def pae(self) -> bytes:
-        return pae(self.payload_type, self.payload)
+        encoded = self._pae
+        if encoded is None:
+            encoded = pae(self.payload_type, self.payload)
+            object.__setattr__(self, "_pae", encoded)
+        return encoded
 
     @property
     def record_id(self) -> str:
-        return record_id(self.payload_type, self.payload)
+        rid = self._record_id
+        if rid is None:
+            rid = hashlib.sha256(self.pae()).hexdigest()
+            object.__setattr__(self, "_record_id", rid)
+        return rid
 
 
 def _signature_by(key: SigningKey, data: bytes) -> Signature:

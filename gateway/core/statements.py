@@ -9,8 +9,11 @@ statement exists anywhere in the program. Datetimes are stored in UTC.
 from __future__ import annotations
 
 import calendar
+import dataclasses
 import enum
+import functools
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
@@ -132,6 +135,9 @@ _HEX = frozenset("0123456789abcdef")
 CHINA_STANDARD_TIME = timezone(timedelta(hours=8), "CST")
 
 
+_DAYS_IN_MONTH = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
 def add_months(dt: datetime, n: int) -> datetime:
     """Add calendar months in China Standard Time (UTC+08:00), clamping the day to the
     target month's last day; the result is in UTC.
@@ -144,13 +150,18 @@ def add_months(dt: datetime, n: int) -> datetime:
     local = dt.astimezone(CHINA_STANDARD_TIME)
     index = local.year * 12 + (local.month - 1) + n
     year, month = divmod(index, 12)
-    day = min(local.day, calendar.monthrange(year, month + 1)[1])
-    return local.replace(year=year, month=month + 1, day=day).astimezone(UTC)
+    month += 1
+    last = 29 if month == 2 and calendar.isleap(year) else _DAYS_IN_MONTH[month]
+    return local.replace(year=year, month=month, day=min(local.day, last)).astimezone(UTC)
 
 
 # --- field checks --------------------------------------------------------------------
 
 _E = TypeVar("_E", bound=enum.IntEnum)
+
+# Control characters (C0 and DEL); free text may keep line feeds and tabs.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_EXCEPT_BREAKS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
 def _set(obj: object, name: str, value: object) -> None:
@@ -169,8 +180,7 @@ def _text(
         raise RecordError(f"{field}: must be at most {max_len} characters, got {len(value)}")
     # Single-line fields may not hide line breaks or terminal escapes (they end up in
     # logs and reports); free text may break lines.
-    allowed = "\n\t" if multiline else ""
-    if any((ord(c) < 0x20 or ord(c) == 0x7F) and c not in allowed for c in value):
+    if (_CONTROL_EXCEPT_BREAKS if multiline else _CONTROL).search(value) is not None:
         raise RecordError(f"{field}: must not contain control characters")
 
 
@@ -194,6 +204,13 @@ def _utc(value: object, field: str) -> datetime:
 def _member(value: object, field: str) -> MemberId:
     if not isinstance(value, str):
         raise RecordError(f"{field}: must be a member id string")
+    return _parse_member(value, field)
+
+
+# A few members sign almost every record; their parsed ids are kept (bounded: member
+# ids are client input). Only ids that parsed are cached, an error is raised each time.
+@functools.lru_cache(maxsize=1024)
+def _parse_member(value: str, field: str) -> MemberId:
     return MemberId.parse(value, field=field)
 
 
@@ -287,6 +304,8 @@ class Listing:
     correction_deadline: datetime | None = None
     summary: str = ""
     legal_basis: str = ""
+    # Explicit or default; computed once here (submission checks it, projections store it).
+    _deadline: datetime = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _member(self.issuer, "listing.issuer")
@@ -312,20 +331,19 @@ class Listing:
             _set(self, "correction_deadline", deadline)
         else:
             try:
-                add_months(listed_at, 3)
+                deadline = add_months(listed_at, 3)
             except (ValueError, OverflowError):
                 raise RecordError(
                     "listing.listed_at: too late for a default correction deadline"
                 ) from None
+        _set(self, "_deadline", deadline)
         _text(self.summary, "listing.summary", _MAX_TEXT, multiline=True)
         _text(self.legal_basis, "listing.legal_basis", _MAX_TEXT, multiline=True)
 
     @property
     def deadline(self) -> datetime:
         """When the listing becomes overdue: explicit, or 3 calendar months after listing."""
-        if self.correction_deadline is not None:
-            return self.correction_deadline
-        return add_months(self.listed_at, 3)
+        return self._deadline
 
 
 @dataclass(frozen=True, slots=True)

@@ -101,6 +101,11 @@ class GatewayMetrics:
             ["peer"],
             registry=r,
         )
+        # Label children of the per-call and per-record series, looked up once each:
+        # ``labels()`` takes a lock and builds a key on every call. The label sets are
+        # bounded (see the module docstring), so these maps are too.
+        self._rpc_children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
+        self._outcome_children: dict[tuple[str, str], Counter] = {}
 
     def observe_peer(
         self,
@@ -120,20 +125,33 @@ class GatewayMetrics:
     def record_outcome(self, payload_type: str, reason: str) -> None:
         """SubmitService's hook: "" appended, "duplicate", or a bounded rejection reason."""
         kind = _TYPE_LABELS.get(payload_type, "unknown")
-        if not reason:
-            self.records_accepted.labels(type=kind).inc()
-        elif reason == "duplicate":
-            self.records_duplicate.labels(type=kind).inc()
-        else:
-            self.records_rejected.labels(type=kind, reason=reason).inc()
+        child = self._outcome_children.get((kind, reason))
+        if child is None:
+            if not reason:
+                child = self.records_accepted.labels(type=kind)
+            elif reason == "duplicate":
+                child = self.records_duplicate.labels(type=kind)
+            else:
+                child = self.records_rejected.labels(type=kind, reason=reason)
+            self._outcome_children[(kind, reason)] = child
+        child.inc()
 
     def observe_rate_limited(self, method: str) -> None:
         """The transport's limits call this for each call or record over the rate."""
         self.rate_limited.labels(method=method).inc()
 
     def observe(self, method: str, code: _StatusCode, seconds: float) -> None:
-        self.rpcs.labels(method=method, code=code.name).inc()
-        self.rpc_latency.labels(method=method).observe(seconds)
+        key = (method, code.name)
+        children = self._rpc_children.get(key)
+        if children is None:
+            children = (
+                self.rpcs.labels(method=method, code=code.name),
+                self.rpc_latency.labels(method=method),
+            )
+            self._rpc_children[key] = children
+        calls, latency = children
+        calls.inc()
+        latency.observe(seconds)
 
     def serve(self, address: str) -> Callable[[], None]:
         """Expose /metrics on ``address`` (host:port; port 0 picks one). Returns stop()."""

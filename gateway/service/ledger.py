@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from gateway.core import merkle
-from gateway.core.dsse import Envelope, pae
+from gateway.core.dsse import Envelope
 from gateway.core.notes import Checkpoint, NoteSigner, sign_note
 from gateway.core.statements import MemberRecord, Statement
 from gateway.errors import LogIntegrityError
@@ -129,8 +129,8 @@ class Ledger:
                         results.append(Appended(item.record_id, index, duplicate=True))
                         continue
                     index = rng.size
-                    entry = pae(item.envelope.payload_type, item.envelope.payload)
-                    nodes.extend(rng.append(merkle.leaf_hash(entry)))
+                    # The entry is the PAE the signature was verified over.
+                    nodes.extend(rng.append(merkle.leaf_hash(item.envelope.pae())))
                     existing[item.record_id] = index
                     fresh.append((item, index))
                     results.append(Appended(item.record_id, index, duplicate=False))
