@@ -61,14 +61,12 @@ class QueryService:
     def check(self, subjects: Sequence[Subject]) -> list[SubjectState]:
         now = self._clock()
         found = self._store.listings_for_subjects(sorted({s.key for s in subjects}))
-        states = self._states([p for ps in found.values() for p in ps], now)
-        by_id = {st.projection.listing_id: st for st in states}
-        results = []
-        for subject in subjects:
-            listings = tuple(by_id[p.listing_id] for p in found.get(subject.key, ()))
-            listed = any(st.projection.in_force for st in listings)
-            results.append(SubjectState(subject, listed, listings))
-        return results
+        by_key: dict[str, tuple[bool, tuple[ListingState, ...]]] = {}
+        for key, rows in found.items():
+            listings = tuple([_state(p, payload, sanctions, now) for p, payload, sanctions in rows])
+            by_key[key] = (any(st.projection.in_force for st in listings), listings)
+        unlisted: tuple[bool, tuple[ListingState, ...]] = (False, ())
+        return [SubjectState(s, *by_key.get(s.key, unlisted)) for s in subjects]
 
     def list_listings(
         self, f: ListingFilter, *, page_size: int, page_token: str
@@ -97,17 +95,23 @@ class QueryService:
         ids = [r.listing_id for r in rows]
         sanctions = self._store.sanctions_for(ids)
         payloads = self._store.payloads_by_ids(ids)
-        states = []
-        for row in rows:
-            payload = payloads.get(row.listing_id)
-            if payload is None:  # projections and records are written in one transaction
-                raise NotFoundError(f"listing {row.listing_id} has no record")
-            states.append(
-                ListingState(
-                    projection=row,
-                    listing_payload=payload,
-                    sanctions=tuple(sanctions.get(row.listing_id, ())),
-                    overdue=row.in_force and now > row.deadline,
-                )
-            )
-        return states
+        return [
+            _state(row, payloads.get(row.listing_id), sanctions.get(row.listing_id, ()), now)
+            for row in rows
+        ]
+
+
+def _state(
+    projection: ListingProjection,
+    payload: bytes | None,
+    sanctions: Sequence[SanctionProjection],
+    now: datetime,
+) -> ListingState:
+    if payload is None:  # projections and records are written in one transaction
+        raise NotFoundError(f"listing {projection.listing_id} has no record")
+    return ListingState(
+        projection=projection,
+        listing_payload=payload,
+        sanctions=tuple(sanctions),
+        overdue=projection.in_force and now > projection.deadline,
+    )

@@ -15,8 +15,21 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
-from sqlalchemy import Engine, bindparam, delete, func, insert, select, update
+from sqlalchemy import (
+    ARRAY,
+    Connection,
+    Engine,
+    String,
+    any_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -102,6 +115,54 @@ class SanctionProjection:
     action: int
     effective_at: datetime
     record_id: str
+
+
+_SANCTION_FIELDS = tuple(f.name for f in dataclasses.fields(SanctionProjection))
+_LISTINGS = _TABLES["listings"]
+_SANCTIONS = _TABLES["sanctions"]
+_SANCTION_ORDER = (_SANCTIONS.c.platform, _SANCTIONS.c.measure, _SANCTIONS.c.measure_other)
+_SANCTIONS_FOR = (
+    select(*(_SANCTIONS.c[f] for f in _SANCTION_FIELDS))
+    .where(_SANCTIONS.c.listing_id.in_(bindparam("ids", expanding=True)))
+    .order_by(*_SANCTION_ORDER)
+)
+# A subject lookup reads everything a response needs in one statement: per listing,
+# the ListingProjection columns in field order, its record's payload (NULL only if the
+# invariant that both are written in one transaction were broken), then one row per
+# sanction (SanctionProjection columns, all NULL for a listing without sanctions).
+_SUBJECT_LISTINGS_ALL = (
+    select(
+        *(_LISTINGS.c[f] for f in _LISTING_FIELDS),
+        _RECORDS.c.payload,
+        *(_SANCTIONS.c[f] for f in _SANCTION_FIELDS),
+    )
+    .select_from(
+        _LISTINGS.outerjoin(_RECORDS, _RECORDS.c.record_id == _LISTINGS.c.listing_id).outerjoin(
+            _SANCTIONS, _SANCTIONS.c.listing_id == _LISTINGS.c.listing_id
+        )
+    )
+    .order_by(_LISTINGS.c.listed_at, _LISTINGS.c.listing_id, *_SANCTION_ORDER)
+)
+# The keys as one array parameter where the database has arrays (PostgreSQL): one
+# statement for any number of keys, whose text does not change with their number, so
+# neither SQLAlchemy nor the driver re-renders a placeholder per key. Elsewhere an IN
+# list of at most _CHUNK keys.
+_SUBJECT_LISTINGS_ANY = _SUBJECT_LISTINGS_ALL.where(
+    _LISTINGS.c.subject_key == any_(bindparam("keys", type_=ARRAY(String)))
+)
+_SUBJECT_LISTINGS_IN = _SUBJECT_LISTINGS_ALL.where(
+    _LISTINGS.c.subject_key.in_(bindparam("keys", expanding=True))
+)
+_PAYLOAD_COLUMN = len(_LISTING_FIELDS)
+_SANCTION_COLUMN = _PAYLOAD_COLUMN + 1
+
+
+class SubjectListing(NamedTuple):
+    """A listing found by subject, with what a lookup answers about it."""
+
+    projection: ListingProjection
+    payload: bytes | None  # the record's payload; None only if the record were missing
+    sanctions: list[SanctionProjection]  # in (platform, measure, measure_other) order
 
 
 @dataclass(frozen=True)
@@ -394,6 +455,16 @@ class SqlStore:
         except SQLAlchemyError as e:
             raise StorageError(f"database read failed: {e}") from e
 
+    @contextmanager
+    def _read_rows(self) -> Iterator[Connection]:
+        """A connection for Core reads of plain rows: no ORM session or objects, and no
+        transaction (on PostgreSQL that saves the BEGIN and ROLLBACK round trips)."""
+        try:
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                yield conn
+        except SQLAlchemyError as e:
+            raise StorageError(f"database read failed: {e}") from e
+
     # -- log ---------------------------------------------------------------------------
 
     def log_size(self) -> int:
@@ -521,17 +592,27 @@ class SqlStore:
 
     # -- projections -------------------------------------------------------------------
 
-    def listings_for_subjects(self, keys: Sequence[str]) -> dict[str, list[ListingProjection]]:
-        out: dict[str, list[ListingProjection]] = defaultdict(list)
-        with self._read() as s:
-            for i in range(0, len(keys), _CHUNK):
-                rows = s.scalars(
-                    select(ListingRow)
-                    .where(ListingRow.subject_key.in_(keys[i : i + _CHUNK]))
-                    .order_by(ListingRow.listed_at, ListingRow.listing_id)
-                )
-                for row in rows:
-                    out[row.subject_key].append(listing_projection(row))
+    def listings_for_subjects(self, keys: Sequence[str]) -> dict[str, list[SubjectListing]]:
+        """Each subject key's listings, oldest first, with their payloads and sanctions."""
+        if self.engine.dialect.name == "postgresql":
+            statement, chunk = _SUBJECT_LISTINGS_ANY, max(len(keys), 1)
+        else:
+            statement, chunk = _SUBJECT_LISTINGS_IN, _CHUNK
+        out: dict[str, list[SubjectListing]] = defaultdict(list)
+        with self._read_rows() as conn:
+            for i in range(0, len(keys), chunk):
+                rows = conn.execute(statement, {"keys": list(keys[i : i + chunk])})
+                listing_id = None
+                sanctions: list[SanctionProjection] = []
+                for row in rows.all():
+                    if row[0] != listing_id:  # the first row of the next listing
+                        listing_id = row[0]
+                        sanctions = []
+                        projection = ListingProjection(*row[:_PAYLOAD_COLUMN])
+                        listing = SubjectListing(projection, row[_PAYLOAD_COLUMN], sanctions)
+                        out[projection.subject_key].append(listing)
+                    if row[_SANCTION_COLUMN] is not None:
+                        sanctions.append(SanctionProjection(*row[_SANCTION_COLUMN:]))
         return out
 
     def listing(self, listing_id: str) -> ListingProjection | None:
@@ -541,15 +622,13 @@ class SqlStore:
 
     def sanctions_for(self, listing_ids: Sequence[str]) -> dict[str, list[SanctionProjection]]:
         out: dict[str, list[SanctionProjection]] = defaultdict(list)
-        with self._read() as s:
+        if not listing_ids:
+            return out
+        with self._read_rows() as conn:
             for i in range(0, len(listing_ids), _CHUNK):
-                rows = s.scalars(
-                    select(SanctionRow)
-                    .where(SanctionRow.listing_id.in_(listing_ids[i : i + _CHUNK]))
-                    .order_by(SanctionRow.platform, SanctionRow.measure, SanctionRow.measure_other)
-                )
-                for row in rows:
-                    out[row.listing_id].append(_sanction(row))
+                rows = conn.execute(_SANCTIONS_FOR, {"ids": list(listing_ids[i : i + _CHUNK])})
+                for row in rows.all():
+                    out[row[0]].append(SanctionProjection(*row))
         return out
 
     def list_listings(

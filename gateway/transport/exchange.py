@@ -170,7 +170,22 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
                 raise RecordError(f"subjects[{i}]: {e}") from e
         self._note(context, "CheckSubjects", {"subjects": [s.key for s in subjects]})
         states = self._query.check(subjects)
-        return ex.CheckSubjectsResponse(results=[messages.subject_status(s) for s in states])
+        # Built in place (a message passed to a constructor is copied), echoing each
+        # subject as it was sent: it has just been validated into ``subjects``, and
+        # without unknown fields it is what the domain subject would encode to.
+        request.DiscardUnknownFields()
+        response = ex.CheckSubjectsResponse()
+        add = response.results.add
+        for sent, state in zip(request.subjects, states, strict=True):
+            if state.listings:
+                add(
+                    subject=sent,
+                    listed=state.listed,
+                    listings=[messages.listing_state(s) for s in state.listings],
+                )
+            else:
+                add(subject=sent)
+        return response
 
     def ListListings(
         self, request: ex.ListListingsRequest, context: grpc.ServicerContext

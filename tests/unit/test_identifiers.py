@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gateway.core import identifiers
 from gateway.core.identifiers import (
     REPORTING_UNITS,
     XPCC_REGION_CODE,
@@ -122,6 +123,51 @@ def test_any_single_substitution_is_caught(code: str, pos: int, char: str) -> No
         return
     with pytest.raises(RecordError, match=r"^uscc: "):
         validate_uscc(mutated)
+
+
+def _org_check(body8: str) -> str:
+    """GB 11714: weights over the organization code body, check 11 - total mod 11."""
+    weights = (3, 7, 9, 10, 5, 8, 4, 2)
+    check = 11 - sum(int(c, 36) * w for c, w in zip(body8, weights, strict=True)) % 11
+    return {10: "X", 11: "0"}.get(check, str(check))
+
+
+def _reference_uscc(code: str) -> bool:
+    """GB 32100 restated from the standard's text, one character at a time."""
+    if len(code) != 18 or any(c not in USCC_CHARSET for c in code):
+        return False
+    return code[16] == _org_check(code[8:16]) and _with_check(code[:17]) == code
+
+
+def _valid_uscc(body: str) -> str:
+    """A valid code whose first 16 characters are ``body`` (both checks appended)."""
+    return _with_check(body + _org_check(body[8:16]))
+
+
+_NEAR_USCC_CHARS = USCC_CHARSET + "IOSVZabcxy \x00\u00e9\uff11"
+
+
+@given(
+    st.one_of(
+        st.text(USCC_CHARSET, min_size=16, max_size=16).map(_valid_uscc),
+        st.sampled_from(VALID_USCC),
+    ),
+    st.lists(st.tuples(st.integers(0, 18), st.text(_NEAR_USCC_CHARS, max_size=2)), max_size=3),
+)
+def test_uscc_accepted_exactly_when_the_standard_holds(
+    code: str, edits: list[tuple[int, str]]
+) -> None:
+    # The batch lookup validates codes with a fast path over bytes; whatever it does,
+    # a code is accepted exactly when the standard's checks hold, and a valid code takes
+    # the fast path.
+    for pos, text in edits:
+        code = code[:pos] + text + code[pos + 1 :]
+    if _reference_uscc(code):
+        assert validate_uscc(code) == code
+        assert identifiers._uscc_holds(code)
+    else:
+        with pytest.raises(RecordError, match=r"^uscc: "):
+            validate_uscc(code)
 
 
 # --- resident ID ---------------------------------------------------------------------
