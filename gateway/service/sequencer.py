@@ -22,7 +22,8 @@ class Sequencer:
         self._ledger = ledger
         self._max_batch = max_batch
         self._max_wait_s = max_wait_ms / 1000.0
-        self._queue: queue.SimpleQueue[tuple[Accepted, Future[Appended]] | object] = (
+        # (record, its future, when it was handed in)
+        self._queue: queue.SimpleQueue[tuple[Accepted, Future[Appended], float] | object] = (
             queue.SimpleQueue()
         )
         self._thread = threading.Thread(target=self._run, name="sequencer", daemon=True)
@@ -43,7 +44,7 @@ class Sequencer:
         if self._stopped.is_set():
             future.set_exception(StorageError("the gateway is shutting down"))
         else:
-            self._queue.put((item, future))
+            self._queue.put((item, future, time.monotonic()))
         return future
 
     def _run(self) -> None:
@@ -53,7 +54,9 @@ class Sequencer:
             if first is _STOP:
                 break
             batch = [first]
-            deadline = time.monotonic() + self._max_wait_s
+            # The wait counts from when the batch's first record was handed in: one that
+            # already waited behind the previous commit does not wait again.
+            deadline = first[2] + self._max_wait_s  # type: ignore[index]
             while len(batch) < self._max_batch:
                 timeout = deadline - time.monotonic()
                 try:
@@ -70,17 +73,17 @@ class Sequencer:
                 batch.append(nxt)
             self._commit(batch)  # type: ignore[arg-type]
 
-    def _commit(self, batch: list[tuple[Accepted, Future[Appended]]]) -> None:
+    def _commit(self, batch: list[tuple[Accepted, Future[Appended], float]]) -> None:
         try:
-            results = self._ledger.append([item for item, _ in batch])
+            results = self._ledger.append([item for item, _, _ in batch])
         except GatewayError as e:
-            for _, future in batch:
+            for _, future, _ in batch:
                 future.set_exception(e)
             return
         except Exception as e:
             logger.exception("append failed")
-            for _, future in batch:
+            for _, future, _ in batch:
                 future.set_exception(StorageError(f"append failed: {type(e).__name__}"))
             return
-        for (_, future), result in zip(batch, results, strict=True):
+        for (_, future, _), result in zip(batch, results, strict=True):
             future.set_result(result)

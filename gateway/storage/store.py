@@ -15,11 +15,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     ARRAY,
     Connection,
+    Dialect,
     Engine,
     String,
     any_,
@@ -28,10 +29,13 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    type_coerce,
     update,
 )
+from sqlalchemy.engine import Row
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.expression import ColumnElement
 
 from gateway.errors import StorageError
 from gateway.storage.models import (
@@ -42,12 +46,9 @@ from gateway.storage.models import (
     FederationEvidenceRow,
     ListingRow,
     LogStateRow,
-    MemberRow,
     PeerCursorRow,
-    PendingRow,
     RecordRow,
-    SanctionRow,
-    StepRow,
+    UtcDateTime,
 )
 
 # SQLite limits bound parameters per statement; stay well below it.
@@ -55,19 +56,14 @@ _CHUNK = 500
 
 _TABLES = Base.metadata.tables
 _LOG_STATE = _TABLES["log_state"]
-_LOCK_LOG = update(_LOG_STATE).where(_LOG_STATE.c.id == 1).values(id=1)
-_LOG_SIZE = select(_LOG_STATE.c.tree_size).where(_LOG_STATE.c.id == 1)
 _SET_LOG_SIZE = update(_LOG_STATE).where(_LOG_STATE.c.id == 1).values(tree_size=bindparam("size"))
 _RECORDS = _TABLES["records"]
 _EXISTING = select(_RECORDS.c.record_id, _RECORDS.c.log_index).where(
     _RECORDS.c.record_id.in_(bindparam("ids", expanding=True))
 )
-_INSERT_RECORD = insert(_RECORDS)
 _PAYLOADS = select(_RECORDS.c.record_id, _RECORDS.c.payload).where(
     _RECORDS.c.record_id.in_(bindparam("ids", expanding=True))
 )
-_INSERT_NODE = insert(_TABLES["log_nodes"])
-_INSERT_LISTING = insert(_TABLES["listings"])
 _PENDING = _TABLES["pending"]
 _PENDING_FOR = (
     select(_PENDING.c.listing_id)
@@ -126,15 +122,39 @@ _SANCTIONS_FOR = (
     .where(_SANCTIONS.c.listing_id.in_(bindparam("ids", expanding=True)))
     .order_by(*_SANCTION_ORDER)
 )
-# A subject lookup reads everything a response needs in one statement: per listing,
-# the ListingProjection columns in field order, its record's payload (NULL only if the
-# invariant that both are written in one transaction were broken), then one row per
-# sanction (SanctionProjection columns, all NULL for a listing without sanctions).
+# Times as the driver returns them, without UtcDateTime's Python call per value (the
+# SQLite driver type parses in C; psycopg returns aware datetimes): a lookup finishes
+# with _utc only the values it answers with.
+_UTC = UtcDateTime()
+_STORED_TIME = UtcDateTime.impl
+
+
+def _utc(value: datetime, dialect: Dialect) -> datetime:
+    """A NOT NULL time read as _STORED_TIME, as its UtcDateTime column reads it."""
+    utc = _UTC.process_result_value(value, dialect)
+    assert utc is not None
+    return utc
+
+
+# A subject lookup reads what an answer needs, and no more, in one statement: per
+# listing, its subject key and the fields of SubjectListing (the payload is NULL only if
+# the invariant that a listing and its record are written in one transaction were
+# broken), then one row per sanction (platform, measure, measure_other, action,
+# effective_at, record_id; all NULL for a listing without sanctions).
 _SUBJECT_LISTINGS_ALL = (
     select(
-        *(_LISTINGS.c[f] for f in _LISTING_FIELDS),
+        _LISTINGS.c.subject_key,
+        _LISTINGS.c.listing_id,
+        _LISTINGS.c.step,
+        type_coerce(_LISTINGS.c.deadline, _STORED_TIME),
+        _LISTINGS.c.in_force,
         _RECORDS.c.payload,
-        *(_SANCTIONS.c[f] for f in _SANCTION_FIELDS),
+        _SANCTIONS.c.platform,
+        _SANCTIONS.c.measure,
+        _SANCTIONS.c.measure_other,
+        _SANCTIONS.c.action,
+        type_coerce(_SANCTIONS.c.effective_at, _STORED_TIME),
+        _SANCTIONS.c.record_id,
     )
     .select_from(
         _LISTINGS.outerjoin(_RECORDS, _RECORDS.c.record_id == _LISTINGS.c.listing_id).outerjoin(
@@ -143,26 +163,29 @@ _SUBJECT_LISTINGS_ALL = (
     )
     .order_by(_LISTINGS.c.listed_at, _LISTINGS.c.listing_id, *_SANCTION_ORDER)
 )
-# The keys as one array parameter where the database has arrays (PostgreSQL): one
-# statement for any number of keys, whose text does not change with their number, so
-# neither SQLAlchemy nor the driver re-renders a placeholder per key. Elsewhere an IN
-# list of at most _CHUNK keys.
+# The keys as one parameter: one statement for any number of keys, whose text does not
+# change with their number, so neither SQLAlchemy nor the driver renders a placeholder
+# per key. An array on PostgreSQL; a JSON array on SQLite (json_each, built in since
+# SQLite 3.38), which also lifts SQLite's limit on bound parameters.
 _SUBJECT_LISTINGS_ANY = _SUBJECT_LISTINGS_ALL.where(
     _LISTINGS.c.subject_key == any_(bindparam("keys", type_=ARRAY(String)))
 )
-_SUBJECT_LISTINGS_IN = _SUBJECT_LISTINGS_ALL.where(
-    _LISTINGS.c.subject_key.in_(bindparam("keys", expanding=True))
+_SUBJECT_LISTINGS_JSON = _SUBJECT_LISTINGS_ALL.where(
+    _LISTINGS.c.subject_key.in_(
+        select(func.json_each(bindparam("keys")).table_valued("value").c.value)
+    )
 )
-_PAYLOAD_COLUMN = len(_LISTING_FIELDS)
-_SANCTION_COLUMN = _PAYLOAD_COLUMN + 1
 
 
 class SubjectListing(NamedTuple):
-    """A listing found by subject, with what a lookup answers about it."""
+    """A listing found by subject: what a lookup answers about it."""
 
-    projection: ListingProjection
+    listing_id: str
+    step: int
+    deadline: datetime
+    in_force: bool
     payload: bytes | None  # the record's payload; None only if the record were missing
-    sanctions: list[SanctionProjection]  # in (platform, measure, measure_other) order
+    sanctions: tuple[SanctionProjection, ...]  # in (platform, measure, measure_other) order
 
 
 @dataclass(frozen=True)
@@ -250,146 +273,207 @@ def listing_projection(row: ListingRow) -> ListingProjection:
     )
 
 
-def _sanction(row: SanctionRow) -> SanctionProjection:
-    return SanctionProjection(
-        listing_id=row.listing_id,
-        platform=row.platform,
-        measure=row.measure,
-        measure_other=row.measure_other,
-        action=row.action,
-        effective_at=row.effective_at,
-        record_id=row.record_id,
-    )
+# The writes of a batch run on one Connection with Core statements (no ORM session,
+# identity map or flushes); those of every batch are built once here.
+_LOCK_LOG = (
+    update(_LOG_STATE)
+    .where(_LOG_STATE.c.id == 1)
+    .values(tree_size=_LOG_STATE.c.tree_size)
+    .returning(_LOG_STATE.c.tree_size)
+)
+_LATEST_CHECKPOINT_SIZE = select(func.max(_TABLES["checkpoints"].c.tree_size))
+_LISTING_BY_ID = select(*(_LISTINGS.c[f] for f in _LISTING_FIELDS)).where(
+    _LISTINGS.c.listing_id == bindparam("listing_id")
+)
+_STEPS = _TABLES["listing_steps"]
+_MEMBERS = _TABLES["members"]
+_CURSORS = _TABLES["peer_cursors"]
+_RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(StoredRecord))
+# Parameters in one multi-row INSERT (SQLite allows 32766, PostgreSQL 65535).
+_MAX_PARAMETERS = 4000
+
+
+def _unchanged(value: object) -> object:
+    return value
+
+
+def _stored_record(row: Row[Any]) -> StoredRecord:
+    """A StoredRecord from a row of the records columns in ``_RECORD_FIELDS`` order."""
+    values = dict(zip(_RECORD_FIELDS, row, strict=True))
+    values["signatures"] = _decode_signatures(values["signatures"])
+    return StoredRecord(**values)
 
 
 class UnitOfWork:
     """The writes of one sequencer batch, committed together or not at all."""
 
-    def __init__(self, session: Session) -> None:
-        self._s = session
+    def __init__(self, conn: Connection) -> None:
+        self._c = conn
+        # Aware datetimes as the UtcDateTime columns store them, for rows handed to the
+        # driver as is (``_insert_rows``).
+        stored_time = _RECORDS.c.received_at.type.dialect_impl(conn.dialect)
+        self._time = stored_time.bind_processor(conn.dialect) or _unchanged
 
     def lock_log(self) -> int:
         """Take the sequencer lock (a write to the one log_state row); return the size.
 
         On SQLite this takes the database's write lock; on PostgreSQL the row lock. Either
-        way it is held until the unit of work ends, so one batch appends at a time.
+        way it is held until the unit of work ends, so one batch appends at a time. One
+        statement: the UPDATE returns the size it locked (SQLite >= 3.35, PostgreSQL).
         """
-        conn = self._s.connection()
-        conn.execute(_LOCK_LOG)
-        size = conn.execute(_LOG_SIZE).scalar()
+        size = self._c.execute(_LOCK_LOG).scalar()
         if size is None:
             raise StorageError("log_state row is missing: the schema was not migrated")
         return int(size)
 
     def set_log_size(self, size: int) -> None:
-        self._s.connection().execute(_SET_LOG_SIZE, {"size": size})
+        self._c.execute(_SET_LOG_SIZE, {"size": size})
 
     def latest_checkpoint_size(self) -> int | None:
-        return self._s.scalar(select(func.max(CheckpointRow.tree_size)))
+        return self._c.execute(_LATEST_CHECKPOINT_SIZE).scalar()
 
     def existing_indexes(self, record_ids: Sequence[str]) -> dict[str, int]:
         found: dict[str, int] = {}
-        conn = self._s.connection()
         for i in range(0, len(record_ids), _CHUNK):
-            rows = conn.execute(_EXISTING, {"ids": list(record_ids[i : i + _CHUNK])})
+            rows = self._c.execute(_EXISTING, {"ids": list(record_ids[i : i + _CHUNK])})
             found.update({r: idx for r, idx in rows})
         return found
 
-    # The hot path of every batch uses Core statements built once (no ORM unit of work).
-
     def insert_records(self, records: Sequence[StoredRecord]) -> None:
-        if not records:
-            return
-        self._s.connection().execute(
-            _INSERT_RECORD,
+        # Every record of a batch has one received_at: convert it for the driver once.
+        bound: dict[datetime, object] = {}
+        for r in records:
+            if r.received_at not in bound:
+                bound[r.received_at] = self._time(r.received_at)
+        self._insert_rows(
+            _RECORD_FIELDS,
             [
-                {
-                    "log_index": r.log_index,
-                    "record_id": r.record_id,
-                    "payload_type": r.payload_type,
-                    "payload": r.payload,
-                    "signatures": _encode_signatures(r.signatures),
-                    "signer": r.signer,
-                    "origin": r.origin,
-                    "received_at": r.received_at,
-                }
+                (
+                    r.log_index,
+                    r.record_id,
+                    r.payload_type,
+                    r.payload,
+                    _encode_signatures(r.signatures),
+                    r.signer,
+                    r.origin,
+                    bound[r.received_at],
+                )
                 for r in records
             ],
+            table="records",
         )
 
     def insert_nodes(self, nodes: Sequence[tuple[tuple[int, int], bytes]]) -> None:
-        if nodes:
-            self._s.connection().execute(
-                _INSERT_NODE, [{"level": lvl, "idx": idx, "hash": h} for (lvl, idx), h in nodes]
-            )
+        self._insert_rows(
+            ("level", "idx", "hash"), [(lvl, idx, h) for (lvl, idx), h in nodes], table="log_nodes"
+        )
 
     def get_listing(self, listing_id: str) -> ListingProjection | None:
-        row = self._s.get(ListingRow, listing_id)
-        return None if row is None else listing_projection(row)
+        row = self._c.execute(_LISTING_BY_ID, {"listing_id": listing_id}).first()
+        return None if row is None else ListingProjection(*row)
 
     def insert_listings(self, projections: Sequence[ListingProjection]) -> None:
-        """All listings of a batch in one executemany."""
-        if projections:
-            self._s.connection().execute(
-                _INSERT_LISTING,
-                [{f: getattr(p, f) for f in _LISTING_FIELDS} for p in projections],
-            )
+        """All listings of a batch in one statement."""
+        time = self._time
+        self._insert_rows(
+            _LISTING_FIELDS,
+            [
+                (
+                    p.listing_id,
+                    p.subject_key,
+                    p.issuer,
+                    p.list_kind,
+                    p.conduct,
+                    p.region_code,
+                    time(p.listed_at),
+                    time(p.deadline),
+                    p.step,
+                    p.in_force,
+                    p.log_index,
+                )
+                for p in projections
+            ],
+            table="listings",
+        )
+
+    def _insert_rows(
+        self, columns: Sequence[str], rows: Sequence[tuple[object, ...]], *, table: str
+    ) -> None:
+        """Rows of driver-ready values as multi-row INSERTs handed to the driver as is.
+
+        One statement per table and batch: an executemany runs the statement once per
+        row, and on SQLite releases and retakes the GIL each time, which under load
+        costs more than the insert. Only the values are bound; the text is built from
+        the schema's own names (the caller's constants) and placeholders.
+        """
+        if not rows:
+            return
+        mark = "?" if self._c.dialect.paramstyle == "qmark" else "%s"
+        head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "  # noqa: S608
+        placeholders = "(" + ", ".join([mark] * len(columns)) + ")"
+        per_statement = max(1, _MAX_PARAMETERS // len(columns))
+        for i in range(0, len(rows), per_statement):
+            chunk = rows[i : i + per_statement]
+            values = ", ".join([placeholders] * len(chunk))
+            self._c.exec_driver_sql(head + values, tuple(v for row in chunk for v in row))
 
     def pending_listing_ids(self, listing_ids: Sequence[str]) -> set[str]:
         """Which of ``listing_ids`` have records waiting for them."""
         found: set[str] = set()
-        conn = self._s.connection()
         for i in range(0, len(listing_ids), _CHUNK):
             found.update(
-                conn.execute(_PENDING_FOR, {"ids": list(listing_ids[i : i + _CHUNK])}).scalars()
+                self._c.execute(_PENDING_FOR, {"ids": list(listing_ids[i : i + _CHUNK])}).scalars()
             )
         return found
 
     def set_listing_step(self, listing_id: str, step: int, in_force: bool) -> None:
-        self._s.execute(
-            update(ListingRow)
-            .where(ListingRow.listing_id == listing_id)
+        self._c.execute(
+            update(_LISTINGS)
+            .where(_LISTINGS.c.listing_id == listing_id)
             .values(step=step, in_force=in_force)
         )
 
     def insert_step(self, record_id: str, listing_id: str, step: int, at: datetime) -> None:
-        self._s.add(StepRow(record_id=record_id, listing_id=listing_id, step=step, effective_at=at))
+        self._c.execute(
+            insert(_STEPS).values(
+                record_id=record_id, listing_id=listing_id, step=step, effective_at=at
+            )
+        )
 
     def get_sanction(
         self, listing_id: str, platform: str, measure: int, measure_other: str
     ) -> SanctionProjection | None:
-        row = self._s.get(SanctionRow, (listing_id, platform, measure, measure_other))
-        return None if row is None else _sanction(row)
+        row = self._c.execute(
+            select(*(_SANCTIONS.c[f] for f in _SANCTION_FIELDS)).where(
+                *_sanction_key(listing_id, platform, measure, measure_other)
+            )
+        ).first()
+        return None if row is None else SanctionProjection(*row)
 
     def put_sanction(self, p: SanctionProjection) -> None:
-        self._s.merge(
-            SanctionRow(
-                listing_id=p.listing_id,
-                platform=p.platform,
-                measure=p.measure,
-                measure_other=p.measure_other,
-                action=p.action,
-                effective_at=p.effective_at,
-                record_id=p.record_id,
-            )
+        key = _sanction_key(p.listing_id, p.platform, p.measure, p.measure_other)
+        changed = self._c.execute(
+            update(_SANCTIONS)
+            .where(*key)
+            .values(action=p.action, effective_at=p.effective_at, record_id=p.record_id)
         )
-        self._s.flush()
+        if not changed.rowcount:
+            self._c.execute(insert(_SANCTIONS).values({f: getattr(p, f) for f in _SANCTION_FIELDS}))
 
     def add_pending(self, record_id: str, listing_id: str) -> None:
-        self._s.add(PendingRow(record_id=record_id, listing_id=listing_id))
-        self._s.flush()
+        self._c.execute(insert(_PENDING).values(record_id=record_id, listing_id=listing_id))
 
     def take_pending(self, listing_id: str) -> list[StoredRecord]:
         """Records that waited for ``listing_id``, in log order; they stop waiting."""
-        rows = self._s.scalars(
-            select(RecordRow)
-            .join(PendingRow, PendingRow.record_id == RecordRow.record_id)
-            .where(PendingRow.listing_id == listing_id)
-            .order_by(RecordRow.log_index)
+        rows = self._c.execute(
+            select(*(_RECORDS.c[f] for f in _RECORD_FIELDS))
+            .join(_PENDING, _PENDING.c.record_id == _RECORDS.c.record_id)
+            .where(_PENDING.c.listing_id == listing_id)
+            .order_by(_RECORDS.c.log_index)
         ).all()
         if rows:
-            self._s.execute(delete(PendingRow).where(PendingRow.listing_id == listing_id))
-        return [_record(r) for r in rows]
+            self._c.execute(delete(_PENDING).where(_PENDING.c.listing_id == listing_id))
+        return [_stored_record(r) for r in rows]
 
     def put_member(
         self,
@@ -400,37 +484,55 @@ class UnitOfWork:
         status: int,
         region_code: str,
     ) -> None:
-        self._s.merge(
-            MemberRow(
-                member_id=member_id,
-                record_id=record_id,
-                issued_at=issued_at,
-                role=role,
-                status=status,
-                region_code=region_code,
-            )
+        values = {
+            "record_id": record_id,
+            "issued_at": issued_at,
+            "role": role,
+            "status": status,
+            "region_code": region_code,
+        }
+        changed = self._c.execute(
+            update(_MEMBERS).where(_MEMBERS.c.member_id == member_id).values(values)
         )
-        self._s.flush()
+        if not changed.rowcount:
+            self._c.execute(insert(_MEMBERS).values(member_id=member_id, **values))
 
     def get_member_version(self, member_id: str) -> tuple[datetime, str] | None:
-        row = self._s.get(MemberRow, member_id)
-        return None if row is None else (row.issued_at, row.record_id)
+        row = self._c.execute(
+            select(_MEMBERS.c.issued_at, _MEMBERS.c.record_id).where(
+                _MEMBERS.c.member_id == member_id
+            )
+        ).first()
+        return None if row is None else (row[0], row[1])
 
     def member_region(self, member_id: str) -> str | None:
         """Region code of the member's current record, as projected."""
-        row = self._s.get(MemberRow, member_id)
-        return None if row is None else row.region_code
+        return self._c.execute(
+            select(_MEMBERS.c.region_code).where(_MEMBERS.c.member_id == member_id)
+        ).scalar()
 
     def put_peer_cursor(self, cursor: PeerCursor) -> None:
         """Save a peer's replication state with the records of the same batch."""
-        _merge_cursor(self._s, cursor)
+        _merge_cursor(self._c, cursor)
 
     def insert_checkpoint(self, cp: StoredCheckpoint) -> None:
-        self._s.add(
-            CheckpointRow(
+        self._c.execute(
+            insert(_TABLES["checkpoints"]).values(
                 tree_size=cp.tree_size, root_hash=cp.root_hash, note=cp.note, signed_at=cp.signed_at
             )
         )
+
+
+def _sanction_key(
+    listing_id: str, platform: str, measure: int, measure_other: str
+) -> tuple[ColumnElement[bool], ...]:
+    c = _SANCTIONS.c
+    return (
+        c.listing_id == listing_id,
+        c.platform == platform,
+        c.measure == measure,
+        c.measure_other == measure_other,
+    )
 
 
 class SqlStore:
@@ -442,8 +544,8 @@ class SqlStore:
     @contextmanager
     def unit_of_work(self) -> Iterator[UnitOfWork]:
         try:
-            with Session(self.engine, expire_on_commit=False) as session, session.begin():
-                yield UnitOfWork(session)
+            with self.engine.begin() as conn:
+                yield UnitOfWork(conn)
         except SQLAlchemyError as e:
             raise StorageError(f"database write failed: {e}") from e
 
@@ -594,25 +696,49 @@ class SqlStore:
 
     def listings_for_subjects(self, keys: Sequence[str]) -> dict[str, list[SubjectListing]]:
         """Each subject key's listings, oldest first, with their payloads and sanctions."""
-        if self.engine.dialect.name == "postgresql":
-            statement, chunk = _SUBJECT_LISTINGS_ANY, max(len(keys), 1)
-        else:
-            statement, chunk = _SUBJECT_LISTINGS_IN, _CHUNK
         out: dict[str, list[SubjectListing]] = defaultdict(list)
+        if not keys:
+            return out
+        dialect = self.engine.dialect
+        param: list[str] | str
+        if dialect.name == "postgresql":
+            statement, param = _SUBJECT_LISTINGS_ANY, list(keys)
+        else:
+            statement, param = _SUBJECT_LISTINGS_JSON, json.dumps(list(keys))
         with self._read_rows() as conn:
-            for i in range(0, len(keys), chunk):
-                rows = conn.execute(statement, {"keys": list(keys[i : i + chunk])})
-                listing_id = None
-                sanctions: list[SanctionProjection] = []
-                for row in rows.all():
-                    if row[0] != listing_id:  # the first row of the next listing
-                        listing_id = row[0]
-                        sanctions = []
-                        projection = ListingProjection(*row[:_PAYLOAD_COLUMN])
-                        listing = SubjectListing(projection, row[_PAYLOAD_COLUMN], sanctions)
-                        out[projection.subject_key].append(listing)
-                    if row[_SANCTION_COLUMN] is not None:
-                        sanctions.append(SanctionProjection(*row[_SANCTION_COLUMN:]))
+            rows = conn.execute(statement, {"keys": param}).all()
+        listing_id = None
+        for (
+            key,
+            row_listing_id,
+            step,
+            deadline,
+            in_force,
+            payload,
+            platform,
+            measure,
+            measure_other,
+            action,
+            effective_at,
+            record_id,
+        ) in rows:
+            listings = out[key]
+            if row_listing_id != listing_id:  # the first row of the next listing
+                listing_id = row_listing_id
+                listings.append(
+                    SubjectListing(listing_id, step, _utc(deadline, dialect), in_force, payload, ())
+                )
+            if platform is not None:  # one of the listing's sanctions (few have any)
+                sanction = SanctionProjection(
+                    row_listing_id,
+                    platform,
+                    measure,
+                    measure_other,
+                    action,
+                    _utc(effective_at, dialect),
+                    record_id,
+                )
+                listings[-1] = listings[-1]._replace(sanctions=(*listings[-1].sanctions, sanction))
         return out
 
     def listing(self, listing_id: str) -> ListingProjection | None:
@@ -668,8 +794,8 @@ class SqlStore:
     def put_peer_cursor(self, cursor: PeerCursor) -> None:
         """Save a peer's state on its own (a new checkpoint, a failure, no records)."""
         try:
-            with Session(self.engine) as s, s.begin():
-                _merge_cursor(s, cursor)
+            with self.engine.begin() as conn:
+                _merge_cursor(conn, cursor)
         except SQLAlchemyError as e:
             raise StorageError(f"database write failed: {e}") from e
 
@@ -785,16 +911,16 @@ def _cursor(row: PeerCursorRow) -> PeerCursor:
     )
 
 
-def _merge_cursor(s: Session, c: PeerCursor) -> None:
+def _merge_cursor(conn: Connection, c: PeerCursor) -> None:
     """Insert or update; a cursor never moves backwards (two replicas pulling one peer)."""
-    row = s.get(PeerCursorRow, c.peer, with_for_update=True)
-    if row is None:
-        row = PeerCursorRow(peer=c.peer)
-        s.add(row)
-    elif row.origin == c.origin:
+    row = conn.execute(select(_CURSORS).where(_CURSORS.c.peer == c.peer).with_for_update()).first()
+    if row is not None and row.origin == c.origin:
         if row.next_index > c.next_index:
+            hashes = row.range_hashes
             c = dataclasses.replace(
-                c, next_index=row.next_index, range_hashes=_cursor(row).range_hashes
+                c,
+                next_index=row.next_index,
+                range_hashes=tuple(hashes[i : i + 32] for i in range(0, len(hashes), 32)),
             )
         if row.checkpoint_size > c.checkpoint_size:
             c = dataclasses.replace(
@@ -803,15 +929,9 @@ def _merge_cursor(s: Session, c: PeerCursor) -> None:
                 checkpoint_root=row.checkpoint_root,
                 checkpoint_note=row.checkpoint_note,
             )
-    row.origin = c.origin
-    row.next_index = c.next_index
-    row.range_hashes = b"".join(c.range_hashes)
-    row.checkpoint_size = c.checkpoint_size
-    row.checkpoint_root = c.checkpoint_root
-    row.checkpoint_note = c.checkpoint_note
-    row.caught_up_at = c.caught_up_at
-    row.last_success_at = c.last_success_at
-    row.consecutive_failures = c.consecutive_failures
-    row.last_error = c.last_error
-    row.updated_at = c.updated_at
-    s.flush()
+    values = {f.name: getattr(c, f.name) for f in dataclasses.fields(PeerCursor)}
+    values["range_hashes"] = b"".join(c.range_hashes)
+    if row is None:
+        conn.execute(insert(_CURSORS).values(values))
+    else:
+        conn.execute(update(_CURSORS).where(_CURSORS.c.peer == c.peer).values(values))

@@ -15,6 +15,9 @@ from gateway.core.identifiers import MemberId
 from gateway.errors import PermissionError, RecordError
 
 _PEM_KEY = "x509_pem_cert"
+# The attribute under which the interceptor leaves the caller it authenticated on the
+# call's context (grpc gives a context no other place for per-call values).
+_AUTHENTICATED = "_alliance_caller"
 
 
 @dataclass(frozen=True)
@@ -29,11 +32,23 @@ class Caller:
 
 
 def caller_of(context: grpc.ServicerContext) -> Caller:
-    """Identify the peer; PermissionError when its certificate names no valid member."""
+    """Identify the peer; PermissionError when its certificate names no valid member.
+
+    The caller the interceptor authenticated for this call when there is one (see
+    ``authenticated``), so a handler does not read and parse the certificate again.
+    """
+    known = getattr(context, _AUTHENTICATED, None)
+    if isinstance(known, Caller):
+        return known
     pems = context.auth_context().get(_PEM_KEY)
     if not pems:
         raise PermissionError("no client certificate was presented")
     return _parse(pems[0])
+
+
+def authenticated(context: grpc.ServicerContext, caller: Caller) -> None:
+    """Keep ``caller``, which passed every check, with the call for its handler."""
+    setattr(context, _AUTHENTICATED, caller)
 
 
 @functools.lru_cache(maxsize=4096)

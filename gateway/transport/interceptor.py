@@ -22,7 +22,7 @@ from gateway.core.policy import rpc_allowed
 from gateway.core.statements import Role
 from gateway.errors import GatewayError, PermissionError, RecordError
 from gateway.transport.errors import status_for
-from gateway.transport.identity import Caller, caller_of
+from gateway.transport.identity import Caller, authenticated, caller_of
 from gateway.transport.limits import LimitError, Limits
 
 logger = logging.getLogger(__name__)
@@ -108,6 +108,7 @@ class AuthInterceptor(grpc.ServerInterceptor):
                 advice="see the authorization table in docs/PROTOCOL.md",
             )
         self._admission.admit(caller)
+        authenticated(context, caller)
         return caller
 
 
