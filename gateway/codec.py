@@ -53,7 +53,6 @@ __all__ = [
     "statement_from_pb",
     "statement_to_pb",
     "stored_envelope",
-    "stored_listing_to_pb",
     "subject_from_pb",
     "subject_to_pb",
     "timestamp_from_pb",
@@ -127,10 +126,16 @@ def subject_to_pb(subject: Subject) -> pb.Subject:
 
 def subject_from_pb(msg: pb.Subject) -> Subject:
     which = msg.WhichOneof("id")
+    stores = msg.stores
     return Subject(
         uscc=msg.uscc if which == "uscc" else None,
         person_hmac=msg.person_hmac if which == "person_hmac" else None,
-        stores=tuple(StoreRef(platform=s.platform, store_id=s.store_id) for s in msg.stores),
+        # Most subjects have no stores: no generator to run for them.
+        stores=(
+            tuple([StoreRef(platform=s.platform, store_id=s.store_id) for s in stores])
+            if stores
+            else ()
+        ),
         name=msg.name,
     )
 
@@ -416,12 +421,6 @@ def stored_envelope(
         payload_type=payload_type,
         signatures=tuple(dsse.Signature(sig=sig, keyid=keyid) for keyid, sig in signatures),
     )
-
-
-def stored_listing_to_pb(payload: bytes) -> pb.Listing:
-    """A stored listing payload for a response. It was verified and validated when it
-    was accepted, so it is parsed as is, not decoded into the domain and re-encoded."""
-    return pb.Listing.FromString(payload)
 
 
 def record_id_from_pb(value: str, field: str) -> str:

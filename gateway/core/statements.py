@@ -265,6 +265,11 @@ class Subject:
                     f"subject.person_hmac: must be 32 bytes (HMAC-SHA-256), "
                     f"got {len(self.person_hmac)}"
                 )
+        # Most subjects (nearly every one of a batch lookup) carry neither a name nor
+        # stores; the checks below would all pass on them.
+        name, stores = self.name, self.stores
+        if type(name) is str and type(stores) is tuple and not name and not stores:
+            return
         _text(self.name, "subject.name", _MAX_REF)
         if self.person_hmac is not None and self.name:
             raise RecordError("subject.name: must be empty for a natural person")

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from gateway.codec import decode_statement
-from gateway.core.statements import PAYLOAD_TYPES, Listing, Subject
+from gateway.core.statements import Subject
 from gateway.errors import NotFoundError
 from gateway.service.ledger import Clock, utc_now
 from gateway.service.paging import decode_token, encode_token
@@ -18,33 +16,35 @@ from gateway.storage import (
     SanctionProjection,
     SqlStore,
     StoredRecord,
+    SubjectListing,
 )
 
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ListingState:
-    projection: ListingProjection
+    listing_id: str
     # The listing's payload exactly as stored (verified and validated when it was
     # accepted): responses carry it without parsing it into the domain and back.
     listing_payload: bytes
-    sanctions: tuple[SanctionProjection, ...]
+    step: int
+    deadline: datetime
+    in_force: bool
     overdue: bool
-
-    @functools.cached_property
-    def listing(self) -> Listing:
-        listing = decode_statement(PAYLOAD_TYPES[Listing], self.listing_payload)
-        assert isinstance(listing, Listing)
-        return listing
+    sanctions: tuple[SanctionProjection, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SubjectState:
-    subject: Subject
+    """What a check answers about one subject (subjects with one key share a state)."""
+
     listed: bool
     listings: tuple[ListingState, ...]
+
+
+_UNLISTED = SubjectState(listed=False, listings=())
 
 
 class QueryService:
@@ -59,14 +59,17 @@ class QueryService:
         return stored
 
     def check(self, subjects: Sequence[Subject]) -> list[SubjectState]:
+        """The state of each subject, in order."""
         now = self._clock()
-        found = self._store.listings_for_subjects(sorted({s.key for s in subjects}))
-        by_key: dict[str, tuple[bool, tuple[ListingState, ...]]] = {}
-        for key, rows in found.items():
-            listings = tuple([_state(p, payload, sanctions, now) for p, payload, sanctions in rows])
-            by_key[key] = (any(st.projection.in_force for st in listings), listings)
-        unlisted: tuple[bool, tuple[ListingState, ...]] = (False, ())
-        return [SubjectState(s, *by_key.get(s.key, unlisted)) for s in subjects]
+        keys = [s.key for s in subjects]
+        by_key = {
+            key: SubjectState(
+                listed=any([r.in_force for r in rows]),
+                listings=tuple([_state(r, r.payload, r.sanctions, now) for r in rows]),
+            )
+            for key, rows in self._store.listings_for_subjects(sorted(set(keys))).items()
+        }
+        return [by_key.get(k, _UNLISTED) for k in keys]
 
     def list_listings(
         self, f: ListingFilter, *, page_size: int, page_token: str
@@ -102,16 +105,19 @@ class QueryService:
 
 
 def _state(
-    projection: ListingProjection,
+    listing: ListingProjection | SubjectListing,
     payload: bytes | None,
     sanctions: Sequence[SanctionProjection],
     now: datetime,
 ) -> ListingState:
     if payload is None:  # projections and records are written in one transaction
-        raise NotFoundError(f"listing {projection.listing_id} has no record")
+        raise NotFoundError(f"listing {listing.listing_id} has no record")
     return ListingState(
-        projection=projection,
+        listing_id=listing.listing_id,
         listing_payload=payload,
+        step=listing.step,
+        deadline=listing.deadline,
+        in_force=listing.in_force,
+        overdue=listing.in_force and now > listing.deadline,
         sanctions=tuple(sanctions),
-        overdue=projection.in_force and now > projection.deadline,
     )

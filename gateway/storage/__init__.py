@@ -10,6 +10,7 @@ from gateway.storage.store import (
     StoredCheckpoint,
     StoredEvidence,
     StoredRecord,
+    SubjectListing,
     UnitOfWork,
 )
 
@@ -22,6 +23,7 @@ __all__ = [
     "StoredCheckpoint",
     "StoredEvidence",
     "StoredRecord",
+    "SubjectListing",
     "UnitOfWork",
     "check_schema",
     "make_engine",

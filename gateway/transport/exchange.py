@@ -170,22 +170,11 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
                 raise RecordError(f"subjects[{i}]: {e}") from e
         self._note(context, "CheckSubjects", {"subjects": [s.key for s in subjects]})
         states = self._query.check(subjects)
-        # Built in place (a message passed to a constructor is copied), echoing each
-        # subject as it was sent: it has just been validated into ``subjects``, and
-        # without unknown fields it is what the domain subject would encode to.
+        # Each subject is echoed as it was sent: it has just been validated into
+        # ``subjects``, and without unknown fields it is what the domain subject would
+        # encode to.
         request.DiscardUnknownFields()
-        response = ex.CheckSubjectsResponse()
-        add = response.results.add
-        for sent, state in zip(request.subjects, states, strict=True):
-            if state.listings:
-                add(
-                    subject=sent,
-                    listed=state.listed,
-                    listings=[messages.listing_state(s) for s in state.listings],
-                )
-            else:
-                add(subject=sent)
-        return response
+        return messages.check_response(request.subjects, states)
 
     def ListListings(
         self, request: ex.ListListingsRequest, context: grpc.ServicerContext
@@ -196,9 +185,11 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
             page_size=request.page_size,
             page_token=request.page_token,
         )
-        return ex.ListListingsResponse(
-            listings=[messages.listing_state(s) for s in states], next_page_token=token
-        )
+        response = ex.ListListingsResponse(next_page_token=token)
+        add = response.listings.add
+        for state in states:
+            messages.fill_listing_state(add(), state)
+        return response
 
     def WatchRecords(
         self, request: ex.WatchRecordsRequest, context: grpc.ServicerContext
