@@ -110,9 +110,10 @@ def _child_main(conn: Connection, spec: EchoSpec | Config) -> None:
 
 
 def _serve_gateway(conn: Connection, config: Config) -> None:
-    from gateway.ops.app import Gateway
+    from gateway.ops.app import Gateway, settle_heap
 
     gateway = Gateway(config).start(serve_metrics=False)
+    settle_heap()  # as `alliance-gateway serve` does
     conn.send(("ready", gateway.port))
     conn.recv()
     gateway.stop(grace_s=2.0)

@@ -21,7 +21,7 @@ from gateway.core.crypto import load_signing_key, load_verifying_key
 from gateway.core.notes import NoteSigner
 from gateway.core.statements import MemberStatus
 from gateway.errors import GatewayError, RecordError
-from gateway.ops.app import Core, Gateway
+from gateway.ops.app import Core, Gateway, settle_heap
 from gateway.ops.config import load_config
 from gateway.ops.logs import setup_logging
 from gateway.ops.report_cli import add_subparsers as add_report_subparsers
@@ -114,6 +114,7 @@ def _log_key(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     gateway = Gateway(config).start()
+    settle_heap()
     done = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
