@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from gateway.errors import StorageError
 logger = logging.getLogger(__name__)
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
+# json_each for batched key look-ups (3.38 has JSON built in); UPDATE ... RETURNING (3.35).
+SQLITE_MINIMUM = (3, 38, 0)
 
 
 def make_engine(url: str, *, pool_size: int = 8) -> Engine:
@@ -32,8 +35,19 @@ def make_engine(url: str, *, pool_size: int = 8) -> Engine:
     except (SQLAlchemyError, ImportError, ValueError) as e:
         raise StorageError(f"database_url: cannot use {url!r}: {e}") from e
     if engine.dialect.name == "sqlite":
+        check_sqlite_version(sqlite3.sqlite_version_info)
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def check_sqlite_version(version: tuple[int, int, int]) -> None:
+    """Refuse a SQLite library older than the queries need, before anything is stored."""
+    if version < SQLITE_MINIMUM:
+        raise StorageError(
+            f"SQLite {'.'.join(map(str, version))} is too old: the gateway needs "
+            f"{'.'.join(map(str, SQLITE_MINIMUM))} or newer",
+            advice="use a Python built against a newer SQLite (Debian 12 has 3.40), or PostgreSQL",
+        )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
