@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import enum
+import functools
 import hashlib
 import hmac
 import operator
@@ -282,7 +283,20 @@ class MemberId:
 
     @classmethod
     def parse(cls, value: str, *, field: str = "member_id") -> MemberId:
-        """Parse ``spiffe://<trust-domain>/<role>/<name>``."""
+        """Parse ``spiffe://<trust-domain>/<role>/<name>``.
+
+        A few members sign almost every record, so ids that parsed are kept (bounded:
+        ids are client input); a bad id is parsed again to word the error for ``field``.
+        """
+        if isinstance(value, str):
+            try:
+                return _parse_member_id(value)
+            except RecordError:
+                pass
+        return cls._parse(value, field)
+
+    @classmethod
+    def _parse(cls, value: str, field: str) -> MemberId:
         if not isinstance(value, str):
             raise RecordError(f"{field}: must be a string")
         if not value.startswith(_SPIFFE_SCHEME):
@@ -304,6 +318,11 @@ class MemberId:
 
     def __str__(self) -> str:
         return f"{_SPIFFE_SCHEME}{self.trust_domain}/{self.role.name.lower()}/{self.name}"
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_member_id(value: str) -> MemberId:
+    return MemberId._parse(value, "member_id")
 
 
 def _check_trust_domain(value: str, field: str) -> None:

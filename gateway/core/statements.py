@@ -11,7 +11,6 @@ from __future__ import annotations
 import calendar
 import dataclasses
 import enum
-import functools
 import json
 import re
 from collections.abc import Mapping
@@ -204,13 +203,6 @@ def _utc(value: object, field: str) -> datetime:
 def _member(value: object, field: str) -> MemberId:
     if not isinstance(value, str):
         raise RecordError(f"{field}: must be a member id string")
-    return _parse_member(value, field)
-
-
-# A few members sign almost every record; their parsed ids are kept (bounded: member
-# ids are client input). Only ids that parsed are cached, an error is raised each time.
-@functools.lru_cache(maxsize=1024)
-def _parse_member(value: str, field: str) -> MemberId:
     return MemberId.parse(value, field=field)
 
 

@@ -6,7 +6,6 @@ bytes before anything parses them, and nothing is stored unless every check pass
 
 from __future__ import annotations
 
-import functools
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
@@ -38,9 +37,6 @@ REJECTION_REASONS: Mapping[type[BaseException], str] = {
     NotFoundError: "unknown_listing",
     StorageError: "storage",
 }
-
-# Signers are registered members and a few of them sign most records: parse each once.
-_member_id = functools.lru_cache(maxsize=1024)(MemberId.parse)
 
 
 @dataclass(frozen=True)
@@ -114,7 +110,7 @@ class SubmitService:
         env, statement = checked.envelope, checked.statement
         try:
             authorize_statement(
-                _member_id(checked.signer),
+                MemberId.parse(checked.signer),
                 statement,
                 listing=self._listing_for(statement),
                 signer_region=self._directory.region(checked.signer),
