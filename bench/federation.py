@@ -38,13 +38,13 @@ from gateway.storage.models import RecordRow
 
 from . import _data
 from ._context import Context
-from ._load import bidi_stream, paced_stream, percentile
+from ._load import paced_stream, percentile
 from ._procs import server_process
 from ._results import Figure, Measure, Target, ratio
 from ._setup import Alliance, Backend
+from .ingest import METHOD, stream_listings
 
 NAME = "federation"
-METHOD = "/alliance.v1.Exchange/SubmitRecords"
 LAG_RATE_FRACTION = 0.25  # of the measured ingest rate: a load the pair sustains
 _POLL_S = 0.005
 
@@ -70,26 +70,13 @@ def _run_backend(
 
     # 1. The baseline: single-gateway streaming ingest of the same records.
     authority = source.authority
-    requests = _data.submit_requests(_data.signed_listings(authority, ctx.subjects(n), n))
-    with ctx.profiled(f"federation-ingest-{label}", source_gw.pid):
-        result = bidi_stream(
-            source_gw.port,
-            authority.credentials(),
-            METHOD,
-            requests,
-            count=n,
-            seconds=max(30.0, n / 100),
-            timeout_s=max(60.0, n / 50),
-        )
-    stored = _data.count_stored(result.responses)
-    if stored != n:
-        raise RuntimeError(f"federation: {n} records sent to the source, {stored} stored")
+    streamed = stream_listings(ctx, source_gw, authority, n, f"federation-ingest-{label}")
     ingest = ctx.report.add_baseline(
         Measure(
             f"federation.{label}.source_ingest",
-            stored / result.seconds,
+            streamed.rate,
             "records/s",
-            detail={"records": stored, "seconds": round(result.seconds, 3)},
+            detail={"records": streamed.stored, "seconds": round(streamed.seconds, 3)},
         )
     )
     size = source_db.log_size()

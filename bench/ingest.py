@@ -3,10 +3,14 @@ records/s verified, appended and durable, against raw Ed25519 verification."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from . import _data
 from ._context import Context
 from ._load import bidi_stream
+from ._procs import ServerHandle
 from ._results import Figure, Target, ratio
+from ._setup import Member
 from .echo import ed25519_verify, stream_echo
 
 NAME = "ingest"
@@ -20,26 +24,11 @@ def run(ctx: Context) -> None:
     authority = ctx.alliance.authority
     for backend in ctx.backends:
         gateway = ctx.gateway(backend)
-        start = ctx.subjects(n)
-        requests = _data.submit_requests(_data.signed_listings(authority, start, n))
-        with ctx.profiled(f"ingest-{backend.name}", gateway.handle.pid):
-            result = bidi_stream(
-                gateway.handle.port,
-                authority.credentials(),
-                METHOD,
-                requests,
-                count=n,
-                seconds=max(30.0, n / 200),
-                timeout_s=max(60.0, n / 100),
-            )
-        stored = _data.count_stored(result.responses)
-        if stored != result.sent:
-            raise RuntimeError(
-                f"ingest: {result.sent} sent, {stored} stored ({result.responses[:1]})"
-            )
-        gateway.listed.extend(range(start, start + stored))
-        rate = stored / result.seconds
-        detail = {"records": stored, "seconds": round(result.seconds, 3)}
+        streamed = stream_listings(ctx, gateway.handle, authority, n, f"ingest-{backend.name}")
+        gateway.listed.extend(range(streamed.start, streamed.start + streamed.stored))
+        stored = streamed.stored
+        rate = streamed.rate
+        detail = {"records": stored, "seconds": round(streamed.seconds, 3)}
         durability = (
             "SQLite WAL, synchronous=FULL"
             if backend.is_sqlite
@@ -73,3 +62,40 @@ def run(ctx: Context) -> None:
                 detail=detail,
             )
         )
+
+
+@dataclass(frozen=True)
+class Streamed:
+    start: int  # the first subject number of the listings
+    stored: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.stored / self.seconds
+
+
+def stream_listings(
+    ctx: Context, gateway: ServerHandle, member: Member, count: int, label: str
+) -> Streamed:
+    """One SubmitRecords stream of ``count`` fresh listings signed by ``member`` (the
+    gateway sampled by --profile as ``label``); every record must be stored."""
+    start = ctx.subjects(count)
+    requests = _data.submit_requests(_data.signed_listings(member, start, count))
+    with ctx.profiled(label, gateway.pid):
+        result = bidi_stream(
+            gateway.port,
+            member.credentials(),
+            METHOD,
+            requests,
+            count=count,
+            seconds=max(30.0, count / 100),
+            timeout_s=max(60.0, count / 50),
+        )
+    stored = _data.count_stored(result.responses)
+    if stored != count:
+        raise RuntimeError(
+            f"{label}: {count} records to send, {result.sent} sent, {stored} stored "
+            f"({result.responses[:1]})"
+        )
+    return Streamed(start, stored, result.seconds)
