@@ -139,6 +139,16 @@ class Alliance:
         return config_from_mapping(raw, base_dir=self.root, env={})
 
 
+def zhejiang(root: Path) -> Alliance:
+    """The usual test alliance: authority zj-amr, platforms shop-a and shop-b, monitor ndrc."""
+    a = Alliance(root, "zj.alliance.test")
+    a.member("authority", "zj-amr", region="330000")
+    a.member("platform", "shop-a")
+    a.member("platform", "shop-b")
+    a.member("monitor", "ndrc", region="110000")
+    return a
+
+
 @contextmanager
 def running_gateway(config: Config, *, register: tuple[Member, ...] = ()) -> Iterator[Gateway]:
     """A started gateway with ``register``ed members; stopped with a grace period."""

@@ -25,6 +25,7 @@ from gwtest import (
     pg_base_url,
     pg_schema_url,
     submit,
+    zhejiang,
 )
 
 from gateway import codec
@@ -118,12 +119,7 @@ def gateway_at(config: Config, clock: Clock, register: Sequence[Member] = ()) ->
 
 @pytest.fixture
 def alliance(tmp_path: Path) -> Alliance:
-    a = Alliance(tmp_path / "zj", "zj.alliance.test")
-    a.member("authority", "zj-amr", region="330000")
-    a.member("platform", "shop-a")
-    a.member("platform", "shop-b")
-    a.member("monitor", "ndrc", region="110000")
-    return a
+    return zhejiang(tmp_path / "zj")
 
 
 def members(a: Alliance) -> tuple[Member, Member, Member, Member]:

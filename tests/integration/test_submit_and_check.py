@@ -6,7 +6,16 @@ from pathlib import Path
 
 import grpc
 import pytest
-from gwtest import USCC, Alliance, confirmation, exchange, listing, running_gateway, submit
+from gwtest import (
+    USCC,
+    Alliance,
+    confirmation,
+    exchange,
+    listing,
+    running_gateway,
+    submit,
+    zhejiang,
+)
 
 from gateway import codec
 from gateway.core import dsse
@@ -16,12 +25,7 @@ from gateway.pb.alliance.v1 import exchange_pb2 as ex
 
 @pytest.fixture
 def alliance(tmp_path: Path) -> Alliance:
-    a = Alliance(tmp_path / "zj", "zj.alliance.test")
-    a.member("authority", "zj-amr", region="330000")
-    a.member("platform", "shop-a")
-    a.member("platform", "shop-b")
-    a.member("monitor", "ndrc", region="110000")
-    return a
+    return zhejiang(tmp_path / "zj")
 
 
 def test_listing_is_stored_checked_and_sanctioned(alliance: Alliance, database_url: str) -> None:
