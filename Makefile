@@ -24,6 +24,7 @@ lint: $(STAMP) proto-check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy gateway clients certs tests bench
+	$(PY) -m pytest -q -p no:cacheprovider tests/unit/test_architecture.py  # layers; the client's boundary
 	VENV_BIN=$(VENV)/bin deploy/check.sh
 
 proto: $(STAMP)
