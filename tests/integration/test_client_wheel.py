@@ -25,7 +25,8 @@ from gwtest import USCC, zhejiang
 from gwtest import running_gateway as gateway_for
 from test_client import write_profile
 
-from clients import __version__
+from clients import AllianceClient, __version__, load_profile
+from gateway.core.statements import PAYLOAD_TYPES, Listing, SanctionConfirmation
 from gateway.protocol import CURRENT
 
 pytestmark = pytest.mark.wheel
@@ -222,3 +223,25 @@ def test_the_installed_cli_lists_checks_and_confirms_against_a_real_gateway(
     (applied,) = state["sanctions"]
     assert applied["measure"] == "close-store" and applied["action"] == "applied"
     assert applied["platform"] == "spiffe://zj.alliance.test/platform/shop-a"
+
+    # The README's Python example, as written, in the platform's folder.
+    done = client_env.run("python", "-c", _readme_python(), cwd=Path(platform).parent)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert [line.split(": ")[0] for line in lines] == ["confirmed", "reported"], done.stdout
+    confirmed, reported = (line.split(": ")[1] for line in lines)
+    with AllianceClient(load_profile(Path(platform))) as client:
+        kinds = [client.get(record_id).envelope.payload_type for record_id in (confirmed, reported)]
+    assert kinds == [PAYLOAD_TYPES[SanctionConfirmation], PAYLOAD_TYPES[Listing]]
+    (state,) = json.loads(alliance(platform, "check", USCC[1], "--json"))["listings"]
+    assert state["listing_id"] == reported
+
+
+def _readme_python() -> str:
+    """The Python block of the README's "For platforms" section."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## For platforms") :]
+    section = section[: section.index("\n## ", 1)]
+    return section[
+        section.index("```python\n") + 10 : section.index("\n```", section.index("```python"))
+    ]
