@@ -15,7 +15,7 @@ from gwtest import USCC, Alliance, zhejiang
 from gwtest import running_gateway as gateway_for
 from test_client import _free_port, write_profile
 
-from clients import AllianceClient, ClientError, RetryPolicy, company_subject, version
+from clients import AllianceClient, ClientError, RetryPolicy, __version__, company_subject, version
 from clients.cli import main
 from clients.profile import load_profile
 from gateway.protocol import CURRENT, ProtocolVersion
@@ -100,7 +100,7 @@ def test_a_newer_client_warns_and_still_works(
 
     assert main(["--profile", str(site.platform), "version"]) == 1
     out, err = capsys.readouterr()
-    assert f"client  alliance-client 1.1.0, speaks {NEWER}" in out
+    assert f"client  alliance-client {__version__}, speaks {NEWER}" in out
     assert f"speaks {CURRENT}" in out and err.startswith("warning: ")
 
     # The compliance commands ask too.
