@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEV := .dev
 
-.PHONY: run test lint proto proto-check bench federation-demo soak clean
+.PHONY: run test lint proto proto-check bench federation-demo soak client-wheel clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,7 @@ lint: $(STAMP) proto-check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy gateway clients certs tests bench
+	$(PY) -m pytest -q -p no:cacheprovider tests/unit/test_architecture.py  # layers; the client's boundary
 	VENV_BIN=$(VENV)/bin deploy/check.sh
 
 proto: $(STAMP)
@@ -45,6 +46,11 @@ federation-demo: $(STAMP)
 # Bounded mixed load on two federated gateways; e.g. SOAK_ARGS="--duration-s 600 --json soak.json".
 soak: $(STAMP)
 	$(PY) -m gateway.ops.soak $(SOAK_ARGS)
+
+# The client distribution for platforms (packaging/client): dist/alliance_client-*.whl.
+client-wheel: $(STAMP)
+	rm -rf packaging/client/build
+	$(PY) -m pip wheel --no-deps --wheel-dir dist packaging/client
 
 clean:
 	rm -rf $(VENV) $(DEV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -8,6 +8,9 @@ with AllianceClient(profile) as client:
     listing = new_listing(profile.member_id, company_subject("91330100716105852F"), ...)
     result = client.submit(listing)
 ```
+
+``__version__`` is ``<contract>.<revision>.<patch>``: 1.1.x speaks ``alliance.v1``
+revision 1 (``PROTOCOL``; docs/PROTOCOL.md §5.1).
 """
 
 from __future__ import annotations
@@ -33,9 +36,13 @@ from clients.statements import (
     sanction,
     status_change,
 )
+from clients.version import PROTOCOL, VersionCheck
+
+__version__ = "1.1.0"
 
 __all__ = [
     "PROFILE_ENV",
+    "PROTOCOL",
     "AllianceClient",
     "AuditState",
     "BulkReport",
@@ -53,6 +60,7 @@ __all__ = [
     "SubjectStatus",
     "SubmitResult",
     "VerifyOutcome",
+    "VersionCheck",
     "company_subject",
     "load_profile",
     "new_listing",

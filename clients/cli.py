@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import NoReturn, TextIO
 
-from clients import audit, bulk, compliance_cli
+from clients import __version__, audit, bulk, compliance_cli, version
 from clients import statements as build
 from clients.client import AllianceClient, ClientError, ListingState, RetryPolicy, SubjectStatus
 from clients.profile import PROFILE_ENV, Profile, load_profile
@@ -48,7 +48,8 @@ The member's command line for its regional alliance gateway.
 Every command reads the member's profile (--profile PATH, default $ALLIANCE_PROFILE).
 Enum values are written lower-case with dashes (key-scrutiny, close-store).
 Exit status: 0 done, 1 the gateway refused (or the log failed verification),
-2 bad input or configuration."""
+2 bad input or configuration. Before each command the CLI asks the gateway which
+protocol revision it speaks and warns on stderr when it differs from its own."""
 
 _SUBMIT_FILE_HELP = """\
 Submit many statements from a CSV or JSON Lines file (one statement per row or line),
@@ -116,6 +117,11 @@ def _build_parser() -> argparse.ArgumentParser:
         description=_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    p.add_argument(
+        "--version",
+        action="version",
+        version=f"alliance {__version__} (alliance-client, speaks {version.PROTOCOL})",
+    )
     p.add_argument("--profile", type=Path, help=f"member profile.toml (default: ${PROFILE_ENV})")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds per call (default 10)")
     p.add_argument(
@@ -130,6 +136,11 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_reads(sub)
     _add_audit(sub)
     compliance_cli.add_subparsers(sub)
+    ve = sub.add_parser(
+        "version",
+        help="the protocol this client and the gateway speak (exit 1 when they differ)",
+    )
+    ve.set_defaults(handler=_version)
     return p
 
 
@@ -223,10 +234,24 @@ def _add_audit(sub: _Sub[_Parser]) -> None:
     cosign.set_defaults(handler=_audit_cosign)
 
 
-def _client(args: argparse.Namespace) -> tuple[Profile, AllianceClient]:
+def _connect(args: argparse.Namespace) -> tuple[Profile, AllianceClient]:
     profile = load_profile(args.profile)
     retry = RetryPolicy(max_attempts=max(1, args.retries + 1))
     return profile, AllianceClient(profile, timeout_s=args.timeout, retry=retry)
+
+
+def _client(args: argparse.Namespace) -> tuple[Profile, AllianceClient]:
+    """The member's client, after a warning on stderr if the gateway speaks another
+    protocol. A gateway that cannot be reached is left to the command, which retries."""
+    profile, client = _connect(args)
+    try:
+        check = client.gateway_version(retry=False)
+    except ClientError:
+        return profile, client
+    text = version.notice(check)
+    if text is not None:
+        print(text, file=sys.stderr)
+    return profile, client
 
 
 def _time(value: str | None, field: str) -> datetime | None:
@@ -234,6 +259,21 @@ def _time(value: str | None, field: str) -> datetime | None:
 
 
 # --- commands ------------------------------------------------------------------------
+
+
+def _version(args: argparse.Namespace) -> int:
+    profile, client = _connect(args)
+    with client:
+        check = client.gateway_version()
+    state = "serving" if check.serving else "not serving"
+    spoken = str(check.gateway) if check.gateway is not None else "(not stated)"
+    print(f"client  alliance-client {__version__}, speaks {check.client}")
+    print(f"gateway {profile.gateway}: {state}, speaks {spoken}")
+    text = version.notice(check)
+    if text is None:
+        return 0
+    print(text, file=sys.stderr)
+    return EXIT_REFUSED
 
 
 def _list_seller(args: argparse.Namespace) -> int:

@@ -30,6 +30,7 @@ from typing import Final, TypeVar
 import grpc
 
 from clients.profile import Profile
+from clients.version import VersionCheck, ask_gateway
 from gateway import codec
 from gateway.core import dsse
 from gateway.core.crypto import SigningKey
@@ -641,6 +642,22 @@ class AllianceClient:
             start,
             forever=False,
         )
+
+    # -- Health ------------------------------------------------------------------------
+
+    def gateway_version(self, *, retry: bool = True) -> VersionCheck:
+        """Is the gateway serving, and which protocol does it speak beside this client's?
+
+        One health check (open to any caller that passed mutual TLS), retried while
+        the gateway is unavailable unless ``retry`` is false; ``warning()`` says what
+        a mismatch means.
+        """
+        delays = self._retry.delays() if retry else iter(())
+        while True:
+            try:
+                return ask_gateway(self._channel, timeout_s=self._timeout_s)
+            except grpc.RpcError as e:
+                self._backoff(e, delays)
 
     def add_cosignature(self, checkpoint_body: str, signature_line: str) -> None:
         request = au.AddCosignatureRequest(

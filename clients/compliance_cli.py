@@ -21,6 +21,7 @@ from typing import Any, TextIO
 
 import grpc
 
+from clients import version
 from clients.client import ClientError
 from clients.profile import Profile, load_profile
 from gateway.errors import RecordError
@@ -79,6 +80,13 @@ class ComplianceClient:
 
     def close(self) -> None:
         self._channel.close()
+
+    def gateway_version(self) -> version.VersionCheck:
+        """One health check: is the gateway serving, and which protocol does it speak?"""
+        try:
+            return version.ask_gateway(self._channel, timeout_s=self._timeout_s)
+        except grpc.RpcError as e:
+            raise self._error(e) from e
 
     def __enter__(self) -> ComplianceClient:
         return self
@@ -161,7 +169,16 @@ def add_subparsers(sub: Any) -> None:
 
 
 def _open(args: argparse.Namespace) -> ComplianceClient:
-    return ComplianceClient(load_profile(args.profile), timeout_s=getattr(args, "timeout", 10.0))
+    """The client, after a warning on stderr if the gateway speaks another protocol."""
+    client = ComplianceClient(load_profile(args.profile), timeout_s=getattr(args, "timeout", 10.0))
+    try:
+        check = client.gateway_version()
+    except ClientError:
+        return client
+    text = version.notice(check)
+    if text is not None:
+        print(text, file=sys.stderr)
+    return client
 
 
 def listing_json(c: co.ListingCompliance) -> dict[str, Any]:

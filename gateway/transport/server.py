@@ -26,6 +26,7 @@ from gateway.transport.exchange import ExchangeServicer
 from gateway.transport.federation import FederationServicer
 from gateway.transport.interceptor import Admission, AuthInterceptor, RpcObserver
 from gateway.transport.limits import Limits
+from gateway.transport.protocol_health import ProtocolHealth
 
 __all__ = ["SERVICE_NAMES", "GatewayServer", "Registrar", "ServerSettings"]
 
@@ -85,7 +86,7 @@ class GatewayServer:
         for _, register in extra:
             register(server)
         self.service_names = (*SERVICE_NAMES, *(name for name, _ in extra))
-        self._health = health.HealthServicer()
+        self._health = ProtocolHealth()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
             (*self.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME), server

@@ -1,11 +1,19 @@
 """The layering rules of DESIGN.md §8, checked on the source: only the transport imports
 grpc and the generated code, only storage imports sqlalchemy, only ops imports
-prometheus_client, and the core imports the standard library and cryptography."""
+prometheus_client, and the core imports the standard library and cryptography.
+
+And the client's boundary: ``clients/`` imports no server code, and the packages the
+client distribution ships (packaging/client/pyproject.toml) import nothing outside
+themselves but the standard library and the distribution's declared dependencies.
+``make lint`` runs this module.
+"""
 
 from __future__ import annotations
 
 import ast
+import re
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -32,13 +40,18 @@ CORE_FIRST_PARTY = ("gateway.core", "gateway.errors")
 
 
 def _imports(path: Path) -> set[str]:
+    """Every module ``path`` may import, at any depth of its code: ``import a.b`` gives
+    ``a.b``; ``from a import b`` gives ``a`` and ``a.b`` (``b`` may be a submodule)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0, f"{path}: relative import (the project imports absolutely)"
+            assert node.module
             names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
     return names
 
 
@@ -60,3 +73,92 @@ def test_layering(path: Path) -> None:
             ), f"the core module {rel} imports {name}"
         elif top in ALLOWED:
             assert rel.startswith(ALLOWED[top]), f"{rel} imports {name}"
+
+
+# --- the client's boundary ---------------------------------------------------------------
+
+CLIENTS = ROOT / "clients"
+CLIENT_PROJECT = ROOT / "packaging" / "client" / "pyproject.toml"
+# What clients/ must never import: the server's layers and the server-only libraries.
+SERVER_ONLY = (
+    "gateway.storage",
+    "gateway.transport",
+    "gateway.service",
+    "gateway.ops",
+    "sqlalchemy",
+    "alembic",
+    "psycopg",
+    "prometheus_client",
+)
+# Import names of the client distribution's dependencies (distribution -> import).
+DEPENDENCY_IMPORTS = {
+    "grpcio": "grpc",
+    "grpcio-health-checking": "grpc_health",
+    "protobuf": "google",
+    "cryptography": "cryptography",
+}
+
+
+def _is_under(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + ".")
+
+
+def _first_party_module(name: str) -> Path | None:
+    """The file of a first-party module ``name``, or None (an attribute, not a module)."""
+    path = ROOT.joinpath(*name.split("."))
+    for candidate in (path.with_suffix(".py"), path / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _client_packages() -> list[str]:
+    project = tomllib.loads(CLIENT_PROJECT.read_text(encoding="utf-8"))
+    packages: list[str] = project["tool"]["setuptools"]["packages"]
+    return packages
+
+
+def _client_dependencies() -> set[str]:
+    project = tomllib.loads(CLIENT_PROJECT.read_text(encoding="utf-8"))
+    names = {
+        re.split(r"[<>=!~;\[\s]", d, maxsplit=1)[0].lower()
+        for d in project["project"]["dependencies"]
+    }
+    return names
+
+
+CLIENT_SOURCES = sorted(CLIENTS.rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", CLIENT_SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_clients_import_no_server_code(path: Path) -> None:
+    rel = path.relative_to(ROOT).as_posix()
+    for name in _imports(path):
+        for server in SERVER_ONLY:
+            assert not _is_under(name, server), f"{rel} imports server code: {name}"
+
+
+def test_the_client_distribution_imports_only_itself_and_its_dependencies() -> None:
+    packages = _client_packages()
+    assert "clients" in packages and "gateway.core" in packages
+    declared = _client_dependencies()
+    assert declared == set(DEPENDENCY_IMPORTS), "update DEPENDENCY_IMPORTS with the dependencies"
+    allowed_third_party = {DEPENDENCY_IMPORTS[d] for d in declared}
+    problems = []
+    for package in packages:
+        folder = ROOT.joinpath(*package.split("."))
+        assert (folder / "__init__.py").is_file(), f"{package} is not a package"
+        for path in sorted(folder.glob("*.py")):
+            rel = path.relative_to(ROOT).as_posix()
+            for name in _imports(path):
+                top = name.split(".")[0]
+                if top in ("gateway", "clients"):
+                    module = _first_party_module(name)
+                    if module is None:
+                        continue  # an attribute of an imported module
+                    shipped = module.parent.relative_to(ROOT).as_posix().replace("/", ".")
+                    if shipped not in packages:
+                        problems.append(f"{rel} imports {name}, which the client does not ship")
+                elif top not in sys.stdlib_module_names and top not in allowed_third_party:
+                    problems.append(f"{rel} imports {name}, not a dependency of the client")
+    assert not problems, "\n".join(problems)
