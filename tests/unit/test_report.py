@@ -6,6 +6,7 @@ import hashlib
 import json
 import random
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -479,3 +480,19 @@ def test_monthly_report_checks_itself(field: str, value: object, message: str) -
     values[field] = value
     with pytest.raises(RecordError, match=message):
         MonthlyReport(**values)
+
+
+def test_protocol_by_city_example() -> None:
+    """docs/PROTOCOL.md §7.4's by_city example, recomputed."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "PROTOCOL.md").read_text("utf-8")
+    start = doc.index("Example by_city:")
+    begin = doc.index("```json\n", start) + len("```json\n")
+    block = doc[begin : doc.index("\n```", begin)]
+    r = Records()
+    r.listing("A", utc(2026, 10, 5), region="330106")
+    r.listing("B", utc(2026, 7, 1), region="330203")
+    c = r.listing("C", utc(2026, 7, 20), region="330203")
+    r.step("C-fix", c, LifecycleStep.CORRECTED, utc(2026, 10, 18))
+    r.listing("D", utc(2026, 10, 9), region="330000")
+    unit = compute_units(r.items, OCTOBER, grace=GRACE, unit="33")["33"].to_json()
+    assert canonical_json(unit["by_city"]).decode() == block
