@@ -44,7 +44,7 @@ messages: $(STAMP)
 	  test -f gateway/ops/locale/$$l/LC_MESSAGES/report.po \
 	    || $(VENV)/bin/pybabel --quiet init -D report -l $$l -i gateway/ops/locale/report.pot -d gateway/ops/locale; \
 	done
-	$(VENV)/bin/pybabel --quiet update -D report -i gateway/ops/locale/report.pot -d gateway/ops/locale --no-wrap --ignore-obsolete
+	$(VENV)/bin/pybabel --quiet update -D report -i gateway/ops/locale/report.pot -d gateway/ops/locale --no-wrap --ignore-obsolete --ignore-pot-creation-date
 
 bench: $(STAMP)
 	$(PY) -m bench
