@@ -10,7 +10,7 @@ import io
 
 from docx import Document
 from docx.document import Document as DocxDocument
-from docx.enum.section import WD_ORIENT
+from docx.enum.section import WD_ORIENT, WD_SECTION
 from docx.enum.table import WD_TABLE_ALIGNMENT
 from docx.enum.text import WD_ALIGN_PARAGRAPH
 from docx.oxml import OxmlElement
@@ -84,13 +84,14 @@ def _table(doc: DocxDocument, t: Table, size: float) -> None:
     table = doc.add_table(rows=1 + len(rows), cols=len(t.columns))
     table.style = "Table Grid"
     table.alignment = WD_TABLE_ALIGNMENT.CENTER
-    for i, column in enumerate(t.columns):
-        cell = table.rows[0].cells[i]
+    # Each row's cells fetched once: python-docx finds a row and its cells by walking
+    # the XML, so indexing them per cell is quadratic in a long ledger.
+    table_rows = list(table.rows)
+    for cell, column in zip(table_rows[0].cells, t.columns, strict=True):
         _shade(cell._tc, "EEEEEE")
         _font(cell.paragraphs[0].add_run(column.label), _HEADING_FONT, size, bold=True)
-    for r, row in enumerate(rows, 1):
-        for i, value in enumerate(row):
-            cell = table.rows[r].cells[i]
+    for r, (row_obj, row) in enumerate(zip(table_rows[1:], rows, strict=True), 1):
+        for i, (cell, value) in enumerate(zip(row_obj.cells, row, strict=True)):
             paragraph = cell.paragraphs[0]
             if t.columns[i].numeric:
                 paragraph.alignment = WD_ALIGN_PARAGRAPH.RIGHT
@@ -171,7 +172,12 @@ def render_docx(view: ReportView) -> bytes:
     for s in view.sections:
         _section(doc, s)
     _section(doc, view.verification)
-    doc.add_page_break()  # type: ignore[no-untyped-call]
+    # The ledger on landscape pages, as in the PDF (the footer carries over).
+    annex = doc.add_section(WD_SECTION.NEW_PAGE)
+    annex.orientation = WD_ORIENT.LANDSCAPE
+    annex.page_width, annex.page_height = Cm(29.7), Cm(21.0)
+    annex.top_margin, annex.bottom_margin = Cm(2.0), Cm(2.0)
+    annex.left_margin, annex.right_margin = Cm(2.0), Cm(2.0)
     _section(doc, view.annex, table_size=8)
     _text(doc, view.footer, size=9, indent=False, align=WD_ALIGN_PARAGRAPH.CENTER)
     out = io.BytesIO()
