@@ -247,8 +247,12 @@ def check_engines(formats: Iterable[str]) -> None:
 def render_pdf(html: str) -> bytes:
     """Print the report page as an A4 PDF (fonts embedded, subset)."""
     from weasyprint import HTML  # noqa: PLC0415 - heavy; only when a PDF is asked for
+    from weasyprint.urls import URLFetcher  # noqa: PLC0415
 
-    pdf: bytes = HTML(string=html).write_pdf()
+    # The page is self-contained: the engine fetches nothing, not even a local file (a
+    # URL could only come from text that escaped the template's autoescaping).
+    nothing = URLFetcher(allowed_protocols=frozenset())
+    pdf: bytes = HTML(string=html, url_fetcher=nothing).write_pdf()
     return pdf
 
 

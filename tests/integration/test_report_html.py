@@ -492,3 +492,20 @@ def test_chromium_draws_real_cjk_glyphs(tmp_path: Path) -> None:
         Path(keep).mkdir(parents=True, exist_ok=True)
         shutil.copy(real, Path(keep) / "report-screenshot.png")
         shutil.copy(tofu, Path(keep) / "report-screenshot-no-cjk-fonts.png")
+
+
+def test_pdf_engine_fetches_nothing(tmp_path: Path) -> None:
+    """Even a page that names a local image gets no image: the engine fetches nothing."""
+    from PIL import Image
+
+    from gateway.ops.report_render import render_pdf
+
+    picture = tmp_path / "p.png"
+    Image.new("RGB", (40, 40), (200, 0, 0)).save(picture)
+    page = f'<html><body><p>x</p><img src="{picture.as_uri()}"></body></html>'
+    pdf = tmp_path / "p.pdf"
+    pdf.write_bytes(render_pdf(page))
+    listed = subprocess.run(
+        ["pdfimages", "-list", str(pdf)], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert len(listed) == 2, listed  # the header lines only: no image was fetched
