@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEV := .dev
 
-.PHONY: run test lint proto proto-check bench federation-demo soak client-wheel clean
+.PHONY: run test lint proto proto-check messages bench federation-demo soak client-wheel clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,17 @@ proto-check: $(STAMP)
 	PYTHON=$(PY) scripts/gen_proto.sh
 	git diff --exit-code -- gateway/pb || (echo "generated code is stale: run 'make proto' and commit" >&2; exit 1)
 	test -z "$$(git status --porcelain -- gateway/pb)" || (echo "untracked generated files: run 'make proto' and commit" >&2; exit 1)
+
+# Extract the report's strings and update every catalog; then translate the new entries
+# in gateway/ops/locale/*/LC_MESSAGES/report.po (the .po files are compiled when loaded).
+messages: $(STAMP)
+	$(VENV)/bin/pybabel --quiet extract -F babel.cfg --add-location=file --sort-by-file \
+	  --project=alliance-gateway --no-wrap -o gateway/ops/locale/report.pot .
+	for l in zh_CN en; do \
+	  test -f gateway/ops/locale/$$l/LC_MESSAGES/report.po \
+	    || $(VENV)/bin/pybabel --quiet init -D report -l $$l -i gateway/ops/locale/report.pot -d gateway/ops/locale; \
+	done
+	$(VENV)/bin/pybabel --quiet update -D report -i gateway/ops/locale/report.pot -d gateway/ops/locale --no-wrap --ignore-obsolete --ignore-pot-creation-date
 
 bench: $(STAMP)
 	$(PY) -m bench

@@ -18,7 +18,13 @@ Per unit (the listing's ``region_code`` prefix):
   by measure and platform;
 - ``outstanding_confirmations``: (listing, platform) pairs owing an APPLIED sanction
   after the grace period, at month end; ``outstanding_lifts``: measures still applied
-  after a correction or removal beyond the grace period, by measure.
+  after a correction or removal beyond the grace period, by measure;
+- ``by_city``: the listing counters again, per prefecture-level code (the first four
+  digits of ``region_code`` then ``00``), for the codes with any non-zero counter.
+
+``compute_month`` also returns the month's **ledger** (one entry per listing that is
+new, changed or overdue in the month, with its state at month end) and the member
+records at month end; neither is part of the signed document.
 
 ``canonical_json`` turns the document into the bytes the ``MonthlyReport`` signs:
 sorted keys, no insignificant whitespace, UTF-8, integers only.
@@ -32,6 +38,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from types import MappingProxyType
 from typing import Any
 
 from gateway.core.fold import (
@@ -50,20 +57,42 @@ from gateway.core.statements import (
     MemberStatus,
     SanctionAction,
     SanctionConfirmation,
+    SanctionMeasure,
     StatusChange,
 )
 from gateway.core.workdays import REPORT_TZ, ReportMonth
 
 __all__ = [
+    "CITY_COUNTERS",
     "REPORT_FORMAT",
+    "LedgerEntry",
+    "MonthData",
     "UnitReport",
     "canonical_json",
+    "city_code",
+    "compute_month",
     "compute_units",
     "report_document",
     "totals",
 ]
 
 REPORT_FORMAT = "alliance.monthly-report.v1"
+
+# The listing counters that ``by_city`` repeats per prefecture-level code.
+CITY_COUNTERS = (
+    "new_listings_total",
+    "corrected_in_time",
+    "corrected_late",
+    "removed",
+    "escalated",
+    "overdue_at_month_end",
+    "in_force_at_month_end",
+)
+
+
+def city_code(region_code: str) -> str:
+    """The prefecture-level code of a region code: ``330106`` -> ``330100``."""
+    return region_code[:4] + "00"
 
 
 @dataclass(slots=True)
@@ -82,6 +111,7 @@ class UnitReport:
     sanctions_lifted: dict[str, dict[str, int]] = field(default_factory=dict)
     outstanding_confirmations: int = 0
     outstanding_lifts: dict[str, int] = field(default_factory=dict)
+    by_city: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -100,7 +130,41 @@ class UnitReport:
             "outstanding_confirmations": self.outstanding_confirmations,
             "outstanding_lifts": self.outstanding_lifts,
             "outstanding_lifts_total": sum(self.outstanding_lifts.values()),
+            "by_city": {
+                code: {name: counts.get(name, 0) for name in CITY_COUNTERS}
+                for code, counts in sorted(self.by_city.items())
+            },
         }
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """One listing of the month's ledger (台账), as it stood at month end.
+
+    ``measures`` are the sanctions whose newest confirmation at month end is APPLIED,
+    as ``(platform, measure, measure_other)``.
+    """
+
+    listing_id: str
+    listing: Listing
+    step: LifecycleStep
+    overdue: bool
+    new_in_month: bool
+    corrected_at: datetime | None
+    removed_at: datetime | None
+    escalated_at: datetime | None
+    measures: tuple[tuple[str, SanctionMeasure, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MonthData:
+    """What one replay of the log gives for a month: the signed counts per unit, the
+    ledger of the month's listings (in the scope, in listing-time order) and the member
+    records at month end (for display names)."""
+
+    units: dict[str, UnitReport]
+    ledger: tuple[LedgerEntry, ...]
+    members: Mapping[str, MemberRecord]
 
 
 @dataclass(slots=True)
@@ -126,6 +190,17 @@ def compute_units(
     unit: str | None = None,
 ) -> dict[str, UnitReport]:
     """Counts per reporting unit (all 32, or only ``unit``), order-independent."""
+    return compute_month(records, month, grace=grace, unit=unit).units
+
+
+def compute_month(
+    records: Iterable[VerifiedRecord],
+    month: ReportMonth,
+    *,
+    grace: timedelta,
+    unit: str | None = None,
+) -> MonthData:
+    """Counts per reporting unit, the ledger and the members, order-independent."""
     start, end = month.start, month.end
     listings: dict[str, _Listing] = {}
     steps: dict[str, dict[str, tuple[LifecycleStep, datetime]]] = defaultdict(dict)
@@ -150,12 +225,13 @@ def compute_units(
         if m.role is Role.PLATFORM and m.status is MemberStatus.ACTIVE
     )
     units = {u: UnitReport(u) for u in REPORTING_UNITS if unit is None or u == unit}
+    ledger: list[LedgerEntry] = []
     for listing_id in sorted(listings):
         entry = listings[listing_id]
         target = units.get(entry.listing.region_code[:2])
         if target is None:
             continue
-        _count(
+        row = _count(
             target,
             listing_id,
             entry.listing,
@@ -167,7 +243,38 @@ def compute_units(
             end=end,
             grace=grace,
         )
-    return units
+        if row is not None:
+            ledger.append(row)
+    ledger.sort(key=lambda r: (r.listing.listed_at, r.listing_id))
+    by_id = {m.member_id: m for m in members.members()}
+    return MonthData(units, tuple(ledger), MappingProxyType(by_id))
+
+
+def _within(at: datetime | None, start: datetime, end: datetime) -> bool:
+    return at is not None and start <= at < end
+
+
+def _hits(
+    *,
+    new: bool,
+    corrected: bool,
+    in_time: bool,
+    removed: bool,
+    escalated: bool,
+    in_force: bool,
+    overdue: bool,
+) -> list[str]:
+    """The ``CITY_COUNTERS`` one listing adds to."""
+    flags = (
+        ("new_listings_total", new),
+        ("corrected_in_time", corrected and in_time),
+        ("corrected_late", corrected and not in_time),
+        ("removed", removed),
+        ("escalated", escalated),
+        ("overdue_at_month_end", overdue),
+        ("in_force_at_month_end", in_force),
+    )
+    return [name for name, hit in flags if hit]
 
 
 def _count(
@@ -182,8 +289,11 @@ def _count(
     start: datetime,
     end: datetime,
     grace: timedelta,
-) -> None:
-    if month.contains(listing.listed_at):
+) -> LedgerEntry | None:
+    """Count one listing into its unit (and city); its ledger entry when it is new,
+    changed or overdue in the month, else None."""
+    new = month.contains(listing.listed_at)
+    if new:
         _bump2(out.new_listings, listing.list.name, listing.conduct.name)
     # The fold's step at month end: highest precedence, then latest (time, record id).
     step = LifecycleStep.LISTED
@@ -196,26 +306,32 @@ def _count(
         if s not in first or at < first[s]:
             first[s] = at
     corrected = first.get(LifecycleStep.CORRECTED)
-    if corrected is not None and start <= corrected < end:
-        if corrected <= listing.deadline:
-            out.corrected_in_time += 1
-        else:
-            out.corrected_late += 1
     removed = first.get(LifecycleStep.REMOVED)
-    if removed is not None and start <= removed < end:
-        out.removed += 1
     escalated = first.get(LifecycleStep.ESCALATED)
-    if escalated is not None and start <= escalated < end:
-        out.escalated += 1
     in_force = in_force_step(step)
-    if in_force:
-        out.in_force_at_month_end += 1
-        if end > listing.deadline:
-            out.overdue_at_month_end += 1
+    overdue = in_force and end > listing.deadline
+    hits = _hits(
+        new=new,
+        corrected=_within(corrected, start, end),
+        in_time=corrected is not None and corrected <= listing.deadline,
+        removed=_within(removed, start, end),
+        escalated=_within(escalated, start, end),
+        in_force=in_force,
+        overdue=overdue,
+    )
+    for name in hits:
+        if name != "new_listings_total":
+            setattr(out, name, getattr(out, name) + 1)
+    if hits:
+        city = out.by_city.setdefault(city_code(listing.region_code), {})
+        for name in hits:
+            _bump(city, name)
+    changed = any(start <= at < end for _, at in steps.values())
     # Sanctions: confirmations in the month, and the winning state at month end.
     state: dict[SanctionKey, tuple[datetime, int, str]] = {}
     for record_id, c in confirmations.items():
         if start <= c.effective_at < end:
+            changed = True
             table = (
                 out.sanctions_applied
                 if c.action is SanctionAction.APPLIED
@@ -246,6 +362,23 @@ def _count(
         else:
             for measure, _ in o.measures:
                 _bump(out.outstanding_lifts, measure.name)
+    if not (new or changed or overdue):
+        return None
+    applied = sorted(
+        (k for k, v in state.items() if v[1] == SanctionAction.APPLIED.value),
+        key=lambda k: (k[0], k[1].value, k[2]),
+    )
+    return LedgerEntry(
+        listing_id=listing_id,
+        listing=listing,
+        step=step,
+        overdue=overdue,
+        new_in_month=new,
+        corrected_at=corrected,
+        removed_at=removed,
+        escalated_at=escalated,
+        measures=tuple(applied),
+    )
 
 
 _SUMMED = (

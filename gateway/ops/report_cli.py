@@ -1,23 +1,37 @@
-"""``alliance-gateway report``: compute, sign and append the monthly report, write it as
-JSON, CSV and HTML; or print when the next report is due.
+"""``alliance-gateway report``: compute, sign and append the monthly report, and write
+the written report (书面材料) as PDF, DOCX and HTML with the counts as JSON and CSV;
+or print the narrative template, or when the next report is due.
 
     alliance-gateway report --config gateway.toml --month 2026-10 [--region 33]
-        [--out DIR] [--format json,csv,html]
+        --narrative narrative-2026-10-33.toml [--out DIR] [--lang zh-CN|en]
+        [--format json,csv,html,pdf,docx]
+    alliance-gateway report --config gateway.toml --month 2026-10 --draft
+    alliance-gateway report --month 2026-10 --region 33 --narrative-template
     alliance-gateway report --config gateway.toml --next-due
+
+A final report needs the working group's narrative (经验做法, 存在的问题); ``--draft``
+writes the files without it and without signing or appending anything.
 """
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
+from gateway.core.report import MonthData, canonical_json
 from gateway.core.workdays import ReportMonth
 from gateway.errors import RecordError
 from gateway.ops.app import Core
 from gateway.ops.compliance_app import report_service
-from gateway.ops.config import load_config
-from gateway.ops.report_render import FORMATS, write_report
+from gateway.ops.config import Config, load_config
+from gateway.ops.i18n import Locale
+from gateway.ops.report_names import report_locale
+from gateway.ops.report_narrative import Narrative, load_narrative, narrative_template
+from gateway.ops.report_render import FORMATS, check_engines, file_hashes, write_report
+from gateway.ops.report_view import build_view
 from gateway.ops.workcalendar import load_work_calendar
 from gateway.service.ledger import utc_now
 from gateway.service.reports import parse_unit
@@ -29,11 +43,11 @@ def add_subparsers(sub: Any) -> None:
     """Add ``report`` to the ``alliance-gateway`` subcommands."""
     p = sub.add_parser(
         "report",
-        help="compute, sign and append the monthly report (or show the next due date)",
+        help="compute, sign and append the monthly report and write the written report",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--config", type=Path, required=True)
+    p.add_argument("--config", type=Path, help="the gateway's TOML configuration")
     p.add_argument("--month", help="YYYY-MM in Asia/Shanghai (default: the previous month)")
     p.add_argument(
         "--region",
@@ -41,7 +55,25 @@ def add_subparsers(sub: Any) -> None:
     )
     p.add_argument("--out", type=Path, default=Path(), help="folder for the files (default: .)")
     p.add_argument(
-        "--format", default=",".join(FORMATS), help="comma-separated: json,csv,html (default all)"
+        "--format",
+        default=",".join(FORMATS),
+        help=f"comma-separated: {','.join(FORMATS)} (default all)",
+    )
+    p.add_argument("--lang", default="zh-CN", help="zh-CN (default) or en")
+    p.add_argument(
+        "--narrative",
+        type=Path,
+        help="the working group's narrative (TOML; see --narrative-template)",
+    )
+    p.add_argument(
+        "--draft",
+        action="store_true",
+        help="write the files without a narrative; sign and append nothing",
+    )
+    p.add_argument(
+        "--narrative-template",
+        action="store_true",
+        help="print the narrative template for --month and --region, and exit",
     )
     p.add_argument(
         "--next-due", action="store_true", help="print the next report's due date and exit"
@@ -59,46 +91,133 @@ def _formats(text: str) -> list[str]:
     return chosen
 
 
+def _config(args: argparse.Namespace) -> Path:
+    if args.config is None:
+        raise RecordError("--config is required", advice="pass the gateway's TOML file")
+    path: Path = args.config
+    return path
+
+
 def run_report(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    locale = report_locale(args.lang)
+    _ = locale.gettext
     now = utc_now()
+    month = ReportMonth.parse(args.month) if args.month else ReportMonth.containing(now).previous()
+    unit = parse_unit(args.region)
+    scope = unit or "all"
+    if args.narrative_template:
+        print(narrative_template(str(month), scope), end="")
+        return 0
+    config = load_config(_config(args))
     if args.next_due:
         calendar = load_work_calendar(config.calendar_dir)
-        month = calendar.next_due(now)
+        upcoming = calendar.next_due(now)
         print(
-            f"next report: {month}, due {calendar.due_date(month).isoformat()} "
-            f"(late from {calendar.due_by(month).isoformat()})"
+            _("next report: %(month)s, due %(date)s (late from %(late)s)")
+            % {
+                "month": locale.month(upcoming.start),
+                "date": locale.date(calendar.due_date(upcoming)),
+                "late": locale.datetime(calendar.due_by(upcoming)),
+            }
         )
         return 0
     formats = _formats(args.format)
-    month = ReportMonth.parse(args.month) if args.month else ReportMonth.containing(now).previous()
     if month.end > now:
         raise RecordError(
             f"--month: {month} has not ended yet (Asia/Shanghai)",
             advice="report a month once it is over; the default is the previous month",
         )
-    unit = parse_unit(args.region)
-    core = Core(config)
-    try:
-        result = report_service(core).generate(month, unit)
-    finally:
-        core.close()
+    narrative: Narrative | None = None
+    if args.narrative is not None:
+        narrative = load_narrative(args.narrative, month=str(month), scope=scope)
+    elif not args.draft:
+        raise RecordError(
+            "a final report needs the working group's narrative (--narrative FILE)",
+            advice="write it from `alliance-gateway report --narrative-template "
+            f"--month {month}{' --region ' + unit if unit else ''}`, or pass --draft",
+        )
+    check_engines(formats)  # before anything is signed
+    report = _compute(config, month, unit, draft=args.draft)
+    view = build_view(
+        report.document,
+        locale=locale,
+        ledger=report.data.ledger,
+        members=report.data.members,
+        narrative=narrative,
+        generated_at=now,
+        record_id=report.record_id,
+        log_index=report.log_index,
+        draft=args.draft,
+    )
+    stem = f"report-{month}-{scope}" + ("-draft" if args.draft else "")
     paths = write_report(
         args.out,
-        f"report-{month}-{unit or 'all'}",
-        result.statement.content,
-        result.document,
+        stem,
+        report.content,
+        report.document,
         formats,
-        record_id=result.record_id,
-        log_index=result.log_index,
+        view=view,
+        locale=locale,
+        members=report.data.members,
     )
-    print(
-        f"report {month} ({unit or 'all units'}) at checkpoint "
-        f"{result.statement.checkpoint_size}: record {result.record_id}, "
-        f"log index {result.log_index}"
-    )
-    due = result.document.get("due_date")
-    print(f"due {due}" if due else "due date unknown: the calendar lacks the year")
-    for path in paths:
-        print(f"wrote {path}")
+    _print_summary(locale, report, str(month), scope)
+    for name, digest in file_hashes(paths).items():
+        print(_("wrote %(path)s sha256 %(digest)s") % {"path": args.out / name, "digest": digest})
     return 0
+
+
+@dataclass(frozen=True)
+class _Computed:
+    document: dict[str, Any]
+    data: MonthData
+    content: bytes
+    checkpoint_size: int
+    record_id: str | None  # None for a draft: nothing signed
+    log_index: int | None
+
+
+def _compute(config: Config, month: ReportMonth, unit: str | None, *, draft: bool) -> _Computed:
+    core = Core(config)
+    try:
+        service = report_service(core)
+        if draft:
+            checkpoint = service.checkpoint()
+            document, data = service.compute_month(month, unit, checkpoint)
+            return _Computed(
+                document, data, canonical_json(document), checkpoint.tree_size, None, None
+            )
+        result = service.generate(month, unit)
+        return _Computed(
+            result.document,
+            result.data,
+            result.statement.content,
+            result.statement.checkpoint_size,
+            result.record_id,
+            result.log_index,
+        )
+    finally:
+        core.close()
+
+
+def _print_summary(locale: Locale, report: _Computed, month: str, scope: str) -> None:
+    _ = locale.gettext
+    values: dict[str, object] = {"month": month, "scope": scope, "size": report.checkpoint_size}
+    if report.record_id is None:
+        print(
+            _("draft report %(month)s (%(scope)s) at checkpoint %(size)s: not signed, not appended")
+            % values
+        )
+    else:
+        values.update(record=report.record_id, index=report.log_index)
+        print(
+            _(
+                "report %(month)s (%(scope)s) at checkpoint %(size)s: "
+                "record %(record)s, log index %(index)s"
+            )
+            % values
+        )
+    due = report.document.get("due_date")
+    if due:
+        print(_("due %(date)s") % {"date": locale.date(date.fromisoformat(due))})
+    else:
+        print(_("due date unknown: the calendar lacks the year"))

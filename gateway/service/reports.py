@@ -23,7 +23,7 @@ from gateway.core.fold import VerifiedRecord
 from gateway.core.identifiers import REPORTING_UNITS, MemberId
 from gateway.core.notes import NoteSigner
 from gateway.core.policy import authorize_statement
-from gateway.core.report import canonical_json, compute_units, report_document
+from gateway.core.report import MonthData, canonical_json, compute_month, report_document
 from gateway.core.statements import PAYLOAD_TYPES, MonthlyReport
 from gateway.core.workdays import ReportMonth, WorkCalendar
 from gateway.errors import ConfigError, RecordError
@@ -63,6 +63,8 @@ class GeneratedReport:
     duplicate: bool
     statement: MonthlyReport
     document: dict[str, Any]
+    # The same replay's ledger and member records (for the written report; not signed).
+    data: MonthData
 
 
 @dataclass(frozen=True)
@@ -187,10 +189,18 @@ class ReportService:
         self, month: ReportMonth, unit: str | None, checkpoint: StoredCheckpoint
     ) -> dict[str, Any]:
         """The report document at ``checkpoint`` (nothing is signed or appended)."""
-        units = compute_units(
+        return self.compute_month(month, unit, checkpoint)[0]
+
+    def compute_month(
+        self, month: ReportMonth, unit: str | None, checkpoint: StoredCheckpoint
+    ) -> tuple[dict[str, Any], MonthData]:
+        """The report document at ``checkpoint`` and, from the same replay, the month's
+        ledger and member records (nothing is signed or appended)."""
+        data = compute_month(
             replay(self._store, checkpoint.tree_size), month, grace=self._grace, unit=unit
         )
-        return report_document(
+        units = data.units
+        document = report_document(
             issuer=self._gateway_id,
             log_origin=self._origin,
             month=month,
@@ -202,11 +212,12 @@ class ReportService:
             due_date=self._due_date_or_none(month),
             federation=self._federation_health(),
         )
+        return document, data
 
     def generate(self, month: ReportMonth, unit: str | None = None) -> GeneratedReport:
         """Compute the report at a fresh checkpoint, sign it and append it to the log."""
         checkpoint = self.checkpoint()
-        document = self.compute(month, unit, checkpoint)
+        document, data = self.compute_month(month, unit, checkpoint)
         statement = MonthlyReport(
             issuer=self._gateway_id,
             month=str(month),
@@ -231,7 +242,7 @@ class ReportService:
             result.log_index,
         )
         return GeneratedReport(
-            result.record_id, result.log_index, result.duplicate, statement, document
+            result.record_id, result.log_index, result.duplicate, statement, document, data
         )
 
     def reports(self, month: ReportMonth | None = None) -> list[tuple[ReportRef, MonthlyReport]]:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import socket
 import threading
@@ -678,55 +679,97 @@ def test_report_command(
     path = tmp_path / "gateway.toml"
     _write_config(path, config)
     out = tmp_path / "out"
-    assert (
-        cli_main(
-            [
-                "report",
-                "--config",
-                str(path),
-                "--month",
-                "2026-10",
-                "--region",
-                "330100",
-                "--out",
-                str(out),
-            ]
+    base = ["report", "--config", str(path), "--month", "2026-10", "--region", "330100"]
+
+    def signed() -> list[MonthlyReport]:
+        from gateway.ops.app import Core
+
+        core = Core(config)
+        try:
+            found = []
+            for r in core.store.records_range(0, core.store.log_size()):
+                statement = codec.decode_statement(r.payload_type, r.payload)
+                if isinstance(statement, MonthlyReport):
+                    found.append(statement)
+            return found
+        finally:
+            core.close()
+
+    # A final report needs the working group's narrative: refused before anything is
+    # signed, and so is a narrative for another month.
+    assert cli_main([*base, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "narrative" in err and "--narrative-template" in err and "--draft" in err
+    narrative = tmp_path / "narrative.toml"
+    assert cli_main([*base, "--narrative-template"]) == 0
+    template = capsys.readouterr().out
+    assert 'month = "2026-10"' in template and 'scope = "33"' in template
+    narrative.write_text(template, encoding="utf-8")
+    assert cli_main([*base, "--narrative", str(narrative)]) == 2
+    assert "placeholder" in capsys.readouterr().err
+    written = (
+        template.replace("（在此填写经验做法）", "每周调度。")
+        .replace("（在此填写存在的问题）", "确认不及时。")
+        .replace(
+            "（在此填写报送单位，如：浙江省电子商务领域失信问题专项治理工作组）", "浙江省工作组"
         )
-        == 0
     )
+    narrative.write_text(written.replace('"2026-10"', '"2026-09"'), encoding="utf-8")
+    assert cli_main([*base, "--narrative", str(narrative)]) == 2
+    assert "for month '2026-09'" in capsys.readouterr().err
+    assert cli_main([*base, "--lang", "fr", "--draft"]) == 2
+    assert "no report catalog" in capsys.readouterr().err
+    assert signed() == [] and not out.exists()
+
+    # A draft writes the files, signs and appends nothing.
+    assert cli_main([*base, "--draft", "--out", str(out), "--format", "json,html"]) == 0
+    assert "未签名" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == [
+        "report-2026-10-33-draft.html",
+        "report-2026-10-33-draft.json",
+    ]
+    assert "草稿" in (out / "report-2026-10-33-draft.html").read_text(encoding="utf-8")
+    assert signed() == []
+
+    narrative.write_text(written, encoding="utf-8")
+    final = tmp_path / "final"
+    assert cli_main([*base, "--narrative", str(narrative), "--out", str(final)]) == 0
     printed = capsys.readouterr().out
-    assert "report 2026-10 (33)" in printed and "due 2026-11-13" in printed
-    files = sorted(p.name for p in out.iterdir())
+    assert "月报 2026-10（33），检查点" in printed and "报送截止日 2026年11月13日" in printed
+    files = sorted(p.name for p in final.iterdir())
     assert files == [
+        "report-2026-10-33-cities.csv",
         "report-2026-10-33-sanctions.csv",
         "report-2026-10-33.csv",
+        "report-2026-10-33.docx",
         "report-2026-10-33.html",
         "report-2026-10-33.json",
+        "report-2026-10-33.pdf",
     ]
-    document = json.loads((out / "report-2026-10-33.json").read_bytes())
+    for name in files:
+        digest = hashlib.sha256((final / name).read_bytes()).hexdigest()
+        assert f"{final / name} sha256 {digest}" in printed
+    document = json.loads((final / "report-2026-10-33.json").read_bytes())
     assert document["scope"] == "33" and [u["unit"] for u in document["units"]] == ["33"]
     assert document["units"][0]["new_listings_total"] == 1
-    csv_lines = (out / "report-2026-10-33.csv").read_text().splitlines()
-    assert csv_lines[0].startswith("month,unit,name,new_listings_total")
-    assert csv_lines[1].startswith("2026-10,33,Zhejiang,1,")
+    csv_lines = (final / "report-2026-10-33.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert csv_lines[0].startswith("月份,单位代码,报送单位,新增列入")
+    assert csv_lines[1].startswith("2026-10,33,浙江省,1,")
 
     # The record in the log holds exactly the bytes written to the JSON file.
-    from gateway.ops.app import Core
+    assert [r.content for r in signed()] == [(final / "report-2026-10-33.json").read_bytes()]
 
-    core = Core(config)
-    try:
-        reports = [
-            codec.decode_statement(r.payload_type, r.payload)
-            for r in core.store.records_range(0, core.store.log_size())
-            if r.payload_type.endswith("monthly-report.v1+protobuf")
-        ]
-    finally:
-        core.close()
-    assert [r.content for r in reports] == [(out / "report-2026-10-33.json").read_bytes()]  # type: ignore[union-attr]
+    # English on request.
+    english = tmp_path / "english"
+    args = [*base, "--narrative", str(narrative), "--out", str(english), "--format", "csv"]
+    assert cli_main([*args, "--lang", "en"]) == 0
+    assert "report 2026-10 (33) at checkpoint" in capsys.readouterr().out
+    header = (english / "report-2026-10-33.csv").read_text(encoding="utf-8-sig").splitlines()[0]
+    assert header.startswith("Month,Unit code,Reporting unit,New listings")
 
-    assert cli_main(["report", "--config", str(path), "--month", "2099-01"]) == 2
+    assert cli_main(["report", "--config", str(path), "--month", "2099-01", "--draft"]) == 2
     assert "has not ended" in capsys.readouterr().err
-    assert cli_main(["report", "--config", str(path), "--month", "2026-10", "--format", "pdf"]) == 2
+    assert cli_main([*base, "--draft", "--format", "xlsx"]) == 2
     assert cli_main(["report", "--config", str(path), "--month", "2026-10", "--region", "99"]) == 2
 
     code = cli_main(["report", "--config", str(path), "--next-due"])
@@ -734,7 +777,11 @@ def test_report_command(
     calendar = load_work_calendar()
     try:
         month = calendar.next_due(now)
-        expected = f"next report: {month}, due {calendar.due_date(month).isoformat()}"
+        due = calendar.due_date(month)
+        expected = (
+            f"下一期月报：{month.year}年{month.month}月，"
+            f"报送截止日 {due.year}年{due.month}月{due.day}日"
+        )
         assert code == 0 and expected in capsys.readouterr().out
     except Exception:  # run in a year the shipped calendars do not cover
         assert code == 2 and "no holiday schedule" in capsys.readouterr().err

@@ -6,12 +6,21 @@ import hashlib
 import json
 import random
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gateway.core.fold import ListState, VerifiedRecord
-from gateway.core.report import canonical_json, compute_units, report_document, totals
+from gateway.core.report import (
+    CITY_COUNTERS,
+    canonical_json,
+    city_code,
+    compute_month,
+    compute_units,
+    report_document,
+    totals,
+)
 from gateway.core.statements import (
     ConductType,
     LifecycleStep,
@@ -238,7 +247,9 @@ ZERO: dict[str, Any] = {
     "outstanding_confirmations": 0,
     "outstanding_lifts": {},
     "outstanding_lifts_total": 0,
+    "by_city": {},
 }
+CITY_ZERO = dict.fromkeys(CITY_COUNTERS, 0)
 
 EXPECTED = {
     "33": {
@@ -258,6 +269,17 @@ EXPECTED = {
         "outstanding_confirmations": 1,  # L5: shop-b
         "outstanding_lifts": {"LOWER_CREDIT_RATING": 1},  # L6: shop-b
         "outstanding_lifts_total": 1,
+        "by_city": {
+            "330100": {
+                "new_listings_total": 1,
+                "corrected_in_time": 2,
+                "corrected_late": 1,
+                "removed": 1,
+                "escalated": 2,
+                "overdue_at_month_end": 4,
+                "in_force_at_month_end": 6,
+            }
+        },
     },
     "44": {
         **ZERO,
@@ -266,6 +288,7 @@ EXPECTED = {
         "new_listings": {"KEY_SCRUTINY": {"FALSE_ADVERTISING_PENALTY": 1}},
         "new_listings_total": 1,
         "in_force_at_month_end": 1,
+        "by_city": {"440300": {**CITY_ZERO, "new_listings_total": 1, "in_force_at_month_end": 1}},
     },
     "66": {
         **ZERO,
@@ -274,6 +297,7 @@ EXPECTED = {
         "new_listings": {"BLACKLIST": {"COUNTERFEIT": 1}},
         "new_listings_total": 1,
         "in_force_at_month_end": 1,
+        "by_city": {"660000": {**CITY_ZERO, "new_listings_total": 1, "in_force_at_month_end": 1}},
     },
 }
 
@@ -287,6 +311,53 @@ def test_october_matches_hand_counts() -> None:
             assert report.to_json() == {**ZERO, "unit": unit, "name": report.to_json()["name"]}
         else:
             assert report.to_json() == expected
+
+
+def test_by_city_splits_a_unit_by_prefecture_code() -> None:
+    r = october_records()
+    r.listing("NB", utc(2026, 10, 3), region="330203")  # Ningbo, Haishu district
+    r.listing("NB2", utc(2026, 10, 4), region="330200")
+    r.listing("ZJ", utc(2026, 10, 5), region="330000")  # the province itself
+    zj = compute_units(r.items, OCTOBER, grace=GRACE)["33"].to_json()
+    assert zj["new_listings_total"] == 4
+    assert list(zj["by_city"]) == ["330000", "330100", "330200"]  # sorted codes
+    assert zj["by_city"]["330200"] == {
+        **CITY_ZERO,
+        "new_listings_total": 2,
+        "in_force_at_month_end": 2,
+    }
+    assert zj["by_city"]["330000"]["new_listings_total"] == 1
+    # The cities add up to the unit.
+    for name in CITY_COUNTERS:
+        assert sum(c[name] for c in zj["by_city"].values()) == zj[name]
+    assert city_code("659001") == "659000" and city_code("660000") == "660000"
+
+
+def test_ledger_holds_the_months_listings_at_month_end() -> None:
+    r = october_records()
+    data = compute_month(r.items, OCTOBER, grace=GRACE)
+    names = {rid(n): n for n in (f"L{i}" for i in range(1, 14))}
+    got = [names[e.listing_id] for e in data.ledger]
+    # L2 (listed in September, nothing happened in October, not overdue) and L10
+    # (listed in November) are not the month's; ordered by listing time.
+    assert got == ["L8", "L9", "L7", "L4", "L5", "L6", "L13", "L12", "L1", "L3", "L11"]
+    by_name = {names[e.listing_id]: e for e in data.ledger}
+    l4 = by_name["L4"]
+    assert l4.overdue and not l4.new_in_month and l4.step is LifecycleStep.ESCALATED
+    assert l4.escalated_at == utc(2026, 9, 15)
+    assert l4.measures == ((SHOP_A, SanctionMeasure.CLOSE_STORE, ""),)
+    l7 = by_name["L7"]  # corrected late, its sanction lifted: nothing applied at month end
+    assert (l7.step, l7.overdue, l7.measures) == (LifecycleStep.CORRECTED, False, ())
+    assert l7.corrected_at == utc(2026, 10, 5)
+    assert by_name["L6"].measures == ((SHOP_B, SanctionMeasure.LOWER_CREDIT_RATING, ""),)
+    assert by_name["L1"].new_in_month and by_name["L1"].step is LifecycleStep.NOTICE_SERVED
+    # L12's November correction is after the month: the first one counts.
+    assert by_name["L12"].corrected_at == utc(2026, 10, 31, 15, 59)
+    # One unit's ledger holds that unit's listings only.
+    zj = compute_month(r.items, OCTOBER, grace=GRACE, unit="44")
+    assert [names[e.listing_id] for e in zj.ledger] == ["L3"]
+    # Members as at month end: shop-d registered in November is not there yet.
+    assert SHOP_D not in data.members and data.members[SHOP_C].status is MemberStatus.SUSPENDED
 
 
 def test_order_and_duplicates_do_not_matter() -> None:
@@ -409,3 +480,19 @@ def test_monthly_report_checks_itself(field: str, value: object, message: str) -
     values[field] = value
     with pytest.raises(RecordError, match=message):
         MonthlyReport(**values)
+
+
+def test_protocol_by_city_example() -> None:
+    """docs/PROTOCOL.md §7.4's by_city example, recomputed."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "PROTOCOL.md").read_text("utf-8")
+    start = doc.index("Example by_city:")
+    begin = doc.index("```json\n", start) + len("```json\n")
+    block = doc[begin : doc.index("\n```", begin)]
+    r = Records()
+    r.listing("A", utc(2026, 10, 5), region="330106")
+    r.listing("B", utc(2026, 7, 1), region="330203")
+    c = r.listing("C", utc(2026, 7, 20), region="330203")
+    r.step("C-fix", c, LifecycleStep.CORRECTED, utc(2026, 10, 18))
+    r.listing("D", utc(2026, 10, 9), region="330000")
+    unit = compute_units(r.items, OCTOBER, grace=GRACE, unit="33")["33"].to_json()
+    assert canonical_json(unit["by_city"]).decode() == block
