@@ -400,6 +400,8 @@ def submit_file(
         else:
             report.stored += 1
         progress()
-    report.rejected = sorted([*report.rejected, *bad_rows], key=lambda r: r.line)
     progress()
+    # Only now do the rows the file refused join the gateway's refusals: progress()
+    # counts the two lists apart, so merging earlier counted each such row twice.
+    report.rejected = sorted([*report.rejected, *bad_rows], key=lambda r: r.line)
     return report
