@@ -515,14 +515,14 @@ def _submit_file(args: argparse.Namespace) -> int:
     language: import_messages.Language = args.lang or import_messages.user_language()
     if args.window_days < 0:
         raise RecordError("--window-days: must not be negative")
-    options = bulk.ImportOptions(
-        fmt=bulk.detect_format(args.file, args.format),
-        encoding=args.encoding,
-        sheet=args.sheet,
-        historical=args.historical,
-        window_days=args.window_days,
-    )
     try:
+        options = bulk.ImportOptions(
+            fmt=bulk.detect_format(args.file, args.format),
+            encoding=args.encoding,
+            sheet=args.sheet,
+            historical=args.historical,
+            window_days=args.window_days,
+        )
         if args.dry_run:
             ctx = bulk.row_context(load_profile(args.profile), window_days=args.window_days)
             report = bulk.check_file(args.file, ctx, options)
@@ -534,10 +534,11 @@ def _submit_file(args: argparse.Namespace) -> int:
         text, advice = e.text(language)
         print(f"error: {text}\nhint: {advice or e.advice}", file=sys.stderr)
         return EXIT_USAGE
-    _print_import(report, language)
-    if args.report is not None:
+    if args.report is not None:  # first: the file is the record, the screen may be a pipe
         with args.report.open("w", encoding="utf-8-sig", newline="") as out:
             bulk.write_report(report, out, language)
+    _print_import(report, language)
+    if args.report is not None:
         print(import_messages.Message("report_written", {"path": args.report}).text(language))
     return 0 if report.ok else EXIT_REFUSED
 
