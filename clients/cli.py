@@ -82,7 +82,7 @@ Columns (English field names or Chinese headers; empty = unset):
 Values in English (blacklist, fake-transactions) or Chinese (黑名单, 刷单炒信). Dates
 as 2026-10-01, 2026/10/1, 2026年10月1日 or Excel dates (midnight Beijing time), or ISO
 8601 times with an offset; fixed times make a second run of the same file report
-duplicates instead of new records. The full tables: docs/OPERATIONS.md.
+duplicates instead of new records. The full tables: docs/OPERATIONS.md §10.
 
 A listing dated more than --window-days (30, the gateway's default backdating window)
 ago is refused unless the file is an existing list imported with --historical.

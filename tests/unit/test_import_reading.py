@@ -11,7 +11,8 @@ from openpyxl import Workbook
 
 from clients.import_messages import ImportFileError
 from clients.tabular import Cells, count_rows, detect_encoding, open_table
-from clients.vocabulary import column_for
+from clients.vocabulary import COLUMNS, IGNORED_COLUMNS, NAMES, column_for
+from gateway.core.statements import ConductType, ListKind
 
 HEADER = "统一社会信用代码,主体名称,列入名单,失信行为,决定文书号,列入日期,所属地区"
 ROW = "91330100716105852F,杭州某某贸易有限公司,黑名单,刷单炒信,浙市监〔2026〕42号,2026/10/1,浙江省"
@@ -192,3 +193,13 @@ def test_a_file_that_is_no_workbook_is_refused(tmp_path: Path) -> None:
     path.write_text(f"{HEADER}\n{ROW}\n")
     with pytest.raises(ImportFileError, match=r"fake\.xlsx cannot be read as an XLSX workbook"):
         read(path, "xlsx")
+
+
+def test_the_operations_guide_lists_every_word() -> None:
+    guide = (Path(__file__).parents[2] / "docs" / "OPERATIONS.md").read_text(encoding="utf-8")
+    section = guide[guide.index("## 10. Importing existing lists") :]
+    words = [w for headers in COLUMNS.values() for w in headers] + list(IGNORED_COLUMNS)
+    for cls in (ListKind, ConductType):
+        words += [w for names in NAMES[cls].values() for w in names if "(" not in w]
+    missing = [w for w in words if w not in section]
+    assert not missing, f"docs/OPERATIONS.md §10 does not list {missing}"
