@@ -52,6 +52,20 @@ def test_the_encoding_is_detected(tmp_path: Path, data: bytes, expected: str) ->
         assert row.values["name"] in ("杭州某某贸易有限公司", "杭州䶵贸易有限公司")
 
 
+def test_the_whole_file_decides_not_its_beginning(tmp_path: Path) -> None:
+    """Past the first megabyte: a GBK row at the end, a character split by a read."""
+    filler = ("uscc\n" + "91330100716105852F\n" * 80_000).encode()  # 1.5 MB of ASCII
+    late = tmp_path / "late.csv"
+    late.write_bytes(filler + "杭州\n".encode("gbk"))
+    assert detect_encoding(late) == "gb18030"
+    split = tmp_path / "split.csv"
+    head = b"uscc\n" + b"x" * ((1 << 20) - 6) + b"\n"  # the next character straddles 1 MiB
+    split.write_bytes(head + "杭州\n".encode())
+    assert detect_encoding(split) == "utf-8-sig"
+    with pytest.raises(ImportFileError, match=r"not UTF-8 text \(byte 1520005\)"):
+        detect_encoding(late, "utf-8")
+
+
 def test_the_encoding_can_be_named_and_a_wrong_name_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "gbk.csv"
     path.write_bytes(f"{HEADER}\n{ROW}\n".encode("gbk"))
