@@ -22,8 +22,9 @@ from openpyxl import Workbook
 from test_client import make_uscc, write_profile
 
 from clients import bulk
-from clients.cli import _ProgressDisplay, main
+from clients.cli import main
 from clients.client import AllianceClient
+from clients.import_cli import ProgressDisplay
 from clients.profile import load_profile
 from clients.statements import BEIJING
 
@@ -311,18 +312,18 @@ def test_the_progress_display_shows_each_count_and_only_on_a_terminal() -> None:
         bulk.Progress(3, 3, 1, 1, 1),
     ]
     screen = _Terminal()
-    with _ProgressDisplay(screen, "en") as display:
+    with ProgressDisplay(screen, "en") as display:
         for p in steps:
             display.update(p)
     shown = screen.getvalue()
     assert "3/3" in shown and "stored 1  dup 1  refused 1" in shown
     assert "150%" not in shown and "4/3" not in shown
     chinese = _Terminal()
-    with _ProgressDisplay(chinese, "zh-CN") as display:
+    with ProgressDisplay(chinese, "zh-CN") as display:
         display.update(steps[-1])
     assert "存入 1  重复 1  拒绝 1" in chinese.getvalue()
     pipe = io.StringIO()
-    with _ProgressDisplay(pipe, "en") as display:
+    with ProgressDisplay(pipe, "en") as display:
         for p in steps:
             display.update(p)
     assert pipe.getvalue() == ""

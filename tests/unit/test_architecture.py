@@ -96,6 +96,8 @@ DEPENDENCY_IMPORTS = {
     "grpcio-health-checking": "grpc_health",
     "protobuf": "google",
     "cryptography": "cryptography",
+    "openpyxl": "openpyxl",
+    "tqdm": "tqdm",
 }
 
 
