@@ -237,12 +237,18 @@ def _rows(
     """
     source = iter(lines)
     header: _Header | None = None
+    first: tuple[int, list[object]] | None = None  # the first non-empty row
     for line, cells in source:
-        if all(_blank(c) for c in cells) or _is_title(cells):
+        if all(_blank(c) for c in cells):
+            continue
+        first = first or (line, cells)
+        if _is_title(cells):
             continue
         header = _header(line, cells)
         break
     if header is None:
+        if first is not None:  # only "titles": the first names an unknown column
+            _header(*first)
         return None, iter(())
     return header, _data(header, source, ragged=ragged)
 

@@ -172,6 +172,9 @@ def test_csv_structure_errors(tmp_path: Path) -> None:
         rows(path)
     assert "统一社会信用代码" not in err.value.advice and "uscc" in err.value.advice
     assert err.value.text("zh-CN")[0] == "第1行：无法识别的列“colour”"
+    path.write_text("colour\nred\n\nblue\n")  # one unknown column: not a title, an error
+    with pytest.raises(ImportFileError, match="line 1: unknown column 'colour'"):
+        rows(path)
     path.write_text("uscc,统一社会信用代码\n")
     with pytest.raises(
         ImportFileError, match="columns 'uscc' and '统一社会信用代码' both mean uscc"
