@@ -1,133 +1,106 @@
-"""Bulk submission from a file: CSV or JSON Lines, one statement per row or line.
+"""Bulk submission from a list file, and its dry run.
 
-Both formats carry the same fields; an empty or absent field is unset. The issuer is
+A file (CSV in UTF-8 or GB18030/GBK, XLSX, or JSON Lines: ``clients.tabular``) holds
+one statement per row, under English or Chinese headers (``clients.vocabulary``); each
+row becomes a statement through ``clients.importing.row_to_statement``. The issuer is
 always the profile's member (members sign only as themselves).
 
-``type``
-    ``listing`` (the default), ``status-change`` or ``sanction``.
-Listing fields
-    ``uscc`` or ``resident_id`` (hashed with the alliance key before it leaves this
-    machine), ``name``, ``stores`` (``PLATFORM_MEMBER_ID:STORE_ID`` items separated by
-    spaces; in JSON also a list), ``list`` (``blacklist``, ``key-scrutiny``),
-    ``conduct`` (e.g. ``fake-transactions``, ``other``), ``conduct_other``, ``region``
-    (default: the profile's region_code), ``decision_ref``, ``listed_at``,
-    ``deadline``, ``summary``, ``legal_basis``.
-Status-change fields
-    ``listing_id``, ``step`` (``notice-served``, ``commitment-signed``, ``corrected``,
-    ``removed``, ``escalated``), ``effective_at``, ``decision_ref``, ``reason``,
-    ``decided_by``.
-Sanction fields
-    ``listing_id``, ``measure`` (e.g. ``close-store``, ``other``), ``measure_other``,
-    ``action`` (``applied``, the default, or ``lifted``), ``effective_at``,
-    ``store_id``, ``note``.
+``check_file`` is the dry run: it reads and validates every row exactly as a real run
+does and submits nothing. ``submit_file`` streams the good rows to the gateway
+(``AllianceClient.submit_many``). Both return a ``BulkReport``: rows read, stored,
+duplicates, and a ``Rejection`` per problem, naming the line, the column and the reason
+(a row the file refuses may have several problems; the gateway refuses a row once).
+Rows with problems are never sent. Submitting the same file again yields the same
+records (times are required, so the bytes are the same) and reports duplicates.
 
-Times are ISO 8601 with an offset, or a date (midnight Beijing time). ``listed_at``
-and ``effective_at`` are required, so that submitting the same file again yields the
-same records (a record's id is the hash of its bytes) and reports duplicates rather
-than new records. A field that does not belong to the row's type is an error.
-
-CSV: UTF-8 (a BOM is allowed), a header row naming the fields, then one row per
-statement; line numbers count the header as line 1. JSON Lines: one JSON object per
-line with string values; blank lines are skipped.
-
-``submit_file`` streams the rows to the gateway (``AllianceClient.submit_many``) and
-returns a ``BulkReport``: stored, duplicates, and every rejected row with its line
-number and reason, whether the file or the gateway refused it.
+``write_report`` writes the rejections as CSV (line, column, reason) in the user's
+language, UTF-8 with a BOM so that Excel opens it.
 """
 
 from __future__ import annotations
 
 import csv
-import json
+import functools
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Final, Literal
+from typing import TextIO
 
-from clients import statements as build
 from clients.client import AllianceClient
-from gateway.core.statements import (
-    ConductType,
-    LifecycleStep,
-    ListKind,
-    SanctionAction,
-    SanctionMeasure,
-    Statement,
+from clients.import_messages import Language, Message, table
+from clients.importing import (
+    DEFAULT_WINDOW,
+    RowContext,
+    RowProblems,
+    row_to_statement,
 )
-from gateway.errors import GatewayError, RecordError
+from clients.profile import Profile
+from clients.tabular import FORMATS, Format, count_rows, detect_format, open_table
+from gateway.core.statements import Listing, Statement
 
 __all__ = [
     "FORMATS",
     "BulkReport",
     "Format",
+    "ImportOptions",
     "Progress",
     "Rejection",
     "Row",
+    "check_file",
     "count_rows",
     "detect_format",
     "read_rows",
+    "row_context",
     "submit_file",
+    "write_report",
 ]
-
-Format = Literal["csv", "jsonl"]
-FORMATS: Final[tuple[Format, ...]] = ("csv", "jsonl")
-
-_KIND_FIELDS: Final = {
-    "listing": {
-        "uscc",
-        "resident_id",
-        "name",
-        "stores",
-        "list",
-        "conduct",
-        "conduct_other",
-        "region",
-        "decision_ref",
-        "listed_at",
-        "deadline",
-        "summary",
-        "legal_basis",
-    },
-    "status-change": {"listing_id", "step", "effective_at", "decision_ref", "reason", "decided_by"},
-    "sanction": {
-        "listing_id",
-        "measure",
-        "measure_other",
-        "action",
-        "effective_at",
-        "store_id",
-        "note",
-    },
-}
-_ALL_FIELDS: Final = {"type"}.union(*_KIND_FIELDS.values())
-_SUFFIXES: Final[dict[str, Format]] = {
-    ".csv": "csv",
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".json": "jsonl",
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Row:
-    """One parsed row: a statement, or the reason it is not one."""
-
-    line: int
-    statement: Statement | None
-    error: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
+    """One problem of one row: where, and why."""
+
     line: int
-    reason: str
-    code: str  # "file" when the row did not parse, else the gRPC status name
+    column: str  # the field ("" for the row as a whole)
+    message: Message
+    code: str = "file"  # "file" when the row was not sent, else the gRPC status name
+    label: str = ""  # the column as the file heads it
+
+    @property
+    def reason(self) -> str:
+        return self.message.text()
+
+    def where(self) -> str:
+        return self.label or self.column
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One row read: a statement, or its problems."""
+
+    line: int
+    statement: Statement | None
+    problems: tuple[Rejection, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ImportOptions:
+    """How to read a file, and whether it is an existing list being imported."""
+
+    fmt: Format | None = None  # None: from the file name
+    encoding: str = "auto"
+    sheet: str | None = None
+    historical: bool = False
+    window_days: int = DEFAULT_WINDOW.days
 
 
 @dataclass(frozen=True, slots=True)
 class Progress:
+    """Rows done so far; each row is counted once, as stored, duplicate or rejected."""
+
     done: int
     total: int
     stored: int
@@ -140,266 +113,150 @@ class BulkReport:
     total: int = 0
     stored: int = 0
     duplicates: int = 0
+    valid: int = 0  # rows that passed every check of the file (all a dry run knows)
+    historical: int = 0  # listings that went in as a historical import
+    dry_run: bool = False
     rejected: list[Rejection] = field(default_factory=list)
+
+    @property
+    def refused(self) -> int:
+        """Rows with at least one problem."""
+        return len({r.line for r in self.rejected})
 
     @property
     def ok(self) -> bool:
         return not self.rejected
 
 
-def detect_format(path: Path, explicit: str | None = None) -> Format:
-    value = explicit or _SUFFIXES.get(path.suffix.lower())
-    for known in FORMATS:
-        if value == known:
-            return known
-    raise RecordError(
-        f"format: cannot tell the format of {path.name}",
-        advice="name the file .csv or .jsonl, or pass --format csv|jsonl",
+def row_context(profile: Profile, *, window_days: int = DEFAULT_WINDOW.days) -> RowContext:
+    """The context rows of ``profile``'s member are read in (the alliance key read once)."""
+    return RowContext(
+        profile.member_id,
+        profile.region_code,
+        functools.cache(profile.hmac_key),
+        window=timedelta(days=window_days),
     )
-
-
-# --- reading -------------------------------------------------------------------------
-
-
-def _raw_rows(path: Path, fmt: Format) -> Iterator[tuple[int, Mapping[str, object] | str]]:
-    """``(line, fields)`` per row, or ``(line, error)`` when a row is not even a mapping."""
-    try:
-        handle = path.open(encoding="utf-8-sig", newline="")
-    except OSError as e:
-        raise RecordError(f"file: cannot open {path}: {e}") from e
-    with handle:
-        try:
-            if fmt == "csv":
-                yield from _csv_rows(handle)
-            else:
-                yield from _jsonl_rows(handle)
-        except UnicodeDecodeError as e:
-            raise RecordError(f"file: {path} is not UTF-8: {e}") from e
-
-
-def _csv_rows(handle: Iterator[str]) -> Iterator[tuple[int, Mapping[str, object] | str]]:
-    reader = csv.reader(handle, strict=True)
-    try:
-        header = next(reader)
-    except StopIteration:
-        return
-    except csv.Error as e:
-        raise RecordError(f"line 1: {e}") from e
-    names = [h.strip() for h in header]
-    unknown = [n for n in names if n not in _ALL_FIELDS]
-    if unknown:
-        raise RecordError(
-            f"line 1: unknown column {unknown[0]!r}",
-            advice=f"columns are: {', '.join(sorted(_ALL_FIELDS))}",
-        )
-    if len(set(names)) != len(names):
-        raise RecordError("line 1: a column is repeated")
-    while True:
-        line = reader.line_num + 1
-        try:
-            cells = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as e:
-            yield line, str(e)
-            return
-        if not any(c.strip() for c in cells):
-            continue
-        if len(cells) != len(names):
-            yield line, f"{len(cells)} cells, but the header has {len(names)} columns"
-            continue
-        yield line, dict(zip(names, cells, strict=True))
-
-
-def _jsonl_rows(handle: Iterator[str]) -> Iterator[tuple[int, Mapping[str, object] | str]]:
-    for line, text in enumerate(handle, start=1):
-        if not text.strip():
-            continue
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError as e:
-            yield line, f"not valid JSON: {e.msg} (column {e.colno})"
-            continue
-        if not isinstance(value, dict):
-            yield line, "a line must hold one JSON object"
-            continue
-        yield line, value
-
-
-def count_rows(path: Path, fmt: Format) -> int:
-    """How many rows the file holds (for a progress bar)."""
-    return sum(1 for _ in _raw_rows(path, fmt))
-
-
-@dataclass(frozen=True, slots=True)
-class _Context:
-    issuer: str
-    region_code: str
-    hmac_key: Callable[[], bytes]
 
 
 def read_rows(
     path: Path,
-    fmt: Format,
+    ctx: RowContext,
+    options: ImportOptions = ImportOptions(),
     *,
-    issuer: str,
-    region_code: str,
-    hmac_key: Callable[[], bytes],
+    imported_at: datetime | None = None,
 ) -> Iterator[Row]:
-    """Parse every row of ``path`` into a statement signed later by ``issuer``."""
-    ctx = _Context(issuer, region_code, hmac_key)
-    for line, raw in _raw_rows(path, fmt):
-        if isinstance(raw, str):
-            yield Row(line, None, raw)
+    """Read and validate every row of ``path``; one ``Row`` per row of the file."""
+    fmt = options.fmt or detect_format(path)
+    now = imported_at or datetime.now(UTC)
+    with open_table(path, fmt, encoding=options.encoding, sheet=options.sheet) as source:
+        labels = source.labels
+        for cells in source.rows:
+            if cells.values is None:
+                assert cells.problem is not None
+                label = labels.get(cells.column, cells.column)
+                problem = Rejection(cells.line, cells.column, cells.problem, label=label)
+                yield Row(cells.line, None, (problem,))
+                continue
+            try:
+                statement = row_to_statement(
+                    cells.values, ctx, historical=options.historical, imported_at=now
+                )
+            except RowProblems as e:
+                problems = tuple(
+                    Rejection(cells.line, p.column, p.message, label=labels.get(p.column, ""))
+                    for p in e.problems
+                )
+                yield Row(cells.line, None, problems)
+                continue
+            yield Row(cells.line, statement)
+
+
+def check_file(
+    path: Path,
+    ctx: RowContext,
+    options: ImportOptions = ImportOptions(),
+    *,
+    imported_at: datetime | None = None,
+) -> BulkReport:
+    """The dry run: validate every row as ``submit_file`` would, and submit nothing."""
+    report = BulkReport(dry_run=True)
+    for row in read_rows(path, ctx, options, imported_at=imported_at):
+        report.total += 1
+        if row.statement is None:
+            report.rejected.extend(row.problems)
             continue
-        try:
-            yield Row(line, _statement(raw, ctx))
-        except GatewayError as e:
-            yield Row(line, None, str(e))
-
-
-def _text(raw: Mapping[str, object], name: str) -> str:
-    value = raw.get(name, "")
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise RecordError(f"{name}: must be a string, got {type(value).__name__}")
-    return value.strip()
-
-
-def _required(raw: Mapping[str, object], name: str) -> str:
-    value = _text(raw, name)
-    if not value:
-        raise RecordError(f"{name}: required")
-    return value
-
-
-def _statement(raw: Mapping[str, object], ctx: _Context) -> Statement:
-    unknown = sorted(set(raw) - _ALL_FIELDS)
-    if unknown:
-        raise RecordError(f"{unknown[0]}: unknown field")
-    kind = _text(raw, "type") or "listing"
-    fields = _KIND_FIELDS.get(kind)
-    if fields is None:
-        raise RecordError(f"type: {kind!r} is not one of {', '.join(_KIND_FIELDS)}")
-    stray = sorted(n for n in set(raw) - fields - {"type"} if _present(raw[n]))
-    if stray:
-        raise RecordError(f"{stray[0]}: not a field of a {kind}")
-    if kind == "listing":
-        return _listing(raw, ctx)
-    if kind == "status-change":
-        return build.status_change(
-            ctx.issuer,
-            _required(raw, "listing_id"),
-            build.parse_enum(LifecycleStep, _required(raw, "step"), field="step"),
-            effective_at=build.parse_time(_required(raw, "effective_at"), field="effective_at"),
-            decision_ref=_text(raw, "decision_ref"),
-            reason=_text(raw, "reason"),
-            decided_by=_text(raw, "decided_by"),
-        )
-    return build.sanction(
-        ctx.issuer,
-        _required(raw, "listing_id"),
-        build.parse_enum(SanctionMeasure, _required(raw, "measure"), field="measure"),
-        action=build.parse_enum(SanctionAction, _text(raw, "action") or "applied", field="action"),
-        measure_other=_text(raw, "measure_other"),
-        effective_at=build.parse_time(_required(raw, "effective_at"), field="effective_at"),
-        store_id=_text(raw, "store_id"),
-        note=_text(raw, "note"),
-    )
-
-
-def _present(value: object) -> bool:
-    return value not in (None, "", [])
-
-
-def _stores(raw: Mapping[str, object]) -> list[str]:
-    value = raw.get("stores", "")
-    if isinstance(value, list):
-        if not all(isinstance(v, str) for v in value):
-            raise RecordError("stores: a list of PLATFORM_MEMBER_ID:STORE_ID strings")
-        return [v for v in value if v.strip()]
-    return _text(raw, "stores").split()
-
-
-def _listing(raw: Mapping[str, object], ctx: _Context) -> Statement:
-    stores = [build.parse_store(s, field="stores") for s in _stores(raw)]
-    uscc, resident = _text(raw, "uscc"), _text(raw, "resident_id")
-    if bool(uscc) == bool(resident):
-        raise RecordError("uscc, resident_id: give exactly one")
-    if uscc:
-        subject = build.company_subject(uscc, name=_text(raw, "name"), stores=stores)
-    else:
-        if _text(raw, "name"):
-            raise RecordError("name: only for enterprises (uscc), never for natural persons")
-        subject = build.person_subject(resident, ctx.hmac_key(), stores=stores)
-    deadline = _text(raw, "deadline")
-    return build.new_listing(
-        ctx.issuer,
-        subject,
-        list_kind=build.parse_enum(ListKind, _required(raw, "list"), field="list"),
-        conduct=build.parse_enum(ConductType, _required(raw, "conduct"), field="conduct"),
-        conduct_other=_text(raw, "conduct_other"),
-        decision_ref=_required(raw, "decision_ref"),
-        region_code=_text(raw, "region") or ctx.region_code,
-        listed_at=build.parse_time(_required(raw, "listed_at"), field="listed_at"),
-        correction_deadline=build.parse_time(deadline, field="deadline") if deadline else None,
-        summary=_text(raw, "summary"),
-        legal_basis=_text(raw, "legal_basis"),
-    )
-
-
-# --- submitting ----------------------------------------------------------------------
+        report.valid += 1
+        if options.historical and isinstance(row.statement, Listing):
+            report.historical += 1
+    return report
 
 
 def submit_file(
     client: AllianceClient,
     path: Path,
+    options: ImportOptions = ImportOptions(),
     *,
-    fmt: Format | None = None,
     on_progress: Callable[[Progress], None] | None = None,
+    imported_at: datetime | None = None,
 ) -> BulkReport:
-    """Stream every row of ``path`` to the gateway; report what became of each."""
-    fmt = fmt or detect_format(path)
-    profile = client.profile
-    report = BulkReport(total=count_rows(path, fmt))
+    """Stream every good row of ``path`` to the gateway; report what became of each."""
+    fmt = options.fmt or detect_format(path)
+    options = ImportOptions(
+        fmt, options.encoding, options.sheet, options.historical, options.window_days
+    )
+    ctx = row_context(client.profile, window_days=options.window_days)
+    report = BulkReport(total=count_rows(path, fmt, encoding=options.encoding, sheet=options.sheet))
     lock = threading.Lock()
     lines: deque[int] = deque()  # lines of rows sent, in order, awaiting their result
-    bad_rows: list[Rejection] = []  # filled by gRPC's request thread
+    file_problems: list[Rejection] = []  # filled by gRPC's request thread
+    file_refused = 0  # rows the file refused (each may have several problems)
 
     def statements() -> Iterator[Statement]:
-        rows = read_rows(
-            path,
-            fmt,
-            issuer=profile.member_id,
-            region_code=profile.region_code,
-            hmac_key=profile.hmac_key,
-        )
-        for row in rows:
+        nonlocal file_refused
+        for row in read_rows(path, ctx, options, imported_at=imported_at):
             if row.statement is None:
                 with lock:
-                    bad_rows.append(Rejection(row.line, row.error, "file"))
+                    file_problems.extend(row.problems)
+                    file_refused += 1
                 continue
+            if options.historical and isinstance(row.statement, Listing):
+                report.historical += 1
+            report.valid += 1
             lines.append(row.line)
             yield row.statement
 
+    gateway_refused: list[Rejection] = []
+
     def progress() -> None:
-        if on_progress is not None:
-            with lock:
-                refused = len(report.rejected) + len(bad_rows)
-            done = report.stored + report.duplicates + refused
-            on_progress(Progress(done, report.total, report.stored, report.duplicates, refused))
+        if on_progress is None:
+            return
+        with lock:
+            refused = len(gateway_refused) + file_refused
+        done = report.stored + report.duplicates + refused
+        on_progress(Progress(done, report.total, report.stored, report.duplicates, refused))
 
     for result in client.submit_many(statements()):
         line = lines.popleft()
         if not result.ok:
+            detail = {"status": result.code.name, "detail": result.message}
             with lock:
-                report.rejected.append(Rejection(line, result.message, result.code.name))
+                gateway_refused.append(
+                    Rejection(line, "", Message("refused", detail), result.code.name)
+                )
         elif result.duplicate:
             report.duplicates += 1
         else:
             report.stored += 1
         progress()
-    report.rejected = sorted([*report.rejected, *bad_rows], key=lambda r: r.line)
     progress()
+    report.rejected = sorted([*gateway_refused, *file_problems], key=lambda r: r.line)
     return report
+
+
+def write_report(report: BulkReport, out: TextIO, language: Language) -> None:
+    """The rejections as CSV: line, column (as the file heads it), reason."""
+    words = table(language)
+    writer = csv.writer(out)
+    writer.writerow([words["report.line"], words["report.column"], words["report.reason"]])
+    for r in report.rejected:
+        writer.writerow([r.line, r.where(), r.message.text(language)])

@@ -12,13 +12,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import NoReturn, TextIO
 
-from clients import __version__, audit, bulk, compliance_cli, version
+from clients import __version__, audit, compliance_cli, import_cli, version
 from clients import statements as build
 from clients.client import AllianceClient, ClientError, ListingState, RetryPolicy, SubjectStatus
 from clients.profile import PROFILE_ENV, Profile, load_profile
@@ -50,32 +49,6 @@ Enum values are written lower-case with dashes (key-scrutiny, close-store).
 Exit status: 0 done, 1 the gateway refused (or the log failed verification),
 2 bad input or configuration. Before each command the CLI asks the gateway which
 protocol revision it speaks and warns on stderr when it differs from its own."""
-
-_SUBMIT_FILE_HELP = """\
-Submit many statements from a CSV or JSON Lines file (one statement per row or line),
-streamed to the gateway. The format follows the file name (.csv, .jsonl) or --format.
-
-Fields (CSV header names, JSON keys; empty = unset):
-  type            listing (default) | status-change | sanction
-  listing:        uscc | resident_id, name, stores ("PLATFORM_ID:STORE_ID ..."), list,
-                  conduct, conduct_other, region (default: profile), decision_ref,
-                  listed_at (required), deadline, summary, legal_basis
-  status-change:  listing_id, step, effective_at (required), decision_ref, reason,
-                  decided_by
-  sanction:       listing_id, measure, measure_other, action (applied|lifted),
-                  effective_at (required), store_id, note
-Times are ISO 8601 with an offset, or a date (midnight Beijing time); fixed times make a
-second run of the same file report duplicates instead of new records.
-
-CSV example:
-  type,uscc,list,conduct,decision_ref,listed_at
-  listing,91330100716105852F,blacklist,fake-transactions,ZJ-AMR-2026-0042,2026-10-01
-JSON Lines example:
-  {"uscc": "91330100716105852F", "list": "blacklist", "conduct": "counterfeit",
-   "decision_ref": "ZJ-AMR-2026-7", "listed_at": "2026-10-01T00:00:00+08:00"}
-
-A progress bar goes to stderr; the summary lists stored, duplicates and every rejected
-row with its line number and reason. Exit 1 if any row was rejected."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -135,6 +108,7 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_lifecycle(sub)
     _add_reads(sub)
     _add_audit(sub)
+    import_cli.add_subparser(sub, _client)
     compliance_cli.add_subparsers(sub)
     ve = sub.add_parser(
         "version",
@@ -164,16 +138,6 @@ def _add_list_seller(sub: _Sub[_Parser]) -> None:
     ls.add_argument("--name", default="", help="registered name of the enterprise")
     ls.add_argument("--store", action="append", default=[], metavar="PLATFORM_ID:STORE_ID")
     ls.set_defaults(handler=_list_seller)
-
-    sf = sub.add_parser(
-        "submit-file",
-        help="bulk submit from CSV or JSON Lines",
-        description=_SUBMIT_FILE_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    sf.add_argument("file", type=Path, metavar="FILE")
-    sf.add_argument("--format", choices=bulk.FORMATS)
-    sf.set_defaults(handler=_submit_file)
 
 
 def _add_lifecycle(sub: _Sub[_Parser]) -> None:
@@ -467,22 +431,6 @@ def _watch(args: argparse.Namespace) -> int:
     return 0
 
 
-def _submit_file(args: argparse.Namespace) -> int:
-    _, client = _client(args)
-    fmt = bulk.detect_format(args.file, args.format)
-    bar = _ProgressBar(sys.stderr)
-    with client:
-        report = bulk.submit_file(client, args.file, fmt=fmt, on_progress=bar.update)
-    bar.finish()
-    print(
-        f"{report.total} row(s): {report.stored} stored, {report.duplicates} duplicate(s), "
-        f"{len(report.rejected)} rejected"
-    )
-    for r in report.rejected:
-        print(f"  line {r.line}: {r.reason} [{r.code}]")
-    return 0 if report.ok else EXIT_REFUSED
-
-
 def _verified(profile: Profile, client: AllianceClient) -> audit.VerifyOutcome:
     return audit.verify(client, profile.log_verifier(), audit.AuditState(profile.state_dir))
 
@@ -547,37 +495,6 @@ def _audit_cosign(args: argparse.Namespace) -> int:
 
 
 # --- output --------------------------------------------------------------------------
-
-
-class _ProgressBar:
-    """``[#####.....]  50%  500/1000  stored 480  dup 10  rejected 10`` on one line."""
-
-    _WIDTH = 30
-
-    def __init__(self, out: TextIO) -> None:
-        self._out = out
-        self._last = 0.0
-        self._shown = False
-
-    def update(self, p: bulk.Progress) -> None:
-        now = time.monotonic()
-        if p.done < p.total and now - self._last < 0.1:
-            return
-        self._last = now
-        share = p.done / p.total if p.total else 1.0
-        filled = int(share * self._WIDTH)
-        bar = "#" * filled + "." * (self._WIDTH - filled)
-        self._out.write(
-            f"\r[{bar}] {share:4.0%}  {p.done}/{p.total}  stored {p.stored}  "
-            f"dup {p.duplicates}  rejected {p.rejected}"
-        )
-        self._out.flush()
-        self._shown = True
-
-    def finish(self) -> None:
-        if self._shown:
-            self._out.write("\n")
-            self._out.flush()
 
 
 def _table(rows: Sequence[Sequence[str]], out: TextIO) -> None:

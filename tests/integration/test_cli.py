@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from gwtest import USCC, Alliance, running_gateway
 from test_client import _free_port, write_profile
 
 from clients.cli import main
+from clients.statements import BEIJING
 
 INVALID_USCC = "91110108551385082R"  # check character should be Q
 
@@ -173,31 +175,32 @@ def test_unreachable_gateway_says_so(tmp_path: Path, capsys: pytest.CaptureFixtu
 def test_submit_file_csv_and_jsonl(
     site: Site, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    listed, effective = _days_ago(3), _days_ago(2)
     csv_file = tmp_path / "listings.csv"
     csv_file.write_text(
         "type,uscc,name,list,conduct,decision_ref,listed_at,stores\n"
-        f"listing,{USCC[0]},A Co.,blacklist,counterfeit,D-1,2026-10-01,\n"
-        f"listing,{INVALID_USCC},,blacklist,counterfeit,D-2,2026-10-01,\n"
-        f"listing,{USCC[1]},,key-scrutiny,false-advertising-penalty,D-3,2026-10-01T10:00:00+08:00,"
+        f"listing,{USCC[0]},A Co.,blacklist,counterfeit,D-1,{listed},\n"
+        f"listing,{INVALID_USCC},,blacklist,counterfeit,D-2,{listed},\n"
+        f"listing,{USCC[1]},,key-scrutiny,false-advertising-penalty,D-3,{listed}T10:00:00+08:00,"
         "spiffe://zj.alliance.test/platform/shop-a:s1 spiffe://zj.alliance.test/platform/shop-a:s2\n"
     )
-    code, out, err = run(capsys, site.authority, "submit-file", str(csv_file))
+    code, out, err = run(capsys, site.authority, "submit-file", "--lang", "en", str(csv_file))
     assert code == 1
-    assert "3 row(s): 2 stored, 0 duplicate(s), 1 rejected" in out
-    assert re.search(r"line 3: uscc: check character is R, expected Q \[file\]", out)
-    assert "[" in err and "3/3" in err  # the progress bar
+    assert "3 row(s): 2 stored, 0 duplicate(s), 1 refused" in out
+    assert f"line 3, uscc: '{INVALID_USCC}' is not a valid Unified Social Credit Code" in out
+    assert err == ""  # no progress display: stderr is not a terminal
 
-    code, out, _ = run(capsys, site.authority, "submit-file", str(csv_file))
-    assert "3 row(s): 0 stored, 2 duplicate(s), 1 rejected" in out
+    code, out, _ = run(capsys, site.authority, "submit-file", "--lang", "en", str(csv_file))
+    assert "3 row(s): 0 stored, 2 duplicate(s), 1 refused" in out
 
     code, out, _ = run(capsys, site.platform, "listings", "--json")
     listing_id = json.loads(out.splitlines()[0])["listing_id"]
     jsonl = tmp_path / "sanctions.jsonl"
     rows = [
-        _sanction_row(listing_id, "close-store", "2026-10-02"),
-        _sanction_row(listing_id, "teleport", "2026-10-02"),
-        _sanction_row("cd" * 32, "public-exposure", "2026-10-02"),
-        {**_sanction_row(listing_id, "lower-credit-rating", "2026-10-03"), "action": "applied"},
+        _sanction_row(listing_id, "close-store", effective),
+        _sanction_row(listing_id, "teleport", effective),
+        _sanction_row("cd" * 32, "public-exposure", effective),
+        {**_sanction_row(listing_id, "lower-credit-rating", _days_ago(1)), "action": "applied"},
     ]
     jsonl.write_text(
         "\n".join(
@@ -207,15 +210,22 @@ def test_submit_file_csv_and_jsonl(
         )
         + "\n"
     )
-    code, out, _ = run(capsys, site.platform, "submit-file", str(jsonl))
+    code, out, _ = run(capsys, site.platform, "submit-file", "--lang", "en", str(jsonl))
     assert code == 1
-    assert "5 row(s): 2 stored, 0 duplicate(s), 3 rejected" in out
-    assert "line 2: measure: 'teleport' is not one of" in out
+    assert "5 row(s): 2 stored, 0 duplicate(s), 3 refused" in out
+    assert "line 2, measure: 'teleport' is not one of" in out
     assert "line 4: not valid JSON" in out
-    assert re.search(r"line 5: listing_id: no listing c+d+.* \[NOT_FOUND\]", out)
+    assert re.search(
+        r"line 5: the gateway refused it \(NOT_FOUND\): listing_id: no listing c+d+", out
+    )
 
     code, out, _ = run(capsys, site.platform, "check", USCC[0])
-    assert "close-store (shop-a, 2026-10-02); lower-credit-rating (shop-a, 2026-10-03)" in out
+    assert f"close-store (shop-a, {effective}); lower-credit-rating (shop-a, {_days_ago(1)})" in out
+
+
+def _days_ago(days: int) -> str:
+    """A date the gateway's backdating window accepts, as a Beijing calendar day."""
+    return (datetime.now(BEIJING) - timedelta(days=days)).date().isoformat()
 
 
 def _sanction_row(listing_id: str, measure: str, day: str) -> dict[str, str]:

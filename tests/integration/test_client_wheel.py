@@ -18,14 +18,17 @@ import sys
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from gwtest import USCC, zhejiang
 from gwtest import running_gateway as gateway_for
+from openpyxl import Workbook
 from test_client import write_profile
 
 from clients import AllianceClient, __version__, load_profile
+from clients.statements import BEIJING
 from gateway.core.statements import PAYLOAD_TYPES, Listing, SanctionConfirmation
 from gateway.protocol import CURRENT
 
@@ -133,7 +136,9 @@ def test_the_wheel_holds_the_client_and_no_server_code(client_env: ClientEnv) ->
         "cryptography",
         "grpcio",
         "grpcio-health-checking",
+        "openpyxl",  # submit-file reads Excel workbooks
         "protobuf",
+        "tqdm",  # submit-file's progress display
     ]
 
 
@@ -235,6 +240,17 @@ def test_the_installed_cli_lists_checks_and_confirms_against_a_real_gateway(
     assert kinds == [PAYLOAD_TYPES[SanctionConfirmation], PAYLOAD_TYPES[Listing]]
     (state,) = json.loads(alliance(platform, "check", USCC[1], "--json"))["listings"]
     assert state["listing_id"] == reported
+
+    # A list kept in Excel, with Chinese headers (openpyxl and tqdm come with the wheel).
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(["统一社会信用代码", "列入名单", "失信行为", "决定文书号", "列入日期"])
+    yesterday = (datetime.now(BEIJING) - timedelta(days=1)).date().isoformat()
+    sheet.append([USCC[2], "黑名单", "刷单炒信", "浙市监〔2026〕9号", yesterday])
+    book.save(tmp_path / "名单.xlsx")
+    out = alliance(authority, "submit-file", "--lang", "en", str(tmp_path / "名单.xlsx"))
+    assert out.startswith("1 row(s): 1 stored, 0 duplicate(s), 0 refused"), out
 
 
 def _readme_python() -> str:

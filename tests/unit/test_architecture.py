@@ -102,6 +102,8 @@ DEPENDENCY_IMPORTS = {
     "grpcio-health-checking": "grpc_health",
     "protobuf": "google",
     "cryptography": "cryptography",
+    "openpyxl": "openpyxl",
+    "tqdm": "tqdm",
 }
 
 
