@@ -27,7 +27,7 @@ class AuditLogServicer(audit_pb2_grpc.AuditLogServicer):
     def GetCheckpoint(
         self, request: au.GetCheckpointRequest, context: grpc.ServicerContext
     ) -> au.SignedCheckpoint:
-        return au.SignedCheckpoint(note=self._audit.checkpoint_note())
+        return au.SignedCheckpoint(note=self._audit.checkpoint_note(request.tree_size))
 
     def GetInclusionProof(
         self, request: au.GetInclusionProofRequest, context: grpc.ServicerContext
