@@ -422,6 +422,28 @@ def test_a_found_range_stays_data_loss_until_a_clean_check_log_clears_it(
         assert len(list(audit(ch).GetEntries(entries, timeout=10))) == size
 
 
+def test_a_found_node_stays_data_loss_after_the_node_is_put_back_until_cleared(
+    alliance: Alliance, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    size = _filled(alliance, database_url)
+    (good,) = _one(database_url, "SELECT hash FROM log_nodes WHERE level = 1 AND idx = 2")
+    _set_node(database_url, 1, 2, b"\x09" * 32)
+    with running_gateway(alliance.config(database_url, **FAST)) as gw:
+        assert gw.scrubber is not None and gw.scrubber.wait_for_rounds(1, timeout_s=15)
+    _set_node(database_url, 1, 2, bytes(good))  # the bytes are right again; the record stays
+    quiet = alliance.config(database_url, startup_check_entries=0, **QUIET)
+    proof = au.GetInclusionProofRequest(leaf_index=6, tree_size=size)  # (1, 2) is on its path
+    ndrc = alliance.members["ndrc"]
+    with running_gateway(quiet) as gw, ndrc.channel(gw.port) as ch:
+        code, details = _code(lambda: audit(ch).GetInclusionProof(proof, timeout=10))
+        assert code is grpc.StatusCode.DATA_LOSS
+        assert "log node (1, 2) is damaged" in details
+    exit_code, out = _check_log(capsys, alliance.config(database_url), "--record")
+    assert exit_code == 0 and "replacing 1" in out
+    with running_gateway(quiet) as gw, ndrc.channel(gw.port) as ch:
+        assert audit(ch).GetInclusionProof(proof, timeout=10).tree_size == size
+
+
 def test_the_scrubber_resumes_where_it_stopped(alliance: Alliance, database_url: str) -> None:
     size = _filled(alliance, database_url)
     engine = make_engine(database_url)
