@@ -71,7 +71,11 @@ class AuditService:
             raise NotFoundError(f"record_id: no record {record_id} in this log")
         return record.log_index
 
-    def inclusion_proof(self, index: int, tree_size: int) -> tuple[int, list[bytes]]:
+    def inclusion_proof(
+        self, index: int, tree_size: int, *, entry_read: bool = False
+    ) -> tuple[int, list[bytes]]:
+        """The verified proof of leaf ``index`` at ``tree_size`` (0: the newest
+        checkpoint); ``entry_read`` when the caller already read the entry intact."""
         newest = self.latest()
         size = tree_size or newest.tree_size
         self._check_size(size, "tree_size")
@@ -80,8 +84,9 @@ class AuditService:
                 f"leaf_index: {index} is not in a tree of size {size}",
                 advice="ask for a tree_size covering the leaf, or wait for the next checkpoint",
             )
-        # A proof of an entry the log cannot serve would prove what nobody can read.
-        self._store.require_entry(index)
+        if not entry_read:
+            # A proof of an entry the log cannot serve would prove what nobody can read.
+            self._store.require_entry(index)
         leaf, proof = merkle.leaf_and_inclusion_proof(index, size, self._store)
         root = self._root(size, newest)
         _verified(
