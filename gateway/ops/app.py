@@ -312,7 +312,10 @@ class Gateway:
         self.server.stop(grace)
         self.sequencer.stop()
         self.access_log.close()
-        self._tick()
+        try:
+            self._tick()  # a last checkpoint over everything appended
+        except Exception:
+            logger.exception("the last periodic round failed; shutting down anyway")
         if callable(self._stop_metrics):
             self._stop_metrics()
         if self._ticker.is_alive():

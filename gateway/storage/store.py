@@ -336,6 +336,12 @@ class UnitOfWork:
     def latest_checkpoint_size(self) -> int | None:
         return self._c.execute(_LATEST_CHECKPOINT_SIZE).scalar()
 
+    def count_records(self, start: int, end: int) -> int:
+        """How many of the entries ``[start, end)`` are stored."""
+        index = _RECORDS.c.log_index
+        query = select(func.count()).where(index >= start, index < end)
+        return int(self._c.execute(query).scalar() or 0)
+
     def existing_indexes(self, record_ids: Sequence[str]) -> dict[str, int]:
         found: dict[str, int] = {}
         for i in range(0, len(record_ids), _CHUNK):

@@ -232,6 +232,22 @@ def test_every_read_that_meets_a_hole_ends_with_data_loss(
         assert "restore its database from backup" in err and "running?" not in err
 
 
+def test_no_checkpoint_is_signed_over_a_lost_entry(alliance: Alliance, database_url: str) -> None:
+    _filled(alliance, database_url)
+    amr = alliance.members["zj-amr"]
+    # The ticker signs at start only: the next entries wait for the test's own checkpoint.
+    config = alliance.config(database_url, checkpoint_interval_s=3600, **QUIET)
+    with running_gateway(config) as gw, amr.channel(gw.port) as ch:
+        signed = gw.core.store.latest_checkpoint()
+        assert signed is not None
+        index = submit(ch, amr.sign(listing(amr, decision_ref="ZJ-new"))).log_index
+        submit(ch, amr.sign(listing(amr, decision_ref="ZJ-newer")))
+        assert _sql(database_url, "DELETE FROM records WHERE log_index = :i", i=index) == 1
+        with pytest.raises(LogDamageError, match=rf"only 1 of the entries \[{index}, "):
+            gw.core.ledger.checkpoint(gw.core.note_signer, gw.config.log_origin)
+        assert gw.core.store.latest_checkpoint() == signed
+
+
 # --- nodes ---------------------------------------------------------------------------
 
 
