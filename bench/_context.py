@@ -52,6 +52,9 @@ class Sizes:
     memory_checks: int
     federation_records: int
     lag_seconds: float
+    scrub_entries: int  # entries the unthrottled scrubber walks on the large log
+    scrub_pairs: int  # ingest runs without and with the scrubber, alternating
+    scrub_base: int  # entries bulk-filled before each of those runs
 
 
 FULL = Sizes(
@@ -75,6 +78,9 @@ FULL = Sizes(
     memory_checks=20,
     federation_records=100_000,
     lag_seconds=20.0,
+    scrub_entries=100_000,
+    scrub_pairs=2,
+    scrub_base=50_000,
 )
 
 QUICK = Sizes(
@@ -98,6 +104,9 @@ QUICK = Sizes(
     memory_checks=4,
     federation_records=2_000,
     lag_seconds=3.0,
+    scrub_entries=5_000,
+    scrub_pairs=1,
+    scrub_base=2_000,
 )
 
 

@@ -101,6 +101,14 @@ def _client_error(e: grpc.RpcError, address: str) -> ClientError:
             f"cannot reach the gateway at {address}: {details}",
             advice=_unreachable_advice(address),
         )
+    if code is grpc.StatusCode.DATA_LOSS:
+        message, _ = _split_hint(details)
+        return ClientError(
+            code,
+            f"the gateway at {address} lost or altered part of its log: {message}",
+            advice="do not retry: the gateway's operator must run `alliance-gateway check-log` "
+            "and restore its database from backup",
+        )
     if code is grpc.StatusCode.DEADLINE_EXCEEDED:
         return ClientError(
             code,
@@ -614,9 +622,11 @@ class AllianceClient:
 
     # -- AuditLog ----------------------------------------------------------------------
 
-    def checkpoint(self) -> str:
-        """The latest signed checkpoint note, with the cosignatures the gateway holds."""
-        return self._unary(self._audit.GetCheckpoint, au.GetCheckpointRequest()).note
+    def checkpoint(self, tree_size: int = 0) -> str:
+        """The signed checkpoint of ``tree_size`` (0: the latest), with the cosignatures
+        the gateway holds for it."""
+        request = au.GetCheckpointRequest(tree_size=tree_size)
+        return self._unary(self._audit.GetCheckpoint, request).note
 
     def inclusion_proof(self, leaf: str | int, tree_size: int = 0) -> InclusionProof:
         """Proof for a record id or a leaf index in the tree of ``tree_size`` (0: latest)."""

@@ -33,6 +33,7 @@ if ! command -v promtool >/dev/null; then
 fi
 promtool check config deploy/prometheus/prometheus.yml
 promtool check rules deploy/prometheus/alliance-rules.yml
+promtool test rules deploy/prometheus/alliance-rules.test.yml
 "$BIN/python" -c "
 import json, sys
 d = json.load(open('deploy/grafana/dashboards/alliance-gateway.json'))

@@ -40,6 +40,16 @@ class LogIntegrityError(GatewayError):
     advice = "keep the checkpoints involved as evidence and alert the regulator"
 
 
+class LogDamageError(LogIntegrityError):
+    """The log's own storage lost or altered what it once held: a missing entry or node,
+    bytes that no longer hash to what was signed. Served as ``DATA_LOSS``, never as OK."""
+
+    advice = (
+        "the gateway's database is damaged: its operator runs `alliance-gateway check-log` "
+        "and restores the database from backup (docs/OPERATIONS.md, backup and restore)"
+    )
+
+
 class PermissionError(GatewayError):  # shadows the builtin on purpose (STYLE.md)
     """The caller may not do this (role, identity, revocation, suspension)."""
 

@@ -103,8 +103,9 @@ class DeadlineRules:
                 f"listing.correction_deadline: {which} {listing.deadline.isoformat()} is "
                 f"later than listed_at + {months} months ({allowed.isoformat()}), the "
                 f"longest this alliance allows for {listing.list.name}/{listing.conduct.name}",
-                advice="set correction_deadline from the alliance's deadline rule "
-                "(clients: DeadlineRules.deadline_for)",
+                advice=f"set correction_deadline at most {months} calendar months after "
+                "listed_at, counted on the calendar of UTC+08:00 (PROTOCOL.md §3, Listing); "
+                "Compliance/GetDeadlineRules returns the rules in force",
             )
 
     @classmethod

@@ -31,6 +31,7 @@ __all__ = [
     "NodeReader",
     "consistency_proof",
     "inclusion_proof",
+    "leaf_and_inclusion_proof",
     "leaf_hash",
     "node_hash",
     "root_at",
@@ -153,6 +154,18 @@ def inclusion_proof(index: int, size: int, reader: NodeReader) -> list[bytes]:
     if index >= size:
         raise RecordError(f"leaf index {index} is outside a tree of size {size}")
     return _resolve(_path_plan(0, index, size), reader)
+
+
+def leaf_and_inclusion_proof(
+    index: int, size: int, reader: NodeReader
+) -> tuple[bytes, list[bytes]]:
+    """The stored leaf hash ``(0, index)`` and its inclusion path, in one read."""
+    _check_size("index", index)
+    _check_size("size", size)
+    if index >= size:
+        raise RecordError(f"leaf index {index} is outside a tree of size {size}")
+    leaf, *path = _resolve(_path_plan(0, index, size), reader, [(0, index)])
+    return leaf, path
 
 
 def consistency_proof(m: int, n: int, reader: NodeReader) -> list[bytes]:

@@ -54,6 +54,7 @@ RPC_ROLES: Mapping[str, frozenset[Role]] = MappingProxyType(
         "/alliance.v1.Compliance/GetCompliance": _ALL,
         "/alliance.v1.Compliance/ListOutstanding": _ALL,
         "/alliance.v1.Compliance/GetReportSchedule": _ALL,
+        "/alliance.v1.Compliance/GetDeadlineRules": _ALL,
     }
 )
 

@@ -23,10 +23,12 @@ from gateway.ops.compliance_app import SERVICE_NAME as COMPLIANCE_SERVICE
 from gateway.ops.compliance_app import ComplianceRuntime
 from gateway.ops.config import Config, PeerConfig
 from gateway.ops.metrics import GatewayMetrics
+from gateway.ops.scrub_metrics import ScrubMetrics
 from gateway.ops.state_metrics import StateMetrics
 from gateway.service.access_log import AccessLog
 from gateway.service.audit import AuditService
 from gateway.service.directory import Directory
+from gateway.service.integrity import startup_check
 from gateway.service.ledger import Clock, Ledger, utc_now
 from gateway.service.members import MemberAdmin
 from gateway.service.query import QueryService
@@ -39,10 +41,12 @@ from gateway.service.replication import (
     ReplicationFeed,
     ReplicationSettings,
 )
+from gateway.service.scrubber import Scrubber, ScrubSettings
 from gateway.service.sequencer import Sequencer
 from gateway.service.submit import SubmitService
 from gateway.storage import SqlStore, check_schema, make_engine, migrate
 from gateway.storage.db import current_revision
+from gateway.storage.integrity import IntegrityStore
 from gateway.transport.audit import AuditLogServicer
 from gateway.transport.exchange import ExchangeServicer
 from gateway.transport.federation import FederationServicer
@@ -68,6 +72,12 @@ class Core:
             migrate(self.engine)
         check_schema(self.engine)
         self.store = SqlStore(self.engine)
+        # Before anything reads the log: its records cover its signed tree, and its
+        # newest entries rehash to their ids, leaves and nodes; then reads refuse the
+        # ranges found damaged earlier.
+        self.integrity = IntegrityStore(self.store)
+        startup_check(self.integrity, entries=config.startup_check_entries)
+        self.integrity.load_damage()
         self.key = load_signing_key(config.signing_key_file)
         self.note_signer = NoteSigner(config.log_origin, self.key)
         anchors = {config.member_id: self.key.public_key()}
@@ -179,6 +189,21 @@ class Gateway:
             },
         )
         self._state_refreshed = 0.0
+        self.scrub_metrics = ScrubMetrics(
+            self.metrics.registry,
+            rate_entries_per_s=config.scrub_rate_entries_per_s,
+            damage=core.store.damage,
+        )
+        self.scrubber = (
+            Scrubber(
+                core.integrity,
+                ScrubSettings(config.scrub_rate_entries_per_s),
+                observer=self.scrub_metrics,
+                clock=clock,
+            )
+            if config.scrub_rate_entries_per_s > 0
+            else None
+        )
         self.replication = Replication([self._puller(peer) for peer in config.peers if peer.pull])
         self.limits = Limits(
             LimitSettings(
@@ -262,6 +287,8 @@ class Gateway:
             self._stop_metrics = self.metrics.serve(self.config.metrics_address)
         self._ticker.start()
         self.replication.start()
+        if self.scrubber is not None:
+            self.scrubber.start()
         logger.info(
             "gateway %s serving on port %s (log %s, %s entries)",
             self.config.member_id,
@@ -278,12 +305,17 @@ class Gateway:
     def stop(self, grace_s: float | None = None) -> None:
         grace = self.config.shutdown_grace_s if grace_s is None else grace_s
         self._stopping.set()
+        if self.scrubber is not None:
+            self.scrubber.stop()
         self.replication.stop()
         self.checkpoints.notify()
         self.server.stop(grace)
         self.sequencer.stop()
         self.access_log.close()
-        self._tick()
+        try:
+            self._tick()  # a last checkpoint over everything appended
+        except Exception:
+            logger.exception("the last periodic round failed; shutting down anyway")
         if callable(self._stop_metrics):
             self._stop_metrics()
         if self._ticker.is_alive():
@@ -310,6 +342,9 @@ class Gateway:
         """Periodic work: notice appends by other processes, sign a checkpoint, reload CRL."""
         core = self.core
         core.ledger.refresh()
+        # Findings of other replicas' scrubbers, and ranges cleared by check-log.
+        core.integrity.load_damage()
+        self.scrub_metrics.refresh()
         self.compliance.tick()
         cp = core.ledger.checkpoint(core.note_signer, self.config.log_origin)
         latest = cp or core.store.latest_checkpoint()

@@ -10,6 +10,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +19,7 @@ from types import FrameType
 from certs import cli as certs_cli
 from certs.pki import generate_signing_key
 from gateway.core.crypto import load_signing_key, load_verifying_key
+from gateway.core.logcheck import describe
 from gateway.core.notes import NoteSigner
 from gateway.core.statements import MemberStatus
 from gateway.errors import GatewayError, RecordError
@@ -25,7 +27,9 @@ from gateway.ops.app import Core, Gateway, settle_heap
 from gateway.ops.config import load_config
 from gateway.ops.logs import setup_logging
 from gateway.ops.report_cli import add_subparsers as add_report_subparsers
+from gateway.service.integrity import check_log
 from gateway.storage import SqlStore, check_schema, make_engine, migrate
+from gateway.storage.integrity import IntegrityStore
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +94,19 @@ def _parser() -> argparse.ArgumentParser:
     pstatus = psub.add_parser("status", help="replication state per peer, from the database")
     pstatus.add_argument("--config", type=Path, required=True)
     pstatus.set_defaults(handler=_peers_status)
+
+    chk = sub.add_parser(
+        "check-log",
+        help="check the stored log offline: every record, leaf hash and node (exit 1 on damage)",
+    )
+    chk.add_argument("--config", type=Path, required=True)
+    chk.add_argument(
+        "--record",
+        action="store_true",
+        help="replace the damaged ranges the gateway answers DATA_LOSS for with this "
+        "check's findings (after a restore, a clean check clears them)",
+    )
+    chk.set_defaults(handler=_check_log)
 
     key = sub.add_parser("signing-key", help="create the gateway's Ed25519 log/record key")
     key.add_argument("--out", type=Path, required=True)
@@ -257,6 +274,53 @@ def _peers_status(args: argparse.Namespace) -> int:
             f"EVIDENCE {item.recorded_at:%Y-%m-%d %H:%M:%S} {item.peer} {item.kind}: {item.detail}"
         )
     return 0
+
+
+def _check_log(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    engine = make_engine(config.database_url)
+    try:
+        check_schema(engine)
+        store = SqlStore(engine)
+        rows = IntegrityStore(store)
+        recorded = rows.damage()
+        began = time.monotonic()
+        report = check_log(rows, store)
+        seconds = time.monotonic() - began
+        if args.record:
+            rows.replace_damage(report.damages, found_by="check-log", at=datetime.now(UTC))
+    finally:
+        engine.dispose()
+    newest = "none" if report.newest_checkpoint is None else str(report.newest_checkpoint)
+    print(
+        f"log {config.log_origin}: {report.size} entries, newest checkpoint {newest}, "
+        f"{report.records} records below the size; checked in {seconds:.1f} s"
+    )
+    for damage in report.damages:
+        print(f"DAMAGED {describe(damage)}")
+    if report.checkpoint_problem:
+        print(f"DAMAGED {report.checkpoint_problem}")
+    if args.record:
+        print(f"recorded {len(report.damages)} damaged range(s), replacing {len(recorded)}")
+    if report.intact:
+        print(
+            "log intact: every record hashes to its record id and its leaf, every stored "
+            "node to its children"
+            + ("" if report.newest_checkpoint is None else ", and the tree reproduces ")
+            + ("" if report.newest_checkpoint is None else f"checkpoint {newest}")
+        )
+        if recorded and not args.record:
+            print(
+                f"the database still records {len(recorded)} damaged range(s) the gateway "
+                "answers DATA_LOSS for: run check-log --record to clear them"
+            )
+        return 0
+    count = len(report.damages) + bool(report.checkpoint_problem)
+    print(
+        f"{count} damaged range(s): restore the database from backup (docs/OPERATIONS.md, "
+        "backup and restore), then run check-log again"
+    )
+    return 1
 
 
 def _signing_key(args: argparse.Namespace) -> int:

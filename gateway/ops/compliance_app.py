@@ -74,6 +74,7 @@ class ComplianceRuntime:
         if config.sanction_grace_days < 0:
             raise ConfigError("sanction_grace_days: must not be negative")
         self.deadline_rules = deadline_rules(core)
+        self._trust_domain, self._gateway_id = config.trust_domain, config.member_id
         cstore = ComplianceStore(core.store.engine)
         self._clock: Clock = core.clock
         self.escalator = Escalator(
@@ -100,7 +101,12 @@ class ComplianceRuntime:
     def add_to_server(self, server: Any) -> None:
         """Add the Compliance service to ``server`` (a ``grpc.Server``: only the
         transport imports grpc)."""
-        add_compliance_service(server, self.compliance, self.reports)
+        add_compliance_service(
+            server,
+            self.compliance,
+            self.reports,
+            [(self._trust_domain, self._gateway_id, self.deadline_rules)],
+        )
 
     def tick(self) -> None:
         """Escalate what is due, then refresh the gauges. Never raises: a failure is

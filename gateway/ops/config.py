@@ -81,6 +81,11 @@ class Config:
     federation_backoff_initial_s: float = 0.5
     federation_backoff_max_s: float = 30.0
     federation_batch_max_entries: int = 1000
+    # Log integrity (docs/OPERATIONS.md, "Log integrity"): entries rehashed at start-up,
+    # and the background scrubber's pace (0: off). 100 entries/s goes round 10^6
+    # entries in under 3 hours.
+    startup_check_entries: int = 16_384
+    scrub_rate_entries_per_s: float = 100.0
     # Compliance (docs/OPERATIONS.md, "Deadlines, escalation and the monthly report").
     sanction_grace_days: int = 7
     deadline_rules: str = ""
@@ -119,6 +124,10 @@ class Config:
                 raise ConfigError(f"{name}: must be at least 1")
         if self.rate_limit_per_member_rps < 0:
             raise ConfigError("rate_limit_per_member_rps: must be 0 (no limit) or more")
+        if self.scrub_rate_entries_per_s < 0:
+            raise ConfigError("scrub_rate_entries_per_s: must be 0 (off) or more")
+        if self.startup_check_entries < 0:
+            raise ConfigError("startup_check_entries: must be 0 or more")
         self._check_peers()
         if self.sanction_grace_days < 0:
             raise ConfigError("sanction_grace_days: must not be negative")

@@ -18,7 +18,7 @@ from gateway.core import merkle
 from gateway.core.dsse import Envelope
 from gateway.core.notes import Checkpoint, NoteSigner, sign_note
 from gateway.core.statements import MemberRecord, Statement
-from gateway.errors import LogIntegrityError
+from gateway.errors import LogDamageError, LogIntegrityError
 from gateway.service.projection import project_batch
 from gateway.storage import SqlStore, StoredCheckpoint, StoredRecord, UnitOfWork
 
@@ -161,6 +161,14 @@ class Ledger:
             last = uow.latest_checkpoint_size()
             if last is not None and last >= size:
                 return None
+            # Never sign over entries the log cannot serve: the new ones must all be there.
+            first = last or 0
+            held = uow.count_records(first, size)
+            if held != size - first:
+                raise LogDamageError(
+                    f"only {held} of the entries [{first}, {size}) are stored: no checkpoint "
+                    "is signed over entries the log cannot serve"
+                )
             root = merkle.root_at(size, self._store)
             body = Checkpoint(origin=origin, size=size, root_hash=root).body()
             stored = StoredCheckpoint(

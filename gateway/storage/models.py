@@ -227,3 +227,39 @@ class FederationEvidenceRow(Base):
     proof: Mapped[str] = mapped_column(Text)
     detail: Mapped[str] = mapped_column(Text)
     recorded_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class LogDamageRow(Base):
+    """A range of the log found missing or altered (``gateway.core.logcheck.Damage``).
+
+    Reads that meet it answer ``DATA_LOSS`` until it is cleared: after a restore, a clean
+    ``alliance-gateway check-log --record`` replaces these rows with its own findings.
+    """
+
+    __tablename__ = "log_damage"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    level: Mapped[int] = mapped_column(SmallInteger)
+    first_index: Mapped[int] = mapped_column(BigInteger)
+    end_index: Mapped[int] = mapped_column(BigInteger)
+    detail: Mapped[str] = mapped_column(Text)
+    found_by: Mapped[str] = mapped_column(String(32))
+    found_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class ScrubStateRow(Base):
+    """One row: where the background scrubber is in its round over the log.
+
+    A round checks ``[0, round_end)``, ``round_end`` being the log's size when the round
+    began; ``next_index`` is the first entry not yet checked in it.
+    """
+
+    __tablename__ = "scrub_state"
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    next_index: Mapped[int] = mapped_column(BigInteger)
+    round_end: Mapped[int] = mapped_column(BigInteger)
+    rounds_completed: Mapped[int] = mapped_column(BigInteger)
+    round_started_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    last_round_completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)

@@ -8,6 +8,7 @@ projections, so the log and the state it implies never disagree.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from base64 import b64decode, b64encode
 from collections import defaultdict
@@ -37,7 +38,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import ColumnElement
 
-from gateway.errors import StorageError
+from gateway.core.dsse import pae
+from gateway.core.logcheck import DamageMap, describe
+from gateway.errors import LogDamageError, StorageError
 from gateway.storage.models import (
     AccessLogRow,
     Base,
@@ -64,6 +67,7 @@ _EXISTING = select(_RECORDS.c.record_id, _RECORDS.c.log_index).where(
 _PAYLOADS = select(_RECORDS.c.record_id, _RECORDS.c.payload).where(
     _RECORDS.c.record_id.in_(bindparam("ids", expanding=True))
 )
+_HAS_ENTRY = select(_RECORDS.c.log_index).where(_RECORDS.c.log_index == bindparam("index"))
 _PENDING = _TABLES["pending"]
 _PENDING_FOR = (
     select(_PENDING.c.listing_id)
@@ -332,6 +336,12 @@ class UnitOfWork:
     def latest_checkpoint_size(self) -> int | None:
         return self._c.execute(_LATEST_CHECKPOINT_SIZE).scalar()
 
+    def count_records(self, start: int, end: int) -> int:
+        """How many of the entries ``[start, end)`` are stored."""
+        index = _RECORDS.c.log_index
+        query = select(func.count()).where(index >= start, index < end)
+        return int(self._c.execute(query).scalar() or 0)
+
     def existing_indexes(self, record_ids: Sequence[str]) -> dict[str, int]:
         found: dict[str, int] = {}
         for i in range(0, len(record_ids), _CHUNK):
@@ -536,10 +546,17 @@ def _sanction_key(
 
 
 class SqlStore:
-    """Reads for the use cases, and ``unit_of_work()`` for the sequencer's writes."""
+    """Reads for the use cases, and ``unit_of_work()`` for the sequencer's writes.
+
+    Log reads never hand out what storage lost or altered: entries come contiguous and
+    each hashes to its record id, nodes come complete, and nothing in a range of
+    ``damage`` (kept by ``gateway.storage.integrity``) is read; any of these raises
+    ``LogDamageError`` (``DATA_LOSS``) instead.
+    """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.damage = DamageMap()
 
     @contextmanager
     def unit_of_work(self) -> Iterator[UnitOfWork]:
@@ -606,7 +623,14 @@ class SqlStore:
             raise StorageError(f"database read failed: {e}") from e
         missing = [i for i in ids if i not in found]
         if missing:
-            raise StorageError(f"log nodes missing from storage: {missing[:4]}")
+            raise LogDamageError(
+                f"log nodes missing from storage: {', '.join(map(str, missing[:4]))}"
+            )
+        if len(self.damage):
+            for node_id in wanted:
+                damage = self.damage.node(node_id)
+                if damage is not None:
+                    raise LogDamageError(f"log node {node_id} is damaged: {describe(damage)}")
         return [found[i] for i in ids]
 
     def latest_checkpoint(self) -> StoredCheckpoint | None:
@@ -619,6 +643,17 @@ class SqlStore:
     def checkpoint_at(self, tree_size: int) -> StoredCheckpoint | None:
         with self._read() as s:
             row = s.get(CheckpointRow, tree_size)
+            return None if row is None else _checkpoint(row)
+
+    def checkpoint_after(self, tree_size: int) -> StoredCheckpoint | None:
+        """The smallest checkpoint of a tree larger than ``tree_size``."""
+        with self._read() as s:
+            row = s.scalars(
+                select(CheckpointRow)
+                .where(CheckpointRow.tree_size > tree_size)
+                .order_by(CheckpointRow.tree_size)
+                .limit(1)
+            ).first()
             return None if row is None else _checkpoint(row)
 
     def put_cosignature(self, tree_size: int, cosigner: str, line: str, timestamp: int) -> None:
@@ -650,7 +685,36 @@ class SqlStore:
     def record_by_id(self, record_id: str) -> StoredRecord | None:
         with self._read() as s:
             row = s.scalars(select(RecordRow).where(RecordRow.record_id == record_id)).first()
-            return None if row is None else _record(row)
+            record = None if row is None else _record(row)
+        if record is not None:
+            self._intact([record])
+        return record
+
+    def require_entry(self, index: int) -> None:
+        """Raise ``LogDamageError`` unless entry ``index`` (below the log's size) is
+        stored and outside every damaged range."""
+        damage = self.damage.entries(index, index + 1)
+        if damage is not None:
+            raise LogDamageError(f"log {describe(damage)}")
+        with self._read_rows() as conn:
+            held = conn.execute(_HAS_ENTRY, {"index": index}).first()
+        if held is None:
+            raise LogDamageError(f"log entry {index} is missing from storage")
+
+    def _intact(self, records: Sequence[StoredRecord]) -> None:
+        """Raise ``LogDamageError`` for a record in a damaged range, or whose bytes no
+        longer hash to its record id (the SHA-256 its log leaf was built over)."""
+        if len(self.damage):
+            for r in records:
+                damage = self.damage.entries(r.log_index, r.log_index + 1)
+                if damage is not None:
+                    raise LogDamageError(f"log {describe(damage)}")
+        for r in records:
+            if hashlib.sha256(pae(r.payload_type, r.payload)).hexdigest() != r.record_id:
+                raise LogDamageError(
+                    f"log entry {r.log_index} (record {r.record_id}) is altered in storage: "
+                    "its bytes do not hash to its record id"
+                )
 
     def payloads_by_ids(self, record_ids: Sequence[str]) -> dict[str, bytes]:
         """Just the payload bytes of the given records (lookups return them verbatim)."""
@@ -670,17 +734,31 @@ class SqlStore:
                     select(RecordRow).where(RecordRow.record_id.in_(record_ids[i : i + _CHUNK]))
                 )
                 out.update({r.record_id: _record(r) for r in rows})
+        self._intact(list(out.values()))
         return out
 
     def records_range(self, start: int, end: int, *, limit: int = 1000) -> list[StoredRecord]:
+        """The entries ``[start, min(end, start + limit))``, every one of them, in order.
+
+        ``end`` must not pass the log's size: an index below it without its record is a
+        hole in the log (``LogDamageError``), never a shorter answer.
+        """
+        stop = min(end, start + limit)
+        if start >= stop:
+            return []
         with self._read() as s:
             rows = s.scalars(
                 select(RecordRow)
-                .where(RecordRow.log_index >= start, RecordRow.log_index < end)
+                .where(RecordRow.log_index >= start, RecordRow.log_index < stop)
                 .order_by(RecordRow.log_index)
-                .limit(limit)
             ).all()
-            return [_record(r) for r in rows]
+            records = [_record(r) for r in rows]
+        if len(records) != stop - start:
+            held = {r.log_index for r in records}
+            first = next(i for i in range(start, stop) if i not in held)
+            raise LogDamageError(f"log entry {first} is missing from storage")
+        self._intact(records)
+        return records
 
     def records_of_types(self, payload_types: Sequence[str]) -> Iterator[StoredRecord]:
         """Every record of the given types in log order (start-up loading of members)."""

@@ -27,7 +27,7 @@ class AuditLogServicer(audit_pb2_grpc.AuditLogServicer):
     def GetCheckpoint(
         self, request: au.GetCheckpointRequest, context: grpc.ServicerContext
     ) -> au.SignedCheckpoint:
-        return au.SignedCheckpoint(note=self._audit.checkpoint_note())
+        return au.SignedCheckpoint(note=self._audit.checkpoint_note(request.tree_size))
 
     def GetInclusionProof(
         self, request: au.GetInclusionProofRequest, context: grpc.ServicerContext
@@ -39,7 +39,8 @@ class AuditLogServicer(audit_pb2_grpc.AuditLogServicer):
             index = request.leaf_index
         else:
             raise RecordError("leaf: set record_id or leaf_index")
-        size, hashes = self._audit.inclusion_proof(index, request.tree_size)
+        by_id = which == "record_id"  # index_of read the entry, intact
+        size, hashes = self._audit.inclusion_proof(index, request.tree_size, entry_read=by_id)
         return au.InclusionProof(leaf_index=index, tree_size=size, hashes=hashes)
 
     def GetConsistencyProof(

@@ -6,9 +6,12 @@ interceptor like every other service.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import grpc
 
 from gateway import codec
+from gateway.core.deadlines import PROTOCOL_DEFAULT_MONTHS, DeadlineRules
 from gateway.core.obligations import ListingCompliance, Obligation, ObligationKind
 from gateway.core.workdays import ReportMonth
 from gateway.pb.alliance.v1 import compliance_pb2 as co
@@ -17,15 +20,30 @@ from gateway.pb.alliance.v1 import statements_pb2 as st
 from gateway.service.compliance import ComplianceService
 from gateway.service.reports import ReportService, Schedule
 
-__all__ = ["SERVICE_NAME", "ComplianceServicer", "add_compliance_service"]
+__all__ = [
+    "SERVICE_NAME",
+    "AllianceRules",
+    "ComplianceServicer",
+    "add_compliance_service",
+    "deadline_rules_pb",
+]
 
 SERVICE_NAME: str = co.DESCRIPTOR.services_by_name["Compliance"].full_name
 
+AllianceRules = tuple[str, str, DeadlineRules]
+"""(trust domain, member id of its gateway, the alliance's deadline rules)."""
+
 
 class ComplianceServicer(compliance_pb2_grpc.ComplianceServicer):
-    def __init__(self, compliance: ComplianceService, reports: ReportService) -> None:
+    def __init__(
+        self,
+        compliance: ComplianceService,
+        reports: ReportService,
+        deadline_rules: Sequence[AllianceRules] = (),
+    ) -> None:
         self._compliance = compliance
         self._reports = reports
+        self._deadline_rules = deadline_rules_pb(deadline_rules)
 
     def GetCompliance(
         self, request: co.GetComplianceRequest, context: grpc.ServicerContext
@@ -53,13 +71,41 @@ class ComplianceServicer(compliance_pb2_grpc.ComplianceServicer):
         month = ReportMonth.parse(request.month) if request.month else None
         return report_schedule(self._reports.schedule(month))
 
+    def GetDeadlineRules(
+        self, request: co.GetDeadlineRulesRequest, context: grpc.ServicerContext
+    ) -> co.DeadlineRules:
+        response = co.DeadlineRules()
+        response.CopyFrom(self._deadline_rules)
+        return response
+
 
 def add_compliance_service(
-    server: grpc.Server, compliance: ComplianceService, reports: ReportService
+    server: grpc.Server,
+    compliance: ComplianceService,
+    reports: ReportService,
+    deadline_rules: Sequence[AllianceRules] = (),
 ) -> None:
     compliance_pb2_grpc.add_ComplianceServicer_to_server(
-        ComplianceServicer(compliance, reports), server
+        ComplianceServicer(compliance, reports, deadline_rules), server
     )
+
+
+def deadline_rules_pb(alliances: Sequence[AllianceRules]) -> co.DeadlineRules:
+    """The rules in force, each list's rule first, then the conducts with their own."""
+    msg = co.DeadlineRules(protocol_default_months=PROTOCOL_DEFAULT_MONTHS)
+    for trust_domain, gateway, rules in alliances:
+        entry = msg.alliances.add(trust_domain=trust_domain, gateway=gateway)
+        ordered = sorted(
+            rules.months.items(),
+            key=lambda kv: (kv[0][1] is not None, kv[0][0].value, kv[0][1] or 0),
+        )
+        for (kind, conduct), months in ordered:
+            entry.rules.add(
+                list=st.ListKind.ValueType(kind.value),
+                conduct=st.ConductType.ValueType(conduct.value if conduct else 0),
+                months=months,
+            )
+    return msg
 
 
 def _obligation(o: Obligation) -> co.PlatformObligation:

@@ -18,6 +18,7 @@ STATUS_FOR: Mapping[type[errors.GatewayError], grpc.StatusCode] = {
     errors.PermissionError: grpc.StatusCode.PERMISSION_DENIED,
     errors.NotFoundError: grpc.StatusCode.NOT_FOUND,
     errors.LogIntegrityError: grpc.StatusCode.DATA_LOSS,
+    errors.LogDamageError: grpc.StatusCode.DATA_LOSS,
     errors.FederationError: grpc.StatusCode.UNAVAILABLE,
     errors.StorageError: grpc.StatusCode.UNAVAILABLE,
     errors.ConfigError: grpc.StatusCode.FAILED_PRECONDITION,

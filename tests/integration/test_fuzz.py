@@ -679,13 +679,17 @@ def _seeds(fz: Fuzzed) -> dict[str, list[Message]]:
             ex.ListListingsRequest(page_size=1, page_token=page.next_page_token),
         ],
         "/alliance.v1.Exchange/WatchRecords": [ex.WatchRecordsRequest(from_index=size - 1)],
-        "/alliance.v1.AuditLog/GetCheckpoint": [au.GetCheckpointRequest()],
+        "/alliance.v1.AuditLog/GetCheckpoint": [
+            au.GetCheckpointRequest(),
+            au.GetCheckpointRequest(tree_size=size),
+        ],
         "/alliance.v1.AuditLog/GetInclusionProof": [
             au.GetInclusionProofRequest(record_id=own_listing, tree_size=size),
             au.GetInclusionProofRequest(leaf_index=1),
         ],
         "/alliance.v1.AuditLog/GetConsistencyProof": [
-            au.GetConsistencyProofRequest(first_size=1, second_size=size)
+            au.GetConsistencyProofRequest(first_size=1, second_size=size),
+            au.GetConsistencyProofRequest(first_size=0, second_size=size),
         ],
         "/alliance.v1.AuditLog/GetEntries": [au.GetEntriesRequest(start=0, end=size)],
         "/alliance.v1.AuditLog/AddCosignature": [
@@ -703,6 +707,7 @@ def _seeds(fz: Fuzzed) -> dict[str, list[Message]]:
             )
         ],
         "/alliance.v1.Compliance/GetReportSchedule": [co.GetReportScheduleRequest(month="2026-10")],
+        "/alliance.v1.Compliance/GetDeadlineRules": [co.GetDeadlineRulesRequest()],
     }
     assert set(seeds) == set(METHODS)
     return seeds
@@ -716,13 +721,15 @@ ALLOWED: dict[str, frozenset[Code]] = {
     "/alliance.v1.Exchange/CheckSubjects": frozenset({OK, INVALID}),
     "/alliance.v1.Exchange/ListListings": frozenset({OK, INVALID}),
     "/alliance.v1.Exchange/WatchRecords": frozenset({OK, INVALID}),
-    "/alliance.v1.AuditLog/GetCheckpoint": frozenset({OK}),
+    # A tree size the log never signed a checkpoint for.
+    "/alliance.v1.AuditLog/GetCheckpoint": frozenset({OK, NOT_FOUND}),
     "/alliance.v1.AuditLog/GetConsistencyProof": frozenset({OK, INVALID}),
     "/alliance.v1.AuditLog/GetEntries": frozenset({OK, INVALID}),
     "/alliance.v1.Federation/Replicate": frozenset({OK, INVALID}),
     "/alliance.v1.Compliance/ListOutstanding": frozenset({OK, INVALID}),
     # A month of a year the gateway has no working-day calendar for: its operator's job.
     "/alliance.v1.Compliance/GetReportSchedule": frozenset({OK, INVALID, FAILED}),
+    "/alliance.v1.Compliance/GetDeadlineRules": frozenset({OK}),
 }
 _RESULT_CODES = frozenset(c.value[0] for c in (OK, INVALID, DENIED, NOT_FOUND))
 
@@ -838,6 +845,12 @@ FOUND_BY_FUZZING: dict[str, tuple[str, bytes, Code]] = {
         "/alliance.v1.Compliance/GetReportSchedule",
         co.GetReportScheduleRequest(month="9999-12").SerializeToString(),
         INVALID,
+    ),
+    # A checkpoint size past any database integer (it was looked up, and overflowed).
+    "checkpoint-size-2^63": (
+        "/alliance.v1.AuditLog/GetCheckpoint",
+        au.GetCheckpointRequest(tree_size=2**63).SerializeToString(),
+        NOT_FOUND,
     ),
     # Bytes that are not the request message: gRPC's own deserializer said INTERNAL.
     "not-protobuf": ("/alliance.v1.AuditLog/GetCheckpoint", b"\xff", INVALID),

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from gateway.pb.alliance.v1 import exchange_pb2 as alliance_dot_v1_dot_exchange__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x61lliance/v1/audit.proto\x12\x0b\x61lliance.v1\x1a\x1a\x61lliance/v1/exchange.proto\"\x16\n\x14GetCheckpointRequest\" \n\x10SignedCheckpoint\x12\x0c\n\x04note\x18\x01 \x01(\t\"`\n\x18GetInclusionProofRequest\x12\x13\n\trecord_id\x18\x01 \x01(\tH\x00\x12\x14\n\nleaf_index\x18\x02 \x01(\x04H\x00\x12\x11\n\ttree_size\x18\x03 \x01(\x04\x42\x06\n\x04leaf\"G\n\x0eInclusionProof\x12\x12\n\nleaf_index\x18\x01 \x01(\x04\x12\x11\n\ttree_size\x18\x02 \x01(\x04\x12\x0e\n\x06hashes\x18\x03 \x03(\x0c\"E\n\x1aGetConsistencyProofRequest\x12\x12\n\nfirst_size\x18\x01 \x01(\x04\x12\x13\n\x0bsecond_size\x18\x02 \x01(\x04\"K\n\x10\x43onsistencyProof\x12\x12\n\nfirst_size\x18\x01 \x01(\x04\x12\x13\n\x0bsecond_size\x18\x02 \x01(\x04\x12\x0e\n\x06hashes\x18\x03 \x03(\x0c\"/\n\x11GetEntriesRequest\x12\r\n\x05start\x18\x01 \x01(\x04\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x04\"C\n\x15\x41\x64\x64\x43osignatureRequest\x12\x12\n\ncheckpoint\x18\x01 \x01(\t\x12\x16\n\x0esignature_line\x18\x02 \x01(\t\"\x18\n\x16\x41\x64\x64\x43osignatureResponse2\xb7\x03\n\x08\x41uditLog\x12Q\n\rGetCheckpoint\x12!.alliance.v1.GetCheckpointRequest\x1a\x1d.alliance.v1.SignedCheckpoint\x12W\n\x11GetInclusionProof\x12%.alliance.v1.GetInclusionProofRequest\x1a\x1b.alliance.v1.InclusionProof\x12]\n\x13GetConsistencyProof\x12\'.alliance.v1.GetConsistencyProofRequest\x1a\x1d.alliance.v1.ConsistencyProof\x12\x45\n\nGetEntries\x12\x1e.alliance.v1.GetEntriesRequest\x1a\x15.alliance.v1.LogEntry0\x01\x12Y\n\x0e\x41\x64\x64\x43osignature\x12\".alliance.v1.AddCosignatureRequest\x1a#.alliance.v1.AddCosignatureResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x61lliance/v1/audit.proto\x12\x0b\x61lliance.v1\x1a\x1a\x61lliance/v1/exchange.proto\")\n\x14GetCheckpointRequest\x12\x11\n\ttree_size\x18\x01 \x01(\x04\" \n\x10SignedCheckpoint\x12\x0c\n\x04note\x18\x01 \x01(\t\"`\n\x18GetInclusionProofRequest\x12\x13\n\trecord_id\x18\x01 \x01(\tH\x00\x12\x14\n\nleaf_index\x18\x02 \x01(\x04H\x00\x12\x11\n\ttree_size\x18\x03 \x01(\x04\x42\x06\n\x04leaf\"G\n\x0eInclusionProof\x12\x12\n\nleaf_index\x18\x01 \x01(\x04\x12\x11\n\ttree_size\x18\x02 \x01(\x04\x12\x0e\n\x06hashes\x18\x03 \x03(\x0c\"E\n\x1aGetConsistencyProofRequest\x12\x12\n\nfirst_size\x18\x01 \x01(\x04\x12\x13\n\x0bsecond_size\x18\x02 \x01(\x04\"K\n\x10\x43onsistencyProof\x12\x12\n\nfirst_size\x18\x01 \x01(\x04\x12\x13\n\x0bsecond_size\x18\x02 \x01(\x04\x12\x0e\n\x06hashes\x18\x03 \x03(\x0c\"/\n\x11GetEntriesRequest\x12\r\n\x05start\x18\x01 \x01(\x04\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x04\"C\n\x15\x41\x64\x64\x43osignatureRequest\x12\x12\n\ncheckpoint\x18\x01 \x01(\t\x12\x16\n\x0esignature_line\x18\x02 \x01(\t\"\x18\n\x16\x41\x64\x64\x43osignatureResponse2\xb7\x03\n\x08\x41uditLog\x12Q\n\rGetCheckpoint\x12!.alliance.v1.GetCheckpointRequest\x1a\x1d.alliance.v1.SignedCheckpoint\x12W\n\x11GetInclusionProof\x12%.alliance.v1.GetInclusionProofRequest\x1a\x1b.alliance.v1.InclusionProof\x12]\n\x13GetConsistencyProof\x12\'.alliance.v1.GetConsistencyProofRequest\x1a\x1d.alliance.v1.ConsistencyProof\x12\x45\n\nGetEntries\x12\x1e.alliance.v1.GetEntriesRequest\x1a\x15.alliance.v1.LogEntry0\x01\x12Y\n\x0e\x41\x64\x64\x43osignature\x12\".alliance.v1.AddCosignatureRequest\x1a#.alliance.v1.AddCosignatureResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,23 +33,23 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'alliance.v1.audit_pb2', _gl
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_GETCHECKPOINTREQUEST']._serialized_start=68
-  _globals['_GETCHECKPOINTREQUEST']._serialized_end=90
-  _globals['_SIGNEDCHECKPOINT']._serialized_start=92
-  _globals['_SIGNEDCHECKPOINT']._serialized_end=124
-  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_start=126
-  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_end=222
-  _globals['_INCLUSIONPROOF']._serialized_start=224
-  _globals['_INCLUSIONPROOF']._serialized_end=295
-  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_start=297
-  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_end=366
-  _globals['_CONSISTENCYPROOF']._serialized_start=368
-  _globals['_CONSISTENCYPROOF']._serialized_end=443
-  _globals['_GETENTRIESREQUEST']._serialized_start=445
-  _globals['_GETENTRIESREQUEST']._serialized_end=492
-  _globals['_ADDCOSIGNATUREREQUEST']._serialized_start=494
-  _globals['_ADDCOSIGNATUREREQUEST']._serialized_end=561
-  _globals['_ADDCOSIGNATURERESPONSE']._serialized_start=563
-  _globals['_ADDCOSIGNATURERESPONSE']._serialized_end=587
-  _globals['_AUDITLOG']._serialized_start=590
-  _globals['_AUDITLOG']._serialized_end=1029
+  _globals['_GETCHECKPOINTREQUEST']._serialized_end=109
+  _globals['_SIGNEDCHECKPOINT']._serialized_start=111
+  _globals['_SIGNEDCHECKPOINT']._serialized_end=143
+  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_start=145
+  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_end=241
+  _globals['_INCLUSIONPROOF']._serialized_start=243
+  _globals['_INCLUSIONPROOF']._serialized_end=314
+  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_start=316
+  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_end=385
+  _globals['_CONSISTENCYPROOF']._serialized_start=387
+  _globals['_CONSISTENCYPROOF']._serialized_end=462
+  _globals['_GETENTRIESREQUEST']._serialized_start=464
+  _globals['_GETENTRIESREQUEST']._serialized_end=511
+  _globals['_ADDCOSIGNATUREREQUEST']._serialized_start=513
+  _globals['_ADDCOSIGNATUREREQUEST']._serialized_end=580
+  _globals['_ADDCOSIGNATURERESPONSE']._serialized_start=582
+  _globals['_ADDCOSIGNATURERESPONSE']._serialized_end=606
+  _globals['_AUDITLOG']._serialized_start=609
+  _globals['_AUDITLOG']._serialized_end=1048
 # @@protoc_insertion_point(module_scope)

@@ -22,12 +22,19 @@ DESCRIPTOR: _descriptor.FileDescriptor
 class GetCheckpointRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    TREE_SIZE_FIELD_NUMBER: _builtins.int
+    tree_size: _builtins.int
+    """0: the newest checkpoint. Otherwise the checkpoint of exactly this tree size;
+    every checkpoint the log signed is kept as long as the log (docs/PROTOCOL.md §4.2).
+    """
     def __init__(
         self,
+        *,
+        tree_size: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["tree_size", b"tree_size"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -189,9 +196,15 @@ class AddCosignatureRequest(_message.Message):
     CHECKPOINT_FIELD_NUMBER: _builtins.int
     SIGNATURE_LINE_FIELD_NUMBER: _builtins.int
     checkpoint: _builtins.str
-    """The checkpoint body (note text) that was cosigned."""
+    """The checkpoint body that was cosigned: the note text up to and including the LF
+    that ends its last line, without the blank line and the signature lines. It must
+    be exactly the body of a checkpoint this log signed.
+    """
     signature_line: _builtins.str
-    """One signed-note signature line: "— <name> <base64(keyid || timestamp || sig)>"."""
+    """One signed-note signature line "— <name> <base64(keyid || timestamp || sig)>",
+    with or without its final LF; <name> is the caller's member id. Any timestamp
+    from 0 to 2^63-1 is accepted (docs/PROTOCOL.md §4.2).
+    """
     def __init__(
         self,
         *,

@@ -66,19 +66,24 @@ class AuditLogServicer:
     """Missing associated documentation comment in .proto file."""
 
     def GetCheckpoint(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The newest signed checkpoint, or the one of a given tree size, with the
+        cosignatures the gateway holds for it. NOT_FOUND for a size the log never signed.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetInclusionProof(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Verified against the signed checkpoint of that size before it is sent; DATA_LOSS
+        when the gateway's stored log cannot produce a proof that verifies.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetConsistencyProof(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """first_size = 0 (or = second_size) is answered with an empty proof.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')

@@ -33,8 +33,15 @@ class AuditLogStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> AuditLogAsyncStub: ...
     GetCheckpoint: _grpc.UnaryUnaryMultiCallable[_audit_pb2.GetCheckpointRequest, _audit_pb2.SignedCheckpoint]
+    """The newest signed checkpoint, or the one of a given tree size, with the
+    cosignatures the gateway holds for it. NOT_FOUND for a size the log never signed.
+    """
     GetInclusionProof: _grpc.UnaryUnaryMultiCallable[_audit_pb2.GetInclusionProofRequest, _audit_pb2.InclusionProof]
+    """Verified against the signed checkpoint of that size before it is sent; DATA_LOSS
+    when the gateway's stored log cannot produce a proof that verifies.
+    """
     GetConsistencyProof: _grpc.UnaryUnaryMultiCallable[_audit_pb2.GetConsistencyProofRequest, _audit_pb2.ConsistencyProof]
+    """first_size = 0 (or = second_size) is answered with an empty proof."""
     GetEntries: _grpc.UnaryStreamMultiCallable[_audit_pb2.GetEntriesRequest, _exchange_pb2.LogEntry]
     """Entries [start, end) in log order."""
     AddCosignature: _grpc.UnaryUnaryMultiCallable[_audit_pb2.AddCosignatureRequest, _audit_pb2.AddCosignatureResponse]
@@ -44,8 +51,15 @@ class AuditLogStub:
 class AuditLogAsyncStub(AuditLogStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetCheckpoint: _aio.UnaryUnaryMultiCallable[_audit_pb2.GetCheckpointRequest, _audit_pb2.SignedCheckpoint]  # type: ignore[assignment]
+    """The newest signed checkpoint, or the one of a given tree size, with the
+    cosignatures the gateway holds for it. NOT_FOUND for a size the log never signed.
+    """
     GetInclusionProof: _aio.UnaryUnaryMultiCallable[_audit_pb2.GetInclusionProofRequest, _audit_pb2.InclusionProof]  # type: ignore[assignment]
+    """Verified against the signed checkpoint of that size before it is sent; DATA_LOSS
+    when the gateway's stored log cannot produce a proof that verifies.
+    """
     GetConsistencyProof: _aio.UnaryUnaryMultiCallable[_audit_pb2.GetConsistencyProofRequest, _audit_pb2.ConsistencyProof]  # type: ignore[assignment]
+    """first_size = 0 (or = second_size) is answered with an empty proof."""
     GetEntries: _aio.UnaryStreamMultiCallable[_audit_pb2.GetEntriesRequest, _exchange_pb2.LogEntry]  # type: ignore[assignment]
     """Entries [start, end) in log order."""
     AddCosignature: _aio.UnaryUnaryMultiCallable[_audit_pb2.AddCosignatureRequest, _audit_pb2.AddCosignatureResponse]  # type: ignore[assignment]
@@ -57,21 +71,28 @@ class AuditLogServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _audit_pb2.GetCheckpointRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_audit_pb2.SignedCheckpoint, _abc.Awaitable[_audit_pb2.SignedCheckpoint]]: ...
+    ) -> _typing.Union[_audit_pb2.SignedCheckpoint, _abc.Awaitable[_audit_pb2.SignedCheckpoint]]:
+        """The newest signed checkpoint, or the one of a given tree size, with the
+        cosignatures the gateway holds for it. NOT_FOUND for a size the log never signed.
+        """
 
     @_abc_1.abstractmethod
     def GetInclusionProof(
         self,
         request: _audit_pb2.GetInclusionProofRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_audit_pb2.InclusionProof, _abc.Awaitable[_audit_pb2.InclusionProof]]: ...
+    ) -> _typing.Union[_audit_pb2.InclusionProof, _abc.Awaitable[_audit_pb2.InclusionProof]]:
+        """Verified against the signed checkpoint of that size before it is sent; DATA_LOSS
+        when the gateway's stored log cannot produce a proof that verifies.
+        """
 
     @_abc_1.abstractmethod
     def GetConsistencyProof(
         self,
         request: _audit_pb2.GetConsistencyProofRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_audit_pb2.ConsistencyProof, _abc.Awaitable[_audit_pb2.ConsistencyProof]]: ...
+    ) -> _typing.Union[_audit_pb2.ConsistencyProof, _abc.Awaitable[_audit_pb2.ConsistencyProof]]:
+        """first_size = 0 (or = second_size) is answered with an empty proof."""
 
     @_abc_1.abstractmethod
     def GetEntries(

@@ -358,3 +358,111 @@ class ReportSchedule(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReportSchedule: _TypeAlias = ReportSchedule  # noqa: Y015
+
+@_typing.final
+class GetDeadlineRulesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetDeadlineRulesRequest: _TypeAlias = GetDeadlineRulesRequest  # noqa: Y015
+
+@_typing.final
+class DeadlineRules(_message.Message):
+    """Today the rules are the gateway's configuration, stated for its own alliance. The
+    alliance's policy will later travel as a signed record of the issuing alliance's
+    gateway (like member records); the response is keyed by trust domain so that it can
+    then carry the rules of every issuing alliance whose policy this gateway holds.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROTOCOL_DEFAULT_MONTHS_FIELD_NUMBER: _builtins.int
+    ALLIANCES_FIELD_NUMBER: _builtins.int
+    protocol_default_months: _builtins.int
+    """Calendar months added to listed_at when Listing.correction_deadline is unset."""
+    @_builtins.property
+    def alliances(self) -> _containers.RepeatedCompositeFieldContainer[Global___AllianceDeadlineRules]:
+        """One entry per issuing alliance; today exactly one, the gateway's own."""
+
+    def __init__(
+        self,
+        *,
+        protocol_default_months: _builtins.int = ...,
+        alliances: _abc.Iterable[Global___AllianceDeadlineRules] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alliances", b"alliances", "protocol_default_months", b"protocol_default_months"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeadlineRules: _TypeAlias = DeadlineRules  # noqa: Y015
+
+@_typing.final
+class AllianceDeadlineRules(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRUST_DOMAIN_FIELD_NUMBER: _builtins.int
+    GATEWAY_FIELD_NUMBER: _builtins.int
+    RULES_FIELD_NUMBER: _builtins.int
+    trust_domain: _builtins.str
+    """Trust domain of the issuing alliance, e.g. "zj.alliance.example"."""
+    gateway: _builtins.str
+    """Member id of the gateway that applies (and will sign) these rules."""
+    @_builtins.property
+    def rules(self) -> _containers.RepeatedCompositeFieldContainer[Global___DeadlineRule]:
+        """A rule for every list (conduct unset), then one per conduct that has its own."""
+
+    def __init__(
+        self,
+        *,
+        trust_domain: _builtins.str = ...,
+        gateway: _builtins.str = ...,
+        rules: _abc.Iterable[Global___DeadlineRule] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["gateway", b"gateway", "rules", b"rules", "trust_domain", b"trust_domain"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AllianceDeadlineRules: _TypeAlias = AllianceDeadlineRules  # noqa: Y015
+
+@_typing.final
+class DeadlineRule(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LIST_FIELD_NUMBER: _builtins.int
+    CONDUCT_FIELD_NUMBER: _builtins.int
+    MONTHS_FIELD_NUMBER: _builtins.int
+    list: _statements_pb2.ListKind.ValueType
+    conduct: _statements_pb2.ConductType.ValueType
+    """CONDUCT_TYPE_UNSPECIFIED: the rule of the whole list; otherwise this conduct's own,
+    which wins over the list's.
+    """
+    months: _builtins.int
+    """The latest correction deadline accepted is listed_at + this many calendar months,
+    counted on the calendar of UTC+08:00 (docs/PROTOCOL.md §3, Listing).
+    """
+    def __init__(
+        self,
+        *,
+        list: _statements_pb2.ListKind.ValueType = ...,
+        conduct: _statements_pb2.ConductType.ValueType = ...,
+        months: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conduct", b"conduct", "list", b"list", "months", b"months"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeadlineRule: _TypeAlias = DeadlineRule  # noqa: Y015

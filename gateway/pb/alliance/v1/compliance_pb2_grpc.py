@@ -49,6 +49,11 @@ class ComplianceStub:
                 request_serializer=alliance_dot_v1_dot_compliance__pb2.GetReportScheduleRequest.SerializeToString,
                 response_deserializer=alliance_dot_v1_dot_compliance__pb2.ReportSchedule.FromString,
                 _registered_method=True)
+        self.GetDeadlineRules = channel.unary_unary(
+                '/alliance.v1.Compliance/GetDeadlineRules',
+                request_serializer=alliance_dot_v1_dot_compliance__pb2.GetDeadlineRulesRequest.SerializeToString,
+                response_deserializer=alliance_dot_v1_dot_compliance__pb2.DeadlineRules.FromString,
+                _registered_method=True)
 
 
 class ComplianceServicer:
@@ -78,6 +83,15 @@ class ComplianceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetDeadlineRules(self, request, context):
+        """The correction-deadline rules in force for listings submitted to this gateway:
+        months per list, optionally per conduct. A client sets Listing.correction_deadline
+        from them; a later deadline is refused (docs/PROTOCOL.md §7.1).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ComplianceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -95,6 +109,11 @@ def add_ComplianceServicer_to_server(servicer, server):
                     servicer.GetReportSchedule,
                     request_deserializer=alliance_dot_v1_dot_compliance__pb2.GetReportScheduleRequest.FromString,
                     response_serializer=alliance_dot_v1_dot_compliance__pb2.ReportSchedule.SerializeToString,
+            ),
+            'GetDeadlineRules': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDeadlineRules,
+                    request_deserializer=alliance_dot_v1_dot_compliance__pb2.GetDeadlineRulesRequest.FromString,
+                    response_serializer=alliance_dot_v1_dot_compliance__pb2.DeadlineRules.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -178,6 +197,33 @@ class Compliance:
             '/alliance.v1.Compliance/GetReportSchedule',
             alliance_dot_v1_dot_compliance__pb2.GetReportScheduleRequest.SerializeToString,
             alliance_dot_v1_dot_compliance__pb2.ReportSchedule.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDeadlineRules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alliance.v1.Compliance/GetDeadlineRules',
+            alliance_dot_v1_dot_compliance__pb2.GetDeadlineRulesRequest.SerializeToString,
+            alliance_dot_v1_dot_compliance__pb2.DeadlineRules.FromString,
             options,
             channel_credentials,
             insecure,

@@ -44,6 +44,11 @@ class ComplianceStub:
     """The monthly report's period and due date, and the reports this gateway signed
     for that month.
     """
+    GetDeadlineRules: _grpc.UnaryUnaryMultiCallable[_compliance_pb2.GetDeadlineRulesRequest, _compliance_pb2.DeadlineRules]
+    """The correction-deadline rules in force for listings submitted to this gateway:
+    months per list, optionally per conduct. A client sets Listing.correction_deadline
+    from them; a later deadline is refused (docs/PROTOCOL.md §7.1).
+    """
 
 @_typing.type_check_only
 class ComplianceAsyncStub(ComplianceStub):
@@ -58,6 +63,11 @@ class ComplianceAsyncStub(ComplianceStub):
     GetReportSchedule: _aio.UnaryUnaryMultiCallable[_compliance_pb2.GetReportScheduleRequest, _compliance_pb2.ReportSchedule]  # type: ignore[assignment]
     """The monthly report's period and due date, and the reports this gateway signed
     for that month.
+    """
+    GetDeadlineRules: _aio.UnaryUnaryMultiCallable[_compliance_pb2.GetDeadlineRulesRequest, _compliance_pb2.DeadlineRules]  # type: ignore[assignment]
+    """The correction-deadline rules in force for listings submitted to this gateway:
+    months per list, optionally per conduct. A client sets Listing.correction_deadline
+    from them; a later deadline is refused (docs/PROTOCOL.md §7.1).
     """
 
 class ComplianceServicer(metaclass=_abc_1.ABCMeta):
@@ -88,6 +98,17 @@ class ComplianceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_compliance_pb2.ReportSchedule, _abc.Awaitable[_compliance_pb2.ReportSchedule]]:
         """The monthly report's period and due date, and the reports this gateway signed
         for that month.
+        """
+
+    @_abc_1.abstractmethod
+    def GetDeadlineRules(
+        self,
+        request: _compliance_pb2.GetDeadlineRulesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_compliance_pb2.DeadlineRules, _abc.Awaitable[_compliance_pb2.DeadlineRules]]:
+        """The correction-deadline rules in force for listings submitted to this gateway:
+        months per list, optionally per conduct. A client sets Listing.correction_deadline
+        from them; a later deadline is refused (docs/PROTOCOL.md §7.1).
         """
 
 def add_ComplianceServicer_to_server(servicer: ComplianceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
