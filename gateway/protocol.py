@@ -29,7 +29,7 @@ __all__ = [
 METADATA_KEY: Final = "alliance-protocol"
 """The gRPC metadata key (lower case, as HTTP/2 carries it) of the version statement."""
 
-CONTRACT_SHA256: Final = "280d14fbaa9040328fee64b52ea455843babc9e379e58a4af07a51c8e0428996"
+CONTRACT_SHA256: Final = "306ff06b5510f168eba7109a633f06d81db2d8442ff7624c21b7868d9fd0bf5b"
 """``contract_digest`` of the ``alliance.v1`` descriptors of this revision. The tests
 recompute it from the generated code, so no contract change ships without a new
 revision."""
@@ -71,12 +71,12 @@ class ProtocolVersion:
         return cls(match.group(1), int(match.group(3)))
 
 
-CURRENT: Final = ProtocolVersion("alliance.v1", 1)
+CURRENT: Final = ProtocolVersion("alliance.v1", 2)
 """What this code speaks. Revision history: docs/PROTOCOL.md §5.1."""
 
 
 def header() -> tuple[str, str]:
-    """The metadata entry a gateway sends: ``("alliance-protocol", "alliance.v1/1")``."""
+    """The metadata entry a gateway sends: ``("alliance-protocol", "alliance.v1/2")``."""
     return (METADATA_KEY, str(CURRENT))
 
 
