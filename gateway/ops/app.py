@@ -47,6 +47,7 @@ from gateway.transport.audit import AuditLogServicer
 from gateway.transport.exchange import ExchangeServicer
 from gateway.transport.federation import FederationServicer
 from gateway.transport.identity import Caller, TrustBundles
+from gateway.transport.interceptor import StreamRules
 from gateway.transport.limits import Limits, LimitSettings
 from gateway.transport.peer_client import GrpcPeerClient
 from gateway.transport.server import GatewayServer, ServerSettings
@@ -186,6 +187,7 @@ class Gateway:
                 burst=config.rate_limit_burst,
                 max_streams=config.max_streams_per_member,
                 stream_idle_timeout_s=config.stream_idle_timeout_s,
+                max_streams_total=config.max_streams,
             ),
             on_limited=self.metrics.observe_rate_limited,
         )
@@ -232,6 +234,14 @@ class Gateway:
                 cert_chain=cfg.cert_file.read_bytes(),
                 private_key=cfg.key_file.read_bytes(),
                 client_roots=roots,
+                tls_handshake_timeout_s=cfg.tls_handshake_timeout_s,
+                connection_idle_timeout_s=cfg.connection_idle_timeout_s,
+                connection_max_age_s=cfg.connection_max_age_s,
+                connection_max_age_grace_s=cfg.connection_max_age_grace_s,
+            ),
+            rules=StreamRules(
+                max_age_s=cfg.stream_max_age_s,
+                uncounted=frozenset({cfg.member_id, *(p.member_id for p in cfg.peers)}),
             ),
             admission=_Admission(cfg, self.core.directory, self._crl),
             observer=self.metrics,
@@ -259,7 +269,13 @@ class Gateway:
         self._tick()
         self.port = self.server.start()
         if serve_metrics:
-            self._stop_metrics = self.metrics.serve(self.config.metrics_address)
+            cfg = self.config
+            self._stop_metrics = self.metrics.serve(
+                cfg.metrics_address,
+                threads=cfg.metrics_threads,
+                timeout_s=cfg.metrics_timeout_s,
+                max_connections=cfg.metrics_max_connections,
+            )
         self._ticker.start()
         self.replication.start()
         logger.info(

@@ -9,6 +9,7 @@ import grpc
 
 from gateway import errors
 from gateway.transport.limits import LimitError, StreamIdleError
+from gateway.transport.streams import StreamAgeError
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +24,7 @@ STATUS_FOR: Mapping[type[errors.GatewayError], grpc.StatusCode] = {
     errors.ConfigError: grpc.StatusCode.FAILED_PRECONDITION,
     LimitError: grpc.StatusCode.RESOURCE_EXHAUSTED,
     StreamIdleError: grpc.StatusCode.DEADLINE_EXCEEDED,
+    StreamAgeError: grpc.StatusCode.UNAVAILABLE,
 }
 
 INTERNAL_MESSAGE = "internal error; the gateway logged the details"
