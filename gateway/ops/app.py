@@ -22,6 +22,7 @@ from gateway.errors import PermissionError
 from gateway.ops.compliance_app import SERVICE_NAME as COMPLIANCE_SERVICE
 from gateway.ops.compliance_app import ComplianceRuntime
 from gateway.ops.config import Config, PeerConfig
+from gateway.ops.fdlimit import ensure_open_files
 from gateway.ops.metrics import GatewayMetrics
 from gateway.ops.state_metrics import StateMetrics
 from gateway.service.access_log import AccessLog
@@ -265,6 +266,7 @@ class Gateway:
         )
 
     def start(self, *, serve_metrics: bool = True) -> Gateway:
+        ensure_open_files(self.config.min_open_files)
         self.sequencer.start()
         self._tick()
         self.port = self.server.start()
