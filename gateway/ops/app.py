@@ -25,6 +25,7 @@ from gateway.ops.config import Config, PeerConfig
 from gateway.ops.fdlimit import ensure_open_files
 from gateway.ops.metrics import GatewayMetrics
 from gateway.ops.state_metrics import StateMetrics
+from gateway.service.access_log import DIGEST_INFO as ACCESS_DIGEST_INFO
 from gateway.service.access_log import AccessLog
 from gateway.service.audit import AuditService
 from gateway.service.directory import Directory
@@ -42,7 +43,7 @@ from gateway.service.replication import (
 )
 from gateway.service.sequencer import Sequencer
 from gateway.service.submit import SubmitService
-from gateway.storage import SqlStore, check_schema, make_engine, migrate
+from gateway.storage import AccessStore, SqlStore, check_schema, make_engine, migrate
 from gateway.storage.db import current_revision
 from gateway.transport.audit import AuditLogServicer
 from gateway.transport.exchange import ExchangeServicer
@@ -168,8 +169,13 @@ class Gateway:
         self.query = QueryService(core.store, clock=clock)
         self.audit = AuditService(core.store, core.directory, clock=clock)
         self.access_log = AccessLog(
-            core.store, retention_days=config.access_log_retention_days, clock=clock
+            AccessStore(core.engine),
+            key=core.key.derive_secret(ACCESS_DIGEST_INFO),
+            retention_days=config.access_log_retention_days,
+            daily_quota=config.access_log_daily_quota,
+            clock=clock,
         )
+        self.access_log.convert_legacy()
         self._access_pruned = 0.0
         self.checkpoints = CheckpointBeacon()
         self.state_metrics = StateMetrics(

@@ -1,5 +1,6 @@
 """SQL storage (SQLAlchemy 2): the only package that imports sqlalchemy."""
 
+from gateway.storage.access import AccessEntry, AccessStore, DayReads, LegacyRow
 from gateway.storage.db import check_schema, make_engine, migrate
 from gateway.storage.store import (
     ListingFilter,
@@ -15,6 +16,10 @@ from gateway.storage.store import (
 )
 
 __all__ = [
+    "AccessEntry",
+    "AccessStore",
+    "DayReads",
+    "LegacyRow",
     "ListingFilter",
     "ListingProjection",
     "PeerCursor",

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 import grpc
 
 from gateway import errors
+from gateway.service.access_log import QuotaError
 from gateway.transport.limits import LimitError, StreamIdleError
 from gateway.transport.streams import StreamAgeError
 
@@ -23,6 +24,7 @@ STATUS_FOR: Mapping[type[errors.GatewayError], grpc.StatusCode] = {
     errors.StorageError: grpc.StatusCode.UNAVAILABLE,
     errors.ConfigError: grpc.StatusCode.FAILED_PRECONDITION,
     LimitError: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    QuotaError: grpc.StatusCode.RESOURCE_EXHAUSTED,
     StreamIdleError: grpc.StatusCode.DEADLINE_EXCEEDED,
     StreamAgeError: grpc.StatusCode.UNAVAILABLE,
 }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
@@ -56,9 +56,18 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
         # Signature checks of bulk streams (cryptography releases the GIL for Ed25519).
         self._checkers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify")
 
-    def _note(self, context: grpc.ServicerContext, rpc: str, detail: dict[str, object]) -> None:
+    def _note(
+        self,
+        context: grpc.ServicerContext,
+        rpc: str,
+        *,
+        subjects: Sequence[str] = (),
+        records: Sequence[str] = (),
+    ) -> None:
+        """Into the access log (QuotaError when past the caller's daily quota)."""
         if self._access_log is not None:
-            self._access_log.record(caller_of(context).member_id, rpc, detail)
+            member = caller_of(context).member_id
+            self._access_log.read(member, rpc, subjects=subjects, records=records)
 
     def SubmitRecord(
         self, request: ex.SubmitRecordRequest, context: grpc.ServicerContext
@@ -86,7 +95,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
         self, request: ex.GetRecordRequest, context: grpc.ServicerContext
     ) -> ex.GetRecordResponse:
         record_id = codec.record_id_from_pb(request.record_id, "record_id")
-        self._note(context, "GetRecord", {"record_id": record_id})
+        self._note(context, "GetRecord", records=(record_id,))
         record = self._query.record(record_id)
         return ex.GetRecordResponse(entry=messages.log_entry(record))
 
@@ -103,7 +112,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
                 subjects.append(codec.subject_from_pb(s))
             except RecordError as e:
                 raise RecordError(f"subjects[{i}]: {e}") from e
-        self._note(context, "CheckSubjects", {"subjects": [s.key for s in subjects]})
+        self._note(context, "CheckSubjects", subjects=[s.key for s in subjects])
         states = self._query.check(subjects)
         # Each subject is echoed as it was sent: it has just been validated into
         # ``subjects``, and without unknown fields it is what the domain subject would
@@ -114,7 +123,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
     def ListListings(
         self, request: ex.ListListingsRequest, context: grpc.ServicerContext
     ) -> ex.ListListingsResponse:
-        self._note(context, "ListListings", {"filter": _filter_detail(request)})
+        self._note(context, "ListListings")
         states, token = self._query.list_listings(
             _listing_filter(request),
             page_size=request.page_size,
@@ -136,7 +145,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
                 f"from_index: {next_index} is beyond this log's size {size}",
                 advice="watch from your cursor; it can never pass the log's size",
             )
-        self._note(context, "WatchRecords", {"from_index": next_index})
+        self._note(context, "WatchRecords")
         guard = guard_of(context)
         while context.is_active() and not self._stopping.is_set():
             size = self._store.log_size()
@@ -155,18 +164,6 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
         if self._stopping.is_set():
             # UNAVAILABLE, so a client can tell a restart from the end of a stream.
             raise StorageError("the gateway is shutting down; resume from your cursor")
-
-
-def _filter_detail(request: ex.ListListingsRequest) -> dict[str, object]:
-    return {
-        "list": request.list,
-        "conduct": request.conduct,
-        "region_prefix": request.region_prefix,
-        "step": request.step,
-        "overdue_only": request.overdue_only,
-        "in_force_only": request.in_force_only,
-        "page_token": request.page_token,
-    }
 
 
 def _listing_filter(request: ex.ListListingsRequest) -> ListingFilter:

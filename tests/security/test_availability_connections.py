@@ -9,6 +9,7 @@ and the gateway checks its file-descriptor limit at start.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import threading
@@ -63,10 +64,8 @@ def _open_plain(port: int, n: int) -> list[socket.socket]:
     for _ in range(n):
         s = socket.socket()
         s.setblocking(False)
-        try:
+        with contextlib.suppress(BlockingIOError):
             s.connect(("127.0.0.1", port))
-        except BlockingIOError:
-            pass
         out.append(s)
     return out
 
@@ -106,9 +105,11 @@ def test_a_tls_connection_that_never_speaks_http2_is_closed(
     context.load_cert_chain(str(calm.cert), str(calm.key))
     context.check_hostname = False
     context.set_alpn_protocols(["h2"])
-    with socket.create_connection(("127.0.0.1", gw.port)) as raw:
-        with context.wrap_socket(raw) as tls:
-            assert _closed_by_peer(tls, HANDSHAKE_S + 3.0)
+    with (
+        socket.create_connection(("127.0.0.1", gw.port)) as raw,
+        context.wrap_socket(raw) as tls,
+    ):
+        assert _closed_by_peer(tls, HANDSHAKE_S + 3.0)
 
 
 def test_an_idle_connection_is_closed(gw: Gateway, alliance: Alliance) -> None:
