@@ -216,7 +216,7 @@ class AccessItemRow(Base):
     (docs/OPERATIONS.md, "Access log"), with the second of the day it was first read."""
 
     __tablename__ = "access_items"
-    __table_args__ = {"sqlite_with_rowid": False}
+    __table_args__ = ({"sqlite_with_rowid": False},)
 
     day: Mapped[int] = mapped_column(Integer, primary_key=True)
     member_no: Mapped[int] = mapped_column(Integer, primary_key=True)

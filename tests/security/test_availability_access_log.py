@@ -18,7 +18,7 @@ from pathlib import Path
 import grpc
 import pytest
 from availability_support import Code, code_of
-from gwtest import Alliance, Member, exchange, running_gateway
+from gwtest import Alliance, Member, audit, exchange, running_gateway
 from sqlalchemy import text
 
 from bench._data import uscc
@@ -60,6 +60,10 @@ def _check(channel: grpc.Channel, first: int, n: int) -> ex.CheckSubjectsRespons
         ex.CheckSubjectsRequest(subjects=subjects), timeout=30
     )
     return response
+
+
+def _check_code(channel: grpc.Channel, first: int) -> Code:
+    return code_of(lambda: _check(channel, first, BATCH))
 
 
 def _access_bytes(gw: Gateway) -> int:
@@ -122,13 +126,11 @@ def test_worst_case_growth_per_member_and_day_is_bounded(
     with reader.channel(gw.port) as ch:
         # Distinct subjects in batches until the quota refuses, and a little further.
         for i in range(2 * QUOTA // BATCH):
-            refused += code_of(lambda i=i: _check(ch, i * BATCH, BATCH)) is Code.RESOURCE_EXHAUSTED
+            refused += _check_code(ch, i * BATCH) is Code.RESOURCE_EXHAUSTED
         # Every other read, many times: counted per day, not stored per call.
         stub = exchange(ch)
         for _ in range(50):
             stub.ListListings(ex.ListListingsRequest(page_size=10), timeout=5)
-        from gwtest import audit
-
         for _ in range(20):
             list(audit(ch).GetEntries(au.GetEntriesRequest(start=0, end=1), timeout=5))
     assert refused == QUOTA // BATCH
