@@ -54,7 +54,8 @@ class Upload:
         self._max_records = max_records
         self._guard = guard
         self._idle = limits.idle_clock()
-        self._ended = threading.Event()
+        self._ended = threading.Event()  # no further record goes to the sequencer
+        self._answered = threading.Event()  # the call's thread stopped reading answers
         self._checks: queue.Queue[tuple[str, Future[Checked]] | _Rejected | object] = queue.Queue(
             maxsize=1024
         )
@@ -91,6 +92,16 @@ class Upload:
                 sequence += 1
         finally:
             self._ended.set()
+            self._answered.set()
+
+    def _hand_over(self, item: object) -> None:
+        """Put ``item`` for the call's thread, unless it has stopped reading."""
+        while not self._answered.is_set():
+            try:
+                self._pending.put(item, timeout=0.5)
+            except queue.Full:
+                continue
+            return
 
     def _read(self, requests: Iterator[ex.SubmitRecordRequest]) -> None:
         checks, idle = self._checks, self._idle
@@ -118,12 +129,11 @@ class Upload:
             checks.put(_END)
 
     def _admit(self) -> None:
-        pending = self._pending
         while (item := self._checks.get()) is not _END:
             if self._ended.is_set():
                 continue  # drain: the stream was ended, nothing more is appended
             if isinstance(item, _Rejected):
-                pending.put(item)
+                self._hand_over(item)
                 continue
             assert isinstance(item, tuple)
             record_id: str = item[0]
@@ -132,13 +142,13 @@ class Upload:
                 self._guard.check()
             except GatewayError as e:  # the caller lost its admission: stop here
                 self._ended.set()
-                pending.put(_Ended(e))
+                self._hand_over(_Ended(e))
                 continue
             try:
-                pending.put(self._submit.admit(checked.result()))
+                self._hand_over(self._submit.admit(checked.result()))
             except Exception as e:  # a GatewayError, or a bug mapped to INTERNAL
-                pending.put(_Rejected(record_id, e))
-        pending.put(_END)
+                self._hand_over(_Rejected(record_id, e))
+        self._hand_over(_END)
 
 
 @dataclass(frozen=True)
