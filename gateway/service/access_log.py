@@ -3,9 +3,9 @@
 
 What is kept answers "which member read which subject when" and stays small
 (docs/OPERATIONS.md, "Access log"): per member, UTC day and RPC the number of calls
-and of items read, first and last time; and each subject (CheckSubjects) or record
-(GetRecord) a member read on a day, once, as a keyed digest with the second it was
-first read that day. Subjects are never stored in clear: the digest is
+and of items read, first and last time; and for each call that read subjects
+(CheckSubjects) or records (GetRecord), who, when (to the second) and their keyed
+digests, 16 bytes each. Subjects are never stored in clear: the digest is
 HMAC-SHA-256 under a key derived from the gateway's signing key, cut to 16 bytes.
 
 A member may read at most ``daily_quota`` subjects and records a UTC day (0: no

@@ -1,6 +1,6 @@
 """SQL storage (SQLAlchemy 2): the only package that imports sqlalchemy."""
 
-from gateway.storage.access import AccessEntry, AccessStore, DayReads, LegacyRow
+from gateway.storage.access import AccessEntry, AccessStore, DayReads, LegacyRow, Read
 from gateway.storage.db import check_schema, make_engine, migrate
 from gateway.storage.store import (
     ListingFilter,
@@ -23,6 +23,7 @@ __all__ = [
     "ListingFilter",
     "ListingProjection",
     "PeerCursor",
+    "Read",
     "SanctionProjection",
     "SqlStore",
     "StoredCheckpoint",

@@ -1,10 +1,9 @@
 """The access log's tables: who read what, compactly (docs/OPERATIONS.md, "Access log").
 
 Per member, UTC day and RPC one row counts the calls and the items read
-(``access_days``); each subject or record a member read on a day is one short row,
-its keyed digest (``access_items``, primary key only, no second index), written once
-a day however often it is read again. The digests are made by the service
-(``gateway.service.access_log``); this module never sees a subject in clear.
+(``access_days``); each call that read subjects or records is one row holding their
+keyed digests back to back, 16 bytes each (``access_reads``). The digests are made by
+the service (``gateway.service.access_log``); this module never sees a subject in clear.
 """
 
 from __future__ import annotations
@@ -13,15 +12,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import Engine, delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from gateway.errors import StorageError
-from gateway.storage.models import AccessDayRow, AccessItemRow, AccessLogRow, AccessMemberRow
+from gateway.storage.models import AccessDayRow, AccessLogRow, AccessMemberRow, AccessReadRow
 
-__all__ = ["AccessEntry", "AccessStore", "DayReads", "LegacyRow"]
+__all__ = ["AccessEntry", "AccessStore", "DayReads", "LegacyRow", "Read"]
 
 _SECONDS_A_DAY = 86_400
 
@@ -49,6 +48,17 @@ class DayReads:
     items: int
     first_at: datetime
     last_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """One stored call that read items."""
+
+    member_id: str
+    day: int
+    second: int
+    rpc: int
+    digests: tuple[bytes, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +90,7 @@ class AccessStore:
     def _append(self, s: Session, entries: Sequence[AccessEntry]) -> dict[str, int]:
         numbers = self._numbers(s, {e.member_id for e in entries})
         days: dict[tuple[int, int, int], _Day] = {}
-        items: dict[tuple[int, int, bytes], int] = {}
+        reads = []
         for e in entries:
             day, member = e.day, numbers[e.member_id]
             row = days.get((day, member, e.rpc))
@@ -89,18 +99,19 @@ class AccessStore:
             row.calls += 1
             row.items += len(e.digests)
             row.last_at = max(row.last_at, e.at)
-            second = int(e.at.timestamp()) - day * _SECONDS_A_DAY
-            for digest in e.digests:
-                items.setdefault((day, member, digest), second)
+            if e.digests:
+                reads.append(
+                    {
+                        "day": day,
+                        "member_no": member,
+                        "second": int(e.at.timestamp()) - day * _SECONDS_A_DAY,
+                        "rpc": e.rpc,
+                        "digests": b"".join(e.digests),
+                    }
+                )
         self._upsert_days(s, days)
-        if items:
-            s.execute(
-                self._insert(AccessItemRow).on_conflict_do_nothing(),
-                [
-                    {"day": d, "member_no": m, "digest": g, "second": sec}
-                    for (d, m, g), sec in items.items()
-                ],
-            )
+        if reads:
+            s.execute(insert(AccessReadRow), reads)
         return numbers
 
     def _upsert_days(self, s: Session, days: dict[tuple[int, int, int], _Day]) -> None:
@@ -179,22 +190,24 @@ class AccessStore:
                 for r, m in s.execute(q)
             ]
 
-    def items(self, member_id: str | None = None) -> list[tuple[str, int, bytes, int]]:
-        """(member id, day, digest, second of the day) of every item row."""
-        q = select(
-            AccessMemberRow.member_id, AccessItemRow.day, AccessItemRow.digest, AccessItemRow.second
-        ).join(AccessMemberRow, AccessMemberRow.id == AccessItemRow.member_no)
+    def reads(self, member_id: str | None = None) -> list[Read]:
+        """Every stored call that read items, in the order stored."""
+        q = select(AccessReadRow, AccessMemberRow.member_id).join(
+            AccessMemberRow, AccessMemberRow.id == AccessReadRow.member_no
+        )
         if member_id is not None:
             q = q.where(AccessMemberRow.member_id == member_id)
-        q = q.order_by(AccessItemRow.day, AccessMemberRow.member_id, AccessItemRow.second)
         with Session(self.engine) as s:
-            return [(m, d, bytes(g), sec) for m, d, g, sec in s.execute(q)]
+            return [
+                Read(m, r.day, r.second, r.rpc, _split(bytes(r.digests)))
+                for r, m in s.execute(q.order_by(AccessReadRow.id))
+            ]
 
     def prune(self, before_day: int) -> int:
         """Delete the days (and their items) before ``before_day``; rows deleted."""
         try:
             with Session(self.engine) as s, s.begin():
-                a = s.execute(delete(AccessItemRow).where(AccessItemRow.day < before_day))
+                a = s.execute(delete(AccessReadRow).where(AccessReadRow.day < before_day))
                 b = s.execute(delete(AccessDayRow).where(AccessDayRow.day < before_day))
                 return int(getattr(a, "rowcount", 0) or 0) + int(getattr(b, "rowcount", 0) or 0)
         except SQLAlchemyError as e:
@@ -230,3 +243,7 @@ class _Day:
     last_at: datetime
     calls: int = 0
     items: int = 0
+
+
+def _split(packed: bytes) -> tuple[bytes, ...]:
+    return tuple(packed[i : i + 16] for i in range(0, len(packed), 16))

@@ -211,17 +211,19 @@ class AccessDayRow(Base):
     last_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
-class AccessItemRow(Base):
-    """A subject (or record) one member read on one UTC day, as a 16-byte keyed digest
-    (docs/OPERATIONS.md, "Access log"), with the second of the day it was first read."""
+class AccessReadRow(Base):
+    """One call that read subjects or records: who, when (second of its UTC day), which
+    RPC, and what, as 16-byte keyed digests one after the other (docs/OPERATIONS.md,
+    "Access log")."""
 
-    __tablename__ = "access_items"
-    __table_args__ = ({"sqlite_with_rowid": False},)
+    __tablename__ = "access_reads"
 
-    day: Mapped[int] = mapped_column(Integer, primary_key=True)
-    member_no: Mapped[int] = mapped_column(Integer, primary_key=True)
-    digest: Mapped[bytes] = mapped_column(LargeBinary(16), primary_key=True)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    day: Mapped[int] = mapped_column(Integer, index=True)
+    member_no: Mapped[int] = mapped_column(Integer)
     second: Mapped[int] = mapped_column(Integer)
+    rpc: Mapped[int] = mapped_column(SmallInteger)
+    digests: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class PeerCursorRow(Base):

@@ -1,5 +1,5 @@
 """Who read what: reads of records and subjects land in the access log, kept 3 years,
-per member and day, with subjects and records as keyed digests."""
+per member and day and per call, with subjects and records as keyed digests."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def test_reads_are_logged_per_member_and_day_with_digests(
             listed = submit(ch, amr.sign(listing(amr)))
         subjects = [listing(amr).subject, listing(amr, uscc=USCC[1]).subject]
         with shop.channel(gw.port) as ch:
-            for _ in range(3):  # the same subjects again: counted, stored once
+            for _ in range(3):  # each call is kept, with when and what it read
                 exchange(ch).CheckSubjects(
                     ex.CheckSubjectsRequest(subjects=[codec.subject_to_pb(s) for s in subjects]),
                     timeout=10,
@@ -46,7 +46,14 @@ def test_reads_are_logged_per_member_and_day_with_digests(
             read_digest(key, b"subject", f"uscc:{USCC[1]}"),
             read_digest(key, b"record", listed.record_id),
         }
-        assert {digest for _, _, digest, _ in store.items(shop.member_id)} == expected
+        reads = store.reads(shop.member_id)
+        assert [(r.rpc, len(r.digests)) for r in reads] == [
+            (RPC_CODES["CheckSubjects"], 2),
+            (RPC_CODES["CheckSubjects"], 2),
+            (RPC_CODES["CheckSubjects"], 2),
+            (RPC_CODES["GetRecord"], 1),
+        ]
+        assert {d for r in reads for d in r.digests} == expected
         assert [(d.rpc, d.calls, d.items) for d in store.days(monitor.member_id)] == [
             (RPC_CODES["GetEntries"], 1, 0)
         ]
@@ -74,6 +81,6 @@ def test_prune_keeps_three_years(tmp_path: Path) -> None:
                 ),
             ]
         )
-        assert gw.access_log.prune() == 2  # the old day row and its item
+        assert gw.access_log.prune() == 2  # the old day row and its call
         assert [d.member_id for d in store.days()] == ["spiffe://zj.alliance.test/platform/y"]
-        assert [m for m, _, _, _ in store.items()] == ["spiffe://zj.alliance.test/platform/y"]
+        assert [r.member_id for r in store.reads()] == ["spiffe://zj.alliance.test/platform/y"]

@@ -1,4 +1,4 @@
-"""access log: members' reads per day, subjects as keyed digests
+"""access log: members' reads per day and per call, subjects as keyed digests
 
 Revision ID: 0004
 Revises: 0003
@@ -40,17 +40,20 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("day", "member_no", "rpc"),
     )
     op.create_table(
-        "access_items",
+        "access_reads",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("day", sa.Integer(), nullable=False),
         sa.Column("member_no", sa.Integer(), nullable=False),
-        sa.Column("digest", sa.LargeBinary(length=16), nullable=False),
         sa.Column("second", sa.Integer(), nullable=False),
-        sa.PrimaryKeyConstraint("day", "member_no", "digest"),
-        sqlite_with_rowid=False,
+        sa.Column("rpc", sa.SmallInteger(), nullable=False),
+        sa.Column("digests", sa.LargeBinary(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
     )
+    op.create_index(op.f("ix_access_reads_day"), "access_reads", ["day"], unique=False)
 
 
 def downgrade() -> None:
-    op.drop_table("access_items")
+    op.drop_index(op.f("ix_access_reads_day"), table_name="access_reads")
+    op.drop_table("access_reads")
     op.drop_table("access_days")
     op.drop_table("access_members")
