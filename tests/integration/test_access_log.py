@@ -7,13 +7,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from gwtest import USCC, Alliance, audit, exchange, listing, running_gateway, submit
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
 
 from gateway import codec
 from gateway.core.crypto import load_signing_key
+from gateway.ops.app import Core
 from gateway.pb.alliance.v1 import audit_pb2 as au
 from gateway.pb.alliance.v1 import exchange_pb2 as ex
 from gateway.service.access_log import DIGEST_INFO, RPC_CODES, read_digest
 from gateway.storage import AccessEntry, AccessStore
+from gateway.storage.models import AccessLogRow
 
 
 def test_reads_are_logged_per_member_and_day_with_digests(
@@ -84,3 +88,50 @@ def test_prune_keeps_three_years(tmp_path: Path) -> None:
         assert gw.access_log.prune() == 2  # the old day row and its call
         assert [d.member_id for d in store.days()] == ["spiffe://zj.alliance.test/platform/y"]
         assert [r.member_id for r in store.reads()] == ["spiffe://zj.alliance.test/platform/y"]
+
+
+def test_old_entries_are_converted_to_digests_at_start(tmp_path: Path, database_url: str) -> None:
+    """Schema 0003 kept one JSON row per call with the subjects in clear; the gateway,
+    which holds the digest key, converts them at start and empties the old table."""
+    a = Alliance(tmp_path / "zj", "zj.alliance.test")
+    config = a.config(database_url)
+    core = Core(config)
+    at = datetime(2026, 11, 30, 8, 0, 5, tzinfo=UTC)
+    shop = "spiffe://zj.alliance.test/platform/shop-a"
+    with Session(core.engine) as s, s.begin():
+        s.execute(
+            insert(AccessLogRow),
+            [
+                {
+                    "at": at,
+                    "member_id": shop,
+                    "rpc": "CheckSubjects",
+                    "detail": f'{{"subjects":["uscc:{USCC[0]}","uscc:{USCC[1]}"]}}',
+                },
+                {"at": at, "member_id": shop, "rpc": "GetRecord", "detail": '{"record_id":"ab"}'},
+                {"at": at, "member_id": shop, "rpc": "ListListings", "detail": '{"filter":{}}'},
+            ],
+        )
+    core.close()
+    with running_gateway(config) as gw:
+        with Session(gw.core.engine) as s:
+            assert list(s.scalars(select(AccessLogRow))) == []
+        store = AccessStore(gw.core.engine)
+        key = load_signing_key(a.gw_dir / "signing-key.pem").derive_secret(DIGEST_INFO)
+        reads = store.reads(shop)
+        assert [(r.rpc, r.second, r.digests) for r in reads] == [
+            (
+                RPC_CODES["CheckSubjects"],
+                8 * 3600 + 5,
+                (
+                    read_digest(key, b"subject", f"uscc:{USCC[0]}"),
+                    read_digest(key, b"subject", f"uscc:{USCC[1]}"),
+                ),
+            ),
+            (RPC_CODES["GetRecord"], 8 * 3600 + 5, (read_digest(key, b"record", "ab"),)),
+        ]
+        assert sorted((d.rpc, d.calls, d.items) for d in store.days(shop)) == [
+            (RPC_CODES["CheckSubjects"], 1, 2),
+            (RPC_CODES["GetRecord"], 1, 1),
+            (RPC_CODES["ListListings"], 1, 0),
+        ]
