@@ -160,6 +160,9 @@ class Alliance:
             # Measure the gateway, not the per-member limit (its code path still runs).
             "rate_limit_per_member_rps": 1_000_000.0,
             "rate_limit_burst": 1_000_000,
+            # Likewise the access log's daily quota: a run checks millions of subjects
+            # (the quota's counting still runs on every read).
+            "access_log_daily_quota": 1_000_000_000,
         }
         raw.update(overrides)
         return config_from_mapping(raw, base_dir=self.root, env={})

@@ -456,6 +456,7 @@ class AllianceClient:
         delays = self._retry.delays()
         while True:
             call = open_at(cursor)
+            opened = time.monotonic()
             try:
                 for msg in call:
                     entry = _log_entry(msg)
@@ -463,6 +464,10 @@ class AllianceClient:
                     delays = self._retry.delays()
                     yield entry
             except grpc.RpcError as e:
+                # A stream that ran a while (e.g. ended at the gateway's maximum stream
+                # age while nothing new came) was healthy: start the backoff afresh.
+                if time.monotonic() - opened > self._retry.max_backoff_s:
+                    delays = self._retry.delays()
                 self._backoff(e, delays)
                 continue
             finally:

@@ -14,12 +14,13 @@ import os
 from typing import Final, TypeAlias
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, rsa, x448, x25519
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from gateway.errors import RecordError, VerificationError
 
@@ -204,6 +205,11 @@ class SigningKey:
 
     def public_key(self) -> VerifyingKey:
         return self._public
+
+    def derive_secret(self, info: bytes) -> bytes:
+        """A 32-byte secret for another purpose, named by ``info``: HKDF-SHA256 (RFC 5869)
+        over the seed, no salt. It never signs, and reveals nothing of the seed."""
+        return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(self._seed())
 
     def sign(self, data: bytes) -> bytes:
         return self._key.sign(bytes(data))

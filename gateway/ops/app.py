@@ -22,9 +22,11 @@ from gateway.errors import PermissionError
 from gateway.ops.compliance_app import SERVICE_NAME as COMPLIANCE_SERVICE
 from gateway.ops.compliance_app import ComplianceRuntime
 from gateway.ops.config import Config, PeerConfig
+from gateway.ops.fdlimit import ensure_open_files
 from gateway.ops.metrics import GatewayMetrics
 from gateway.ops.scrub_metrics import ScrubMetrics
 from gateway.ops.state_metrics import StateMetrics
+from gateway.service.access_log import DIGEST_INFO as ACCESS_DIGEST_INFO
 from gateway.service.access_log import AccessLog
 from gateway.service.audit import AuditService
 from gateway.service.directory import Directory
@@ -44,13 +46,14 @@ from gateway.service.replication import (
 from gateway.service.scrubber import Scrubber, ScrubSettings
 from gateway.service.sequencer import Sequencer
 from gateway.service.submit import SubmitService
-from gateway.storage import SqlStore, check_schema, make_engine, migrate
+from gateway.storage import AccessStore, SqlStore, check_schema, make_engine, migrate
 from gateway.storage.db import current_revision
 from gateway.storage.integrity import IntegrityStore
 from gateway.transport.audit import AuditLogServicer
 from gateway.transport.exchange import ExchangeServicer
 from gateway.transport.federation import FederationServicer
 from gateway.transport.identity import Caller, TrustBundles
+from gateway.transport.interceptor import StreamRules
 from gateway.transport.limits import Limits, LimitSettings
 from gateway.transport.peer_client import GrpcPeerClient
 from gateway.transport.server import GatewayServer, ServerSettings
@@ -176,8 +179,13 @@ class Gateway:
         self.query = QueryService(core.store, clock=clock)
         self.audit = AuditService(core.store, core.directory, clock=clock)
         self.access_log = AccessLog(
-            core.store, retention_days=config.access_log_retention_days, clock=clock
+            AccessStore(core.engine),
+            key=core.key.derive_secret(ACCESS_DIGEST_INFO),
+            retention_days=config.access_log_retention_days,
+            daily_quota=config.access_log_daily_quota,
+            clock=clock,
         )
+        self.access_log.convert_legacy()
         self._access_pruned = 0.0
         self.checkpoints = CheckpointBeacon()
         self.state_metrics = StateMetrics(
@@ -211,6 +219,7 @@ class Gateway:
                 burst=config.rate_limit_burst,
                 max_streams=config.max_streams_per_member,
                 stream_idle_timeout_s=config.stream_idle_timeout_s,
+                max_streams_total=config.max_streams,
             ),
             on_limited=self.metrics.observe_rate_limited,
         )
@@ -257,6 +266,14 @@ class Gateway:
                 cert_chain=cfg.cert_file.read_bytes(),
                 private_key=cfg.key_file.read_bytes(),
                 client_roots=roots,
+                tls_handshake_timeout_s=cfg.tls_handshake_timeout_s,
+                connection_idle_timeout_s=cfg.connection_idle_timeout_s,
+                connection_max_age_s=cfg.connection_max_age_s,
+                connection_max_age_grace_s=cfg.connection_max_age_grace_s,
+            ),
+            rules=StreamRules(
+                max_age_s=cfg.stream_max_age_s,
+                uncounted=frozenset({cfg.member_id, *(p.member_id for p in cfg.peers)}),
             ),
             admission=_Admission(cfg, self.core.directory, self._crl),
             observer=self.metrics,
@@ -280,11 +297,18 @@ class Gateway:
         )
 
     def start(self, *, serve_metrics: bool = True) -> Gateway:
+        ensure_open_files(self.config.min_open_files)
         self.sequencer.start()
         self._tick()
         self.port = self.server.start()
         if serve_metrics:
-            self._stop_metrics = self.metrics.serve(self.config.metrics_address)
+            cfg = self.config
+            self._stop_metrics = self.metrics.serve(
+                cfg.metrics_address,
+                threads=cfg.metrics_threads,
+                timeout_s=cfg.metrics_timeout_s,
+                max_connections=cfg.metrics_max_connections,
+            )
         self._ticker.start()
         self.replication.start()
         if self.scrubber is not None:

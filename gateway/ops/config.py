@@ -75,6 +75,20 @@ class Config:
     rate_limit_burst: int = 4000
     max_streams_per_member: int = 4
     stream_idle_timeout_s: float = 30.0
+    # Availability (docs/OPERATIONS.md, "Threads, streams and connections"): streams of
+    # all members together, read streams' age, and connection bounds.
+    max_streams: int = 64
+    stream_max_age_s: float = 600.0
+    tls_handshake_timeout_s: float = 5.0
+    connection_idle_timeout_s: float = 300.0
+    connection_max_age_s: float = 1800.0
+    connection_max_age_grace_s: float = 30.0
+    min_open_files: int = 4096
+    metrics_threads: int = 2
+    metrics_timeout_s: float = 10.0
+    metrics_max_connections: int = 32
+    # Subjects (and records) one member may read a day (0: no quota); see "Access log".
+    access_log_daily_quota: int = 100_000
     crl_reload_interval_s: float = 5.0
     access_log_retention_days: int = 3 * 366
     shutdown_grace_s: float = 5.0
@@ -106,6 +120,12 @@ class Config:
             "federation_backoff_initial_s",
             "federation_backoff_max_s",
             "stream_idle_timeout_s",
+            "stream_max_age_s",
+            "tls_handshake_timeout_s",
+            "connection_idle_timeout_s",
+            "connection_max_age_s",
+            "connection_max_age_grace_s",
+            "metrics_timeout_s",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name}: must be positive")
@@ -119,6 +139,10 @@ class Config:
             "federation_batch_max_entries",
             "rate_limit_burst",
             "max_streams_per_member",
+            "max_streams",
+            "min_open_files",
+            "metrics_threads",
+            "metrics_max_connections",
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be at least 1")
@@ -128,6 +152,8 @@ class Config:
             raise ConfigError("scrub_rate_entries_per_s: must be 0 (off) or more")
         if self.startup_check_entries < 0:
             raise ConfigError("startup_check_entries: must be 0 or more")
+        if self.access_log_daily_quota < 0:
+            raise ConfigError("access_log_daily_quota: must be 0 (no quota) or more")
         self._check_peers()
         if self.sanction_grace_days < 0:
             raise ConfigError("sanction_grace_days: must not be negative")

@@ -6,8 +6,10 @@ come from fixed tables; no member, seller or record id is ever a label.
 
 from __future__ import annotations
 
+import math
+import threading
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from prometheus_client import (
     CollectorRegistry,
@@ -15,8 +17,11 @@ from prometheus_client import (
     Gauge,
     Histogram,
     Info,
-    start_http_server,
+    make_wsgi_app,
 )
+from waitress import wasyncore
+from waitress.server import MultiSocketServer, create_server
+from waitress.trigger import trigger
 
 from gateway.core.statements import PAYLOAD_TYPES
 
@@ -105,6 +110,7 @@ class GatewayMetrics:
         # ``labels()`` takes a lock and builds a key on every call. The label sets are
         # bounded (see the module docstring), so these maps are too.
         self._rpc_children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
+        self.port = 0
         self._outcome_children: dict[tuple[str, str], Counter] = {}
 
     def observe_peer(
@@ -153,18 +159,53 @@ class GatewayMetrics:
         calls.inc()
         latency.observe(seconds)
 
-    def serve(self, address: str) -> Callable[[], None]:
-        """Expose /metrics on ``address`` (host:port; port 0 picks one). Returns stop()."""
+    def serve(
+        self,
+        address: str,
+        *,
+        threads: int = 2,
+        timeout_s: float = 10.0,
+        max_connections: int = 32,
+    ) -> Callable[[], None]:
+        """Expose /metrics on ``address`` (host:port; port 0 picks one). Returns stop().
+
+        Served by waitress, not prometheus_client's own server (one thread per
+        connection, no timeouts): connections wait in one event loop, ``threads``
+        answer complete requests, a connection idle for ``timeout_s`` (whole seconds)
+        is closed, and past ``max_connections`` new ones wait in the listen backlog.
+        """
         host, _, port = address.rpartition(":")
-        server, thread = start_http_server(
-            int(port), addr=host or "127.0.0.1", registry=self.registry
+        sockets: dict[int, Any] = {}
+        server = create_server(
+            make_wsgi_app(self.registry),
+            map=sockets,
+            host=host or "127.0.0.1",
+            port=int(port),
+            threads=threads,
+            channel_timeout=max(1, math.ceil(timeout_s)),
+            # How often idle connections are looked for: they live at most 1.5 timeouts.
+            cleanup_interval=max(1, math.ceil(timeout_s / 2)),
+            connection_limit=max_connections,
+            asyncore_use_poll=True,
+            ident="alliance-gateway",
         )
-        self.port = server.server_port
+        if isinstance(server, MultiSocketServer):
+            self.port = server.effective_listen[0][1]
+        else:
+            self.port = int(server.getsockname()[1])
+        loop = threading.Thread(target=server.run, name="metrics-http", daemon=True)
+        loop.start()
 
         def stop() -> None:
-            server.shutdown()
-            server.server_close()
-            thread.join(timeout=5)
+            # The event loop owns its sockets: close them from inside it, then it ends.
+            def close_all(_: None = None) -> None:
+                wasyncore.close_all(sockets)
+
+            wakers = [d for d in list(sockets.values()) if isinstance(d, trigger)]
+            if wakers:
+                wakers[0].pull_trigger(close_all)
+            loop.join(timeout=5)
+            server.task_dispatcher.shutdown()
 
         return stop
 

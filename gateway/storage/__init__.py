@@ -1,5 +1,6 @@
 """SQL storage (SQLAlchemy 2): the only package that imports sqlalchemy."""
 
+from gateway.storage.access import AccessEntry, AccessStore, DayReads, LegacyRow, Read
 from gateway.storage.db import check_schema, make_engine, migrate
 from gateway.storage.store import (
     ListingFilter,
@@ -15,9 +16,14 @@ from gateway.storage.store import (
 )
 
 __all__ = [
+    "AccessEntry",
+    "AccessStore",
+    "DayReads",
+    "LegacyRow",
     "ListingFilter",
     "ListingProjection",
     "PeerCursor",
+    "Read",
     "SanctionProjection",
     "SqlStore",
     "StoredCheckpoint",

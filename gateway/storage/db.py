@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,8 @@ SQLITE_MINIMUM = (3, 38, 0)
 
 
 def make_engine(url: str, *, pool_size: int = 8) -> Engine:
-    """An engine for ``url``; SQLite gets WAL, full fsync on commit and a busy timeout."""
+    """An engine for ``url``; SQLite gets WAL, full fsync on commit and a busy timeout,
+    and files only their owner may read (``owner_only``)."""
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
@@ -36,8 +38,24 @@ def make_engine(url: str, *, pool_size: int = 8) -> Engine:
         raise StorageError(f"database_url: cannot use {url!r}: {e}") from e
     if engine.dialect.name == "sqlite":
         check_sqlite_version(sqlite3.sqlite_version_info)
+        if engine.url.database and engine.url.database != ":memory:":
+            owner_only(Path(engine.url.database))
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def owner_only(database: Path) -> None:
+    """Create the SQLite file mode 0600, or tighten an existing one (and its -wal and
+    -shm files): the database holds the access log. SQLite creates -wal and -shm with
+    the mode of the database file."""
+    try:
+        os.close(os.open(database, os.O_RDWR | os.O_CREAT, 0o600))
+        for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
+            if path.exists() and path.stat().st_mode & 0o077:
+                path.chmod(0o600)
+                logger.warning("%s was readable by others: now owner-only (0600)", path)
+    except OSError as e:
+        raise StorageError(f"database_url: cannot create {database}: {e}") from e
 
 
 def check_sqlite_version(version: tuple[int, int, int]) -> None:

@@ -176,7 +176,8 @@ class PendingRow(Base):
 
 
 class AccessLogRow(Base):
-    """Who read what, for personal-information accountability (PIPL art. 56)."""
+    """The access log of schema 0003 (subjects in clear): converted to the keyed,
+    compact tables below by the gateway at its first start on schema 0005, then empty."""
 
     __tablename__ = "access_log"
 
@@ -185,6 +186,44 @@ class AccessLogRow(Base):
     member_id: Mapped[str] = mapped_column(String(300))
     rpc: Mapped[str] = mapped_column(String(128))
     detail: Mapped[str] = mapped_column(Text)
+
+
+class AccessMemberRow(Base):
+    """A small number for each member id the access log names (rows stay short)."""
+
+    __tablename__ = "access_members"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    member_id: Mapped[str] = mapped_column(String(300), unique=True)
+
+
+class AccessDayRow(Base):
+    """One member's reads through one RPC on one UTC day: calls, items, first and last."""
+
+    __tablename__ = "access_days"
+
+    day: Mapped[int] = mapped_column(Integer, primary_key=True)  # days since 1970-01-01
+    member_no: Mapped[int] = mapped_column(Integer, primary_key=True)
+    rpc: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    calls: Mapped[int] = mapped_column(BigInteger)
+    items: Mapped[int] = mapped_column(BigInteger)
+    first_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class AccessReadRow(Base):
+    """One call that read subjects or records: who, when (second of its UTC day), which
+    RPC, and what, as 16-byte keyed digests one after the other (docs/OPERATIONS.md,
+    "Access log")."""
+
+    __tablename__ = "access_reads"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    day: Mapped[int] = mapped_column(Integer, index=True)
+    member_no: Mapped[int] = mapped_column(Integer)
+    second: Mapped[int] = mapped_column(Integer)
+    rpc: Mapped[int] = mapped_column(SmallInteger)
+    digests: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class PeerCursorRow(Base):

@@ -42,7 +42,6 @@ from gateway.core.dsse import pae
 from gateway.core.logcheck import DamageMap, describe
 from gateway.errors import LogDamageError, StorageError
 from gateway.storage.models import (
-    AccessLogRow,
     Base,
     CheckpointRow,
     CosignatureRow,
@@ -932,37 +931,6 @@ class SqlStore:
         """Every record id in the log, sorted (to compare two gateways' record sets)."""
         with self._read() as s:
             return list(s.scalars(select(RecordRow.record_id).order_by(RecordRow.record_id)))
-
-    # -- access log --------------------------------------------------------------------
-
-    def log_access(self, rows: Sequence[tuple[datetime, str, str, str]]) -> None:
-        """Append (at, member_id, rpc, detail) rows to the access log in one transaction."""
-        if not rows:
-            return
-        try:
-            with Session(self.engine) as s, s.begin():
-                s.execute(
-                    insert(AccessLogRow),
-                    [{"at": a, "member_id": m, "rpc": r, "detail": d} for a, m, r, d in rows],
-                )
-        except SQLAlchemyError as e:
-            raise StorageError(f"database write failed: {e}") from e
-
-    def access_log(self, member_id: str | None = None) -> list[tuple[datetime, str, str, str]]:
-        """The access log in insertion order (for operators and tests)."""
-        q = select(AccessLogRow).order_by(AccessLogRow.id)
-        if member_id is not None:
-            q = q.where(AccessLogRow.member_id == member_id)
-        with self._read() as s:
-            return [(r.at, r.member_id, r.rpc, r.detail) for r in s.scalars(q)]
-
-    def prune_access_log(self, before: datetime) -> int:
-        try:
-            with Session(self.engine) as s, s.begin():
-                result = s.execute(delete(AccessLogRow).where(AccessLogRow.at < before))
-                return int(getattr(result, "rowcount", 0) or 0)
-        except SQLAlchemyError as e:
-            raise StorageError(f"database write failed: {e}") from e
 
 
 def _checkpoint(row: CheckpointRow) -> StoredCheckpoint:

@@ -56,9 +56,7 @@ class AuditLogServicer(audit_pb2_grpc.AuditLogServicer):
     ) -> Iterator[ex.LogEntry]:
         start, end = self._audit.entry_range(request.start, request.end)
         if self._access_log is not None:
-            self._access_log.record(
-                caller_of(context).member_id, "GetEntries", {"start": start, "end": end}
-            )
+            self._access_log.read(caller_of(context).member_id, "GetEntries")
         while start < end and context.is_active():
             records = self._audit.entries(start, end, limit=_PAGE)
             if not records:

@@ -8,7 +8,9 @@ from collections.abc import Mapping
 import grpc
 
 from gateway import errors
+from gateway.service.access_log import QuotaError
 from gateway.transport.limits import LimitError, StreamIdleError
+from gateway.transport.streams import StreamAgeError
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +25,9 @@ STATUS_FOR: Mapping[type[errors.GatewayError], grpc.StatusCode] = {
     errors.StorageError: grpc.StatusCode.UNAVAILABLE,
     errors.ConfigError: grpc.StatusCode.FAILED_PRECONDITION,
     LimitError: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    QuotaError: grpc.StatusCode.RESOURCE_EXHAUSTED,
     StreamIdleError: grpc.StatusCode.DEADLINE_EXCEEDED,
+    StreamAgeError: grpc.StatusCode.UNAVAILABLE,
 }
 
 INTERNAL_MESSAGE = "internal error; the gateway logged the details"

@@ -17,6 +17,7 @@ from gateway.pb.alliance.v1 import federation_pb2 as fe
 from gateway.pb.alliance.v1 import federation_pb2_grpc
 from gateway.service.replication import PeerCheckpoint, ReplicationFeed
 from gateway.transport import messages
+from gateway.transport.streams import guard_of
 
 
 class FederationServicer(federation_pb2_grpc.FederationServicer):
@@ -27,7 +28,10 @@ class FederationServicer(federation_pb2_grpc.FederationServicer):
     def Replicate(
         self, request: fe.ReplicateRequest, context: grpc.ServicerContext
     ) -> Iterator[fe.ReplicateResponse]:
+        guard = guard_of(context)
+
         def active() -> bool:
+            guard.check()  # ends the stream of a peer that is no longer admitted
             return bool(context.is_active()) and not self._stopping.is_set()
 
         for item in self._feed.stream(request.from_index, request.known_tree_size, active):

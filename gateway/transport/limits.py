@@ -9,7 +9,10 @@ authenticated member id:
   when it is admitted, and every record of a SubmitRecords stream one more. An empty
   bucket answers RESOURCE_EXHAUSTED with the wait until the next token, in the message
   and in the standard ``grpc-retry-pushback-ms`` trailer that gRPC retry policies honour;
-- at most ``max_streams`` streaming calls at once (RESOURCE_EXHAUSTED beyond);
+- at most ``max_streams`` streaming calls at once (RESOURCE_EXHAUSTED beyond), and at
+  most ``max_streams_total`` of all members together (gateways excepted: configured
+  peers and our own replicas are few and bounded by the configuration), so the stream
+  pool (``gateway.transport.server``) always has a thread for each admitted stream;
 - a SubmitRecords stream that receives no request for ``stream_idle_timeout_s`` ends
   with DEADLINE_EXCEEDED (``IdleClock``; the servicer watches it).
 
@@ -63,12 +66,15 @@ class LimitSettings:
     burst: int = 1
     max_streams: int = 4
     stream_idle_timeout_s: float = 30.0
+    max_streams_total: int = 64
 
     def __post_init__(self) -> None:
         if self.rate_per_s < 0 or self.burst < 1:
             raise ValueError("rate_per_s must be 0 (off) or more, burst at least 1")
         if self.max_streams < 1 or self.stream_idle_timeout_s <= 0:
             raise ValueError("max_streams must be at least 1, stream_idle_timeout_s positive")
+        if self.max_streams_total < 1:
+            raise ValueError("max_streams_total must be at least 1")
 
 
 @dataclass
@@ -94,6 +100,7 @@ class Limits:
         self._lock = threading.Lock()
         self._buckets: dict[str, _Bucket] = {}
         self._streams: dict[str, int] = {}
+        self._total = 0  # streams counted against max_streams_total
 
     def take(self, member_id: str, method: str) -> None:
         """Spend one of the member's tokens; LimitError (with the wait) if it has none."""
@@ -128,30 +135,37 @@ class Limits:
             del self._buckets[member_id]
 
     @contextmanager
-    def stream(self, member_id: str) -> Iterator[None]:
-        """Hold one of the member's stream slots for the duration of a streaming call."""
-        cap = self.settings.max_streams
+    def stream(self, member_id: str, *, counted: bool = True) -> Iterator[None]:
+        """Hold one of the member's stream slots for the duration of a streaming call,
+        and (``counted``) one of the gateway's ``max_streams_total``."""
+        cap, total_cap = self.settings.max_streams, self.settings.max_streams_total
         with self._lock:
             open_now = self._streams.get(member_id, 0)
+            refused = None
             if open_now >= cap:
-                refused = True
+                refused = f"{member_id} already has {cap} streams open, the most a member may"
+            elif counted and self._total >= total_cap:
+                refused = f"the gateway already serves {total_cap} streams, the most it may"
             else:
-                refused = False
                 self._streams[member_id] = open_now + 1
-        if refused:
-            raise LimitError(
-                f"{member_id} already has {cap} streams open, the most a member may",
-                advice="end a stream before opening another one",
-            )
+                self._total += counted
+        if refused is not None:
+            raise LimitError(refused, advice="end a stream before opening another one")
         try:
             yield
         finally:
             with self._lock:
+                self._total -= counted
                 left = self._streams[member_id] - 1
                 if left:
                     self._streams[member_id] = left
                 else:
                     del self._streams[member_id]
+
+    def open_streams_total(self) -> int:
+        """Streams counted against ``max_streams_total`` now."""
+        with self._lock:
+            return self._total
 
     def open_streams(self, member_id: str) -> int:
         with self._lock:
