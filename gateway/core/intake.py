@@ -27,6 +27,7 @@ Each rule raises ``RecordError`` naming the field and never echoes personal data
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -58,6 +59,9 @@ DEFAULT_BACKDATING_WINDOW = timedelta(days=30)
 DEFAULT_CLOCK_SKEW = timedelta(seconds=300)
 FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
 _FREE_TEXT_ALLOWED = frozenset("\n\t")
+# Category Cc within ASCII (the statement models refuse these already; the check stands alone).
+_ASCII_CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
+_ASCII_CONTROLS_EXCEPT_BREAKS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +131,15 @@ def check_text(value: str, field: str, *, multiline: bool, descriptive: bool) ->
     """
     if not value:
         return
-    if not value.isascii():
+    if value.isascii():
+        bad = (_ASCII_CONTROLS_EXCEPT_BREAKS if multiline else _ASCII_CONTROLS).search(value)
+        if bad is not None:
+            raise RecordError(
+                f"{field}: character {bad.start() + 1} is U+{ord(bad.group()):04X} (a control "
+                "character), which this field may not hold",
+                advice="remove control characters; free text may hold LF and TAB only",
+            )
+    else:
         for position, char in enumerate(value, start=1):
             if unicodedata.category(char) in FORBIDDEN_CATEGORIES and not (
                 multiline and char in _FREE_TEXT_ALLOWED
