@@ -197,7 +197,6 @@ class Gateway:
             clock=clock,
             deadline_rules=self.compliance.deadline_rules,
             intake=config.intake_rules,
-            gateways=core.anchors,
             on_outcome=self.metrics.record_outcome,
         )
         self.query = QueryService(core.store, clock=clock)

@@ -11,7 +11,7 @@ unless every check passed.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 
@@ -20,7 +20,7 @@ from gateway.core import dsse
 from gateway.core.deadlines import DEFAULT_RULES, DeadlineRules
 from gateway.core.identifiers import MemberId
 from gateway.core.intake import DEFAULT_INTAKE_RULES, IntakeRules, check_submitted
-from gateway.core.policy import authorize_statement, require_configured_gateway
+from gateway.core.policy import authorize_statement
 from gateway.core.statements import Listing, SanctionConfirmation, Statement, StatusChange
 from gateway.errors import (
     GatewayError,
@@ -64,16 +64,13 @@ class SubmitService:
         clock: Clock = utc_now,
         deadline_rules: DeadlineRules = DEFAULT_RULES,
         intake: IntakeRules = DEFAULT_INTAKE_RULES,
-        gateways: Collection[str] = frozenset(),
         on_outcome: Callable[[str, str], None] | None = None,
     ) -> None:
         """``on_outcome(payload_type, reason)``: reason is "" for a record appended,
-        "duplicate", or a bounded rejection reason (REJECTION_REASONS) — for metrics.
-        ``gateways``: the configured gateway identities (ours and our peers')."""
+        "duplicate", or a bounded rejection reason (REJECTION_REASONS) — for metrics."""
         self._on_outcome = on_outcome
         self._deadline_rules = deadline_rules
         self._intake = intake
-        self._gateways = frozenset(gateways)
         self._store = store
         self._directory = directory
         self._sequencer = sequencer
@@ -126,10 +123,8 @@ class SubmitService:
         this record in the same stream counts), then hand it to the sequencer."""
         env, statement = checked.envelope, checked.statement
         try:
-            signer = MemberId.parse(checked.signer)
-            require_configured_gateway(signer, self._gateways)
             authorize_statement(
-                signer,
+                MemberId.parse(checked.signer),
                 statement,
                 listing=self._listing_for(statement),
                 signer_region=self._directory.region(checked.signer),

@@ -38,13 +38,14 @@ from gwtest import USCC, Member, audit, exchange, listing, running_gateway, subm
 from certs.pki import generate_signing_key, issue_gateway
 from gateway import codec
 from gateway.core import dsse
-from gateway.core.crypto import load_signing_key
+from gateway.core.crypto import SigningKey, load_signing_key
 from gateway.core.notes import CosignatureSigner
-from gateway.core.statements import MemberRecord, MemberStatus, Role
+from gateway.core.statements import MemberRecord, MemberStatus, MonthlyReport, Role
 from gateway.pb.alliance.v1 import audit_pb2 as au
 from gateway.pb.alliance.v1 import exchange_pb2 as ex
 from gateway.pb.alliance.v1 import federation_pb2 as fe
 from gateway.pb.alliance.v1 import federation_pb2_grpc
+from gateway.service.ledger import Accepted
 
 OK = grpc.StatusCode.OK
 DENIED = grpc.StatusCode.PERMISSION_DENIED
@@ -148,6 +149,44 @@ def test_a_rogue_gateway_of_our_domain_signs_nothing_and_federation_goes_on(
         eventually(lambda: has(pair.gd_gw, listing_id), "GD replicates ZJ's new listing")
         (status,) = pair.gd_gw.replication.status()
         assert "refused" not in status.last_error
+
+
+def test_a_rogue_gateway_of_a_peers_domain_signs_nothing_we_replicate(
+    tmp_path: Path, database_url: str
+) -> None:
+    """GD's log holds a gateway-role member record for gd/gateway/rogue (signed by GD's
+    configured gateway, as `members add` allowed) and a MonthlyReport the rogue signed.
+    Before the fix ZJ replicated the report as a statement of a gateway; now only GD's
+    configured gateway may sign what only a gateway signs, so ZJ refuses the batch."""
+    with federated_pair(tmp_path, database_url) as pair:
+        gd = pair.gd
+        rogue_key = SigningKey.generate()
+        rogue = f"spiffe://{gd.trust_domain}/gateway/rogue"
+        append_v1_member_record(
+            pair.gd_gw,
+            gd,
+            rogue,
+            keys=[rogue_key.public_key().raw],
+            issued_at=datetime.now(UTC) - timedelta(minutes=1),
+        )
+        report = MonthlyReport(
+            issuer=rogue,
+            month="2026-11",
+            unit="44",
+            checkpoint_size=0,
+            checkpoint_root=bytes(32),
+            content=b'{"units": []}',
+        )
+        payload_type, payload = codec.encode_statement(report)
+        env = dsse.sign(payload_type, payload, rogue_key)
+        pair.gd_gw.core.ledger.append([Accepted(env, env.record_id, rogue, report, gd.origin)])
+
+        def refused() -> bool:
+            (status,) = pair.zj_gw.replication.status()
+            return "not a configured gateway" in status.last_error
+
+        eventually(refused, "ZJ refuses the batch holding the rogue's report")
+        assert not has(pair.zj_gw, env.record_id)
 
 
 def test_a_peer_gateway_cannot_push_records_through_submit(

@@ -39,6 +39,8 @@ from gwtest import (
 from gateway.core import dsse
 from gateway.core.notes import CosignatureSigner
 from gateway.core.statements import ConductType, LifecycleStep, StatusChange, StoreRef, Subject
+from gateway.core.workdays import ReportMonth
+from gateway.errors import RecordError
 from gateway.ops.app import Gateway
 from gateway.pb.alliance.v1 import audit_pb2 as au
 from gateway.service.ledger import Accepted
@@ -300,6 +302,16 @@ def test_cosignature_times_are_bounded_and_never_move_backwards(
     assert cosign(now + 5) == OK
     assert cosign(now) == INVALID  # older than the one held
     assert gw.core.store.cosignatures(latest.tree_size) == [signer.cosign(body, now + 5)]
+
+
+def test_a_monthly_report_is_never_signed_for_a_month_to_come(gw: Gateway) -> None:
+    """The gateway's own statements are bounded by its clock too (as member records'
+    issued_at is): a report for a month that has not begun is refused, nothing signed."""
+    size = gw.core.store.log_size()
+    coming = ReportMonth.containing(datetime.now(UTC) + timedelta(days=40))
+    with pytest.raises(RecordError, match=r"^month: .* has not begun"):
+        gw.compliance.reports.generate(coming)
+    assert gw.core.store.log_size() == size
 
 
 # --- replication checks signatures and authority only ------------------------------------
