@@ -189,6 +189,7 @@ def _write_config(site: Site, peers: Sequence[Site]) -> None:
             f'address = "127.0.0.1:{peer.port}"',
             f'trust_domain = "{peer.trust_domain}"',
             f'ca_file = "../../{peer.region.code}/ca/ca.pem"',
+            f'crl_file = "../../{peer.region.code}/ca/crl.pem"',
             f'log_origin = "{peer.origin}"',
             f'log_vkey = "{vkey}"',
         ]
