@@ -62,6 +62,8 @@ _FREE_TEXT_ALLOWED = frozenset("\n\t")
 # Category Cc within ASCII (the statement models refuse these already; the check stands alone).
 _ASCII_CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
 _ASCII_CONTROLS_EXCEPT_BREAKS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+# Any decimal digits, full-width ones too (what NFKC turns into ASCII digits).
+_DIGIT_RUN = re.compile(r"\d{3}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +152,8 @@ def check_text(value: str, field: str, *, multiline: bool, descriptive: bool) ->
                     f"{unicodedata.category(char)}), which a text field may not hold",
                     advice="remove invisible, bidirectional and line-breaking characters",
                 )
+    if _DIGIT_RUN.search(value) is None:
+        return  # an ID number or a phone number has a run of 3 digits at least
     if next(find_resident_ids(value), None) is not None:
         raise RecordError(
             f"{field}: holds a resident identity number",
