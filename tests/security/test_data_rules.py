@@ -111,17 +111,22 @@ def test_the_documented_hmac_refusal_probability() -> None:
 
 
 def test_the_documented_effective_time_example() -> None:
+    """PROTOCOL.md §3, intake rules: the example times, checked against the rule."""
+    text = DOC.read_text(encoding="utf-8")
+    assert "at `now` = 2026-12-06T12:00:00Z with the defaults" in text
     now = datetime(2026, 12, 6, 12, tzinfo=UTC)
     rules = IntakeRules()
+
+    def check(at: str) -> None:
+        assert f"{at}Z" in text
+        when = datetime.fromisoformat(at + "+00:00")
+        check_effective_time(when, "t", now=now, rules=rules, historical=False)
+
     for ok in ("2026-11-06T12:00:00", "2026-12-06T12:05:00"):
-        check_effective_time(
-            datetime.fromisoformat(ok + "+00:00"), "t", now=now, rules=rules, historical=False
-        )
+        check(ok)
     for bad in ("2026-11-06T11:59:59", "2026-12-06T12:05:01"):
         with pytest.raises(RecordError, match=r"^t: "):
-            check_effective_time(
-                datetime.fromisoformat(bad + "+00:00"), "t", now=now, rules=rules, historical=False
-            )
+            check(bad)
 
 
 # --- strict parsing per payload type -----------------------------------------------------
