@@ -14,19 +14,26 @@ evidence table with both signed notes. After the entries of a checkpoint are ver
 we cosign it (C2SP tlog-cosignature, named by our gateway's member id) and hand the
 cosignature to the peer (``AuditLog.AddCosignature``).
 
-Checks on each replicated record, in this order (verify the bytes, then parse):
+Checks on each replicated record, in this order (signatures and authority only: the
+intake rules of ``gateway.core.intake`` were the origin's to apply, under its settings,
+so a record a peer accepted never stops a batch here):
 
 1. the record id is the SHA-256 of the entry's PAE bytes;
-2. the signature verifies with a key of the signer: the configured anchor key of a peer
-   gateway, or a key listed in the signer's member record (ours, or one earlier in the
-   same batch);
-3. the payload parses, and ``authorize_statement`` allows the signer to sign it;
-4. a member record is signed by the anchor (configured gateway) of the member's own
-   trust domain.
+2. the payload parses far enough to read its ``issuer``, and a signature verifies over
+   the received bytes with a key of that issuer: any key its member records list and
+   it owns (ours, or one earlier in the same batch), or its configured anchor key if it
+   is a configured gateway. Other members' signatures beside it count for nothing;
+3. the statement's field rules (each v2 proof of possession included);
+4. a gateway-role signer is a configured gateway (``require_configured_gateway``); a
+   member record is signed by the configured gateway of the member's own trust domain;
+   ``authorize_statement`` allows the signer to sign the statement.
+
+A member record dated in the future is stored like any other; the directory lets it
+take effect at its ``issued_at`` (``gateway.core.fold.MemberDirectory``).
 
 **Key validity for replicated records.** A replica does not re-check the key's validity
 window or the member's current status: it accepts any key the signer's home gateway
-listed for it. The home gateway checked both at the time it accepted the record (keys
+listed for it (and that the signer owns: one key, one member). The home gateway checked both at the time it accepted the record (keys
 valid at its clock, member active), and its signed, cosigned checkpoint commits it to
 that. Re-checking at the statement's own timestamp would add nothing against a stolen
 old key (its holder picks the timestamp) and would refuse honest records whose times
