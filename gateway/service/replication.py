@@ -33,16 +33,16 @@ take effect at its ``issued_at`` (``gateway.core.fold.MemberDirectory``).
 
 **Key validity for replicated records.** A replica does not re-check the key's validity
 window or the member's current status: it accepts any key the signer's home gateway
-listed for it (and that the signer owns: one key, one member). The home gateway checked both at the time it accepted the record (keys
-valid at its clock, member active), and its signed, cosigned checkpoint commits it to
-that. Re-checking at the statement's own timestamp would add nothing against a stolen
-old key (its holder picks the timestamp) and would refuse honest records whose times
-lie outside the key's window - a listing dated on the decision day, before the
-authority's key was registered, or a sanction effective after a key rotation - and a
-refused record blocks replication from that peer for good. Checking against our clock
-would refuse old records after a rotation. Compromised keys are handled at the home
-gateway (suspend, rotate); a replica that must not trust a peer's relays should not
-pull from it.
+listed for it (and the signer owns: one key, one member). The home gateway checked both
+at the time it accepted the record (keys valid at its clock, member active), and its
+signed, cosigned checkpoint commits it to that. Re-checking at the statement's own
+timestamp would add nothing against a stolen old key (its holder picks the timestamp)
+and would refuse honest records whose times lie outside the key's window - a listing
+dated on the decision day, before the authority's key was registered, or a sanction
+effective after a key rotation - and a refused record blocks replication from that peer
+for good. Checking against our clock would refuse old records after a rotation.
+Compromised keys are handled at the home gateway (suspend, rotate); a replica that must
+not trust a peer's relays should not pull from it.
 
 **Status changes that arrive before their listing.** Honest logs never do this (a
 gateway accepts a status change only once it holds the listing, and replication keeps

@@ -554,7 +554,6 @@ def test_report_is_signed_appended_and_recomputed_by_replay(
             clock.set(at)
             send(amr, gw, step(amr, listing_id, s, at))
 
-        removed = add(utc(2026, 6, 20))
         with_store = add(
             utc(2026, 7, 1),
             subject=Subject(uscc=next(usccs), stores=(StoreRef(shop_a.member_id, "a-9"),)),
@@ -562,6 +561,7 @@ def test_report_is_signed_appended_and_recomputed_by_replay(
         late = add(utc(2026, 7, 5))  # deadline 5 October
         in_time = add(utc(2026, 7, 10))  # deadline 10 October
         nobody = add(utc(2026, 7, 15))  # deadline 15 October: nobody confirms
+        removed = add(utc(2026, 7, 20))  # deadline 20 October: removed before it
         change(in_time, LifecycleStep.CORRECTED, utc(2026, 10, 8))
         add(utc(2026, 10, 12))  # new in October
         add(
