@@ -8,7 +8,7 @@ import hashlib
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine
@@ -34,7 +34,9 @@ _CHARSET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 _VALUE = {c: i for i, c in enumerate(_CHARSET)}
 _WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
 _ORG_WEIGHTS = (3, 7, 9, 10, 5, 8, 4, 2)
-LISTED_AT = datetime(2026, 10, 1, tzinfo=UTC)
+# Yesterday at midnight UTC: inside the gateway's backdating window (a member may not
+# date a listing much before it submits it) and never overdue during a run.
+LISTED_AT = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
 # A realistic listing: the PAE the gateway verifies is about 300 bytes.
 _SUMMARY = (
     "Store ran paid fake-order campaigns to inflate sales volume and ratings; "

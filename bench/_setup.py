@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 from certs.pki import create_ca, generate_signing_key, issue_gateway, issue_member
 from gateway.core.crypto import SigningKey, load_signing_key
 from gateway.core.notes import NoteSigner
+from gateway.core.possession import prove_possession
 from gateway.ops.app import Core
 from gateway.ops.config import Config, config_from_mapping
 from gateway.storage.scratch import temporary_schema
@@ -174,7 +175,12 @@ class Alliance:
             core.members.ensure_self(config.region_code)
             for m in self.members:
                 if core.directory.member(m.member_id) is None:
-                    core.members.add(m.member_id, m.region, m.signing_key.public_key().raw)
+                    core.members.add(
+                        m.member_id,
+                        m.region,
+                        m.signing_key.public_key().raw,
+                        possession=prove_possession(m.signing_key, m.member_id),
+                    )
         finally:
             core.close()
 

@@ -9,7 +9,6 @@ from certs.pki import (
     ROLES,
     CaFiles,
     IssuedFiles,
-    MemberId,
     RevocationList,
     certificate_not_after,
     certificate_serial,
@@ -18,12 +17,14 @@ from certs.pki import (
     issue_gateway,
     issue_member,
     parse_member_id,
+    possession_proof,
     read_member_id,
     refresh_crl,
     revoke,
     signing_public_key_hex,
     write_public_key,
 )
+from gateway.core.identifiers import MemberId  # the one member-id grammar, from the core
 
 __all__ = [
     "CRL_FILE",
@@ -39,6 +40,7 @@ __all__ = [
     "issue_gateway",
     "issue_member",
     "parse_member_id",
+    "possession_proof",
     "read_member_id",
     "refresh_crl",
     "revoke",

@@ -6,6 +6,7 @@ Failures print ``error: <message>`` and ``hint: <advice>`` to stderr and exit 2.
 from __future__ import annotations
 
 import argparse
+import base64
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -71,6 +72,17 @@ def add_subcommands(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True, help="private key file (PEM, 0600)")
     p.add_argument("--force", action="store_true", help="replace an existing key file")
     p.set_defaults(certs_handler=_signing_key)
+
+    p = sub.add_parser(
+        "possession",
+        help="print the proof that you hold a signing key (hand it to your gateway operator)",
+    )
+    p.add_argument("--key", type=Path, required=True, help="your signing key (private PEM)")
+    p.add_argument("--member-id", required=True, help="the member id to register the key for")
+    p.add_argument(
+        "--public-key-out", type=Path, help="also write the public key PEM for the operator"
+    )
+    p.set_defaults(certs_handler=_possession)
 
     p = sub.add_parser("revoke", help="revoke a certificate and rewrite the CRL")
     p.add_argument("--ca", type=Path, required=True, help="the CA directory")
@@ -154,6 +166,16 @@ def _signing_key(args: argparse.Namespace) -> None:
     public_hex = pki.generate_signing_key(args.out, force=args.force)
     print(f"signing key: {args.out}")
     print(f"public key: {public_hex}")
+
+
+def _possession(args: argparse.Namespace) -> None:
+    public_hex, proof = pki.possession_proof(args.key, args.member_id)
+    if args.public_key_out is not None:
+        pki.write_public_key(args.key, args.public_key_out)
+        print(f"public key file: {args.public_key_out}")
+    print(f"member id: {args.member_id}")
+    print(f"public key: {public_hex}")
+    print(f"possession: {base64.b64encode(proof).decode('ascii')}")
 
 
 def _revoke(args: argparse.Namespace) -> None:

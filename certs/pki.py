@@ -28,11 +28,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from gateway.errors import ConfigError
+from gateway.core.crypto import load_signing_key
+from gateway.core.identifiers import MemberId, Role, validate_trust_domain
+from gateway.core.possession import prove_possession
+from gateway.errors import ConfigError, GatewayError, RecordError
 
 logger = logging.getLogger(__name__)
 
-ROLES = frozenset({"platform", "authority", "gateway", "monitor"})
+ROLES = frozenset(role.name.lower() for role in Role)
 CA_CERT_FILE = "ca.pem"
 CA_KEY_FILE = "ca-key.pem"
 CRL_FILE = "crl.pem"
@@ -43,48 +46,33 @@ _FILE_ADVICE = "check the path and its permissions"
 _SIGNING_KEY_ADVICE = "pass a key made by `alliance-gateway certs signing-key`"
 _MAX_SERIAL = 2**159
 
-_TRUST_DOMAIN_RE = re.compile(r"[a-z0-9._-]{1,255}")
-_NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_MEMBER_ID_ADVICE = (
+    "write it as spiffe://<trust-domain>/<role>/<name>: trust domain 1-255 and name "
+    "1-128 characters of a-z 0-9 . - _, role one of authority, gateway, monitor, platform"
+)
+# X.509 caps a commonName at 64 characters; a longer member name is left out of the
+# subject (the URI SAN alone names the member).
+_MAX_COMMON_NAME = 64
 _DNS_LABEL_RE = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-@dataclass(frozen=True)
-class MemberId:
-    """A member id ``spiffe://<trust-domain>/<role>/<name>``; checks itself."""
-
-    trust_domain: str
-    role: str
-    name: str
-
-    def __post_init__(self) -> None:
-        _check_trust_domain(self.trust_domain)
-        if self.role not in ROLES:
-            raise ConfigError(
-                f"unknown role {self.role!r} in member id",
-                advice=f"use one of: {', '.join(sorted(ROLES))}",
-            )
-        if not _NAME_RE.fullmatch(self.name) or self.name in {".", ".."}:
-            raise ConfigError(
-                f"bad member name {self.name!r}",
-                advice="use 1-64 characters from A-Z a-z 0-9 . - _",
-            )
-
-    def __str__(self) -> str:
-        return f"spiffe://{self.trust_domain}/{self.role}/{self.name}"
-
-
 def parse_member_id(member_id: str) -> MemberId:
-    """Parse ``spiffe://<trust-domain>/<role>/<name>``; ConfigError when malformed."""
-    prefix = "spiffe://"
-    parts = member_id[len(prefix) :].split("/") if member_id.startswith(prefix) else []
-    if len(parts) != 3:
-        raise ConfigError(
-            f"bad member id {member_id!r}",
-            advice="write it as spiffe://<trust-domain>/<role>/<name>",
-        )
-    return MemberId(*parts)
+    """Parse ``spiffe://<trust-domain>/<role>/<name>`` by the gateway's own grammar
+    (``gateway.core.identifiers.MemberId``), so the tool issues exactly the names the
+    gateway accepts; ConfigError when malformed."""
+    try:
+        return MemberId.parse(member_id, field="member id")
+    except RecordError as e:
+        raise ConfigError(str(e), advice=_MEMBER_ID_ADVICE) from e
+
+
+def _member_id(trust_domain: str, role: Role, name: str) -> MemberId:
+    try:
+        return MemberId(trust_domain, role, name)
+    except RecordError as e:
+        raise ConfigError(str(e), advice=_MEMBER_ID_ADVICE) from e
 
 
 @dataclass(frozen=True)
@@ -201,6 +189,12 @@ def issue_member(
     sans: list[x509.GeneralName] = [x509.UniformResourceIdentifier(str(mid))]
     sans += [x509.DNSName(_check_dns_name(n)) for n in dns_names]
     sans += [x509.IPAddress(_check_ip(a)) for a in ip_addresses]
+    subject = [
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, mid.trust_domain),
+        x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, mid.role.name.lower()),
+    ]
+    if len(mid.name) <= _MAX_COMMON_NAME:
+        subject.append(x509.NameAttribute(NameOID.COMMON_NAME, mid.name))
     now = _now()
     start = _aware(not_before, "not_before") if not_before else now - _CLOCK_SKEW
     if not_after is not None:
@@ -216,15 +210,7 @@ def issue_member(
     serial = _random_serial()
     cert = (
         x509.CertificateBuilder()
-        .subject_name(
-            x509.Name(
-                [
-                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, mid.trust_domain),
-                    x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, mid.role),
-                    x509.NameAttribute(NameOID.COMMON_NAME, mid.name),
-                ]
-            )
-        )
+        .subject_name(x509.Name(subject))
         .issuer_name(ca.cert.subject)
         .public_key(key.public_key())
         .serial_number(serial)
@@ -276,7 +262,7 @@ def issue_gateway(
             ips.append(ipaddress.ip_address(host))
         except ValueError:
             dns.append(host)
-    member_id = str(MemberId(trust_domain, "gateway", name))
+    member_id = str(_member_id(trust_domain, Role.GATEWAY, name))
     return issue_member(ca_dir, member_id, out_dir, days=days, dns_names=dns, ip_addresses=ips)
 
 
@@ -464,6 +450,19 @@ def generate_signing_key(path: Path, *, force: bool = False) -> str:
     return signing_public_key_hex(key.public_key())
 
 
+def possession_proof(signing_key_path: Path, member_id: str) -> tuple[str, bytes]:
+    """The member's proof that it holds the key in ``signing_key_path``, made for
+    ``member_id`` (member-record.v2): ``(public key hex, 64-byte proof)``."""
+    mid = parse_member_id(member_id)
+    try:
+        key = load_signing_key(Path(signing_key_path))
+    except (GatewayError, OSError) as e:
+        raise ConfigError(
+            f"cannot use {signing_key_path} as a signing key: {e}", advice=_SIGNING_KEY_ADVICE
+        ) from e
+    return key.public_key().raw.hex(), prove_possession(key, str(mid))
+
+
 def signing_public_key_hex(key: ed25519.Ed25519PublicKey) -> str:
     raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return raw.hex()
@@ -533,11 +532,12 @@ def _aware(value: dt.datetime, what: str) -> dt.datetime:
 
 
 def _check_trust_domain(trust_domain: str) -> None:
-    if not _TRUST_DOMAIN_RE.fullmatch(trust_domain):
+    try:
+        validate_trust_domain(trust_domain, field="trust_domain")
+    except RecordError as e:
         raise ConfigError(
-            f"bad trust domain {trust_domain!r}",
-            advice="use 1-255 lowercase letters, digits, '.', '-' or '_'",
-        )
+            str(e), advice="use 1-255 lowercase letters, digits, '.', '-' or '_'"
+        ) from e
 
 
 def _check_days(days: int) -> None:
@@ -608,11 +608,15 @@ def _load_ca(directory: Path) -> _Ca:
         )
     orgs = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
     trust_domain = orgs[0].value if orgs else ""
-    if not isinstance(trust_domain, str) or not _TRUST_DOMAIN_RE.fullmatch(trust_domain):
+    try:
+        if not isinstance(trust_domain, str):
+            raise RecordError("the organization attribute is not text")
+        validate_trust_domain(trust_domain)
+    except RecordError as e:
         raise ConfigError(
             f"{directory / CA_CERT_FILE} names no trust domain",
             advice="use a CA made by `alliance-gateway certs init-ca`",
-        )
+        ) from e
     return _Ca(cert=cert, key=key, trust_domain=trust_domain, directory=directory)
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Final, Protocol
 
 from clients.client import InclusionProof, LogEntry
-from gateway.codec import decode_statement
+from gateway.codec import decode_statement, open_payload
 from gateway.core import dsse, merkle
 from gateway.core.crypto import VerifyingKey
 from gateway.core.fold import MemberDirectory
@@ -42,7 +42,7 @@ from gateway.core.notes import (
     open_checkpoint,
     parse_signed_note,
 )
-from gateway.core.statements import PAYLOAD_TYPES, MemberRecord
+from gateway.core.statements import MEMBER_RECORD_TYPES, MemberRecord
 from gateway.errors import GatewayError, LogIntegrityError, RecordError, VerificationError
 
 __all__ = [
@@ -57,7 +57,6 @@ __all__ = [
     "verify",
 ]
 
-MEMBER_RECORD_TYPE: Final = PAYLOAD_TYPES[MemberRecord]
 _CHECKPOINT_FILE: Final = "checkpoint.note"
 _EVIDENCE_DIR: Final = "evidence"
 
@@ -240,34 +239,19 @@ class ReplayOutcome:
 
 
 class _Keys:
-    """Every key each member held in any member record seen so far, in log order."""
+    """Every key each member held in any member record seen so far, in log order; a
+    key counts for the one member that owns it (docs/PROTOCOL.md §3, MemberRecord)."""
 
     def __init__(self, log_key: VerifyingKey, trust_domain: str) -> None:
         self.log_key = log_key
         self.trust_domain = trust_domain
         self.directory = MemberDirectory()
-        self._held: dict[str, set[VerifyingKey]] = {}
-        self._owners: dict[str, set[str]] = {}  # keyid -> member ids
 
     def learn(self, record_id: str, record: MemberRecord) -> None:
         self.directory.apply(record_id, record)
-        for k in record.keys:
-            key = VerifyingKey.from_raw(k.public_key)
-            self._held.setdefault(record.member_id, set()).add(key)
-            self._owners.setdefault(key.keyid, set()).add(record.member_id)
 
-    def hinted(self, env: dsse.Envelope) -> dict[VerifyingKey, str]:
-        """Keys of the members whose keys match a signature's keyid hint."""
-        members = sorted({m for s in env.signatures for m in self._owners.get(s.keyid, ())})
-        return {key: m for m in members for key in self._held[m]}
-
-    def everyone(self) -> dict[VerifyingKey, str]:
-        """Every known key: the keyid is only a hint, so a wrong one hides nothing."""
-        owners: dict[VerifyingKey, str] = {}
-        for member_id in sorted(self._held):
-            for key in self._held[member_id]:
-                owners.setdefault(key, member_id)
-        return owners
+    def of(self, member_id: str) -> list[VerifyingKey]:
+        return [VerifyingKey.from_raw(k) for k in self.directory.keys_ever(member_id)]
 
 
 def _signed_by(env: dsse.Envelope, owners: dict[VerifyingKey, str]) -> str | None:
@@ -280,11 +264,18 @@ def _signed_by(env: dsse.Envelope, owners: dict[VerifyingKey, str]) -> str | Non
 
 
 def _signer_of(env: dsse.Envelope, keys: _Keys) -> str | None:
-    """The member whose key signed ``env`` (``""``: the log's own key), or None."""
-    if env.payload_type == MEMBER_RECORD_TYPE and _signed_by(env, {keys.log_key: ""}) == "":
+    """The member whose key signed ``env`` (``""``: the log's own key), or None.
+
+    Any signature by the record's issuer counts (the issuer is read from the payload to
+    choose its keys; the keyid is only a hint), as the gateway verifies it.
+    """
+    if env.payload_type in MEMBER_RECORD_TYPES and _signed_by(env, {keys.log_key: ""}) == "":
         return ""
-    signer = _signed_by(env, keys.hinted(env))
-    return signer if signer is not None else _signed_by(env, keys.everyone())
+    try:
+        issuer = open_payload(env.payload_type, env.payload).issuer
+    except GatewayError:
+        return None
+    return _signed_by(env, dict.fromkeys(keys.of(issuer), issuer))
 
 
 def replay(
@@ -351,7 +342,7 @@ def _verify_entry(
     index: int, env: dsse.Envelope, record_id: str, keys: _Keys, outcome: ReplayOutcome
 ) -> str:
     signer = _signer_of(env, keys)
-    if signer is None and env.payload_type == MEMBER_RECORD_TYPE:
+    if signer is None and env.payload_type in MEMBER_RECORD_TYPES:
         return _first_use(index, env, record_id, keys, outcome)
     if signer is None:
         raise _integrity(f"entry {index}: no key its signer ever held verifies record {record_id}")

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -21,7 +22,10 @@ from google.protobuf.unknown_fields import UnknownFieldSet
 
 from gateway.core import dsse
 from gateway.core.statements import (
+    MEMBER_RECORD_V1,
+    MEMBER_RECORD_V2,
     PAYLOAD_TYPES,
+    AuthorityScope,
     ConductType,
     LifecycleStep,
     Listing,
@@ -38,17 +42,23 @@ from gateway.core.statements import (
     StatusChange,
     StoreRef,
     Subject,
+    check_member_record_v1,
+    check_member_record_v2,
 )
 from gateway.errors import RecordError
 from gateway.pb.alliance.v1 import envelope_pb2 as env_pb
 from gateway.pb.alliance.v1 import statements_pb2 as pb
 
 __all__ = [
+    "PAYLOAD_SCHEMAS",
+    "OpenedPayload",
+    "PayloadSchema",
     "decode_statement",
     "encode_statement",
     "enum_from_pb",
     "envelope_from_pb",
     "envelope_to_pb",
+    "open_payload",
     "record_id_from_pb",
     "statement_from_pb",
     "statement_to_pb",
@@ -190,11 +200,13 @@ def _member_key_to_pb(k: MemberKey) -> pb.MemberKey:
     msg = pb.MemberKey(public_key=k.public_key, not_before=timestamp_to_pb(k.not_before))
     if k.not_after is not None:
         msg.not_after.CopyFrom(timestamp_to_pb(k.not_after))
+    if k.possession is not None:
+        msg.possession = k.possession
     return msg
 
 
 def _member_record_to_pb(s: MemberRecord) -> pb.MemberRecord:
-    return pb.MemberRecord(
+    msg = pb.MemberRecord(
         issuer=s.issuer,
         member_id=s.member_id,
         role=pb.Role.ValueType(s.role.value),
@@ -204,6 +216,9 @@ def _member_record_to_pb(s: MemberRecord) -> pb.MemberRecord:
         display_name=s.display_name,
         issued_at=timestamp_to_pb(s.issued_at),
     )
+    if s.scope is not None:
+        msg.scope = pb.AuthorityScope.ValueType(s.scope.value)
+    return msg
 
 
 def _monthly_report_to_pb(s: MonthlyReport) -> pb.MonthlyReport:
@@ -237,10 +252,19 @@ def statement_to_pb(stmt: Statement) -> StatementPb:
     raise RecordError(f"not a statement: {type(stmt).__name__}")
 
 
-def encode_statement(stmt: Statement) -> tuple[str, bytes]:
-    """Return ``(payload_type, payload)`` ready to be signed as a DSSE envelope."""
+def encode_statement(stmt: Statement, payload_type: str | None = None) -> tuple[str, bytes]:
+    """Return ``(payload_type, payload)`` ready to be signed as a DSSE envelope.
+
+    ``payload_type`` defaults to the type a gateway signs the statement as
+    (``PAYLOAD_TYPES``); the statement must obey that type's rules.
+    """
+    chosen = PAYLOAD_TYPES[type(stmt)] if payload_type is None else payload_type
+    schema = PAYLOAD_SCHEMAS.get(chosen)
+    if schema is None or not isinstance(stmt, schema.statement):
+        raise RecordError(f"a {type(stmt).__name__} cannot be encoded as {chosen!r}")
+    schema.check(stmt)
     msg = statement_to_pb(stmt)
-    return PAYLOAD_TYPES[type(stmt)], msg.SerializeToString(deterministic=True)
+    return chosen, msg.SerializeToString(deterministic=True)
 
 
 # --- statements: protobuf -> domain --------------------------------------------------
@@ -294,6 +318,7 @@ def _member_key_from_pb(m: pb.MemberKey) -> MemberKey:
         public_key=m.public_key,
         not_before=_required_ts(m, "not_before", "member_key.not_before"),
         not_after=_optional_ts(m, "not_after", "member_key.not_after"),
+        possession=m.possession if m.HasField("possession") else None,
     )
 
 
@@ -307,6 +332,11 @@ def _member_record_from_pb(m: pb.MemberRecord) -> MemberRecord:
         status=enum_from_pb(MemberStatus, m.status, "member_record.status"),
         display_name=m.display_name,
         issued_at=_required_ts(m, "issued_at", "member_record.issued_at"),
+        scope=(
+            enum_from_pb(AuthorityScope, m.scope, "member_record.scope")
+            if m.HasField("scope")
+            else None
+        ),
     )
 
 
@@ -335,60 +365,195 @@ def statement_from_pb(msg: StatementPb) -> Statement:
 
 
 # --- payload bytes -------------------------------------------------------------------
+#
+# Strict parsing is per payload type. Several payload types may share one message
+# (member-record v1 and v2 are both alliance.v1.MemberRecord), and a field added for v2
+# must never be carried inside v1, where verifiers of that version would drop it
+# silently. So each payload type lists, for every message reachable from its root,
+# the field numbers it carries; any other field, set or merely present on the wire,
+# is refused like a field the message does not define. A new v2 payload type is a row
+# of PAYLOAD_SCHEMAS with its own field table.
 
+_TIMESTAMP = "google.protobuf.Timestamp"
 
-def _reject_unknown(msg: Message, path: str) -> None:
-    """Refuse fields this version does not know, at any depth.
-
-    A signer could otherwise put meaning into a field that verifiers silently drop; a
-    v1 payload type has a fixed set of fields, and new fields mean a new payload type.
-    """
-    if len(UnknownFieldSet(msg)):
-        raise RecordError(f"{path}: unknown fields (not in alliance.v1)")
-    for desc, value in msg.ListFields():
-        if desc.message_type is None:
-            continue
-        children = value if desc.is_repeated else [value]
-        for child in children:
-            _reject_unknown(child, f"{path}.{desc.name}")
-
-
-def _parse(msg: _M, payload: bytes, name: str) -> _M:
-    if not isinstance(payload, bytes):
-        raise RecordError(f"{name}: payload must be bytes")
-    try:
-        msg.ParseFromString(payload)
-    except DecodeError as e:
-        raise RecordError(f"{name}: payload is not a valid {name} message: {e}") from e
-    _reject_unknown(msg, name)
-    return msg
-
-
-_DECODERS: Mapping[str, Callable[[bytes], Statement]] = MappingProxyType(
+# The fields of alliance.v1 as first published (all v1 payload types).
+_V1_FIELDS: Mapping[str, frozenset[int]] = MappingProxyType(
     {
-        PAYLOAD_TYPES[Listing]: lambda b: _listing_from_pb(_parse(pb.Listing(), b, "listing")),
-        PAYLOAD_TYPES[StatusChange]: lambda b: _status_change_from_pb(
-            _parse(pb.StatusChange(), b, "status_change")
-        ),
-        PAYLOAD_TYPES[SanctionConfirmation]: lambda b: _sanction_from_pb(
-            _parse(pb.SanctionConfirmation(), b, "sanction_confirmation")
-        ),
-        PAYLOAD_TYPES[MemberRecord]: lambda b: _member_record_from_pb(
-            _parse(pb.MemberRecord(), b, "member_record")
-        ),
-        PAYLOAD_TYPES[MonthlyReport]: lambda b: _monthly_report_from_pb(
-            _parse(pb.MonthlyReport(), b, "monthly_report")
-        ),
+        "alliance.v1.Listing": frozenset(range(1, 12)),
+        "alliance.v1.Subject": frozenset(range(1, 5)),
+        "alliance.v1.StoreRef": frozenset({1, 2}),
+        "alliance.v1.StatusChange": frozenset(range(1, 8)),
+        "alliance.v1.SanctionConfirmation": frozenset(range(1, 9)),
+        "alliance.v1.MemberRecord": frozenset(range(1, 9)),
+        "alliance.v1.MemberKey": frozenset({1, 2, 3}),
+        "alliance.v1.MonthlyReport": frozenset(range(1, 8)),
+        _TIMESTAMP: frozenset({1, 2}),
+    }
+)
+
+# member-record.v2: MemberRecord.scope (9) and MemberKey.possession (4).
+_MEMBER_RECORD_V2_FIELDS: Mapping[str, frozenset[int]] = MappingProxyType(
+    {
+        **_V1_FIELDS,
+        "alliance.v1.MemberRecord": _V1_FIELDS["alliance.v1.MemberRecord"] | {9},
+        "alliance.v1.MemberKey": _V1_FIELDS["alliance.v1.MemberKey"] | {4},
     }
 )
 
 
+def _no_rules(_: Statement) -> None:
+    pass
+
+
+def _v1_member_record(stmt: Statement) -> None:
+    assert isinstance(stmt, MemberRecord)
+    check_member_record_v1(stmt)
+
+
+def _v2_member_record(stmt: Statement) -> None:
+    assert isinstance(stmt, MemberRecord)
+    check_member_record_v2(stmt)
+
+
+@dataclass(frozen=True)
+class PayloadSchema:
+    """How one payload type is parsed: its message, the fields it carries (by message
+    full name, at every depth) and the rules of the type on top of the model's."""
+
+    payload_type: str
+    name: str  # root of the field paths in error messages
+    message: type[Message]
+    statement: type[Statement]
+    fields: Mapping[str, frozenset[int]]
+    from_pb: Callable[[Any], Statement]
+    check: Callable[[Statement], None] = _no_rules
+
+
+PAYLOAD_SCHEMAS: Mapping[str, PayloadSchema] = MappingProxyType(
+    {
+        schema.payload_type: schema
+        for schema in (
+            PayloadSchema(
+                PAYLOAD_TYPES[Listing],
+                "listing",
+                pb.Listing,
+                Listing,
+                _V1_FIELDS,
+                _listing_from_pb,
+            ),
+            PayloadSchema(
+                PAYLOAD_TYPES[StatusChange],
+                "status_change",
+                pb.StatusChange,
+                StatusChange,
+                _V1_FIELDS,
+                _status_change_from_pb,
+            ),
+            PayloadSchema(
+                PAYLOAD_TYPES[SanctionConfirmation],
+                "sanction_confirmation",
+                pb.SanctionConfirmation,
+                SanctionConfirmation,
+                _V1_FIELDS,
+                _sanction_from_pb,
+            ),
+            PayloadSchema(
+                MEMBER_RECORD_V1,
+                "member_record",
+                pb.MemberRecord,
+                MemberRecord,
+                _V1_FIELDS,
+                _member_record_from_pb,
+                _v1_member_record,
+            ),
+            PayloadSchema(
+                MEMBER_RECORD_V2,
+                "member_record",
+                pb.MemberRecord,
+                MemberRecord,
+                _MEMBER_RECORD_V2_FIELDS,
+                _member_record_from_pb,
+                _v2_member_record,
+            ),
+            PayloadSchema(
+                PAYLOAD_TYPES[MonthlyReport],
+                "monthly_report",
+                pb.MonthlyReport,
+                MonthlyReport,
+                _V1_FIELDS,
+                _monthly_report_from_pb,
+            ),
+        )
+    }
+)
+
+
+def _check_fields(msg: Message, fields: Mapping[str, frozenset[int]], path: str) -> None:
+    """Refuse fields the payload type does not carry, at any depth.
+
+    A signer could otherwise put meaning into a field that verifiers silently drop.
+    """
+    if len(UnknownFieldSet(msg)):
+        raise RecordError(f"{path}: unknown fields (not in alliance.v1)")
+    carried = fields.get(msg.DESCRIPTOR.full_name, frozenset())
+    for desc, value in msg.ListFields():
+        if desc.number not in carried:
+            raise RecordError(
+                f"{path}: unknown field {desc.number} ({desc.name} is not part of this "
+                "payload type)"
+            )
+        if desc.message_type is None:
+            continue
+        children = value if desc.is_repeated else [value]
+        for child in children:
+            _check_fields(child, fields, f"{path}.{desc.name}")
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedPayload:
+    """Payload bytes parsed into their message, not yet checked against any rule.
+
+    A verifier reads only ``issuer`` from it, to choose the keys the signature must
+    verify with (``gateway.service.directory``); ``statement()`` applies every rule and
+    is called only once the signature verified.
+    """
+
+    schema: PayloadSchema
+    message: Any
+
+    @property
+    def issuer(self) -> str:
+        issuer = self.message.issuer
+        assert isinstance(issuer, str)
+        return issuer
+
+    def statement(self) -> Statement:
+        _check_fields(self.message, self.schema.fields, self.schema.name)
+        stmt = self.schema.from_pb(self.message)
+        self.schema.check(stmt)
+        return stmt
+
+
+def open_payload(payload_type: str, payload: bytes) -> OpenedPayload:
+    """Parse payload bytes of a known payload type (``RecordError`` otherwise)."""
+    schema = PAYLOAD_SCHEMAS.get(payload_type)
+    if schema is None:
+        raise RecordError(f"unsupported payload_type {payload_type!r}")
+    if not isinstance(payload, bytes):
+        raise RecordError(f"{schema.name}: payload must be bytes")
+    msg = schema.message()
+    try:
+        msg.ParseFromString(payload)
+    except DecodeError as e:
+        raise RecordError(
+            f"{schema.name}: payload is not a valid {schema.name} message: {e}"
+        ) from e
+    return OpenedPayload(schema, msg)
+
+
 def decode_statement(payload_type: str, payload: bytes) -> Statement:
     """Parse verified payload bytes into a validated statement."""
-    decoder = _DECODERS.get(payload_type)
-    if decoder is None:
-        raise RecordError(f"unsupported payload_type {payload_type!r}")
-    return decoder(payload)
+    return open_payload(payload_type, payload).statement()
 
 
 # --- envelopes -----------------------------------------------------------------------

@@ -37,6 +37,7 @@ name = "$p-gateway"
 address = "gateway-$p:50051"
 trust_domain = "$p.alliance.test"
 ca_file = "../../$p/ca/ca.pem"
+crl_file = "../../$p/ca/crl.pem"
 log_origin = "$p.alliance.test/alliance-log/v1"
 log_vkey = "$vkey"
 TOML

@@ -13,7 +13,8 @@ allowed (``gateway.core.policy``) before it got here.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from bisect import insort
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
@@ -252,28 +253,108 @@ class ListState:
 
 
 class MemberDirectory:
-    """The newest member record per member id: who may sign, with which keys."""
+    """Member records folded: who may sign, with which keys, at a given time.
 
-    def __init__(self) -> None:
-        self._best: dict[str, tuple[datetime, str, MemberRecord]] = {}
+    Two rules, each a minimum or maximum over the set of member records, so every
+    gateway holding the same records decides the same whatever their arrival order:
+
+    - **Current record.** Per member id, the record with the greatest
+      ``(issued_at, record_id)`` among those with ``issued_at <= at``: a record takes
+      effect at its ``issued_at``, so one dated in the future changes nothing before
+      its time (``at=None``: the greatest of all).
+    - **Key ownership.** A public key belongs to one member: the member of the record
+      with the smallest ``(issued_at, record_id)`` among *all* member records that list
+      it. A key configured as a gateway's trust anchor belongs to that gateway whatever
+      the records say. A key is valid for its owner only.
+    """
+
+    def __init__(self, anchors: Mapping[bytes, str] | None = None) -> None:
+        """``anchors``: raw public key -> the configured gateway it belongs to."""
+        self._anchors = dict(anchors or {})
+        # member id -> its records as (issued_at, record_id, record), sorted
+        self._records: dict[str, list[tuple[datetime, str, MemberRecord]]] = {}
+        self._seen: set[str] = set()
+        # raw public key -> (issued_at, record_id, member id) of its earliest claim
+        self._claims: dict[bytes, tuple[datetime, str, str]] = {}
 
     def apply(self, record_id: str, record: MemberRecord) -> None:
-        """Keep the record with the greatest ``(issued_at, record_id)`` per member."""
-        current = self._best.get(record.member_id)
-        if current is None or (record.issued_at, record_id) > current[:2]:
-            self._best[record.member_id] = (record.issued_at, record_id, record)
+        """Fold one member record in; a record id seen before is ignored."""
+        if record_id in self._seen:
+            return
+        self._seen.add(record_id)
+        insort(
+            self._records.setdefault(record.member_id, []), (record.issued_at, record_id, record)
+        )
+        claim = (record.issued_at, record_id, record.member_id)
+        for key in record.keys:
+            current = self._claims.get(key.public_key)
+            if current is None or claim < current:
+                self._claims[key.public_key] = claim
 
-    def get(self, member_id: str | MemberId) -> MemberRecord | None:
-        best = self._best.get(str(member_id))
-        return None if best is None else best[2]
+    def get(self, member_id: str | MemberId, at: datetime | None = None) -> MemberRecord | None:
+        """The member's current record at ``at`` (``None``: its newest record)."""
+        versions = self._records.get(str(member_id))
+        if not versions:
+            return None
+        if at is None:
+            return versions[-1][2]
+        for issued_at, _, record in reversed(versions):
+            if issued_at <= at:
+                return record
+        return None
+
+    def owner(self, public_key: bytes) -> str | None:
+        """The member a raw public key belongs to (None: no record lists it)."""
+        anchor = self._anchors.get(public_key)
+        if anchor is not None:
+            return anchor
+        claim = self._claims.get(public_key)
+        return None if claim is None else claim[2]
 
     def keys_valid_at(self, member_id: str | MemberId, at: datetime) -> list[bytes]:
-        """Raw public keys the member may sign with at ``at``; none when suspended."""
-        record = self.get(member_id)
+        """Raw public keys the member may sign with at ``at``: those of its current
+        record, valid at ``at`` and owned by it; none when it is suspended."""
+        record = self.get(member_id, at)
         if record is None or record.status is not MemberStatus.ACTIVE:
             return []
-        return [k.public_key for k in record.keys if k.valid_at(at)]
+        member = str(member_id)
+        return [
+            k.public_key
+            for k in record.keys
+            if k.valid_at(at) and self.owner(k.public_key) == member
+        ]
 
-    def members(self) -> Iterator[MemberRecord]:
-        """Current member records, by member id."""
-        return iter(self._best[m][2] for m in sorted(self._best))
+    def keys_ever(
+        self, member_id: str | MemberId, extra: Iterable[tuple[str, MemberRecord]] = ()
+    ) -> list[bytes]:
+        """Raw public keys listed in any record of the member and owned by it, as if the
+        ``extra`` records were folded in too (replication: records of the same batch)."""
+        member = str(member_id)
+        extra = [(rid, r) for rid, r in extra if rid not in self._seen]
+        extra_claims: dict[bytes, tuple[datetime, str, str]] = {}
+        for record_id, record in extra:
+            claim = (record.issued_at, record_id, record.member_id)
+            for key in record.keys:
+                current = extra_claims.get(key.public_key)
+                if current is None or claim < current:
+                    extra_claims[key.public_key] = claim
+        listed = [k.public_key for _, _, r in self._records.get(member, ()) for k in r.keys]
+        listed += [k.public_key for _, r in extra if r.member_id == member for k in r.keys]
+        owned: list[bytes] = []
+        for raw in dict.fromkeys(listed):
+            anchor = self._anchors.get(raw)
+            if anchor is not None:
+                if anchor == member:
+                    owned.append(raw)
+                continue
+            claims = [c for c in (self._claims.get(raw), extra_claims.get(raw)) if c is not None]
+            if min(claims)[2] == member:
+                owned.append(raw)
+        return owned
+
+    def members(self, at: datetime | None = None) -> Iterator[MemberRecord]:
+        """Current member records at ``at`` (``None``: the newest of each), by member id."""
+        for member_id in sorted(self._records):
+            record = self.get(member_id, at)
+            if record is not None:
+                yield record

@@ -13,8 +13,11 @@ import enum
 import functools
 import hashlib
 import hmac
+import itertools
 import operator
-from collections.abc import Mapping
+import re
+import unicodedata
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -25,10 +28,14 @@ __all__ = [
     "XPCC_REGION_CODE",
     "MemberId",
     "Role",
+    "find_mobile_numbers",
+    "find_resident_ids",
+    "implausible_hmac",
     "person_hmac",
     "reporting_unit",
     "validate_region_code",
     "validate_resident_id",
+    "validate_trust_domain",
     "validate_uscc",
 ]
 
@@ -185,6 +192,74 @@ def person_hmac(resident_id: str, alliance_key: bytes) -> bytes:
     return hmac.new(alliance_key, normalised.encode("ascii"), hashlib.sha256).digest()
 
 
+# --- Personal data where it must not be -------------------------------------------
+#
+# Records are append-only and replicated to every region, so a gateway refuses text
+# that carries a person's identifiers (docs/PROTOCOL.md §3, "Content rules"). Text is
+# scanned after NFKC normalisation, so full-width digits (U+FF10..U+FF19) are found too. A
+# match must not touch an ASCII letter or digit on either side: an 11-digit run inside
+# a credit code such as 91330100716105852F is not a phone number. CJK characters and
+# punctuation are no such boundary: "手机13800138000" is a phone number.
+
+_NOT_AFTER_ALNUM = r"(?<![0-9A-Za-z])"
+_NOT_BEFORE_ALNUM = r"(?![0-9A-Za-z])"
+_RESIDENT_ID_CANDIDATE = re.compile(_NOT_AFTER_ALNUM + r"[0-9]{17}[0-9Xx]" + _NOT_BEFORE_ALNUM)
+# A mainland mobile number: 1[3-9] and 9 more digits, written solid or grouped 3-4-4
+# with one space or hyphen, optionally after the country code (+86, 0086 or 86).
+_MOBILE = re.compile(
+    _NOT_AFTER_ALNUM
+    + r"(?:(?:\+|00)?86[ -]?)?(1[3-9][0-9])([ -]?)([0-9]{4})\2([0-9]{4})"
+    + _NOT_BEFORE_ALNUM
+)
+
+
+def _normalised(text: str) -> str:
+    return text if text.isascii() else unicodedata.normalize("NFKC", text)
+
+
+def find_resident_ids(text: str) -> Iterator[str]:
+    """Valid 18-character resident ID numbers written in ``text`` (check and date hold)."""
+    for match in _RESIDENT_ID_CANDIDATE.finditer(_normalised(text)):
+        try:
+            yield validate_resident_id(match.group())
+        except RecordError:
+            continue
+
+
+def find_mobile_numbers(text: str) -> Iterator[str]:
+    """Mainland mobile numbers written in ``text``, as 11 digits."""
+    for match in _MOBILE.finditer(_normalised(text)):
+        yield match.group(1) + match.group(3) + match.group(4)
+
+
+# person_hmac must look like what it claims to be: HMAC-SHA-256 output, which is
+# uniform. These patterns are what a raw or padded resident ID, a text string or a
+# zero-filled buffer look like; a uniformly random 32-byte value shows one of them
+# with probability below 2e-14 (computed in docs/PROTOCOL.md and its test).
+HMAC_MAX_REPEAT = 8  # a run of this many equal bytes
+HMAC_MAX_ID_CHARS = 12  # a run of this many bytes from "0123456789Xx"
+_ID_BYTES = frozenset(b"0123456789Xx")
+
+
+def implausible_hmac(value: bytes) -> str | None:
+    """Why ``value`` is plainly not HMAC-SHA-256 output, or None when it may be."""
+    run = longest = 1
+    for previous, current in itertools.pairwise(value):
+        run = run + 1 if current == previous else 1
+        longest = max(longest, run)
+    if longest >= HMAC_MAX_REPEAT:
+        return f"it holds a run of {longest} equal bytes (padding?)"
+    if value and all(0x20 <= b <= 0x7E for b in value):
+        return "every byte is printable ASCII (text, not a hash)"
+    run = longest = 0
+    for b in value:
+        run = run + 1 if b in _ID_BYTES else 0
+        longest = max(longest, run)
+    if longest >= HMAC_MAX_ID_CHARS:
+        return f"it holds {longest} ASCII digits in a row (a resident ID number?)"
+    return None
+
+
 # --- Regions and reporting units -----------------------------------------------------
 
 # Region code of the Xinjiang Production and Construction Corps. GB/T 2260 has no
@@ -323,6 +398,12 @@ class MemberId:
 @functools.lru_cache(maxsize=1024)
 def _parse_member_id(value: str) -> MemberId:
     return MemberId._parse(value, "member_id")
+
+
+def validate_trust_domain(value: str, *, field: str = "trust_domain") -> str:
+    """Accept a SPIFFE trust domain as member ids use it (1-255 of a-z 0-9 . - _)."""
+    _check_trust_domain(value, field)
+    return value
 
 
 def _check_trust_domain(value: str, field: str) -> None:

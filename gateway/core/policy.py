@@ -3,11 +3,17 @@
 Deny by default: an RPC missing from ``RPC_ROLES`` is refused to everyone, and a
 statement type missing from ``STATEMENT_SIGNERS`` can be signed by no one. The tables
 are the policy; the functions only read them, so tests are generated from the tables.
+
+Gateways sign what only a gateway may sign (member records, escalations, monthly
+reports), so the gateway role is not enough: the signer must be a **configured**
+gateway identity, ours or a peer's (``require_configured_gateway``). Gateways do not
+submit records through ``Exchange``: their records reach other gateways only by
+replication.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from types import MappingProxyType
 
 from gateway.core.identifiers import MemberId, reporting_unit
@@ -27,15 +33,17 @@ __all__ = [
     "RPC_ROLES",
     "STATEMENT_SIGNERS",
     "authorize_statement",
+    "require_configured_gateway",
     "rpc_allowed",
 ]
 
 _ALL = frozenset(Role)
-_SUBMITTERS = frozenset({Role.PLATFORM, Role.AUTHORITY, Role.GATEWAY})
+_SUBMITTERS = frozenset({Role.PLATFORM, Role.AUTHORITY})
 
 RPC_ROLES: Mapping[str, frozenset[Role]] = MappingProxyType(
     {
-        # Exchange: members submit records as themselves; everyone reads.
+        # Exchange: members submit records as themselves (a gateway's records travel by
+        # replication only); everyone reads.
         "/alliance.v1.Exchange/SubmitRecord": _SUBMITTERS,
         "/alliance.v1.Exchange/SubmitRecords": _SUBMITTERS,
         "/alliance.v1.Exchange/GetRecord": _ALL,
@@ -74,6 +82,21 @@ STATEMENT_SIGNERS: Mapping[type[Statement], frozenset[Role]] = MappingProxyType(
 def rpc_allowed(method: str, role: Role) -> bool:
     """May a member of ``role`` call the full gRPC method name? Unknown methods: no."""
     return role in RPC_ROLES.get(method, frozenset())
+
+
+def require_configured_gateway(signer: MemberId, gateways: Collection[str]) -> None:
+    """Raise ``PermissionError`` when a gateway-role signer is not a configured gateway.
+
+    ``gateways`` are the configured gateway identities: this gateway's own and each
+    peer's (one per trust domain). Any other certificate or member record with the
+    gateway role signs nothing.
+    """
+    if signer.role is Role.GATEWAY and str(signer) not in gateways:
+        raise PermissionError(
+            f"{signer} is not a configured gateway: only this gateway and configured peer "
+            "gateways sign member records, escalations and monthly reports",
+            advice="a region's gateway identity is configured out of band (docs/OPERATIONS.md)",
+        )
 
 
 def _role_names(roles: frozenset[Role]) -> str:

@@ -26,12 +26,18 @@ from gateway.core.identifiers import (
     validate_region_code,
     validate_uscc,
 )
+from gateway.core.possession import verify_possession
 from gateway.errors import RecordError
 
 __all__ = [
     "CHINA_STANDARD_TIME",
+    "MEMBER_RECORD_TYPES",
+    "MEMBER_RECORD_V1",
+    "MEMBER_RECORD_V2",
     "PAYLOAD_TYPES",
     "REPORT_CONTENT_TYPE",
+    "STATEMENT_TYPES",
+    "AuthorityScope",
     "ConductType",
     "LifecycleStep",
     "ListKind",
@@ -49,6 +55,8 @@ __all__ = [
     "StoreRef",
     "Subject",
     "add_months",
+    "check_member_record_v1",
+    "check_member_record_v2",
 ]
 
 
@@ -115,6 +123,13 @@ class SanctionAction(enum.IntEnum):
 class MemberStatus(enum.IntEnum):
     ACTIVE = 1
     SUSPENDED = 2
+
+
+class AuthorityScope(enum.IntEnum):
+    """What an authority speaks for (member-record.v2; a v1 authority record means UNIT)."""
+
+    UNIT = 1  # the reporting unit of its region_code
+    NATIONAL = 2
 
 
 # Maximum lengths in characters (code points).
@@ -415,10 +430,15 @@ class MemberKey:
     public_key: bytes
     not_before: datetime
     not_after: datetime | None = None
+    # member-record.v2: the key's signature over the member id (gateway.core.possession),
+    # checked by the MemberRecord that lists the key (the proof names the member).
+    possession: bytes | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.public_key, bytes) or len(self.public_key) != 32:
             raise RecordError("member_key.public_key: must be 32 bytes (raw Ed25519)")
+        if self.possession is not None and not isinstance(self.possession, bytes):
+            raise RecordError("member_key.possession: must be bytes")
         not_before = _utc(self.not_before, "member_key.not_before")
         _set(self, "not_before", not_before)
         if self.not_after is not None:
@@ -445,6 +465,8 @@ class MemberRecord:
     status: MemberStatus
     issued_at: datetime
     display_name: str = ""
+    # member-record.v2: required for an authority, absent for every other role.
+    scope: AuthorityScope | None = None
 
     def __post_init__(self) -> None:
         issuer = _member(self.issuer, "member_record.issuer")
@@ -473,6 +495,52 @@ class MemberRecord:
             raise RecordError("member_record.keys: an ACTIVE member needs at least one key")
         _set(self, "issued_at", _utc(self.issued_at, "member_record.issued_at"))
         _text(self.display_name, "member_record.display_name", _MAX_REF)
+        if self.scope is not None:
+            _set(self, "scope", _enum(AuthorityScope, self.scope, "member_record.scope"))
+            if role is not Role.AUTHORITY:
+                raise RecordError("member_record.scope: only an authority has a scope")
+        for i, key in enumerate(keys):
+            if key.possession is not None:
+                verify_possession(
+                    key.public_key,
+                    self.member_id,
+                    key.possession,
+                    field=f"member_record.keys[{i}].possession",
+                )
+
+    @property
+    def authority_scope(self) -> AuthorityScope | None:
+        """An authority's scope (UNIT when its record does not say: member-record.v1)."""
+        if self.role is not Role.AUTHORITY:
+            return None
+        return self.scope if self.scope is not None else AuthorityScope.UNIT
+
+    @property
+    def carries_v2_fields(self) -> bool:
+        return self.scope is not None or any(k.possession is not None for k in self.keys)
+
+
+def check_member_record_v1(record: MemberRecord) -> None:
+    """The rules of member-record.v1 on top of the model's: no v2 field."""
+    if record.carries_v2_fields:
+        raise RecordError(
+            "member_record: a v1 member record carries neither scope nor key possession proofs",
+            advice=f"sign it as {MEMBER_RECORD_V2}",
+        )
+
+
+def check_member_record_v2(record: MemberRecord) -> None:
+    """The rules of member-record.v2 on top of the model's (which verified every proof):
+    every key carries its proof of possession, and an authority states its scope."""
+    for i, key in enumerate(record.keys):
+        if key.possession is None:
+            raise RecordError(
+                f"member_record.keys[{i}].possession: required in a v2 member record",
+                advice="the member makes the proof with its private key: "
+                "`alliance-gateway certs possession --key … --member-id …`",
+            )
+    if record.role is Role.AUTHORITY and record.scope is None:
+        raise RecordError("member_record.scope: required for an authority (UNIT or NATIONAL)")
 
 
 def _report_month(value: object, field: str) -> None:
@@ -532,12 +600,26 @@ class MonthlyReport:
 
 Statement = Listing | StatusChange | SanctionConfirmation | MemberRecord | MonthlyReport
 
+MEMBER_RECORD_V1 = "application/vnd.alliance.member-record.v1+protobuf"
+MEMBER_RECORD_V2 = "application/vnd.alliance.member-record.v2+protobuf"
+MEMBER_RECORD_TYPES = frozenset({MEMBER_RECORD_V1, MEMBER_RECORD_V2})
+
+# The payload type a gateway signs each statement as.
 PAYLOAD_TYPES: Mapping[type[Statement], str] = MappingProxyType(
     {
         Listing: "application/vnd.alliance.listing.v1+protobuf",
         StatusChange: "application/vnd.alliance.status-change.v1+protobuf",
         SanctionConfirmation: "application/vnd.alliance.sanction-confirmation.v1+protobuf",
-        MemberRecord: "application/vnd.alliance.member-record.v1+protobuf",
+        MemberRecord: MEMBER_RECORD_V2,
         MonthlyReport: "application/vnd.alliance.monthly-report.v1+protobuf",
+    }
+)
+
+# Every payload type a gateway accepts, and the statement it carries: member records
+# signed before v2 still verify and apply.
+STATEMENT_TYPES: Mapping[str, type[Statement]] = MappingProxyType(
+    {
+        **{payload_type: cls for cls, payload_type in PAYLOAD_TYPES.items()},
+        MEMBER_RECORD_V1: MemberRecord,
     }
 )

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from certs.pki import RevocationList
 from gateway.core.crypto import VerifyingKey, load_signing_key
-from gateway.core.identifiers import MemberId
+from gateway.core.identifiers import MemberId, Role
 from gateway.core.notes import CosignatureSigner, NoteSigner, NoteVerifier
-from gateway.core.statements import PAYLOAD_TYPES, MemberRecord
+from gateway.core.statements import MEMBER_RECORD_TYPES
 from gateway.errors import PermissionError
 from gateway.ops.compliance_app import SERVICE_NAME as COMPLIANCE_SERVICE
 from gateway.ops.compliance_app import ComplianceRuntime
@@ -88,7 +88,7 @@ class Core:
             verifier = NoteVerifier.from_vkey(peer.log_vkey)
             anchors[peer.member_id] = VerifyingKey.from_raw(verifier.key.raw)
         self.anchors = frozenset(anchors)
-        self.directory = Directory(anchors)
+        self.directory = Directory(anchors, clock=clock)
         self._load_members()
         self.ledger = Ledger(
             self.store, on_members=self.directory.apply, on_resync=self._load_members, clock=clock
@@ -100,26 +100,56 @@ class Core:
             self.key,
             gateway_id=config.member_id,
             origin=config.log_origin,
+            intake=config.intake_rules,
             clock=clock,
         )
 
     def _load_members(self) -> None:
-        rows = self.store.records_of_types([PAYLOAD_TYPES[MemberRecord]])
+        rows = self.store.records_of_types(sorted(MEMBER_RECORD_TYPES))
         self.directory.reload((r.record_id, r.payload_type, r.payload) for r in rows)
 
     def close(self) -> None:
         self.engine.dispose()
 
 
-class _Admission:
-    """Members of our trust domain in good standing, and configured peer gateways."""
+def revocation_lists(config: Config) -> dict[str, RevocationList]:
+    """The CRL of each trust domain we admit callers from: ours and each peer's that
+    names one (re-read on change by ``Gateway._tick``)."""
+    crls: dict[str, RevocationList] = {}
+    if config.crl_file is not None:
+        crls[config.trust_domain] = RevocationList(config.crl_file, config.ca_file)
+    for peer in config.peers:
+        if peer.crl_file is None:
+            logger.warning(
+                "peer %s names no crl_file: certificates its CA revoked are still admitted",
+                peer.member_id,
+            )
+            continue
+        crls[peer.trust_domain] = RevocationList(peer.crl_file, peer.ca_file)
+    for domain, crl in crls.items():
+        if not crl.path.is_file():
+            logger.warning(
+                "CRL %s of %s does not exist (yet): nothing is revoked", crl.path, domain
+            )
+    return crls
 
-    def __init__(self, config: Config, directory: Directory, crl: RevocationList | None) -> None:
+
+class _Admission:
+    """Members of our trust domain in good standing, and configured peer gateways.
+
+    Of the gateway role, only configured identities are admitted: ours (our replicas
+    share it) and each configured peer's. A certificate our CA issued to any other
+    gateway name, or a member record that registered one, admits nothing.
+    """
+
+    def __init__(
+        self, config: Config, directory: Directory, crls: dict[str, RevocationList]
+    ) -> None:
         self._trust_domain = config.trust_domain
         self._own = config.member_id
-        self._peers = {f"spiffe://{p.trust_domain}/gateway/{p.name}" for p in config.peers}
+        self._peers = {p.member_id for p in config.peers}
         self._directory = directory
-        self._crl = crl
+        self._crls = crls
         bundles: dict[str, list[Path]] = {config.trust_domain: [config.ca_file]}
         for peer in config.peers:
             bundles.setdefault(peer.trust_domain, []).append(peer.ca_file)
@@ -129,7 +159,8 @@ class _Admission:
         # TLS accepted any configured root; only a CA of the trust domain the certificate
         # names may vouch for it, so a peer's CA cannot mint our members (or another peer's).
         self._bundles.check(caller)
-        if self._crl is not None and self._crl.is_revoked(caller.serial):
+        crl = self._crls.get(caller.member.trust_domain)
+        if crl is not None and crl.is_revoked(caller.serial):
             raise PermissionError(
                 f"certificate {caller.serial:x} of {caller.member_id} is revoked",
                 advice="ask your alliance's CA operator for a new certificate",
@@ -142,6 +173,12 @@ class _Admission:
             )
         if caller.member_id == self._own:
             return
+        if caller.member.role is Role.GATEWAY:
+            raise PermissionError(
+                f"{caller.member_id} is not this alliance's configured gateway "
+                f"({self._own}); no other gateway identity is admitted",
+                advice="replicas of this gateway use its own certificate",
+            )
         self._directory.require_active(caller.member_id)
 
 
@@ -158,9 +195,7 @@ class Gateway:
         self.metrics.build.info({"version": "0.1.0"})
         self._stopping = threading.Event()
         self._stop_metrics: object = None
-        self._crl = (
-            RevocationList(config.crl_file, config.ca_file) if config.crl_file is not None else None
-        )
+        self._crls = revocation_lists(config)
         core = self.core
         core.members.ensure_self(config.region_code)
         self.sequencer = Sequencer(
@@ -174,10 +209,16 @@ class Gateway:
             origin=config.log_origin,
             clock=clock,
             deadline_rules=self.compliance.deadline_rules,
+            intake=config.intake_rules,
             on_outcome=self.metrics.record_outcome,
         )
         self.query = QueryService(core.store, clock=clock)
-        self.audit = AuditService(core.store, core.directory, clock=clock)
+        self.audit = AuditService(
+            core.store,
+            core.directory,
+            clock=clock,
+            clock_skew=config.intake_rules.clock_skew,
+        )
         self.access_log = AccessLog(
             AccessStore(core.engine),
             key=core.key.derive_secret(ACCESS_DIGEST_INFO),
@@ -275,7 +316,7 @@ class Gateway:
                 max_age_s=cfg.stream_max_age_s,
                 uncounted=frozenset({cfg.member_id, *(p.member_id for p in cfg.peers)}),
             ),
-            admission=_Admission(cfg, self.core.directory, self._crl),
+            admission=_Admission(cfg, self.core.directory, self._crls),
             observer=self.metrics,
             limits=self.limits,
             exchange=ExchangeServicer(
@@ -389,8 +430,8 @@ class Gateway:
                 ),
                 failures=status.consecutive_failures,
             )
-        if self._crl is not None:
-            self._crl.reload_if_changed()
+        for crl in self._crls.values():
+            crl.reload_if_changed()
         if time.monotonic() - self._access_pruned >= ACCESS_LOG_PRUNE_INTERVAL_S:
             self._access_pruned = time.monotonic()
             self.access_log.prune()

@@ -6,6 +6,8 @@ Errors print one line and a hint, and exit 2; nothing prints a traceback at user
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
 import logging
 import signal
 import sys
@@ -32,6 +34,11 @@ from gateway.storage import SqlStore, check_schema, make_engine, migrate
 from gateway.storage.integrity import IntegrityStore
 
 logger = logging.getLogger(__name__)
+
+_POSSESSION_HELP = (
+    "the member's proof that it holds the key (base64), printed by "
+    "`alliance-gateway certs possession --key … --member-id …` on the member's side"
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -70,7 +77,13 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--member-id", required=True, help="spiffe://<trust-domain>/<role>/<name>")
     add.add_argument("--region", required=True, help="6-digit region code")
     add.add_argument("--public-key", type=Path, required=True, help="Ed25519 key (PEM)")
+    add.add_argument("--possession", required=True, help=_POSSESSION_HELP)
     add.add_argument("--display-name", default="")
+    add.add_argument(
+        "--national",
+        action="store_true",
+        help="an authority that speaks for the whole country (default: its reporting unit)",
+    )
     add.set_defaults(handler=_members_add)
     for name, status in (("suspend", MemberStatus.SUSPENDED), ("activate", MemberStatus.ACTIVE)):
         cmd = msub.add_parser(name, help=f"{name} a member")
@@ -83,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     rot.add_argument("--config", type=Path, required=True)
     rot.add_argument("--member-id", required=True)
     rot.add_argument("--public-key", type=Path, required=True)
+    rot.add_argument("--possession", required=True, help=_POSSESSION_HELP)
     rot.add_argument("--overlap-hours", type=float, default=24.0)
     rot.set_defaults(handler=_members_rotate)
     ls = msub.add_parser("list", help="show registered members")
@@ -168,12 +182,27 @@ def _with_core(args: argparse.Namespace) -> Core:
     return Core(load_config(args.config))
 
 
+def _possession(text: str) -> bytes:
+    try:
+        return base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise RecordError(
+            "--possession: not base64", advice=f"pass the proof as printed: {_POSSESSION_HELP}"
+        ) from None
+
+
 def _members_add(args: argparse.Namespace) -> int:
+    possession = _possession(args.possession)
     core = _with_core(args)
     try:
         key = load_verifying_key(args.public_key)
         result = core.members.add(
-            args.member_id, args.region, key.raw, display_name=args.display_name
+            args.member_id,
+            args.region,
+            key.raw,
+            possession=possession,
+            display_name=args.display_name,
+            national=args.national,
         )
     finally:
         core.close()
@@ -194,11 +223,15 @@ def _members_status(args: argparse.Namespace) -> int:
 def _members_rotate(args: argparse.Namespace) -> int:
     if args.overlap_hours < 0:
         raise RecordError("--overlap-hours: must not be negative")
+    possession = _possession(args.possession)
     core = _with_core(args)
     try:
         key = load_verifying_key(args.public_key)
         result = core.members.rotate_key(
-            args.member_id, key.raw, overlap=timedelta(hours=args.overlap_hours)
+            args.member_id,
+            key.raw,
+            possession=possession,
+            overlap=timedelta(hours=args.overlap_hours),
         )
     finally:
         core.close()
@@ -215,7 +248,11 @@ def _members_list(args: argparse.Namespace) -> int:
                 + (f" until {k.not_after:%Y-%m-%d %H:%M}" if k.not_after else "")
                 for k in record.keys
             )
-            print(f"{record.member_id}\t{record.status.name.lower()}\t{record.region_code}\t{keys}")
+            scope = record.authority_scope
+            print(
+                f"{record.member_id}\t{record.status.name.lower()}\t{record.region_code}\t"
+                f"{keys}\t{'-' if scope is None else scope.name.lower()}"
+            )
     finally:
         core.close()
     return 0

@@ -59,6 +59,7 @@ def report_service(core: Core, *, federation: FederationHealth | None = None) ->
         grace=timedelta(days=config.sanction_grace_days),
         federation=federation or federation_health(core.store, core.clock),
         clock=core.clock,
+        clock_skew=config.intake_rules.clock_skew,
     )
 
 

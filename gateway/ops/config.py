@@ -12,16 +12,25 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from gateway.core.deadlines import DeadlineRules
+from gateway.core.identifiers import MemberId, Role
+from gateway.core.intake import IntakeRules
 from gateway.core.notes import NoteVerifier
-from gateway.errors import ConfigError, GatewayError
+from gateway.errors import ConfigError, GatewayError, RecordError
 
-_TRUST_DOMAIN = re.compile(r"^[a-z0-9._-]{1,255}$")
-_NAME = re.compile(r"^[a-z0-9._-]{1,128}$")
 _ENV_PREFIX = "ALLIANCE_"
+
+
+def _gateway_id(trust_domain: str, name: str, setting: str) -> str:
+    """The member id of a gateway, by the one member-id grammar of the core."""
+    try:
+        return str(MemberId(trust_domain, Role.GATEWAY, name))
+    except RecordError as e:
+        raise ConfigError(f"{setting}: {e}") from e
 
 
 @dataclass(frozen=True)
@@ -42,6 +51,9 @@ class PeerConfig:
     # C2SP vkey of the peer's log/gateway key: name+hex(keyid)+base64(0x01||pubkey).
     log_vkey: str
     pull: bool = True
+    # The peer CA's CRL (docs/OPERATIONS.md): certificates it revokes are refused, and
+    # the file is re-read when it changes, like our own crl_file.
+    crl_file: Path | None = None
 
     @property
     def member_id(self) -> str:
@@ -104,13 +116,14 @@ class Config:
     sanction_grace_days: int = 7
     deadline_rules: str = ""
     calendar_dir: Path | None = None
+    # Intake (docs/OPERATIONS.md, "Record times"): how far back a member may date a record
+    # it submits, and how far ahead of our clock any time may be.
+    backdating_window_days: int = 30
+    clock_skew_s: float = 300.0
     peers: tuple[PeerConfig, ...] = field(default=())
 
     def __post_init__(self) -> None:
-        if not _TRUST_DOMAIN.match(self.trust_domain):
-            raise ConfigError(f"trust_domain: {self.trust_domain!r} is not a valid trust domain")
-        if not _NAME.match(self.gateway_name):
-            raise ConfigError(f"gateway_name: {self.gateway_name!r} must match [a-z0-9._-]+")
+        _gateway_id(self.trust_domain, self.gateway_name, "trust_domain, gateway_name")
         if not re.fullmatch(r"\d{6}", self.region_code):
             raise ConfigError(f"region_code: {self.region_code!r} must be 6 digits")
         for name in (
@@ -157,6 +170,10 @@ class Config:
         self._check_peers()
         if self.sanction_grace_days < 0:
             raise ConfigError("sanction_grace_days: must not be negative")
+        if self.backdating_window_days < 0:
+            raise ConfigError("backdating_window_days: must not be negative")
+        if not 0 <= self.clock_skew_s <= 86_400:
+            raise ConfigError("clock_skew_s: must be between 0 and 86400 seconds")
         DeadlineRules.parse(self.deadline_rules)
         if not self.log_origin:
             object.__setattr__(self, "log_origin", f"{self.trust_domain}/alliance-log/v1")
@@ -166,6 +183,13 @@ class Config:
     @property
     def member_id(self) -> str:
         return f"spiffe://{self.trust_domain}/gateway/{self.gateway_name}"
+
+    @property
+    def intake_rules(self) -> IntakeRules:
+        return IntakeRules(
+            backdating_window=timedelta(days=self.backdating_window_days),
+            clock_skew=timedelta(seconds=self.clock_skew_s),
+        )
 
     def _check_peers(self) -> None:
         seen: set[str] = set()
@@ -277,14 +301,11 @@ def _peer(raw: Any, base_dir: Path) -> PeerConfig:
     missing = [k for k in required if k not in raw]
     if missing:
         raise ConfigError(f"peers: peer {raw.get('name', '?')!r} lacks {', '.join(missing)}")
-    unknown = set(raw) - {*required, "address", "pull"}
+    unknown = set(raw) - {*required, "address", "pull", "crl_file"}
     if unknown:
         raise ConfigError(f"peers: unknown setting(s) {', '.join(sorted(unknown))}")
     name, trust_domain = str(raw["name"]), str(raw["trust_domain"])
-    if not _NAME.match(name):
-        raise ConfigError(f"peers: name {name!r} must match [a-z0-9._-]+")
-    if not _TRUST_DOMAIN.match(trust_domain):
-        raise ConfigError(f"peers: {name}: {trust_domain!r} is not a valid trust domain")
+    _gateway_id(trust_domain, name, f"peers: {name!r}")
     origin, vkey = str(raw["log_origin"]), str(raw["log_vkey"])
     try:
         verifier = NoteVerifier.from_vkey(vkey)
@@ -303,4 +324,5 @@ def _peer(raw: Any, base_dir: Path) -> PeerConfig:
         log_origin=origin,
         log_vkey=vkey,
         pull=pull,
+        crl_file=_path(raw["crl_file"], base_dir) if "crl_file" in raw else None,
     )

@@ -16,7 +16,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from certs.pki import create_ca, generate_signing_key, issue_gateway, issue_member
+from certs.pki import (
+    create_ca,
+    generate_signing_key,
+    issue_gateway,
+    issue_member,
+    possession_proof,
+)
 from gateway.core.crypto import load_signing_key
 from gateway.core.notes import NoteSigner
 from gateway.ops.app import Core
@@ -108,8 +114,17 @@ def register(config: Path, base: Path) -> None:
         for role, name, region, display in MEMBERS:
             member_id = f"spiffe://{TRUST_DOMAIN}/{role}/{name}"
             if core.directory.member(member_id) is None:
-                key = load_signing_key(base / "members" / name / "signing-key.pem")
-                core.members.add(member_id, region, key.public_key().raw, display_name=display)
+                # What the member hands the operator: its public key and the proof that
+                # it holds the private key (`alliance-gateway certs possession`).
+                key_file = base / "members" / name / "signing-key.pem"
+                public_hex, proof = possession_proof(key_file, member_id)
+                core.members.add(
+                    member_id,
+                    region,
+                    bytes.fromhex(public_hex),
+                    possession=proof,
+                    display_name=display,
+                )
     finally:
         core.close()
 

@@ -29,6 +29,7 @@ from clients.client import AllianceClient, RetryPolicy, SubjectStatus
 from clients.profile import Profile
 from gateway.core.crypto import load_signing_key
 from gateway.core.notes import NoteSigner
+from gateway.core.possession import prove_possession
 from gateway.core.statements import (
     ConductType,
     Listing,
@@ -87,6 +88,10 @@ class Actor:
 
     def public_key(self) -> bytes:
         return load_signing_key(self.signing_key_file).public_key().raw
+
+    def possession(self) -> bytes:
+        """The member's proof that it holds its key, for its registration."""
+        return prove_possession(load_signing_key(self.signing_key_file), self.member_id)
 
 
 @dataclass
@@ -184,6 +189,7 @@ def _write_config(site: Site, peers: Sequence[Site]) -> None:
             f'address = "127.0.0.1:{peer.port}"',
             f'trust_domain = "{peer.trust_domain}"',
             f'ca_file = "../../{peer.region.code}/ca/ca.pem"',
+            f'crl_file = "../../{peer.region.code}/ca/crl.pem"',
             f'log_origin = "{peer.origin}"',
             f'log_vkey = "{vkey}"',
         ]
@@ -197,7 +203,12 @@ def running(sites: Sequence[Site]) -> Iterator[list[Gateway]]:
         for site in sites:
             gw = Gateway(load_config(site.config_path))
             for actor in (site.platform, site.authority):
-                gw.core.members.add(actor.member_id, actor.region, actor.public_key())
+                gw.core.members.add(
+                    actor.member_id,
+                    actor.region,
+                    actor.public_key(),
+                    possession=actor.possession(),
+                )
             gateways.append(gw.start(serve_metrics=False))
         yield gateways
     finally:

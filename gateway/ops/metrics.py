@@ -23,7 +23,7 @@ from waitress import wasyncore
 from waitress.server import MultiSocketServer, create_server
 from waitress.trigger import trigger
 
-from gateway.core.statements import PAYLOAD_TYPES
+from gateway.core.statements import STATEMENT_TYPES
 
 
 class _StatusCode(Protocol):
@@ -212,4 +212,4 @@ class GatewayMetrics:
 
 # Statement types as metric labels: the payload type is client-controlled, so anything
 # not in this table is counted as "unknown" (label sets stay bounded).
-_TYPE_LABELS = {payload_type: cls.__name__.lower() for cls, payload_type in PAYLOAD_TYPES.items()}
+_TYPE_LABELS = {payload_type: cls.__name__.lower() for payload_type, cls in STATEMENT_TYPES.items()}

@@ -207,7 +207,9 @@ def start_gateways(regions: Sequence[Region], stack: ExitStack) -> None:
         )
         gw = Gateway(config)
         for actor in (region.authority, region.platform):
-            gw.core.members.add(actor.member_id, actor.region, actor.public_key())
+            gw.core.members.add(
+                actor.member_id, actor.region, actor.public_key(), possession=actor.possession()
+            )
         gateways.append((region, gw))
     for region, gw in gateways:
         region.gateway = gw.start(serve_metrics=False)

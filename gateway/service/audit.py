@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 
 from gateway.core import merkle
 from gateway.core.crypto import VerifyingKey
+from gateway.core.intake import DEFAULT_CLOCK_SKEW
 from gateway.core.notes import Checkpoint, CosignatureVerifier, verify_cosignature
 from gateway.errors import (
     LogDamageError,
@@ -33,10 +35,18 @@ MAX_ENTRIES_PER_CALL = 100_000
 
 
 class AuditService:
-    def __init__(self, store: SqlStore, directory: Directory, *, clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        store: SqlStore,
+        directory: Directory,
+        *,
+        clock: Clock = utc_now,
+        clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
+    ) -> None:
         self._store = store
         self._directory = directory
         self._clock = clock
+        self._clock_skew = clock_skew
 
     def latest(self) -> StoredCheckpoint:
         latest = self._store.latest_checkpoint()
@@ -169,15 +179,42 @@ class AuditService:
             except VerificationError as e:
                 errors.append(str(e))
                 continue
-            self._store.put_cosignature(
+            self._check_time(timestamp, stored)
+            held = self._store.put_cosignature(
                 cp.size, cosigner, line if line.endswith("\n") else line + "\n", timestamp
             )
+            if held != timestamp:
+                raise RecordError(
+                    f"signature_line: timestamp {timestamp} is older than the cosignature "
+                    f"of checkpoint {cp.size} already held from {cosigner} ({held}); "
+                    "cosignature times never move backwards",
+                    advice="cosign with the current time",
+                )
             return
         raise VerificationError(
             f"signature_line: no key registered for {cosigner} verifies it"
             + (f" ({errors[-1]})" if errors else ""),
             advice="cosign with the Ed25519 key of your member record, named by your member id",
         )
+
+    def _check_time(self, timestamp: int, checkpoint: StoredCheckpoint) -> None:
+        """A cosignature is made after the checkpoint was signed and not in the future:
+        ``[signed_at - skew, now + skew]`` (POSIX seconds)."""
+        skew = self._clock_skew.total_seconds()
+        latest = self._clock().timestamp() + skew
+        earliest = checkpoint.signed_at.timestamp() - skew
+        if timestamp > latest:
+            raise RecordError(
+                f"signature_line: timestamp {timestamp} is in the future (the gateway's "
+                f"clock reads {int(latest - skew)}, allowed skew {skew:g} s)",
+                advice="cosign with the current time; check the cosigner's clock",
+            )
+        if timestamp < earliest:
+            raise RecordError(
+                f"signature_line: timestamp {timestamp} is before checkpoint "
+                f"{checkpoint.tree_size} was signed ({int(earliest + skew)})",
+                advice="cosign with the current time; check the cosigner's clock",
+            )
 
     def _check_size(self, size: int, field: str) -> None:
         current = self._store.log_size()

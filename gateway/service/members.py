@@ -2,7 +2,9 @@
 
 Used by ``alliance-gateway members …`` (which appends through the same sequencer lock
 as a running gateway, so both may run at once) and at start-up for the gateway's own
-record.
+record. Every record is signed as ``member-record.v2``: each key carries the member's
+proof of possession (``gateway.core.possession``), made with the member's private key,
+so a key can be registered only by whoever holds it, and only for one member.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from gateway import codec
 from gateway.core import dsse
 from gateway.core.crypto import SigningKey, VerifyingKey
 from gateway.core.identifiers import MemberId
-from gateway.core.statements import MemberKey, MemberRecord, MemberStatus, Role
-from gateway.errors import NotFoundError, RecordError
+from gateway.core.intake import DEFAULT_INTAKE_RULES, IntakeRules, check_submitted
+from gateway.core.possession import prove_possession
+from gateway.core.statements import AuthorityScope, MemberKey, MemberRecord, MemberStatus, Role
+from gateway.errors import NotFoundError, PermissionError, RecordError
 from gateway.service.directory import Directory
 from gateway.service.ledger import Accepted, Appended, Clock, Ledger, utc_now
 
@@ -30,6 +34,7 @@ class MemberAdmin:
         *,
         gateway_id: str,
         origin: str,
+        intake: IntakeRules = DEFAULT_INTAKE_RULES,
         clock: Clock = utc_now,
     ) -> None:
         self._ledger = ledger
@@ -37,6 +42,7 @@ class MemberAdmin:
         self._key = gateway_key
         self._gateway_id = gateway_id
         self._origin = origin
+        self._intake = intake
         self._clock = clock
 
     def ensure_self(self, region_code: str) -> Appended | None:
@@ -54,7 +60,13 @@ class MemberAdmin:
                 member_id=self._gateway_id,
                 role=Role.GATEWAY,
                 region_code=region_code,
-                keys=(MemberKey(public_key=own, not_before=now),),
+                keys=(
+                    MemberKey(
+                        public_key=own,
+                        not_before=now,
+                        possession=prove_possession(self._key, self._gateway_id),
+                    ),
+                ),
                 status=MemberStatus.ACTIVE,
                 issued_at=now,
                 display_name="regional gateway",
@@ -62,15 +74,39 @@ class MemberAdmin:
         )
 
     def add(
-        self, member_id: str, region_code: str, public_key: bytes, *, display_name: str = ""
+        self,
+        member_id: str,
+        region_code: str,
+        public_key: bytes,
+        *,
+        possession: bytes,
+        display_name: str = "",
+        national: bool = False,
     ) -> Appended:
+        """Register ``member_id`` with its signing key and the key's proof of possession.
+
+        ``national``: an authority that speaks for the whole country (scope NATIONAL);
+        every other authority speaks for the reporting unit of ``region_code``.
+        """
         member = MemberId.parse(member_id)
         if member.trust_domain != MemberId.parse(self._gateway_id).trust_domain:
             raise RecordError(
                 f"member_id: {member_id} is not in this gateway's trust domain",
                 advice="register members at the gateway of their own region",
             )
-        VerifyingKey.from_raw(public_key)
+        if member.role is Role.GATEWAY and member_id != self._gateway_id:
+            raise PermissionError(
+                f"member_id: {member_id} is a gateway identity other than this gateway's "
+                f"configured one ({self._gateway_id})",
+                advice="a region has one gateway identity, configured out of band; "
+                "its replicas share it and need no registration",
+            )
+        if national and member.role is not Role.AUTHORITY:
+            raise RecordError("--national: only an authority has a national scope")
+        scope = None
+        if member.role is Role.AUTHORITY:
+            scope = AuthorityScope.NATIONAL if national else AuthorityScope.UNIT
+        self._require_free(public_key, member_id)
         now = self._clock()
         return self._publish(
             MemberRecord(
@@ -78,21 +114,34 @@ class MemberAdmin:
                 member_id=member_id,
                 role=member.role,
                 region_code=region_code,
-                keys=(MemberKey(public_key=public_key, not_before=now),),
+                keys=(MemberKey(public_key=public_key, not_before=now, possession=possession),),
                 status=MemberStatus.ACTIVE,
                 issued_at=now,
                 display_name=display_name,
+                scope=scope,
             )
         )
 
     def set_status(self, member_id: str, status: MemberStatus) -> Appended:
         current = self._require(member_id)
-        return self._publish(_replace(current, status=status, issued_at=self._clock()))
+        keys = _proven(current.keys)
+        if status is MemberStatus.ACTIVE and not keys:
+            raise RecordError(
+                f"member_id: {member_id} has no key with a proof of possession to be active with",
+                advice="register a key with its proof first (members rotate-key --possession)",
+            )
+        return self._publish(_replace(current, status=status, keys=keys, issued_at=self._clock()))
 
-    def rotate_key(self, member_id: str, new_key: bytes, *, overlap: timedelta) -> Appended:
-        """Add ``new_key``; every older key stops being valid after ``overlap``."""
+    def rotate_key(
+        self, member_id: str, new_key: bytes, *, possession: bytes, overlap: timedelta
+    ) -> Appended:
+        """Add ``new_key``; every older key stops being valid after ``overlap``.
+
+        Keys registered before proofs of possession existed (member-record.v1) cannot be
+        carried into a v2 record: they end at once.
+        """
         current = self._require(member_id)
-        VerifyingKey.from_raw(new_key)
+        self._require_free(new_key, member_id)
         now = self._clock()
         ends = now + overlap
         kept = tuple(
@@ -104,11 +153,12 @@ class MemberAdmin:
                 not_after=min(k.not_after, ends)
                 if k.not_after
                 else max(ends, k.not_before + _SMALLEST_WINDOW),
+                possession=k.possession,
             )
-            for k in current.keys
+            for k in _proven(current.keys)
             if k.public_key != new_key and (k.not_after is None or k.not_after > now)
         )
-        keys = (*kept, MemberKey(public_key=new_key, not_before=now))
+        keys = (*kept, MemberKey(public_key=new_key, not_before=now, possession=possession))
         return self._publish(_replace(current, keys=keys, issued_at=now))
 
     def _require(self, member_id: str) -> MemberRecord:
@@ -117,11 +167,28 @@ class MemberAdmin:
             raise NotFoundError(f"member_id: {member_id} is not registered")
         return current
 
+    def _require_free(self, public_key: bytes, member_id: str) -> None:
+        """A signing key belongs to one member: refuse one another member holds."""
+        VerifyingKey.from_raw(public_key)
+        owner = self._directory.owner(public_key)
+        if owner is not None and owner != member_id:
+            raise PermissionError(
+                f"public key: this key is registered to {owner}; a signing key belongs to "
+                "exactly one member",
+                advice="the member must generate its own key (alliance-gateway certs signing-key)",
+            )
+
     def _publish(self, record: MemberRecord) -> Appended:
+        check_submitted(record, now=self._clock(), rules=self._intake)
         payload_type, payload = codec.encode_statement(record)
         env = dsse.sign(payload_type, payload, self._key)
         accepted = Accepted(env, env.record_id, self._gateway_id, record, self._origin)
         return self._ledger.append([accepted])[0]
+
+
+def _proven(keys: tuple[MemberKey, ...]) -> tuple[MemberKey, ...]:
+    """The keys a v2 record can carry: those with a proof of possession."""
+    return tuple(k for k in keys if k.possession is not None)
 
 
 def _replace(
@@ -131,6 +198,7 @@ def _replace(
     status: MemberStatus | None = None,
     keys: tuple[MemberKey, ...] | None = None,
 ) -> MemberRecord:
+    scope = r.authority_scope  # a v1 authority record means UNIT; v2 states it
     return MemberRecord(
         issuer=r.issuer,
         member_id=r.member_id,
@@ -140,4 +208,5 @@ def _replace(
         status=r.status if status is None else status,
         issued_at=issued_at,
         display_name=r.display_name,
+        scope=scope,
     )

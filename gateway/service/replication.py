@@ -14,28 +14,35 @@ evidence table with both signed notes. After the entries of a checkpoint are ver
 we cosign it (C2SP tlog-cosignature, named by our gateway's member id) and hand the
 cosignature to the peer (``AuditLog.AddCosignature``).
 
-Checks on each replicated record, in this order (verify the bytes, then parse):
+Checks on each replicated record, in this order (signatures and authority only: the
+intake rules of ``gateway.core.intake`` were the origin's to apply, under its settings,
+so a record a peer accepted never stops a batch here):
 
 1. the record id is the SHA-256 of the entry's PAE bytes;
-2. the signature verifies with a key of the signer: the configured anchor key of a peer
-   gateway, or a key listed in the signer's member record (ours, or one earlier in the
-   same batch);
-3. the payload parses, and ``authorize_statement`` allows the signer to sign it;
-4. a member record is signed by the anchor (configured gateway) of the member's own
-   trust domain.
+2. the payload parses far enough to read its ``issuer``, and a signature verifies over
+   the received bytes with a key of that issuer: any key its member records list and
+   it owns (ours, or one earlier in the same batch), or its configured anchor key if it
+   is a configured gateway. Other members' signatures beside it count for nothing;
+3. the statement's field rules (each v2 proof of possession included);
+4. a gateway-role signer is a configured gateway (``require_configured_gateway``); a
+   member record is signed by the configured gateway of the member's own trust domain;
+   ``authorize_statement`` allows the signer to sign the statement.
+
+A member record dated in the future is stored like any other; the directory lets it
+take effect at its ``issued_at`` (``gateway.core.fold.MemberDirectory``).
 
 **Key validity for replicated records.** A replica does not re-check the key's validity
 window or the member's current status: it accepts any key the signer's home gateway
-listed for it. The home gateway checked both at the time it accepted the record (keys
-valid at its clock, member active), and its signed, cosigned checkpoint commits it to
-that. Re-checking at the statement's own timestamp would add nothing against a stolen
-old key (its holder picks the timestamp) and would refuse honest records whose times
-lie outside the key's window - a listing dated on the decision day, before the
-authority's key was registered, or a sanction effective after a key rotation - and a
-refused record blocks replication from that peer for good. Checking against our clock
-would refuse old records after a rotation. Compromised keys are handled at the home
-gateway (suspend, rotate); a replica that must not trust a peer's relays should not
-pull from it.
+listed for it (and the signer owns: one key, one member). The home gateway checked both
+at the time it accepted the record (keys valid at its clock, member active), and its
+signed, cosigned checkpoint commits it to that. Re-checking at the statement's own
+timestamp would add nothing against a stolen old key (its holder picks the timestamp)
+and would refuse honest records whose times lie outside the key's window - a listing
+dated on the decision day, before the authority's key was registered, or a sanction
+effective after a key rotation - and a refused record blocks replication from that peer
+for good. Checking against our clock would refuse old records after a rotation.
+Compromised keys are handled at the home gateway (suspend, rotate); a replica that must
+not trust a peer's relays should not pull from it.
 
 **Status changes that arrive before their listing.** Honest logs never do this (a
 gateway accepts a status change only once it holds the listing, and replication keeps
@@ -66,9 +73,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
-from gateway.codec import decode_statement
+from gateway.codec import decode_statement, open_payload
 from gateway.core import dsse, merkle
-from gateway.core.crypto import VerifyingKey
 from gateway.core.federation import (
     EntriesDecision,
     EntriesOutcome,
@@ -79,7 +85,7 @@ from gateway.core.federation import (
 )
 from gateway.core.identifiers import MemberId
 from gateway.core.notes import Checkpoint, CosignatureSigner, NoteVerifier, parse_signed_note
-from gateway.core.policy import authorize_statement
+from gateway.core.policy import authorize_statement, require_configured_gateway
 from gateway.core.statements import (
     Listing,
     MemberRecord,
@@ -93,9 +99,8 @@ from gateway.errors import (
     LogIntegrityError,
     PermissionError,
     RecordError,
-    VerificationError,
 )
-from gateway.service.directory import Directory
+from gateway.service.directory import Directory, verify_issuer
 from gateway.service.ledger import Accepted, Clock, Ledger, utc_now
 from gateway.storage import PeerCursor, SqlStore, StoredCheckpoint, StoredEvidence, StoredRecord
 
@@ -452,39 +457,26 @@ class PeerPuller:
 
     def _admit_one(self, item: PeerEntry, batch: _Batch) -> Accepted:
         env = item.envelope
-        signer = self._verify(env, batch)
-        statement = decode_statement(env.payload_type, env.payload)
+        opened = open_payload(env.payload_type, env.payload)
+        # Any signature by the issuer verifies the record, with any key the issuer's
+        # records list and it owns (one earlier in this batch counts): see the module
+        # docstring, "Key validity for replicated records".
+        signer = opened.issuer
+        verify_issuer(env, signer, self._directory.keys_ever(signer, batch.member_records()))
+        statement = opened.statement()
         self._authorize(signer, statement, batch)
         if isinstance(statement, MemberRecord):
-            batch.members[statement.member_id].append(statement)
+            batch.members[statement.member_id].append((item.record_id, statement))
         elif isinstance(statement, Listing):
             batch.listings[item.record_id] = statement
         return Accepted(env, item.record_id, signer, statement, self.peer.origin)
 
-    def _verify(self, env: dsse.Envelope, batch: _Batch) -> str:
-        try:
-            return self._directory.verify(env, None)
-        except VerificationError:
-            if not batch.members:
-                raise
-        # A member registered earlier in this batch is not in the directory yet.
-        owners: dict[VerifyingKey, str] = {}
-        for member_id, records in batch.members.items():
-            for record in records:
-                for key in record.keys:
-                    owners.setdefault(VerifyingKey.from_raw(key.public_key), member_id)
-        try:
-            return owners[dsse.verify(env, owners)]
-        except VerificationError as e:
-            raise VerificationError(
-                f"no key registered for any member verifies the record: {e}"
-            ) from e
-
     def _authorize(self, signer: str, statement: Statement, batch: _Batch) -> None:
         member = MemberId.parse(signer)
+        require_configured_gateway(member, self._anchors)
         if isinstance(statement, MemberRecord):
             subject = MemberId.parse(statement.member_id)
-            if signer not in self._anchors or member.trust_domain != subject.trust_domain:
+            if member.trust_domain != subject.trust_domain:
                 raise PermissionError(
                     f"the member record of {statement.member_id} is signed by {signer}, "
                     f"not by the configured gateway of {subject.trust_domain}"
@@ -612,13 +604,16 @@ class _Batch:
 
     def __init__(self) -> None:
         self.seen: set[str] = set()
-        self.members: dict[str, list[MemberRecord]] = defaultdict(list)
+        self.members: dict[str, list[tuple[str, MemberRecord]]] = defaultdict(list)
         self.listings: dict[str, Listing] = {}
+
+    def member_records(self) -> list[tuple[str, MemberRecord]]:
+        return [item for records in self.members.values() for item in records]
 
     def region(self, member_id: str, directory: Directory) -> str | None:
         records = self.members.get(member_id)
         if records:
-            return max(records, key=lambda r: r.issued_at).region_code
+            return max(records, key=lambda item: (item[1].issued_at, item[0]))[1].region_code
         return directory.region(member_id)
 
 

@@ -21,6 +21,7 @@ from gateway.core import dsse
 from gateway.core.crypto import SigningKey
 from gateway.core.fold import VerifiedRecord
 from gateway.core.identifiers import REPORTING_UNITS, MemberId
+from gateway.core.intake import DEFAULT_CLOCK_SKEW
 from gateway.core.notes import NoteSigner
 from gateway.core.policy import authorize_statement
 from gateway.core.report import MonthData, canonical_json, compute_month, report_document
@@ -160,7 +161,9 @@ class ReportService:
         grace: timedelta,
         federation: FederationHealth | None = None,
         clock: Clock = utc_now,
+        clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
     ) -> None:
+        self._clock_skew = clock_skew
         self._store = store
         self._compliance = compliance
         self._ledger = ledger
@@ -216,6 +219,13 @@ class ReportService:
 
     def generate(self, month: ReportMonth, unit: str | None = None) -> GeneratedReport:
         """Compute the report at a fresh checkpoint, sign it and append it to the log."""
+        now = self._clock()
+        if month.start > now + self._clock_skew:
+            # A signed report is a statement of the gateway: never about a month to come.
+            raise RecordError(
+                f"month: {month} has not begun (the gateway's clock reads {now.isoformat()})",
+                advice="report a month that has begun, normally the previous one",
+            )
         checkpoint = self.checkpoint()
         document, data = self.compute_month(month, unit, checkpoint)
         statement = MonthlyReport(

@@ -1,7 +1,11 @@
-"""Submission: verify the bytes, then parse, then authorize, then append.
+"""Submission: check the caller, verify the bytes, validate, authorize, append.
 
-The order matters (DESIGN.md §3): the signature is checked over the received payload
-bytes before anything parses them, and nothing is stored unless every check passed.
+The order matters (DESIGN.md §3, docs/PROTOCOL.md §5): the caller must be an active
+member; the payload is parsed only far enough to read its ``issuer``, which must be
+the caller; a signature must verify over the received bytes under the issuer's keys
+valid now; only then is the statement validated (field rules, the alliance's deadline
+rule, the intake rules of ``gateway.core.intake``) and authorized. Nothing is stored
+unless every check passed.
 """
 
 from __future__ import annotations
@@ -11,10 +15,11 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from gateway.codec import decode_statement
+from gateway.codec import decode_statement, open_payload
 from gateway.core import dsse
 from gateway.core.deadlines import DEFAULT_RULES, DeadlineRules
 from gateway.core.identifiers import MemberId
+from gateway.core.intake import DEFAULT_INTAKE_RULES, IntakeRules, check_submitted
 from gateway.core.policy import authorize_statement
 from gateway.core.statements import Listing, SanctionConfirmation, Statement, StatusChange
 from gateway.errors import (
@@ -25,7 +30,7 @@ from gateway.errors import (
     StorageError,
     VerificationError,
 )
-from gateway.service.directory import Directory
+from gateway.service.directory import Directory, verify_issuer
 from gateway.service.ledger import Accepted, Appended, Clock, utc_now
 from gateway.service.sequencer import Sequencer
 from gateway.storage import SqlStore
@@ -58,12 +63,14 @@ class SubmitService:
         origin: str,
         clock: Clock = utc_now,
         deadline_rules: DeadlineRules = DEFAULT_RULES,
+        intake: IntakeRules = DEFAULT_INTAKE_RULES,
         on_outcome: Callable[[str, str], None] | None = None,
     ) -> None:
         """``on_outcome(payload_type, reason)``: reason is "" for a record appended,
         "duplicate", or a bounded rejection reason (REJECTION_REASONS) — for metrics."""
         self._on_outcome = on_outcome
         self._deadline_rules = deadline_rules
+        self._intake = intake
         self._store = store
         self._directory = directory
         self._sequencer = sequencer
@@ -83,26 +90,33 @@ class SubmitService:
 
     def check(self, env: dsse.Envelope, caller: str) -> Checked:
         """Stage 1, independent of other records (bulk ingest runs it on several threads):
-        verify the signature over the received bytes, then parse and validate."""
+        the caller's standing, the issuer, the signature over the received bytes, then
+        the statement's rules."""
         try:
             # No look-up of the record first: a record already stored is verified and
             # authorized like a new one (so only its signer gets the idempotent answer),
             # and the sequencer answers it with its existing log index.
-            signer = self._directory.verify(env, self._clock(), prefer=caller)
-            if signer != caller:
+            now = self._clock()
+            # Admission checked the caller when the call began; a stream outlives that.
+            self._directory.require_active(caller)
+            opened = open_payload(env.payload_type, env.payload)
+            MemberId.parse(opened.issuer, field=f"{opened.schema.name}.issuer")
+            if opened.issuer != caller:
                 raise PermissionError(
-                    f"the record is signed by {signer} but submitted by {caller}",
-                    advice="members submit only records they signed themselves",
+                    f"the record's issuer {opened.issuer[:300]!r} is not the caller {caller}",
+                    advice="members submit only records they issued and signed themselves",
                 )
-            statement = decode_statement(env.payload_type, env.payload)
+            verify_issuer(env, caller, self._directory.keys_at(caller, now))
+            statement = opened.statement()
             if isinstance(statement, Listing):
                 # The alliance's deadline rule, for listings members submit here;
                 # replicated listings were judged by their origin (gateway.core.deadlines).
                 self._deadline_rules.check(statement)
+            check_submitted(statement, now=now, rules=self._intake)
         except GatewayError as e:
             self._observe(env.payload_type, e)
             raise
-        return Checked(env, signer, statement)
+        return Checked(env, caller, statement)
 
     def admit(self, checked: Checked) -> Future[Appended]:
         """Stage 2, in submission order: authorize against the listing (a listing ahead of

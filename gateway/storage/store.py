@@ -655,9 +655,14 @@ class SqlStore:
             ).first()
             return None if row is None else _checkpoint(row)
 
-    def put_cosignature(self, tree_size: int, cosigner: str, line: str, timestamp: int) -> None:
+    def put_cosignature(self, tree_size: int, cosigner: str, line: str, timestamp: int) -> int:
+        """Keep ``line`` unless the cosigner's held cosignature of that checkpoint is
+        newer: cosignature times never move backwards. Returns the timestamp now held."""
         try:
             with Session(self.engine) as s, s.begin():
+                held = s.get(CosignatureRow, (tree_size, cosigner), with_for_update=True)
+                if held is not None and held.timestamp > timestamp:
+                    return held.timestamp
                 s.merge(
                     CosignatureRow(
                         tree_size=tree_size,
@@ -666,6 +671,7 @@ class SqlStore:
                         timestamp=timestamp,
                     )
                 )
+                return timestamp
         except SQLAlchemyError as e:
             raise StorageError(f"database write failed: {e}") from e
 

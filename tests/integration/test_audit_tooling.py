@@ -28,7 +28,8 @@ from gateway import codec
 from gateway.core import dsse, merkle
 from gateway.core.crypto import SigningKey
 from gateway.core.notes import Checkpoint, NoteSigner, parse_signed_note, sign_note
-from gateway.core.statements import MemberKey, MemberRecord, MemberStatus, Role
+from gateway.core.possession import prove_possession
+from gateway.core.statements import AuthorityScope, MemberKey, MemberRecord, MemberStatus, Role
 from gateway.errors import LogIntegrityError
 from gateway.ops.app import Gateway
 from gateway.ops.config import Config
@@ -244,9 +245,16 @@ def _member_record(
         member_id=member_id,
         role=role,
         region_code="330000",
-        keys=(MemberKey(key.public_key().raw, datetime(2026, 1, 1, tzinfo=UTC)),),
+        keys=(
+            MemberKey(
+                key.public_key().raw,
+                datetime(2026, 1, 1, tzinfo=UTC),
+                possession=prove_possession(key, member_id),
+            ),
+        ),
         status=MemberStatus.ACTIVE,
         issued_at=datetime(2026, 1, 1, tzinfo=UTC),
+        scope=AuthorityScope.UNIT if role is Role.AUTHORITY else None,
     )
     return dsse.sign(*codec.encode_statement(record), gateway_key)
 
@@ -356,9 +364,17 @@ def _record(
         member_id=member_id,
         role=role,
         region_code="440300",
-        keys=tuple(MemberKey(k.public_key().raw, datetime(2026, 1, 1, tzinfo=UTC)) for k in keys),
+        keys=tuple(
+            MemberKey(
+                k.public_key().raw,
+                datetime(2026, 1, 1, tzinfo=UTC),
+                possession=prove_possession(k, member_id),
+            )
+            for k in keys
+        ),
         status=MemberStatus.ACTIVE,
         issued_at=datetime(2026, 1, 2, tzinfo=UTC),
+        scope=AuthorityScope.UNIT if role is Role.AUTHORITY else None,
     )
     return dsse.sign(*codec.encode_statement(record), issuer_key)
 

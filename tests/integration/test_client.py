@@ -21,6 +21,7 @@ from gateway.core import dsse
 from gateway.core.crypto import load_signing_key
 from gateway.core.identifiers import _org_code_check, _uscc_check
 from gateway.core.notes import NoteSigner
+from gateway.core.possession import prove_possession
 from gateway.core.statements import ConductType, LifecycleStep, ListKind, SanctionMeasure
 from gateway.ops.app import Gateway
 
@@ -238,7 +239,12 @@ def test_retries_until_the_gateway_is_up_and_watch_resumes_after_a_restart(
         time.sleep(1.0)
         gw = Gateway(config)
         for m in members:
-            gw.core.members.add(m.member_id, m.region, m.signing_key.public_key().raw)
+            gw.core.members.add(
+                m.member_id,
+                m.region,
+                m.signing_key.public_key().raw,
+                possession=prove_possession(m.signing_key, m.member_id),
+            )
         started.append(gw.start(serve_metrics=False))
 
     late = threading.Thread(target=start_later)

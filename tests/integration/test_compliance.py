@@ -34,6 +34,7 @@ from gateway.core import dsse, merkle
 from gateway.core.crypto import load_signing_key
 from gateway.core.fold import ListState, VerifiedRecord
 from gateway.core.notes import NoteSigner, open_checkpoint
+from gateway.core.possession import prove_possession
 from gateway.core.report import compute_units, totals
 from gateway.core.statements import (
     ConductType,
@@ -110,7 +111,12 @@ def gateway_at(config: Config, clock: Clock, register: Sequence[Member] = ()) ->
     gateway = Gateway(config, clock=clock)
     for m in register:
         if gateway.core.directory.member(m.member_id) is None:
-            gateway.core.members.add(m.member_id, m.region, m.signing_key.public_key().raw)
+            gateway.core.members.add(
+                m.member_id,
+                m.region,
+                m.signing_key.public_key().raw,
+                possession=prove_possession(m.signing_key, m.member_id),
+            )
     gateway.start()
     try:
         yield gateway
@@ -199,15 +205,9 @@ def test_escalation_at_the_deadline_exactly_once(alliance: Alliance, database_ur
         # Month-end and leap-year deadlines are in the unit tests; here 1 June -> 1 Sep.
         overdue = send(amr, gw, listing(amr, listed_at=utc(2026, 6, 1)))
         corrected = send(amr, gw, listing(amr, uscc=USCC[1], listed_at=utc(2026, 6, 1)))
+        # Records are submitted when they take effect (not ahead of the gateway's clock).
+        clock.set(utc(2026, 8, 20))
         send(amr, gw, step(amr, corrected, LifecycleStep.CORRECTED, utc(2026, 8, 20)))
-        later = send(
-            amr,
-            gw,
-            # A shorter signed deadline is allowed; this one is 1 December.
-            listing(
-                amr, uscc=USCC[2], listed_at=utc(2026, 9, 5), correction_deadline=utc(2026, 12, 1)
-            ),
-        )
         deadline = utc(2026, 9, 1)
 
         for now in (deadline - timedelta(seconds=1), deadline):
@@ -224,6 +224,15 @@ def test_escalation_at_the_deadline_exactly_once(alliance: Alliance, database_ur
         assert (change.decision_ref, change.reason) == (AUTO_DECISION_REF, AUTO_REASON)
         assert step_of(amr, gw, USCC[0]) == [LifecycleStep.ESCALATED]
         assert step_of(amr, gw, USCC[1]) == [LifecycleStep.CORRECTED]
+        clock.set(utc(2026, 9, 5))
+        later = send(
+            amr,
+            gw,
+            # A shorter signed deadline is allowed; this one is 1 December.
+            listing(
+                amr, uscc=USCC[2], listed_at=utc(2026, 9, 5), correction_deadline=utc(2026, 12, 1)
+            ),
+        )
         assert step_of(amr, gw, USCC[2]) == [LifecycleStep.LISTED]
 
         # Signing again gives the same record: ids do not depend on who signs when.
@@ -272,7 +281,7 @@ def test_two_replicas_on_one_postgresql_escalate_once(alliance: Alliance) -> Non
     if base is None:
         pytest.skip("ALLIANCE_TEST_DATABASE_URL is not set: no shared PostgreSQL")
     amr, _, _, _ = members(alliance)
-    clock = Clock(utc(2026, 6, 1))
+    clock = Clock(utc(2026, 6, 3))  # the listings below are dated up to 3 June
     with pg_schema_url(base) as url:
         config = alliance.config(url)
         with ExitStack() as stack:
@@ -324,6 +333,7 @@ def test_lifecycle_steps_and_removal(alliance: Alliance, database_url: str) -> N
             (LifecycleStep.COMMITMENT_SIGNED, 10),
             (LifecycleStep.CORRECTED, 20),
         ):
+            clock.set(utc(2026, 6, day))  # each step is submitted when it takes effect
             send(amr, gw, step(amr, a, s, utc(2026, 6, day)))
             assert step_of(ndrc, gw, USCC[0]) == [s]
         # Only the issuer, an authority of the unit, or (escalating) the gateway may.
@@ -332,6 +342,7 @@ def test_lifecycle_steps_and_removal(alliance: Alliance, database_url: str) -> N
         assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
         size = gw.core.store.log_size()
+        clock.set(utc(2026, 7, 1))
         removed = send(amr, gw, step(amr, b, LifecycleStep.REMOVED, utc(2026, 7, 1)))
         with ndrc.channel(gw.port) as ch:
             reply = exchange(ch).CheckSubjects(
@@ -342,6 +353,7 @@ def test_lifecycle_steps_and_removal(alliance: Alliance, database_url: str) -> N
             assert not reply.results[0].listed and not state.in_force
             assert state.step == int(LifecycleStep.REMOVED)
             # A removal is final: a later correction does not bring the listing back.
+            clock.set(utc(2026, 8, 1))
             send(amr, gw, step(amr, b, LifecycleStep.CORRECTED, utc(2026, 8, 1)))
             assert step_of(ndrc, gw, USCC[1]) == [LifecycleStep.REMOVED]
             # Nothing is deleted from the log: the listing and every step stay readable.
@@ -450,6 +462,7 @@ def test_outstanding_sanctions_and_lifts(alliance: Alliance, database_url: str) 
             )
             assert [c.listing_id for c in rest.listings] == [no_store] and not rest.next_page_token
 
+        clock.set(deadline + timedelta(days=8))  # confirmed when applied
         send(
             shop_a,
             gw,
@@ -476,6 +489,7 @@ def test_outstanding_sanctions_and_lifts(alliance: Alliance, database_url: str) 
 
         # Corrected: the platform that applied a measure must confirm lifting it.
         corrected_at = deadline + timedelta(days=10)
+        clock.set(corrected_at)
         send(amr, gw, step(amr, with_store, LifecycleStep.CORRECTED, corrected_at))
         s = state(with_store)
         assert not s.in_force and codec.timestamp_from_pb(s.closed_at) == corrected_at
@@ -499,6 +513,7 @@ def test_outstanding_sanctions_and_lifts(alliance: Alliance, database_url: str) 
             )
             == 1
         )
+        clock.set(corrected_at + timedelta(days=9))
         send(
             shop_a,
             gw,
@@ -533,11 +548,22 @@ def test_report_is_signed_appended_and_recomputed_by_replay(
 
         def add(listed: datetime, **kw: Any) -> str:
             subject = kw.pop("subject", None) or Subject(uscc=next(usccs))
+            clock.set(listed)  # submitted when listed, in time order
             return send(amr, gw, listing(amr, subject=subject, listed_at=listed, **kw))
 
-        in_time = add(utc(2026, 7, 10))  # deadline 10 October
+        def change(listing_id: str, s: LifecycleStep, at: datetime) -> None:
+            clock.set(at)
+            send(amr, gw, step(amr, listing_id, s, at))
+
+        with_store = add(
+            utc(2026, 7, 1),
+            subject=Subject(uscc=next(usccs), stores=(StoreRef(shop_a.member_id, "a-9"),)),
+        )  # deadline 1 October
         late = add(utc(2026, 7, 5))  # deadline 5 October
-        removed = add(utc(2026, 6, 20))
+        in_time = add(utc(2026, 7, 10))  # deadline 10 October
+        nobody = add(utc(2026, 7, 15))  # deadline 15 October: nobody confirms
+        removed = add(utc(2026, 7, 20))  # deadline 20 October: removed before it
+        change(in_time, LifecycleStep.CORRECTED, utc(2026, 10, 8))
         add(utc(2026, 10, 12))  # new in October
         add(
             utc(2026, 10, 13),
@@ -545,13 +571,7 @@ def test_report_is_signed_appended_and_recomputed_by_replay(
             list=ListKind.KEY_SCRUTINY,
             conduct=ConductType.FALSE_ADVERTISING_PENALTY,
         )
-        with_store = add(
-            utc(2026, 7, 1),
-            subject=Subject(uscc=next(usccs), stores=(StoreRef(shop_a.member_id, "a-9"),)),
-        )  # deadline 1 October
-        nobody = add(utc(2026, 7, 15))  # deadline 15 October: nobody confirms
-        send(amr, gw, step(amr, in_time, LifecycleStep.CORRECTED, utc(2026, 10, 8)))
-        send(amr, gw, step(amr, removed, LifecycleStep.REMOVED, utc(2026, 10, 15)))
+        change(removed, LifecycleStep.REMOVED, utc(2026, 10, 15))
 
         clock.set(utc(2026, 11, 5))
         gw.compliance.tick()
@@ -673,7 +693,7 @@ def test_report_command(
 ) -> None:
     amr, _, _, _ = members(alliance)
     config = alliance.config(f"sqlite:///{tmp_path / 'gw.db'}")
-    clock = Clock(utc(2026, 6, 1))
+    clock = Clock(utc(2026, 10, 9))
     with gateway_at(config, clock, tuple(alliance.members.values())) as gw:
         send(amr, gw, listing(amr, listed_at=utc(2026, 10, 9)))
     path = tmp_path / "gateway.toml"

@@ -36,7 +36,9 @@ from gateway import codec
 from gateway.core import dsse, merkle
 from gateway.core.crypto import SigningKey, load_signing_key
 from gateway.core.notes import Checkpoint, CosignatureSigner, NoteSigner, NoteVerifier, sign_note
+from gateway.core.possession import prove_possession
 from gateway.core.statements import (
+    AuthorityScope,
     LifecycleStep,
     MemberKey,
     MemberRecord,
@@ -455,9 +457,16 @@ class EvilLog:
             member_id=member.member_id,
             role=role,
             region_code=member.region,
-            keys=(MemberKey(public_key=member.signing_key.public_key().raw, not_before=_T0),),
+            keys=(
+                MemberKey(
+                    public_key=member.signing_key.public_key().raw,
+                    not_before=_T0,
+                    possession=prove_possession(member.signing_key, member.member_id),
+                ),
+            ),
             status=MemberStatus.ACTIVE,
             issued_at=_T0,
+            scope=AuthorityScope.UNIT if role is Role.AUTHORITY else None,
         )
 
 
@@ -615,7 +624,8 @@ def test_malicious_peers_are_refused(tmp_path: Path) -> None:
 
         status = {s.origin: s for s in gw.replication.status()}
         assert "refused" in status[forger.origin].last_error
-        assert "intruder" in status[vouch.origin].last_error
+        # The record claims our gateway as issuer; only our gateway's key could sign it.
+        assert f"issuer {home.alliance.gateway_id}" in status[vouch.origin].last_error
         evidence = gw.core.store.evidence(fork.alliance.gateway_id)
         assert [e.kind for e in evidence][:1] == ["fork"]
         assert evidence[0].accepted_note == log_c.checkpoint(honest)

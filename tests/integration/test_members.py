@@ -4,6 +4,7 @@ database (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import base64
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -16,6 +17,7 @@ from gwtest import Alliance, Member, audit, listing, running_gateway, submit
 
 from certs.pki import generate_signing_key, write_public_key
 from gateway.core.crypto import SigningKey, load_signing_key
+from gateway.core.possession import prove_possession
 from gateway.core.statements import MemberStatus
 from gateway.ops.app import Gateway
 from gateway.ops.cli import main
@@ -75,12 +77,20 @@ def test_rotated_out_key_is_refused_at_once(alliance: Alliance, database_url: st
         assert _submit_as(gw, amr, old) == OK
         assert _submit_as(gw, amr, new) == INVALID  # not registered yet
         # Registered a moment ago, rotated now, no overlap: the old key ends now.
-        gw.core.members.rotate_key(amr.member_id, new.public_key().raw, overlap=timedelta(0))
+        gw.core.members.rotate_key(
+            amr.member_id,
+            new.public_key().raw,
+            possession=prove_possession(new, amr.member_id),
+            overlap=timedelta(0),
+        )
         assert _submit_as(gw, amr, old) == INVALID
         assert _submit_as(gw, amr, new) == OK
         # With an overlap both keys sign until it ends.
         gw.core.members.rotate_key(
-            amr.member_id, newer.public_key().raw, overlap=timedelta(hours=1)
+            amr.member_id,
+            newer.public_key().raw,
+            possession=prove_possession(newer, amr.member_id),
+            overlap=timedelta(hours=1),
         )
         assert _submit_as(gw, amr, new) == OK
         assert _submit_as(gw, amr, newer) == OK
@@ -121,6 +131,10 @@ def _config_file(alliance: Alliance, database_url: str, folder: Path) -> Path:
     return path
 
 
+def _proof(key: SigningKey, member_id: str) -> str:
+    return base64.b64encode(prove_possession(key, member_id)).decode("ascii")
+
+
 def _cli(*argv: str | Path) -> int:
     return main(["--log-level", "WARNING", *(str(a) for a in argv)])
 
@@ -141,11 +155,25 @@ def test_members_cli_next_to_a_running_gateway(
     write_public_key(rotated, tmp_path / "rotated.pub.pem")
     cfg = ("--config", config)
     member = ("--member-id", newcomer.member_id)
+    # The proofs the member hands the operator with its public keys.
+    proof = ("--possession", _proof(newcomer.signing_key, newcomer.member_id))
+    rotated_proof = ("--possession", _proof(load_signing_key(rotated), newcomer.member_id))
 
     with running_gateway(alliance.config(database_url)) as gw:
         assert _read(gw, newcomer) == DENIED
         assert (
-            _cli("members", "add", *cfg, *member, "--region", "330100", "--public-key", public) == 0
+            _cli(
+                "members",
+                "add",
+                *cfg,
+                *member,
+                "--region",
+                "330100",
+                "--public-key",
+                public,
+                *proof,
+            )
+            == 0
         )
         _eventually(lambda: _read(gw, newcomer), OK)
         assert _submit_as(gw, newcomer, newcomer.signing_key) == OK
@@ -163,6 +191,7 @@ def test_members_cli_next_to_a_running_gateway(
             *member,
             "--public-key",
             tmp_path / "rotated.pub.pem",
+            *rotated_proof,
         )
         assert _cli(*rotate, "--overlap-hours", "0") == 0
         _eventually(lambda: _submit_as(gw, newcomer, new_key), OK)
@@ -181,7 +210,17 @@ def test_members_cli_next_to_a_running_gateway(
         assert _cli("members", "suspend", *cfg, *unknown) == 2
         foreign = ("--member-id", "spiffe://gd.alliance.test/platform/shop")
         assert (
-            _cli("members", "add", *cfg, *foreign, "--region", "440100", "--public-key", public)
+            _cli(
+                "members",
+                "add",
+                *cfg,
+                *foreign,
+                "--region",
+                "440100",
+                "--public-key",
+                public,
+                *proof,
+            )
             == 2
         )
         assert _cli(*rotate, "--overlap-hours", "-1") == 2
@@ -199,7 +238,12 @@ def test_rotation_keeps_history_verifiable(alliance: Alliance, database_url: str
     with running_gateway(alliance.config(database_url), register=(amr,)) as gw:
         before = datetime.now(UTC)
         new = SigningKey.generate()
-        gw.core.members.rotate_key(amr.member_id, new.public_key().raw, overlap=timedelta(0))
+        gw.core.members.rotate_key(
+            amr.member_id,
+            new.public_key().raw,
+            possession=prove_possession(new, amr.member_id),
+            overlap=timedelta(0),
+        )
         after = datetime.now(UTC) + timedelta(milliseconds=1)
         old_raw = amr.signing_key.public_key().raw
         assert old_raw in [k.raw for k in gw.core.directory.keys_at(amr.member_id, before)]

@@ -40,6 +40,7 @@ from gateway import codec
 from gateway.core import dsse
 from gateway.core.crypto import SigningKey
 from gateway.core.notes import NoteSigner
+from gateway.core.possession import prove_possession
 from gateway.core.statements import (
     PAYLOAD_TYPES,
     LifecycleStep,
@@ -408,12 +409,19 @@ def test_platform_cannot_submit_a_listing_signed_as_another(yrd: Alliance, gw: G
 def test_platform_cannot_sign_a_member_record(yrd: Alliance, gw: Gateway) -> None:
     shop_a = yrd.members["shop-a"]
     now = dt.datetime.now(dt.UTC)
+    puppet, puppet_key = f"spiffe://{TRUST_DOMAIN}/platform/sock-puppet", SigningKey.generate()
     vouch = MemberRecord(
         issuer=yrd.gateway_id,  # well formed: the gateway vouches ...
-        member_id=f"spiffe://{TRUST_DOMAIN}/platform/sock-puppet",
+        member_id=puppet,
         role=Role.PLATFORM,
         region_code="330100",
-        keys=(MemberKey(public_key=SigningKey.generate().public_key().raw, not_before=now),),
+        keys=(
+            MemberKey(
+                public_key=puppet_key.public_key().raw,
+                not_before=now,
+                possession=prove_possession(puppet_key, puppet),
+            ),
+        ),
         status=MemberStatus.ACTIVE,
         issued_at=now,
     )
@@ -478,8 +486,10 @@ def test_status_change_only_by_issuer_or_an_authority_of_its_region(
     assert _submit_code(gw, zj_amr, zj_amr.sign(_step(zj_amr, lid, served))) == OK
     committed = LifecycleStep.COMMITMENT_SIGNED
     assert _submit_code(gw, shop_a, shop_a.sign(_step(shop_a, lid, committed))) == OK
+    # Not even an escalation: a gateway's records enter its own log from the gateway
+    # itself (its escalator) and other logs by replication, never through Exchange.
     escalated = LifecycleStep.ESCALATED
-    assert _submit_code(gw, own, own.sign(_step(own, lid, escalated))) == OK
+    assert _submit_code(gw, own, own.sign(_step(own, lid, escalated))) == DENIED
 
 
 def test_bulk_submission_applies_the_same_authorization(yrd: Alliance, gw: Gateway) -> None:

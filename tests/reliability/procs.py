@@ -29,6 +29,7 @@ from types import TracebackType
 
 from gwtest import Alliance, Member
 
+from gateway.core.possession import prove_possession
 from gateway.ops.app import Core
 from gateway.ops.config import Config
 
@@ -91,7 +92,12 @@ def register(config: Config, members: tuple[Member, ...]) -> None:
     try:
         for m in members:
             if core.directory.member(m.member_id) is None:
-                core.members.add(m.member_id, m.region, m.signing_key.public_key().raw)
+                core.members.add(
+                    m.member_id,
+                    m.region,
+                    m.signing_key.public_key().raw,
+                    possession=prove_possession(m.signing_key, m.member_id),
+                )
     finally:
         core.close()
 

@@ -20,6 +20,8 @@ from gateway.codec import (
     timestamp_from_pb,
     timestamp_to_pb,
 )
+from gateway.core.crypto import SigningKey
+from gateway.core.possession import prove_possession
 from gateway.core.statements import (
     PAYLOAD_TYPES,
     ConductType,
@@ -47,6 +49,13 @@ USCC = "91330100716105852F"
 T0 = datetime(2024, 11, 30, 8, 0, 0, 123456, tzinfo=UTC)
 LID = "ab" * 32
 LISTING_TYPE = "application/vnd.alliance.listing.v1+protobuf"
+_KEY_1 = SigningKey.from_raw(b"\x01" * 32)
+_KEY_2 = SigningKey.from_raw(b"\x02" * 32)
+
+
+def _proof(key: SigningKey) -> bytes:
+    """A member-record.v2 key's proof of possession, for PLATFORM."""
+    return prove_possession(key, PLATFORM)
 
 
 def _statements() -> list[Statement]:
@@ -98,8 +107,13 @@ def _statements() -> list[Statement]:
             role=Role.PLATFORM,
             region_code="330100",
             keys=(
-                MemberKey(b"\x01" * 32, T0),
-                MemberKey(b"\x02" * 32, T0, T0 + timedelta(days=365)),
+                MemberKey(_KEY_1.public_key().raw, T0, possession=_proof(_KEY_1)),
+                MemberKey(
+                    _KEY_2.public_key().raw,
+                    T0,
+                    T0 + timedelta(days=365),
+                    possession=_proof(_KEY_2),
+                ),
             ),
             status=MemberStatus.ACTIVE,
             issued_at=T0,

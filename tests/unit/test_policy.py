@@ -141,8 +141,9 @@ def test_rpc_allowed_follows_table(method: str, role: Role) -> None:
 @pytest.mark.parametrize(
     ("method", "roles"),
     [
-        ("/alliance.v1.Exchange/SubmitRecord", {Role.PLATFORM, Role.AUTHORITY, Role.GATEWAY}),
-        ("/alliance.v1.Exchange/SubmitRecords", {Role.PLATFORM, Role.AUTHORITY, Role.GATEWAY}),
+        # A gateway's records travel by replication only (docs/PROTOCOL.md §5).
+        ("/alliance.v1.Exchange/SubmitRecord", {Role.PLATFORM, Role.AUTHORITY}),
+        ("/alliance.v1.Exchange/SubmitRecords", {Role.PLATFORM, Role.AUTHORITY}),
         ("/alliance.v1.Exchange/CheckSubjects", set(Role)),
         ("/alliance.v1.Exchange/WatchRecords", set(Role)),
         ("/alliance.v1.AuditLog/GetEntries", set(Role)),

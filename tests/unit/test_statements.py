@@ -474,7 +474,7 @@ def test_payload_types() -> None:
         Listing: "application/vnd.alliance.listing.v1+protobuf",
         StatusChange: "application/vnd.alliance.status-change.v1+protobuf",
         SanctionConfirmation: "application/vnd.alliance.sanction-confirmation.v1+protobuf",
-        MemberRecord: "application/vnd.alliance.member-record.v1+protobuf",
+        MemberRecord: "application/vnd.alliance.member-record.v2+protobuf",
         MonthlyReport: "application/vnd.alliance.monthly-report.v1+protobuf",
     }
     assert dict(PAYLOAD_TYPES) == expected

@@ -201,6 +201,28 @@ MEMBER_STATUS_ACTIVE: MemberStatus.ValueType  # 1
 MEMBER_STATUS_SUSPENDED: MemberStatus.ValueType  # 2
 Global___MemberStatus: _TypeAlias = MemberStatus  # noqa: Y015
 
+class _AuthorityScope:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AuthorityScopeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AuthorityScope.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    AUTHORITY_SCOPE_UNSPECIFIED: _AuthorityScope.ValueType  # 0
+    AUTHORITY_SCOPE_UNIT: _AuthorityScope.ValueType  # 1
+    """The reporting unit of the authority's region_code."""
+    AUTHORITY_SCOPE_NATIONAL: _AuthorityScope.ValueType  # 2
+    """The whole country (e.g. the issuer of a national list)."""
+
+class AuthorityScope(_AuthorityScope, metaclass=_AuthorityScopeEnumTypeWrapper):
+    """What an authority speaks for (member-record.v2 only)."""
+
+AUTHORITY_SCOPE_UNSPECIFIED: AuthorityScope.ValueType  # 0
+AUTHORITY_SCOPE_UNIT: AuthorityScope.ValueType  # 1
+"""The reporting unit of the authority's region_code."""
+AUTHORITY_SCOPE_NATIONAL: AuthorityScope.ValueType  # 2
+"""The whole country (e.g. the issuer of a national list)."""
+Global___AuthorityScope: _TypeAlias = AuthorityScope  # noqa: Y015
+
 @_typing.final
 class StoreRef(_message.Message):
     """A seller's store on a member platform."""
@@ -410,8 +432,14 @@ class MemberKey(_message.Message):
     PUBLIC_KEY_FIELD_NUMBER: _builtins.int
     NOT_BEFORE_FIELD_NUMBER: _builtins.int
     NOT_AFTER_FIELD_NUMBER: _builtins.int
+    POSSESSION_FIELD_NUMBER: _builtins.int
     public_key: _builtins.bytes
     """Raw 32-byte Ed25519 public key."""
+    possession: _builtins.bytes
+    """member-record.v2 only, required there: the Ed25519 signature by this key over
+    PAE("application/vnd.alliance.key-possession.v1", UTF-8 member_id), 64 bytes.
+    `optional` so that a v1 payload carrying the field, even empty, is refused.
+    """
     @_builtins.property
     def not_before(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -424,12 +452,15 @@ class MemberKey(_message.Message):
         public_key: _builtins.bytes = ...,
         not_before: _timestamp_pb2.Timestamp | None = ...,
         not_after: _timestamp_pb2.Timestamp | None = ...,
+        possession: _builtins.bytes | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["not_after", b"not_after", "not_before", b"not_before"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_possession", b"_possession", "not_after", b"not_after", "not_before", b"not_before", "possession", b"possession"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["not_after", b"not_after", "not_before", b"not_before", "public_key", b"public_key"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_possession", b"_possession", "not_after", b"not_after", "not_before", b"not_before", "possession", b"possession", "public_key", b"public_key"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__possession: _TypeAlias = _typing.Literal["possession"]  # noqa: Y015
+    _WhichOneofArgType__possession: _TypeAlias = _typing.Literal["_possession", b"_possession"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__possession) -> _WhichOneofReturnType__possession | None: ...
 
 Global___MemberKey: _TypeAlias = MemberKey  # noqa: Y015
 
@@ -445,6 +476,7 @@ class MemberRecord(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     ISSUED_AT_FIELD_NUMBER: _builtins.int
+    SCOPE_FIELD_NUMBER: _builtins.int
     issuer: _builtins.str
     """The regional gateway that vouches for the member; must be the signer."""
     member_id: _builtins.str
@@ -452,6 +484,10 @@ class MemberRecord(_message.Message):
     region_code: _builtins.str
     status: Global___MemberStatus.ValueType
     display_name: _builtins.str
+    scope: Global___AuthorityScope.ValueType
+    """member-record.v2 only: required for ROLE_AUTHORITY, absent for every other role.
+    `optional` so that a v1 payload carrying the field, even as 0, is refused.
+    """
     @_builtins.property
     def keys(self) -> _containers.RepeatedCompositeFieldContainer[Global___MemberKey]: ...
     @_builtins.property
@@ -469,12 +505,15 @@ class MemberRecord(_message.Message):
         status: Global___MemberStatus.ValueType = ...,
         display_name: _builtins.str = ...,
         issued_at: _timestamp_pb2.Timestamp | None = ...,
+        scope: Global___AuthorityScope.ValueType | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["issued_at", b"issued_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_scope", b"_scope", "issued_at", b"issued_at", "scope", b"scope"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["display_name", b"display_name", "issued_at", b"issued_at", "issuer", b"issuer", "keys", b"keys", "member_id", b"member_id", "region_code", b"region_code", "role", b"role", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_scope", b"_scope", "display_name", b"display_name", "issued_at", b"issued_at", "issuer", b"issuer", "keys", b"keys", "member_id", b"member_id", "region_code", b"region_code", "role", b"role", "scope", b"scope", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__scope: _TypeAlias = _typing.Literal["scope"]  # noqa: Y015
+    _WhichOneofArgType__scope: _TypeAlias = _typing.Literal["_scope", b"_scope"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__scope) -> _WhichOneofReturnType__scope | None: ...
 
 Global___MemberRecord: _TypeAlias = MemberRecord  # noqa: Y015
 
