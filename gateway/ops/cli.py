@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from certs import cli as certs_cli
 from certs.pki import generate_signing_key
@@ -70,6 +71,41 @@ def _parser() -> argparse.ArgumentParser:
     mig.add_argument("--config", type=Path, required=True)
     mig.set_defaults(handler=_migrate)
 
+    _add_members(sub)
+
+    peers = sub.add_parser("peers", help="federation with peer gateways")
+    psub = peers.add_subparsers(dest="peers_command", required=True)
+    pstatus = psub.add_parser("status", help="replication state per peer, from the database")
+    pstatus.add_argument("--config", type=Path, required=True)
+    pstatus.set_defaults(handler=_peers_status)
+
+    chk = sub.add_parser(
+        "check-log",
+        help="check the stored log offline: every record, leaf hash and node (exit 1 on damage)",
+    )
+    chk.add_argument("--config", type=Path, required=True)
+    chk.add_argument(
+        "--record",
+        action="store_true",
+        help="replace the damaged ranges the gateway answers DATA_LOSS for with this "
+        "check's findings (after a restore, a clean check clears them)",
+    )
+    chk.set_defaults(handler=_check_log)
+
+    key = sub.add_parser("signing-key", help="create the gateway's Ed25519 log/record key")
+    key.add_argument("--out", type=Path, required=True)
+    key.set_defaults(handler=_signing_key)
+
+    vkey = sub.add_parser("log-key", help="print the log's C2SP verifier key (give it to monitors)")
+    vkey.add_argument("--config", type=Path, required=True)
+    vkey.set_defaults(handler=_log_key)
+
+    add_report_subparsers(sub)
+    certs_cli.add_subparsers(sub)
+    return p
+
+
+def _add_members(sub: Any) -> None:
     members = sub.add_parser("members", help="register and manage this region's members")
     msub = members.add_subparsers(dest="members_command", required=True)
     add = msub.add_parser("add", help="register a member and its record-signing key")
@@ -102,37 +138,6 @@ def _parser() -> argparse.ArgumentParser:
     ls = msub.add_parser("list", help="show registered members")
     ls.add_argument("--config", type=Path, required=True)
     ls.set_defaults(handler=_members_list)
-
-    peers = sub.add_parser("peers", help="federation with peer gateways")
-    psub = peers.add_subparsers(dest="peers_command", required=True)
-    pstatus = psub.add_parser("status", help="replication state per peer, from the database")
-    pstatus.add_argument("--config", type=Path, required=True)
-    pstatus.set_defaults(handler=_peers_status)
-
-    chk = sub.add_parser(
-        "check-log",
-        help="check the stored log offline: every record, leaf hash and node (exit 1 on damage)",
-    )
-    chk.add_argument("--config", type=Path, required=True)
-    chk.add_argument(
-        "--record",
-        action="store_true",
-        help="replace the damaged ranges the gateway answers DATA_LOSS for with this "
-        "check's findings (after a restore, a clean check clears them)",
-    )
-    chk.set_defaults(handler=_check_log)
-
-    key = sub.add_parser("signing-key", help="create the gateway's Ed25519 log/record key")
-    key.add_argument("--out", type=Path, required=True)
-    key.set_defaults(handler=_signing_key)
-
-    vkey = sub.add_parser("log-key", help="print the log's C2SP verifier key (give it to monitors)")
-    vkey.add_argument("--config", type=Path, required=True)
-    vkey.set_defaults(handler=_log_key)
-
-    add_report_subparsers(sub)
-    certs_cli.add_subparsers(sub)
-    return p
 
 
 def _log_key(args: argparse.Namespace) -> int:

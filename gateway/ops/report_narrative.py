@@ -23,7 +23,7 @@ __all__ = ["MAX_NARRATIVE_BYTES", "Block", "Narrative", "load_narrative", "narra
 
 MAX_NARRATIVE_BYTES = 256 * 1024
 # The template's placeholders start so: a file still holding one is not written yet.
-_PLACEHOLDER = "（在此填写"  # noqa: RUF001
+_PLACEHOLDER = "（在此填写"
 _REQUIRED = ("experience", "problems")
 _OPTIONAL = ("overview", "results")
 _KEYS = frozenset({"month", "scope", "prepared_by", "contact", *_REQUIRED, *_OPTIONAL})

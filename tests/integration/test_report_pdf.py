@@ -97,7 +97,11 @@ def gateway_at(config: Config, clock: Clock, names: list[tuple[Member, str]]) ->
     gateway = Gateway(config, clock=clock)
     for m, display in names:
         gateway.core.members.add(
-            m.member_id, m.region, m.signing_key.public_key().raw, display_name=display
+            m.member_id,
+            m.region,
+            m.signing_key.public_key().raw,
+            possession=m.possession(),
+            display_name=display,
         )
     gateway.start()
     try:

@@ -190,7 +190,12 @@ def serve_process(
     try:
         for m in members:
             if core.directory.member(m.member_id) is None:
-                core.members.add(m.member_id, m.region, m.signing_key.public_key().raw)
+                core.members.add(
+                    m.member_id,
+                    m.region,
+                    m.signing_key.public_key().raw,
+                    possession=m.possession(),
+                )
     finally:
         core.close()
     workdir.mkdir(parents=True, exist_ok=True)
