@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import pytest
 
 from certs.pki import create_ca, generate_signing_key, issue_gateway, issue_member
 from gateway import codec
@@ -165,6 +166,21 @@ def running_gateway(config: Config, *, register: tuple[Member, ...] = ()) -> Ite
 
 def pg_base_url() -> str | None:
     return os.environ.get("ALLIANCE_TEST_DATABASE_URL") or None
+
+
+# The database backends every backend-parametrized test runs on. Without
+# ALLIANCE_TEST_DATABASE_URL the PostgreSQL variants are collected and reported as
+# skipped, with the reason, rather than left out of the run unseen.
+BACKENDS = [
+    "sqlite",
+    pytest.param(
+        "postgresql",
+        marks=pytest.mark.skipif(
+            pg_base_url() is None,
+            reason="PostgreSQL variant: set ALLIANCE_TEST_DATABASE_URL to run it",
+        ),
+    ),
+]
 
 
 def pg_schema_url(base: str) -> AbstractContextManager[str]:
