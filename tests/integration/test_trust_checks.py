@@ -106,7 +106,11 @@ def _unconstrained_ca(ca_dir: Path, trust_domain: str) -> Path:
 
 
 def _certificate(
-    alliance: Alliance, name: str, sans: list[x509.GeneralName] | None, *, ca_dir: Path | None = None
+    alliance: Alliance,
+    name: str,
+    sans: list[x509.GeneralName] | None,
+    *,
+    ca_dir: Path | None = None,
 ) -> Member:
     """A client certificate signed by the alliance's CA (or the CA in ``ca_dir``) with
     exactly ``sans`` (no SubjectAlternativeName extension at all when None): what a
@@ -348,9 +352,7 @@ def test_a_peer_entry_labelled_with_another_record_id_is_refused(tmp_path: Path)
                     log_index=i, record_id=record_id, envelope=codec.envelope_to_pb(env)
                 )
             )
-            for i, (env, record_id) in enumerate(
-                [(member, member.record_id), (the_listing, label)]
-            )
+            for i, (env, record_id) in enumerate([(member, member.record_id), (the_listing, label)])
         ],
     ]
     config = home.config(f"sqlite:///{tmp_path / 'home.db'}", [peer.peer()])
