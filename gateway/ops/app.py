@@ -11,6 +11,7 @@ import gc
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from certs.pki import RevocationList
@@ -137,9 +138,18 @@ ACCESS_LOG_PRUNE_INTERVAL_S = 3600.0
 
 
 class Gateway:
-    def __init__(self, config: Config, *, clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Clock = utc_now,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """``clock`` tells the wall time (records, deadlines); ``monotonic`` measures the
+        request rates, idle streams and the CRL reload interval. Tests pass fake ones."""
         config.check_files()
         self.config = config
+        self._monotonic = monotonic
         self.core = Core(config, clock=clock)
         self.metrics = GatewayMetrics()
         self.metrics.build.info({"version": "0.1.0"})
@@ -148,6 +158,7 @@ class Gateway:
         self._crl = (
             RevocationList(config.crl_file, config.ca_file) if config.crl_file is not None else None
         )
+        self._crl_checked = monotonic()
         core = self.core
         core.members.ensure_self(config.region_code)
         self.sequencer = Sequencer(
@@ -188,6 +199,7 @@ class Gateway:
                 stream_idle_timeout_s=config.stream_idle_timeout_s,
             ),
             on_limited=self.metrics.observe_rate_limited,
+            clock=monotonic,
         )
         self.server = self._build_server()
         self.port = 0
@@ -307,7 +319,8 @@ class Gateway:
             next_at = max(next_at + interval, time.monotonic())
 
     def _tick(self) -> None:
-        """Periodic work: notice appends by other processes, sign a checkpoint, reload CRL."""
+        """Periodic work: notice appends by other processes, sign a checkpoint, reload the
+        CRL when its interval has passed."""
         core = self.core
         core.ledger.refresh()
         self.compliance.tick()
@@ -330,8 +343,7 @@ class Gateway:
                 ),
                 failures=status.consecutive_failures,
             )
-        if self._crl is not None:
-            self._crl.reload_if_changed()
+        self._reload_crl()
         if time.monotonic() - self._access_pruned >= ACCESS_LOG_PRUNE_INTERVAL_S:
             self._access_pruned = time.monotonic()
             self.access_log.prune()
@@ -339,6 +351,16 @@ class Gateway:
         if time.monotonic() - self._state_refreshed >= STATE_METRICS_INTERVAL_S:
             self._state_refreshed = time.monotonic()
             self.state_metrics.refresh(core.store, now)
+
+    def _reload_crl(self) -> None:
+        """Re-read the CRL file, if it changed, once every ``crl_reload_interval_s``."""
+        if self._crl is None:
+            return
+        now = self._monotonic()
+        if now - self._crl_checked < self.config.crl_reload_interval_s:
+            return
+        self._crl_checked = now
+        self._crl.reload_if_changed()
 
 
 def settle_heap() -> None:
