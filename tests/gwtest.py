@@ -8,7 +8,8 @@ a real SQLite file (or a fresh PostgreSQL schema when ALLIANCE_TEST_DATABASE_URL
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -151,9 +152,17 @@ def zhejiang(root: Path) -> Alliance:
 
 
 @contextmanager
-def running_gateway(config: Config, *, register: tuple[Member, ...] = ()) -> Iterator[Gateway]:
-    """A started gateway with ``register``ed members; stopped with a grace period."""
-    gateway = Gateway(config)
+def running_gateway(
+    config: Config,
+    *,
+    register: tuple[Member, ...] = (),
+    monotonic: Callable[[], float] = time.monotonic,
+) -> Iterator[Gateway]:
+    """A started gateway with ``register``ed members; stopped with a grace period.
+
+    ``monotonic``: the clock of its rate limits, idle streams and CRL reloads (a test's
+    fake clock makes them wait for the test, not for the wall clock)."""
+    gateway = Gateway(config, monotonic=monotonic)
     for m in register:
         if gateway.core.directory.member(m.member_id) is None:
             gateway.core.members.add(m.member_id, m.region, m.signing_key.public_key().raw)
