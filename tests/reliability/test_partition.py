@@ -164,8 +164,6 @@ def loaders(sites: Sequence[Site]) -> list[Loader]:
     return out
 
 
-
-
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_hung_and_restarted_peer_converges(
     backend: str, tmp_path: Path, record_property: RecordProperty
