@@ -19,7 +19,7 @@ from gateway.core.crypto import VerifyingKey, load_signing_key
 from gateway.core.identifiers import MemberId
 from gateway.core.notes import CosignatureSigner, NoteSigner, NoteVerifier
 from gateway.core.statements import PAYLOAD_TYPES, MemberRecord
-from gateway.errors import PermissionError
+from gateway.errors import ConfigError, PermissionError
 from gateway.ops.compliance_app import SERVICE_NAME as COMPLIANCE_SERVICE
 from gateway.ops.compliance_app import ComplianceRuntime
 from gateway.ops.config import Config, PeerConfig
@@ -360,7 +360,14 @@ class Gateway:
         if now - self._crl_checked < self.config.crl_reload_interval_s:
             return
         self._crl_checked = now
-        self._crl.reload_if_changed()
+        try:
+            self._crl.reload_if_changed()
+        except ConfigError as e:  # e.g. its folder became a file: not 'missing', unreadable
+            logger.warning(
+                "%s; keeping the %d revoked serials already loaded",
+                e,
+                len(self._crl.revoked_serials),
+            )
 
 
 def settle_heap() -> None:

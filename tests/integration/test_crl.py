@@ -173,3 +173,39 @@ def test_an_unreadable_replacement_keeps_the_previous_list(
     assert crl.is_revoked(certificate_serial(shop_a.cert.read_bytes()))
     assert any("cannot read CRL" in r.getMessage() for r in caplog.records)
     shutil.rmtree(crl_path)
+
+
+def test_a_crl_that_becomes_unreadable_keeps_the_list_and_the_ticker_going(
+    alliance: Alliance, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The CRL's folder turns into something else (a botched deployment): reading it
+    fails with an error other than 'not found'. The gateway keeps the serials it loaded,
+    says so, and its periodic round completes (a checkpoint is signed, no error)."""
+    shop_a, shop_b = alliance.members["shop-a"], alliance.members["shop-b"]
+    revoke(alliance.ca_dir, shop_a.cert)
+    folder = alliance.root / "crl"
+    folder.mkdir()
+    shutil.copy(alliance.ca_dir / "crl.pem", folder / "crl.pem")
+    clock = Monotonic()
+    config = alliance.config(
+        f"sqlite:///{alliance.root / 'gateway.db'}",
+        crl_file=str(folder / "crl.pem"),
+        crl_reload_interval_s=RELOAD_S,
+    )
+    members = tuple(alliance.members.values())
+    with running_gateway(config, register=members, monotonic=clock) as gw:
+        assert _call(shop_a, gw.port) is Code.PERMISSION_DENIED
+        folder.rename(alliance.root / "crl.moved")
+        folder.write_text("not a folder")
+        caplog.set_level(logging.WARNING)
+        clock.now += RELOAD_S
+        size = gw.core.ledger.size
+        gw.core.members.add(  # a change the tick's checkpoint must cover
+            "spiffe://zj.alliance.test/platform/shop-c", "330100", bytes(range(32))
+        )
+        gw._tick()
+        assert any("cannot read CRL" in r.getMessage() for r in caplog.records)
+        latest = gw.core.store.latest_checkpoint()
+        assert latest is not None and latest.tree_size == size + 1
+        assert _call(shop_a, gw.port) is Code.PERMISSION_DENIED
+        assert _call(shop_b, gw.port) is Code.OK
