@@ -6,12 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from gwtest import pg_base_url, pg_schema_url
-
-_BACKENDS = ["sqlite"] + (["postgresql"] if pg_base_url() else [])
+from gwtest import BACKENDS, pg_base_url, pg_schema_url
 
 
-@pytest.fixture(params=_BACKENDS)
+@pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A real database per test: a SQLite file, and a fresh PostgreSQL schema when
     ALLIANCE_TEST_DATABASE_URL is set."""

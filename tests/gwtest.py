@@ -8,7 +8,8 @@ a real SQLite file (or a fresh PostgreSQL schema when ALLIANCE_TEST_DATABASE_URL
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import pytest
 
 from certs.pki import create_ca, generate_signing_key, issue_gateway, issue_member
 from gateway import codec
@@ -168,9 +170,17 @@ def zhejiang(root: Path) -> Alliance:
 
 
 @contextmanager
-def running_gateway(config: Config, *, register: tuple[Member, ...] = ()) -> Iterator[Gateway]:
-    """A started gateway with ``register``ed members; stopped with a grace period."""
-    gateway = Gateway(config)
+def running_gateway(
+    config: Config,
+    *,
+    register: tuple[Member, ...] = (),
+    monotonic: Callable[[], float] = time.monotonic,
+) -> Iterator[Gateway]:
+    """A started gateway with ``register``ed members; stopped with a grace period.
+
+    ``monotonic``: the clock of its rate limits, idle streams and CRL reloads (a test's
+    fake clock makes them wait for the test, not for the wall clock)."""
+    gateway = Gateway(config, monotonic=monotonic)
     for m in register:
         if gateway.core.directory.member(m.member_id) is None:
             register_member(gateway, m)
@@ -183,6 +193,21 @@ def running_gateway(config: Config, *, register: tuple[Member, ...] = ()) -> Ite
 
 def pg_base_url() -> str | None:
     return os.environ.get("ALLIANCE_TEST_DATABASE_URL") or None
+
+
+# The database backends every backend-parametrized test runs on. Without
+# ALLIANCE_TEST_DATABASE_URL the PostgreSQL variants are collected and reported as
+# skipped, with the reason, rather than left out of the run unseen.
+BACKENDS = [
+    "sqlite",
+    pytest.param(
+        "postgresql",
+        marks=pytest.mark.skipif(
+            pg_base_url() is None,
+            reason="PostgreSQL variant: set ALLIANCE_TEST_DATABASE_URL to run it",
+        ),
+    ),
+]
 
 
 def pg_schema_url(base: str) -> AbstractContextManager[str]:

@@ -11,6 +11,7 @@ import gc
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from certs.pki import RevocationList
@@ -18,7 +19,7 @@ from gateway.core.crypto import VerifyingKey, load_signing_key
 from gateway.core.identifiers import MemberId, Role
 from gateway.core.notes import CosignatureSigner, NoteSigner, NoteVerifier
 from gateway.core.statements import MEMBER_RECORD_TYPES
-from gateway.errors import PermissionError
+from gateway.errors import ConfigError, PermissionError
 from gateway.ops.compliance_app import SERVICE_NAME as COMPLIANCE_SERVICE
 from gateway.ops.compliance_app import ComplianceRuntime
 from gateway.ops.config import Config, PeerConfig
@@ -187,15 +188,25 @@ ACCESS_LOG_PRUNE_INTERVAL_S = 3600.0
 
 
 class Gateway:
-    def __init__(self, config: Config, *, clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Clock = utc_now,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """``clock`` tells the wall time (records, deadlines); ``monotonic`` measures the
+        request rates, idle streams and the CRL reload interval. Tests pass fake ones."""
         config.check_files()
         self.config = config
+        self._monotonic = monotonic
         self.core = Core(config, clock=clock)
         self.metrics = GatewayMetrics()
         self.metrics.build.info({"version": "0.1.0"})
         self._stopping = threading.Event()
         self._stop_metrics: object = None
         self._crls = revocation_lists(config)
+        self._crl_checked = monotonic()
         core = self.core
         core.members.ensure_self(config.region_code)
         self.sequencer = Sequencer(
@@ -263,6 +274,7 @@ class Gateway:
                 max_streams_total=config.max_streams,
             ),
             on_limited=self.metrics.observe_rate_limited,
+            clock=monotonic,
         )
         self.server = self._build_server()
         self.port = 0
@@ -404,7 +416,8 @@ class Gateway:
             next_at = max(next_at + interval, time.monotonic())
 
     def _tick(self) -> None:
-        """Periodic work: notice appends by other processes, sign a checkpoint, reload CRL."""
+        """Periodic work: notice appends by other processes, sign a checkpoint, reload the
+        CRL when its interval has passed."""
         core = self.core
         core.ledger.refresh()
         # Findings of other replicas' scrubbers, and ranges cleared by check-log.
@@ -430,8 +443,7 @@ class Gateway:
                 ),
                 failures=status.consecutive_failures,
             )
-        for crl in self._crls.values():
-            crl.reload_if_changed()
+        self._reload_crls()
         if time.monotonic() - self._access_pruned >= ACCESS_LOG_PRUNE_INTERVAL_S:
             self._access_pruned = time.monotonic()
             self.access_log.prune()
@@ -439,6 +451,23 @@ class Gateway:
         if time.monotonic() - self._state_refreshed >= STATE_METRICS_INTERVAL_S:
             self._state_refreshed = time.monotonic()
             self.state_metrics.refresh(core.store, now)
+
+    def _reload_crls(self) -> None:
+        """Re-read each CRL file (ours and every peer's), if it changed, once every
+        ``crl_reload_interval_s``."""
+        now = self._monotonic()
+        if now - self._crl_checked < self.config.crl_reload_interval_s:
+            return
+        self._crl_checked = now
+        for crl in self._crls.values():
+            try:
+                crl.reload_if_changed()
+            except ConfigError as e:  # e.g. its folder became a file: not missing, unreadable
+                logger.warning(
+                    "%s; keeping the %d revoked serials already loaded",
+                    e,
+                    len(crl.revoked_serials),
+                )
 
 
 def settle_heap() -> None:

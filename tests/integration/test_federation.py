@@ -614,7 +614,10 @@ def test_malicious_peers_are_refused(tmp_path: Path) -> None:
             eventually(lambda region=region: failures(region) >= 3, f"{region.origin} refused")  # type: ignore[misc]
         eventually(lambda: bool(gw.core.store.evidence(fork.alliance.gateway_id)), "fork kept")
         eventually(lambda: has(gw, the_listing.record_id), "the early peer's records stored")
-        time.sleep(0.5)  # a few retries more: still nothing of the refused batches
+        # Two more refused sessions each: still nothing of the refused batches.
+        for region in (forger, vouch):
+            seen = failures(region)
+            eventually(lambda r=region, n=seen: failures(r) >= n + 2, f"{region.origin} again")  # type: ignore[misc]
 
         for envs in (entries_a, entries_b, other):
             assert not any(has(gw, e.record_id) for e in envs)

@@ -2,19 +2,22 @@
 streams, and an oversized message inside a stream.
 
 The limits themselves are tested with a fake clock; then against real gateways on
-port 0: a flooding member is refused with RESOURCE_EXHAUSTED (and a retry hint) while
-another member is served, and is served again after a wait; idle SubmitRecords streams,
-more of them than the server has worker threads, are refused past the per-member cap or
-cut with DEADLINE_EXCEEDED after ``stream_idle_timeout_s``, while a well-behaved member's
-calls go through.
+port 0, whose limits run on a fake clock too (``Gateway(monotonic=...)``), so that time
+passes for them only when the test says so: a flooding member is refused with
+RESOURCE_EXHAUSTED (and a retry hint) while another member is served, and is served
+again once the wait has passed; idle SubmitRecords streams, more of them than the server
+has worker threads, are refused past the per-member cap or cut with DEADLINE_EXCEEDED
+once ``stream_idle_timeout_s`` has passed, while a well-behaved member's calls go
+through.
 """
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ALL_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 import grpc
@@ -129,18 +132,31 @@ def test_bad_limit_settings_fail_at_start_up(alliance: Alliance, setting: dict[s
 
 
 @pytest.fixture(scope="module")
-def rate_limited(alliance: Alliance) -> Iterator[Gateway]:
+def rate_clock() -> FakeClock:
+    """The rate-limited gateway's clock: no token comes back until the test says so."""
+    return FakeClock()
+
+
+@pytest.fixture(scope="module")
+def idle_clock() -> FakeClock:
+    """The few-workers gateway's clock: no stream idles out until the test says so."""
+    return FakeClock()
+
+
+@pytest.fixture(scope="module")
+def rate_limited(alliance: Alliance, rate_clock: FakeClock) -> Iterator[Gateway]:
     config = alliance.config(
         f"sqlite:///{alliance.root / 'rate.db'}",
         rate_limit_per_member_rps=RATE,
         rate_limit_burst=BURST,
     )
-    with running_gateway(config, register=tuple(alliance.members.values())) as gw:
+    members = tuple(alliance.members.values())
+    with running_gateway(config, register=members, monotonic=rate_clock) as gw:
         yield gw
 
 
 @pytest.fixture(scope="module")
-def few_workers(alliance: Alliance) -> Iterator[Gateway]:
+def few_workers(alliance: Alliance, idle_clock: FakeClock) -> Iterator[Gateway]:
     config = alliance.config(
         f"sqlite:///{alliance.root / 'streams.db'}",
         worker_threads=WORKERS,
@@ -148,7 +164,8 @@ def few_workers(alliance: Alliance) -> Iterator[Gateway]:
         stream_idle_timeout_s=IDLE_S,
         max_message_bytes=MAX_MESSAGE_BYTES,
     )
-    with running_gateway(config, register=tuple(alliance.members.values())) as gw:
+    members = tuple(alliance.members.values())
+    with running_gateway(config, register=members, monotonic=idle_clock) as gw:
         yield gw
 
 
@@ -164,8 +181,9 @@ def _checkpoint(channel: grpc.Channel) -> Code:
     return _code(lambda: audit(channel).GetCheckpoint(au.GetCheckpointRequest(), timeout=10))
 
 
-def _refill() -> None:
-    time.sleep(BURST / RATE + 0.1)
+def _refill(clock: FakeClock) -> None:
+    """Let the time pass in which every bucket fills up to its burst."""
+    clock.now += BURST / RATE
 
 
 def _requests(member: Member, n: int) -> list[ex.SubmitRecordRequest]:
@@ -177,10 +195,10 @@ def _requests(member: Member, n: int) -> list[ex.SubmitRecordRequest]:
 
 
 def test_a_flooding_member_is_refused_and_others_are_not(
-    rate_limited: Gateway, alliance: Alliance
+    rate_limited: Gateway, alliance: Alliance, rate_clock: FakeClock
 ) -> None:
     flood, calm = alliance.members["flood"], alliance.members["calm"]
-    _refill()
+    _refill(rate_clock)
     before = rate_limited.metrics.registry.get_sample_value(
         "alliance_rate_limited_total", {"method": CHECKPOINT}
     )
@@ -190,47 +208,47 @@ def test_a_flooding_member_is_refused_and_others_are_not(
             codes.append(_checkpoint(fch))
             if i % 6 == 0:
                 assert _checkpoint(cch) is Code.OK  # the calm member is served throughout
-        refused = codes.count(Code.RESOURCE_EXHAUSTED)
-        assert set(codes) == {Code.OK, Code.RESOURCE_EXHAUSTED}
-        assert codes[:BURST] == [Code.OK] * BURST
-        assert refused >= BURST  # 60 calls in well under a second: the rate refills ~20/s
+        # No time passes on the gateway's clock: the burst, then nothing.
+        assert codes == [Code.OK] * BURST + [Code.RESOURCE_EXHAUSTED] * (2 * BURST)
 
         with pytest.raises(grpc.RpcError) as err:
             audit(fch).GetCheckpoint(au.GetCheckpointRequest(), timeout=10)
         assert err.value.code() is Code.RESOURCE_EXHAUSTED
-        assert "retry in" in (err.value.details() or "")
+        assert "retry in 0.050 s" in (err.value.details() or "")
         trailers = err.value.trailing_metadata() or ()
         pushback = [m.value for m in trailers if m.key == "grpc-retry-pushback-ms"]
-        assert len(pushback) == 1
-        assert 1 <= int(pushback[0]) <= 1000 / RATE + 1
+        assert [int(v) for v in pushback] == [int(1000 / RATE)]  # the wait for the next token
 
-        _refill()
-        assert _checkpoint(fch) is Code.OK  # served again after the wait
+        rate_clock.now += 1.001 / RATE  # that wait passes (and a hair, for float rounding)
+        assert _checkpoint(fch) is Code.OK  # one token came back
+        assert _checkpoint(fch) is Code.RESOURCE_EXHAUSTED  # and only one
     after = rate_limited.metrics.registry.get_sample_value(
         "alliance_rate_limited_total", {"method": CHECKPOINT}
     )
-    assert after == (before or 0) + refused + 1
+    assert after == (before or 0) + 2 * BURST + 2
 
 
-def test_each_record_of_a_stream_spends_a_token(rate_limited: Gateway, alliance: Alliance) -> None:
+def test_each_record_of_a_stream_spends_a_token(
+    rate_limited: Gateway, alliance: Alliance, rate_clock: FakeClock
+) -> None:
     flood = alliance.members["flood"]
     requests = _requests(flood, 2 * BURST)
-    _refill()
+    _refill(rate_clock)
     size = rate_limited.core.store.log_size()
     with flood.channel(rate_limited.port) as ch:
         results = list(exchange(ch).SubmitRecords(iter(requests), timeout=20))
     codes = [Code.OK.value[0] if r.code == 0 else r.code for r in results]
-    assert len(results) == len(requests)  # the stream goes on; refused records say so
-    accepted = codes.count(Code.OK.value[0])
-    assert BURST - 1 <= accepted < len(requests)  # the call itself took a token
-    assert set(codes) == {Code.OK.value[0], Code.RESOURCE_EXHAUSTED.value[0]}
+    # The stream goes on; the call itself took a token, each record one more.
+    assert codes == [Code.OK.value[0]] * (BURST - 1) + [Code.RESOURCE_EXHAUSTED.value[0]] * (
+        BURST + 1
+    )
     refused = [r for r in results if r.code == Code.RESOURCE_EXHAUSTED.value[0]]
     assert all("retry in" in r.message for r in refused)
     sample = rate_limited.metrics.registry.get_sample_value(
         "alliance_rate_limited_total", {"method": SUBMIT_MANY}
     )
-    assert sample is not None and sample >= len(refused)
-    _wait_for(lambda: rate_limited.core.store.log_size() == size + accepted)
+    assert sample == len(refused)
+    assert rate_limited.core.store.log_size() == size + BURST - 1
 
 
 # --- idle and too many streams --------------------------------------------------------
@@ -244,26 +262,25 @@ class _IdleStream:
     ) -> None:
         self._release = threading.Event()
         self._first = first or []
-        self.started = time.monotonic()
         self.call: Any = exchange(channel).SubmitRecords(self._requests(), timeout=30)
 
     def _requests(self) -> Iterator[ex.SubmitRecordRequest]:
         yield from self._first
         self._release.wait(30)
 
-    def outcome(self) -> tuple[Code, list[ex.SubmitRecordResult], float]:
-        """How the call ended, the results it got, and after how long."""
+    def outcome(self) -> tuple[Code, list[ex.SubmitRecordResult]]:
+        """How the call ended, and the results it got."""
         results: list[ex.SubmitRecordResult] = []
         try:
             results.extend(self.call)
         except grpc.RpcError as e:
-            return e.code(), results, time.monotonic() - self.started
+            return e.code(), results
         finally:
             self._release.set()
-        return Code.OK, results, time.monotonic() - self.started
+        return Code.OK, results
 
 
-def _wait_for(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+def _wait_for(condition: Callable[[], bool], timeout_s: float = 20.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
         assert time.monotonic() < deadline, "timed out"
@@ -274,85 +291,116 @@ def _readers() -> int:
     return sum(t.name.startswith("submit-stream-") for t in threading.enumerate())
 
 
+def _no_streams_left() -> int:
+    """Wait until the stream threads of earlier tests have ended; the count (0) then."""
+    _wait_for(lambda: _readers() == 0)
+    return 0
+
+
+def _idle_out(clock: FakeClock, pending: list[Future[Any]], rounds: int = 4) -> None:
+    """Let one idle timeout pass on the gateway's clock, again while streams that were
+    waiting for a worker start in turn, until every call in ``pending`` has ended."""
+    for _ in range(rounds):
+        clock.now += IDLE_S
+        # A stream notices on its next wake-up, at most IDLE_S (real) later.
+        done, _ = wait(pending, timeout=10 * IDLE_S, return_when=ALL_COMPLETED)
+        if len(done) == len(pending):
+            return
+    raise AssertionError(f"{sum(not f.done() for f in pending)} streams were never cut")
+
+
 def test_idle_streams_past_the_cap_are_refused_and_the_rest_cut(
-    few_workers: Gateway, alliance: Alliance
+    few_workers: Gateway, alliance: Alliance, idle_clock: FakeClock
 ) -> None:
     """One member opens three times the cap of idle streams, more than the server has
     worker threads: the cap refuses the excess at once, the idle timeout cuts the rest,
     and a well-behaved member is served all along."""
     idle, calm = alliance.members["idle-1"], alliance.members["calm"]
-    readers = _readers()
+    readers = _no_streams_left()
     with idle.channel(few_workers.port) as ich, calm.channel(few_workers.port) as cch:
         streams = [_IdleStream(ich) for _ in range(3 * STREAMS)]
         assert 3 * STREAMS > WORKERS
         with ThreadPoolExecutor(len(streams)) as pool:
             pending = [pool.submit(s.outcome) for s in streams]
-            for _ in range(5):  # meanwhile
-                t = time.monotonic()
+            # Refused at once: no time passes on the gateway's clock meanwhile.
+            _wait_for(lambda: sum(f.done() for f in pending) == 2 * STREAMS)
+            refused = [f.result() for f in pending if f.done()]
+            assert refused == [(Code.RESOURCE_EXHAUSTED, [])] * (2 * STREAMS)
+            # The streams within the cap are being served (two threads each) and hold
+            # two of the four workers; the calm member gets the others.
+            _wait_for(lambda: _readers() >= readers + 2 * STREAMS)
+            for _ in range(5):
                 assert _checkpoint(cch) is Code.OK
-                assert time.monotonic() - t < IDLE_S / 2
-                time.sleep(IDLE_S / 10)
-            outcomes = [f.result() for f in pending]
-        codes = sorted(code.name for code, _, _ in outcomes)
-        assert codes == sorted(
-            ["DEADLINE_EXCEEDED"] * STREAMS + ["RESOURCE_EXHAUSTED"] * (2 * STREAMS)
-        )
-        for code, results, seconds in outcomes:
-            assert results == []
-            if code is Code.RESOURCE_EXHAUSTED:
-                assert seconds < IDLE_S / 2  # refused at once
-            else:
-                assert IDLE_S * 0.9 <= seconds < IDLE_S * 3  # cut after the idle timeout
+            assert few_workers.limits.open_streams(idle.member_id) == STREAMS
+            held = [f for f in pending if not f.done()]
+            _idle_out(idle_clock, held)
+            assert [f.result() for f in held] == [(Code.DEADLINE_EXCEEDED, [])] * STREAMS
         _wait_for(lambda: few_workers.limits.open_streams(idle.member_id) == 0)
         _wait_for(lambda: _readers() <= readers)  # the streams' threads ended too
-        # The member may stream again: its slots were given back.
+        # The member may stream again: its slots were given back. Answered, then cut
+        # once it has been idle for the timeout.
         stream = _IdleStream(ich, _requests(idle, 1))
-        code, results, _ = stream.outcome()
-        assert code is Code.DEADLINE_EXCEEDED
-        assert [r.code for r in results] == [0]  # answered, then cut when idle
+        first = next(stream.call)
+        assert first.code == 0
+        with ThreadPoolExecutor(1) as pool:
+            rest = pool.submit(stream.outcome)
+            _idle_out(idle_clock, [rest])
+            assert rest.result() == (Code.DEADLINE_EXCEEDED, [])
 
 
 def test_idle_streams_of_several_members_are_cut_and_do_not_starve_others(
-    few_workers: Gateway, alliance: Alliance
+    few_workers: Gateway, alliance: Alliance, idle_clock: FakeClock
 ) -> None:
     """Three members, each within its cap, together hold more streams than there are
     worker threads: each stream is cut after the idle timeout, so a well-behaved member
-    waits at most about one timeout for a worker."""
+    waits at most one idle timeout for a worker."""
     members = [alliance.members[f"idle-{i}"] for i in (1, 2, 3)]
     calm = alliance.members["calm"]
     channels = [m.channel(few_workers.port) for m in members]
     opened = [c.__enter__() for c in channels]
+    readers = _no_streams_left()
     try:
         streams = [_IdleStream(ch) for ch in opened for _ in range(STREAMS)]
         assert len(streams) > WORKERS
-        with ThreadPoolExecutor(len(streams)) as pool:
+        with ThreadPoolExecutor(len(streams) + 1) as pool:
             pending = [pool.submit(s.outcome) for s in streams]
+            # Every worker holds an idle stream (two threads each); the rest wait.
+            _wait_for(lambda: _readers() >= readers + 2 * WORKERS)
             with calm.channel(few_workers.port) as cch:
-                t = time.monotonic()
-                assert _checkpoint(cch) is Code.OK
-                assert time.monotonic() - t < IDLE_S * 2.5
+                served = pool.submit(_checkpoint, cch)
+                idle_clock.now += IDLE_S  # one idle timeout: the streams holding workers end
+                assert served.result(timeout=30) is Code.OK
+                _idle_out(idle_clock, pending)
             outcomes = [f.result() for f in pending]
     finally:
         for c in channels:
             c.__exit__(None, None, None)
-    assert {code for code, _, _ in outcomes} == {Code.DEADLINE_EXCEEDED}
-    # Those that had to wait for a worker were cut one timeout after they started.
-    assert max(seconds for _, _, seconds in outcomes) < IDLE_S * 4
+    assert outcomes == [(Code.DEADLINE_EXCEEDED, [])] * len(streams)
     _wait_for(lambda: all(few_workers.limits.open_streams(m.member_id) == 0 for m in members))
 
 
-def test_a_slow_but_steady_stream_is_not_cut(few_workers: Gateway, alliance: Alliance) -> None:
+def test_a_slow_but_steady_stream_is_not_cut(
+    few_workers: Gateway, alliance: Alliance, idle_clock: FakeClock
+) -> None:
+    """Each record comes 0.9 idle timeouts after the answer to the one before: the idle
+    clock restarts with each, so the stream lives as long as its client wants."""
     member = alliance.members["idle-2"]
-    requests = _requests(member, 3)
+    outbox: queue.Queue[ex.SubmitRecordRequest | None] = queue.Queue()
 
-    def slowly() -> Iterator[ex.SubmitRecordRequest]:
-        for request in requests:
+    def requests() -> Iterator[ex.SubmitRecordRequest]:
+        while (request := outbox.get(timeout=30)) is not None:
             yield request
-            time.sleep(IDLE_S / 2)
 
     with member.channel(few_workers.port) as ch:
-        results = list(exchange(ch).SubmitRecords(slowly(), timeout=30))
-    assert [r.code for r in results] == [0, 0, 0]
+        call = exchange(ch).SubmitRecords(requests(), timeout=30)
+        codes = []
+        for request in _requests(member, 3):
+            outbox.put(request)
+            codes.append(next(call).code)
+            idle_clock.now += IDLE_S * 0.9
+        outbox.put(None)  # the client ends the stream
+        assert list(call) == []
+    assert codes == [0, 0, 0]
 
 
 def test_an_oversized_message_in_a_stream_ends_it_and_the_gateway_serves_on(
@@ -364,7 +412,7 @@ def test_an_oversized_message_in_a_stream_ends_it_and_the_gateway_serves_on(
     size = few_workers.core.store.log_size()
     with member.channel(few_workers.port) as ch:
         stream = _IdleStream(ch, requests)
-        code, _, _ = stream.outcome()
+        code, _ = stream.outcome()
         assert code is Code.RESOURCE_EXHAUSTED
         assert few_workers.core.store.log_size() <= size + 1  # at most the good record
         assert _checkpoint(ch) is Code.OK

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 import grpc
 import pytest
 from gwtest import (
+    BACKENDS,
     USCC,
     Alliance,
     Member,
@@ -46,7 +47,6 @@ NOT_FOUND = grpc.StatusCode.NOT_FOUND
 OK = grpc.StatusCode.OK
 MAX_SUBJECTS = 10
 MAX_MESSAGE_BYTES = 64 * 1024
-_BACKENDS = ["sqlite"] + (["postgresql"] if pg_base_url() else [])
 LISTING_TYPE = PAYLOAD_TYPES[Listing]
 # Field 100 as a varint: a field alliance.v1 does not define.
 _UNKNOWN_FIELD = b"\xa0\x06\x01"
@@ -60,7 +60,7 @@ def _code(call: Callable[[], object]) -> grpc.StatusCode:
     return OK
 
 
-@pytest.fixture(scope="module", params=_BACKENDS)
+@pytest.fixture(scope="module", params=BACKENDS)
 def backend_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:

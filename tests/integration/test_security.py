@@ -22,6 +22,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from gwtest import (
+    BACKENDS,
     USCC,
     Alliance,
     Member,
@@ -59,7 +60,6 @@ from gateway.pb.alliance.v1 import statements_pb2 as pb
 TRUST_DOMAIN = "yrd.alliance.test"  # a Yangtze River Delta alliance: several provinces
 DENIED = grpc.StatusCode.PERMISSION_DENIED
 OK = grpc.StatusCode.OK
-_BACKENDS = ["sqlite"] + (["postgresql"] if pg_base_url() else [])
 
 
 # --- helpers ---------------------------------------------------------------------------
@@ -171,7 +171,7 @@ def tls_gw(yrd: Alliance, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         yield gw
 
 
-@pytest.fixture(scope="module", params=_BACKENDS)
+@pytest.fixture(scope="module", params=BACKENDS)
 def backend_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:

@@ -5,10 +5,11 @@ later one contradicts.
 The gateway runs as ``alliance-gateway serve`` in its own process on SQLite, on a
 reserved port so each restart keeps the address. An authority streams listings into it
 (SubmitRecords streams and unary calls, mixed) from a client thread while a watcher
-polls GetCheckpoint. Each round waits a random 0.2-1.5 s, SIGKILLs the process and
-starts it again (the start-up check replays the stored tree against the newest signed
-checkpoint, so a torn log would refuse to start). At the end the log is read back and
-proven from the gateway's own answers:
+polls GetCheckpoint. Each round waits until the (re)started gateway has acknowledged
+ACKS_PER_ROUND records, however long a busy machine takes, then a random 0-1.5 s more,
+SIGKILLs the process and starts it again (the start-up check replays the stored tree
+against the newest signed checkpoint, so a torn log would refuse to start). At the end
+the log is read back and proven from the gateway's own answers:
 
 - every acknowledged (record id, log index) is in the log at that index;
 - indexes are 0..n-1 without a gap, record ids are unique, each the SHA-256 of its PAE
@@ -54,6 +55,22 @@ def _verifier(alliance: Alliance, config: Config) -> NoteVerifier:
     return NoteSigner(config.log_origin, alliance.gateway_member().signing_key).verifier()
 
 
+# Acknowledgements a restarted gateway must give before it is killed again, and how long
+# it may take (a bound on a broken restart, not a speed the test expects).
+ACKS_PER_ROUND = 10
+ROUND_TIMEOUT_S = 120.0
+
+
+def _wait_for_acks(book: AckBook, *, since: float, count: int) -> None:
+    deadline = time.monotonic() + ROUND_TIMEOUT_S
+    while book.acks_after(since) < count:
+        assert time.monotonic() < deadline, (
+            f"the load did not resume within {ROUND_TIMEOUT_S:g}s of a restart "
+            f"({book.acks_after(since)} of {count} acknowledgements)"
+        )
+        time.sleep(0.02)
+
+
 def crash_loop(tmp_path: Path, *, kills: int, seed: int, max_delay_s: float) -> dict[str, float]:
     rng = random.Random(seed)
     alliance = Alliance(tmp_path / "zj", "zj.alliance.test")
@@ -62,7 +79,6 @@ def crash_loop(tmp_path: Path, *, kills: int, seed: int, max_delay_s: float) -> 
     register(config, (authority,))
     verifier = _verifier(alliance, config)
     book = AckBook()
-    live_rounds = 0
     notes_before_crash: list[str] = []
     started = time.monotonic()
     with GatewayProcess(config, tmp_path / "run", "gateway") as gw:
@@ -71,14 +87,17 @@ def crash_loop(tmp_path: Path, *, kills: int, seed: int, max_delay_s: float) -> 
         watcher = CheckpointWatcher(authority, [gw.port], interval_s=0.05)
         loader.start()
         watcher.start()
+        restarted = time.monotonic()
         try:
             for _ in range(kills):
-                acked_before = len(book.acked)
-                time.sleep(rng.uniform(0.2, max_delay_s))
+                # Each round kills a gateway that took load since it (re)started: wait
+                # for its acknowledgements, however slow the machine, then a random moment.
+                _wait_for_acks(book, since=restarted, count=ACKS_PER_ROUND)
+                time.sleep(rng.uniform(0.0, max_delay_s))
                 gw.kill()
                 notes_before_crash = watcher.seen(before=time.monotonic())
-                live_rounds += len(book.acked) > acked_before
                 gw.start()
+                restarted = time.monotonic()
         finally:
             watcher.stop()
             loader.stop()
@@ -113,7 +132,6 @@ def crash_loop(tmp_path: Path, *, kills: int, seed: int, max_delay_s: float) -> 
 
     stats = {
         "kills": kills,
-        "rounds_with_acks": live_rounds,
         "acknowledged": len(acked),
         "in_doubt": len(in_doubt),
         "in_doubt_committed": len(in_doubt) - len(fresh),
@@ -123,8 +141,6 @@ def crash_loop(tmp_path: Path, *, kills: int, seed: int, max_delay_s: float) -> 
         "seconds": round(time.monotonic() - started, 1),
     }
     print(f"crash safety (seed {seed}): {stats}")
-    assert len(acked) > kills * 10, "the load was too thin to mean anything"
-    assert live_rounds >= kills // 2, "the load did not resume after most restarts"
     assert in_doubt, "no kill hit a call in flight"
     return {k: float(v) for k, v in stats.items()}
 

@@ -81,6 +81,17 @@ def _holder(conn: psycopg.Connection[TupleRow]) -> tuple[int, int, str] | None:
     return None if row is None else (int(row[0]), int(row[1]), str(row[2]))
 
 
+def _waits_for(conn: psycopg.Connection[TupleRow], holder: tuple[int, int, str] | None) -> bool:
+    """Whether some backend is blocked by ``holder``'s backend."""
+    if holder is None:
+        return False
+    row = conn.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))",
+        (holder[0],),
+    ).fetchone()
+    return row is not None and int(row[0]) > 0
+
+
 def _log_size(conn: psycopg.Connection[TupleRow]) -> int:
     row = conn.execute("SELECT tree_size FROM log_state WHERE id = 1").fetchone()
     assert row is not None
@@ -133,11 +144,16 @@ def test_killing_the_sequencing_replica(tmp_path: Path, record_property: RecordP
                 eventually(
                     lambda: all(len(bk.acked) > 50 for bk in books), "both replicas take records"
                 )
-                time.sleep(1)  # a few more checkpoints to check after the kill
+                # A few checkpoints to check after the kill.
+                eventually(lambda: len(watcher.seen()) >= 3, "checkpoints are signed", 20)
 
                 victim, survivor, attempts = _freeze_lock_holder(db, replicas)
                 size_frozen = _log_size(db)
-                time.sleep(0.5)
+                # The other replica tries to append (or sign) and waits for the lock the
+                # frozen one holds: while it waits, the log cannot grow.
+                eventually(
+                    lambda: _waits_for(db, _holder(db)), "the other replica waits for the lock", 20
+                )
                 assert _log_size(db) == size_frozen, "the log grew while the lock was held"
                 survivor_i = replicas.index(survivor)
                 notes_before = watcher.seen(before=time.monotonic())
@@ -158,7 +174,15 @@ def test_killing_the_sequencing_replica(tmp_path: Path, record_property: RecordP
                     )
 
                 checkpoint_s = eventually(newer_checkpoint, "the survivor signs a checkpoint", 20)
-                time.sleep(2)  # both clients now go through the survivor
+                moved = load[replicas.index(victim)]
+                eventually(
+                    lambda: (
+                        moved.port == survivor.port
+                        and books[replicas.index(victim)].acks_after(killed) > 0
+                    ),
+                    "the victim's client goes through the survivor",
+                    30,
+                )
                 eventually(
                     lambda: scrape(metrics[survivor_i])["alliance_log_entries"] > gauge_before,
                     "alliance_log_entries moves on the survivor",
@@ -170,7 +194,6 @@ def test_killing_the_sequencing_replica(tmp_path: Path, record_property: RecordP
                 stop_all(load)
             for loader in load:
                 assert not loader.refused, f"{loader.name}: refused {loader.refused[:3]}"
-            moved = load[replicas.index(victim)]
             assert moved.port == survivor.port, "the victim's client did not move over"
 
             # What a client still holds in doubt, it resubmits (as its signer) to the survivor.

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gwtest import Alliance, Member, exchange, pg_base_url, pg_schema_url
+from gwtest import BACKENDS, Alliance, Member, exchange, pg_base_url, pg_schema_url
 from loadgen import (
     SUBJECTS,
     AckBook,
@@ -162,9 +162,6 @@ def loaders(sites: Sequence[Site]) -> list[Loader]:
             )
         )
     return out
-
-
-BACKENDS = ["sqlite"] + (["postgresql"] if pg_base_url() else [])
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

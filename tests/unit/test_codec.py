@@ -165,7 +165,11 @@ ENUM_PAIRS: list[tuple[EnumDescriptor, type[enum.IntEnum], str]] = [
 ]
 
 
-@pytest.mark.parametrize(("desc", "cls", "prefix"), ENUM_PAIRS, ids=str)
+# Ids name the domain enum: a descriptor's repr carries a memory address, which would
+# make the test ids differ from run to run.
+@pytest.mark.parametrize(
+    ("desc", "cls", "prefix"), ENUM_PAIRS, ids=[cls.__name__ for _, cls, _ in ENUM_PAIRS]
+)
 def test_domain_enums_mirror_proto(
     desc: EnumDescriptor, cls: type[enum.IntEnum], prefix: str
 ) -> None:
