@@ -95,8 +95,11 @@ def test_load_config_reads_toml_and_names_a_missing_or_broken_file(tmp_path: Pat
     ("overrides", "message"),
     [
         ({"colour": "red"}, "colour: unknown setting"),
-        ({"trust_domain": "ZJ Alliance"}, "trust_domain: 'ZJ Alliance' is not a valid"),
-        ({"gateway_name": "gw/1"}, "gateway_name: 'gw/1' must match"),
+        (
+            {"trust_domain": "ZJ Alliance"},
+            "trust_domain, gateway_name: .*'ZJ Alliance' may contain",
+        ),
+        ({"gateway_name": "gw/1"}, "trust_domain, gateway_name: .*name 'gw/1' may contain"),
         ({"region_code": "33010"}, "region_code: '33010' must be 6 digits"),
         ({"checkpoint_interval_s": 0}, "checkpoint_interval_s: must be positive"),
         ({"crl_reload_interval_s": -1}, "crl_reload_interval_s: must be positive"),
@@ -153,8 +156,11 @@ def test_a_trust_domain_listed_twice_is_refused(tmp_path: Path) -> None:
         (_peer(address=None), "lacks address"),
         (_peer(log_vkey=None, log_origin=None), "lacks log_origin, log_vkey"),
         (_peer(colour="red"), r"unknown setting\(s\) colour"),
-        (_peer(name="GD gateway"), "name 'GD gateway' must match"),
-        (_peer(trust_domain="gd alliance"), "'gd alliance' is not a valid trust domain"),
+        (_peer(name="GD gateway"), "peers: 'GD gateway': .*name 'GD gateway' may contain"),
+        (
+            _peer(trust_domain="gd alliance"),
+            "peers: 'gd': .*trust domain 'gd alliance' may contain",
+        ),
         (_peer(log_vkey="not-a-vkey"), "peers: gd: log_vkey: "),
         (_peer(log_origin="gd.alliance.test/other-log"), "log_vkey names"),
     ],
