@@ -765,15 +765,18 @@ class SqlStore:
         self._intact(records)
         return records
 
-    def records_of_types(self, payload_types: Sequence[str]) -> Iterator[StoredRecord]:
-        """Every record of the given types in log order (start-up loading of members)."""
+    def records_of_types(self, payload_types: Sequence[str]) -> list[StoredRecord]:
+        """Every record of the given types in log order (start-up loading of members).
+
+        Read whole inside the transaction: a caller that fails on one record (a damaged
+        database) must not leave a suspended read holding the transaction open."""
         with self._read() as s:
-            for row in s.scalars(
+            rows = s.scalars(
                 select(RecordRow)
                 .where(RecordRow.payload_type.in_(payload_types))
                 .order_by(RecordRow.log_index)
-            ):
-                yield _record(row)
+            )
+            return [_record(row) for row in rows]
 
     # -- projections -------------------------------------------------------------------
 
