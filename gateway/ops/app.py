@@ -8,6 +8,7 @@ the grace period, the sequencer finishes what it was handed, the database closes
 from __future__ import annotations
 
 import gc
+import hashlib
 import logging
 import threading
 import time
@@ -16,7 +17,9 @@ from pathlib import Path
 
 from certs.pki import RevocationList
 from gateway.core.crypto import VerifyingKey, load_signing_key
+from gateway.core.dsse import pae
 from gateway.core.identifiers import MemberId, Role
+from gateway.core.logcheck import RECORDS, Damage
 from gateway.core.notes import CosignatureSigner, NoteSigner, NoteVerifier
 from gateway.core.statements import MEMBER_RECORD_TYPES
 from gateway.errors import ConfigError, PermissionError
@@ -107,7 +110,23 @@ class Core:
 
     def _load_members(self) -> None:
         rows = self.store.records_of_types(sorted(MEMBER_RECORD_TYPES))
-        self.directory.reload((r.record_id, r.payload_type, r.payload) for r in rows)
+        intact, damaged = [], []
+        for r in rows:
+            if hashlib.sha256(pae(r.payload_type, r.payload)).hexdigest() == r.record_id:
+                intact.append(r)
+            else:
+                damaged.append(Damage(RECORDS, r.log_index, r.log_index + 1, "altered record"))
+        if damaged:
+            # Older than the start-up check's window: recorded like the scrubber's
+            # findings (reads of it are DATA_LOSS), and not believed.
+            logger.error(
+                "%d stored member record(s) no longer hash to their ids; left out of the "
+                "directory (run `alliance-gateway check-log`, restore from backup)",
+                len(damaged),
+            )
+            self.integrity.add_damage(damaged, found_by="start-up", at=self.clock())
+            self.integrity.load_damage()
+        self.directory.reload((r.record_id, r.payload_type, r.payload) for r in intact)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -30,7 +30,15 @@ from gateway import codec
 from gateway.core import dsse, merkle
 from gateway.core.crypto import SigningKey
 from gateway.core.notes import Checkpoint
-from gateway.core.statements import PAYLOAD_TYPES, MemberKey, MemberRecord, MemberStatus, Role
+from gateway.core.statements import (
+    MEMBER_RECORD_V1,
+    PAYLOAD_TYPES,
+    MemberKey,
+    MemberRecord,
+    MemberStatus,
+    Role,
+)
+from gateway.pb.alliance.v1 import statements_pb2 as st_pb
 from gateway.errors import LogIntegrityError, RecordError
 
 TRUST_DOMAIN = "zj.alliance.test"
@@ -127,11 +135,23 @@ def test_a_member_record_signed_by_the_log_key_that_does_not_parse_is_refused(
 
 
 def test_a_record_whose_payload_does_not_parse_is_refused(log: tuple[ProvingLog, Keys]) -> None:
-    """Signed by a registered key, but not a statement: verified bytes, then parse."""
+    """Signed by its issuer's registered key, but not a valid statement (no subject, an
+    unknown list): the signature verifies over the bytes, then parsing refuses them."""
+    fake, keys = log
+    listing_type = _listing_env(keys.amr, USCC[1]).payload_type
+    bad = st_pb.Listing(issuer=AUTHORITY, list=7).SerializeToString()
+    fake.append(dsse.sign(listing_type, bad, keys.amr))
+    with pytest.raises(LogIntegrityError, match="entry 3: signed payload does not parse"):
+        _replay(fake)
+
+
+def test_a_record_that_names_no_readable_issuer_is_refused(log: tuple[ProvingLog, Keys]) -> None:
+    """Bytes that do not parse far enough to name an issuer: no key can be chosen, so
+    nothing verifies them."""
     fake, keys = log
     listing_type = _listing_env(keys.amr, USCC[1]).payload_type
     fake.append(dsse.sign(listing_type, b"\x0a\x03abc garbage", keys.amr))
-    with pytest.raises(LogIntegrityError, match="entry 3: signed payload does not parse"):
+    with pytest.raises(LogIntegrityError, match="entry 3: no key its signer ever held verifies"):
         _replay(fake)
 
 
@@ -155,7 +175,8 @@ def _peer_record(
         status=status,
         issued_at=datetime(2026, 1, 2, tzinfo=UTC),
     )
-    return dsse.sign(*codec.encode_statement(record), signer)
+    # A peer's v1 member record (no proofs of possession: trusted on first use).
+    return dsse.sign(*codec.encode_statement(record, MEMBER_RECORD_V1), signer)
 
 
 def test_a_peer_gateway_record_is_trusted_on_first_use(log: tuple[ProvingLog, Keys]) -> None:

@@ -165,6 +165,7 @@ def test_written_report_from_a_real_gateway(
     with gateway_at(config, clock, names) as gw:
 
         def add(uscc: str | None, region: str, listed: datetime, **kw: Any) -> str:
+            clock.set(listed)  # a listing is submitted when it is made (the intake bounds)
             name = kw.pop("name", "")
             subject = Subject(uscc=uscc, name=name) if uscc else Subject(person_hmac=PERSON)
             return send(

@@ -280,8 +280,9 @@ def test_the_monitor_refuses_a_checkpoint_not_signed_by_the_log_key(
 def test_replay_refuses_a_listing_whose_issuer_is_not_its_signer() -> None:
     """Attack: a gateway (or whoever can write its log) appends a listing that names the
     provincial authority as issuer but is signed by a platform's registered key. Every
-    signature in the log verifies; only comparing the issuer with the signer shows the
-    platform put words in the authority's mouth."""
+    signature in the log verifies under some member's key; only trying the keys of the
+    issuer the payload names (as the gateway does) shows the platform put words in the
+    authority's mouth."""
     gateway_key, amr_key, shop_key = (SigningKey.generate() for _ in range(3))
     log = FakeLog(gateway_key, ORIGIN)
     shop = f"spiffe://{TRUST_DOMAIN}/platform/shop-a"
@@ -297,9 +298,7 @@ def test_replay_refuses_a_listing_whose_issuer_is_not_its_signer() -> None:
     forged = _listing_env(shop_key, USCC[1])  # the authority's listing, the shop's key
     assert codec.decode_statement(forged.payload_type, forged.payload).issuer == AUTHORITY
     log.append(forged)
-    with pytest.raises(
-        LogIntegrityError, match=rf"entry 4: issuer {AUTHORITY} is not the signer {shop}"
-    ):
+    with pytest.raises(LogIntegrityError, match="entry 4: no key its signer ever held verifies"):
         monitor.replay(
             log,
             Checkpoint(ORIGIN, 5, log.root(5)),
@@ -310,8 +309,9 @@ def test_replay_refuses_a_listing_whose_issuer_is_not_its_signer() -> None:
 
 def test_replay_refuses_a_peer_vouching_for_another_peer_s_members() -> None:
     """Attack: peer gateway GD, trusted for its own domain, signs a member record that
-    names BJ's gateway as issuer and registers a key for a BJ platform. Were the issuer
-    not compared with the signer, GD could mint members of any other region."""
+    names BJ's gateway as issuer and registers a key for a BJ platform. Were its keys not
+    chosen by the issuer it names (BJ's, unknown here), GD could mint members of any
+    other region."""
     gateway_key = SigningKey.generate()
     log = FakeLog(gateway_key, ORIGIN)
     log.append(_member_record(gateway_key, GATEWAY, Role.GATEWAY, gateway_key))
@@ -320,7 +320,7 @@ def test_replay_refuses_a_peer_vouching_for_another_peer_s_members() -> None:
     log.append(_record(gd_key, gd, gd, Role.GATEWAY, gd_key))  # GD, trusted on first use
     intruder = "spiffe://bj.alliance.test/platform/intruder"
     log.append(_record(gd_key, bj, intruder, Role.PLATFORM, SigningKey.generate()))
-    with pytest.raises(LogIntegrityError, match=rf"entry 2: issuer {bj} is not the signer {gd}"):
+    with pytest.raises(LogIntegrityError, match="entry 2: no known key verifies member record"):
         monitor.replay(
             log,
             Checkpoint(ORIGIN, 3, log.root(3)),
