@@ -38,8 +38,8 @@ from gateway.core.statements import (
     MemberStatus,
     Role,
 )
-from gateway.pb.alliance.v1 import statements_pb2 as st_pb
 from gateway.errors import LogIntegrityError, RecordError
+from gateway.pb.alliance.v1 import statements_pb2 as st_pb
 
 TRUST_DOMAIN = "zj.alliance.test"
 PEER = "spiffe://gd.alliance.test/gateway/gd"
