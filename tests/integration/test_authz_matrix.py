@@ -175,6 +175,7 @@ def callers(
             {
                 "name": gd.gateway_name,
                 "address": "127.0.0.1:1",
+                "pull": False,  # an anchor only: nothing is dialled
                 "trust_domain": gd.trust_domain,
                 "ca_file": str(gd.ca),
                 "log_origin": origin,

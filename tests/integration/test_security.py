@@ -119,12 +119,13 @@ def _wait_for(predicate: Callable[[], bool], timeout_s: float = 5.0) -> bool:
     return predicate()
 
 
-def _peer(trust_domain: str, ca_file: Path, key: SigningKey) -> dict[str, str]:
+def _peer(trust_domain: str, ca_file: Path, key: SigningKey) -> dict[str, str | bool]:
     """A ``[[peers]]`` entry for the gateway ``spiffe://<trust_domain>/gateway/gw``."""
     origin = f"{trust_domain}/alliance-log/v1"
     return {
         "name": "gw",
         "address": "127.0.0.1:1",  # never dialled by these tests
+        "pull": False,
         "trust_domain": trust_domain,
         "ca_file": str(ca_file),
         "log_origin": origin,
