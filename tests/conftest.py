@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from gwtest import BACKENDS, pg_base_url, pg_schema_url
+
+
+@pytest.fixture(autouse=True)
+def _logging_restored() -> Iterator[None]:
+    """A test that runs a command in-process (``gateway.ops.cli.main``) sets up the
+    gateway's JSON logging on the root logger; put the root logger back afterwards, so
+    the threads of later tests' gateways do not write into those tests' captured stderr."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture(params=BACKENDS)
