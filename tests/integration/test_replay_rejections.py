@@ -139,7 +139,7 @@ def test_a_record_whose_payload_does_not_parse_is_refused(log: tuple[ProvingLog,
     unknown list): the signature verifies over the bytes, then parsing refuses them."""
     fake, keys = log
     listing_type = _listing_env(keys.amr, USCC[1]).payload_type
-    bad = st_pb.Listing(issuer=AUTHORITY, list=7).SerializeToString()
+    bad = st_pb.Listing(issuer=AUTHORITY, list=st_pb.ListKind.ValueType(7)).SerializeToString()
     fake.append(dsse.sign(listing_type, bad, keys.amr))
     with pytest.raises(LogIntegrityError, match="entry 3: signed payload does not parse"):
         _replay(fake)
