@@ -150,6 +150,15 @@ def _add_lifecycle(sub: _Sub[_Parser]) -> None:
     cs.add_argument("--note", default="")
     cs.add_argument("--effective-at", help="ISO 8601 time or date (default: now)")
     cs.set_defaults(handler=_confirm_sanction)
+    na = sub.add_parser(
+        "not-applicable",
+        help="answer that the seller has no account with your platform (ends what you owe "
+        "on a listing naming none of your stores)",
+    )
+    na.add_argument("listing_id", metavar="LISTING_ID")
+    na.add_argument("--note", default="")
+    na.add_argument("--effective-at", help="ISO 8601 time or date (default: now)")
+    na.set_defaults(handler=_not_applicable)
 
     st = sub.add_parser("step", help="record a lifecycle step of a listing")
     st.add_argument("listing_id", metavar="LISTING_ID")
@@ -283,6 +292,22 @@ def _confirm_sanction(args: argparse.Namespace) -> int:
     with client:
         result = client.submit(statement)
     _print_submitted("sanction confirmation", result.record_id, result.log_index, result.duplicate)
+    return 0
+
+
+def _not_applicable(args: argparse.Namespace) -> int:
+    profile, client = _client(args)
+    statement = build.sanction(
+        profile.member_id,
+        args.listing_id,
+        None,
+        action=SanctionAction.NOT_APPLICABLE,
+        effective_at=_time(args.effective_at, "effective_at"),
+        note=args.note,
+    )
+    with client:
+        result = client.submit(statement)
+    _print_submitted("not-applicable answer", result.record_id, result.log_index, result.duplicate)
     return 0
 
 
@@ -596,7 +621,8 @@ def _describe(payload_type: str, payload: bytes) -> str:
     if isinstance(s, StatusChange):
         return f"step     {build.enum_text(s.step)} of {s.listing_id} by {s.issuer}"
     if isinstance(s, SanctionConfirmation):
-        what = f"{build.enum_text(s.measure)} {build.enum_text(s.action)}"
+        measure = "" if s.measure is None else f"{build.enum_text(s.measure)} "
+        what = f"{measure}{build.enum_text(s.action)}"
         return f"sanction {what} on {s.listing_id} by {s.issuer}"
     if isinstance(s, MemberRecord):
         return f"member   {s.member_id} {build.enum_text(s.status)} by {s.issuer}"

@@ -188,7 +188,7 @@ def status_change(
 def sanction(
     issuer: str,
     listing_id: str,
-    measure: SanctionMeasure,
+    measure: SanctionMeasure | None,
     *,
     action: SanctionAction = SanctionAction.APPLIED,
     measure_other: str = "",
@@ -196,7 +196,9 @@ def sanction(
     store_id: str = "",
     note: str = "",
 ) -> SanctionConfirmation:
-    """A platform's confirmation that it applied (or lifted) a measure on a listing."""
+    """A platform's confirmation that it applied (or lifted) a measure on a listing, or
+    (``measure=None``, ``action=NOT_APPLICABLE``) its answer that the seller has no
+    account with it."""
     return SanctionConfirmation(
         issuer=issuer,
         listing_id=listing_id,

@@ -27,6 +27,8 @@ from gateway.core.statements import (
     PAYLOAD_TYPES,
     AuthorityScope,
     ConductType,
+    GovernmentMeasure,
+    GovernmentMeasureKind,
     LifecycleStep,
     Listing,
     ListKind,
@@ -187,7 +189,7 @@ def _sanction_to_pb(s: SanctionConfirmation) -> pb.SanctionConfirmation:
     return pb.SanctionConfirmation(
         issuer=s.issuer,
         listing_id=s.listing_id,
-        measure=pb.SanctionMeasure.ValueType(s.measure.value),
+        measure=pb.SanctionMeasure.ValueType(0 if s.measure is None else s.measure.value),
         measure_other=s.measure_other,
         action=pb.SanctionAction.ValueType(s.action.value),
         effective_at=timestamp_to_pb(s.effective_at),
@@ -233,8 +235,26 @@ def _monthly_report_to_pb(s: MonthlyReport) -> pb.MonthlyReport:
     )
 
 
+def _government_measure_to_pb(s: GovernmentMeasure) -> pb.GovernmentMeasure:
+    return pb.GovernmentMeasure(
+        issuer=s.issuer,
+        listing_id=s.listing_id,
+        kind=pb.GovernmentMeasureKind.ValueType(s.kind.value),
+        kind_other=s.kind_other,
+        decision_ref=s.decision_ref,
+        effective_at=timestamp_to_pb(s.effective_at),
+        document_sha256=s.document_sha256,
+        note=s.note,
+    )
+
+
 StatementPb = (
-    pb.Listing | pb.StatusChange | pb.SanctionConfirmation | pb.MemberRecord | pb.MonthlyReport
+    pb.Listing
+    | pb.StatusChange
+    | pb.SanctionConfirmation
+    | pb.MemberRecord
+    | pb.MonthlyReport
+    | pb.GovernmentMeasure
 )
 
 
@@ -249,6 +269,8 @@ def statement_to_pb(stmt: Statement) -> StatementPb:
         return _member_record_to_pb(stmt)
     if isinstance(stmt, MonthlyReport):
         return _monthly_report_to_pb(stmt)
+    if isinstance(stmt, GovernmentMeasure):
+        return _government_measure_to_pb(stmt)
     raise RecordError(f"not a statement: {type(stmt).__name__}")
 
 
@@ -301,12 +323,20 @@ def _status_change_from_pb(m: pb.StatusChange) -> StatusChange:
 
 
 def _sanction_from_pb(m: pb.SanctionConfirmation) -> SanctionConfirmation:
+    action = enum_from_pb(SanctionAction, m.action, "sanction_confirmation.action")
+    # NOT_APPLICABLE carries no measure: UNSPECIFIED is its only value (the model
+    # refuses any other); every other action needs one.
+    measure = (
+        None
+        if action is SanctionAction.NOT_APPLICABLE and m.measure == 0
+        else enum_from_pb(SanctionMeasure, m.measure, "sanction_confirmation.measure")
+    )
     return SanctionConfirmation(
         issuer=m.issuer,
         listing_id=m.listing_id,
-        measure=enum_from_pb(SanctionMeasure, m.measure, "sanction_confirmation.measure"),
+        measure=measure,
         measure_other=m.measure_other,
-        action=enum_from_pb(SanctionAction, m.action, "sanction_confirmation.action"),
+        action=action,
         effective_at=_required_ts(m, "effective_at", "sanction_confirmation.effective_at"),
         store_id=m.store_id,
         note=m.note,
@@ -352,6 +382,19 @@ def _monthly_report_from_pb(m: pb.MonthlyReport) -> MonthlyReport:
     )
 
 
+def _government_measure_from_pb(m: pb.GovernmentMeasure) -> GovernmentMeasure:
+    return GovernmentMeasure(
+        issuer=m.issuer,
+        listing_id=m.listing_id,
+        kind=enum_from_pb(GovernmentMeasureKind, m.kind, "government_measure.kind"),
+        kind_other=m.kind_other,
+        decision_ref=m.decision_ref,
+        effective_at=_required_ts(m, "effective_at", "government_measure.effective_at"),
+        document_sha256=m.document_sha256,
+        note=m.note,
+    )
+
+
 def statement_from_pb(msg: StatementPb) -> Statement:
     if isinstance(msg, pb.Listing):
         return _listing_from_pb(msg)
@@ -361,6 +404,8 @@ def statement_from_pb(msg: StatementPb) -> Statement:
         return _sanction_from_pb(msg)
     if isinstance(msg, pb.MonthlyReport):
         return _monthly_report_from_pb(msg)
+    if isinstance(msg, pb.GovernmentMeasure):
+        return _government_measure_from_pb(msg)
     return _member_record_from_pb(msg)
 
 
@@ -387,6 +432,8 @@ _V1_FIELDS: Mapping[str, frozenset[int]] = MappingProxyType(
         "alliance.v1.MemberRecord": frozenset(range(1, 9)),
         "alliance.v1.MemberKey": frozenset({1, 2, 3}),
         "alliance.v1.MonthlyReport": frozenset(range(1, 8)),
+        # government-measure.v1 (protocol revision 3)
+        "alliance.v1.GovernmentMeasure": frozenset(range(1, 9)),
         _TIMESTAMP: frozenset({1, 2}),
     }
 )
@@ -482,6 +529,14 @@ PAYLOAD_SCHEMAS: Mapping[str, PayloadSchema] = MappingProxyType(
                 MonthlyReport,
                 _V1_FIELDS,
                 _monthly_report_from_pb,
+            ),
+            PayloadSchema(
+                PAYLOAD_TYPES[GovernmentMeasure],
+                "government_measure",
+                pb.GovernmentMeasure,
+                GovernmentMeasure,
+                _V1_FIELDS,
+                _government_measure_from_pb,
             ),
         )
     }

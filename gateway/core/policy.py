@@ -23,6 +23,7 @@ from gateway.core.statements import (
     MemberRecord,
     MonthlyReport,
     Role,
+    SanctionAction,
     SanctionConfirmation,
     Statement,
     StatusChange,
@@ -63,6 +64,8 @@ RPC_ROLES: Mapping[str, frozenset[Role]] = MappingProxyType(
         "/alliance.v1.Compliance/ListOutstanding": _ALL,
         "/alliance.v1.Compliance/GetReportSchedule": _ALL,
         "/alliance.v1.Compliance/GetDeadlineRules": _ALL,
+        # What the calling platform owes: platforms only.
+        "/alliance.v1.Compliance/ListOwed": frozenset({Role.PLATFORM}),
     }
 )
 
@@ -128,6 +131,8 @@ def authorize_statement(
         )
     if isinstance(stmt, StatusChange):
         _authorize_status_change(signer, stmt, listing, signer_region)
+    elif isinstance(stmt, SanctionConfirmation):
+        _authorize_answer(signer, stmt, listing)
     elif isinstance(stmt, MemberRecord):
         member = MemberId.parse(stmt.member_id, field="member_record.member_id")
         if member.trust_domain != signer.trust_domain:
@@ -135,6 +140,22 @@ def authorize_statement(
                 f"gateway {signer} may vouch only for members of trust domain "
                 f"{signer.trust_domain}, not {stmt.member_id}"
             )
+
+
+def _authorize_answer(
+    signer: MemberId, stmt: SanctionConfirmation, listing: Listing | None
+) -> None:
+    """A platform whose store the listing names has an account there: it must apply a
+    measure, and may not answer NOT_APPLICABLE."""
+    if stmt.action is not SanctionAction.NOT_APPLICABLE or listing is None:
+        return
+    named = [s.store_id for s in listing.subject.stores if s.platform == str(signer)]
+    if named:
+        raise PermissionError(
+            f"listing {stmt.listing_id} names store {named[0]!r} of {signer}: the seller has an "
+            "account there, so the platform may not answer NOT_APPLICABLE",
+            advice="confirm the measure you applied (alliance confirm-sanction)",
+        )
 
 
 def _authorize_status_change(

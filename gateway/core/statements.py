@@ -39,6 +39,8 @@ __all__ = [
     "STATEMENT_TYPES",
     "AuthorityScope",
     "ConductType",
+    "GovernmentMeasure",
+    "GovernmentMeasureKind",
     "LifecycleStep",
     "ListKind",
     "Listing",
@@ -112,12 +114,26 @@ class SanctionMeasure(enum.IntEnum):
     RESTRICT_LOGISTICS = 10
     RESTRICT_ONLINE_ADVERTISING = 11
     CLOSE_STORE = 12
+    WARNING = 13  # protocol revision 3
     OTHER = 99
 
 
 class SanctionAction(enum.IntEnum):
     APPLIED = 1
     LIFTED = 2
+    # Protocol revision 3: the seller has no account with the platform (no measure).
+    NOT_APPLICABLE = 3
+
+
+class GovernmentMeasureKind(enum.IntEnum):
+    """Measures of the government side (notice §V); protocol revision 3."""
+
+    SUMMONS = 1  # 约谈
+    NOTIFICATION = 2  # 通报
+    ADDITIONAL_INSPECTIONS = 3  # 加大检查频次
+    RESTRICT_OPERATION = 4  # 限制经营
+    RESTRICT_FINANCING = 5  # 限制融资
+    OTHER = 99
 
 
 class MemberStatus(enum.IntEnum):
@@ -391,11 +407,12 @@ class StatusChange:
 
 @dataclass(frozen=True, slots=True)
 class SanctionConfirmation:
-    """A platform's confirmation that it applied or lifted a measure on a listing."""
+    """A platform's confirmation that it applied or lifted a measure on a listing, or its
+    answer that the seller has no account with it (NOT_APPLICABLE: no measure)."""
 
     issuer: str
     listing_id: str
-    measure: SanctionMeasure
+    measure: SanctionMeasure | None
     action: SanctionAction
     effective_at: datetime
     measure_other: str = ""
@@ -405,15 +422,32 @@ class SanctionConfirmation:
     def __post_init__(self) -> None:
         _member(self.issuer, "sanction_confirmation.issuer")
         _record_id(self.listing_id, "sanction_confirmation.listing_id")
-        measure = _enum(SanctionMeasure, self.measure, "sanction_confirmation.measure")
-        _set(self, "measure", measure)
-        _set(self, "action", _enum(SanctionAction, self.action, "sanction_confirmation.action"))
-        _other(
-            self.measure_other,
-            "sanction_confirmation.measure_other",
-            measure is SanctionMeasure.OTHER,
-            "measure",
-        )
+        action = _enum(SanctionAction, self.action, "sanction_confirmation.action")
+        _set(self, "action", action)
+        if action is SanctionAction.NOT_APPLICABLE:
+            if self.measure is not None:
+                raise RecordError(
+                    "sanction_confirmation.measure: must be unset when the action is "
+                    "NOT_APPLICABLE (the answer is about the seller's account, not a measure)"
+                )
+            if self.measure_other or self.store_id:
+                raise RecordError(
+                    "sanction_confirmation: measure_other and store_id must be empty when "
+                    "the action is NOT_APPLICABLE"
+                )
+        else:
+            if self.measure is None:
+                raise RecordError(
+                    f"sanction_confirmation.measure: required when the action is {action.name}"
+                )
+            measure = _enum(SanctionMeasure, self.measure, "sanction_confirmation.measure")
+            _set(self, "measure", measure)
+            _other(
+                self.measure_other,
+                "sanction_confirmation.measure_other",
+                measure is SanctionMeasure.OTHER,
+                "measure",
+            )
         _set(
             self,
             "effective_at",
@@ -421,6 +455,50 @@ class SanctionConfirmation:
         )
         _text(self.store_id, "sanction_confirmation.store_id", _MAX_STORE_ID)
         _text(self.note, "sanction_confirmation.note", _MAX_TEXT, multiline=True)
+
+    @property
+    def applied_measure(self) -> SanctionMeasure:
+        """The measure of an APPLIED or LIFTED confirmation (never NOT_APPLICABLE)."""
+        if self.measure is None:
+            raise RecordError("sanction_confirmation: a NOT_APPLICABLE answer has no measure")
+        return self.measure
+
+
+@dataclass(frozen=True, slots=True)
+class GovernmentMeasure:
+    """A measure an authority took against a listed entity (protocol revision 3)."""
+
+    issuer: str
+    listing_id: str
+    kind: GovernmentMeasureKind
+    decision_ref: str
+    effective_at: datetime
+    kind_other: str = ""
+    document_sha256: bytes = b""
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        _member(self.issuer, "government_measure.issuer")
+        _record_id(self.listing_id, "government_measure.listing_id")
+        kind = _enum(GovernmentMeasureKind, self.kind, "government_measure.kind")
+        _set(self, "kind", kind)
+        _other(
+            self.kind_other,
+            "government_measure.kind_other",
+            kind is GovernmentMeasureKind.OTHER,
+            "kind",
+        )
+        _text(self.decision_ref, "government_measure.decision_ref", _MAX_REF, required=True)
+        _set(self, "effective_at", _utc(self.effective_at, "government_measure.effective_at"))
+        if not isinstance(self.document_sha256, bytes) or len(self.document_sha256) not in (
+            0,
+            32,
+        ):
+            raise RecordError(
+                "government_measure.document_sha256: must be empty or 32 bytes (SHA-256 of "
+                "the decision document)"
+            )
+        _text(self.note, "government_measure.note", _MAX_TEXT, multiline=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -598,7 +676,9 @@ class MonthlyReport:
             raise RecordError("monthly_report.content: must be a JSON object")
 
 
-Statement = Listing | StatusChange | SanctionConfirmation | MemberRecord | MonthlyReport
+Statement = (
+    Listing | StatusChange | SanctionConfirmation | MemberRecord | MonthlyReport | GovernmentMeasure
+)
 
 MEMBER_RECORD_V1 = "application/vnd.alliance.member-record.v1+protobuf"
 MEMBER_RECORD_V2 = "application/vnd.alliance.member-record.v2+protobuf"
@@ -612,6 +692,7 @@ PAYLOAD_TYPES: Mapping[type[Statement], str] = MappingProxyType(
         SanctionConfirmation: "application/vnd.alliance.sanction-confirmation.v1+protobuf",
         MemberRecord: MEMBER_RECORD_V2,
         MonthlyReport: "application/vnd.alliance.monthly-report.v1+protobuf",
+        GovernmentMeasure: "application/vnd.alliance.government-measure.v1+protobuf",
     }
 )
 

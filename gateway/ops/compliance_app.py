@@ -90,6 +90,7 @@ class ComplianceRuntime:
             core.store,
             cstore,
             core.directory,
+            trust_domain=config.trust_domain,
             grace=timedelta(days=config.sanction_grace_days),
             clock=core.clock,
         )

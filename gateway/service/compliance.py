@@ -2,8 +2,8 @@
 
 The rule is ``gateway.core.obligations.evaluate``; this module gathers its inputs
 from storage (the listing's signed statement, its step history, the winning sanction
-confirmations) and from the member directory (the ACTIVE platforms, which owe a
-sanction when the listing names no store).
+confirmations and NOT_APPLICABLE answers) and from the member directory (this
+gateway's own ACTIVE platforms, which owe an answer when the listing names no store).
 """
 
 from __future__ import annotations
@@ -14,7 +14,14 @@ from datetime import datetime, timedelta
 
 from gateway.codec import decode_statement
 from gateway.core.fold import SanctionKey
-from gateway.core.obligations import ListingCompliance, ObligationKind, evaluate
+from gateway.core.obligations import (
+    ListingCompliance,
+    Obligation,
+    ObligationKind,
+    ObligationState,
+    evaluate,
+    is_own,
+)
 from gateway.core.statements import (
     LifecycleStep,
     Listing,
@@ -26,16 +33,30 @@ from gateway.core.statements import (
 from gateway.errors import NotFoundError, RecordError
 from gateway.service.directory import Directory
 from gateway.service.ledger import Clock, utc_now
-from gateway.service.paging import decode_token, encode_token
+from gateway.service.paging import (
+    decode_text_token,
+    decode_token,
+    encode_text_token,
+    encode_token,
+)
 from gateway.storage import ListingProjection, SqlStore
 from gateway.storage.compliance import ComplianceStore, ListingCount
 
-__all__ = ["ComplianceService", "ComplianceSummary"]
+__all__ = ["ComplianceService", "ComplianceSummary", "Owed"]
 
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
 _SCAN = 500
 _CLOSING = (int(LifecycleStep.CORRECTED), int(LifecycleStep.REMOVED))
+_NOT_APPLICABLE = int(SanctionAction.NOT_APPLICABLE)
+
+
+@dataclass(frozen=True)
+class Owed:
+    """One obligation a platform owes, with its listing."""
+
+    listing: ListingCompliance
+    obligation: Obligation
 
 
 @dataclass(frozen=True)
@@ -46,6 +67,7 @@ class ComplianceSummary:
     escalated: list[ListingCount]
     outstanding_confirmations: int
     outstanding_lifts: dict[SanctionMeasure, int] = field(default_factory=dict)
+    not_applicable: int = 0
 
 
 class ComplianceService:
@@ -55,9 +77,12 @@ class ComplianceService:
         compliance: ComplianceStore,
         directory: Directory,
         *,
+        trust_domain: str,
         grace: timedelta,
         clock: Clock = utc_now,
     ) -> None:
+        """``trust_domain``: this gateway's; its platforms are the ones it tracks."""
+        self._trust_domain = trust_domain
         self._store = store
         self._compliance = compliance
         self._directory = directory
@@ -99,10 +124,42 @@ class ComplianceService:
             last = index
         return found, ""
 
+    def owed(
+        self, platform: str, *, page_size: int = 0, page_token: str = ""
+    ) -> tuple[list[Owed], str]:
+        """What ``platform`` owes (PENDING or OUTSTANDING), soonest due first, paged.
+
+        The page token is the position ``(due_at, listing_id)`` of the last one sent.
+        """
+        limit = DEFAULT_PAGE if page_size == 0 else min(page_size, MAX_PAGE)
+        after: tuple[str, str] | None = None
+        if page_token:
+            due, sep, listing_id = decode_text_token("o1", page_token).partition(" ")
+            if not sep:
+                raise RecordError("page_token: not a token this call returned")
+            after = (due, listing_id)
+        found = [
+            Owed(result, o)
+            for result, _ in self._scan("", -1, self._clock())
+            for o in result.obligations
+            if o.platform == platform and o.owed
+        ]
+        found.sort(key=_owed_order)
+        if after is not None:
+            found = [f for f in found if _owed_order(f) > after]
+        if len(found) <= limit:
+            return found, ""
+        page = found[:limit]
+        return page, encode_text_token("o1", " ".join(_owed_order(page[-1])))
+
     def summary(self, now: datetime) -> ComplianceSummary:
         confirmations = 0
         lifts: dict[SanctionMeasure, int] = {}
+        not_applicable = 0
         for result, _ in self._scan("", -1, now):
+            not_applicable += sum(
+                1 for o in result.obligations if o.state is ObligationState.NOT_APPLICABLE
+            )
             for o in result.outstanding():
                 if o.kind is ObligationKind.APPLY:
                     confirmations += 1
@@ -114,6 +171,7 @@ class ComplianceService:
             escalated=self._compliance.escalated_counts(),
             outstanding_confirmations=confirmations,
             outstanding_lifts=lifts,
+            not_applicable=not_applicable,
         )
 
     def _scan(
@@ -131,10 +189,13 @@ class ComplianceService:
             after = rows[-1].log_index
 
     def _active_platforms(self) -> list[str]:
+        """This gateway's own ACTIVE platforms."""
         return [
             m.member_id
             for m in self._directory.members()
-            if m.role is Role.PLATFORM and m.status is MemberStatus.ACTIVE
+            if m.role is Role.PLATFORM
+            and m.status is MemberStatus.ACTIVE
+            and is_own(m.member_id, self._trust_domain)
         ]
 
     def _evaluate(
@@ -155,10 +216,13 @@ class ComplianceService:
             history = steps.get(row.listing_id, [])
             escalations = [s.effective_at for s in history if s.step == LifecycleStep.ESCALATED]
             closes = [s.effective_at for s in history if s.step in _CLOSING]
+            confirmed = sanctions.get(row.listing_id, ())
             state: dict[SanctionKey, SanctionAction] = {
                 (s.platform, SanctionMeasure(s.measure), s.measure_other): SanctionAction(s.action)
-                for s in sanctions.get(row.listing_id, ())
+                for s in confirmed
+                if s.action != _NOT_APPLICABLE
             }
+            answered = {s.platform for s in confirmed if s.action == _NOT_APPLICABLE}
             out.append(
                 evaluate(
                     row.listing_id,
@@ -167,9 +231,16 @@ class ComplianceService:
                     escalated_at=min(escalations) if escalations else None,
                     closed_at=min(closes) if closes else None,
                     sanctions=state,
+                    not_applicable=answered,
                     active_platforms=active,
+                    trust_domain=self._trust_domain,
                     grace=self._grace,
                     at=now,
                 )
             )
         return out
+
+
+def _owed_order(owed: Owed) -> tuple[str, str]:
+    # RFC 3339 UTC with microseconds sorts as text in time order.
+    return (owed.obligation.due_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), owed.listing.listing_id)

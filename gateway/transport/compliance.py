@@ -17,8 +17,9 @@ from gateway.core.workdays import ReportMonth
 from gateway.pb.alliance.v1 import compliance_pb2 as co
 from gateway.pb.alliance.v1 import compliance_pb2_grpc
 from gateway.pb.alliance.v1 import statements_pb2 as st
-from gateway.service.compliance import ComplianceService
+from gateway.service.compliance import ComplianceService, Owed
 from gateway.service.reports import ReportService, Schedule
+from gateway.transport.identity import caller_of
 
 __all__ = [
     "SERVICE_NAME",
@@ -64,6 +65,16 @@ class ComplianceServicer(compliance_pb2_grpc.ComplianceServicer):
         return co.ListOutstandingResponse(
             listings=[listing_compliance(c) for c in found], next_page_token=token
         )
+
+    def ListOwed(
+        self, request: co.ListOwedRequest, context: grpc.ServicerContext
+    ) -> co.ListOwedResponse:
+        # Only platforms call it (RPC_ROLES): what the caller itself owes.
+        platform = caller_of(context).member_id
+        found, token = self._compliance.owed(
+            platform, page_size=request.page_size, page_token=request.page_token
+        )
+        return co.ListOwedResponse(owed=[_owed(o) for o in found], next_page_token=token)
 
     def GetReportSchedule(
         self, request: co.GetReportScheduleRequest, context: grpc.ServicerContext
@@ -118,6 +129,19 @@ def _obligation(o: Obligation) -> co.PlatformObligation:
             for m, other in o.measures
         ],
         due_at=codec.timestamp_to_pb(o.due_at),
+        satisfying=[st.SanctionMeasure.ValueType(m.value) for m in sorted(o.satisfying)],
+        may_answer_not_applicable=o.may_answer_not_applicable,
+    )
+
+
+def _owed(o: Owed) -> co.OwedObligation:
+    listing = o.listing.listing
+    return co.OwedObligation(
+        listing_id=o.listing.listing_id,
+        region_code=listing.region_code,
+        list=st.ListKind.ValueType(listing.list.value),
+        conduct=st.ConductType.ValueType(listing.conduct.value),
+        obligation=_obligation(o.obligation),
     )
 
 

@@ -81,11 +81,12 @@ def sanction_rec(
     measure: SanctionMeasure = SanctionMeasure.CLOSE_STORE,
     other: str = "",
 ) -> VerifiedRecord:
+    answer = action is SanctionAction.NOT_APPLICABLE  # no measure: the seller has no account
     stmt = SanctionConfirmation(
         issuer=platform,
         listing_id=listing_id,
-        measure=measure,
-        measure_other=other,
+        measure=None if answer else measure,
+        measure_other="" if answer else other,
         action=action,
         effective_at=at,
     )

@@ -130,7 +130,7 @@ def _all_rpcs() -> set[str]:
 
 def test_rpc_table_covers_exactly_the_proto() -> None:
     assert set(RPC_ROLES) == _all_rpcs()
-    assert len(RPC_ROLES) == 16
+    assert len(RPC_ROLES) == 17
 
 
 @pytest.mark.parametrize(("method", "role"), list(itertools.product(sorted(RPC_ROLES), list(Role))))

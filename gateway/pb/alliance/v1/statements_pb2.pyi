@@ -123,6 +123,10 @@ class _SanctionMeasureEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Sanct
     SANCTION_MEASURE_RESTRICT_LOGISTICS: _SanctionMeasure.ValueType  # 10
     SANCTION_MEASURE_RESTRICT_ONLINE_ADVERTISING: _SanctionMeasure.ValueType  # 11
     SANCTION_MEASURE_CLOSE_STORE: _SanctionMeasure.ValueType  # 12
+    SANCTION_MEASURE_WARNING: _SanctionMeasure.ValueType  # 13
+    """Protocol revision 3: a warning or reminder to the seller (what key-scrutiny
+    escalation asks for by default, docs/PROTOCOL.md §7.2).
+    """
     SANCTION_MEASURE_OTHER: _SanctionMeasure.ValueType  # 99
     """Anything else: measure_other carries the description."""
 
@@ -142,6 +146,10 @@ SANCTION_MEASURE_RESTRICT_PLATFORM_ENTRY: SanctionMeasure.ValueType  # 9
 SANCTION_MEASURE_RESTRICT_LOGISTICS: SanctionMeasure.ValueType  # 10
 SANCTION_MEASURE_RESTRICT_ONLINE_ADVERTISING: SanctionMeasure.ValueType  # 11
 SANCTION_MEASURE_CLOSE_STORE: SanctionMeasure.ValueType  # 12
+SANCTION_MEASURE_WARNING: SanctionMeasure.ValueType  # 13
+"""Protocol revision 3: a warning or reminder to the seller (what key-scrutiny
+escalation asks for by default, docs/PROTOCOL.md §7.2).
+"""
 SANCTION_MEASURE_OTHER: SanctionMeasure.ValueType  # 99
 """Anything else: measure_other carries the description."""
 Global___SanctionMeasure: _TypeAlias = SanctionMeasure  # noqa: Y015
@@ -155,12 +163,20 @@ class _SanctionActionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Sancti
     SANCTION_ACTION_UNSPECIFIED: _SanctionAction.ValueType  # 0
     SANCTION_ACTION_APPLIED: _SanctionAction.ValueType  # 1
     SANCTION_ACTION_LIFTED: _SanctionAction.ValueType  # 2
+    SANCTION_ACTION_NOT_APPLICABLE: _SanctionAction.ValueType  # 3
+    """Protocol revision 3: the seller has no account with the platform, so it has nothing
+    to apply. Carries no measure (UNSPECIFIED, measure_other and store_id empty).
+    """
 
 class SanctionAction(_SanctionAction, metaclass=_SanctionActionEnumTypeWrapper): ...
 
 SANCTION_ACTION_UNSPECIFIED: SanctionAction.ValueType  # 0
 SANCTION_ACTION_APPLIED: SanctionAction.ValueType  # 1
 SANCTION_ACTION_LIFTED: SanctionAction.ValueType  # 2
+SANCTION_ACTION_NOT_APPLICABLE: SanctionAction.ValueType  # 3
+"""Protocol revision 3: the seller has no account with the platform, so it has nothing
+to apply. Carries no measure (UNSPECIFIED, measure_other and store_id empty).
+"""
 Global___SanctionAction: _TypeAlias = SanctionAction  # noqa: Y015
 
 class _Role:
@@ -222,6 +238,47 @@ AUTHORITY_SCOPE_UNIT: AuthorityScope.ValueType  # 1
 AUTHORITY_SCOPE_NATIONAL: AuthorityScope.ValueType  # 2
 """The whole country (e.g. the issuer of a national list)."""
 Global___AuthorityScope: _TypeAlias = AuthorityScope  # noqa: Y015
+
+class _GovernmentMeasureKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _GovernmentMeasureKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_GovernmentMeasureKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    GOVERNMENT_MEASURE_KIND_UNSPECIFIED: _GovernmentMeasureKind.ValueType  # 0
+    GOVERNMENT_MEASURE_KIND_SUMMONS: _GovernmentMeasureKind.ValueType  # 1
+    """约谈"""
+    GOVERNMENT_MEASURE_KIND_NOTIFICATION: _GovernmentMeasureKind.ValueType  # 2
+    """通报"""
+    GOVERNMENT_MEASURE_KIND_ADDITIONAL_INSPECTIONS: _GovernmentMeasureKind.ValueType  # 3
+    """加大检查频次"""
+    GOVERNMENT_MEASURE_KIND_RESTRICT_OPERATION: _GovernmentMeasureKind.ValueType  # 4
+    """限制经营"""
+    GOVERNMENT_MEASURE_KIND_RESTRICT_FINANCING: _GovernmentMeasureKind.ValueType  # 5
+    """限制融资"""
+    GOVERNMENT_MEASURE_KIND_OTHER: _GovernmentMeasureKind.ValueType  # 99
+    """Anything else: kind_other describes it."""
+
+class GovernmentMeasureKind(_GovernmentMeasureKind, metaclass=_GovernmentMeasureKindEnumTypeWrapper):
+    """Protocol revision 3: measures the government side takes against a listed entity
+    (notice §V), signed by an authority of the listing's reporting unit or of national
+    scope. Payload type application/vnd.alliance.government-measure.v1+protobuf.
+    """
+
+GOVERNMENT_MEASURE_KIND_UNSPECIFIED: GovernmentMeasureKind.ValueType  # 0
+GOVERNMENT_MEASURE_KIND_SUMMONS: GovernmentMeasureKind.ValueType  # 1
+"""约谈"""
+GOVERNMENT_MEASURE_KIND_NOTIFICATION: GovernmentMeasureKind.ValueType  # 2
+"""通报"""
+GOVERNMENT_MEASURE_KIND_ADDITIONAL_INSPECTIONS: GovernmentMeasureKind.ValueType  # 3
+"""加大检查频次"""
+GOVERNMENT_MEASURE_KIND_RESTRICT_OPERATION: GovernmentMeasureKind.ValueType  # 4
+"""限制经营"""
+GOVERNMENT_MEASURE_KIND_RESTRICT_FINANCING: GovernmentMeasureKind.ValueType  # 5
+"""限制融资"""
+GOVERNMENT_MEASURE_KIND_OTHER: GovernmentMeasureKind.ValueType  # 99
+"""Anything else: kind_other describes it."""
+Global___GovernmentMeasureKind: _TypeAlias = GovernmentMeasureKind  # noqa: Y015
 
 @_typing.final
 class StoreRef(_message.Message):
@@ -516,6 +573,51 @@ class MemberRecord(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__scope) -> _WhichOneofReturnType__scope | None: ...
 
 Global___MemberRecord: _TypeAlias = MemberRecord  # noqa: Y015
+
+@_typing.final
+class GovernmentMeasure(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ISSUER_FIELD_NUMBER: _builtins.int
+    LISTING_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    KIND_OTHER_FIELD_NUMBER: _builtins.int
+    DECISION_REF_FIELD_NUMBER: _builtins.int
+    EFFECTIVE_AT_FIELD_NUMBER: _builtins.int
+    DOCUMENT_SHA256_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    issuer: _builtins.str
+    """The authority that took the measure; must be the signer."""
+    listing_id: _builtins.str
+    """Record id (lowercase hex) of the Listing the measure is taken on."""
+    kind: Global___GovernmentMeasureKind.ValueType
+    kind_other: _builtins.str
+    decision_ref: _builtins.str
+    """Reference of the decision that orders the measure (required)."""
+    document_sha256: _builtins.bytes
+    """SHA-256 of the decision document; empty, or exactly 32 bytes."""
+    note: _builtins.str
+    @_builtins.property
+    def effective_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        issuer: _builtins.str = ...,
+        listing_id: _builtins.str = ...,
+        kind: Global___GovernmentMeasureKind.ValueType = ...,
+        kind_other: _builtins.str = ...,
+        decision_ref: _builtins.str = ...,
+        effective_at: _timestamp_pb2.Timestamp | None = ...,
+        document_sha256: _builtins.bytes = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["effective_at", b"effective_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision_ref", b"decision_ref", "document_sha256", b"document_sha256", "effective_at", b"effective_at", "issuer", b"issuer", "kind", b"kind", "kind_other", b"kind_other", "listing_id", b"listing_id", "note", b"note"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GovernmentMeasure: _TypeAlias = GovernmentMeasure  # noqa: Y015
 
 @_typing.final
 class MonthlyReport(_message.Message):
