@@ -22,9 +22,11 @@ from google.protobuf.unknown_fields import UnknownFieldSet
 
 from gateway.core import dsse
 from gateway.core.statements import (
+    ALLIANCE_POLICY_V1,
     MEMBER_RECORD_V1,
     MEMBER_RECORD_V2,
     PAYLOAD_TYPES,
+    AlliancePolicy,
     AuthorityScope,
     ConductType,
     GovernmentMeasure,
@@ -32,6 +34,7 @@ from gateway.core.statements import (
     LifecycleStep,
     Listing,
     ListKind,
+    MeasureRequirement,
     MemberKey,
     MemberRecord,
     MemberStatus,
@@ -182,6 +185,7 @@ def _status_change_to_pb(s: StatusChange) -> pb.StatusChange:
         decision_ref=s.decision_ref,
         reason=s.reason,
         decided_by=s.decided_by,
+        document_sha256=s.document_sha256,
     )
 
 
@@ -248,6 +252,25 @@ def _government_measure_to_pb(s: GovernmentMeasure) -> pb.GovernmentMeasure:
     )
 
 
+def _alliance_policy_to_pb(s: AlliancePolicy) -> pb.AlliancePolicy:
+    return pb.AlliancePolicy(
+        issuer=s.issuer,
+        issued_at=timestamp_to_pb(s.issued_at),
+        units_accepting_platform_reports=list(s.units_accepting_platform_reports),
+        dispute_decision_working_days=s.dispute_decision_working_days,
+        notice_working_days=s.notice_working_days,
+        sanction_grace_days=s.sanction_grace_days,
+        measure_requirements=[
+            pb.MeasureRequirement(
+                list=pb.ListKind.ValueType(0 if r.list is None else r.list.value),
+                conduct=pb.ConductType.ValueType(0 if r.conduct is None else r.conduct.value),
+                satisfying=[pb.SanctionMeasure.ValueType(m.value) for m in r.satisfying],
+            )
+            for r in s.measure_requirements
+        ],
+    )
+
+
 StatementPb = (
     pb.Listing
     | pb.StatusChange
@@ -255,6 +278,7 @@ StatementPb = (
     | pb.MemberRecord
     | pb.MonthlyReport
     | pb.GovernmentMeasure
+    | pb.AlliancePolicy
 )
 
 
@@ -271,6 +295,8 @@ def statement_to_pb(stmt: Statement) -> StatementPb:
         return _monthly_report_to_pb(stmt)
     if isinstance(stmt, GovernmentMeasure):
         return _government_measure_to_pb(stmt)
+    if isinstance(stmt, AlliancePolicy):
+        return _alliance_policy_to_pb(stmt)
     raise RecordError(f"not a statement: {type(stmt).__name__}")
 
 
@@ -319,6 +345,7 @@ def _status_change_from_pb(m: pb.StatusChange) -> StatusChange:
         decision_ref=m.decision_ref,
         reason=m.reason,
         decided_by=m.decided_by,
+        document_sha256=m.document_sha256,
     )
 
 
@@ -395,6 +422,32 @@ def _government_measure_from_pb(m: pb.GovernmentMeasure) -> GovernmentMeasure:
     )
 
 
+def _optional_enum(cls: type[_E], value: int, field: str) -> _E | None:
+    return None if value == 0 else enum_from_pb(cls, value, field)
+
+
+def _alliance_policy_from_pb(m: pb.AlliancePolicy) -> AlliancePolicy:
+    field = "alliance_policy.measure_requirements"
+    return AlliancePolicy(
+        issuer=m.issuer,
+        issued_at=_required_ts(m, "issued_at", "alliance_policy.issued_at"),
+        units_accepting_platform_reports=tuple(m.units_accepting_platform_reports),
+        dispute_decision_working_days=m.dispute_decision_working_days,
+        notice_working_days=m.notice_working_days,
+        sanction_grace_days=m.sanction_grace_days,
+        measure_requirements=tuple(
+            MeasureRequirement(
+                list=_optional_enum(ListKind, r.list, f"{field}.list"),
+                conduct=_optional_enum(ConductType, r.conduct, f"{field}.conduct"),
+                satisfying=tuple(
+                    enum_from_pb(SanctionMeasure, v, f"{field}.satisfying") for v in r.satisfying
+                ),
+            )
+            for r in m.measure_requirements
+        ),
+    )
+
+
 def statement_from_pb(msg: StatementPb) -> Statement:
     if isinstance(msg, pb.Listing):
         return _listing_from_pb(msg)
@@ -406,6 +459,8 @@ def statement_from_pb(msg: StatementPb) -> Statement:
         return _monthly_report_from_pb(msg)
     if isinstance(msg, pb.GovernmentMeasure):
         return _government_measure_from_pb(msg)
+    if isinstance(msg, pb.AlliancePolicy):
+        return _alliance_policy_from_pb(msg)
     return _member_record_from_pb(msg)
 
 
@@ -444,6 +499,21 @@ _MEMBER_RECORD_V2_FIELDS: Mapping[str, frozenset[int]] = MappingProxyType(
         **_V1_FIELDS,
         "alliance.v1.MemberRecord": _V1_FIELDS["alliance.v1.MemberRecord"] | {9},
         "alliance.v1.MemberKey": _V1_FIELDS["alliance.v1.MemberKey"] | {4},
+    }
+)
+
+
+# status-change.v1 as of protocol revision 3: StatusChange.document_sha256 (8).
+_STATUS_CHANGE_FIELDS: Mapping[str, frozenset[int]] = MappingProxyType(
+    {**_V1_FIELDS, "alliance.v1.StatusChange": _V1_FIELDS["alliance.v1.StatusChange"] | {8}}
+)
+
+# alliance-policy.v1 (protocol revision 3).
+_ALLIANCE_POLICY_FIELDS: Mapping[str, frozenset[int]] = MappingProxyType(
+    {
+        "alliance.v1.AlliancePolicy": frozenset(range(1, 8)),
+        "alliance.v1.MeasureRequirement": frozenset({1, 2, 3}),
+        _TIMESTAMP: frozenset({1, 2}),
     }
 )
 
@@ -493,7 +563,7 @@ PAYLOAD_SCHEMAS: Mapping[str, PayloadSchema] = MappingProxyType(
                 "status_change",
                 pb.StatusChange,
                 StatusChange,
-                _V1_FIELDS,
+                _STATUS_CHANGE_FIELDS,
                 _status_change_from_pb,
             ),
             PayloadSchema(
@@ -537,6 +607,14 @@ PAYLOAD_SCHEMAS: Mapping[str, PayloadSchema] = MappingProxyType(
                 GovernmentMeasure,
                 _V1_FIELDS,
                 _government_measure_from_pb,
+            ),
+            PayloadSchema(
+                ALLIANCE_POLICY_V1,
+                "alliance_policy",
+                pb.AlliancePolicy,
+                AlliancePolicy,
+                _ALLIANCE_POLICY_FIELDS,
+                _alliance_policy_from_pb,
             ),
         )
     }

@@ -29,7 +29,7 @@ __all__ = [
 METADATA_KEY: Final = "alliance-protocol"
 """The gRPC metadata key (lower case, as HTTP/2 carries it) of the version statement."""
 
-CONTRACT_SHA256: Final = "9e1c1e943c80feb8012ef541ee3092d402ad66e2b4e4d37cfad761326434a5ce"
+CONTRACT_SHA256: Final = "46cf6ca04b4c66fd76c36766db59a7ce0fff9e6c25a9464300c977efbe909c72"
 """``contract_digest`` of the ``alliance.v1`` descriptors of this revision. The tests
 recompute it from the generated code, so no contract change ships without a new
 revision."""

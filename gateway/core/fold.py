@@ -50,11 +50,15 @@ __all__ = [
 STEP_PRECEDENCE: Mapping[LifecycleStep, int] = MappingProxyType(
     {
         LifecycleStep.LISTED: 0,
-        LifecycleStep.NOTICE_SERVED: 1,
-        LifecycleStep.COMMITMENT_SIGNED: 2,
-        LifecycleStep.ESCALATED: 3,
-        LifecycleStep.CORRECTED: 4,
-        LifecycleStep.REMOVED: 5,
+        LifecycleStep.IDENTIFIED: 1,
+        LifecycleStep.DISPUTED: 2,
+        LifecycleStep.UPHELD: 3,
+        LifecycleStep.NOTICE_SERVED: 4,
+        LifecycleStep.COMMITMENT_SIGNED: 5,
+        LifecycleStep.ESCALATED: 6,
+        LifecycleStep.CORRECTED: 7,
+        LifecycleStep.WITHDRAWN: 8,
+        LifecycleStep.REMOVED: 9,
     }
 )
 

@@ -35,6 +35,7 @@ from datetime import datetime, timedelta
 
 from gateway.core.identifiers import find_mobile_numbers, find_resident_ids, implausible_hmac
 from gateway.core.statements import (
+    AlliancePolicy,
     Listing,
     MemberRecord,
     SanctionConfirmation,
@@ -228,3 +229,5 @@ def check_submitted(
         )
     elif isinstance(stmt, MemberRecord):
         check_issued_at(stmt.issued_at, "member_record.issued_at", now=now, rules=rules)
+    elif isinstance(stmt, AlliancePolicy):
+        check_issued_at(stmt.issued_at, "alliance_policy.issued_at", now=now, rules=rules)

@@ -18,6 +18,7 @@ from types import MappingProxyType
 
 from gateway.core.identifiers import MemberId, reporting_unit
 from gateway.core.statements import (
+    AlliancePolicy,
     LifecycleStep,
     Listing,
     MemberRecord,
@@ -78,6 +79,8 @@ STATEMENT_SIGNERS: Mapping[type[Statement], frozenset[Role]] = MappingProxyType(
         MemberRecord: frozenset({Role.GATEWAY}),
         # A gateway reports on its own log only: the issuer is the signer.
         MonthlyReport: frozenset({Role.GATEWAY}),
+        # An alliance's policy: its configured gateway, as itself (the issuer is the signer).
+        AlliancePolicy: frozenset({Role.GATEWAY}),
     }
 )
 

@@ -58,15 +58,21 @@ def listing_rec(label: str, uscc: str = USCCS[0], at: datetime = T0) -> Verified
 
 
 def change_rec(label: str, listing_id: str, step: LifecycleStep, at: datetime) -> VerifiedRecord:
-    closing = step in (LifecycleStep.CORRECTED, LifecycleStep.REMOVED)
+    closing = step in (
+        LifecycleStep.CORRECTED,
+        LifecycleStep.REMOVED,
+        LifecycleStep.UPHELD,
+        LifecycleStep.WITHDRAWN,
+    )
     stmt = StatusChange(
         issuer=AUTHORITY,
         listing_id=listing_id,
         step=step,
         effective_at=at,
         decision_ref="d" if closing else "",
-        reason="r" if closing else "",
+        reason="r" if closing or step is LifecycleStep.DISPUTED else "",
         decided_by="court" if step is LifecycleStep.REMOVED else "",
+        document_sha256=bytes(32) if step is LifecycleStep.DISPUTED else b"",
     )
     return VerifiedRecord(rid(label), AUTHORITY, stmt)
 

@@ -15,6 +15,7 @@ from gateway.core.policy import (
     rpc_allowed,
 )
 from gateway.core.statements import (
+    AlliancePolicy,
     ConductType,
     LifecycleStep,
     Listing,
@@ -69,6 +70,8 @@ def make_statement(cls: type[Statement], issuer: MemberId) -> Statement:
             action=SanctionAction.APPLIED,
             effective_at=T0,
         )
+    if cls is AlliancePolicy:
+        return AlliancePolicy(issuer=s, issued_at=T0)
     if cls is MonthlyReport:
         return MonthlyReport(
             issuer=s,
@@ -104,15 +107,21 @@ def listing_by(issuer: MemberId, region: str = "330100") -> Listing:
 
 
 def status_change(issuer: MemberId, step: LifecycleStep) -> StatusChange:
-    closing = step in (LifecycleStep.CORRECTED, LifecycleStep.REMOVED)
+    closing = step in (
+        LifecycleStep.CORRECTED,
+        LifecycleStep.REMOVED,
+        LifecycleStep.UPHELD,
+        LifecycleStep.WITHDRAWN,
+    )
     return StatusChange(
         issuer=str(issuer),
         listing_id=LID,
         step=step,
         effective_at=T0,
         decision_ref="d" if closing else "",
-        reason="r" if closing else "",
+        reason="r" if closing or step is LifecycleStep.DISPUTED else "",
         decided_by="c" if step is LifecycleStep.REMOVED else "",
+        document_sha256=bytes(32) if step is LifecycleStep.DISPUTED else b"",
     )
 
 
@@ -184,9 +193,11 @@ def _kwargs(cls: type[Statement], signer: MemberId) -> dict[str, object]:
 )
 def test_statement_signers_as_itself(cls: type[Statement], role: Role) -> None:
     signer = mid(role)
-    if cls in (MemberRecord, MonthlyReport) and role is not Role.GATEWAY:
+    if cls in (MemberRecord, MonthlyReport, AlliancePolicy) and role is not Role.GATEWAY:
         # Refused one layer earlier: such a statement cannot even be built.
-        with pytest.raises(RecordError, match=r"^(member_record|monthly_report)\.issuer: must"):
+        with pytest.raises(
+            RecordError, match=r"^(member_record|monthly_report|alliance_policy)\.issuer: must"
+        ):
             make_statement(cls, signer)
         return
     stmt = make_statement(cls, signer)
@@ -202,7 +213,7 @@ def test_statement_signers_as_itself(cls: type[Statement], role: Role) -> None:
 )
 def test_statement_signed_as_another_member_is_refused(cls: type[Statement], role: Role) -> None:
     signer = mid(role, "me")
-    if cls in (MemberRecord, MonthlyReport):
+    if cls in (MemberRecord, MonthlyReport, AlliancePolicy):
         signer = mid(Role.GATEWAY, "me")  # only gateways can issue these at all
     stmt = make_statement(cls, MemberId(signer.trust_domain, signer.role, "someone-else"))
     with pytest.raises(PermissionError, match=r"^issuer .* is not the signer .*: members sign"):
@@ -214,6 +225,7 @@ def test_signers_table_content() -> None:
     assert STATEMENT_SIGNERS[SanctionConfirmation] == {Role.PLATFORM}
     assert STATEMENT_SIGNERS[MemberRecord] == {Role.GATEWAY}
     assert STATEMENT_SIGNERS[MonthlyReport] == {Role.GATEWAY}
+    assert STATEMENT_SIGNERS[AlliancePolicy] == {Role.GATEWAY}
     assert STATEMENT_SIGNERS[StatusChange] == {Role.PLATFORM, Role.AUTHORITY, Role.GATEWAY}
 
 

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from gateway.core.statements import (
     CHINA_STANDARD_TIME,
     PAYLOAD_TYPES,
+    AlliancePolicy,
     ConductType,
     GovernmentMeasure,
     LifecycleStep,
@@ -487,6 +488,7 @@ def test_payload_types() -> None:
         MemberRecord: "application/vnd.alliance.member-record.v2+protobuf",
         MonthlyReport: "application/vnd.alliance.monthly-report.v1+protobuf",
         GovernmentMeasure: "application/vnd.alliance.government-measure.v1+protobuf",
+        AlliancePolicy: "application/vnd.alliance.alliance-policy.v1+protobuf",
     }
     assert dict(PAYLOAD_TYPES) == expected
 

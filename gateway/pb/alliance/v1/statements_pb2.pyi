@@ -92,6 +92,16 @@ class _LifecycleStepEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Lifecyc
     LIFECYCLE_STEP_CORRECTED: _LifecycleStep.ValueType  # 4
     LIFECYCLE_STEP_REMOVED: _LifecycleStep.ValueType  # 5
     LIFECYCLE_STEP_ESCALATED: _LifecycleStep.ValueType  # 6
+    LIFECYCLE_STEP_IDENTIFIED: _LifecycleStep.ValueType  # 7
+    """Protocol revision 3 (due process): an authority of the subject's reporting unit
+    (or a national authority) identifies a listing a platform reported.
+    """
+    LIFECYCLE_STEP_DISPUTED: _LifecycleStep.ValueType  # 8
+    """The subject objects (reason + document_sha256 of the evidence)."""
+    LIFECYCLE_STEP_UPHELD: _LifecycleStep.ValueType  # 9
+    """The open dispute is decided: the listing stands."""
+    LIFECYCLE_STEP_WITHDRAWN: _LifecycleStep.ValueType  # 10
+    """The listing was erroneous: it is void (counted as an error, not a repair)."""
 
 class LifecycleStep(_LifecycleStep, metaclass=_LifecycleStepEnumTypeWrapper): ...
 
@@ -102,6 +112,16 @@ LIFECYCLE_STEP_COMMITMENT_SIGNED: LifecycleStep.ValueType  # 3
 LIFECYCLE_STEP_CORRECTED: LifecycleStep.ValueType  # 4
 LIFECYCLE_STEP_REMOVED: LifecycleStep.ValueType  # 5
 LIFECYCLE_STEP_ESCALATED: LifecycleStep.ValueType  # 6
+LIFECYCLE_STEP_IDENTIFIED: LifecycleStep.ValueType  # 7
+"""Protocol revision 3 (due process): an authority of the subject's reporting unit
+(or a national authority) identifies a listing a platform reported.
+"""
+LIFECYCLE_STEP_DISPUTED: LifecycleStep.ValueType  # 8
+"""The subject objects (reason + document_sha256 of the evidence)."""
+LIFECYCLE_STEP_UPHELD: LifecycleStep.ValueType  # 9
+"""The open dispute is decided: the listing stands."""
+LIFECYCLE_STEP_WITHDRAWN: LifecycleStep.ValueType  # 10
+"""The listing was erroneous: it is void (counted as an error, not a repair)."""
 Global___LifecycleStep: _TypeAlias = LifecycleStep  # noqa: Y015
 
 class _SanctionMeasure:
@@ -411,6 +431,7 @@ class StatusChange(_message.Message):
     DECISION_REF_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     DECIDED_BY_FIELD_NUMBER: _builtins.int
+    DOCUMENT_SHA256_FIELD_NUMBER: _builtins.int
     issuer: _builtins.str
     listing_id: _builtins.str
     """Record id (lowercase hex) of the Listing this step belongs to."""
@@ -419,6 +440,11 @@ class StatusChange(_message.Message):
     reason: _builtins.str
     decided_by: _builtins.str
     """Body that decided a removal or correction (court, administration ...)."""
+    document_sha256: _builtins.bytes
+    """Protocol revision 3: SHA-256 (32 bytes) of the document the step rests on.
+    Required for DISPUTED (the evidence); optional for NOTICE_SERVED and
+    COMMITMENT_SIGNED; absent on every other step.
+    """
     @_builtins.property
     def effective_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -431,10 +457,11 @@ class StatusChange(_message.Message):
         decision_ref: _builtins.str = ...,
         reason: _builtins.str = ...,
         decided_by: _builtins.str = ...,
+        document_sha256: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["effective_at", b"effective_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["decided_by", b"decided_by", "decision_ref", b"decision_ref", "effective_at", b"effective_at", "issuer", b"issuer", "listing_id", b"listing_id", "reason", b"reason", "step", b"step"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decided_by", b"decided_by", "decision_ref", b"decision_ref", "document_sha256", b"document_sha256", "effective_at", b"effective_at", "issuer", b"issuer", "listing_id", b"listing_id", "reason", b"reason", "step", b"step"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -618,6 +645,91 @@ class GovernmentMeasure(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GovernmentMeasure: _TypeAlias = GovernmentMeasure  # noqa: Y015
+
+@_typing.final
+class AlliancePolicy(_message.Message):
+    """Protocol revision 3: policy data of one alliance, signed by its gateway (the
+    configured gateway identity locally, a peer's configured gateway for replicated
+    ones). The newest (issued_at, record id) per issuer wins. A gateway applies to a
+    listing the policy of the gateway of the trust domain that issued the listing; with
+    none, the documented defaults (docs/PROTOCOL.md, "AlliancePolicy").
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ISSUER_FIELD_NUMBER: _builtins.int
+    ISSUED_AT_FIELD_NUMBER: _builtins.int
+    UNITS_ACCEPTING_PLATFORM_REPORTS_FIELD_NUMBER: _builtins.int
+    DISPUTE_DECISION_WORKING_DAYS_FIELD_NUMBER: _builtins.int
+    NOTICE_WORKING_DAYS_FIELD_NUMBER: _builtins.int
+    SANCTION_GRACE_DAYS_FIELD_NUMBER: _builtins.int
+    MEASURE_REQUIREMENTS_FIELD_NUMBER: _builtins.int
+    issuer: _builtins.str
+    """The alliance's configured gateway; must be the signer."""
+    dispute_decision_working_days: _builtins.int
+    """Working days an authority has to decide a dispute before it is overdue; 0 = default."""
+    notice_working_days: _builtins.int
+    """Working days after identification to serve the correction notice; 0 = default."""
+    sanction_grace_days: _builtins.int
+    """Calendar days a platform has to answer an obligation; 0 = the gateway default."""
+    @_builtins.property
+    def issued_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def units_accepting_platform_reports(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Reporting units (2-digit, ascending, no repeats) whose subjects this alliance's
+        platforms may report for identification; empty = every unit accepts them.
+        """
+
+    @_builtins.property
+    def measure_requirements(self) -> _containers.RepeatedCompositeFieldContainer[Global___MeasureRequirement]:
+        """Which APPLIED measures satisfy an obligation, by list and conduct."""
+
+    def __init__(
+        self,
+        *,
+        issuer: _builtins.str = ...,
+        issued_at: _timestamp_pb2.Timestamp | None = ...,
+        units_accepting_platform_reports: _abc.Iterable[_builtins.str] | None = ...,
+        dispute_decision_working_days: _builtins.int = ...,
+        notice_working_days: _builtins.int = ...,
+        sanction_grace_days: _builtins.int = ...,
+        measure_requirements: _abc.Iterable[Global___MeasureRequirement] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["issued_at", b"issued_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dispute_decision_working_days", b"dispute_decision_working_days", "issued_at", b"issued_at", "issuer", b"issuer", "measure_requirements", b"measure_requirements", "notice_working_days", b"notice_working_days", "sanction_grace_days", b"sanction_grace_days", "units_accepting_platform_reports", b"units_accepting_platform_reports"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AlliancePolicy: _TypeAlias = AlliancePolicy  # noqa: Y015
+
+@_typing.final
+class MeasureRequirement(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LIST_FIELD_NUMBER: _builtins.int
+    CONDUCT_FIELD_NUMBER: _builtins.int
+    SATISFYING_FIELD_NUMBER: _builtins.int
+    list: Global___ListKind.ValueType
+    """UNSPECIFIED: any list."""
+    conduct: Global___ConductType.ValueType
+    """UNSPECIFIED: any conduct."""
+    @_builtins.property
+    def satisfying(self) -> _containers.RepeatedScalarFieldContainer[Global___SanctionMeasure.ValueType]: ...
+    def __init__(
+        self,
+        *,
+        list: Global___ListKind.ValueType = ...,
+        conduct: Global___ConductType.ValueType = ...,
+        satisfying: _abc.Iterable[Global___SanctionMeasure.ValueType] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conduct", b"conduct", "list", b"list", "satisfying", b"satisfying"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MeasureRequirement: _TypeAlias = MeasureRequirement  # noqa: Y015
 
 @_typing.final
 class MonthlyReport(_message.Message):
