@@ -10,6 +10,7 @@ log failed verification; never a traceback.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -166,6 +167,12 @@ def _add_lifecycle(sub: _Sub[_Parser]) -> None:
     st.add_argument("--decision-ref", default="")
     st.add_argument("--reason", default="")
     st.add_argument("--decided-by", default="")
+    st.add_argument(
+        "--document",
+        type=Path,
+        help="the document the step rests on (the notice served, the signed commitment, "
+        "the evidence of a dispute): its SHA-256 goes into the record, never the file",
+    )
     st.add_argument("--effective-at", help="ISO 8601 time or date (default: now)")
     st.set_defaults(handler=_step)
 
@@ -311,6 +318,22 @@ def _not_applicable(args: argparse.Namespace) -> int:
     return 0
 
 
+def _document_sha256(path: Path | None) -> bytes:
+    if path is None:
+        return b""
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError as e:
+        raise RecordError(
+            f"--document: cannot read {path}: {e.strerror or e}",
+            advice="give the path of the document the step rests on",
+        ) from None
+    return digest.digest()
+
+
 def _step(args: argparse.Namespace) -> int:
     profile, client = _client(args)
     statement = build.status_change(
@@ -321,6 +344,7 @@ def _step(args: argparse.Namespace) -> int:
         decision_ref=args.decision_ref,
         reason=args.reason,
         decided_by=args.decided_by,
+        document_sha256=_document_sha256(args.document),
     )
     with client:
         result = client.submit(statement)

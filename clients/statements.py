@@ -172,8 +172,10 @@ def status_change(
     decision_ref: str = "",
     reason: str = "",
     decided_by: str = "",
+    document_sha256: bytes = b"",
 ) -> StatusChange:
-    """A lifecycle step of a listing (CORRECTED and REMOVED need a decision and reason)."""
+    """A lifecycle step of a listing (CORRECTED and REMOVED need a decision and reason;
+    NOTICE_SERVED and COMMITMENT_SIGNED the SHA-256 of their document)."""
     return StatusChange(
         issuer=issuer,
         listing_id=listing_id,
@@ -182,6 +184,7 @@ def status_change(
         decision_ref=decision_ref,
         reason=reason,
         decided_by=decided_by,
+        document_sha256=document_sha256,
     )
 
 

@@ -119,9 +119,7 @@ class ListingView:
     step_at: datetime
     sanctions: Mapping[SanctionKey, SanctionView]
     # Platform -> its NOT_APPLICABLE answer (the greatest (effective_at, record_id)).
-    not_applicable: Mapping[str, SanctionView] = field(
-        default_factory=lambda: MappingProxyType({})
-    )
+    not_applicable: Mapping[str, SanctionView] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def deadline(self) -> datetime:

@@ -2,26 +2,26 @@
 
 Notice §IV: once a listing is identified, the entity receives a written notice to
 correct (失信整改通知). The notice is due within the issuing alliance's
-``notice_working_days`` (its policy; ``DEFAULT_NOTICE_WORKING_DAYS`` without one)
-working days of the identification, counted on the State Council's working-day
-calendar in Asia/Shanghai (``WorkCalendar.add_workdays``): identified on a Monday with
-5 working days, the notice is due by the end of the following Monday. A listing is
-**late** when no NOTICE_SERVED step is effective by then (served later, or not yet).
+``AlliancePolicy.notice_working_days`` (``DEFAULT_NOTICE_WORKING_DAYS`` when the policy
+says 0 or there is none) working days of the identification, counted on the State
+Council's working-day calendar in Asia/Shanghai (``WorkCalendar.add_workdays``):
+identified on a Monday with 5 working days, the notice is due by the end of the
+following Monday. A listing is **late** when no NOTICE_SERVED step is effective by then
+(served later, or not yet).
 
-The identification time is the listing's ``listed_at`` (an authority's own listing is
-identified when signed) unless an identification step says otherwise
-(``identified_at``).
+The identification time (issue 16): an authority's own listing is identified when
+signed (its ``listed_at``); a listing a platform signed is *reported* until the first
+IDENTIFIED step, whose ``effective_at`` it is. A reported listing owes no notice yet.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
-from types import MappingProxyType
 
-from gateway.core.identifiers import MemberId
-from gateway.core.statements import LifecycleStep, Listing
+from gateway.core.identifiers import MemberId, Role
+from gateway.core.statements import AlliancePolicy, LifecycleStep, Listing
 from gateway.core.workdays import WorkCalendar
 from gateway.errors import GatewayError
 
@@ -31,47 +31,48 @@ __all__ = [
     "identified_at",
     "notice_due",
     "notice_late",
+    "notice_working_days",
 ]
 
+# Five working days (one working week): the correction notice is "issued right after
+# publication" (DESIGN.md §1); a week is what a secretariat needs to serve it in writing.
 DEFAULT_NOTICE_WORKING_DAYS = 5
 
 
 @dataclass(frozen=True)
 class NoticeRule:
-    """The calendar and the working days per issuing alliance (trust domain)."""
+    """The working-day calendar notices are counted on."""
 
     calendar: WorkCalendar
-    working_days: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
-    default_working_days: int = DEFAULT_NOTICE_WORKING_DAYS
 
-    def days_for(self, listing: Listing) -> int:
-        domain = MemberId.parse(listing.issuer).trust_domain
-        return self.working_days.get(domain) or self.default_working_days
+
+def notice_working_days(policy: AlliancePolicy | None) -> int:
+    if policy is None or policy.notice_working_days == 0:
+        return DEFAULT_NOTICE_WORKING_DAYS
+    return policy.notice_working_days
 
 
 def identified_at(listing: Listing, first: Mapping[LifecycleStep, datetime]) -> datetime | None:
-    """When the listing was identified: ``listed_at`` (``first``: the earliest effective
-    time of each step of the listing)."""
-    del first  # every listing counts as identified when listed, until identification steps
-    return listing.listed_at
+    """When the listing was identified (``first``: the earliest effective time of each
+    of its steps); ``None`` while a platform's listing is only reported."""
+    if MemberId.parse(listing.issuer, field="listing.issuer").role is Role.AUTHORITY:
+        return listing.listed_at
+    return first.get(LifecycleStep.IDENTIFIED)
 
 
 def notice_due(
     rule: NoticeRule,
     listing: Listing,
     first: Mapping[LifecycleStep, datetime],
-    *,
-    identified: Callable[[Listing, Mapping[LifecycleStep, datetime]], datetime | None] = (
-        identified_at
-    ),
+    policy: AlliancePolicy | None = None,
 ) -> datetime | None:
     """When the notice is due; ``None`` when the listing is not identified or the
     calendar lacks a year the count needs (no guess is made)."""
-    start = identified(listing, first)
+    start = identified_at(listing, first)
     if start is None:
         return None
     try:
-        return rule.calendar.add_workdays(start, rule.days_for(listing))
+        return rule.calendar.add_workdays(start, notice_working_days(policy))
     except GatewayError:
         return None
 

@@ -35,10 +35,11 @@ from types import MappingProxyType
 from gateway.core.fold import SanctionKey, in_force_step
 from gateway.core.identifiers import MemberId
 from gateway.core.statements import (
-    ConductType,
+    AlliancePolicy,
     LifecycleStep,
     Listing,
     ListKind,
+    MeasureRequirement,
     SanctionAction,
     SanctionMeasure,
 )
@@ -47,12 +48,13 @@ __all__ = [
     "DEFAULT_SATISFYING",
     "ListingCompliance",
     "MeasureKey",
-    "MeasureRule",
     "Obligation",
     "ObligationKind",
     "ObligationState",
     "evaluate",
     "is_own",
+    "policy_grace",
+    "policy_satisfying",
     "required_platforms",
     "satisfying_measures",
 ]
@@ -93,22 +95,20 @@ DEFAULT_SATISFYING: Mapping[ListKind, frozenset[SanctionMeasure]] = MappingProxy
     }
 )
 
-# A policy's measure requirement: (list or None for any, conduct or None for any,
-# the satisfying measures).
-MeasureRule = tuple[ListKind | None, ConductType | None, Collection[SanctionMeasure]]
-
 
 def satisfying_measures(
-    listing: Listing, rules: Iterable[MeasureRule] = ()
+    listing: Listing, rules: Iterable[MeasureRequirement] = ()
 ) -> frozenset[SanctionMeasure]:
-    """The measures that satisfy an APPLY obligation on ``listing``.
+    """The measures that satisfy an APPLY obligation on ``listing``, by the issuing
+    alliance's ``AlliancePolicy.measure_requirements`` (``rules``).
 
     The most specific matching rule wins: list and conduct, then the conduct on any
     list, then the list for any conduct, then a rule for everything; with no matching
     rule, ``DEFAULT_SATISFYING`` of the list.
     """
     best: tuple[int, frozenset[SanctionMeasure]] | None = None
-    for kind, conduct, measures in rules:
+    for rule in rules:
+        kind, conduct, measures = rule.list, rule.conduct, rule.satisfying
         if (kind is not None and kind is not listing.list) or (
             conduct is not None and conduct is not listing.conduct
         ):
@@ -117,6 +117,20 @@ def satisfying_measures(
         if best is None or rank > best[0]:
             best = (rank, frozenset(measures))
     return best[1] if best is not None else DEFAULT_SATISFYING[listing.list]
+
+
+def policy_satisfying(
+    listing: Listing, policy: AlliancePolicy | None
+) -> frozenset[SanctionMeasure]:
+    """``satisfying_measures`` under the issuing alliance's policy (``None``: defaults)."""
+    return satisfying_measures(listing, () if policy is None else policy.measure_requirements)
+
+
+def policy_grace(policy: AlliancePolicy | None, default: timedelta) -> timedelta:
+    """The grace period: the policy's ``sanction_grace_days``, else the gateway's."""
+    if policy is None or policy.sanction_grace_days == 0:
+        return default
+    return timedelta(days=policy.sanction_grace_days)
 
 
 def is_own(platform: str, trust_domain: str) -> bool:

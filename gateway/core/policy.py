@@ -19,6 +19,7 @@ from types import MappingProxyType
 from gateway.core.identifiers import MemberId, reporting_unit
 from gateway.core.statements import (
     AlliancePolicy,
+    GovernmentMeasure,
     LifecycleStep,
     Listing,
     MemberRecord,
@@ -79,6 +80,8 @@ STATEMENT_SIGNERS: Mapping[type[Statement], frozenset[Role]] = MappingProxyType(
         MemberRecord: frozenset({Role.GATEWAY}),
         # A gateway reports on its own log only: the issuer is the signer.
         MonthlyReport: frozenset({Role.GATEWAY}),
+        # An authority of the listing's reporting unit, or of national scope.
+        GovernmentMeasure: frozenset({Role.AUTHORITY}),
         # An alliance's policy: its configured gateway, as itself (the issuer is the signer).
         AlliancePolicy: frozenset({Role.GATEWAY}),
     }
@@ -115,12 +118,14 @@ def authorize_statement(
     *,
     listing: Listing | None,
     signer_region: str | None,
+    signer_national: bool = False,
 ) -> None:
     """Raise ``PermissionError`` unless ``signer`` may sign ``stmt``.
 
-    ``listing`` is the listing a status change refers to, resolved by the caller
-    (``NotFoundError`` when a status change comes without it); ``signer_region`` is
-    the region code of the signer's member record, which scopes authorities.
+    ``listing`` is the listing a status change or a government measure refers to,
+    resolved by the caller (``NotFoundError`` when one comes without it);
+    ``signer_region`` is the region code of the signer's member record, which scopes
+    authorities; ``signer_national``: the signer's member record gives it national scope.
     """
     if stmt.issuer != str(signer):
         raise PermissionError(
@@ -136,6 +141,8 @@ def authorize_statement(
         _authorize_status_change(signer, stmt, listing, signer_region)
     elif isinstance(stmt, SanctionConfirmation):
         _authorize_answer(signer, stmt, listing)
+    elif isinstance(stmt, GovernmentMeasure):
+        _authorize_government_measure(signer, stmt, listing, signer_region, signer_national)
     elif isinstance(stmt, MemberRecord):
         member = MemberId.parse(stmt.member_id, field="member_record.member_id")
         if member.trust_domain != signer.trust_domain:
@@ -143,6 +150,30 @@ def authorize_statement(
                 f"gateway {signer} may vouch only for members of trust domain "
                 f"{signer.trust_domain}, not {stmt.member_id}"
             )
+
+
+def _authorize_government_measure(
+    signer: MemberId,
+    stmt: GovernmentMeasure,
+    listing: Listing | None,
+    signer_region: str | None,
+    national: bool,
+) -> None:
+    """An authority takes measures on listings of its own reporting unit; a national
+    authority on any listing."""
+    if listing is None:
+        raise NotFoundError(f"government_measure.listing_id: unknown listing {stmt.listing_id}")
+    if national:
+        return
+    unit = reporting_unit(listing.region_code)
+    if signer_region is not None and reporting_unit(signer_region) == unit:
+        return
+    own = "unknown" if signer_region is None else reporting_unit(signer_region)
+    raise PermissionError(
+        f"authority {signer} (reporting unit {own}) may take government measures only on "
+        f"listings of its own unit; listing {stmt.listing_id} is in unit {unit}",
+        advice="the authority of the listing's unit, or a national authority, records it",
+    )
 
 
 def _authorize_answer(

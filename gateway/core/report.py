@@ -48,6 +48,7 @@ from datetime import date, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 
+from gateway.core.alliance_policy import PolicyBook
 from gateway.core.fold import (
     STEP_PRECEDENCE,
     MemberDirectory,
@@ -57,8 +58,15 @@ from gateway.core.fold import (
 )
 from gateway.core.identifiers import REPORTING_UNITS, Role
 from gateway.core.notices import NoticeRule, notice_due
-from gateway.core.obligations import Obligation, ObligationKind, evaluate
+from gateway.core.obligations import (
+    Obligation,
+    ObligationKind,
+    evaluate,
+    policy_grace,
+    policy_satisfying,
+)
 from gateway.core.statements import (
+    AlliancePolicy,
     GovernmentMeasure,
     LifecycleStep,
     Listing,
@@ -203,6 +211,7 @@ class _Inputs:
     active: tuple[str, ...]
     grace: timedelta
     notices: NoticeRule | None
+    policies: PolicyBook
 
 
 def _bump(table: dict[str, int], key: str) -> None:
@@ -249,6 +258,7 @@ def compute_month(
     confirmations: dict[str, dict[str, SanctionConfirmation]] = defaultdict(dict)
     measures: dict[str, dict[str, GovernmentMeasure]] = defaultdict(dict)
     members = MemberDirectory()
+    policies = PolicyBook()
     for rec in records:
         stmt = rec.statement
         if isinstance(stmt, Listing):
@@ -263,6 +273,9 @@ def compute_month(
         elif isinstance(stmt, GovernmentMeasure):
             if stmt.effective_at < end:
                 measures[stmt.listing_id][rec.record_id] = stmt
+        elif isinstance(stmt, AlliancePolicy):
+            if stmt.issued_at < end:
+                policies.apply(rec.record_id, stmt)
         elif isinstance(stmt, MemberRecord) and stmt.issued_at < end:
             members.apply(rec.record_id, stmt)
     active = tuple(
@@ -270,7 +283,7 @@ def compute_month(
         for m in members.members()
         if m.role is Role.PLATFORM and m.status is MemberStatus.ACTIVE
     )
-    inputs = _Inputs(month, trust_domain, active, grace, notices)
+    inputs = _Inputs(month, trust_domain, active, grace, notices, policies)
     units = {u: UnitReport(u) for u in REPORTING_UNITS if unit is None or u == unit}
     ledger: list[LedgerEntry] = []
     for listing_id in sorted(listings):
@@ -336,7 +349,8 @@ def _count_due_process(
     if _within(first.get(LifecycleStep.COMMITMENT_SIGNED), start, end):
         out.commitments_signed += 1
     if inputs.notices is not None:
-        due = notice_due(inputs.notices, listing, first)
+        policy = inputs.policies.for_listing(listing, end)
+        due = notice_due(inputs.notices, listing, first, policy)
         served = first.get(LifecycleStep.NOTICE_SERVED)
         if due is not None and start <= due < end and (served is None or served > due):
             out.notices_late += 1
@@ -428,6 +442,7 @@ def _count(
         if skey not in state or order > state[skey]:
             state[skey] = order
     closes = [first[s] for s in (LifecycleStep.CORRECTED, LifecycleStep.REMOVED) if s in first]
+    policy = inputs.policies.for_listing(listing, end)
     result = evaluate(
         listing_id,
         listing,
@@ -438,7 +453,8 @@ def _count(
         not_applicable=answered,
         active_platforms=inputs.active,
         trust_domain=inputs.trust_domain,
-        grace=inputs.grace,
+        grace=policy_grace(policy, inputs.grace),
+        satisfying=policy_satisfying(listing, policy),
         at=end,
     )
     _count_outstanding(out, result.outstanding())

@@ -92,6 +92,7 @@ class ComplianceRuntime:
             core.directory,
             trust_domain=config.trust_domain,
             grace=timedelta(days=config.sanction_grace_days),
+            policies=core.policies.for_listing,
             clock=core.clock,
         )
         self.reports = report_service(core, federation=federation)

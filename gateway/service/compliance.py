@@ -8,7 +8,7 @@ gateway's own ACTIVE platforms, which owe an answer when the listing names no st
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -21,8 +21,11 @@ from gateway.core.obligations import (
     ObligationState,
     evaluate,
     is_own,
+    policy_grace,
+    policy_satisfying,
 )
 from gateway.core.statements import (
+    AlliancePolicy,
     LifecycleStep,
     Listing,
     MemberStatus,
@@ -79,9 +82,13 @@ class ComplianceService:
         *,
         trust_domain: str,
         grace: timedelta,
+        policies: Callable[[Listing], AlliancePolicy | None] = lambda _: None,
         clock: Clock = utc_now,
     ) -> None:
-        """``trust_domain``: this gateway's; its platforms are the ones it tracks."""
+        """``trust_domain``: this gateway's; its platforms are the ones it tracks.
+        ``grace``: the gateway's grace period; ``policies``: the policy of a listing's
+        issuing alliance (its ``sanction_grace_days`` and ``measure_requirements`` win)."""
+        self._policies = policies
         self._trust_domain = trust_domain
         self._store = store
         self._compliance = compliance
@@ -213,6 +220,7 @@ class ComplianceService:
                 raise NotFoundError(f"listing {row.listing_id} has no record")
             listing = decode_statement(record.payload_type, record.payload)
             assert isinstance(listing, Listing)
+            policy = self._policies(listing)
             history = steps.get(row.listing_id, [])
             escalations = [s.effective_at for s in history if s.step == LifecycleStep.ESCALATED]
             closes = [s.effective_at for s in history if s.step in _CLOSING]
@@ -234,7 +242,8 @@ class ComplianceService:
                     not_applicable=answered,
                     active_platforms=active,
                     trust_domain=self._trust_domain,
-                    grace=self._grace,
+                    grace=policy_grace(policy, self._grace),
+                    satisfying=policy_satisfying(listing, policy),
                     at=now,
                 )
             )

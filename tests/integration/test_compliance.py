@@ -33,6 +33,7 @@ from gateway import codec
 from gateway.core import dsse, merkle
 from gateway.core.crypto import load_signing_key
 from gateway.core.fold import ListState, VerifiedRecord
+from gateway.core.intake import DOCUMENT_STEPS
 from gateway.core.notes import NoteSigner, open_checkpoint
 from gateway.core.notices import NoticeRule
 from gateway.core.possession import prove_possession
@@ -146,8 +147,14 @@ def step(
         "decided_by": "Hangzhou Intermediate People's Court" if s is LifecycleStep.REMOVED else "",
     }
     values.update(kw)
+    document = hashlib.sha256(b"document").digest() if s in DOCUMENT_STEPS else b""
     return StatusChange(
-        issuer=issuer.member_id, listing_id=listing_id, step=s, effective_at=at, **values
+        issuer=issuer.member_id,
+        listing_id=listing_id,
+        step=s,
+        effective_at=at,
+        document_sha256=document,
+        **values,
     )
 
 

@@ -19,6 +19,7 @@ still serves. ``FUZZ_INPUTS`` generated inputs in all.
 from __future__ import annotations
 
 import functools
+import hashlib
 import itertools
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -577,6 +578,7 @@ def _base_statements(fz: Fuzzed, caller: Member) -> list[tuple[str, Message]]:
             step=LifecycleStep.NOTICE_SERVED,
             effective_at=listed + timedelta(days=1),
             decision_ref=fz.fresh_ref(),
+            document_sha256=hashlib.sha256(b"notice").digest(),
         ),
         StatusChange(
             issuer=caller.member_id,

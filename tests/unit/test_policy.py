@@ -17,6 +17,8 @@ from gateway.core.policy import (
 from gateway.core.statements import (
     AlliancePolicy,
     ConductType,
+    GovernmentMeasure,
+    GovernmentMeasureKind,
     LifecycleStep,
     Listing,
     ListKind,
@@ -30,6 +32,7 @@ from gateway.core.statements import (
     SanctionMeasure,
     Statement,
     StatusChange,
+    StoreRef,
     Subject,
 )
 from gateway.errors import NotFoundError, PermissionError, RecordError
@@ -72,6 +75,14 @@ def make_statement(cls: type[Statement], issuer: MemberId) -> Statement:
         )
     if cls is AlliancePolicy:
         return AlliancePolicy(issuer=s, issued_at=T0)
+    if cls is GovernmentMeasure:
+        return GovernmentMeasure(
+            issuer=s,
+            listing_id=LID,
+            kind=GovernmentMeasureKind.SUMMONS,
+            decision_ref="浙市监约〔2026〕12号",
+            effective_at=T0,
+        )
     if cls is MonthlyReport:
         return MonthlyReport(
             issuer=s,
@@ -182,8 +193,8 @@ def test_monitor_writes_nothing() -> None:
 
 
 def _kwargs(cls: type[Statement], signer: MemberId) -> dict[str, object]:
-    if cls is StatusChange:
-        # The signer's own listing: role is the only thing that can refuse.
+    if cls in (StatusChange, GovernmentMeasure):
+        # The signer's own listing in its own unit: role is the only thing that can refuse.
         return {"listing": listing_by(signer), "signer_region": "330100"}
     return {"listing": None, "signer_region": "330100"}
 
@@ -227,6 +238,56 @@ def test_signers_table_content() -> None:
     assert STATEMENT_SIGNERS[MonthlyReport] == {Role.GATEWAY}
     assert STATEMENT_SIGNERS[AlliancePolicy] == {Role.GATEWAY}
     assert STATEMENT_SIGNERS[StatusChange] == {Role.PLATFORM, Role.AUTHORITY, Role.GATEWAY}
+    assert STATEMENT_SIGNERS[GovernmentMeasure] == {Role.AUTHORITY}
+
+
+# --- government measures and NOT_APPLICABLE answers ----------------------------------
+
+
+def test_government_measure_by_an_authority_of_the_unit_or_national() -> None:
+    authority = mid(Role.AUTHORITY, "gd-amr", GD)
+    measure = make_statement(GovernmentMeasure, authority)
+    listing = listing_by(mid(Role.PLATFORM, "shop"), region="330100")
+    # An authority of another unit is refused, naming both units.
+    with pytest.raises(PermissionError, match=r"reporting unit 44\).*listing .* is in unit 33"):
+        authorize_statement(authority, measure, listing=listing, signer_region="440300")
+    with pytest.raises(PermissionError, match=r"reporting unit unknown"):
+        authorize_statement(authority, measure, listing=listing, signer_region=None)
+    # The unit's authority, or any national one, may.
+    authorize_statement(authority, measure, listing=listing, signer_region="330000")
+    authorize_statement(
+        authority, measure, listing=listing, signer_region="110000", signer_national=True
+    )
+    with pytest.raises(NotFoundError, match=r"^government_measure\.listing_id: unknown"):
+        authorize_statement(authority, measure, listing=None, signer_region="330000")
+
+
+def test_a_named_store_platform_may_not_answer_not_applicable() -> None:
+    shop = mid(Role.PLATFORM, "shop")
+    other = mid(Role.PLATFORM, "other")
+    base = listing_by(mid(Role.AUTHORITY, "amr"))
+    listing = Listing(
+        issuer=base.issuer,
+        subject=Subject(uscc="91330100716105852F", stores=(StoreRef(str(shop), "s-1"),)),
+        list=base.list,
+        conduct=base.conduct,
+        region_code=base.region_code,
+        decision_ref=base.decision_ref,
+        listed_at=base.listed_at,
+    )
+
+    def answer(platform: MemberId) -> SanctionConfirmation:
+        return SanctionConfirmation(
+            issuer=str(platform),
+            listing_id=LID,
+            measure=None,
+            action=SanctionAction.NOT_APPLICABLE,
+            effective_at=T0,
+        )
+
+    with pytest.raises(PermissionError, match=r"names store 's-1' of .*may not answer"):
+        authorize_statement(shop, answer(shop), listing=listing, signer_region="330100")
+    authorize_statement(other, answer(other), listing=listing, signer_region="330100")
 
 
 # --- status changes: who may change whose listing ------------------------------------
