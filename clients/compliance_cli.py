@@ -65,6 +65,11 @@ def _time(ts: Any, has: bool = True) -> str | None:
     return datetime.fromtimestamp(ts.seconds + ts.nanos / 1e9, UTC).isoformat()
 
 
+def _government_kind(m: co.GovernmentMeasureRef) -> str:
+    name = _dashed(st.GovernmentMeasureKind.Name(m.kind), "GOVERNMENT_MEASURE_KIND_")
+    return f"{name}:{m.kind_other}" if m.kind_other else name
+
+
 def _rfc3339(ts: Any) -> str:
     """RFC 3339 in UTC with a Z, to the second or finer: 2026-09-08T00:00:00Z."""
     return ts.ToJsonString()  # type: ignore[no-any-return]
@@ -229,6 +234,30 @@ def listing_json(c: co.ListingCompliance) -> dict[str, Any]:
         "escalated_at": _time(c.escalated_at, c.HasField("escalated_at")),
         "closed_at": _time(c.closed_at, c.HasField("closed_at")),
         "platforms_from_stores": c.platforms_from_stores,
+        "notice_due_at": _rfc3339(c.notice_due_at) if c.HasField("notice_due_at") else None,
+        "notice_late": c.notice_late,
+        "steps": [
+            {
+                "step": _step(s.step),
+                "effective_at": _rfc3339(s.effective_at),
+                "issuer": s.issuer,
+                "record_id": s.record_id,
+                "decision_ref": s.decision_ref,
+                "document_sha256": s.document_sha256.hex(),
+            }
+            for s in c.steps
+        ],
+        "government_measures": [
+            {
+                "kind": _government_kind(m),
+                "effective_at": _rfc3339(m.effective_at),
+                "issuer": m.issuer,
+                "record_id": m.record_id,
+                "decision_ref": m.decision_ref,
+                "document_sha256": m.document_sha256.hex(),
+            }
+            for m in c.government_measures
+        ],
         "obligations": [
             {
                 "platform": o.platform,
@@ -276,6 +305,18 @@ def show_listing(args: argparse.Namespace, out: TextIO | None = None) -> int:
     overdue = ", overdue" if c.overdue else ""
     out.write(f"listing {c.listing_id} ({c.region_code}): {_step(c.step)}, {state}{overdue}, ")
     out.write(f"deadline {deadline}\n")
+    if c.HasField("notice_due_at"):
+        late = ", LATE" if c.notice_late else ""
+        out.write(f"correction notice due {_beijing(c.notice_due_at)} (Beijing){late}\n")
+    for s in c.steps:
+        document = f", document sha256 {s.document_sha256.hex()}" if s.document_sha256 else ""
+        out.write(f"  step {_step(s.step)} {_beijing(s.effective_at)} by {s.issuer}{document}\n")
+    for m in c.government_measures:
+        document = f", document sha256 {m.document_sha256.hex()}" if m.document_sha256 else ""
+        out.write(
+            f"  government measure {_government_kind(m)} {_beijing(m.effective_at)} by "
+            f"{m.issuer} ({m.decision_ref}){document}\n"
+        )
     if not c.obligations:
         out.write("no platform owes anything on this listing\n")
         return 0

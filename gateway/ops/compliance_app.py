@@ -86,6 +86,7 @@ class ComplianceRuntime:
             gateway_id=config.member_id,
             origin=config.log_origin,
         )
+        self.reports = report_service(core, federation=federation)
         self.compliance = ComplianceService(
             core.store,
             cstore,
@@ -93,9 +94,9 @@ class ComplianceRuntime:
             trust_domain=config.trust_domain,
             grace=timedelta(days=config.sanction_grace_days),
             policies=core.policies.for_listing,
+            calendar=self.reports.calendar,
             clock=core.clock,
         )
-        self.reports = report_service(core, federation=federation)
         self.metrics: ComplianceMetrics | None = (
             register_compliance_metrics(registry) if registry is not None else None
         )

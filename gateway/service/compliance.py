@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from gateway.codec import decode_statement
 from gateway.core.fold import SanctionKey
+from gateway.core.notices import NoticeRule, notice_due, notice_late
 from gateway.core.obligations import (
     ListingCompliance,
     Obligation,
@@ -25,14 +26,18 @@ from gateway.core.obligations import (
     policy_satisfying,
 )
 from gateway.core.statements import (
+    PAYLOAD_TYPES,
     AlliancePolicy,
+    GovernmentMeasure,
     LifecycleStep,
     Listing,
     MemberStatus,
     Role,
     SanctionAction,
     SanctionMeasure,
+    StatusChange,
 )
+from gateway.core.workdays import WorkCalendar
 from gateway.errors import NotFoundError, RecordError
 from gateway.service.directory import Directory
 from gateway.service.ledger import Clock, utc_now
@@ -43,15 +48,35 @@ from gateway.service.paging import (
     encode_token,
 )
 from gateway.storage import ListingProjection, SqlStore
-from gateway.storage.compliance import ComplianceStore, ListingCount
+from gateway.storage.compliance import ComplianceStore, ListingCount, StepTime
 
-__all__ = ["ComplianceService", "ComplianceSummary", "Owed"]
+__all__ = ["ComplianceService", "ComplianceSummary", "ListingDetail", "Owed", "StepEntry"]
 
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
 _SCAN = 500
 _CLOSING = (int(LifecycleStep.CORRECTED), int(LifecycleStep.REMOVED))
 _NOT_APPLICABLE = int(SanctionAction.NOT_APPLICABLE)
+
+
+@dataclass(frozen=True)
+class StepEntry:
+    """One status change of a listing, as recorded."""
+
+    record_id: str
+    statement: StatusChange
+
+
+@dataclass(frozen=True)
+class ListingDetail:
+    """A listing's obligations with its recorded steps, government measures and the
+    correction notice's due time (``None``: not identified, or no calendar for it)."""
+
+    compliance: ListingCompliance
+    steps: tuple[StepEntry, ...]
+    measures: tuple[tuple[str, GovernmentMeasure], ...]
+    notice_due_at: datetime | None
+    notice_late: bool
 
 
 @dataclass(frozen=True)
@@ -71,6 +96,8 @@ class ComplianceSummary:
     outstanding_confirmations: int
     outstanding_lifts: dict[SanctionMeasure, int] = field(default_factory=dict)
     not_applicable: int = 0
+    # Own listings whose correction notice is late and still not served, by list and unit.
+    notices_late: list[ListingCount] = field(default_factory=list)
 
 
 class ComplianceService:
@@ -83,12 +110,14 @@ class ComplianceService:
         trust_domain: str,
         grace: timedelta,
         policies: Callable[[Listing], AlliancePolicy | None] = lambda _: None,
+        calendar: WorkCalendar | None = None,
         clock: Clock = utc_now,
     ) -> None:
         """``trust_domain``: this gateway's; its platforms are the ones it tracks.
         ``grace``: the gateway's grace period; ``policies``: the policy of a listing's
         issuing alliance (its ``sanction_grace_days`` and ``measure_requirements`` win)."""
         self._policies = policies
+        self._notices = None if calendar is None else NoticeRule(calendar)
         self._trust_domain = trust_domain
         self._store = store
         self._compliance = compliance
@@ -106,6 +135,66 @@ class ComplianceService:
             raise NotFoundError(f"listing_id: no listing {listing_id} is known to this gateway")
         (result,) = self._evaluate([projection], self._clock())
         return result
+
+    def detail(self, listing_id: str) -> ListingDetail:
+        """``listing`` with the recorded steps, government measures and notice timing."""
+        result = self.listing(listing_id)
+        history = self._compliance.step_times([listing_id]).get(listing_id, [])
+        records = self._store.records_by_ids([h.record_id for h in history])
+        steps = []
+        for h in history:
+            stmt = decode_statement(records[h.record_id].payload_type, records[h.record_id].payload)
+            assert isinstance(stmt, StatusChange)
+            steps.append(StepEntry(h.record_id, stmt))
+        measures = []
+        for _, record_id, payload in self._compliance.records_of_type_after(
+            PAYLOAD_TYPES[GovernmentMeasure], -1
+        ):
+            stmt = decode_statement(PAYLOAD_TYPES[GovernmentMeasure], payload)
+            if isinstance(stmt, GovernmentMeasure) and stmt.listing_id == listing_id:
+                measures.append((record_id, stmt))
+        measures.sort(key=lambda m: (m[1].effective_at, m[0]))
+        due, late = self._notice(result.listing, history, self._clock())
+        return ListingDetail(result, tuple(steps), tuple(measures), due, late)
+
+    def _notice(
+        self, listing: Listing, history: Sequence[StepTime], now: datetime
+    ) -> tuple[datetime | None, bool]:
+        if self._notices is None:
+            return None, False
+        first: dict[LifecycleStep, datetime] = {}
+        for h in history:  # oldest first
+            first.setdefault(LifecycleStep(h.step), h.effective_at)
+        due = notice_due(self._notices, listing, first, self._policies(listing))
+        return due, notice_late(due, first.get(LifecycleStep.NOTICE_SERVED), now)
+
+    def late_notices(self, now: datetime) -> list[ListingCount]:
+        """This gateway's own listings whose notice is late and still not served."""
+        if self._notices is None:
+            return []
+        counts: dict[tuple[int, str], int] = {}
+        after = -1
+        prefix = f"spiffe://{self._trust_domain}/"
+        while True:
+            rows = self._compliance.notice_candidates(
+                prefix, now - timedelta(days=1), after_index=after, limit=_SCAN
+            )
+            if not rows:
+                break
+            ids = [r.listing_id for r in rows]
+            records = self._store.records_by_ids(ids)
+            steps = self._compliance.step_times(ids)
+            for row in rows:
+                listing = decode_statement(
+                    records[row.listing_id].payload_type, records[row.listing_id].payload
+                )
+                assert isinstance(listing, Listing)
+                _, late = self._notice(listing, steps.get(row.listing_id, []), now)
+                if late:
+                    key = (row.list_kind, row.region_code[:2])
+                    counts[key] = counts.get(key, 0) + 1
+            after = rows[-1].log_index
+        return [ListingCount(kind, unit, n) for (kind, unit), n in sorted(counts.items())]
 
     def outstanding(
         self,
@@ -179,6 +268,7 @@ class ComplianceService:
             outstanding_confirmations=confirmations,
             outstanding_lifts=lifts,
             not_applicable=not_applicable,
+            notices_late=self.late_notices(now),
         )
 
     def _scan(
