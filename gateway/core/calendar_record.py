@@ -43,9 +43,11 @@ from gateway.errors import ConfigError
 
 __all__ = [
     "KIND_NAMES",
+    "WARN_DAYS",
     "CalendarFile",
     "days_of",
     "merge_calendars",
+    "missing_years",
     "newest_per_year",
     "parse_calendar_file",
     "year_calendar",
@@ -236,3 +238,18 @@ def merge_calendars(shipped: WorkCalendar, records: Iterable[HolidayCalendar]) -
     for record in records:
         years[record.year] = year_calendar(record)
     return WorkCalendar(years.values())
+
+
+WARN_DAYS = 60
+
+
+def missing_years(
+    calendar: WorkCalendar, today: date, *, horizon_days: int = WARN_DAYS
+) -> list[int]:
+    """The years from ``today`` to ``horizon_days`` ahead that the calendar lacks.
+
+    A report due date in such a year cannot be computed (the due date of December's
+    report falls in January), so ``alliance-gateway schedule`` warns this long before.
+    """
+    last = today + timedelta(days=horizon_days)
+    return [y for y in range(today.year, last.year + 1) if y not in calendar.years]

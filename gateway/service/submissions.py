@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -170,10 +171,9 @@ class SubmissionService:
         for month in months:
             due_date: date | None = None
             due_by: datetime | None = None
-            try:
+            # A year the calendar lacks: no due date, so never overdue.
+            with suppress(ConfigError):
                 due_date, due_by = calendar.due_date(month), calendar.due_by(month)
-            except ConfigError:
-                pass  # the calendar lacks the year: no due date, never overdue
             out.append(
                 month_state(
                     month,
