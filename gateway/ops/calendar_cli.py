@@ -4,7 +4,7 @@ recent month's report stands.
 
     alliance-gateway calendar import FILE --config gateway.toml [--source TEXT] [--dry-run]
     alliance-gateway calendar list --config gateway.toml
-    alliance-gateway schedule --config gateway.toml [--months N]
+    alliance-gateway schedule --config gateway.toml [--months N] [--until YYYY-MM]
 
 The calendar file formats are in docs/OPERATIONS.md, "Calendars".
 """
@@ -59,6 +59,7 @@ def add_subparsers(sub: Any) -> None:
     sched.add_argument(
         "--months", type=int, default=3, help="how many ended months to show (default 3)"
     )
+    sched.add_argument("--until", help="the latest month shown, YYYY-MM (default: last month)")
     sched.set_defaults(handler=run_schedule)
 
 
@@ -136,13 +137,14 @@ def _state_line(s: MonthState) -> str:
 def run_schedule(args: argparse.Namespace) -> int:
     if not 1 <= args.months <= 24:
         raise RecordError("--months: 1 to 24")
+    until = ReportMonth.parse(args.until) if args.until else None
     core = Core(load_config(args.config))
     try:
         book = calendar_book(core)
         submissions = submission_service(core, book)
         now = core.clock()
         calendar = book.current()
-        latest = ReportMonth.containing(now).previous()
+        latest = until or ReportMonth.containing(now).previous()
         months = [latest]
         for _ in range(args.months - 1):
             months.insert(0, months[0].previous())

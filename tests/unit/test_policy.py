@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from gateway.core.calendar_record import days_of
 from gateway.core.identifiers import MemberId
 from gateway.core.policy import (
     RPC_ROLES,
@@ -14,7 +15,6 @@ from gateway.core.policy import (
     authorize_statement,
     rpc_allowed,
 )
-from gateway.core.calendar_record import days_of
 from gateway.core.statements import (
     ConductType,
     HolidayCalendar,

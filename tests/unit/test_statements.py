@@ -11,10 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.core.statements import (
-    HolidayCalendar,
     CHINA_STANDARD_TIME,
     PAYLOAD_TYPES,
     ConductType,
+    HolidayCalendar,
     LifecycleStep,
     Listing,
     ListKind,
