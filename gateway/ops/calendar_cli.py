@@ -5,6 +5,7 @@ recent month's report stands.
     alliance-gateway calendar import FILE --config gateway.toml [--source TEXT] [--dry-run]
     alliance-gateway calendar list --config gateway.toml
     alliance-gateway schedule --config gateway.toml [--months N] [--until YYYY-MM]
+        [--as-of YYYY-MM-DD]
 
 The calendar file formats are in docs/OPERATIONS.md, "Calendars".
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,11 @@ def add_subparsers(sub: Any) -> None:
         "--months", type=int, default=3, help="how many ended months to show (default 3)"
     )
     sched.add_argument("--until", help="the latest month shown, YYYY-MM (default: last month)")
+    sched.add_argument(
+        "--as-of",
+        help="show the schedule as it stands at 00:00 (Beijing) of this day, YYYY-MM-DD "
+        "(default: now), e.g. to see which calendar will be missing",
+    )
     sched.set_defaults(handler=run_schedule)
 
 
@@ -134,21 +140,32 @@ def _state_line(s: MonthState) -> str:
     return line
 
 
+def _as_of(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise RecordError(f"--as-of: {text!r} is not a date (YYYY-MM-DD)") from None
+    return datetime(day.year, day.month, day.day, tzinfo=REPORT_TZ)
+
+
 def run_schedule(args: argparse.Namespace) -> int:
     if not 1 <= args.months <= 24:
         raise RecordError("--months: 1 to 24")
     until = ReportMonth.parse(args.until) if args.until else None
+    as_of = _as_of(args.as_of)
     core = Core(load_config(args.config))
     try:
         book = calendar_book(core)
         submissions = submission_service(core, book)
-        now = core.clock()
+        now = as_of or core.clock()
         calendar = book.current()
         latest = until or ReportMonth.containing(now).previous()
         months = [latest]
         for _ in range(args.months - 1):
             months.insert(0, months[0].previous())
-        states = submissions.states(months)
+        states = submissions.states(months, now=now)
     finally:
         core.close()
     today = now.astimezone(REPORT_TZ).date()

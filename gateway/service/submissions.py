@@ -159,9 +159,11 @@ class SubmissionService:
             if isinstance(s, ReportSubmission) and s.month == str(month)
         ]
 
-    def states(self, months: Sequence[ReportMonth]) -> list[MonthState]:
-        """Where the report of each of ``months`` stands now."""
-        now = self._clock()
+    def states(
+        self, months: Sequence[ReportMonth], *, now: datetime | None = None
+    ) -> list[MonthState]:
+        """Where the report of each of ``months`` stands ``now`` (default: the clock's)."""
+        now = self._clock() if now is None else now
         names = [str(m) for m in months]
         drafted = {month for month, _ in self._drafts(names)}
         finalised = {s.month for _, s in self._own(_REPORT_TYPE)}

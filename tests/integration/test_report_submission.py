@@ -218,3 +218,41 @@ def test_submission_refusals(
         assert "report_submission.recipient: must not be empty" in capsys.readouterr().err
         assert gw.core.store.log_size() == grown == size + 1  # only the report was signed
         assert submissions(gw) == []
+
+
+def test_schedule_warns_sixty_days_before_a_year_without_calendar(
+    alliance: Alliance,
+    tmp_path: Path,
+    database_url: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = write_config(tmp_path / "gateway.toml", alliance.config(database_url))
+    schedule = ["schedule", "--config", str(path)]
+    # 1 January 2027 is 61 days after 1 November 2026, 60 after the 2nd.
+    assert cli_main([*schedule, "--as-of", "2026-11-01"]) == 0
+    quiet = capsys.readouterr()
+    assert "warning" not in quiet.err
+    assert "report 2026-10: due 2026-11-13, due" in quiet.out
+    assert cli_main([*schedule, "--as-of", "2026-11-02"]) == 0
+    warned = capsys.readouterr().err
+    assert (
+        "warning: no holiday calendar for 2027: report due dates from 2027-01-01 (in 60 days)"
+        in (warned)
+    )
+    assert "alliance-gateway calendar import FILE" in warned
+
+    # Once 2027 is imported, the warning is gone and January's due dates are known.
+    calendar = tmp_path / "cn-2027.toml"
+    calendar.write_text(
+        'year = 2027\nsource = "test schedule"\n'
+        '[[holidays]]\nname = "元旦"\nfirst = 2027-01-01\nlast = 2027-01-03\n',
+        encoding="utf-8",
+    )
+    assert cli_main(["calendar", "import", str(calendar), "--config", str(path)]) == 0
+    capsys.readouterr()
+    assert cli_main([*schedule, "--as-of", "2027-01-20", "--months", "1"]) == 0
+    done = capsys.readouterr()
+    assert "warning" not in done.err
+    assert "report 2026-12: due 2027-01-14, due, OVERDUE" in done.out
+    assert cli_main([*schedule, "--as-of", "2027-13-01"]) == 2
+    assert "--as-of: '2027-13-01' is not a date" in capsys.readouterr().err
