@@ -29,7 +29,7 @@ __all__ = [
 METADATA_KEY: Final = "alliance-protocol"
 """The gRPC metadata key (lower case, as HTTP/2 carries it) of the version statement."""
 
-CONTRACT_SHA256: Final = "b9853691e4496277d4cd6cabf6b5abe9a5b76af8344dc84179137f61fc2a180f"
+CONTRACT_SHA256: Final = "97f1e7a545c046d60d60a0a8178262fa1eef2776cc0d3be1bd5162f40aec0b01"
 """``contract_digest`` of the ``alliance.v1`` descriptors of this revision. The tests
 recompute it from the generated code, so no contract change ships without a new
 revision."""
@@ -71,12 +71,12 @@ class ProtocolVersion:
         return cls(match.group(1), int(match.group(3)))
 
 
-CURRENT: Final = ProtocolVersion("alliance.v1", 2)
+CURRENT: Final = ProtocolVersion("alliance.v1", 3)
 """What this code speaks. Revision history: docs/PROTOCOL.md §5.1."""
 
 
 def header() -> tuple[str, str]:
-    """The metadata entry a gateway sends: ``("alliance-protocol", "alliance.v1/2")``."""
+    """The metadata entry a gateway sends: ``("alliance-protocol", "alliance.v1/3")``."""
     return (METADATA_KEY, str(CURRENT))
 
 
