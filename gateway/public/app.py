@@ -33,8 +33,7 @@ from gateway.core.publication import FIELD_LABELS
 from gateway.errors import GatewayError, LogDamageError, NotFoundError
 from gateway.public.pages import Pages
 from gateway.public.ratelimit import ClientRates, RateSettings, retry_after
-from gateway.service.publication import FeedEntry, FeedPage, PublicFeed
-from gateway.storage import StoredCheckpoint
+from gateway.service.publication import FeedEntry, FeedPage, PublicFeed, StoredCheckpoint
 
 logger = logging.getLogger(__name__)
 

@@ -264,4 +264,4 @@ def _leaf(role: str, r: StoredRecord, path: list[bytes]) -> dict[str, Any]:
     }
 
 
-__all__ = ["PUBLIC_TYPES", "FeedEntry", "FeedPage", "PublicFeed"]
+__all__ = ["PUBLIC_TYPES", "FeedEntry", "FeedPage", "PublicFeed", "StoredCheckpoint"]

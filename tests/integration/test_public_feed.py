@@ -29,7 +29,13 @@ from gwtest import (
     zhejiang,
 )
 
+from clients.cli import main as cli_main
+from gateway.codec import decode_statement
+from gateway.core.crypto import SigningKey
+from gateway.core.notes import NoteSigner
+from gateway.core.public_proof import verify_entry_proof
 from gateway.core.statements import LifecycleStep, StatusChange, Subject
+from gateway.errors import GatewayError
 from gateway.ops.app import Gateway
 from gateway.pb.alliance.v1 import statements_pb2 as spb
 
@@ -97,7 +103,8 @@ def _ed25519(pub: bytes, sig: bytes, data: bytes) -> bool:
 
 
 def _wire(enum_type: Any, value: int, prefix: str) -> str:
-    return enum_type.Name(value).removeprefix(prefix).lower().replace("_", "-")
+    name: str = enum_type.Name(value)
+    return name.removeprefix(prefix).lower().replace("_", "-")
 
 
 def _time(ts: Any) -> str:
@@ -398,3 +405,80 @@ def test_etag_revalidation_answers_304(alliance: Alliance, db_url: str) -> None:
         assert again[0] == 304 and again[2] == b""
         other = http.request("/v1/feed", headers={"If-None-Match": '"something-else"'})
         assert other[0] == 200 and other[2] == body
+
+
+def test_the_cli_verifies_a_page_and_refuses_a_wrong_key(
+    alliance: Alliance, db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    amr = alliance.members["zj-amr"]
+    with _start(alliance, db_url) as gw:
+        vkey = gw.core.note_signer.verifier().vkey
+        rid = _submit(gw, amr, listing(amr, subject=Subject(uscc=USCC[0], name=NAME)))
+        other = _submit(gw, amr, listing(amr, uscc=USCC[1]))
+        _submit(gw, amr, _removal(amr, other))
+        _synced(gw)
+        url = f"http://127.0.0.1:{gw.public_port}/v1/feed?unit=33"
+        key_file = tmp_path / "log.vkey"
+        key_file.write_text(vkey + "\n")
+        assert cli_main(["public", "verify", url, "--log-vkey", str(key_file)]) == 0
+        out = capsys.readouterr().out
+        assert f"ok      {rid}" in out and "2 verified, 0 failed" in out
+        stranger = NoteSigner(gw.config.log_origin, SigningKey.generate()).verifier().vkey
+        assert cli_main(["public", "verify", url, "--log-vkey", stranger]) == 1
+        assert "does not verify" in capsys.readouterr().err
+        assert cli_main(["public", "verify", url, "--log-vkey", "not-a-key"]) == 2
+
+
+def test_every_check_of_the_proof_can_fail(alliance: Alliance, db_url: str) -> None:
+    """The project's own verifier (the CLI's and the search page's) refuses each kind of
+    tampering: a field, an audit path, a signature, a leaf of another record."""
+    amr = alliance.members["zj-amr"]
+    with _start(alliance, db_url) as gw:
+        verifier = gw.core.note_signer.verifier()
+        rid = _submit(gw, amr, listing(amr, subject=Subject(uscc=USCC[0], name=NAME)))
+        _submit(gw, amr, _removal(amr, rid))
+        _synced(gw)
+        doc = Http(gw.public_port).json(f"/v1/entries/{rid}/proof")
+        assert verify_entry_proof(doc, verifier, decode=decode_statement).fields["status"] == (
+            "removed"
+        )
+
+        def broken(change: Any) -> dict[str, Any]:
+            copy = json.loads(json.dumps(doc))
+            change(copy)
+            return copy
+
+        def leaf(d: dict[str, Any], role: str) -> dict[str, Any]:
+            found: dict[str, Any] = next(x for x in d["leaves"] if x["role"] == role)
+            return found
+
+        def flip(b64: str) -> str:
+            raw = bytearray(base64.b64decode(b64))
+            raw[-1] ^= 1
+            return base64.b64encode(bytes(raw)).decode()
+
+        tampered = {
+            "field": lambda d: d["entry"].update(removal_reason="别的原因"),
+            "status": lambda d: d["entry"].update(status="in_force"),
+            "path": lambda d: leaf(d, "listing").update(
+                audit_path=[flip(h) for h in leaf(d, "listing")["audit_path"]]
+            ),
+            "index": lambda d: leaf(d, "listing").update(
+                log_index=leaf(d, "listing")["log_index"] + 1
+            ),
+            "listing signature": lambda d: leaf(d, "listing")["envelope"]["signatures"][0].update(
+                sig=flip(leaf(d, "listing")["envelope"]["signatures"][0]["sig"])
+            ),
+            "member signature": lambda d: leaf(d, "authority")["envelope"]["signatures"][0].update(
+                sig=flip(leaf(d, "authority")["envelope"]["signatures"][0]["sig"])
+            ),
+            "no removal leaf": lambda d: d.update(
+                leaves=[x for x in d["leaves"] if x["role"] != "removal"]
+            ),
+            "checkpoint": lambda d: d.update(checkpoint=d["checkpoint"].replace("\n", "\n\n", 1)),
+            "tree size": lambda d: d.update(tree_size=d["tree_size"] + 1),
+        }
+        for what, change in tampered.items():
+            with pytest.raises(GatewayError):
+                verify_entry_proof(broken(change), verifier, decode=decode_statement)
+                pytest.fail(f"{what}: tampering went unnoticed")
