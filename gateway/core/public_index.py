@@ -72,6 +72,9 @@ class PublicIndex:
         self._changes: list[int] = []  # sorted change indexes
         self._by_uscc: dict[str, set[str]] = {}
         self._names: dict[str, set[str]] = {}  # subject name -> credit codes
+        # Bumped by every member record folded in: what ``authority_record`` answers may
+        # have changed (readers key their caches on it).
+        self.members_generation = 0
 
     # -- folding -------------------------------------------------------------------------
 
@@ -97,6 +100,7 @@ class PublicIndex:
                     self._members.setdefault(stmt.member_id, []),
                     (stmt.issued_at, rec.record_id, stmt),
                 )
+                self.members_generation += 1
             return
         if isinstance(stmt, Listing):
             if not issued_in(stmt, self.trust_domain) or stmt.subject.uscc is None:

@@ -80,6 +80,7 @@ class PublicFeed:
         self._interval_s = interval_s
         self._index = PublicIndex(trust_domain)
         self._checkpoint: StoredCheckpoint | None = None
+        self._fields_cache: dict[str, tuple[tuple[int, int, object], dict[str, str]]] = {}
         self._lock = threading.RLock()  # the index: refreshed and read under it
         self._ready = threading.Condition(self._lock)
         self._wake = threading.Event()
@@ -152,9 +153,19 @@ class PublicFeed:
     # -- reads -------------------------------------------------------------------------
 
     def _fields(self, entry: PageEntry) -> dict[str, str]:
-        member = self._index.authority_record(entry.publication.listing_id)
+        # An entry's fields change only with its change index (a removal) or with the
+        # member records (the deciding body's name): cached on both. A publication rule
+        # that reads the time (issue 18's periods) must add it to this key.
+        listing_id = entry.publication.listing_id
+        key = (entry.change_index, self._index.members_generation, entry.publication.status)
+        cached = self._fields_cache.get(listing_id)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        member = self._index.authority_record(listing_id)
         name = member[1].display_name if member else ""
-        return entry_fields(entry.publication, authority_name=name)
+        fields = entry_fields(entry.publication, authority_name=name)
+        self._fields_cache[listing_id] = (key, fields)
+        return fields
 
     def _entry(self, entry: PageEntry) -> FeedEntry:
         return FeedEntry(entry.change_index, entry.listing_index, self._fields(entry))
