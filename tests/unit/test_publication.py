@@ -85,7 +85,8 @@ def test_an_authoritys_company_listing_is_published_while_in_force() -> None:
         LifecycleStep.COMMITMENT_SIGNED,
         LifecycleStep.ESCALATED,
     ):
-        assert _pub(_view(_listing(), step)).status is PublicStatus.IN_FORCE
+        shown = _pub(_view(_listing(), step))
+        assert shown is not None and shown.status is PublicStatus.IN_FORCE
 
 
 def test_what_is_never_published() -> None:
