@@ -482,3 +482,29 @@ def test_every_check_of_the_proof_can_fail(alliance: Alliance, db_url: str) -> N
             with pytest.raises(GatewayError):
                 verify_entry_proof(broken(change), verifier, decode=decode_statement)
                 pytest.fail(f"{what}: tampering went unnoticed")
+
+
+def test_public_requests_are_counted_on_the_metrics_endpoint(
+    alliance: Alliance, db_url: str
+) -> None:
+    with _start(alliance, db_url, public_rate_per_client_rps=1, public_rate_burst=2) as gw:
+        _synced(gw)
+        http = Http(gw.public_port)
+        assert http.request("/v1/feed")[0] == 200
+        assert http.request("/nowhere")[0] == 404
+        assert http.request("/v1/feed")[0] == 429
+        status, _, body = Http(gw.metrics_port).request("/metrics")
+        assert status == 200
+        text = body.decode()
+        assert 'alliance_public_requests_total{route="feed_changes",status="200"} 1.0' in text
+        assert 'alliance_public_requests_total{route="none",status="404"} 1.0' in text
+        assert 'alliance_public_requests_total{route="none",status="429"} 1.0' in text
+        assert "alliance_public_rate_limited_total 1.0" in text
+        assert 'alliance_public_request_duration_seconds_count{route="feed_changes"} 1.0' in text
+        assert "alliance_public_feed_entries" in text
+
+
+def test_the_service_is_off_by_default(alliance: Alliance, db_url: str) -> None:
+    cfg = alliance.config(db_url)
+    with running_gateway(cfg) as gw:
+        assert gw.public_server is None and gw.public_port == 0
