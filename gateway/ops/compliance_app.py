@@ -1,5 +1,5 @@
 """Compliance inside a gateway: escalation on the ticker, the Compliance service, the
-report service and its gauges, assembled from a ``Core``.
+report service and its gauges, assembled from a gateway's core parts (``CoreParts``).
 
 ``gateway.ops.app`` creates one ``ComplianceRuntime`` per gateway, adds its service to
 the gRPC server and calls ``tick()`` on every ticker round; the operator CLI builds a
@@ -11,26 +11,28 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry
 
+from gateway.core.crypto import SigningKey
 from gateway.core.deadlines import DeadlineRules
+from gateway.core.notes import NoteSigner
 from gateway.core.workdays import ReportMonth
 from gateway.errors import ConfigError, GatewayError
 from gateway.ops.compliance_metrics import ComplianceMetrics, register_compliance_metrics
+from gateway.ops.config import Config
 from gateway.ops.workcalendar import load_work_calendar
 from gateway.service.compliance import ComplianceService
+from gateway.service.directory import Directory
 from gateway.service.escalation import Escalator
-from gateway.service.ledger import Clock
+from gateway.service.ledger import Clock, Ledger
 from gateway.service.reports import FederationHealth, ReportService, federation_health
+from gateway.storage import SqlStore
 from gateway.storage.compliance import ComplianceStore
 from gateway.transport.compliance import SERVICE_NAME, add_compliance_service
 
-if TYPE_CHECKING:
-    from gateway.ops.app import Core
-
-__all__ = ["SERVICE_NAME", "ComplianceRuntime", "deadline_rules", "report_service"]
+__all__ = ["SERVICE_NAME", "ComplianceRuntime", "CoreParts", "deadline_rules", "report_service"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,11 +41,31 @@ logger = logging.getLogger(__name__)
 _SUMMARY_INTERVAL_S = 30.0
 
 
-def deadline_rules(core: Core) -> DeadlineRules:
+class CoreParts(Protocol):
+    """What compliance needs of a gateway's core (``gateway.ops.app.Core`` has it): named
+    here so that this module does not import the application that assembles it."""
+
+    @property
+    def config(self) -> Config: ...
+    @property
+    def store(self) -> SqlStore: ...
+    @property
+    def ledger(self) -> Ledger: ...
+    @property
+    def key(self) -> SigningKey: ...
+    @property
+    def note_signer(self) -> NoteSigner: ...
+    @property
+    def directory(self) -> Directory: ...
+    @property
+    def clock(self) -> Clock: ...
+
+
+def deadline_rules(core: CoreParts) -> DeadlineRules:
     return DeadlineRules.parse(core.config.deadline_rules)
 
 
-def report_service(core: Core, *, federation: FederationHealth | None = None) -> ReportService:
+def report_service(core: CoreParts, *, federation: FederationHealth | None = None) -> ReportService:
     """The report service of ``core``; federation health from the replication cursors
     unless ``federation`` says otherwise."""
     config = core.config
@@ -66,7 +88,7 @@ def report_service(core: Core, *, federation: FederationHealth | None = None) ->
 class ComplianceRuntime:
     def __init__(
         self,
-        core: Core,
+        core: CoreParts,
         registry: CollectorRegistry | None = None,
         *,
         federation: FederationHealth | None = None,

@@ -95,6 +95,47 @@ def test_layering(path: Path) -> None:
             assert rel.startswith(PUBLIC_IMPORTERS), f"{rel} imports the public adapter {name}"
 
 
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _first_party_graph() -> dict[str, set[str]]:
+    """Module -> the first-party modules it imports (type-checking imports included: a
+    cycle there is still a knot a newcomer has to untie)."""
+    modules = {_module_name(p): p for p in SOURCES}
+    return {
+        name: {m for m in _imports(path) if m in modules and m != name}
+        for name, path in modules.items()
+    }
+
+
+def test_no_import_cycles() -> None:
+    """No module of the gateway reaches itself through its imports (a package's
+    ``__init__`` re-exporting its own modules is the one allowed shape)."""
+    graph = _first_party_graph()
+    cycles: list[list[str]] = []
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if nxt.startswith(node + "."):
+                continue  # a package importing its own submodule
+            if state.get(nxt) == 1:
+                cycle = [*path[path.index(nxt) :], nxt]
+                if not all(cycle[i + 1].startswith(cycle[i] + ".") for i in range(len(cycle) - 1)):
+                    cycles.append(cycle)
+            elif nxt not in state:
+                visit(nxt, [*path, nxt])
+        state[node] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+    assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
 # --- the client's boundary ---------------------------------------------------------------
 
 CLIENTS = ROOT / "clients"
