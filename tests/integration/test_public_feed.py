@@ -444,7 +444,7 @@ def test_every_check_of_the_proof_can_fail(alliance: Alliance, db_url: str) -> N
         )
 
         def broken(change: Any) -> dict[str, Any]:
-            copy = json.loads(json.dumps(doc))
+            copy: dict[str, Any] = json.loads(json.dumps(doc))
             change(copy)
             return copy
 
