@@ -32,10 +32,13 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "psycopg": ("gateway/storage/",),
     "prometheus_client": ("gateway/ops/",),
     "cryptography": ("gateway/core/", "gateway/transport/identity.py", "gateway/ops/"),
-    # Documents people read: templates, catalogs and formats, PDF and DOCX.
-    "jinja2": ("gateway/ops/",),
-    "markupsafe": ("gateway/ops/",),
+    # Documents people read: templates, catalogs and formats, PDF and DOCX; the public pages.
+    "jinja2": ("gateway/ops/", "gateway/public/"),
+    "markupsafe": ("gateway/ops/", "gateway/public/"),
     "babel": ("gateway/ops/",),
+    # The public read-only HTTP service: an adapter beside the gRPC transport.
+    "starlette": ("gateway/public/",),
+    "uvicorn": ("gateway/public/",),
     "weasyprint": ("gateway/ops/",),
     "docx": ("gateway/ops/",),
 }
@@ -43,6 +46,13 @@ ALLOWED: dict[str, tuple[str, ...]] = {
 PB = "gateway.pb"
 PB_ALLOWED = ("gateway/transport/", "gateway/codec.py", "gateway/pb/")
 CORE_FIRST_PARTY = ("gateway.core", "gateway.errors")
+# The public HTTP adapter (gateway/public/) reads through the use cases alone: never the
+# storage, the gRPC transport or the generated code, and of operations only the
+# domain-free catalogs and official names. Only the process assembly starts it.
+PUBLIC = "gateway/public/"
+PUBLIC_FORBIDDEN = ("gateway.storage", "gateway.transport", "gateway.pb", "gateway.ops")
+PUBLIC_OPS_ALLOWED = ("gateway.ops.i18n", "gateway.ops.report_names")
+PUBLIC_IMPORTERS = ("gateway/public/", "gateway/ops/app.py")
 
 
 def _imports(path: Path) -> set[str]:
@@ -79,6 +89,10 @@ def test_layering(path: Path) -> None:
             ), f"the core module {rel} imports {name}"
         elif top in ALLOWED:
             assert rel.startswith(ALLOWED[top]), f"{rel} imports {name}"
+        if rel.startswith(PUBLIC) and name.startswith(PUBLIC_FORBIDDEN):
+            assert name.startswith(PUBLIC_OPS_ALLOWED), f"the public adapter {rel} imports {name}"
+        if name == "gateway.public" or name.startswith("gateway.public."):
+            assert rel.startswith(PUBLIC_IMPORTERS), f"{rel} imports the public adapter {name}"
 
 
 def _module_name(path: Path) -> str:
