@@ -110,14 +110,14 @@ class ComplianceService:
         trust_domain: str,
         grace: timedelta,
         policies: Callable[[Listing], AlliancePolicy | None] = lambda _: None,
-        calendar: WorkCalendar | None = None,
+        calendar: Callable[[], WorkCalendar] | None = None,
         clock: Clock = utc_now,
     ) -> None:
         """``trust_domain``: this gateway's; its platforms are the ones it tracks.
         ``grace``: the gateway's grace period; ``policies``: the policy of a listing's
         issuing alliance (its ``sanction_grace_days`` and ``measure_requirements`` win)."""
         self._policies = policies
-        self._notices = None if calendar is None else NoticeRule(calendar)
+        self._calendar = calendar
         self._trust_domain = trust_domain
         self._store = store
         self._compliance = compliance
@@ -160,17 +160,17 @@ class ComplianceService:
     def _notice(
         self, listing: Listing, history: Sequence[StepTime], now: datetime
     ) -> tuple[datetime | None, bool]:
-        if self._notices is None:
+        if self._calendar is None:
             return None, False
         first: dict[LifecycleStep, datetime] = {}
         for h in history:  # oldest first
             first.setdefault(LifecycleStep(h.step), h.effective_at)
-        due = notice_due(self._notices, listing, first, self._policies(listing))
+        due = notice_due(NoticeRule(self._calendar()), listing, first, self._policies(listing))
         return due, notice_late(due, first.get(LifecycleStep.NOTICE_SERVED), now)
 
     def late_notices(self, now: datetime) -> list[ListingCount]:
         """This gateway's own listings whose notice is late and still not served."""
-        if self._notices is None:
+        if self._calendar is None:
             return []
         counts: dict[tuple[int, str], int] = {}
         after = -1

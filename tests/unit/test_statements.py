@@ -16,6 +16,7 @@ from gateway.core.statements import (
     AlliancePolicy,
     ConductType,
     GovernmentMeasure,
+    HolidayCalendar,
     LifecycleStep,
     Listing,
     ListKind,
@@ -23,6 +24,7 @@ from gateway.core.statements import (
     MemberRecord,
     MemberStatus,
     MonthlyReport,
+    ReportSubmission,
     Role,
     SanctionAction,
     SanctionConfirmation,
@@ -489,6 +491,8 @@ def test_payload_types() -> None:
         MonthlyReport: "application/vnd.alliance.monthly-report.v1+protobuf",
         GovernmentMeasure: "application/vnd.alliance.government-measure.v1+protobuf",
         AlliancePolicy: "application/vnd.alliance.alliance-policy.v1+protobuf",
+        HolidayCalendar: "application/vnd.alliance.holiday-calendar.v1+protobuf",
+        ReportSubmission: "application/vnd.alliance.report-submission.v1+protobuf",
     }
     assert dict(PAYLOAD_TYPES) == expected
 
