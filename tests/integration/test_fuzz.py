@@ -746,6 +746,7 @@ def _seeds(fz: Fuzzed) -> dict[str, list[Message]]:
         ],
         "/alliance.v1.Compliance/GetReportSchedule": [co.GetReportScheduleRequest(month="2026-10")],
         "/alliance.v1.Compliance/GetDeadlineRules": [co.GetDeadlineRulesRequest()],
+        "/alliance.v1.Compliance/ListOwed": [co.ListOwedRequest(page_size=2)],
     }
     assert set(seeds) == set(METHODS)
     return seeds
@@ -768,6 +769,8 @@ ALLOWED: dict[str, frozenset[Code]] = {
     # A month of a year the gateway has no working-day calendar for: its operator's job.
     "/alliance.v1.Compliance/GetReportSchedule": frozenset({OK, INVALID, FAILED}),
     "/alliance.v1.Compliance/GetDeadlineRules": frozenset({OK}),
+    # Platforms only: any other caller is refused.
+    "/alliance.v1.Compliance/ListOwed": frozenset({OK, INVALID, DENIED}),
 }
 _RESULT_CODES = frozenset(c.value[0] for c in (OK, INVALID, DENIED, NOT_FOUND))
 
