@@ -29,7 +29,7 @@ __all__ = [
 METADATA_KEY: Final = "alliance-protocol"
 """The gRPC metadata key (lower case, as HTTP/2 carries it) of the version statement."""
 
-CONTRACT_SHA256: Final = "97f1e7a545c046d60d60a0a8178262fa1eef2776cc0d3be1bd5162f40aec0b01"
+CONTRACT_SHA256: Final = "43e6dfe86828355183ce168649226a92ace60246eacc52f77f94e4dfeb14c6a3"
 """``contract_digest`` of the ``alliance.v1`` descriptors of this revision. The tests
 recompute it from the generated code, so no contract change ships without a new
 revision."""

@@ -21,7 +21,7 @@ from gateway.core.dsse import pae
 from gateway.core.identifiers import MemberId, Role
 from gateway.core.logcheck import RECORDS, Damage
 from gateway.core.notes import CosignatureSigner, NoteSigner, NoteVerifier
-from gateway.core.statements import MEMBER_RECORD_TYPES
+from gateway.core.statements import ALLIANCE_POLICY_V1, MEMBER_RECORD_TYPES
 from gateway.errors import ConfigError, PermissionError
 from gateway.ops.compliance_app import SERVICE_NAME as COMPLIANCE_SERVICE
 from gateway.ops.compliance_app import ComplianceRuntime
@@ -39,6 +39,7 @@ from gateway.service.directory import Directory
 from gateway.service.integrity import startup_check
 from gateway.service.ledger import Clock, Ledger, utc_now
 from gateway.service.members import MemberAdmin
+from gateway.service.policies import Policies, PolicyAdmin
 from gateway.service.publication import PublicFeed
 from gateway.service.query import QueryService
 from gateway.service.replication import (
@@ -96,9 +97,14 @@ class Core:
             anchors[peer.member_id] = VerifyingKey.from_raw(verifier.key.raw)
         self.anchors = frozenset(anchors)
         self.directory = Directory(anchors, clock=clock)
+        self.policies = Policies(clock=clock)
         self._load_members()
         self.ledger = Ledger(
-            self.store, on_members=self.directory.apply, on_resync=self._load_members, clock=clock
+            self.store,
+            on_members=self.directory.apply,
+            on_policies=self.policies.apply,
+            on_resync=self._load_members,
+            clock=clock,
         )
         self.ledger.verify_against_checkpoint()
         self.members = MemberAdmin(
@@ -110,9 +116,18 @@ class Core:
             intake=config.intake_rules,
             clock=clock,
         )
+        self.policy_admin = PolicyAdmin(
+            self.ledger,
+            self.key,
+            gateway_id=config.member_id,
+            origin=config.log_origin,
+            intake=config.intake_rules,
+            clock=clock,
+        )
 
     def _load_members(self) -> None:
-        rows = self.store.records_of_types(sorted(MEMBER_RECORD_TYPES))
+        """Reload what the ledger keeps in memory: member records and alliance policies."""
+        rows = self.store.records_of_types(sorted(MEMBER_RECORD_TYPES | {ALLIANCE_POLICY_V1}))
         intact, damaged = [], []
         for r in rows:
             if hashlib.sha256(pae(r.payload_type, r.payload)).hexdigest() == r.record_id:
@@ -129,7 +144,16 @@ class Core:
             )
             self.integrity.add_damage(damaged, found_by="start-up", at=self.clock())
             self.integrity.load_damage()
-        self.directory.reload((r.record_id, r.payload_type, r.payload) for r in intact)
+        self.directory.reload(
+            (r.record_id, r.payload_type, r.payload)
+            for r in intact
+            if r.payload_type in MEMBER_RECORD_TYPES
+        )
+        self.policies.reload(
+            (r.record_id, r.payload_type, r.payload)
+            for r in intact
+            if r.payload_type == ALLIANCE_POLICY_V1
+        )
 
     def close(self) -> None:
         self.engine.dispose()

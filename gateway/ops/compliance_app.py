@@ -28,6 +28,7 @@ from gateway.service.compliance import ComplianceService
 from gateway.service.directory import Directory
 from gateway.service.escalation import Escalator
 from gateway.service.ledger import Clock, Ledger
+from gateway.service.policies import Policies
 from gateway.service.reports import FederationHealth, ReportService, federation_health
 from gateway.service.submissions import SubmissionService
 from gateway.storage import SqlStore
@@ -72,6 +73,8 @@ class CoreParts(Protocol):
     def directory(self) -> Directory: ...
     @property
     def clock(self) -> Clock: ...
+    @property
+    def policies(self) -> Policies: ...
 
 
 def deadline_rules(core: CoreParts) -> DeadlineRules:
@@ -151,16 +154,19 @@ class ComplianceRuntime:
             gateway_id=config.member_id,
             origin=config.log_origin,
         )
+        self.calendars = calendar_book(core)
+        self.reports = report_service(core, federation=federation, book=self.calendars)
+        self.submissions = submission_service(core, self.calendars)
         self.compliance = ComplianceService(
             core.store,
             cstore,
             core.directory,
+            trust_domain=config.trust_domain,
             grace=timedelta(days=config.sanction_grace_days),
+            policies=core.policies.for_listing,
+            calendar=lambda: self.reports.calendar,
             clock=core.clock,
         )
-        self.calendars = calendar_book(core)
-        self.reports = report_service(core, federation=federation, book=self.calendars)
-        self.submissions = submission_service(core, self.calendars)
         self.metrics: ComplianceMetrics | None = (
             register_compliance_metrics(registry) if registry is not None else None
         )

@@ -28,10 +28,18 @@ class ComplianceMetrics:
     next_due: Gauge
     escalations: Counter
     report_overdue: Gauge
+    notices_late: Gauge
+    not_applicable: Gauge
     report_state: Gauge
     submission_overdue: Gauge
 
     def update(self, summary: ComplianceSummary) -> None:
+        self.notices_late.clear()
+        for c in summary.notices_late:
+            self.notices_late.labels(list=ListKind(c.list_kind).name.lower(), unit=c.unit).set(
+                c.count
+            )
+        self.not_applicable.set(summary.not_applicable)
         for gauge, counts in ((self.overdue, summary.overdue), (self.escalated, summary.escalated)):
             gauge.clear()
             for c in counts:
@@ -87,6 +95,20 @@ def register_compliance_metrics(registry: CollectorRegistry) -> ComplianceMetric
             "alliance_report_next_due_timestamp_seconds",
             "Unix time the next monthly report becomes late (00:00 Asia/Shanghai after its "
             "due date); NaN when the working-day calendar lacks the year",
+            registry=registry,
+        ),
+        notices_late=Gauge(
+            "alliance_compliance_notices_late_listings",
+            "Listings of this alliance in force whose correction notice was not served within "
+            "the alliance's notice_working_days of identification (and still is not), by list "
+            "and reporting unit",
+            ["list", "unit"],
+            registry=registry,
+        ),
+        not_applicable=Gauge(
+            "alliance_compliance_not_applicable_obligations",
+            "Obligations of this gateway's platforms ended by a NOT_APPLICABLE answer (the "
+            "seller has no account with the platform)",
             registry=registry,
         ),
         report_overdue=Gauge(

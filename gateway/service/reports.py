@@ -23,6 +23,7 @@ from gateway.core.fold import VerifiedRecord
 from gateway.core.identifiers import REPORTING_UNITS, MemberId
 from gateway.core.intake import DEFAULT_CLOCK_SKEW
 from gateway.core.notes import NoteSigner
+from gateway.core.notices import NoticeRule
 from gateway.core.policy import authorize_statement
 from gateway.core.report import MonthData, canonical_json, compute_month, report_document
 from gateway.core.statements import PAYLOAD_TYPES, MonthlyReport
@@ -204,7 +205,12 @@ class ReportService:
         """The report document at ``checkpoint`` and, from the same replay, the month's
         ledger and member records (nothing is signed or appended)."""
         data = compute_month(
-            replay(self._store, checkpoint.tree_size), month, grace=self._grace, unit=unit
+            replay(self._store, checkpoint.tree_size),
+            month,
+            grace=self._grace,
+            trust_domain=MemberId.parse(self._gateway_id).trust_domain,
+            unit=unit,
+            notices=NoticeRule(self.calendar),
         )
         units = data.units
         document = report_document(

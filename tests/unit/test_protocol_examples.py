@@ -14,6 +14,8 @@ from gateway.core.dsse import record_id
 from gateway.core.identifiers import person_hmac
 from gateway.core.statements import (
     ConductType,
+    GovernmentMeasure,
+    GovernmentMeasureKind,
     HolidayCalendar,
     Listing,
     ListKind,
@@ -96,6 +98,31 @@ def test_example_person_hmac() -> None:
     assert person_hmac("11010519491231002X", key) == digest
     assert hmac.new(key, b"11010519491231002X", hashlib.sha256).digest() == digest
     assert b"11010519491231002X".hex() in DOC.read_text(encoding="utf-8")
+
+
+GOVERNMENT_MEASURE_TYPE = "application/vnd.alliance.government-measure.v1+protobuf"
+
+
+def test_example_government_measure_matches_the_doc() -> None:
+    document = b"summons decision ZJ-AMR-2024-S-017"
+    expected = GovernmentMeasure(
+        issuer="spiffe://zj.alliance.example/authority/zj-amr",
+        listing_id="5f0c3e4a9b7d2c1e8f6a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e",
+        kind=GovernmentMeasureKind.SUMMONS,
+        decision_ref="ZJ-AMR-2024-S-017",
+        effective_at=datetime(2025, 3, 10, 2, 0, tzinfo=UTC),
+        document_sha256=hashlib.sha256(document).digest(),
+    )
+    payload = _hex_after("Example government-measure payload")
+    # The documented bytes decode to the documented values, and encoding those values
+    # gives the documented bytes again.
+    assert decode_statement(GOVERNMENT_MEASURE_TYPE, payload) == expected
+    assert encode_statement(expected) == (GOVERNMENT_MEASURE_TYPE, payload)
+    text = DOC.read_text(encoding="utf-8")
+    assert f"({len(payload)} bytes;" in text
+    assert f"the {len(document)} ASCII bytes `{document.decode()}`" in text
+    assert hashlib.sha256(document).hexdigest() in text
+    assert str(int(expected.effective_at.timestamp())) in text
 
 
 def test_example_holiday_calendar_decodes_to_documented_values() -> None:
