@@ -4,13 +4,15 @@ Every command reads the member's profile (``--profile PATH``, default
 ``$ALLIANCE_PROFILE``). Enum values are written lower-case with dashes
 (``key-scrutiny``, ``close-store``). Failures print ``error: …`` and ``hint: …`` on
 stderr and exit 2 for bad input or configuration, 1 when the gateway refused or the
-log failed verification; never a traceback.
+log failed verification, 141 when the reader of the output went away
+(``alliance listings --json | head``); never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -40,6 +42,7 @@ from gateway.errors import GatewayError, LogIntegrityError, RecordError
 
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
+EXIT_PIPE = 141  # 128 + SIGPIPE: what a shell shows for a command the signal ended
 
 _DESCRIPTION = """\
 The member's command line for its regional alliance gateway.
@@ -47,7 +50,7 @@ The member's command line for its regional alliance gateway.
 Every command reads the member's profile (--profile PATH, default $ALLIANCE_PROFILE).
 Enum values are written lower-case with dashes (key-scrutiny, close-store).
 Exit status: 0 done, 1 the gateway refused (or the log failed verification),
-2 bad input or configuration. Before each command the CLI asks the gateway which
+2 bad input or configuration, 141 the reader of the output left (| head). Before each command the CLI asks the gateway which
 protocol revision it speaks and warns on stderr when it differs from its own."""
 
 
@@ -58,6 +61,15 @@ class _Parser(argparse.ArgumentParser):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # here, so that a reader that left is seen below
+        return code
+    except BrokenPipeError:
+        return _reader_left()
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = _build_parser()
     try:
         args = parser.parse_args(argv)
@@ -74,6 +86,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(e, EXIT_USAGE)
     except KeyboardInterrupt:
         return 130
+
+
+def _reader_left() -> int:
+    """The reader of the output went away (``alliance listings --json | head``): stop
+    quietly, as a command killed by SIGPIPE would, with its status 141 (128 + 13).
+
+    What is still buffered for stdout can never be written; stdout is pointed at
+    /dev/null so that the interpreter's flush at exit does not print a traceback."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout without a descriptor (a test's capture)
+        pass
+    return EXIT_PIPE
 
 
 def _fail(e: GatewayError, code: int) -> int:

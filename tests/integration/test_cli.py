@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -243,3 +244,78 @@ def test_console_script_smoke(site: Site) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "not listed" in _row(done.stdout, USCC[2])
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("listings", "--json"),
+        ("listings",),
+        ("check", USCC[0], "--json"),
+        ("watch", "--limit", "2"),
+        ("compliance", "show", "{listing}", "--json"),
+        ("compliance", "outstanding"),
+        ("compliance", "schedule"),
+        ("version",),
+    ],
+    ids=" ".join,
+)
+def test_a_reader_that_left_ends_the_command_quietly(
+    site: Site, command: tuple[str, ...], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``alliance listings --json | head``: the reader closes the pipe before the command
+    writes; the command stops with 141 (as if SIGPIPE ended it), no traceback."""
+    listed = ("--list", "blacklist", "--conduct", "counterfeit", "--decision-ref", "X-1")
+    code, out, err = run(capsys, site.authority, "list-seller", "--uscc", USCC[0], *listed)
+    assert code == 0, err
+    command = tuple(c.format(listing=_record_id(out)) for c in command)
+    code, out, err = _in_subprocess(site.platform, *command)
+    assert code == 0 and out, err  # the same command with a reader writes something
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first byte
+    try:
+        done = subprocess.run(
+            [
+                str(Path(sys.executable).parent / "alliance"),
+                "--profile",
+                str(site.platform),
+                *command,
+            ],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert done.returncode == 141, done.stderr
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr
+
+
+def test_head_of_a_long_output(site: Site) -> None:
+    """A real ``| head -n 1`` on more output than a pipe holds."""
+    script = Path(sys.executable).parent / "alliance"
+    codes = " ".join(USCC[:1] * 4000)  # one table row each: ~400 kB, more than a pipe holds
+    done = subprocess.run(
+        ["/bin/sh", "-c", f'"{script}" --profile "{site.platform}" check {codes} | head -n 1'],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0 and done.stdout.split() == [
+        "SUBJECT", "STATUS", "LIST", "CONDUCT", "SINCE", "DEADLINE", "STEP", "OVERDUE", "SANCTIONS",
+    ], done.stderr  # fmt: skip
+    assert done.stderr == "", done.stderr
+
+
+def _in_subprocess(profile: Path, *args: str) -> tuple[int, str, str]:
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "alliance"), "--profile", str(profile), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return done.returncode, done.stdout, done.stderr
