@@ -36,8 +36,9 @@ proto-check: $(STAMP)
 	git diff --exit-code -- gateway/pb || (echo "generated code is stale: run 'make proto' and commit" >&2; exit 1)
 	test -z "$$(git status --porcelain -- gateway/pb)" || (echo "untracked generated files: run 'make proto' and commit" >&2; exit 1)
 
-# Extract the report's strings and update every catalog; then translate the new entries
-# in gateway/ops/locale/*/LC_MESSAGES/report.po (the .po files are compiled when loaded).
+# Extract the report's and the member CLI's strings and update every catalog; then
+# translate the new entries in gateway/ops/locale/*/LC_MESSAGES/report.po and
+# clients/locale/*/LC_MESSAGES/alliance.po (the .po files are compiled when loaded).
 messages: $(STAMP)
 	$(VENV)/bin/pybabel --quiet extract -F babel.cfg --add-location=file --sort-by-file \
 	  --project=alliance-gateway --no-wrap -o gateway/ops/locale/report.pot .
@@ -46,6 +47,13 @@ messages: $(STAMP)
 	    || $(VENV)/bin/pybabel --quiet init -D report -l $$l -i gateway/ops/locale/report.pot -d gateway/ops/locale; \
 	done
 	$(VENV)/bin/pybabel --quiet update -D report -i gateway/ops/locale/report.pot -d gateway/ops/locale --no-wrap --ignore-obsolete --ignore-pot-creation-date
+	$(VENV)/bin/pybabel --quiet extract -F babel-client.cfg --add-location=file --sort-by-file \
+	  --project=alliance-client --no-wrap -o clients/locale/alliance.pot .
+	for l in zh_CN en; do \
+	  test -f clients/locale/$$l/LC_MESSAGES/alliance.po \
+	    || $(VENV)/bin/pybabel --quiet init -D alliance -l $$l -i clients/locale/alliance.pot -d clients/locale; \
+	done
+	$(VENV)/bin/pybabel --quiet update -D alliance -i clients/locale/alliance.pot -d clients/locale --no-wrap --ignore-obsolete --ignore-pot-creation-date
 
 bench: $(STAMP)
 	$(PY) -m bench

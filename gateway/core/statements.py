@@ -339,7 +339,10 @@ class Listing:
         if self.correction_deadline is not None:
             deadline = _utc(self.correction_deadline, "listing.correction_deadline")
             if deadline <= listed_at:
-                raise RecordError("listing.correction_deadline: must be after listed_at")
+                raise RecordError(
+                    "listing.correction_deadline: must be after listed_at",
+                    reason="deadline-too-early",
+                )
             _set(self, "correction_deadline", deadline)
         else:
             try:

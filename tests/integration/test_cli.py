@@ -115,7 +115,7 @@ def test_list_check_sanction_and_remove(site: Site, capsys: pytest.CaptureFixtur
     assert state["listing_id"] == listing_id and state["step"] == "removed"
     assert not state["in_force"] and state["sanctions"][0]["measure"] == "close-store"
     code, out, _ = run(capsys, site.platform, "listings", "--in-force")
-    assert code == 0 and out.strip().endswith("0 listing(s)")
+    assert code == 0 and out.strip().endswith("0 listings")
 
     code, out, _ = run(capsys, site.platform, "watch", "--from", "0", "--limit", "6")
     lines = out.splitlines()

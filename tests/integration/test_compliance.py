@@ -937,7 +937,8 @@ def test_compliance_commands(
         shown = run("compliance", "show", listing_id)
         assert "escalated, in force, overdue, deadline 2026-09-01" in shown
         assert f"{shop_a.member_id}  apply  satisfied" in shown
-        assert f"{shop_b.member_id}  apply  outstanding  2026-09-08 00:00  -" in shown
+        # Due times in Beijing time with the offset (00:00 UTC is 08:00 in Beijing).
+        assert f"{shop_b.member_id}  apply  outstanding  2026-09-08 08:00 +08:00  -" in shown
         as_json = json.loads(run("compliance", "show", listing_id, "--json"))
         assert as_json["escalated_at"] == "2026-09-01T00:00:00+00:00"
         assert [o["measures"] for o in as_json["obligations"]] == [["close-store"], []]
@@ -948,6 +949,7 @@ def test_compliance_commands(
         assert [json.loads(line)["listing_id"] for line in lines] == [listing_id]
         schedule = run("compliance", "schedule", "--month", "2026-10")
         assert schedule.startswith("report 2026-10: due 2026-11-13")
+        assert "(late from 2026-11-14 00:00 +08:00)" in schedule
         assert "no report signed yet" in schedule
 
         # A monitor's own tooling replays a log holding the gateway's escalation and

@@ -104,6 +104,7 @@ DEPENDENCY_IMPORTS = {
     "cryptography": "cryptography",
     "openpyxl": "openpyxl",
     "tqdm": "tqdm",
+    "babel": "babel",
 }
 
 
