@@ -319,3 +319,32 @@ def _in_subprocess(profile: Path, *args: str) -> tuple[int, str, str]:
         check=False,
     )
     return done.returncode, done.stdout, done.stderr
+
+
+def test_tables_and_times_in_chinese(site: Site, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--lang zh-CN``: Chinese headers, official names, units by name, due times in
+    Beijing time with the offset; JSON output unchanged (RFC 3339 UTC, enum words)."""
+    listed = ("--list", "key-scrutiny", "--conduct", "false-advertising-penalty")
+    code, out, err = run(
+        capsys, site.authority, "--lang", "zh-CN", "list-seller", "--uscc", USCC[0], *listed,
+        "--decision-ref", "ZJ-AMR-2026-7", "--listed-at", _days_ago(1),
+    )  # fmt: skip
+    assert code == 0, err
+    assert out.startswith("名单记录已保存\n记录编号：")
+    listing_id = re.search(r"记录编号：([0-9a-f]{64})", out)
+    assert listing_id is not None
+    code, out, err = run(capsys, site.platform, "--lang", "zh-CN", "check", USCC[0])
+    assert code == 0, err
+    header, row = out.splitlines()
+    assert header.split() == [
+        "主体", "状态", "名单", "失信行为", "列入日期", "整改期限", "环节", "逾期", "惩戒措施",
+    ]  # fmt: skip
+    assert row.split()[1:4] == ["已列入", "重点关注名单", "因虚假宣传被行政处罚"]
+    code, out, _ = run(capsys, site.platform, "--lang", "zh-CN", "listings")
+    assert "330000 浙江省" in out and out.rstrip().endswith("共 1 条名单记录")
+    code, out, _ = run(capsys, site.platform, "--lang", "zh-CN", "compliance", "schedule")
+    assert code == 0 and re.search(r"起为逾期）", out)
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d \+08:00", out)
+    code, out, _ = run(capsys, site.platform, "--lang", "zh-CN", "listings", "--json")
+    (state,) = [json.loads(line) for line in out.splitlines()]
+    assert state["list"] == "key-scrutiny" and state["listed_at"].endswith("+00:00")
