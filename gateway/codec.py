@@ -24,6 +24,8 @@ from gateway.core import dsse
 from gateway.core.statements import (
     MEMBER_RECORD_V1,
     MEMBER_RECORD_V2,
+    MONTHLY_REPORT_V1,
+    MONTHLY_REPORT_V2,
     PAYLOAD_TYPES,
     AuthorityScope,
     ConductType,
@@ -34,6 +36,7 @@ from gateway.core.statements import (
     MemberRecord,
     MemberStatus,
     MonthlyReport,
+    ReportFile,
     Role,
     SanctionAction,
     SanctionConfirmation,
@@ -230,6 +233,9 @@ def _monthly_report_to_pb(s: MonthlyReport) -> pb.MonthlyReport:
         checkpoint_root=s.checkpoint_root,
         content_type=s.content_type,
         content=s.content,
+        files=[
+            pb.ReportFile(name=f.name, media_type=f.media_type, sha256=f.sha256) for f in s.files
+        ],
     )
 
 
@@ -349,6 +355,7 @@ def _monthly_report_from_pb(m: pb.MonthlyReport) -> MonthlyReport:
         checkpoint_root=m.checkpoint_root,
         content_type=m.content_type,
         content=m.content,
+        files=tuple(ReportFile(f.name, f.media_type, f.sha256) for f in m.files),
     )
 
 
@@ -400,6 +407,15 @@ _MEMBER_RECORD_V2_FIELDS: Mapping[str, frozenset[int]] = MappingProxyType(
     }
 )
 
+# monthly-report.v2: MonthlyReport.files (8), each a ReportFile.
+_MONTHLY_REPORT_V2_FIELDS: Mapping[str, frozenset[int]] = MappingProxyType(
+    {
+        **_V1_FIELDS,
+        "alliance.v1.MonthlyReport": _V1_FIELDS["alliance.v1.MonthlyReport"] | {8},
+        "alliance.v1.ReportFile": frozenset({1, 2, 3}),
+    }
+)
+
 
 def _no_rules(_: Statement) -> None:
     pass
@@ -413,6 +429,12 @@ def _v1_member_record(stmt: Statement) -> None:
 def _v2_member_record(stmt: Statement) -> None:
     assert isinstance(stmt, MemberRecord)
     check_member_record_v2(stmt)
+
+
+def _v1_monthly_report(stmt: Statement) -> None:
+    assert isinstance(stmt, MonthlyReport)
+    if stmt.files:
+        raise RecordError("monthly_report.files: monthly-report.v1 carries no files (v2 does)")
 
 
 @dataclass(frozen=True)
@@ -476,11 +498,20 @@ PAYLOAD_SCHEMAS: Mapping[str, PayloadSchema] = MappingProxyType(
                 _v2_member_record,
             ),
             PayloadSchema(
-                PAYLOAD_TYPES[MonthlyReport],
+                MONTHLY_REPORT_V1,
                 "monthly_report",
                 pb.MonthlyReport,
                 MonthlyReport,
                 _V1_FIELDS,
+                _monthly_report_from_pb,
+                _v1_monthly_report,
+            ),
+            PayloadSchema(
+                MONTHLY_REPORT_V2,
+                "monthly_report",
+                pb.MonthlyReport,
+                MonthlyReport,
+                _MONTHLY_REPORT_V2_FIELDS,
                 _monthly_report_from_pb,
             ),
         )

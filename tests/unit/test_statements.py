@@ -475,7 +475,7 @@ def test_payload_types() -> None:
         StatusChange: "application/vnd.alliance.status-change.v1+protobuf",
         SanctionConfirmation: "application/vnd.alliance.sanction-confirmation.v1+protobuf",
         MemberRecord: "application/vnd.alliance.member-record.v2+protobuf",
-        MonthlyReport: "application/vnd.alliance.monthly-report.v1+protobuf",
+        MonthlyReport: "application/vnd.alliance.monthly-report.v2+protobuf",
     }
     assert dict(PAYLOAD_TYPES) == expected
 
