@@ -19,7 +19,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import NoReturn, TextIO
 
-from clients import __version__, audit, compliance_cli, i18n, import_cli, reasons, version
+from clients import (
+    __version__,
+    audit,
+    compliance_cli,
+    i18n,
+    import_cli,
+    public_cli,
+    reasons,
+    version,
+)
 from clients import statements as build
 from clients.client import AllianceClient, ClientError, ListingState, RetryPolicy, SubjectStatus
 from clients.i18n import N_, _
@@ -167,6 +176,7 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_audit(sub)
     import_cli.add_subparser(sub, _client)
     compliance_cli.add_subparsers(sub)
+    public_cli.add_subparsers(sub)
     ve = sub.add_parser(
         "version",
         help=_("the protocol this client and the gateway speak (exit 1 when they differ)"),

@@ -29,7 +29,7 @@ __all__ = [
 METADATA_KEY: Final = "alliance-protocol"
 """The gRPC metadata key (lower case, as HTTP/2 carries it) of the version statement."""
 
-CONTRACT_SHA256: Final = "3553cb381f95437bd53783c1e737cda9d113578a2fca98191c03ce4fcf5cf755"
+CONTRACT_SHA256: Final = "45aec74e160875a5bb99b12cb430ed3c6235884d76c40c86c3782f5d33e3ac9d"
 """``contract_digest`` of the ``alliance.v1`` descriptors of this revision. The tests
 recompute it from the generated code, so no contract change ships without a new
 revision."""
@@ -71,12 +71,12 @@ class ProtocolVersion:
         return cls(match.group(1), int(match.group(3)))
 
 
-CURRENT: Final = ProtocolVersion("alliance.v1", 2)
+CURRENT: Final = ProtocolVersion("alliance.v1", 3)
 """What this code speaks. Revision history: docs/PROTOCOL.md §5.1."""
 
 
 def header() -> tuple[str, str]:
-    """The metadata entry a gateway sends: ``("alliance-protocol", "alliance.v1/2")``."""
+    """The metadata entry a gateway sends: ``("alliance-protocol", "alliance.v1/3")``."""
     return (METADATA_KEY, str(CURRENT))
 
 

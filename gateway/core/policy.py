@@ -5,10 +5,10 @@ statement type missing from ``STATEMENT_SIGNERS`` can be signed by no one. The t
 are the policy; the functions only read them, so tests are generated from the tables.
 
 Gateways sign what only a gateway may sign (member records, escalations, monthly
-reports), so the gateway role is not enough: the signer must be a **configured**
-gateway identity, ours or a peer's (``require_configured_gateway``). Gateways do not
-submit records through ``Exchange``: their records reach other gateways only by
-replication.
+reports, holiday calendars, report submissions), so the gateway role is not enough:
+the signer must be a **configured** gateway identity, ours or a peer's
+(``require_configured_gateway``). Gateways do not submit records through ``Exchange``:
+their records reach other gateways only by replication.
 """
 
 from __future__ import annotations
@@ -18,10 +18,12 @@ from types import MappingProxyType
 
 from gateway.core.identifiers import MemberId, reporting_unit
 from gateway.core.statements import (
+    HolidayCalendar,
     LifecycleStep,
     Listing,
     MemberRecord,
     MonthlyReport,
+    ReportSubmission,
     Role,
     SanctionConfirmation,
     Statement,
@@ -75,6 +77,10 @@ STATEMENT_SIGNERS: Mapping[type[Statement], frozenset[Role]] = MappingProxyType(
         MemberRecord: frozenset({Role.GATEWAY}),
         # A gateway reports on its own log only: the issuer is the signer.
         MonthlyReport: frozenset({Role.GATEWAY}),
+        # The working-day calendar a gateway imported (the State Council's schedule),
+        # and the record that it sent its own report.
+        HolidayCalendar: frozenset({Role.GATEWAY}),
+        ReportSubmission: frozenset({Role.GATEWAY}),
     }
 )
 
@@ -94,7 +100,8 @@ def require_configured_gateway(signer: MemberId, gateways: Collection[str]) -> N
     if signer.role is Role.GATEWAY and str(signer) not in gateways:
         raise PermissionError(
             f"{signer} is not a configured gateway: only this gateway and configured peer "
-            "gateways sign member records, escalations and monthly reports",
+            "gateways sign member records, escalations, monthly reports, holiday calendars "
+            "and report submissions",
             advice="a region's gateway identity is configured out of band (docs/OPERATIONS.md)",
         )
 

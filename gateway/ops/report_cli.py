@@ -45,9 +45,11 @@ from gateway.ops.report_render import (
     save_files,
 )
 from gateway.ops.report_view import build_view
+from gateway.ops.submit_cli import add_submit_parser
 from gateway.ops.workcalendar import load_work_calendar
 from gateway.service.ledger import utc_now
 from gateway.service.reports import Publisher, parse_unit
+from gateway.storage.report_state import DraftStore
 
 __all__ = ["add_subparsers", "run_report"]
 
@@ -99,6 +101,7 @@ def add_subparsers(sub: Any) -> None:
         help="check that FILE is a file a signed report of this gateway names (repeatable)",
     )
     p.set_defaults(handler=run_report)
+    add_submit_parser(p)
 
 
 def _formats(text: str) -> list[str]:
@@ -208,6 +211,7 @@ def _compute(
             document, data = service.compute_month(month, unit, checkpoint)
             content = canonical_json(document)
             publish(document, data, content)
+            DraftStore(core.store.engine).note_draft(str(month), unit or "", core.clock())
             return _Computed(document, data, content, checkpoint.tree_size, None, None)
         result = service.generate(month, unit, publish=publish)
         return _Computed(

@@ -16,7 +16,7 @@ import pytest
 from gwtest import USCC, Alliance, Member, listing, running_gateway, submit
 from test_client import write_profile
 
-from clients import i18n, reasons
+from clients import reasons
 from clients.cli import main
 from gateway import codec
 from gateway.core import dsse
@@ -56,12 +56,6 @@ def site(tmp_path: Path, database_url: str) -> Iterator[Site]:
             write_profile(alliance, amr, address, config.log_origin),
             write_profile(alliance, shop, address, config.log_origin),
         )
-
-
-@pytest.fixture(autouse=True)
-def _english_again() -> Iterator[None]:
-    yield
-    i18n.use("en")
 
 
 def _reason(call: Callable[[], object]) -> tuple[grpc.StatusCode, str | None]:

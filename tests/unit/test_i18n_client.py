@@ -23,12 +23,6 @@ def _po(locale: str) -> Path:
     return ROOT / "clients" / "locale" / locale / "LC_MESSAGES" / "alliance.po"
 
 
-@pytest.fixture(autouse=True)
-def _english_again() -> object:
-    yield
-    i18n.use("en")
-
-
 def test_every_client_catalog_has_every_marked_string() -> None:
     marked = extract_messages(ROOT, CONFIG)
     # The CLI, the compliance views, the import messages and the reason codes are scanned.

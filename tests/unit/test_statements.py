@@ -14,6 +14,7 @@ from gateway.core.statements import (
     CHINA_STANDARD_TIME,
     PAYLOAD_TYPES,
     ConductType,
+    HolidayCalendar,
     LifecycleStep,
     Listing,
     ListKind,
@@ -21,6 +22,7 @@ from gateway.core.statements import (
     MemberRecord,
     MemberStatus,
     MonthlyReport,
+    ReportSubmission,
     Role,
     SanctionAction,
     SanctionConfirmation,
@@ -476,6 +478,8 @@ def test_payload_types() -> None:
         SanctionConfirmation: "application/vnd.alliance.sanction-confirmation.v1+protobuf",
         MemberRecord: "application/vnd.alliance.member-record.v2+protobuf",
         MonthlyReport: "application/vnd.alliance.monthly-report.v2+protobuf",
+        HolidayCalendar: "application/vnd.alliance.holiday-calendar.v1+protobuf",
+        ReportSubmission: "application/vnd.alliance.report-submission.v1+protobuf",
     }
     assert dict(PAYLOAD_TYPES) == expected
 
