@@ -1,11 +1,13 @@
 """What platforms owe on a listing: sanctions after an escalation, lifts after closing.
 
-- **After an escalation** (the listing is in force and ESCALATED), every *required*
+- **After an escalation** (the listing is in force and an escalation is in effect:
+  ``gateway.core.lifecycle``; a reported listing, or one whose dispute opened before the
+  deadline is still open, has none, so no obligation starts), every *required*
   platform must confirm at least one APPLIED measure. The required platforms are the
   platforms of the subject's store references (whatever region they are in) or, when
   the listing names no store, every ACTIVE platform in the member directory.
-- **After a correction or removal**, every platform that still has a measure APPLIED
-  must confirm LIFTED for it.
+- **After a correction, removal or withdrawal**, every platform that still has a
+  measure APPLIED must confirm LIFTED for it.
 
 Each obligation is SATISFIED, PENDING (not yet, within the grace period counted from
 the escalation's or the closing step's ``effective_at``) or OUTSTANDING (grace period
@@ -20,7 +22,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from gateway.core.fold import SanctionKey, in_force_step
+from gateway.core.fold import SanctionKey
+from gateway.core.lifecycle import Lifecycle
 from gateway.core.statements import LifecycleStep, Listing, SanctionAction, SanctionMeasure
 
 __all__ = [
@@ -67,20 +70,34 @@ class Obligation:
 class ListingCompliance:
     listing_id: str
     listing: Listing
-    step: LifecycleStep
+    lifecycle: Lifecycle
     at: datetime
-    escalated_at: datetime | None
-    closed_at: datetime | None
     platforms_from_stores: bool
     obligations: tuple[Obligation, ...]
 
     @property
+    def step(self) -> LifecycleStep:
+        return self.lifecycle.step
+
+    @property
+    def escalated_at(self) -> datetime | None:
+        return self.lifecycle.escalated_at
+
+    @property
+    def closed_at(self) -> datetime | None:
+        return self.lifecycle.closed_at
+
+    @property
+    def deadline(self) -> datetime | None:
+        return self.lifecycle.deadline
+
+    @property
     def in_force(self) -> bool:
-        return in_force_step(self.step)
+        return self.lifecycle.in_force
 
     @property
     def overdue(self) -> bool:
-        return self.in_force and self.at > self.listing.deadline
+        return self.lifecycle.overdue(self.at)
 
     def outstanding(self, kind: ObligationKind | None = None) -> tuple[Obligation, ...]:
         return tuple(
@@ -104,9 +121,7 @@ def evaluate(
     listing_id: str,
     listing: Listing,
     *,
-    step: LifecycleStep,
-    escalated_at: datetime | None,
-    closed_at: datetime | None,
+    lifecycle: Lifecycle,
     sanctions: Mapping[SanctionKey, SanctionAction],
     active_platforms: Iterable[str],
     grace: timedelta,
@@ -114,14 +129,14 @@ def evaluate(
 ) -> ListingCompliance:
     """The obligations on a listing at ``at``.
 
-    ``step`` is the folded step; ``escalated_at`` the earliest ESCALATED and
-    ``closed_at`` the earliest CORRECTED or REMOVED ``effective_at``; ``sanctions`` the
-    winning action per (platform, measure, measure_other).
+    ``lifecycle`` is the listing's state (its escalation in effect, its closing);
+    ``sanctions`` the winning action per (platform, measure, measure_other).
     """
     from_stores, required = required_platforms(listing, active_platforms)
     obligations: list[Obligation] = []
-    if in_force_step(step):
-        if step is LifecycleStep.ESCALATED and escalated_at is not None:
+    escalated_at, closed_at = lifecycle.escalated_at, lifecycle.closed_at
+    if lifecycle.in_force:
+        if escalated_at is not None:
             due = escalated_at + grace
             for platform in required:
                 applied = _measures(sanctions, platform)
@@ -144,10 +159,8 @@ def evaluate(
     return ListingCompliance(
         listing_id=listing_id,
         listing=listing,
-        step=step,
+        lifecycle=lifecycle,
         at=at,
-        escalated_at=escalated_at,
-        closed_at=closed_at,
         platforms_from_stores=from_stores,
         obligations=tuple(obligations),
     )

@@ -10,9 +10,21 @@ Per unit (the listing's ``region_code`` prefix):
 
 - ``new_listings``: listed in the month, by list and conduct;
 - ``corrected_in_time`` / ``corrected_late``: first CORRECTED step in the month, at or
-  before / after the listing's correction deadline;
-- ``removed``, ``escalated``: first REMOVED / ESCALATED step in the month;
-- ``overdue_at_month_end``: in force at month end and past the deadline;
+  before / after the correction deadline in force (``gateway.core.lifecycle``: counted
+  from the identification, moved out by disputes; a listing never identified has none
+  and counts in time); not counted when the listing was withdrawn;
+- ``removed``: first REMOVED step in the month (not counted when withdrawn);
+  ``withdrawn``: first WITHDRAWN step in the month (listed in error, not a repair);
+- ``escalated``: the first escalation *in effect* falls in the month (an escalation a
+  correction effective at or before it rescinds is not counted, so a listing corrected
+  in time counts once, as corrected in time);
+- ``identified``: platform reports identified in the month (their first IDENTIFIED);
+- ``disputes_opened``, ``disputes_upheld``, ``disputes_withdrawn``: disputes opened,
+  decided UPHELD, decided WITHDRAWN in the month; ``disputes_open_at_month_end`` and
+  ``disputes_overdue_at_month_end``: open at month end, and of those the ones past the
+  issuing alliance's decision limit (``gateway.core.disputes``; the policy in force at
+  month end);
+- ``overdue_at_month_end``: in force at month end and past the deadline in force;
 - ``in_force_at_month_end``;
 - ``sanctions_applied`` / ``sanctions_lifted``: confirmations effective in the month,
   by measure and platform;
@@ -41,16 +53,14 @@ from datetime import date, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 
-from gateway.core.fold import (
-    STEP_PRECEDENCE,
-    MemberDirectory,
-    SanctionKey,
-    VerifiedRecord,
-    in_force_step,
-)
+from gateway.core.alliance_policy import PolicyBook
+from gateway.core.disputes import dispute_overdue
+from gateway.core.fold import MemberDirectory, SanctionKey, VerifiedRecord
 from gateway.core.identifiers import REPORTING_UNITS, Role
+from gateway.core.lifecycle import Lifecycle, StepRecord, derive, identified_when_signed
 from gateway.core.obligations import ObligationKind, ObligationState, evaluate
 from gateway.core.statements import (
+    AlliancePolicy,
     LifecycleStep,
     Listing,
     MemberRecord,
@@ -60,10 +70,11 @@ from gateway.core.statements import (
     SanctionMeasure,
     StatusChange,
 )
-from gateway.core.workdays import REPORT_TZ, ReportMonth
+from gateway.core.workdays import REPORT_TZ, ReportMonth, WorkCalendar
 
 __all__ = [
     "CITY_COUNTERS",
+    "DUE_PROCESS_COUNTERS",
     "REPORT_FORMAT",
     "LedgerEntry",
     "MonthData",
@@ -84,9 +95,20 @@ CITY_COUNTERS = (
     "corrected_in_time",
     "corrected_late",
     "removed",
+    "withdrawn",
     "escalated",
     "overdue_at_month_end",
     "in_force_at_month_end",
+)
+
+# Due-process counters (protocol revision 3), per unit and in the totals.
+DUE_PROCESS_COUNTERS = (
+    "identified",
+    "disputes_opened",
+    "disputes_upheld",
+    "disputes_withdrawn",
+    "disputes_open_at_month_end",
+    "disputes_overdue_at_month_end",
 )
 
 
@@ -104,7 +126,14 @@ class UnitReport:
     corrected_in_time: int = 0
     corrected_late: int = 0
     removed: int = 0
+    withdrawn: int = 0
     escalated: int = 0
+    identified: int = 0
+    disputes_opened: int = 0
+    disputes_upheld: int = 0
+    disputes_withdrawn: int = 0
+    disputes_open_at_month_end: int = 0
+    disputes_overdue_at_month_end: int = 0
     overdue_at_month_end: int = 0
     in_force_at_month_end: int = 0
     sanctions_applied: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -122,7 +151,9 @@ class UnitReport:
             "corrected_in_time": self.corrected_in_time,
             "corrected_late": self.corrected_late,
             "removed": self.removed,
+            "withdrawn": self.withdrawn,
             "escalated": self.escalated,
+            **{name: getattr(self, name) for name in DUE_PROCESS_COUNTERS},
             "overdue_at_month_end": self.overdue_at_month_end,
             "in_force_at_month_end": self.in_force_at_month_end,
             "sanctions_applied": self.sanctions_applied,
@@ -154,6 +185,9 @@ class LedgerEntry:
     removed_at: datetime | None
     escalated_at: datetime | None
     measures: tuple[tuple[str, SanctionMeasure, str], ...]
+    identified_at: datetime | None = None
+    withdrawn_at: datetime | None = None
+    dispute_open: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,9 +222,10 @@ def compute_units(
     *,
     grace: timedelta,
     unit: str | None = None,
+    calendar: WorkCalendar | None = None,
 ) -> dict[str, UnitReport]:
     """Counts per reporting unit (all 32, or only ``unit``), order-independent."""
-    return compute_month(records, month, grace=grace, unit=unit).units
+    return compute_month(records, month, grace=grace, unit=unit, calendar=calendar).units
 
 
 def compute_month(
@@ -199,13 +234,18 @@ def compute_month(
     *,
     grace: timedelta,
     unit: str | None = None,
+    calendar: WorkCalendar | None = None,
 ) -> MonthData:
-    """Counts per reporting unit, the ledger and the members, order-independent."""
+    """Counts per reporting unit, the ledger and the members, order-independent.
+
+    ``calendar``: the working days that time dispute decisions (None: Monday-Friday).
+    """
     start, end = month.start, month.end
     listings: dict[str, _Listing] = {}
     steps: dict[str, dict[str, tuple[LifecycleStep, datetime]]] = defaultdict(dict)
     confirmations: dict[str, dict[str, SanctionConfirmation]] = defaultdict(dict)
     members = MemberDirectory()
+    policies = PolicyBook()
     for rec in records:
         stmt = rec.statement
         if isinstance(stmt, Listing):
@@ -219,6 +259,8 @@ def compute_month(
                 confirmations[stmt.listing_id][rec.record_id] = stmt
         elif isinstance(stmt, MemberRecord) and stmt.issued_at < end:
             members.apply(rec.record_id, stmt)
+        elif isinstance(stmt, AlliancePolicy) and stmt.issued_at < end:
+            policies.apply(rec.record_id, stmt)
     active = tuple(
         m.member_id
         for m in members.members()
@@ -242,6 +284,8 @@ def compute_month(
             start=start,
             end=end,
             grace=grace,
+            policy=policies.for_listing(entry.listing, end),
+            calendar=calendar,
         )
         if row is not None:
             ledger.append(row)
@@ -260,6 +304,7 @@ def _hits(
     corrected: bool,
     in_time: bool,
     removed: bool,
+    withdrawn: bool,
     escalated: bool,
     in_force: bool,
     overdue: bool,
@@ -270,6 +315,7 @@ def _hits(
         ("corrected_in_time", corrected and in_time),
         ("corrected_late", corrected and not in_time),
         ("removed", removed),
+        ("withdrawn", withdrawn),
         ("escalated", escalated),
         ("overdue_at_month_end", overdue),
         ("in_force_at_month_end", in_force),
@@ -289,32 +335,34 @@ def _count(
     start: datetime,
     end: datetime,
     grace: timedelta,
+    policy: AlliancePolicy | None,
+    calendar: WorkCalendar | None,
 ) -> LedgerEntry | None:
     """Count one listing into its unit (and city); its ledger entry when it is new,
     changed or overdue in the month, else None."""
     new = month.contains(listing.listed_at)
     if new:
         _bump2(out.new_listings, listing.list.name, listing.conduct.name)
-    # The fold's step at month end: highest precedence, then latest (time, record id).
-    step = LifecycleStep.LISTED
-    best = (STEP_PRECEDENCE[step], listing.listed_at, listing_id)
+    # The listing's state at month end: the due-process rules over its steps so far.
+    state = derive(listing_id, listing, (StepRecord(rid, s, at) for rid, (s, at) in steps.items()))
+    step = state.step
     first: dict[LifecycleStep, datetime] = {}
-    for record_id, (s, at) in steps.items():
-        key = (STEP_PRECEDENCE[s], at, record_id)
-        if key > best:
-            best, step = key, s
+    for s, at in steps.values():
         if s not in first or at < first[s]:
             first[s] = at
-    corrected = first.get(LifecycleStep.CORRECTED)
-    removed = first.get(LifecycleStep.REMOVED)
-    escalated = first.get(LifecycleStep.ESCALATED)
-    in_force = in_force_step(step)
-    overdue = in_force and end > listing.deadline
+    withdrawn = first.get(LifecycleStep.WITHDRAWN)
+    void = state.closing is LifecycleStep.WITHDRAWN
+    corrected = None if void else first.get(LifecycleStep.CORRECTED)
+    removed = None if void else first.get(LifecycleStep.REMOVED)
+    escalated = state.escalated_at
+    in_force = state.in_force
+    overdue = state.overdue(end)
     hits = _hits(
         new=new,
         corrected=_within(corrected, start, end),
-        in_time=corrected is not None and corrected <= listing.deadline,
+        in_time=corrected is not None and (state.deadline is None or corrected <= state.deadline),
         removed=_within(removed, start, end),
+        withdrawn=_within(withdrawn, start, end),
         escalated=_within(escalated, start, end),
         in_force=in_force,
         overdue=overdue,
@@ -326,9 +374,10 @@ def _count(
         city = out.by_city.setdefault(city_code(listing.region_code), {})
         for name in hits:
             _bump(city, name)
+    _count_due_process(out, listing, state, start, end, policy, calendar)
     changed = any(start <= at < end for _, at in steps.values())
     # Sanctions: confirmations in the month, and the winning state at month end.
-    state: dict[SanctionKey, tuple[datetime, int, str]] = {}
+    winning: dict[SanctionKey, tuple[datetime, int, str]] = {}
     for record_id, c in confirmations.items():
         if start <= c.effective_at < end:
             changed = True
@@ -340,16 +389,13 @@ def _count(
             _bump2(table, c.measure.name, c.issuer)
         skey: SanctionKey = (c.issuer, c.measure, c.measure_other)
         order = (c.effective_at, c.action.value, record_id)
-        if skey not in state or order > state[skey]:
-            state[skey] = order
-    closes = [first[s] for s in (LifecycleStep.CORRECTED, LifecycleStep.REMOVED) if s in first]
+        if skey not in winning or order > winning[skey]:
+            winning[skey] = order
     result = evaluate(
         listing_id,
         listing,
-        step=step,
-        escalated_at=first.get(LifecycleStep.ESCALATED),
-        closed_at=min(closes) if closes else None,
-        sanctions={k: SanctionAction(v[1]) for k, v in state.items()},
+        lifecycle=state,
+        sanctions={k: SanctionAction(v[1]) for k, v in winning.items()},
         active_platforms=active,
         grace=grace,
         at=end,
@@ -365,7 +411,7 @@ def _count(
     if not (new or changed or overdue):
         return None
     applied = sorted(
-        (k for k, v in state.items() if v[1] == SanctionAction.APPLIED.value),
+        (k for k, v in winning.items() if v[1] == SanctionAction.APPLIED.value),
         key=lambda k: (k[0], k[1].value, k[2]),
     )
     return LedgerEntry(
@@ -378,7 +424,36 @@ def _count(
         removed_at=removed,
         escalated_at=escalated,
         measures=tuple(applied),
+        identified_at=state.identified_at,
+        withdrawn_at=withdrawn,
+        dispute_open=state.open_dispute is not None,
     )
+
+
+def _count_due_process(
+    out: UnitReport,
+    listing: Listing,
+    state: Lifecycle,
+    start: datetime,
+    end: datetime,
+    policy: AlliancePolicy | None,
+    calendar: WorkCalendar | None,
+) -> None:
+    """Identifications and disputes of one listing into its unit's counters."""
+    if not identified_when_signed(listing) and _within(state.identified_at, start, end):
+        out.identified += 1
+    for d in state.disputes:
+        if _within(d.opened_at, start, end):
+            out.disputes_opened += 1
+        if _within(d.decided_at, start, end):
+            if d.decision is LifecycleStep.UPHELD:
+                out.disputes_upheld += 1
+            else:
+                out.disputes_withdrawn += 1
+    if state.open_dispute is not None:
+        out.disputes_open_at_month_end += 1
+        if dispute_overdue(state, policy, end, calendar):
+            out.disputes_overdue_at_month_end += 1
 
 
 _SUMMED = (
@@ -386,11 +461,13 @@ _SUMMED = (
     "corrected_in_time",
     "corrected_late",
     "removed",
+    "withdrawn",
     "escalated",
     "overdue_at_month_end",
     "in_force_at_month_end",
     "outstanding_confirmations",
     "outstanding_lifts_total",
+    *DUE_PROCESS_COUNTERS,
 )
 
 

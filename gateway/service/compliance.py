@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from gateway.codec import decode_statement
 from gateway.core.fold import SanctionKey
+from gateway.core.lifecycle import StepRecord, derive
 from gateway.core.obligations import ListingCompliance, ObligationKind, evaluate
 from gateway.core.statements import (
     LifecycleStep,
@@ -35,7 +36,6 @@ __all__ = ["ComplianceService", "ComplianceSummary"]
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
 _SCAN = 500
-_CLOSING = (int(LifecycleStep.CORRECTED), int(LifecycleStep.REMOVED))
 
 
 @dataclass(frozen=True)
@@ -152,9 +152,14 @@ class ComplianceService:
                 raise NotFoundError(f"listing {row.listing_id} has no record")
             listing = decode_statement(record.payload_type, record.payload)
             assert isinstance(listing, Listing)
-            history = steps.get(row.listing_id, [])
-            escalations = [s.effective_at for s in history if s.step == LifecycleStep.ESCALATED]
-            closes = [s.effective_at for s in history if s.step in _CLOSING]
+            lifecycle = derive(
+                row.listing_id,
+                listing,
+                (
+                    StepRecord(s.record_id, LifecycleStep(s.step), s.effective_at)
+                    for s in steps.get(row.listing_id, [])
+                ),
+            )
             state: dict[SanctionKey, SanctionAction] = {
                 (s.platform, SanctionMeasure(s.measure), s.measure_other): SanctionAction(s.action)
                 for s in sanctions.get(row.listing_id, ())
@@ -163,9 +168,7 @@ class ComplianceService:
                 evaluate(
                     row.listing_id,
                     listing,
-                    step=LifecycleStep(row.step),
-                    escalated_at=min(escalations) if escalations else None,
-                    closed_at=min(closes) if closes else None,
+                    lifecycle=lifecycle,
                     sanctions=state,
                     active_platforms=active,
                     grace=self._grace,

@@ -200,7 +200,11 @@ class ReportService:
         """The report document at ``checkpoint`` and, from the same replay, the month's
         ledger and member records (nothing is signed or appended)."""
         data = compute_month(
-            replay(self._store, checkpoint.tree_size), month, grace=self._grace, unit=unit
+            replay(self._store, checkpoint.tree_size),
+            month,
+            grace=self._grace,
+            unit=unit,
+            calendar=self._calendar,
         )
         units = data.units
         document = report_document(

@@ -24,7 +24,7 @@ __all__ = ["ComplianceStore", "ListingCount", "StepTime"]
 # SQLite limits bound parameters per statement; stay well below it.
 _CHUNK = 500
 # Lifecycle step numbers (alliance.v1.LifecycleStep) used in queries.
-_LISTED, _NOTICE, _COMMITMENT, _ESCALATED = 1, 2, 3, 6
+_ESCALATED = 6
 _APPLIED = 1
 
 
@@ -63,17 +63,18 @@ class ComplianceStore:
     def escalation_candidates(
         self, issuer_prefix: str, now: datetime, *, limit: int
     ) -> list[ListingProjection]:
-        """In force, not escalated (nor beyond), deadline before ``now``, issued by a
-        member whose id starts with ``issuer_prefix``; oldest deadline first."""
+        """In force, no escalation in effect, the deadline in force before ``now`` (so
+        identified and no dispute open), issued by a member whose id starts with
+        ``issuer_prefix``; oldest deadline first."""
         q = (
             select(ListingRow)
             .where(
                 ListingRow.in_force.is_(True),
-                ListingRow.step.in_((_LISTED, _NOTICE, _COMMITMENT)),
-                ListingRow.deadline < now,
+                ListingRow.step != _ESCALATED,
+                ListingRow.due_at < now,
                 ListingRow.issuer.like(_prefix_pattern(issuer_prefix), escape="\\"),
             )
-            .order_by(ListingRow.deadline, ListingRow.listing_id)
+            .order_by(ListingRow.due_at, ListingRow.listing_id)
             .limit(limit)
         )
         with self._read() as s:
@@ -118,7 +119,7 @@ class ComplianceStore:
 
     def overdue_counts(self, now: datetime) -> list[ListingCount]:
         """In force and past the deadline, by list and reporting unit."""
-        return self._counts(ListingRow.in_force.is_(True), ListingRow.deadline < now)
+        return self._counts(ListingRow.in_force.is_(True), ListingRow.due_at < now)
 
     def escalated_counts(self) -> list[ListingCount]:
         """In force and ESCALATED, by list and reporting unit."""
