@@ -326,6 +326,7 @@ def _key_figures(totals: Mapping[str, Any], applied: int, lifted: int, loc: Loca
         (_("Corrected by the deadline"), totals["corrected_in_time"]),
         (_("Corrected after the deadline"), totals["corrected_late"]),
         (_("Removed from the lists"), totals["removed"]),
+        (_("Withdrawn (listed in error)"), totals.get("withdrawn", 0)),
         (_("Escalated (not corrected in time)"), totals["escalated"]),
         (_("Listed at month end"), totals["in_force_at_month_end"]),
         (_("Overdue at month end"), totals["overdue_at_month_end"]),
@@ -333,6 +334,15 @@ def _key_figures(totals: Mapping[str, Any], applied: int, lifted: int, loc: Loca
         (_("Sanction measures lifted (platform confirmations)"), lifted),
         (_("Sanction confirmations overdue"), totals["outstanding_confirmations"]),
         (_("Lifts overdue"), totals["outstanding_lifts_total"]),
+        (_("Platform reports identified"), totals.get("identified", 0)),
+        (_("Objections received"), totals.get("disputes_opened", 0)),
+        (_("Objections rejected (listing upheld)"), totals.get("disputes_upheld", 0)),
+        (_("Objections accepted (listing withdrawn)"), totals.get("disputes_withdrawn", 0)),
+        (_("Objections open at month end"), totals.get("disputes_open_at_month_end", 0)),
+        (
+            _("Objections not decided in time at month end"),
+            totals.get("disputes_overdue_at_month_end", 0),
+        ),
     )
     return Table(
         key="key_figures",
@@ -370,6 +380,7 @@ def _city_columns(loc: Locale) -> tuple[Column, ...]:
         "corrected_in_time": _("Corrected in time"),
         "corrected_late": _("Corrected late"),
         "removed": _("Removed"),
+        "withdrawn": _("Withdrawn"),
         "escalated": _("Escalated"),
         "overdue_at_month_end": _("Overdue at month end"),
         "in_force_at_month_end": _("Listed at month end"),
@@ -387,7 +398,7 @@ def _cities(units: Sequence[Mapping[str, Any]], names: Names, loc: Locale) -> Ta
                     names.unit(u["unit"]),
                     names.city(code),
                     code,
-                    *(loc.number(counts[k]) for k in CITY_COUNTERS),
+                    *(loc.number(counts.get(k, 0)) for k in CITY_COUNTERS),
                 )
             )
     return Table(
