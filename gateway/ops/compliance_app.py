@@ -92,6 +92,8 @@ class ComplianceRuntime:
             core.directory,
             grace=timedelta(days=config.sanction_grace_days),
             clock=core.clock,
+            policies=core.policies,
+            calendar=load_work_calendar(config.calendar_dir),
         )
         self.reports = report_service(core, federation=federation)
         self.metrics: ComplianceMetrics | None = (

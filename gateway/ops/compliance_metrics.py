@@ -27,12 +27,21 @@ class ComplianceMetrics:
     next_due: Gauge
     escalations: Counter
     report_overdue: Gauge
+    disputes_open: Gauge
+    disputes_overdue: Gauge
 
     def update(self, summary: ComplianceSummary) -> None:
         for gauge, counts in ((self.overdue, summary.overdue), (self.escalated, summary.escalated)):
             gauge.clear()
             for c in counts:
                 gauge.labels(list=ListKind(c.list_kind).name.lower(), unit=c.unit).set(c.count)
+        for gauge, by_unit in (
+            (self.disputes_open, summary.disputes_open),
+            (self.disputes_overdue, summary.disputes_overdue),
+        ):
+            gauge.clear()
+            for unit, n in sorted(by_unit.items()):
+                gauge.labels(unit=unit).set(n)
         self.outstanding.clear()
         self.outstanding.labels(kind="apply", measure="any").set(summary.outstanding_confirmations)
         for measure in SanctionMeasure:
@@ -76,6 +85,19 @@ def register_compliance_metrics(registry: CollectorRegistry) -> ComplianceMetric
         report_overdue=Gauge(
             "alliance_report_overdue",
             "1 when the newest monthly report whose due time has passed was not produced",
+            registry=registry,
+        ),
+        disputes_open=Gauge(
+            "alliance_compliance_open_disputes",
+            "Listings in force with a dispute (DISPUTED) not yet decided, by reporting unit",
+            ["unit"],
+            registry=registry,
+        ),
+        disputes_overdue=Gauge(
+            "alliance_compliance_overdue_disputes",
+            "Open disputes not decided within the issuing alliance's "
+            "dispute_decision_working_days (AlliancePolicy), by reporting unit",
+            ["unit"],
             registry=registry,
         ),
         escalations=Counter(

@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from gateway.codec import decode_statement
+from gateway.core.alliance_policy import dispute_decision_working_days
+from gateway.core.disputes import decision_due_by
 from gateway.core.fold import SanctionKey
+from gateway.core.identifiers import MemberId
 from gateway.core.lifecycle import StepRecord, derive
 from gateway.core.obligations import ListingCompliance, ObligationKind, evaluate
 from gateway.core.statements import (
@@ -24,10 +27,12 @@ from gateway.core.statements import (
     SanctionAction,
     SanctionMeasure,
 )
+from gateway.core.workdays import WorkCalendar
 from gateway.errors import NotFoundError, RecordError
 from gateway.service.directory import Directory
 from gateway.service.ledger import Clock, utc_now
 from gateway.service.paging import decode_token, encode_token
+from gateway.service.policies import Policies
 from gateway.storage import ListingProjection, SqlStore
 from gateway.storage.compliance import ComplianceStore, ListingCount
 
@@ -46,6 +51,9 @@ class ComplianceSummary:
     escalated: list[ListingCount]
     outstanding_confirmations: int
     outstanding_lifts: dict[SanctionMeasure, int] = field(default_factory=dict)
+    # Open disputes, and those past the issuing alliance's decision limit, by unit.
+    disputes_open: dict[str, int] = field(default_factory=dict)
+    disputes_overdue: dict[str, int] = field(default_factory=dict)
 
 
 class ComplianceService:
@@ -57,7 +65,13 @@ class ComplianceService:
         *,
         grace: timedelta,
         clock: Clock = utc_now,
+        policies: Policies | None = None,
+        calendar: WorkCalendar | None = None,
     ) -> None:
+        """``policies`` give each listing its issuing alliance's dispute limit and
+        ``calendar`` the working days it counts (None: none signed / Monday-Friday)."""
+        self._policies = policies
+        self._calendar = calendar
         self._store = store
         self._compliance = compliance
         self._directory = directory
@@ -109,12 +123,30 @@ class ComplianceService:
                 else:
                     for measure, _other in o.measures:
                         lifts[measure] = lifts.get(measure, 0) + 1
+        opened, overdue = self.disputes(now)
         return ComplianceSummary(
             overdue=self._compliance.overdue_counts(now),
             escalated=self._compliance.escalated_counts(),
             outstanding_confirmations=confirmations,
             outstanding_lifts=lifts,
+            disputes_open=opened,
+            disputes_overdue=overdue,
         )
+
+    def disputes(self, now: datetime) -> tuple[dict[str, int], dict[str, int]]:
+        """Open disputes by reporting unit, and those not decided within the issuing
+        alliance's limit (``gateway.core.disputes``)."""
+        opened: dict[str, int] = {}
+        overdue: dict[str, int] = {}
+        for _, issuer, region, since in self._compliance.open_disputes():
+            unit = region[:2]
+            opened[unit] = opened.get(unit, 0) + 1
+            domain = MemberId.parse(issuer).trust_domain
+            policy = None if self._policies is None else self._policies.current(domain, now)
+            days = dispute_decision_working_days(policy)
+            if now >= decision_due_by(since, days, self._calendar):
+                overdue[unit] = overdue.get(unit, 0) + 1
+        return opened, overdue
 
     def _scan(
         self, region_prefix: str, after: int, now: datetime

@@ -117,6 +117,18 @@ class ComplianceStore:
                     out[listing_id].append(StepTime(record_id, step, at))
         return out
 
+    def open_disputes(self) -> list[tuple[str, str, str, datetime]]:
+        """``(listing_id, issuer, region_code, dispute_since)`` of every listing in force
+        with a dispute open."""
+        q = select(
+            ListingRow.listing_id,
+            ListingRow.issuer,
+            ListingRow.region_code,
+            ListingRow.dispute_since,
+        ).where(ListingRow.in_force.is_(True), ListingRow.dispute_since.is_not(None))
+        with self._read() as s:
+            return [(str(i), str(who), str(r), at) for i, who, r, at in s.execute(q) if at]
+
     def overdue_counts(self, now: datetime) -> list[ListingCount]:
         """In force and past the deadline, by list and reporting unit."""
         return self._counts(ListingRow.in_force.is_(True), ListingRow.due_at < now)
