@@ -10,6 +10,7 @@ log failed verification; never a traceback.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -157,6 +158,11 @@ def _add_lifecycle(sub: _Sub[_Parser]) -> None:
     st.add_argument("--decision-ref", default="")
     st.add_argument("--reason", default="")
     st.add_argument("--decided-by", default="")
+    st.add_argument(
+        "--document",
+        type=Path,
+        help="the document the step rests on (DISPUTED: the evidence); its SHA-256 is signed",
+    )
     st.add_argument("--effective-at", help="ISO 8601 time or date (default: now)")
     st.set_defaults(handler=_step)
 
@@ -296,11 +302,29 @@ def _step(args: argparse.Namespace) -> int:
         decision_ref=args.decision_ref,
         reason=args.reason,
         decided_by=args.decided_by,
+        document_sha256=_document_digest(args.document),
     )
     with client:
         result = client.submit(statement)
     _print_submitted(f"step {args.step}", result.record_id, result.log_index, result.duplicate)
     return 0
+
+
+def _document_digest(path: Path | None) -> bytes:
+    """SHA-256 of the document's bytes (the document itself never leaves the member)."""
+    if path is None:
+        return b""
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 16), b""):
+                digest.update(chunk)
+    except OSError as e:
+        raise RecordError(
+            f"--document: cannot read {path}: {e.strerror}",
+            advice="name the evidence file the step rests on",
+        ) from None
+    return digest.digest()
 
 
 def _print_submitted(what: str, record_id: str, log_index: int | None, duplicate: bool) -> None:

@@ -172,8 +172,10 @@ def status_change(
     decision_ref: str = "",
     reason: str = "",
     decided_by: str = "",
+    document_sha256: bytes = b"",
 ) -> StatusChange:
-    """A lifecycle step of a listing (CORRECTED and REMOVED need a decision and reason)."""
+    """A lifecycle step of a listing (CORRECTED, REMOVED, UPHELD and WITHDRAWN need a
+    decision and reason; DISPUTED a reason and the SHA-256 of the evidence document)."""
     return StatusChange(
         issuer=issuer,
         listing_id=listing_id,
@@ -182,6 +184,7 @@ def status_change(
         decision_ref=decision_ref,
         reason=reason,
         decided_by=decided_by,
+        document_sha256=document_sha256,
     )
 
 

@@ -328,7 +328,9 @@ def test_jurisdiction_national_authorities_and_accepted_sources(
         clock.set(utc(2026, 6, 2))
         err = refused(
             lambda: send(
-                shop_a, gw, listing(shop_a, uscc=OTHER_USCC, region_code="440300", listed_at=clock())
+                shop_a,
+                gw,
+                listing(shop_a, uscc=OTHER_USCC, region_code="440300", listed_at=clock()),
             )
         )
         assert err.code() == grpc.StatusCode.PERMISSION_DENIED
