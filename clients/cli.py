@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import NoReturn, TextIO
 
-from clients import __version__, audit, compliance_cli, import_cli, version
+from clients import __version__, audit, compliance_cli, import_cli, public_cli, version
 from clients import statements as build
 from clients.client import AllianceClient, ClientError, ListingState, RetryPolicy, SubjectStatus
 from clients.profile import PROFILE_ENV, Profile, load_profile
@@ -111,6 +111,7 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_audit(sub)
     import_cli.add_subparser(sub, _client)
     compliance_cli.add_subparsers(sub)
+    public_cli.add_subparsers(sub)
     ve = sub.add_parser(
         "version",
         help="the protocol this client and the gateway speak (exit 1 when they differ)",

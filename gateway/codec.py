@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from types import MappingProxyType
 from typing import Any, TypeVar
 
@@ -29,6 +29,8 @@ from gateway.core.statements import (
     AlliancePolicy,
     AuthorityScope,
     ConductType,
+    DayKind,
+    HolidayCalendar,
     LifecycleStep,
     Listing,
     ListKind,
@@ -37,6 +39,7 @@ from gateway.core.statements import (
     MemberRecord,
     MemberStatus,
     MonthlyReport,
+    ReportSubmission,
     Role,
     SanctionAction,
     SanctionConfirmation,
@@ -45,6 +48,7 @@ from gateway.core.statements import (
     StatusChange,
     StoreRef,
     Subject,
+    SubmittedFile,
     check_member_record_v1,
     check_member_record_v2,
 )
@@ -256,6 +260,28 @@ def _alliance_policy_to_pb(s: AlliancePolicy) -> pb.AlliancePolicy:
     )
 
 
+def _holiday_calendar_to_pb(s: HolidayCalendar) -> pb.HolidayCalendar:
+    return pb.HolidayCalendar(
+        issuer=s.issuer,
+        year=s.year,
+        days=[pb.DayKind.ValueType(k.value) for k in s.days],
+        source=s.source,
+        issued_at=timestamp_to_pb(s.issued_at),
+    )
+
+
+def _report_submission_to_pb(s: ReportSubmission) -> pb.ReportSubmission:
+    return pb.ReportSubmission(
+        issuer=s.issuer,
+        month=s.month,
+        unit=s.unit,
+        report_id=s.report_id,
+        recipient=s.recipient,
+        submitted_at=timestamp_to_pb(s.submitted_at),
+        files=[pb.SubmittedFile(name=f.name, sha256=f.sha256) for f in s.files],
+    )
+
+
 StatementPb = (
     pb.Listing
     | pb.StatusChange
@@ -263,6 +289,8 @@ StatementPb = (
     | pb.MemberRecord
     | pb.MonthlyReport
     | pb.AlliancePolicy
+    | pb.HolidayCalendar
+    | pb.ReportSubmission
 )
 
 
@@ -279,6 +307,10 @@ def statement_to_pb(stmt: Statement) -> StatementPb:
         return _monthly_report_to_pb(stmt)
     if isinstance(stmt, AlliancePolicy):
         return _alliance_policy_to_pb(stmt)
+    if isinstance(stmt, HolidayCalendar):
+        return _holiday_calendar_to_pb(stmt)
+    if isinstance(stmt, ReportSubmission):
+        return _report_submission_to_pb(stmt)
     raise RecordError(f"not a statement: {type(stmt).__name__}")
 
 
@@ -409,6 +441,37 @@ def _alliance_policy_from_pb(m: pb.AlliancePolicy) -> AlliancePolicy:
     )
 
 
+def _day_field(year: int, index: int) -> str:
+    """``holiday_calendar.days[i]``, with its date when the year makes one."""
+    try:
+        day = date(year, 1, 1) + timedelta(days=index)
+    except (ValueError, OverflowError):
+        return f"holiday_calendar.days[{index}]"
+    return f"holiday_calendar.days[{index}] ({day.isoformat()})"
+
+
+def _holiday_calendar_from_pb(m: pb.HolidayCalendar) -> HolidayCalendar:
+    return HolidayCalendar(
+        issuer=m.issuer,
+        year=m.year,
+        days=tuple(enum_from_pb(DayKind, k, _day_field(m.year, i)) for i, k in enumerate(m.days)),
+        source=m.source,
+        issued_at=_required_ts(m, "issued_at", "holiday_calendar.issued_at"),
+    )
+
+
+def _report_submission_from_pb(m: pb.ReportSubmission) -> ReportSubmission:
+    return ReportSubmission(
+        issuer=m.issuer,
+        month=m.month,
+        unit=m.unit,
+        report_id=m.report_id,
+        recipient=m.recipient,
+        submitted_at=_required_ts(m, "submitted_at", "report_submission.submitted_at"),
+        files=tuple(SubmittedFile(name=f.name, sha256=f.sha256) for f in m.files),
+    )
+
+
 def statement_from_pb(msg: StatementPb) -> Statement:
     if isinstance(msg, pb.Listing):
         return _listing_from_pb(msg)
@@ -420,6 +483,10 @@ def statement_from_pb(msg: StatementPb) -> Statement:
         return _monthly_report_from_pb(msg)
     if isinstance(msg, pb.AlliancePolicy):
         return _alliance_policy_from_pb(msg)
+    if isinstance(msg, pb.HolidayCalendar):
+        return _holiday_calendar_from_pb(msg)
+    if isinstance(msg, pb.ReportSubmission):
+        return _report_submission_from_pb(msg)
     return _member_record_from_pb(msg)
 
 
@@ -470,6 +537,18 @@ _ALLIANCE_POLICY_FIELDS: Mapping[str, frozenset[int]] = MappingProxyType(
     {
         "alliance.v1.AlliancePolicy": frozenset(range(1, 8)),
         "alliance.v1.MeasureRequirement": frozenset({1, 2, 3}),
+        _TIMESTAMP: frozenset({1, 2}),
+    }
+)
+
+# holiday-calendar.v1 and report-submission.v1 (alliance.v1 revision 3).
+_HOLIDAY_CALENDAR_FIELDS: Mapping[str, frozenset[int]] = MappingProxyType(
+    {"alliance.v1.HolidayCalendar": frozenset(range(1, 6)), _TIMESTAMP: frozenset({1, 2})}
+)
+_REPORT_SUBMISSION_FIELDS: Mapping[str, frozenset[int]] = MappingProxyType(
+    {
+        "alliance.v1.ReportSubmission": frozenset(range(1, 8)),
+        "alliance.v1.SubmittedFile": frozenset({1, 2}),
         _TIMESTAMP: frozenset({1, 2}),
     }
 )
@@ -564,6 +643,22 @@ PAYLOAD_SCHEMAS: Mapping[str, PayloadSchema] = MappingProxyType(
                 AlliancePolicy,
                 _ALLIANCE_POLICY_FIELDS,
                 _alliance_policy_from_pb,
+            ),
+            PayloadSchema(
+                PAYLOAD_TYPES[HolidayCalendar],
+                "holiday_calendar",
+                pb.HolidayCalendar,
+                HolidayCalendar,
+                _HOLIDAY_CALENDAR_FIELDS,
+                _holiday_calendar_from_pb,
+            ),
+            PayloadSchema(
+                PAYLOAD_TYPES[ReportSubmission],
+                "report_submission",
+                pb.ReportSubmission,
+                ReportSubmission,
+                _REPORT_SUBMISSION_FIELDS,
+                _report_submission_from_pb,
             ),
         )
     }

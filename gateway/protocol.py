@@ -29,7 +29,7 @@ __all__ = [
 METADATA_KEY: Final = "alliance-protocol"
 """The gRPC metadata key (lower case, as HTTP/2 carries it) of the version statement."""
 
-CONTRACT_SHA256: Final = "f78c9f818714196b65aaaa704930eeadd4bb329c876d25afb075a29608d8d625"
+CONTRACT_SHA256: Final = "e6af3f97be058954ae1f09d7408980a5315f9520e3785125117b1d917393e9b4"
 """``contract_digest`` of the ``alliance.v1`` descriptors of this revision. The tests
 recompute it from the generated code, so no contract change ships without a new
 revision."""

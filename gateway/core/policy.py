@@ -5,10 +5,10 @@ statement type missing from ``STATEMENT_SIGNERS`` can be signed by no one. The t
 are the policy; the functions only read them, so tests are generated from the tables.
 
 Gateways sign what only a gateway may sign (member records, escalations, monthly
-reports), so the gateway role is not enough: the signer must be a **configured**
-gateway identity, ours or a peer's (``require_configured_gateway``). Gateways do not
-submit records through ``Exchange``: their records reach other gateways only by
-replication.
+reports, holiday calendars, report submissions), so the gateway role is not enough:
+the signer must be a **configured** gateway identity, ours or a peer's
+(``require_configured_gateway``). Gateways do not submit records through ``Exchange``:
+their records reach other gateways only by replication.
 """
 
 from __future__ import annotations
@@ -20,10 +20,12 @@ from gateway.core.identifiers import REPORTING_UNITS, MemberId, reporting_unit
 from gateway.core.statements import (
     AlliancePolicy,
     AuthorityScope,
+    HolidayCalendar,
     LifecycleStep,
     Listing,
     MemberRecord,
     MonthlyReport,
+    ReportSubmission,
     Role,
     SanctionConfirmation,
     Statement,
@@ -80,6 +82,10 @@ STATEMENT_SIGNERS: Mapping[type[Statement], frozenset[Role]] = MappingProxyType(
         MonthlyReport: frozenset({Role.GATEWAY}),
         # An alliance's policy: its configured gateway, as itself (the issuer is the signer).
         AlliancePolicy: frozenset({Role.GATEWAY}),
+        # The working-day calendar a gateway imported (the State Council's schedule),
+        # and the record that it sent its own report.
+        HolidayCalendar: frozenset({Role.GATEWAY}),
+        ReportSubmission: frozenset({Role.GATEWAY}),
     }
 )
 
@@ -99,7 +105,8 @@ def require_configured_gateway(signer: MemberId, gateways: Collection[str]) -> N
     if signer.role is Role.GATEWAY and str(signer) not in gateways:
         raise PermissionError(
             f"{signer} is not a configured gateway: only this gateway and configured peer "
-            "gateways sign member records, escalations and monthly reports",
+            "gateways sign member records, escalations, monthly reports, holiday calendars "
+            "and report submissions",
             advice="a region's gateway identity is configured out of band (docs/OPERATIONS.md)",
         )
 

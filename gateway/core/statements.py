@@ -15,7 +15,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from types import MappingProxyType
 from typing import TypeVar
 
@@ -41,6 +41,8 @@ __all__ = [
     "AlliancePolicy",
     "AuthorityScope",
     "ConductType",
+    "DayKind",
+    "HolidayCalendar",
     "LifecycleStep",
     "ListKind",
     "Listing",
@@ -49,6 +51,7 @@ __all__ = [
     "MemberRecord",
     "MemberStatus",
     "MonthlyReport",
+    "ReportSubmission",
     "Role",
     "SanctionAction",
     "SanctionConfirmation",
@@ -57,6 +60,7 @@ __all__ = [
     "StatusChange",
     "StoreRef",
     "Subject",
+    "SubmittedFile",
     "add_months",
     "check_member_record_v1",
     "check_member_record_v2",
@@ -740,10 +744,162 @@ class AlliancePolicy:
         return MemberId.parse(self.issuer).trust_domain
 
 
-Statement = (
-    Listing | StatusChange | SanctionConfirmation | MemberRecord | MonthlyReport | AlliancePolicy
-)
 ALLIANCE_POLICY_V1 = "application/vnd.alliance.alliance-policy.v1+protobuf"
+
+# --- gateway-signed operational records: holiday calendars, report submissions --------
+
+
+class DayKind(enum.IntEnum):
+    """The kind of one day of a year's working-day calendar."""
+
+    WORKDAY = 1  # Monday to Friday, worked
+    WEEKEND = 2  # Saturday or Sunday, not worked
+    HOLIDAY = 3  # a day off of a public holiday break, any day of the week
+    MAKEUP_WORKDAY = 4  # a Saturday or Sunday worked instead (调休上班)
+
+    @property
+    def worked(self) -> bool:
+        return self in (DayKind.WORKDAY, DayKind.MAKEUP_WORKDAY)
+
+
+_SATURDAY = 5
+_MAX_YEAR = 9999
+
+
+@dataclass(frozen=True, slots=True)
+class HolidayCalendar:
+    """One year's working days, every date accounted for, signed by a gateway.
+
+    ``days[i]`` is the kind of 1 January + ``i`` days. A weekday is a WORKDAY or a
+    HOLIDAY; a Saturday or Sunday is a WEEKEND, a HOLIDAY or a MAKEUP_WORKDAY. A
+    refusal names the first date that breaks the rule.
+    """
+
+    issuer: str
+    year: int
+    days: tuple[DayKind, ...]
+    source: str
+    issued_at: datetime
+
+    def __post_init__(self) -> None:
+        issuer = _member(self.issuer, "holiday_calendar.issuer")
+        if issuer.role is not Role.GATEWAY:
+            raise RecordError("holiday_calendar.issuer: must be a gateway member id")
+        year = self.year
+        if isinstance(year, bool) or not isinstance(year, int) or not 1 <= year <= _MAX_YEAR:
+            raise RecordError(f"holiday_calendar.year: {year!r} is not a year (1 .. 9999)")
+        length = 366 if calendar.isleap(year) else 365
+        days = tuple(self.days)
+        if len(days) != length:
+            raise RecordError(
+                f"holiday_calendar.days: {year} has {length} days, the calendar lists {len(days)}"
+            )
+        kinds = []
+        first = date(year, 1, 1)
+        for i, value in enumerate(days):
+            day = first + timedelta(days=i)
+            kind = _enum(DayKind, value, f"holiday_calendar.days[{i}] ({day.isoformat()})")
+            weekend = day.weekday() >= _SATURDAY
+            if weekend and kind is DayKind.WORKDAY:
+                raise RecordError(
+                    f"holiday_calendar.days[{i}]: {day.isoformat()} is a {day:%A}: a worked "
+                    "weekend day is a MAKEUP_WORKDAY, not a WORKDAY"
+                )
+            if not weekend and kind in (DayKind.WEEKEND, DayKind.MAKEUP_WORKDAY):
+                raise RecordError(
+                    f"holiday_calendar.days[{i}]: {day.isoformat()} is a {day:%A}, not a "
+                    f"Saturday or Sunday: it cannot be a {kind.name}"
+                )
+            kinds.append(kind)
+        _set(self, "days", tuple(kinds))
+        _text(self.source, "holiday_calendar.source", _MAX_REF, required=True)
+        _set(self, "issued_at", _utc(self.issued_at, "holiday_calendar.issued_at"))
+
+    def kind(self, day: date) -> DayKind:
+        if day.year != self.year:
+            raise RecordError(f"{day.isoformat()} is not in {self.year}")
+        return self.days[(day - date(self.year, 1, 1)).days]
+
+    @property
+    def holidays(self) -> frozenset[date]:
+        """The days off of holiday breaks."""
+        return self._dates(DayKind.HOLIDAY)
+
+    @property
+    def makeup_workdays(self) -> frozenset[date]:
+        return self._dates(DayKind.MAKEUP_WORKDAY)
+
+    def _dates(self, kind: DayKind) -> frozenset[date]:
+        first = date(self.year, 1, 1)
+        return frozenset(first + timedelta(days=i) for i, k in enumerate(self.days) if k is kind)
+
+
+_MAX_FILES = 64
+_MAX_FILE_NAME = 255
+
+
+@dataclass(frozen=True, slots=True)
+class SubmittedFile:
+    """A file of a submitted report: its name (no folders) and SHA-256."""
+
+    name: str
+    sha256: bytes
+
+    def __post_init__(self) -> None:
+        _text(self.name, "submitted_file.name", _MAX_FILE_NAME, required=True)
+        if "/" in self.name or "\\" in self.name or self.name in (".", ".."):
+            raise RecordError(f"submitted_file.name: {self.name!r} must be a file name, no folders")
+        if not isinstance(self.sha256, bytes) or len(self.sha256) != 32:
+            raise RecordError("submitted_file.sha256: must be 32 bytes (SHA-256)")
+
+
+@dataclass(frozen=True, slots=True)
+class ReportSubmission:
+    """A gateway's statement that it sent a month's report: to whom, when, which files."""
+
+    issuer: str
+    month: str
+    unit: str
+    report_id: str
+    recipient: str
+    submitted_at: datetime
+    files: tuple[SubmittedFile, ...]
+
+    def __post_init__(self) -> None:
+        issuer = _member(self.issuer, "report_submission.issuer")
+        if issuer.role is not Role.GATEWAY:
+            raise RecordError("report_submission.issuer: must be a gateway member id")
+        _report_month(self.month, "report_submission.month")
+        if not isinstance(self.unit, str) or (self.unit and self.unit not in REPORTING_UNITS):
+            raise RecordError(
+                "report_submission.unit: must be empty (all units) or a 2-digit reporting unit"
+            )
+        _record_id(self.report_id, "report_submission.report_id")
+        _text(self.recipient, "report_submission.recipient", _MAX_REF, required=True)
+        _set(self, "submitted_at", _utc(self.submitted_at, "report_submission.submitted_at"))
+        files = tuple(self.files)
+        if not files:
+            raise RecordError("report_submission.files: at least one file was sent")
+        if len(files) > _MAX_FILES:
+            raise RecordError(f"report_submission.files: at most {_MAX_FILES} files")
+        if not all(isinstance(f, SubmittedFile) for f in files):
+            raise RecordError("report_submission.files: must be SubmittedFile values")
+        names = [f.name for f in files]
+        if len(set(names)) != len(names):
+            raise RecordError("report_submission.files: a file name is listed twice")
+        _set(self, "files", files)
+
+
+Statement = (
+    Listing
+    | StatusChange
+    | SanctionConfirmation
+    | MemberRecord
+    | MonthlyReport
+    | HolidayCalendar
+    | ReportSubmission
+    | AlliancePolicy
+)
 
 MEMBER_RECORD_V1 = "application/vnd.alliance.member-record.v1+protobuf"
 MEMBER_RECORD_V2 = "application/vnd.alliance.member-record.v2+protobuf"
@@ -758,6 +914,8 @@ PAYLOAD_TYPES: Mapping[type[Statement], str] = MappingProxyType(
         MemberRecord: MEMBER_RECORD_V2,
         MonthlyReport: "application/vnd.alliance.monthly-report.v1+protobuf",
         AlliancePolicy: ALLIANCE_POLICY_V1,
+        HolidayCalendar: "application/vnd.alliance.holiday-calendar.v1+protobuf",
+        ReportSubmission: "application/vnd.alliance.report-submission.v1+protobuf",
     }
 )
 

@@ -28,8 +28,10 @@ from gateway.ops.compliance_app import ComplianceRuntime
 from gateway.ops.config import Config, PeerConfig
 from gateway.ops.fdlimit import ensure_open_files
 from gateway.ops.metrics import GatewayMetrics
+from gateway.ops.public_metrics import PublicMetrics
 from gateway.ops.scrub_metrics import ScrubMetrics
 from gateway.ops.state_metrics import StateMetrics
+from gateway.public import PublicServer, PublicSettings, RateSettings, ServeSettings, build_app
 from gateway.service.access_log import DIGEST_INFO as ACCESS_DIGEST_INFO
 from gateway.service.access_log import AccessLog
 from gateway.service.audit import AuditService
@@ -38,6 +40,7 @@ from gateway.service.integrity import startup_check
 from gateway.service.ledger import Clock, Ledger, utc_now
 from gateway.service.members import MemberAdmin
 from gateway.service.policies import Policies, PolicyAdmin
+from gateway.service.publication import PublicFeed
 from gateway.service.query import QueryService
 from gateway.service.replication import (
     CheckpointBeacon,
@@ -274,6 +277,11 @@ class Gateway:
             clock=clock,
             clock_skew=config.intake_rules.clock_skew,
         )
+        self.public_feed: PublicFeed | None = None
+        self.public_server: PublicServer | None = None
+        self.public_port = 0
+        if config.public_address:
+            self._build_public(monotonic)
         self.access_log = AccessLog(
             AccessStore(core.engine),
             key=core.key.derive_secret(ACCESS_DIGEST_INFO),
@@ -323,6 +331,32 @@ class Gateway:
         self.server = self._build_server()
         self.port = 0
         self._ticker = threading.Thread(target=self._tick_loop, name="ticker", daemon=True)
+
+    def _build_public(self, monotonic: Callable[[], float]) -> None:
+        cfg, core = self.config, self.core
+        self.public_feed = PublicFeed(
+            core.store,
+            self.audit,
+            trust_domain=cfg.trust_domain,
+            log_verifier=core.note_signer.verifier(),
+            clock=core.clock,
+            interval_s=cfg.checkpoint_interval_s,
+        )
+        self.public_metrics = PublicMetrics(self.metrics.registry)
+        settings = PublicSettings(
+            max_page=cfg.public_max_page,
+            default_page=min(100, cfg.public_max_page),
+            rate=RateSettings(cfg.public_rate_per_client_rps, cfg.public_rate_burst),
+        )
+        self.public_server = PublicServer(
+            build_app(self.public_feed, settings, observer=self.public_metrics, clock=monotonic),
+            ServeSettings(
+                cfg.public_address,
+                forwarded_allow_ips=cfg.public_forwarded_allow_ips,
+                max_connections=cfg.public_max_connections,
+                shutdown_grace_s=cfg.shutdown_grace_s,
+            ),
+        )
 
     def _puller(self, peer: PeerConfig) -> PeerPuller:
         cfg, core = self.config, self.core
@@ -406,6 +440,9 @@ class Gateway:
                 timeout_s=cfg.metrics_timeout_s,
                 max_connections=cfg.metrics_max_connections,
             )
+        if self.public_feed is not None and self.public_server is not None:
+            self.public_feed.start()
+            self.public_port = self.public_server.start()
         self._ticker.start()
         self.replication.start()
         if self.scrubber is not None:
@@ -431,6 +468,10 @@ class Gateway:
         self.replication.stop()
         self.checkpoints.notify()
         self.server.stop(grace)
+        if self.public_server is not None:
+            self.public_server.stop()
+        if self.public_feed is not None:
+            self.public_feed.stop()
         self.sequencer.stop()
         self.access_log.close()
         try:
@@ -476,6 +517,10 @@ class Gateway:
             self.state_metrics.checkpoint_size.set(latest.tree_size)
         if cp is not None:
             self.checkpoints.notify()
+            if self.public_feed is not None:
+                self.public_feed.wake()
+        if self.public_feed is not None:
+            self.public_metrics.entries.set(len(self.public_feed))
         now = self.core.clock()
         for status in self.replication.status():
             self.metrics.observe_peer(

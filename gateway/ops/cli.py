@@ -27,6 +27,7 @@ from gateway.core.notes import NoteSigner
 from gateway.core.statements import MemberStatus
 from gateway.errors import GatewayError, RecordError
 from gateway.ops.app import Core, Gateway, settle_heap
+from gateway.ops.calendar_cli import add_subparsers as add_calendar_subparsers
 from gateway.ops.config import load_config
 from gateway.ops.logs import setup_logging
 from gateway.ops.policy_file import describe_policy, load_policy_file
@@ -103,6 +104,7 @@ def _parser() -> argparse.ArgumentParser:
     vkey.set_defaults(handler=_log_key)
 
     add_report_subparsers(sub)
+    add_calendar_subparsers(sub)
     certs_cli.add_subparsers(sub)
     return p
 

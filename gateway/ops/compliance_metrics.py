@@ -13,6 +13,7 @@ from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from gateway.core.report_state import MonthState, ReportState
 from gateway.core.statements import ListKind, SanctionMeasure
 from gateway.service.compliance import ComplianceSummary
 
@@ -29,6 +30,8 @@ class ComplianceMetrics:
     report_overdue: Gauge
     disputes_open: Gauge
     disputes_overdue: Gauge
+    report_state: Gauge
+    submission_overdue: Gauge
 
     def update(self, summary: ComplianceSummary) -> None:
         for gauge, counts in ((self.overdue, summary.overdue), (self.escalated, summary.escalated)):
@@ -48,6 +51,19 @@ class ComplianceMetrics:
             self.outstanding.labels(kind="lift", measure=measure.name.lower()).set(
                 summary.outstanding_lifts.get(measure, 0)
             )
+
+    def set_report_states(self, states: list[MonthState]) -> None:
+        """One series per state (1 for the month's current one) and the overdue flag, for
+        the recent months only (``month`` stays a bounded label)."""
+        self.report_state.clear()
+        self.submission_overdue.clear()
+        for s in states:
+            month = str(s.month)
+            for state in ReportState:
+                self.report_state.labels(month=month, state=state.label).set(
+                    1 if s.state is state else 0
+                )
+            self.submission_overdue.labels(month=month).set(1 if s.overdue else 0)
 
     def set_next_due(self, due_by: datetime | None) -> None:
         """The instant the next report becomes late; NaN when the calendar lacks it."""
@@ -98,6 +114,20 @@ def register_compliance_metrics(registry: CollectorRegistry) -> ComplianceMetric
             "Open disputes not decided within the issuing alliance's "
             "dispute_decision_working_days (AlliancePolicy), by reporting unit",
             ["unit"],
+            registry=registry,
+        ),
+        report_state=Gauge(
+            "alliance_report_state",
+            "The monthly report's state for each of the last two ended months: 1 for its "
+            "current state (due, drafted, finalised, submitted), 0 for the others",
+            ["month", "state"],
+            registry=registry,
+        ),
+        submission_overdue=Gauge(
+            "alliance_report_submission_overdue",
+            "1 when the month's report is past its due time (00:00 Asia/Shanghai after the "
+            "due date) and no ReportSubmission records that it was sent",
+            ["month"],
             registry=registry,
         ),
         escalations=Counter(

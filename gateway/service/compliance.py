@@ -8,7 +8,7 @@ sanction when the listing names no store).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -66,10 +66,11 @@ class ComplianceService:
         grace: timedelta,
         clock: Clock = utc_now,
         policies: Policies | None = None,
-        calendar: WorkCalendar | None = None,
+        calendar: Callable[[], WorkCalendar] | None = None,
     ) -> None:
         """``policies`` give each listing its issuing alliance's dispute limit and
-        ``calendar`` the working days it counts (None: none signed / Monday-Friday)."""
+        ``calendar`` the working-day calendar in force, which counts it (None: no policy
+        signed / Monday to Friday)."""
         self._policies = policies
         self._calendar = calendar
         self._store = store
@@ -138,13 +139,14 @@ class ComplianceService:
         alliance's limit (``gateway.core.disputes``)."""
         opened: dict[str, int] = {}
         overdue: dict[str, int] = {}
+        calendar = None if self._calendar is None else self._calendar()
         for _, issuer, region, since in self._compliance.open_disputes():
             unit = region[:2]
             opened[unit] = opened.get(unit, 0) + 1
             domain = MemberId.parse(issuer).trust_domain
             policy = None if self._policies is None else self._policies.current(domain, now)
             days = dispute_decision_working_days(policy)
-            if now >= decision_due_by(since, days, self._calendar):
+            if now >= decision_due_by(since, days, calendar):
                 overdue[unit] = overdue.get(unit, 0) + 1
         return opened, overdue
 

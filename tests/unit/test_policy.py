@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from gateway.core.calendar_record import days_of
 from gateway.core.identifiers import MemberId
 from gateway.core.policy import (
     RPC_ROLES,
@@ -19,6 +20,7 @@ from gateway.core.statements import (
     AlliancePolicy,
     AuthorityScope,
     ConductType,
+    HolidayCalendar,
     LifecycleStep,
     Listing,
     ListKind,
@@ -26,6 +28,7 @@ from gateway.core.statements import (
     MemberRecord,
     MemberStatus,
     MonthlyReport,
+    ReportSubmission,
     Role,
     SanctionAction,
     SanctionConfirmation,
@@ -34,7 +37,9 @@ from gateway.core.statements import (
     StatusChange,
     StoreRef,
     Subject,
+    SubmittedFile,
 )
+from gateway.core.workdays import YearCalendar
 from gateway.errors import NotFoundError, PermissionError, RecordError
 from gateway.pb.alliance.v1 import audit_pb2, compliance_pb2, exchange_pb2, federation_pb2
 
@@ -83,6 +88,18 @@ def make_statement(cls: type[Statement], issuer: MemberId) -> Statement:
             checkpoint_size=1,
             checkpoint_root=bytes(32),
             content=b"{}",
+        )
+    if cls is HolidayCalendar:
+        return HolidayCalendar(s, 2027, days_of(YearCalendar(2027)), "notice", T0)
+    if cls is ReportSubmission:
+        return ReportSubmission(
+            issuer=s,
+            month="2026-10",
+            unit="",
+            report_id=LID,
+            recipient="NDRC",
+            submitted_at=T0,
+            files=(SubmittedFile("report.pdf", bytes(32)),),
         )
     return MemberRecord(
         issuer=s,
@@ -184,6 +201,10 @@ def test_monitor_writes_nothing() -> None:
 # --- statements: every role x every type, as itself and as another member -------------
 
 
+# Statements whose issuer must be a gateway (the model refuses any other issuer).
+GATEWAY_ONLY = (MemberRecord, MonthlyReport, HolidayCalendar, ReportSubmission, AlliancePolicy)
+
+
 def _kwargs(cls: type[Statement], signer: MemberId) -> dict[str, object]:
     if cls is StatusChange:
         # The signer's own listing: role is the only thing that can refuse.
@@ -196,10 +217,12 @@ def _kwargs(cls: type[Statement], signer: MemberId) -> dict[str, object]:
 )
 def test_statement_signers_as_itself(cls: type[Statement], role: Role) -> None:
     signer = mid(role)
-    if cls in (MemberRecord, MonthlyReport, AlliancePolicy) and role is not Role.GATEWAY:
+    if cls in GATEWAY_ONLY and role is not Role.GATEWAY:
         # Refused one layer earlier: such a statement cannot even be built.
         with pytest.raises(
-            RecordError, match=r"^(member_record|monthly_report|alliance_policy)\.issuer: must"
+            RecordError,
+            match=r"^(member_record|monthly_report|holiday_calendar|report_submission"
+            r"|alliance_policy)\.issuer: must",
         ):
             make_statement(cls, signer)
         return
@@ -216,7 +239,7 @@ def test_statement_signers_as_itself(cls: type[Statement], role: Role) -> None:
 )
 def test_statement_signed_as_another_member_is_refused(cls: type[Statement], role: Role) -> None:
     signer = mid(role, "me")
-    if cls in (MemberRecord, MonthlyReport, AlliancePolicy):
+    if cls in GATEWAY_ONLY:
         signer = mid(Role.GATEWAY, "me")  # only gateways can issue these at all
     stmt = make_statement(cls, MemberId(signer.trust_domain, signer.role, "someone-else"))
     with pytest.raises(PermissionError, match=r"^issuer .* is not the signer .*: members sign"):
@@ -229,6 +252,8 @@ def test_signers_table_content() -> None:
     assert STATEMENT_SIGNERS[MemberRecord] == {Role.GATEWAY}
     assert STATEMENT_SIGNERS[MonthlyReport] == {Role.GATEWAY}
     assert STATEMENT_SIGNERS[AlliancePolicy] == {Role.GATEWAY}
+    assert STATEMENT_SIGNERS[HolidayCalendar] == {Role.GATEWAY}
+    assert STATEMENT_SIGNERS[ReportSubmission] == {Role.GATEWAY}
     assert STATEMENT_SIGNERS[StatusChange] == {Role.PLATFORM, Role.AUTHORITY, Role.GATEWAY}
 
 

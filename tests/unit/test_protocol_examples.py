@@ -5,24 +5,29 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from gateway.codec import decode_statement, encode_statement
+from gateway.core.calendar_record import days_of, merge_calendars
 from gateway.core.dsse import record_id
 from gateway.core.identifiers import person_hmac
 from gateway.core.statements import (
     AlliancePolicy,
     ConductType,
+    HolidayCalendar,
     LifecycleStep,
     Listing,
     ListKind,
     MeasureRequirement,
+    ReportSubmission,
     SanctionMeasure,
     StatusChange,
     StoreRef,
     Subject,
+    SubmittedFile,
 )
+from gateway.core.workdays import ReportMonth, WorkCalendar, YearCalendar
 from gateway.pb.alliance.v1 import statements_pb2 as pb
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "PROTOCOL.md"
@@ -143,3 +148,47 @@ def test_example_disputed_status_change_is_recomputed_from_the_doc() -> None:
     assert encode_statement(expected) == (STATUS_CHANGE_TYPE, payload)
     assert f"The DISPUTED\nstatus change ({len(payload)} bytes" in text
     assert f"Its record id is\n`{record_id(STATUS_CHANGE_TYPE, payload)}`" in text
+
+
+def test_example_holiday_calendar_decodes_to_documented_values() -> None:
+    payload = _hex_after("Example holiday calendar payload:")
+    payload_type = "application/vnd.alliance.holiday-calendar.v1+protobuf"
+    stmt = decode_statement(payload_type, payload)
+    assert isinstance(stmt, HolidayCalendar)
+    new_year = frozenset({date(2027, 1, 1), date(2027, 1, 2), date(2027, 1, 3)})
+    assert stmt == HolidayCalendar(
+        issuer="spiffe://zj.alliance.example/gateway/gw",
+        year=2027,
+        days=days_of(YearCalendar(2027, new_year)),
+        source="Illustration: weekends, and 1-3 January off",
+        issued_at=datetime(2026, 12, 1, tzinfo=UTC),
+    )
+    assert encode_statement(stmt) == (payload_type, payload)
+    text = DOC.read_text(encoding="utf-8")
+    assert f"serialization ({len(payload)} bytes" in text
+    assert f"`{record_id(payload_type, payload)}`" in text
+    assert f"seconds {int(stmt.issued_at.timestamp())})" in text
+    calendar = merge_calendars(WorkCalendar([]), [stmt])
+    assert calendar.due_date(ReportMonth(2026, 12)) == date(2027, 1, 14)
+
+
+def test_example_report_submission_decodes_to_documented_values() -> None:
+    payload = _hex_after("Example report submission payload:")
+    payload_type = "application/vnd.alliance.report-submission.v1+protobuf"
+    stmt = decode_statement(payload_type, payload)
+    assert isinstance(stmt, ReportSubmission)
+    pdf = hashlib.sha256(b"%PDF-1.7 example").digest()
+    assert stmt == ReportSubmission(
+        issuer="spiffe://zj.alliance.example/gateway/gw",
+        month="2026-12",
+        unit="",
+        report_id=hashlib.sha256(b"monthly report 2026-12").hexdigest(),
+        recipient="NDRC Department of Finance and Credit Construction",
+        submitted_at=datetime(2027, 1, 12, 1, 30, tzinfo=UTC),
+        files=(SubmittedFile("report-2026-12-all.pdf", pdf),),
+    )
+    assert encode_statement(stmt) == (payload_type, payload)
+    text = DOC.read_text(encoding="utf-8")
+    assert f"`{stmt.report_id}`" in text and pdf.hex() in text
+    assert f"`{record_id(payload_type, payload)}`" in text
+    assert f"seconds {int(stmt.submitted_at.timestamp())})" in text

@@ -15,6 +15,7 @@ from gateway.core.statements import (
     PAYLOAD_TYPES,
     AlliancePolicy,
     ConductType,
+    HolidayCalendar,
     LifecycleStep,
     Listing,
     ListKind,
@@ -22,6 +23,7 @@ from gateway.core.statements import (
     MemberRecord,
     MemberStatus,
     MonthlyReport,
+    ReportSubmission,
     Role,
     SanctionAction,
     SanctionConfirmation,
@@ -478,6 +480,8 @@ def test_payload_types() -> None:
         MemberRecord: "application/vnd.alliance.member-record.v2+protobuf",
         MonthlyReport: "application/vnd.alliance.monthly-report.v1+protobuf",
         AlliancePolicy: "application/vnd.alliance.alliance-policy.v1+protobuf",
+        HolidayCalendar: "application/vnd.alliance.holiday-calendar.v1+protobuf",
+        ReportSubmission: "application/vnd.alliance.report-submission.v1+protobuf",
     }
     assert dict(PAYLOAD_TYPES) == expected
 

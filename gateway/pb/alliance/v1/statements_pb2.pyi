@@ -243,6 +243,36 @@ AUTHORITY_SCOPE_NATIONAL: AuthorityScope.ValueType  # 2
 """The whole country (e.g. the issuer of a national list)."""
 Global___AuthorityScope: _TypeAlias = AuthorityScope  # noqa: Y015
 
+class _DayKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DayKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DayKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DAY_KIND_UNSPECIFIED: _DayKind.ValueType  # 0
+    DAY_KIND_WORKDAY: _DayKind.ValueType  # 1
+    """Monday to Friday, worked."""
+    DAY_KIND_WEEKEND: _DayKind.ValueType  # 2
+    """Saturday or Sunday, not worked."""
+    DAY_KIND_HOLIDAY: _DayKind.ValueType  # 3
+    """A day off of a public holiday break, any day of the week."""
+    DAY_KIND_MAKEUP_WORKDAY: _DayKind.ValueType  # 4
+    """A Saturday or Sunday worked instead (调休上班)."""
+
+class DayKind(_DayKind, metaclass=_DayKindEnumTypeWrapper):
+    """The kind of one day in a year's working-day calendar (holiday-calendar.v1)."""
+
+DAY_KIND_UNSPECIFIED: DayKind.ValueType  # 0
+DAY_KIND_WORKDAY: DayKind.ValueType  # 1
+"""Monday to Friday, worked."""
+DAY_KIND_WEEKEND: DayKind.ValueType  # 2
+"""Saturday or Sunday, not worked."""
+DAY_KIND_HOLIDAY: DayKind.ValueType  # 3
+"""A day off of a public holiday break, any day of the week."""
+DAY_KIND_MAKEUP_WORKDAY: DayKind.ValueType  # 4
+"""A Saturday or Sunday worked instead (调休上班)."""
+Global___DayKind: _TypeAlias = DayKind  # noqa: Y015
+
 @_typing.final
 class StoreRef(_message.Message):
     """A seller's store on a member platform."""
@@ -675,3 +705,126 @@ class MonthlyReport(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___MonthlyReport: _TypeAlias = MonthlyReport  # noqa: Y015
+
+@_typing.final
+class HolidayCalendar(_message.Message):
+    """One year's working days in mainland China (the State Council's holiday schedule),
+    signed by a configured gateway (docs/PROTOCOL.md, "HolidayCalendar"). Report due
+    dates are computed from it; for one year, the newest issued_at wins.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ISSUER_FIELD_NUMBER: _builtins.int
+    YEAR_FIELD_NUMBER: _builtins.int
+    DAYS_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    ISSUED_AT_FIELD_NUMBER: _builtins.int
+    issuer: _builtins.str
+    """The gateway that imported and signed the calendar; must be the signer."""
+    year: _builtins.int
+    """The calendar year (Gregorian), 1 .. 9999."""
+    source: _builtins.str
+    """Where the schedule comes from (e.g. the State Council notice); required."""
+    @_builtins.property
+    def days(self) -> _containers.RepeatedScalarFieldContainer[Global___DayKind.ValueType]:
+        """One entry per day of the year, 1 January first: exactly 365 or 366 entries."""
+
+    @_builtins.property
+    def issued_at(self) -> _timestamp_pb2.Timestamp:
+        """Version of the year's calendar: the newest wins."""
+
+    def __init__(
+        self,
+        *,
+        issuer: _builtins.str = ...,
+        year: _builtins.int = ...,
+        days: _abc.Iterable[Global___DayKind.ValueType] | None = ...,
+        source: _builtins.str = ...,
+        issued_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["issued_at", b"issued_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["days", b"days", "issued_at", b"issued_at", "issuer", b"issuer", "source", b"source", "year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HolidayCalendar: _TypeAlias = HolidayCalendar  # noqa: Y015
+
+@_typing.final
+class SubmittedFile(_message.Message):
+    """A file of a submitted report: its name and the SHA-256 of its bytes."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    SHA256_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The file name as sent, without folders."""
+    sha256: _builtins.bytes
+    """SHA-256 of the file's bytes, 32 bytes."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        sha256: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "sha256", b"sha256"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmittedFile: _TypeAlias = SubmittedFile  # noqa: Y015
+
+@_typing.final
+class ReportSubmission(_message.Message):
+    """A gateway's signed statement that a month's report was sent to its recipient
+    (docs/PROTOCOL.md, "ReportSubmission").
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ISSUER_FIELD_NUMBER: _builtins.int
+    MONTH_FIELD_NUMBER: _builtins.int
+    UNIT_FIELD_NUMBER: _builtins.int
+    REPORT_ID_FIELD_NUMBER: _builtins.int
+    RECIPIENT_FIELD_NUMBER: _builtins.int
+    SUBMITTED_AT_FIELD_NUMBER: _builtins.int
+    FILES_FIELD_NUMBER: _builtins.int
+    issuer: _builtins.str
+    """The gateway that sent the report; must be the signer."""
+    month: _builtins.str
+    """The reported calendar month in Asia/Shanghai, "YYYY-MM"."""
+    unit: _builtins.str
+    """A 2-digit reporting unit, or empty for all 32 units."""
+    report_id: _builtins.str
+    """Record id (lowercase hex) of the issuer's MonthlyReport that was sent."""
+    recipient: _builtins.str
+    """To whom it was sent (an office, a person, an address)."""
+    @_builtins.property
+    def submitted_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was sent."""
+
+    @_builtins.property
+    def files(self) -> _containers.RepeatedCompositeFieldContainer[Global___SubmittedFile]:
+        """The files sent, at least one."""
+
+    def __init__(
+        self,
+        *,
+        issuer: _builtins.str = ...,
+        month: _builtins.str = ...,
+        unit: _builtins.str = ...,
+        report_id: _builtins.str = ...,
+        recipient: _builtins.str = ...,
+        submitted_at: _timestamp_pb2.Timestamp | None = ...,
+        files: _abc.Iterable[Global___SubmittedFile] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["submitted_at", b"submitted_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["files", b"files", "issuer", b"issuer", "month", b"month", "recipient", b"recipient", "report_id", b"report_id", "submitted_at", b"submitted_at", "unit", b"unit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportSubmission: _TypeAlias = ReportSubmission  # noqa: Y015
