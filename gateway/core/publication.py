@@ -45,7 +45,9 @@ __all__ = [
 ]
 
 
-CLOSING_STEPS = frozenset({LifecycleStep.CORRECTED, LifecycleStep.REMOVED})
+# A withdrawn listing (listed in error, protocol revision 3) leaves the feed like a
+# corrected or removed one, with the withdrawal's decision as its removal.
+CLOSING_STEPS = frozenset({LifecycleStep.CORRECTED, LifecycleStep.REMOVED, LifecycleStep.WITHDRAWN})
 
 
 class PublicStatus(enum.Enum):

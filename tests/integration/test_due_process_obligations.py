@@ -334,7 +334,8 @@ def test_government_measures_and_notices_in_compliance_views(
         measure_id = send(r.zj_amr, zj, summons)
         err = refused(r.gd_amr, gd, replace(summons, issuer=r.gd_amr.member_id))
         assert err.code() == grpc.StatusCode.PERMISSION_DENIED
-        assert "is in unit 33" in (err.details() or "")
+        assert "of a subject of reporting unit 33 " in (err.details() or "")
+        assert ("alliance-reason", "outside-unit") in (err.trailing_metadata() or ())
 
         for gw, member in ((zj, r.zj_shop), (gd, r.gd_shop)):
             eventually(

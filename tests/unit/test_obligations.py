@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from gateway.core.lifecycle import StepRecord, derive
 from gateway.core.obligations import (
     DEFAULT_SATISFYING,
     ObligationState,
@@ -54,9 +55,7 @@ def _states(listing: Listing, domain: str, **kw: object) -> dict[str, Obligation
     result = evaluate(
         "ab" * 32,
         listing,
-        step=LifecycleStep.ESCALATED,
-        escalated_at=T0,
-        closed_at=None,
+        lifecycle=derive("ab" * 32, listing, [StepRecord("esc", LifecycleStep.ESCALATED, T0)]),
         active_platforms=[ZJ_SHOP, GD_SHOP, GD_MALL],
         trust_domain=domain,
         grace=timedelta(days=7),

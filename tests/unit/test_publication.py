@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from gateway.core.fold import ListingView
+from gateway.core.lifecycle import StepRecord, derive
 from gateway.core.public_index import IndexedRecord, PublicIndex
 from gateway.core.publication import (
     Publication,
@@ -63,12 +64,11 @@ def _change(listing_id: str, step: LifecycleStep, day: int = 5) -> StatusChange:
 def _view(
     listing: Listing, step: LifecycleStep = LifecycleStep.LISTED, step_id: str = ""
 ) -> ListingView:
+    steps = [] if step is LifecycleStep.LISTED else [StepRecord(step_id, step, listing.listed_at)]
     return ListingView(
         listing_id="a" * 64,
         listing=listing,
-        step=step,
-        step_record_id=step_id or "a" * 64,
-        step_at=listing.listed_at,
+        lifecycle=derive("a" * 64, listing, steps),
         sanctions={},
     )
 
