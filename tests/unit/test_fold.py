@@ -412,6 +412,7 @@ def test_rule_helpers() -> None:
         LifecycleStep.CORRECTED,
         LifecycleStep.REMOVED,
         LifecycleStep.WITHDRAWN,
+        LifecycleStep.RETIRED,
     ]
     applied = (T0, int(SanctionAction.APPLIED), "b")
     lifted = (T0, int(SanctionAction.LIFTED), "a")
