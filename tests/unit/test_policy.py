@@ -345,9 +345,7 @@ NON_ESCALATION = [
 ]
 # The steps members (issuers, authorities) may sign: all but LISTED and the gateway's
 # RETIRED.
-MEMBER_STEPS = [
-    s for s in LifecycleStep if s not in (LifecycleStep.LISTED, LifecycleStep.RETIRED)
-]
+MEMBER_STEPS = [s for s in LifecycleStep if s not in (LifecycleStep.LISTED, LifecycleStep.RETIRED)]
 
 
 def test_status_change_without_listing_is_not_found() -> None:
