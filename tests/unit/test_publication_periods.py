@@ -196,16 +196,13 @@ def test_the_policy_file_sets_periods(tmp_path: Path) -> None:
         PublicationPeriod(ListKind.BLACKLIST, ConductType.COUNTERFEIT, 12, 60),
         PublicationPeriod(None, None, 1, 6),
     )
-    described = describe_policy(AlliancePolicy(issuer=GW, issued_at=T0, **_fields(p)))
+    signed = AlliancePolicy(issuer=GW, issued_at=T0, publication_periods=p.publication_periods)
+    described = describe_policy(signed)
     assert "publication_period BLACKLIST/COUNTERFEIT: 12 to 60 months" in described
     assert "publication_period any list/any conduct: 1 to 6 months" in described
     assert "publication_period BLACKLIST/any conduct (default): 6 to 36 months" in (
         describe_policy(None)
     )
-
-
-def _fields(p: AlliancePolicy) -> dict[str, object]:
-    return {"publication_periods": p.publication_periods}
 
 
 @pytest.mark.parametrize(
