@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 from gwtest import (
     USCC,
@@ -314,8 +315,16 @@ def test_retired_at_the_maximum_and_replicated(
     assert retired.issuer == a.config.member_id and retired.listing_id == scrutiny
     assert retired.effective_at == end
     assert (retired.decision_ref, retired.reason) == (AUTO_RETIREMENT_REF, AUTO_RETIREMENT_REASON)
-    # The blacklist listing's maximum (36 months) is far off.
+    # The blacklist listing's maximum (36 months) is far off, and its issuer may not
+    # retire it itself: only the gateway does.
     assert a.compliance.compliance.listing(blacklist).in_force
+    own = StatusChange(
+        issuer=zj_amr.member_id, listing_id=blacklist, step=S.RETIRED, effective_at=clock()
+    )
+    with pytest.raises(grpc.RpcError) as err:
+        send(zj_amr, a, own)
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "may not record RETIRED" in (err.value.details() or "")
 
     # It replicates; both regions compute the same state.
     eventually(lambda: b.core.store.record_by_id(retired_id) is not None, "RETIRED replicates")
