@@ -39,6 +39,8 @@ def test_closed_listings_get_their_earliest_closing(tmp_path: Path) -> None:
         )
     assert migrate(engine) == "0008"
     with engine.connect() as c:
-        rows = dict(c.execute(text("SELECT listing_id, closed_at FROM listings")).all())
+        rows: dict[str, object] = {
+            str(k): v for k, v in c.execute(text("SELECT listing_id, closed_at FROM listings"))
+        }
     assert rows["open"] is None
     assert str(rows["closed"]).startswith("2026-05-01 00:00:00")
