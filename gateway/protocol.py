@@ -29,7 +29,7 @@ __all__ = [
 METADATA_KEY: Final = "alliance-protocol"
 """The gRPC metadata key (lower case, as HTTP/2 carries it) of the version statement."""
 
-CONTRACT_SHA256: Final = "b9853691e4496277d4cd6cabf6b5abe9a5b76af8344dc84179137f61fc2a180f"
+CONTRACT_SHA256: Final = "de29f707df959773980d0d6aeea04ee7f66c62880c761e6ec6d12b09fc1383ca"
 """``contract_digest`` of the ``alliance.v1`` descriptors of this revision. The tests
 recompute it from the generated code, so no contract change ships without a new
 revision."""

@@ -11,7 +11,7 @@ unless every check passed.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 
@@ -118,9 +118,69 @@ class SubmitService:
             raise
         return Checked(env, caller, statement)
 
+    def check_many(
+        self, envs: Sequence[dsse.Envelope], caller: str
+    ) -> list[Checked | GatewayError]:
+        """``check`` of each envelope (a chunk of a batch, on one pool thread), each
+        refusal in its record's place."""
+        out: list[Checked | GatewayError] = []
+        for env in envs:
+            try:
+                out.append(self.check(env, caller))
+            except GatewayError as e:
+                out.append(e)
+        return out
+
     def admit(self, checked: Checked) -> Future[Appended]:
         """Stage 2, in submission order: authorize against the listing (a listing ahead of
         this record in the same stream counts), then hand it to the sequencer."""
+        accepted = self._authorize(checked)
+        record_id, payload_type = accepted.record_id, accepted.envelope.payload_type
+        future = self._sequencer.submit(accepted)
+        future.add_done_callback(lambda f: self._landed(record_id, payload_type, f))
+        return future
+
+    def admit_many(
+        self, items: Sequence[Checked | BaseException]
+    ) -> Future[list[Appended | BaseException]]:
+        """Stage 2 for a batch, in batch order: authorize each checked record (a listing
+        ahead of it in the batch or the stream counts), then hand every authorized one
+        to the sequencer as one unit. The future gives each record's outcome in its
+        place: its ``Appended``, or the error that refused it (a refused record never
+        stops the rest of the batch)."""
+        outcomes: list[Appended | BaseException | None] = []
+        accepted: list[Accepted] = []
+        slots: list[int] = []
+        for item in items:
+            if isinstance(item, BaseException):
+                outcomes.append(item)
+                continue
+            try:
+                accepted.append(self._authorize(item))
+            except Exception as e:  # a GatewayError, or a bug the transport maps to INTERNAL
+                outcomes.append(e)
+                continue
+            slots.append(len(outcomes))
+            outcomes.append(None)
+        done: Future[list[Appended | BaseException]] = Future()
+
+        def landed(appended: Future[list[Appended]]) -> None:
+            with self._in_flight_lock:
+                for a in accepted:
+                    self._in_flight.pop(a.record_id, None)
+            error = appended.exception()
+            results: Sequence[Appended | BaseException] = (
+                appended.result() if error is None else [error] * len(accepted)
+            )
+            for slot, a, outcome in zip(slots, accepted, results, strict=True):
+                outcomes[slot] = outcome
+                self._observe(a.envelope.payload_type, outcome)
+            done.set_result([o for o in outcomes if o is not None])
+
+        self._sequencer.submit_batch(accepted).add_done_callback(landed)
+        return done
+
+    def _authorize(self, checked: Checked) -> Accepted:
         env, statement = checked.envelope, checked.statement
         try:
             authorize_statement(
@@ -136,10 +196,7 @@ class SubmitService:
         if isinstance(statement, Listing):
             with self._in_flight_lock:
                 self._in_flight[record_id] = statement
-        accepted = Accepted(env, record_id, checked.signer, statement, self._origin)
-        future = self._sequencer.submit(accepted)
-        future.add_done_callback(lambda f: self._landed(record_id, env.payload_type, f))
-        return future
+        return Accepted(env, record_id, checked.signer, statement, self._origin)
 
     def _landed(self, record_id: str, payload_type: str, future: Future[Appended]) -> None:
         with self._in_flight_lock:
