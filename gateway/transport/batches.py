@@ -106,9 +106,11 @@ class BatchUpload:
 
     def answers(self, requests: Iterator[ex.SubmitBatch]) -> Iterator[ex.SubmitBatchResult]:
         """One result message per batch, in order, as its records are appended or refused."""
-        threading.Thread(target=self._admit, name="submit-batch-admitter", daemon=True).start()
         threading.Thread(
-            target=self._read, args=(requests,), name="submit-batch-reader", daemon=True
+            target=self._admit, name="submit-stream-batch-admitter", daemon=True
+        ).start()
+        threading.Thread(
+            target=self._read, args=(requests,), name="submit-stream-batch-reader", daemon=True
         ).start()
         idle, guard = self._idle, self._guard
         try:
@@ -221,7 +223,15 @@ class BatchUpload:
         return _Read(first, record_ids, refused, chunks)
 
     def _admit(self) -> None:
-        while (item := self._reads.get()) is not _END:
+        while True:
+            try:
+                item = self._reads.get(timeout=0.5)
+            except queue.Empty:
+                if self._answered.is_set():
+                    return  # the call is over; the reader may have had no room for _END
+                continue
+            if item is _END:
+                break
             if self._ended.is_set():
                 continue  # drain: the stream was ended, nothing more is appended
             if isinstance(item, _Ended):

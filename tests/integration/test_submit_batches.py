@@ -186,13 +186,13 @@ def test_a_message_that_is_not_a_batch_ends_the_stream(
             yield batch(envs[1:]).SerializeToString()
 
         with amr.channel(gw.port) as ch:
-            call = ch.stream_stream(
+            method: grpc.StreamStreamMultiCallable[bytes, ex.SubmitBatchResult] = ch.stream_stream(
                 "/alliance.v1.Exchange/SubmitBatches",
                 response_deserializer=ex.SubmitBatchResult.FromString,
-            )(raw(), timeout=30)
-            answers = []
+            )
+            answers: list[ex.SubmitBatchResult] = []
             with pytest.raises(grpc.RpcError) as err:
-                answers.extend(call)
+                answers.extend(method(raw(), timeout=30))
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert [[r.code for r in a.results] for a in answers] == [[OK]]
         assert gw.core.store.record_by_id(envs[1].record_id) is None
