@@ -14,9 +14,11 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from datetime import datetime
 
 from gateway.codec import decode_statement, open_payload
 from gateway.core import dsse
+from gateway.core.crypto import VerifyingKey
 from gateway.core.deadlines import DEFAULT_RULES, DeadlineRules
 from gateway.core.identifiers import MemberId
 from gateway.core.intake import DEFAULT_INTAKE_RULES, IntakeRules, check_submitted
@@ -92,44 +94,55 @@ class SubmitService:
         """Stage 1, independent of other records (bulk ingest runs it on several threads):
         the caller's standing, the issuer, the signature over the received bytes, then
         the statement's rules."""
-        try:
-            # No look-up of the record first: a record already stored is verified and
-            # authorized like a new one (so only its signer gets the idempotent answer),
-            # and the sequencer answers it with its existing log index.
-            now = self._clock()
-            # Admission checked the caller when the call began; a stream outlives that.
-            self._directory.require_active(caller)
-            opened = open_payload(env.payload_type, env.payload)
-            MemberId.parse(opened.issuer, field=f"{opened.schema.name}.issuer")
-            if opened.issuer != caller:
-                raise PermissionError(
-                    f"the record's issuer {opened.issuer[:300]!r} is not the caller {caller}",
-                    advice="members submit only records they issued and signed themselves",
-                )
-            verify_issuer(env, caller, self._directory.keys_at(caller, now))
-            statement = opened.statement()
-            if isinstance(statement, Listing):
-                # The alliance's deadline rule, for listings members submit here;
-                # replicated listings were judged by their origin (gateway.core.deadlines).
-                self._deadline_rules.check(statement)
-            check_submitted(statement, now=now, rules=self._intake)
-        except GatewayError as e:
-            self._observe(env.payload_type, e)
-            raise
-        return Checked(env, caller, statement)
+        (result,) = self.check_many((env,), caller)
+        if isinstance(result, GatewayError):
+            raise result
+        return result
 
     def check_many(
         self, envs: Sequence[dsse.Envelope], caller: str
     ) -> list[Checked | GatewayError]:
         """``check`` of each envelope (a chunk of a batch, on one pool thread), each
-        refusal in its record's place."""
+        refusal in its record's place; the caller's standing and keys are read once."""
+        # No look-up of the record first: a record already stored is verified and
+        # authorized like a new one (so only its signer gets the idempotent answer),
+        # and the sequencer answers it with its existing log index.
+        now = self._clock()
+        try:
+            # Admission checked the caller when the call began; a stream outlives that.
+            self._directory.require_active(caller)
+        except GatewayError as e:
+            for env in envs:
+                self._observe(env.payload_type, e)
+            return [e] * len(envs)
+        keys = self._directory.keys_at(caller, now)
         out: list[Checked | GatewayError] = []
         for env in envs:
             try:
-                out.append(self.check(env, caller))
+                out.append(self._check(env, caller, now, keys))
             except GatewayError as e:
+                self._observe(env.payload_type, e)
                 out.append(e)
         return out
+
+    def _check(
+        self, env: dsse.Envelope, caller: str, now: datetime, keys: Sequence[VerifyingKey]
+    ) -> Checked:
+        opened = open_payload(env.payload_type, env.payload)
+        MemberId.parse(opened.issuer, field=f"{opened.schema.name}.issuer")
+        if opened.issuer != caller:
+            raise PermissionError(
+                f"the record's issuer {opened.issuer[:300]!r} is not the caller {caller}",
+                advice="members submit only records they issued and signed themselves",
+            )
+        verify_issuer(env, caller, keys)
+        statement = opened.statement()
+        if isinstance(statement, Listing):
+            # The alliance's deadline rule, for listings members submit here;
+            # replicated listings were judged by their origin (gateway.core.deadlines).
+            self._deadline_rules.check(statement)
+        check_submitted(statement, now=now, rules=self._intake)
+        return Checked(env, caller, statement)
 
     def admit(self, checked: Checked) -> Future[Appended]:
         """Stage 2, in submission order: authorize against the listing (a listing ahead of
