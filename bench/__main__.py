@@ -24,6 +24,7 @@ from ._setup import POSTGRES_URL, Alliance, Backend
 BENCHMARKS: dict[str, Callable[[Context], None]] = {
     "echo": echo.run,
     "ingest": ingest.run,
+    "batch-size": ingest.sweep,
     "unary": unary.run,
     "check": check.run,
     "federation": federation.run,

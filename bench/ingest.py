@@ -74,8 +74,6 @@ def run(ctx: Context) -> None:
                 ratio_of="batched ingest / one-record-message ingest, same gateway",
             )
         )
-        if backend.is_sqlite:
-            _sweep(ctx, gateway.handle, gateway.listed, authority, verify)
 
 
 def _figures(
@@ -120,18 +118,22 @@ def _figures(
     return streamed.rate
 
 
-def _sweep(
-    ctx: Context, gateway: ServerHandle, listed: list[int], member: Member, verify: Measure
-) -> None:
-    """Records/s by batch size, on the same gateway (how BATCH was chosen)."""
+def sweep(ctx: Context) -> None:
+    """``batch-size``: records/s by records a SubmitBatches message, one after another on
+    one SQLite gateway (how BATCH was chosen)."""
+    verify = ed25519_verify(ctx)
+    backend = next(b for b in ctx.backends if b.is_sqlite)
+    gateway = ctx.gateway(backend)
     n = max(1_000, ctx.sizes.ingest_records // 2)
     for size in SWEEP:
-        streamed = stream_batches(ctx, gateway, member, n, size, f"ingest-sweep-{size}")
-        listed.extend(range(streamed.start, streamed.start + streamed.stored))
+        streamed = stream_batches(
+            ctx, gateway.handle, ctx.alliance.authority, n, size, f"ingest-sweep-{size}"
+        )
+        gateway.listed.extend(range(streamed.start, streamed.start + streamed.stored))
         ctx.report.add(
             Figure(
                 name=f"ingest.sqlite.batch_{size}",
-                benchmark=NAME,
+                benchmark="batch-size",
                 backend="sqlite",
                 value=streamed.rate,
                 unit="records/s",
