@@ -86,7 +86,12 @@ def _figures(
     target: Target,
     note: str,
 ) -> float:
-    detail = {"records": streamed.stored, "seconds": round(streamed.seconds, 3)}
+    detail = {
+        "records": streamed.stored,
+        "seconds": round(streamed.seconds, 3),
+        "gateway_cpu_us_per_record": round(streamed.cpu_us_per_record, 1),
+        "gateway_cores_busy": round(streamed.cpu_seconds / streamed.seconds, 2),
+    }
     ctx.report.add(
         Figure(
             name=f"ingest.{backend}.{kind}",
@@ -141,7 +146,11 @@ def sweep(ctx: Context) -> None:
                 ratio=ratio(streamed.rate, verify.value),
                 ratio_of="ingest / one-core Ed25519 verify",
                 note=f"batch-size sweep: {size} records a SubmitBatches message",
-                detail={"records": streamed.stored, "seconds": round(streamed.seconds, 3)},
+                detail={
+                    "records": streamed.stored,
+                    "seconds": round(streamed.seconds, 3),
+                    "gateway_cpu_us_per_record": round(streamed.cpu_us_per_record, 1),
+                },
             )
         )
 
@@ -151,10 +160,15 @@ class Streamed:
     start: int  # the first subject number of the listings
     stored: int
     seconds: float
+    cpu_seconds: float = 0.0  # the gateway process's CPU time meanwhile (all threads)
 
     @property
     def rate(self) -> float:
         return self.stored / self.seconds
+
+    @property
+    def cpu_us_per_record(self) -> float:
+        return self.cpu_seconds / self.stored * 1e6 if self.stored else 0.0
 
 
 def stream_listings(
@@ -164,6 +178,7 @@ def stream_listings(
     gateway sampled by --profile as ``label``); every record must be stored."""
     start = ctx.subjects(count)
     requests = _data.submit_requests(_data.signed_listings(member, start, count))
+    cpu = gateway.cpu_seconds()
     with ctx.profiled(label, gateway.pid):
         result = bidi_stream(
             gateway.port,
@@ -180,7 +195,7 @@ def stream_listings(
             f"{label}: {count} records to send, {result.sent} sent, {stored} stored "
             f"({result.responses[:1]})"
         )
-    return Streamed(start, stored, result.seconds)
+    return Streamed(start, stored, result.seconds, gateway.cpu_seconds() - cpu)
 
 
 def stream_batches(
@@ -191,6 +206,7 @@ def stream_batches(
     start = ctx.subjects(count)
     records = _data.submit_requests(_data.signed_listings(member, start, count))
     requests = _data.batch_requests(records, batch)
+    cpu = gateway.cpu_seconds()
     with ctx.profiled(label, gateway.pid):
         result = bidi_stream(
             gateway.port,
@@ -207,4 +223,4 @@ def stream_batches(
             f"{label}: {count} records in {len(requests)} batches, {result.sent} batches sent, "
             f"{stored} stored"
         )
-    return Streamed(start, stored, result.seconds)
+    return Streamed(start, stored, result.seconds, gateway.cpu_seconds() - cpu)
