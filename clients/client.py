@@ -558,7 +558,9 @@ class AllianceClient:
 
         A refused record is a result with its status code and message, not an
         exception. Items are signed lazily, ``batch_records`` at a time, so an iterable
-        of any length streams.
+        of any length streams; a batch is sent when it is full or the items end, so an
+        iterable that waits between items (records as they happen) wants a client made
+        with ``batch_records=1``.
         """
         feed = _Feed(iter(items), self._envelope, self._stream_chunk)
         delays = self._retry.delays()
