@@ -36,8 +36,9 @@ proto-check: $(STAMP)
 	git diff --exit-code -- gateway/pb || (echo "generated code is stale: run 'make proto' and commit" >&2; exit 1)
 	test -z "$$(git status --porcelain -- gateway/pb)" || (echo "untracked generated files: run 'make proto' and commit" >&2; exit 1)
 
-# Extract the report's strings and update every catalog; then translate the new entries
-# in gateway/ops/locale/*/LC_MESSAGES/report.po (the .po files are compiled when loaded).
+# Extract the report's and the public pages' strings and update every catalog; then translate
+# the new entries in gateway/ops/locale/*/LC_MESSAGES/report.po and
+# gateway/public/locale/*/LC_MESSAGES/public.po (the .po files are compiled when loaded).
 messages: $(STAMP)
 	$(VENV)/bin/pybabel --quiet extract -F babel.cfg --add-location=file --sort-by-file \
 	  --project=alliance-gateway --no-wrap -o gateway/ops/locale/report.pot .
@@ -46,6 +47,14 @@ messages: $(STAMP)
 	    || $(VENV)/bin/pybabel --quiet init -D report -l $$l -i gateway/ops/locale/report.pot -d gateway/ops/locale; \
 	done
 	$(VENV)/bin/pybabel --quiet update -D report -i gateway/ops/locale/report.pot -d gateway/ops/locale --no-wrap --ignore-obsolete --ignore-pot-creation-date
+	# The public pages (gateway/public/locale/*/LC_MESSAGES/public.po), domain "public".
+	$(VENV)/bin/pybabel --quiet extract -F babel-public.cfg --add-location=file --sort-by-file \
+	  --project=alliance-gateway --no-wrap -o gateway/public/locale/public.pot .
+	for l in zh_CN en; do \
+	  test -f gateway/public/locale/$$l/LC_MESSAGES/public.po \
+	    || $(VENV)/bin/pybabel --quiet init -D public -l $$l -i gateway/public/locale/public.pot -d gateway/public/locale; \
+	done
+	$(VENV)/bin/pybabel --quiet update -D public -i gateway/public/locale/public.pot -d gateway/public/locale --no-wrap --ignore-obsolete --ignore-pot-creation-date
 
 bench: $(STAMP)
 	$(PY) -m bench

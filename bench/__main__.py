@@ -16,7 +16,7 @@ from pathlib import Path
 
 import grpc
 
-from . import check, echo, federation, ingest, memory, merkle_bench, mixed, scrub, unary
+from . import check, echo, federation, ingest, memory, merkle_bench, mixed, public, scrub, unary
 from ._context import FULL, QUICK, Context
 from ._results import Report
 from ._setup import POSTGRES_URL, Alliance, Backend
@@ -33,6 +33,7 @@ BENCHMARKS: dict[str, Callable[[Context], None]] = {
     "merkle": merkle_bench.run,
     "memory": memory.run,
     "scrub": scrub.run,
+    "public": public.run,
 }
 RESULTS = Path(__file__).resolve().parent / "results"
 

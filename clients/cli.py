@@ -10,6 +10,7 @@ log failed verification; never a traceback.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -17,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import NoReturn, TextIO
 
-from clients import __version__, audit, compliance_cli, import_cli, version
+from clients import __version__, audit, compliance_cli, import_cli, public_cli, version
 from clients import statements as build
 from clients.client import AllianceClient, ClientError, ListingState, RetryPolicy, SubjectStatus
 from clients.profile import PROFILE_ENV, Profile, load_profile
@@ -110,6 +111,7 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_audit(sub)
     import_cli.add_subparser(sub, _client)
     compliance_cli.add_subparsers(sub)
+    public_cli.add_subparsers(sub)
     ve = sub.add_parser(
         "version",
         help="the protocol this client and the gateway speak (exit 1 when they differ)",
@@ -150,6 +152,15 @@ def _add_lifecycle(sub: _Sub[_Parser]) -> None:
     cs.add_argument("--note", default="")
     cs.add_argument("--effective-at", help="ISO 8601 time or date (default: now)")
     cs.set_defaults(handler=_confirm_sanction)
+    na = sub.add_parser(
+        "not-applicable",
+        help="answer that the seller has no account with your platform (ends what you owe "
+        "on a listing naming none of your stores)",
+    )
+    na.add_argument("listing_id", metavar="LISTING_ID")
+    na.add_argument("--note", default="")
+    na.add_argument("--effective-at", help="ISO 8601 time or date (default: now)")
+    na.set_defaults(handler=_not_applicable)
 
     st = sub.add_parser("step", help="record a lifecycle step of a listing")
     st.add_argument("listing_id", metavar="LISTING_ID")
@@ -157,6 +168,12 @@ def _add_lifecycle(sub: _Sub[_Parser]) -> None:
     st.add_argument("--decision-ref", default="")
     st.add_argument("--reason", default="")
     st.add_argument("--decided-by", default="")
+    st.add_argument(
+        "--document",
+        type=Path,
+        help="the document the step rests on (the notice served, the signed commitment, "
+        "the evidence of a dispute): its SHA-256 goes into the record, never the file",
+    )
     st.add_argument("--effective-at", help="ISO 8601 time or date (default: now)")
     st.set_defaults(handler=_step)
 
@@ -286,6 +303,38 @@ def _confirm_sanction(args: argparse.Namespace) -> int:
     return 0
 
 
+def _not_applicable(args: argparse.Namespace) -> int:
+    profile, client = _client(args)
+    statement = build.sanction(
+        profile.member_id,
+        args.listing_id,
+        None,
+        action=SanctionAction.NOT_APPLICABLE,
+        effective_at=_time(args.effective_at, "effective_at"),
+        note=args.note,
+    )
+    with client:
+        result = client.submit(statement)
+    _print_submitted("not-applicable answer", result.record_id, result.log_index, result.duplicate)
+    return 0
+
+
+def _document_sha256(path: Path | None) -> bytes:
+    if path is None:
+        return b""
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError as e:
+        raise RecordError(
+            f"--document: cannot read {path}: {e.strerror or e}",
+            advice="give the path of the document the step rests on",
+        ) from None
+    return digest.digest()
+
+
 def _step(args: argparse.Namespace) -> int:
     profile, client = _client(args)
     statement = build.status_change(
@@ -296,6 +345,7 @@ def _step(args: argparse.Namespace) -> int:
         decision_ref=args.decision_ref,
         reason=args.reason,
         decided_by=args.decided_by,
+        document_sha256=_document_sha256(args.document),
     )
     with client:
         result = client.submit(statement)
@@ -596,7 +646,8 @@ def _describe(payload_type: str, payload: bytes) -> str:
     if isinstance(s, StatusChange):
         return f"step     {build.enum_text(s.step)} of {s.listing_id} by {s.issuer}"
     if isinstance(s, SanctionConfirmation):
-        what = f"{build.enum_text(s.measure)} {build.enum_text(s.action)}"
+        measure = "" if s.measure is None else f"{build.enum_text(s.measure)} "
+        what = f"{measure}{build.enum_text(s.action)}"
         return f"sanction {what} on {s.listing_id} by {s.issuer}"
     if isinstance(s, MemberRecord):
         return f"member   {s.member_id} {build.enum_text(s.status)} by {s.issuer}"

@@ -3,6 +3,7 @@
     alliance compliance show LISTING_ID        obligations on one listing
     alliance compliance outstanding [--region 33] [--kind apply|lift] [--json]
     alliance compliance schedule [--month 2026-10]
+    alliance compliance owed [--json]          what your platform owes, soonest due first
 
 Wired into ``clients.cli`` with ``add_subparsers(sub)``; each handler takes the parsed
 arguments (``--profile``, ``--timeout`` come from the main parser) and returns the exit
@@ -16,7 +17,7 @@ import argparse
 import json
 import sys
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, TextIO
 
 import grpc
@@ -33,6 +34,8 @@ __all__ = ["ComplianceClient", "add_subparsers"]
 
 _KINDS = {"apply": co.OBLIGATION_KIND_APPLY, "lift": co.OBLIGATION_KIND_LIFT}
 _PAGE = 500
+# Times people read are Beijing time (UTC+08:00, no daylight saving); JSON keeps UTC.
+_BEIJING = timezone(timedelta(hours=8), "CST")
 
 
 def _dashed(enum_name: str, prefix: str) -> str:
@@ -60,6 +63,25 @@ def _time(ts: Any, has: bool = True) -> str | None:
     if not has:
         return None
     return datetime.fromtimestamp(ts.seconds + ts.nanos / 1e9, UTC).isoformat()
+
+
+def _government_kind(m: co.GovernmentMeasureRef) -> str:
+    name = _dashed(st.GovernmentMeasureKind.Name(m.kind), "GOVERNMENT_MEASURE_KIND_")
+    return f"{name}:{m.kind_other}" if m.kind_other else name
+
+
+def _rfc3339(ts: Any) -> str:
+    """RFC 3339 in UTC with a Z, to the second or finer: 2026-09-08T00:00:00Z."""
+    return ts.ToJsonString()  # type: ignore[no-any-return]
+
+
+def _beijing(ts: Any) -> str:
+    local = datetime.fromtimestamp(ts.seconds, UTC).astimezone(_BEIJING)
+    return local.strftime("%Y-%m-%d %H:%M")
+
+
+def _measure_name(value: int) -> str:
+    return _dashed(st.SanctionMeasure.Name(value), "SANCTION_MEASURE_")  # type: ignore[arg-type]
 
 
 class ComplianceClient:
@@ -137,6 +159,21 @@ class ComplianceClient:
             if not token:
                 return
 
+    def owed(self) -> Iterator[co.OwedObligation]:
+        """What the calling platform owes, soonest due first (every page)."""
+        token = ""
+        while True:
+            try:
+                page: co.ListOwedResponse = self._stub.ListOwed(
+                    co.ListOwedRequest(page_size=_PAGE, page_token=token), timeout=self._timeout_s
+                )
+            except grpc.RpcError as e:
+                raise self._error(e) from e
+            yield from page.owed
+            token = page.next_page_token
+            if not token:
+                return
+
     def schedule(self, month: str = "") -> co.ReportSchedule:
         try:
             reply: co.ReportSchedule = self._stub.GetReportSchedule(
@@ -151,7 +188,7 @@ class ComplianceClient:
 
 
 def add_subparsers(sub: Any) -> None:
-    """Add ``compliance`` with ``show``, ``outstanding`` and ``schedule``."""
+    """Add ``compliance`` with ``show``, ``outstanding``, ``owed`` and ``schedule``."""
     p = sub.add_parser("compliance", help="sanctions owed on listings, and the report schedule")
     csub = p.add_subparsers(dest="compliance_command", required=True)
     show = csub.add_parser("show", help="what platforms owe on one listing")
@@ -163,6 +200,11 @@ def add_subparsers(sub: Any) -> None:
     out.add_argument("--kind", choices=sorted(_KINDS), help="only sanctions or only lifts")
     out.add_argument("--json", action="store_true", help="print JSON Lines instead of a table")
     out.set_defaults(handler=list_outstanding)
+    owed = csub.add_parser("owed", help="what your platform owes, soonest due first")
+    owed.add_argument(
+        "--json", action="store_true", help="print JSON Lines (times in RFC 3339 UTC)"
+    )
+    owed.set_defaults(handler=list_owed)
     sched = csub.add_parser("schedule", help="when the monthly report is due")
     sched.add_argument("--month", default="", help="YYYY-MM (default: the next one due)")
     sched.set_defaults(handler=show_schedule)
@@ -192,6 +234,30 @@ def listing_json(c: co.ListingCompliance) -> dict[str, Any]:
         "escalated_at": _time(c.escalated_at, c.HasField("escalated_at")),
         "closed_at": _time(c.closed_at, c.HasField("closed_at")),
         "platforms_from_stores": c.platforms_from_stores,
+        "notice_due_at": _rfc3339(c.notice_due_at) if c.HasField("notice_due_at") else None,
+        "notice_late": c.notice_late,
+        "steps": [
+            {
+                "step": _step(s.step),
+                "effective_at": _rfc3339(s.effective_at),
+                "issuer": s.issuer,
+                "record_id": s.record_id,
+                "decision_ref": s.decision_ref,
+                "document_sha256": s.document_sha256.hex(),
+            }
+            for s in c.steps
+        ],
+        "government_measures": [
+            {
+                "kind": _government_kind(m),
+                "effective_at": _rfc3339(m.effective_at),
+                "issuer": m.issuer,
+                "record_id": m.record_id,
+                "decision_ref": m.decision_ref,
+                "document_sha256": m.document_sha256.hex(),
+            }
+            for m in c.government_measures
+        ],
         "obligations": [
             {
                 "platform": o.platform,
@@ -199,6 +265,8 @@ def listing_json(c: co.ListingCompliance) -> dict[str, Any]:
                 "state": _state(o.state),
                 "measures": [_measure(m) for m in o.measures],
                 "due_at": _time(o.due_at),
+                "satisfying": [_measure_name(m) for m in o.satisfying],
+                "may_answer_not_applicable": o.may_answer_not_applicable,
             }
             for o in c.obligations
         ],
@@ -237,6 +305,18 @@ def show_listing(args: argparse.Namespace, out: TextIO | None = None) -> int:
     overdue = ", overdue" if c.overdue else ""
     out.write(f"listing {c.listing_id} ({c.region_code}): {_step(c.step)}, {state}{overdue}, ")
     out.write(f"deadline {deadline}\n")
+    if c.HasField("notice_due_at"):
+        late = ", LATE" if c.notice_late else ""
+        out.write(f"correction notice due {_beijing(c.notice_due_at)} (Beijing){late}\n")
+    for s in c.steps:
+        document = f", document sha256 {s.document_sha256.hex()}" if s.document_sha256 else ""
+        out.write(f"  step {_step(s.step)} {_beijing(s.effective_at)} by {s.issuer}{document}\n")
+    for m in c.government_measures:
+        document = f", document sha256 {m.document_sha256.hex()}" if m.document_sha256 else ""
+        out.write(
+            f"  government measure {_government_kind(m)} {_beijing(m.effective_at)} by "
+            f"{m.issuer} ({m.decision_ref}){document}\n"
+        )
     if not c.obligations:
         out.write("no platform owes anything on this listing\n")
         return 0
@@ -270,6 +350,55 @@ def list_outstanding(args: argparse.Namespace, out: TextIO | None = None) -> int
     if not args.json:
         if len(rows) == 1:
             out.write("nothing outstanding\n")
+        else:
+            _table(rows, out)
+    return 0
+
+
+def owed_json(item: co.OwedObligation) -> dict[str, Any]:
+    o = item.obligation
+    return {
+        "listing_id": item.listing_id,
+        "region_code": item.region_code,
+        "list": _dashed(st.ListKind.Name(item.list), "LIST_KIND_"),
+        "conduct": _dashed(st.ConductType.Name(item.conduct), "CONDUCT_TYPE_"),
+        "kind": _kind(o.kind),
+        "state": _state(o.state),
+        "due_at": _rfc3339(o.due_at),
+        "measures": [_measure(m) for m in o.measures],
+        "satisfying": [_measure_name(m) for m in o.satisfying],
+        "may_answer_not_applicable": o.may_answer_not_applicable,
+    }
+
+
+def list_owed(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    rows: list[list[str]] = [["due (Beijing)", "state", "kind", "listing", "region", "to do"]]
+    with _open(args) as client:
+        for item in client.owed():
+            if args.json:
+                out.write(json.dumps(owed_json(item), ensure_ascii=False) + "\n")
+                continue
+            o = item.obligation
+            if o.kind == co.OBLIGATION_KIND_LIFT:
+                todo = "lift " + ", ".join(_measure(m) for m in o.measures)
+            else:
+                todo = "apply one of " + ", ".join(_measure_name(m) for m in o.satisfying)
+                if o.may_answer_not_applicable:
+                    todo += " (or answer not-applicable)"
+            rows.append(
+                [
+                    _beijing(o.due_at),
+                    _state(o.state),
+                    _kind(o.kind),
+                    item.listing_id,
+                    item.region_code,
+                    todo,
+                ]
+            )
+    if not args.json:
+        if len(rows) == 1:
+            out.write("your platform owes nothing\n")
         else:
             _table(rows, out)
     return 0

@@ -172,8 +172,10 @@ def status_change(
     decision_ref: str = "",
     reason: str = "",
     decided_by: str = "",
+    document_sha256: bytes = b"",
 ) -> StatusChange:
-    """A lifecycle step of a listing (CORRECTED and REMOVED need a decision and reason)."""
+    """A lifecycle step of a listing (CORRECTED and REMOVED need a decision and reason;
+    NOTICE_SERVED and COMMITMENT_SIGNED the SHA-256 of their document)."""
     return StatusChange(
         issuer=issuer,
         listing_id=listing_id,
@@ -182,13 +184,14 @@ def status_change(
         decision_ref=decision_ref,
         reason=reason,
         decided_by=decided_by,
+        document_sha256=document_sha256,
     )
 
 
 def sanction(
     issuer: str,
     listing_id: str,
-    measure: SanctionMeasure,
+    measure: SanctionMeasure | None,
     *,
     action: SanctionAction = SanctionAction.APPLIED,
     measure_other: str = "",
@@ -196,7 +199,9 @@ def sanction(
     store_id: str = "",
     note: str = "",
 ) -> SanctionConfirmation:
-    """A platform's confirmation that it applied (or lifted) a measure on a listing."""
+    """A platform's confirmation that it applied (or lifted) a measure on a listing, or
+    (``measure=None``, ``action=NOT_APPLICABLE``) its answer that the seller has no
+    account with it."""
     return SanctionConfirmation(
         issuer=issuer,
         listing_id=listing_id,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from types import MappingProxyType
 from typing import Any, TypeVar
 
@@ -22,18 +22,26 @@ from google.protobuf.unknown_fields import UnknownFieldSet
 
 from gateway.core import dsse
 from gateway.core.statements import (
+    ALLIANCE_POLICY_V1,
     MEMBER_RECORD_V1,
     MEMBER_RECORD_V2,
     PAYLOAD_TYPES,
+    AlliancePolicy,
     AuthorityScope,
     ConductType,
+    DayKind,
+    GovernmentMeasure,
+    GovernmentMeasureKind,
+    HolidayCalendar,
     LifecycleStep,
     Listing,
     ListKind,
+    MeasureRequirement,
     MemberKey,
     MemberRecord,
     MemberStatus,
     MonthlyReport,
+    ReportSubmission,
     Role,
     SanctionAction,
     SanctionConfirmation,
@@ -42,6 +50,7 @@ from gateway.core.statements import (
     StatusChange,
     StoreRef,
     Subject,
+    SubmittedFile,
     check_member_record_v1,
     check_member_record_v2,
 )
@@ -180,6 +189,7 @@ def _status_change_to_pb(s: StatusChange) -> pb.StatusChange:
         decision_ref=s.decision_ref,
         reason=s.reason,
         decided_by=s.decided_by,
+        document_sha256=s.document_sha256,
     )
 
 
@@ -187,7 +197,7 @@ def _sanction_to_pb(s: SanctionConfirmation) -> pb.SanctionConfirmation:
     return pb.SanctionConfirmation(
         issuer=s.issuer,
         listing_id=s.listing_id,
-        measure=pb.SanctionMeasure.ValueType(s.measure.value),
+        measure=pb.SanctionMeasure.ValueType(0 if s.measure is None else s.measure.value),
         measure_other=s.measure_other,
         action=pb.SanctionAction.ValueType(s.action.value),
         effective_at=timestamp_to_pb(s.effective_at),
@@ -233,8 +243,70 @@ def _monthly_report_to_pb(s: MonthlyReport) -> pb.MonthlyReport:
     )
 
 
+def _government_measure_to_pb(s: GovernmentMeasure) -> pb.GovernmentMeasure:
+    return pb.GovernmentMeasure(
+        issuer=s.issuer,
+        listing_id=s.listing_id,
+        kind=pb.GovernmentMeasureKind.ValueType(s.kind.value),
+        kind_other=s.kind_other,
+        decision_ref=s.decision_ref,
+        effective_at=timestamp_to_pb(s.effective_at),
+        document_sha256=s.document_sha256,
+        note=s.note,
+    )
+
+
+def _alliance_policy_to_pb(s: AlliancePolicy) -> pb.AlliancePolicy:
+    return pb.AlliancePolicy(
+        issuer=s.issuer,
+        issued_at=timestamp_to_pb(s.issued_at),
+        units_accepting_platform_reports=list(s.units_accepting_platform_reports),
+        dispute_decision_working_days=s.dispute_decision_working_days,
+        notice_working_days=s.notice_working_days,
+        sanction_grace_days=s.sanction_grace_days,
+        measure_requirements=[
+            pb.MeasureRequirement(
+                list=pb.ListKind.ValueType(0 if r.list is None else r.list.value),
+                conduct=pb.ConductType.ValueType(0 if r.conduct is None else r.conduct.value),
+                satisfying=[pb.SanctionMeasure.ValueType(m.value) for m in r.satisfying],
+            )
+            for r in s.measure_requirements
+        ],
+    )
+
+
+def _holiday_calendar_to_pb(s: HolidayCalendar) -> pb.HolidayCalendar:
+    return pb.HolidayCalendar(
+        issuer=s.issuer,
+        year=s.year,
+        days=[pb.DayKind.ValueType(k.value) for k in s.days],
+        source=s.source,
+        issued_at=timestamp_to_pb(s.issued_at),
+    )
+
+
+def _report_submission_to_pb(s: ReportSubmission) -> pb.ReportSubmission:
+    return pb.ReportSubmission(
+        issuer=s.issuer,
+        month=s.month,
+        unit=s.unit,
+        report_id=s.report_id,
+        recipient=s.recipient,
+        submitted_at=timestamp_to_pb(s.submitted_at),
+        files=[pb.SubmittedFile(name=f.name, sha256=f.sha256) for f in s.files],
+    )
+
+
 StatementPb = (
-    pb.Listing | pb.StatusChange | pb.SanctionConfirmation | pb.MemberRecord | pb.MonthlyReport
+    pb.Listing
+    | pb.StatusChange
+    | pb.SanctionConfirmation
+    | pb.MemberRecord
+    | pb.MonthlyReport
+    | pb.GovernmentMeasure
+    | pb.AlliancePolicy
+    | pb.HolidayCalendar
+    | pb.ReportSubmission
 )
 
 
@@ -249,6 +321,14 @@ def statement_to_pb(stmt: Statement) -> StatementPb:
         return _member_record_to_pb(stmt)
     if isinstance(stmt, MonthlyReport):
         return _monthly_report_to_pb(stmt)
+    if isinstance(stmt, GovernmentMeasure):
+        return _government_measure_to_pb(stmt)
+    if isinstance(stmt, AlliancePolicy):
+        return _alliance_policy_to_pb(stmt)
+    if isinstance(stmt, HolidayCalendar):
+        return _holiday_calendar_to_pb(stmt)
+    if isinstance(stmt, ReportSubmission):
+        return _report_submission_to_pb(stmt)
     raise RecordError(f"not a statement: {type(stmt).__name__}")
 
 
@@ -297,16 +377,25 @@ def _status_change_from_pb(m: pb.StatusChange) -> StatusChange:
         decision_ref=m.decision_ref,
         reason=m.reason,
         decided_by=m.decided_by,
+        document_sha256=m.document_sha256,
     )
 
 
 def _sanction_from_pb(m: pb.SanctionConfirmation) -> SanctionConfirmation:
+    action = enum_from_pb(SanctionAction, m.action, "sanction_confirmation.action")
+    # NOT_APPLICABLE carries no measure: UNSPECIFIED is its only value (the model
+    # refuses any other); every other action needs one.
+    measure = (
+        None
+        if action is SanctionAction.NOT_APPLICABLE and m.measure == 0
+        else enum_from_pb(SanctionMeasure, m.measure, "sanction_confirmation.measure")
+    )
     return SanctionConfirmation(
         issuer=m.issuer,
         listing_id=m.listing_id,
-        measure=enum_from_pb(SanctionMeasure, m.measure, "sanction_confirmation.measure"),
+        measure=measure,
         measure_other=m.measure_other,
-        action=enum_from_pb(SanctionAction, m.action, "sanction_confirmation.action"),
+        action=action,
         effective_at=_required_ts(m, "effective_at", "sanction_confirmation.effective_at"),
         store_id=m.store_id,
         note=m.note,
@@ -352,6 +441,76 @@ def _monthly_report_from_pb(m: pb.MonthlyReport) -> MonthlyReport:
     )
 
 
+def _government_measure_from_pb(m: pb.GovernmentMeasure) -> GovernmentMeasure:
+    return GovernmentMeasure(
+        issuer=m.issuer,
+        listing_id=m.listing_id,
+        kind=enum_from_pb(GovernmentMeasureKind, m.kind, "government_measure.kind"),
+        kind_other=m.kind_other,
+        decision_ref=m.decision_ref,
+        effective_at=_required_ts(m, "effective_at", "government_measure.effective_at"),
+        document_sha256=m.document_sha256,
+        note=m.note,
+    )
+
+
+def _optional_enum(cls: type[_E], value: int, field: str) -> _E | None:
+    return None if value == 0 else enum_from_pb(cls, value, field)
+
+
+def _alliance_policy_from_pb(m: pb.AlliancePolicy) -> AlliancePolicy:
+    field = "alliance_policy.measure_requirements"
+    return AlliancePolicy(
+        issuer=m.issuer,
+        issued_at=_required_ts(m, "issued_at", "alliance_policy.issued_at"),
+        units_accepting_platform_reports=tuple(m.units_accepting_platform_reports),
+        dispute_decision_working_days=m.dispute_decision_working_days,
+        notice_working_days=m.notice_working_days,
+        sanction_grace_days=m.sanction_grace_days,
+        measure_requirements=tuple(
+            MeasureRequirement(
+                list=_optional_enum(ListKind, r.list, f"{field}.list"),
+                conduct=_optional_enum(ConductType, r.conduct, f"{field}.conduct"),
+                satisfying=tuple(
+                    enum_from_pb(SanctionMeasure, v, f"{field}.satisfying") for v in r.satisfying
+                ),
+            )
+            for r in m.measure_requirements
+        ),
+    )
+
+
+def _day_field(year: int, index: int) -> str:
+    """``holiday_calendar.days[i]``, with its date when the year makes one."""
+    try:
+        day = date(year, 1, 1) + timedelta(days=index)
+    except (ValueError, OverflowError):
+        return f"holiday_calendar.days[{index}]"
+    return f"holiday_calendar.days[{index}] ({day.isoformat()})"
+
+
+def _holiday_calendar_from_pb(m: pb.HolidayCalendar) -> HolidayCalendar:
+    return HolidayCalendar(
+        issuer=m.issuer,
+        year=m.year,
+        days=tuple(enum_from_pb(DayKind, k, _day_field(m.year, i)) for i, k in enumerate(m.days)),
+        source=m.source,
+        issued_at=_required_ts(m, "issued_at", "holiday_calendar.issued_at"),
+    )
+
+
+def _report_submission_from_pb(m: pb.ReportSubmission) -> ReportSubmission:
+    return ReportSubmission(
+        issuer=m.issuer,
+        month=m.month,
+        unit=m.unit,
+        report_id=m.report_id,
+        recipient=m.recipient,
+        submitted_at=_required_ts(m, "submitted_at", "report_submission.submitted_at"),
+        files=tuple(SubmittedFile(name=f.name, sha256=f.sha256) for f in m.files),
+    )
+
+
 def statement_from_pb(msg: StatementPb) -> Statement:
     if isinstance(msg, pb.Listing):
         return _listing_from_pb(msg)
@@ -361,6 +520,14 @@ def statement_from_pb(msg: StatementPb) -> Statement:
         return _sanction_from_pb(msg)
     if isinstance(msg, pb.MonthlyReport):
         return _monthly_report_from_pb(msg)
+    if isinstance(msg, pb.GovernmentMeasure):
+        return _government_measure_from_pb(msg)
+    if isinstance(msg, pb.AlliancePolicy):
+        return _alliance_policy_from_pb(msg)
+    if isinstance(msg, pb.HolidayCalendar):
+        return _holiday_calendar_from_pb(msg)
+    if isinstance(msg, pb.ReportSubmission):
+        return _report_submission_from_pb(msg)
     return _member_record_from_pb(msg)
 
 
@@ -387,6 +554,8 @@ _V1_FIELDS: Mapping[str, frozenset[int]] = MappingProxyType(
         "alliance.v1.MemberRecord": frozenset(range(1, 9)),
         "alliance.v1.MemberKey": frozenset({1, 2, 3}),
         "alliance.v1.MonthlyReport": frozenset(range(1, 8)),
+        # government-measure.v1 (protocol revision 3)
+        "alliance.v1.GovernmentMeasure": frozenset(range(1, 9)),
         _TIMESTAMP: frozenset({1, 2}),
     }
 )
@@ -397,6 +566,33 @@ _MEMBER_RECORD_V2_FIELDS: Mapping[str, frozenset[int]] = MappingProxyType(
         **_V1_FIELDS,
         "alliance.v1.MemberRecord": _V1_FIELDS["alliance.v1.MemberRecord"] | {9},
         "alliance.v1.MemberKey": _V1_FIELDS["alliance.v1.MemberKey"] | {4},
+    }
+)
+
+
+# status-change.v1 as of protocol revision 3: StatusChange.document_sha256 (8).
+_STATUS_CHANGE_FIELDS: Mapping[str, frozenset[int]] = MappingProxyType(
+    {**_V1_FIELDS, "alliance.v1.StatusChange": _V1_FIELDS["alliance.v1.StatusChange"] | {8}}
+)
+
+# alliance-policy.v1 (protocol revision 3).
+_ALLIANCE_POLICY_FIELDS: Mapping[str, frozenset[int]] = MappingProxyType(
+    {
+        "alliance.v1.AlliancePolicy": frozenset(range(1, 8)),
+        "alliance.v1.MeasureRequirement": frozenset({1, 2, 3}),
+        _TIMESTAMP: frozenset({1, 2}),
+    }
+)
+
+# holiday-calendar.v1 and report-submission.v1 (alliance.v1 revision 3).
+_HOLIDAY_CALENDAR_FIELDS: Mapping[str, frozenset[int]] = MappingProxyType(
+    {"alliance.v1.HolidayCalendar": frozenset(range(1, 6)), _TIMESTAMP: frozenset({1, 2})}
+)
+_REPORT_SUBMISSION_FIELDS: Mapping[str, frozenset[int]] = MappingProxyType(
+    {
+        "alliance.v1.ReportSubmission": frozenset(range(1, 8)),
+        "alliance.v1.SubmittedFile": frozenset({1, 2}),
+        _TIMESTAMP: frozenset({1, 2}),
     }
 )
 
@@ -446,7 +642,7 @@ PAYLOAD_SCHEMAS: Mapping[str, PayloadSchema] = MappingProxyType(
                 "status_change",
                 pb.StatusChange,
                 StatusChange,
-                _V1_FIELDS,
+                _STATUS_CHANGE_FIELDS,
                 _status_change_from_pb,
             ),
             PayloadSchema(
@@ -482,6 +678,38 @@ PAYLOAD_SCHEMAS: Mapping[str, PayloadSchema] = MappingProxyType(
                 MonthlyReport,
                 _V1_FIELDS,
                 _monthly_report_from_pb,
+            ),
+            PayloadSchema(
+                PAYLOAD_TYPES[GovernmentMeasure],
+                "government_measure",
+                pb.GovernmentMeasure,
+                GovernmentMeasure,
+                _V1_FIELDS,
+                _government_measure_from_pb,
+            ),
+            PayloadSchema(
+                ALLIANCE_POLICY_V1,
+                "alliance_policy",
+                pb.AlliancePolicy,
+                AlliancePolicy,
+                _ALLIANCE_POLICY_FIELDS,
+                _alliance_policy_from_pb,
+            ),
+            PayloadSchema(
+                PAYLOAD_TYPES[HolidayCalendar],
+                "holiday_calendar",
+                pb.HolidayCalendar,
+                HolidayCalendar,
+                _HOLIDAY_CALENDAR_FIELDS,
+                _holiday_calendar_from_pb,
+            ),
+            PayloadSchema(
+                PAYLOAD_TYPES[ReportSubmission],
+                "report_submission",
+                pb.ReportSubmission,
+                ReportSubmission,
+                _REPORT_SUBMISSION_FIELDS,
+                _report_submission_from_pb,
             ),
         )
     }

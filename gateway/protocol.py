@@ -29,7 +29,7 @@ __all__ = [
 METADATA_KEY: Final = "alliance-protocol"
 """The gRPC metadata key (lower case, as HTTP/2 carries it) of the version statement."""
 
-CONTRACT_SHA256: Final = "de29f707df959773980d0d6aeea04ee7f66c62880c761e6ec6d12b09fc1383ca"
+CONTRACT_SHA256: Final = "963f46a50570db850e01478e856b367cedab591c7b8a6f182efc3521da78fd2f"
 """``contract_digest`` of the ``alliance.v1`` descriptors of this revision. The tests
 recompute it from the generated code, so no contract change ships without a new
 revision."""
@@ -71,12 +71,12 @@ class ProtocolVersion:
         return cls(match.group(1), int(match.group(3)))
 
 
-CURRENT: Final = ProtocolVersion("alliance.v1", 2)
+CURRENT: Final = ProtocolVersion("alliance.v1", 3)
 """What this code speaks. Revision history: docs/PROTOCOL.md §5.1."""
 
 
 def header() -> tuple[str, str]:
-    """The metadata entry a gateway sends: ``("alliance-protocol", "alliance.v1/2")``."""
+    """The metadata entry a gateway sends: ``("alliance-protocol", "alliance.v1/3")``."""
     return (METADATA_KEY, str(CURRENT))
 
 

@@ -50,11 +50,15 @@ __all__ = [
 STEP_PRECEDENCE: Mapping[LifecycleStep, int] = MappingProxyType(
     {
         LifecycleStep.LISTED: 0,
-        LifecycleStep.NOTICE_SERVED: 1,
-        LifecycleStep.COMMITMENT_SIGNED: 2,
-        LifecycleStep.ESCALATED: 3,
-        LifecycleStep.CORRECTED: 4,
-        LifecycleStep.REMOVED: 5,
+        LifecycleStep.IDENTIFIED: 1,
+        LifecycleStep.DISPUTED: 2,
+        LifecycleStep.UPHELD: 3,
+        LifecycleStep.NOTICE_SERVED: 4,
+        LifecycleStep.COMMITMENT_SIGNED: 5,
+        LifecycleStep.ESCALATED: 6,
+        LifecycleStep.CORRECTED: 7,
+        LifecycleStep.WITHDRAWN: 8,
+        LifecycleStep.REMOVED: 9,
     }
 )
 
@@ -114,6 +118,8 @@ class ListingView:
     step_record_id: str
     step_at: datetime
     sanctions: Mapping[SanctionKey, SanctionView]
+    # Platform -> its NOT_APPLICABLE answer (the greatest (effective_at, record_id)).
+    not_applicable: Mapping[str, SanctionView] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def deadline(self) -> datetime:
@@ -135,6 +141,7 @@ class _Entry:
     step_key: tuple[int, datetime, str]
     step: LifecycleStep
     sanctions: dict[SanctionKey, SanctionView] = field(default_factory=dict)
+    not_applicable: dict[str, SanctionView] = field(default_factory=dict)
 
     def fold(self, rec: VerifiedRecord) -> None:
         stmt = rec.statement
@@ -143,8 +150,13 @@ class _Entry:
             if key > self.step_key:
                 self.step_key, self.step = key, stmt.step
         elif isinstance(stmt, SanctionConfirmation):
-            skey: SanctionKey = (stmt.issuer, stmt.measure, stmt.measure_other)
             new = SanctionView(stmt.action, stmt.effective_at, rec.record_id)
+            if stmt.measure is None:  # NOT_APPLICABLE: an answer per platform
+                answer = self.not_applicable.get(stmt.issuer)
+                if answer is None or _sanction_order(new) > _sanction_order(answer):
+                    self.not_applicable[stmt.issuer] = new
+                return
+            skey: SanctionKey = (stmt.issuer, stmt.measure, stmt.measure_other)
             old = self.sanctions.get(skey)
             if old is None or sanction_wins(_sanction_order(new), _sanction_order(old)):
                 self.sanctions[skey] = new
@@ -158,6 +170,7 @@ class _Entry:
             step_record_id=record_id,
             step_at=at,
             sanctions=MappingProxyType(dict(self.sanctions)),
+            not_applicable=MappingProxyType(dict(self.not_applicable)),
         )
 
 
@@ -237,6 +250,12 @@ class ListState:
                     sorted(
                         (p, m.value, other, v.action.name, v.effective_at.isoformat(), v.record_id)
                         for (p, m, other), v in e.sanctions.items()
+                    )
+                ),
+                tuple(
+                    sorted(
+                        (p, v.effective_at.isoformat(), v.record_id)
+                        for p, v in e.not_applicable.items()
                     )
                 ),
             )

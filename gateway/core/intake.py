@@ -35,6 +35,9 @@ from datetime import datetime, timedelta
 
 from gateway.core.identifiers import find_mobile_numbers, find_resident_ids, implausible_hmac
 from gateway.core.statements import (
+    AlliancePolicy,
+    GovernmentMeasure,
+    LifecycleStep,
     Listing,
     MemberRecord,
     SanctionConfirmation,
@@ -47,8 +50,10 @@ __all__ = [
     "DEFAULT_BACKDATING_WINDOW",
     "DEFAULT_CLOCK_SKEW",
     "DEFAULT_INTAKE_RULES",
+    "DOCUMENT_STEPS",
     "FORBIDDEN_CATEGORIES",
     "IntakeRules",
+    "check_document",
     "check_effective_time",
     "check_issued_at",
     "check_submitted",
@@ -186,6 +191,31 @@ def _fields(stmt: Statement) -> Iterator[tuple[str, str, bool, bool]]:
         yield "sanction_confirmation.note", stmt.note, True, True
     elif isinstance(stmt, MemberRecord):
         yield "member_record.display_name", stmt.display_name, False, True
+    elif isinstance(stmt, GovernmentMeasure):
+        yield "government_measure.kind_other", stmt.kind_other, False, True
+        yield "government_measure.decision_ref", stmt.decision_ref, False, False
+        yield "government_measure.note", stmt.note, True, True
+
+
+# --- documents -----------------------------------------------------------------------
+
+# Steps that rest on a document the entity received or signed (notice §IV): the written
+# correction notice and the credit commitment. From protocol revision 3 a member states
+# the SHA-256 of the document when it records the step. The rule holds at intake, not
+# in the statement model, so steps recorded before revision 3 still read everywhere.
+DOCUMENT_STEPS = frozenset({LifecycleStep.NOTICE_SERVED, LifecycleStep.COMMITMENT_SIGNED})
+
+
+def check_document(stmt: StatusChange) -> None:
+    """A NOTICE_SERVED or COMMITMENT_SIGNED step carries its document's SHA-256."""
+    if stmt.step in DOCUMENT_STEPS and len(stmt.document_sha256) != 32:
+        what = "notice" if stmt.step is LifecycleStep.NOTICE_SERVED else "signed commitment"
+        raise RecordError(
+            f"status_change.document_sha256: required for {stmt.step.name} (the SHA-256 of "
+            f"the {what}, 32 bytes)",
+            advice="hash the document you served or received, e.g. `sha256sum notice.pdf`, "
+            "and send the 32 bytes",
+        )
 
 
 # --- a whole statement ---------------------------------------------------------------
@@ -218,6 +248,7 @@ def check_submitted(
             rules=rules,
             historical=historical,
         )
+        check_document(stmt)
     elif isinstance(stmt, SanctionConfirmation):
         check_effective_time(
             stmt.effective_at,
@@ -228,3 +259,13 @@ def check_submitted(
         )
     elif isinstance(stmt, MemberRecord):
         check_issued_at(stmt.issued_at, "member_record.issued_at", now=now, rules=rules)
+    elif isinstance(stmt, GovernmentMeasure):
+        check_effective_time(
+            stmt.effective_at,
+            "government_measure.effective_at",
+            now=now,
+            rules=rules,
+            historical=historical,
+        )
+    elif isinstance(stmt, AlliancePolicy):
+        check_issued_at(stmt.issued_at, "alliance_policy.issued_at", now=now, rules=rules)

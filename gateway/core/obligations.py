@@ -1,36 +1,62 @@
 """What platforms owe on a listing: sanctions after an escalation, lifts after closing.
 
-- **After an escalation** (the listing is in force and ESCALATED), every *required*
-  platform must confirm at least one APPLIED measure. The required platforms are the
-  platforms of the subject's store references (whatever region they are in) or, when
-  the listing names no store, every ACTIVE platform in the member directory.
-- **After a correction or removal**, every platform that still has a measure APPLIED
-  must confirm LIFTED for it.
+Each gateway tracks the obligations of **its own platforms** (members of its trust
+domain) on every listing it holds, its own and replicated ones; another alliance's
+platforms owe their own gateway, never this one. So a seller listed in Zhejiang is
+sanctioned by Guangdong's platforms, and Guangdong's gateway tracks them.
 
-Each obligation is SATISFIED, PENDING (not yet, within the grace period counted from
-the escalation's or the closing step's ``effective_at``) or OUTSTANDING (grace period
-over). The rule is a pure function of the folded records and an instant, so the live
-Compliance service and the monthly report (evaluated at month end) agree.
+- **After an escalation** (the listing is in force and ESCALATED):
+  - a listing naming stores obliges the own platforms of those stores (whatever their
+    status) to confirm an APPLIED measure that *satisfies* the obligation;
+  - a listing naming no store obliges every own ACTIVE platform to *answer*: apply a
+    satisfying measure, or answer NOT_APPLICABLE (the seller has no account with it),
+    which ends its obligation.
+  The satisfying measures follow the list and the conduct (``satisfying_measures``: the
+  issuing alliance's policy, else ``DEFAULT_SATISFYING``); a measure outside them (a
+  rating cut where store closure is asked for) is shown but does not satisfy.
+- **After a correction or removal**, every own platform that still has a measure
+  APPLIED must confirm LIFTED for it.
+
+Each obligation is SATISFIED, NOT_APPLICABLE (answered so), PENDING (not yet, within
+the grace period counted from the escalation's or the closing step's
+``effective_at``) or OUTSTANDING (grace period over). The rule is a pure function of
+the folded records and an instant, so the live Compliance service and the monthly
+report (evaluated at month end) agree.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import MappingProxyType
 
 from gateway.core.fold import SanctionKey, in_force_step
-from gateway.core.statements import LifecycleStep, Listing, SanctionAction, SanctionMeasure
+from gateway.core.identifiers import MemberId
+from gateway.core.statements import (
+    AlliancePolicy,
+    LifecycleStep,
+    Listing,
+    ListKind,
+    MeasureRequirement,
+    SanctionAction,
+    SanctionMeasure,
+)
 
 __all__ = [
+    "DEFAULT_SATISFYING",
     "ListingCompliance",
     "MeasureKey",
     "Obligation",
     "ObligationKind",
     "ObligationState",
     "evaluate",
+    "is_own",
+    "policy_grace",
+    "policy_satisfying",
     "required_platforms",
+    "satisfying_measures",
 ]
 
 # (measure, measure_other)
@@ -46,14 +72,80 @@ class ObligationState(enum.IntEnum):
     SATISFIED = 1
     PENDING = 2
     OUTSTANDING = 3
+    NOT_APPLICABLE = 4
+
+
+# The measures that satisfy an APPLY obligation when the issuing alliance's policy says
+# nothing for the listing's list and conduct (docs/PROTOCOL.md §7.2). A blacklisted
+# entity is restricted in its store or account; a key-scrutiny escalation asks for a
+# warning, not a closure (the punitive measures of §V are for blacklisted entities).
+DEFAULT_SATISFYING: Mapping[ListKind, frozenset[SanctionMeasure]] = MappingProxyType(
+    {
+        ListKind.BLACKLIST: frozenset(
+            {
+                SanctionMeasure.RESTRICT_NEW_ACCOUNTS,
+                SanctionMeasure.BLOCK_OR_DELETE_ACCOUNTS,
+                SanctionMeasure.RESTRICT_PUBLISHING,
+                SanctionMeasure.RESTRICT_ACCOUNT_PERMISSIONS,
+                SanctionMeasure.RESTRICT_PLATFORM_ENTRY,
+                SanctionMeasure.CLOSE_STORE,
+            }
+        ),
+        ListKind.KEY_SCRUTINY: frozenset({SanctionMeasure.WARNING}),
+    }
+)
+
+
+def satisfying_measures(
+    listing: Listing, rules: Iterable[MeasureRequirement] = ()
+) -> frozenset[SanctionMeasure]:
+    """The measures that satisfy an APPLY obligation on ``listing``, by the issuing
+    alliance's ``AlliancePolicy.measure_requirements`` (``rules``).
+
+    The most specific matching rule wins: list and conduct, then the conduct on any
+    list, then the list for any conduct, then a rule for everything; with no matching
+    rule, ``DEFAULT_SATISFYING`` of the list.
+    """
+    best: tuple[int, frozenset[SanctionMeasure]] | None = None
+    for rule in rules:
+        kind, conduct, measures = rule.list, rule.conduct, rule.satisfying
+        if (kind is not None and kind is not listing.list) or (
+            conduct is not None and conduct is not listing.conduct
+        ):
+            continue
+        rank = (2 if conduct is not None else 0) + (1 if kind is not None else 0)
+        if best is None or rank > best[0]:
+            best = (rank, frozenset(measures))
+    return best[1] if best is not None else DEFAULT_SATISFYING[listing.list]
+
+
+def policy_satisfying(
+    listing: Listing, policy: AlliancePolicy | None
+) -> frozenset[SanctionMeasure]:
+    """``satisfying_measures`` under the issuing alliance's policy (``None``: defaults)."""
+    return satisfying_measures(listing, () if policy is None else policy.measure_requirements)
+
+
+def policy_grace(policy: AlliancePolicy | None, default: timedelta) -> timedelta:
+    """The grace period: the policy's ``sanction_grace_days``, else the gateway's."""
+    if policy is None or policy.sanction_grace_days == 0:
+        return default
+    return timedelta(days=policy.sanction_grace_days)
+
+
+def is_own(platform: str, trust_domain: str) -> bool:
+    """Is ``platform`` a member of the trust domain (one of this gateway's own)?"""
+    return MemberId.parse(platform).trust_domain == trust_domain
 
 
 @dataclass(frozen=True, slots=True)
 class Obligation:
     """One platform's obligation on one listing.
 
-    ``measures``: for APPLY the measures the platform has APPLIED; for LIFT the
-    measures it still has APPLIED (empty once everything is lifted).
+    ``measures``: for APPLY the measures the platform has APPLIED (satisfying or not);
+    for LIFT the measures it still has APPLIED (empty once everything is lifted).
+    ``satisfying``: for APPLY the measures that satisfy it; ``may_answer_not_applicable``:
+    the platform may end it by answering NOT_APPLICABLE (no store of it is named).
     """
 
     platform: str
@@ -61,6 +153,13 @@ class Obligation:
     state: ObligationState
     due_at: datetime
     measures: tuple[MeasureKey, ...]
+    satisfying: frozenset[SanctionMeasure] = frozenset()
+    may_answer_not_applicable: bool = False
+
+    @property
+    def owed(self) -> bool:
+        """Still to be done (PENDING or OUTSTANDING)."""
+        return self.state in (ObligationState.PENDING, ObligationState.OUTSTANDING)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,13 +190,14 @@ class ListingCompliance:
 
 
 def required_platforms(
-    listing: Listing, active_platforms: Iterable[str]
+    listing: Listing, active_platforms: Iterable[str], trust_domain: str
 ) -> tuple[bool, tuple[str, ...]]:
-    """``(from_stores, platforms)``: the store platforms, else every active platform."""
+    """``(from_stores, platforms)``: the own platforms of the listing's stores, or (no
+    store named) every own active platform."""
     stores = sorted({s.platform for s in listing.subject.stores})
     if stores:
-        return True, tuple(stores)
-    return False, tuple(sorted(set(active_platforms)))
+        return True, tuple(p for p in stores if is_own(p, trust_domain))
+    return False, tuple(sorted({p for p in active_platforms if is_own(p, trust_domain)}))
 
 
 def evaluate(
@@ -109,34 +209,48 @@ def evaluate(
     closed_at: datetime | None,
     sanctions: Mapping[SanctionKey, SanctionAction],
     active_platforms: Iterable[str],
+    trust_domain: str,
     grace: timedelta,
     at: datetime,
+    not_applicable: Collection[str] = frozenset(),
+    satisfying: frozenset[SanctionMeasure] | None = None,
 ) -> ListingCompliance:
-    """The obligations on a listing at ``at``.
+    """The obligations of ``trust_domain``'s platforms on a listing at ``at``.
 
     ``step`` is the folded step; ``escalated_at`` the earliest ESCALATED and
     ``closed_at`` the earliest CORRECTED or REMOVED ``effective_at``; ``sanctions`` the
-    winning action per (platform, measure, measure_other).
+    winning action per (platform, measure, measure_other); ``not_applicable`` the
+    platforms that answered NOT_APPLICABLE; ``satisfying`` the measures that satisfy an
+    APPLY obligation (``None``: ``satisfying_measures(listing)``, the defaults).
     """
-    from_stores, required = required_platforms(listing, active_platforms)
+    from_stores, required = required_platforms(listing, active_platforms, trust_domain)
+    wanted = satisfying_measures(listing) if satisfying is None else satisfying
     obligations: list[Obligation] = []
     if in_force_step(step):
         if step is LifecycleStep.ESCALATED and escalated_at is not None:
             due = escalated_at + grace
             for platform in required:
                 applied = _measures(sanctions, platform)
+                if any(m in wanted for m, _ in applied):
+                    state = ObligationState.SATISFIED
+                elif not from_stores and platform in not_applicable:
+                    state = ObligationState.NOT_APPLICABLE
+                else:
+                    state = _state(False, due, at)
                 obligations.append(
                     Obligation(
                         platform,
                         ObligationKind.APPLY,
-                        _state(bool(applied), due, at),
+                        state,
                         due,
                         applied,
+                        satisfying=wanted,
+                        may_answer_not_applicable=not from_stores,
                     )
                 )
     elif closed_at is not None:
         due = closed_at + grace
-        for platform in sorted({p for p, _, _ in sanctions}):
+        for platform in sorted({p for p, _, _ in sanctions if is_own(p, trust_domain)}):
             still = _measures(sanctions, platform)
             obligations.append(
                 Obligation(platform, ObligationKind.LIFT, _state(not still, due, at), due, still)

@@ -5,10 +5,10 @@ statement type missing from ``STATEMENT_SIGNERS`` can be signed by no one. The t
 are the policy; the functions only read them, so tests are generated from the tables.
 
 Gateways sign what only a gateway may sign (member records, escalations, monthly
-reports), so the gateway role is not enough: the signer must be a **configured**
-gateway identity, ours or a peer's (``require_configured_gateway``). Gateways do not
-submit records through ``Exchange``: their records reach other gateways only by
-replication.
+reports, holiday calendars, report submissions), so the gateway role is not enough:
+the signer must be a **configured** gateway identity, ours or a peer's
+(``require_configured_gateway``). Gateways do not submit records through ``Exchange``:
+their records reach other gateways only by replication.
 """
 
 from __future__ import annotations
@@ -18,11 +18,16 @@ from types import MappingProxyType
 
 from gateway.core.identifiers import MemberId, reporting_unit
 from gateway.core.statements import (
+    AlliancePolicy,
+    GovernmentMeasure,
+    HolidayCalendar,
     LifecycleStep,
     Listing,
     MemberRecord,
     MonthlyReport,
+    ReportSubmission,
     Role,
+    SanctionAction,
     SanctionConfirmation,
     Statement,
     StatusChange,
@@ -64,6 +69,8 @@ RPC_ROLES: Mapping[str, frozenset[Role]] = MappingProxyType(
         "/alliance.v1.Compliance/ListOutstanding": _ALL,
         "/alliance.v1.Compliance/GetReportSchedule": _ALL,
         "/alliance.v1.Compliance/GetDeadlineRules": _ALL,
+        # What the calling platform owes: platforms only.
+        "/alliance.v1.Compliance/ListOwed": frozenset({Role.PLATFORM}),
     }
 )
 
@@ -76,6 +83,14 @@ STATEMENT_SIGNERS: Mapping[type[Statement], frozenset[Role]] = MappingProxyType(
         MemberRecord: frozenset({Role.GATEWAY}),
         # A gateway reports on its own log only: the issuer is the signer.
         MonthlyReport: frozenset({Role.GATEWAY}),
+        # An authority of the listing's reporting unit, or of national scope.
+        GovernmentMeasure: frozenset({Role.AUTHORITY}),
+        # An alliance's policy: its configured gateway, as itself (the issuer is the signer).
+        AlliancePolicy: frozenset({Role.GATEWAY}),
+        # The working-day calendar a gateway imported (the State Council's schedule),
+        # and the record that it sent its own report.
+        HolidayCalendar: frozenset({Role.GATEWAY}),
+        ReportSubmission: frozenset({Role.GATEWAY}),
     }
 )
 
@@ -95,7 +110,8 @@ def require_configured_gateway(signer: MemberId, gateways: Collection[str]) -> N
     if signer.role is Role.GATEWAY and str(signer) not in gateways:
         raise PermissionError(
             f"{signer} is not a configured gateway: only this gateway and configured peer "
-            "gateways sign member records, escalations and monthly reports",
+            "gateways sign member records, escalations, monthly reports, holiday calendars "
+            "and report submissions",
             advice="a region's gateway identity is configured out of band (docs/OPERATIONS.md)",
         )
 
@@ -110,12 +126,14 @@ def authorize_statement(
     *,
     listing: Listing | None,
     signer_region: str | None,
+    signer_national: bool = False,
 ) -> None:
     """Raise ``PermissionError`` unless ``signer`` may sign ``stmt``.
 
-    ``listing`` is the listing a status change refers to, resolved by the caller
-    (``NotFoundError`` when a status change comes without it); ``signer_region`` is
-    the region code of the signer's member record, which scopes authorities.
+    ``listing`` is the listing a status change or a government measure refers to,
+    resolved by the caller (``NotFoundError`` when one comes without it);
+    ``signer_region`` is the region code of the signer's member record, which scopes
+    authorities; ``signer_national``: the signer's member record gives it national scope.
     """
     if stmt.issuer != str(signer):
         raise PermissionError(
@@ -129,6 +147,10 @@ def authorize_statement(
         )
     if isinstance(stmt, StatusChange):
         _authorize_status_change(signer, stmt, listing, signer_region)
+    elif isinstance(stmt, SanctionConfirmation):
+        _authorize_answer(signer, stmt, listing)
+    elif isinstance(stmt, GovernmentMeasure):
+        _authorize_government_measure(signer, stmt, listing, signer_region, signer_national)
     elif isinstance(stmt, MemberRecord):
         member = MemberId.parse(stmt.member_id, field="member_record.member_id")
         if member.trust_domain != signer.trust_domain:
@@ -136,6 +158,46 @@ def authorize_statement(
                 f"gateway {signer} may vouch only for members of trust domain "
                 f"{signer.trust_domain}, not {stmt.member_id}"
             )
+
+
+def _authorize_government_measure(
+    signer: MemberId,
+    stmt: GovernmentMeasure,
+    listing: Listing | None,
+    signer_region: str | None,
+    national: bool,
+) -> None:
+    """An authority takes measures on listings of its own reporting unit; a national
+    authority on any listing."""
+    if listing is None:
+        raise NotFoundError(f"government_measure.listing_id: unknown listing {stmt.listing_id}")
+    if national:
+        return
+    unit = reporting_unit(listing.region_code)
+    if signer_region is not None and reporting_unit(signer_region) == unit:
+        return
+    own = "unknown" if signer_region is None else reporting_unit(signer_region)
+    raise PermissionError(
+        f"authority {signer} (reporting unit {own}) may take government measures only on "
+        f"listings of its own unit; listing {stmt.listing_id} is in unit {unit}",
+        advice="the authority of the listing's unit, or a national authority, records it",
+    )
+
+
+def _authorize_answer(
+    signer: MemberId, stmt: SanctionConfirmation, listing: Listing | None
+) -> None:
+    """A platform whose store the listing names has an account there: it must apply a
+    measure, and may not answer NOT_APPLICABLE."""
+    if stmt.action is not SanctionAction.NOT_APPLICABLE or listing is None:
+        return
+    named = [s.store_id for s in listing.subject.stores if s.platform == str(signer)]
+    if named:
+        raise PermissionError(
+            f"listing {stmt.listing_id} names store {named[0]!r} of {signer}: the seller has an "
+            "account there, so the platform may not answer NOT_APPLICABLE",
+            advice="confirm the measure you applied (alliance confirm-sanction)",
+        )
 
 
 def _authorize_status_change(

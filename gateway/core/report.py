@@ -16,8 +16,15 @@ Per unit (the listing's ``region_code`` prefix):
 - ``in_force_at_month_end``;
 - ``sanctions_applied`` / ``sanctions_lifted``: confirmations effective in the month,
   by measure and platform;
-- ``outstanding_confirmations``: (listing, platform) pairs owing an APPLIED sanction
-  after the grace period, at month end; ``outstanding_lifts``: measures still applied
+- ``not_applicable_answers``: NOT_APPLICABLE answers effective in the month (the
+  seller has no account with the platform);
+- ``government_measures``: government measures effective in the month, by kind;
+- ``notices_served`` / ``commitments_signed``: first NOTICE_SERVED / COMMITMENT_SIGNED
+  step in the month; ``notices_late``: listings whose correction notice fell due in the
+  month (``gateway.core.notices``) and was not served by then;
+- ``outstanding_confirmations``: (listing, own platform) pairs owing an APPLIED sanction
+  after the grace period, at month end (the platforms of the reporting gateway's trust
+  domain: ``gateway.core.obligations``); ``outstanding_lifts``: measures still applied
   after a correction or removal beyond the grace period, by measure;
 - ``by_city``: the listing counters again, per prefecture-level code (the first four
   digits of ``region_code`` then ``00``), for the codes with any non-zero counter.
@@ -35,12 +42,13 @@ from __future__ import annotations
 import base64
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 
+from gateway.core.alliance_policy import PolicyBook
 from gateway.core.fold import (
     STEP_PRECEDENCE,
     MemberDirectory,
@@ -49,8 +57,17 @@ from gateway.core.fold import (
     in_force_step,
 )
 from gateway.core.identifiers import REPORTING_UNITS, Role
-from gateway.core.obligations import ObligationKind, ObligationState, evaluate
+from gateway.core.notices import NoticeRule, notice_due
+from gateway.core.obligations import (
+    Obligation,
+    ObligationKind,
+    evaluate,
+    policy_grace,
+    policy_satisfying,
+)
 from gateway.core.statements import (
+    AlliancePolicy,
+    GovernmentMeasure,
     LifecycleStep,
     Listing,
     MemberRecord,
@@ -111,6 +128,11 @@ class UnitReport:
     sanctions_lifted: dict[str, dict[str, int]] = field(default_factory=dict)
     outstanding_confirmations: int = 0
     outstanding_lifts: dict[str, int] = field(default_factory=dict)
+    not_applicable_answers: int = 0
+    government_measures: dict[str, int] = field(default_factory=dict)
+    notices_served: int = 0
+    commitments_signed: int = 0
+    notices_late: int = 0
     by_city: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -130,6 +152,12 @@ class UnitReport:
             "outstanding_confirmations": self.outstanding_confirmations,
             "outstanding_lifts": self.outstanding_lifts,
             "outstanding_lifts_total": sum(self.outstanding_lifts.values()),
+            "not_applicable_answers": self.not_applicable_answers,
+            "government_measures": self.government_measures,
+            "government_measures_total": sum(self.government_measures.values()),
+            "notices_served": self.notices_served,
+            "commitments_signed": self.commitments_signed,
+            "notices_late": self.notices_late,
             "by_city": {
                 code: {name: counts.get(name, 0) for name in CITY_COUNTERS}
                 for code, counts in sorted(self.by_city.items())
@@ -174,6 +202,18 @@ class _Listing:
     confirmations: dict[str, SanctionConfirmation] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class _Inputs:
+    """What every listing of one report is counted with."""
+
+    month: ReportMonth
+    trust_domain: str
+    active: tuple[str, ...]
+    grace: timedelta
+    notices: NoticeRule | None
+    policies: PolicyBook
+
+
 def _bump(table: dict[str, int], key: str) -> None:
     table[key] = table.get(key, 0) + 1
 
@@ -187,10 +227,14 @@ def compute_units(
     month: ReportMonth,
     *,
     grace: timedelta,
+    trust_domain: str,
     unit: str | None = None,
+    notices: NoticeRule | None = None,
 ) -> dict[str, UnitReport]:
     """Counts per reporting unit (all 32, or only ``unit``), order-independent."""
-    return compute_month(records, month, grace=grace, unit=unit).units
+    return compute_month(
+        records, month, grace=grace, trust_domain=trust_domain, unit=unit, notices=notices
+    ).units
 
 
 def compute_month(
@@ -198,14 +242,23 @@ def compute_month(
     month: ReportMonth,
     *,
     grace: timedelta,
+    trust_domain: str,
     unit: str | None = None,
+    notices: NoticeRule | None = None,
 ) -> MonthData:
-    """Counts per reporting unit, the ledger and the members, order-independent."""
-    start, end = month.start, month.end
+    """Counts per reporting unit, the ledger and the members, order-independent.
+
+    ``trust_domain``: the reporting gateway's, whose platforms' obligations count;
+    ``notices``: when correction notices fall due (``None``: late notices are not
+    counted, e.g. without a working-day calendar).
+    """
+    end = month.end
     listings: dict[str, _Listing] = {}
     steps: dict[str, dict[str, tuple[LifecycleStep, datetime]]] = defaultdict(dict)
     confirmations: dict[str, dict[str, SanctionConfirmation]] = defaultdict(dict)
+    measures: dict[str, dict[str, GovernmentMeasure]] = defaultdict(dict)
     members = MemberDirectory()
+    policies = PolicyBook()
     for rec in records:
         stmt = rec.statement
         if isinstance(stmt, Listing):
@@ -217,6 +270,12 @@ def compute_month(
         elif isinstance(stmt, SanctionConfirmation):
             if stmt.effective_at < end:
                 confirmations[stmt.listing_id][rec.record_id] = stmt
+        elif isinstance(stmt, GovernmentMeasure):
+            if stmt.effective_at < end:
+                measures[stmt.listing_id][rec.record_id] = stmt
+        elif isinstance(stmt, AlliancePolicy):
+            if stmt.issued_at < end:
+                policies.apply(rec.record_id, stmt)
         elif isinstance(stmt, MemberRecord) and stmt.issued_at < end:
             members.apply(rec.record_id, stmt)
     active = tuple(
@@ -224,6 +283,7 @@ def compute_month(
         for m in members.members()
         if m.role is Role.PLATFORM and m.status is MemberStatus.ACTIVE
     )
+    inputs = _Inputs(month, trust_domain, active, grace, notices, policies)
     units = {u: UnitReport(u) for u in REPORTING_UNITS if unit is None or u == unit}
     ledger: list[LedgerEntry] = []
     for listing_id in sorted(listings):
@@ -237,11 +297,8 @@ def compute_month(
             entry.listing,
             steps.get(listing_id, {}),
             confirmations.get(listing_id, {}),
-            active,
-            month=month,
-            start=start,
-            end=end,
-            grace=grace,
+            measures.get(listing_id, {}),
+            inputs,
         )
         if row is not None:
             ledger.append(row)
@@ -277,21 +334,56 @@ def _hits(
     return [name for name, hit in flags if hit]
 
 
+def _count_due_process(
+    out: UnitReport,
+    listing: Listing,
+    first: Mapping[LifecycleStep, datetime],
+    measures: Mapping[str, GovernmentMeasure],
+    inputs: _Inputs,
+) -> bool:
+    """Count notices, commitments, late notices and government measures; whether a
+    government measure took effect in the month."""
+    start, end = inputs.month.start, inputs.month.end
+    if _within(first.get(LifecycleStep.NOTICE_SERVED), start, end):
+        out.notices_served += 1
+    if _within(first.get(LifecycleStep.COMMITMENT_SIGNED), start, end):
+        out.commitments_signed += 1
+    if inputs.notices is not None:
+        policy = inputs.policies.for_listing(listing, end)
+        due = notice_due(inputs.notices, listing, first, policy)
+        served = first.get(LifecycleStep.NOTICE_SERVED)
+        if due is not None and start <= due < end and (served is None or served > due):
+            out.notices_late += 1
+    changed = False
+    for m in measures.values():
+        if start <= m.effective_at < end:
+            changed = True
+            _bump(out.government_measures, m.kind.name)
+    return changed
+
+
+def _count_outstanding(out: UnitReport, outstanding: Iterable[Obligation]) -> None:
+    for o in outstanding:
+        if o.kind is ObligationKind.APPLY:
+            out.outstanding_confirmations += 1
+        else:
+            for measure, _ in o.measures:
+                _bump(out.outstanding_lifts, measure.name)
+
+
 def _count(
     out: UnitReport,
     listing_id: str,
     listing: Listing,
     steps: Mapping[str, tuple[LifecycleStep, datetime]],
     confirmations: Mapping[str, SanctionConfirmation],
-    active: Sequence[str],
-    *,
-    month: ReportMonth,
-    start: datetime,
-    end: datetime,
-    grace: timedelta,
+    measures: Mapping[str, GovernmentMeasure],
+    inputs: _Inputs,
 ) -> LedgerEntry | None:
     """Count one listing into its unit (and city); its ledger entry when it is new,
     changed or overdue in the month, else None."""
+    month = inputs.month
+    start, end = month.start, month.end
     new = month.contains(listing.listed_at)
     if new:
         _bump2(out.new_listings, listing.list.name, listing.conduct.name)
@@ -327,11 +419,18 @@ def _count(
         for name in hits:
             _bump(city, name)
     changed = any(start <= at < end for _, at in steps.values())
+    changed = _count_due_process(out, listing, first, measures, inputs) or changed
     # Sanctions: confirmations in the month, and the winning state at month end.
     state: dict[SanctionKey, tuple[datetime, int, str]] = {}
+    answered: set[str] = set()
     for record_id, c in confirmations.items():
-        if start <= c.effective_at < end:
-            changed = True
+        in_month = start <= c.effective_at < end
+        changed = changed or in_month
+        if c.measure is None:  # NOT_APPLICABLE
+            answered.add(c.issuer)
+            out.not_applicable_answers += in_month
+            continue
+        if in_month:
             table = (
                 out.sanctions_applied
                 if c.action is SanctionAction.APPLIED
@@ -343,6 +442,7 @@ def _count(
         if skey not in state or order > state[skey]:
             state[skey] = order
     closes = [first[s] for s in (LifecycleStep.CORRECTED, LifecycleStep.REMOVED) if s in first]
+    policy = inputs.policies.for_listing(listing, end)
     result = evaluate(
         listing_id,
         listing,
@@ -350,18 +450,14 @@ def _count(
         escalated_at=first.get(LifecycleStep.ESCALATED),
         closed_at=min(closes) if closes else None,
         sanctions={k: SanctionAction(v[1]) for k, v in state.items()},
-        active_platforms=active,
-        grace=grace,
+        not_applicable=answered,
+        active_platforms=inputs.active,
+        trust_domain=inputs.trust_domain,
+        grace=policy_grace(policy, inputs.grace),
+        satisfying=policy_satisfying(listing, policy),
         at=end,
     )
-    for o in result.obligations:
-        if o.state is not ObligationState.OUTSTANDING:
-            continue
-        if o.kind is ObligationKind.APPLY:
-            out.outstanding_confirmations += 1
-        else:
-            for measure, _ in o.measures:
-                _bump(out.outstanding_lifts, measure.name)
+    _count_outstanding(out, result.outstanding())
     if not (new or changed or overdue):
         return None
     applied = sorted(
@@ -391,6 +487,11 @@ _SUMMED = (
     "in_force_at_month_end",
     "outstanding_confirmations",
     "outstanding_lifts_total",
+    "not_applicable_answers",
+    "government_measures_total",
+    "notices_served",
+    "commitments_signed",
+    "notices_late",
 )
 
 
@@ -400,6 +501,7 @@ def totals(units: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     applied: dict[str, int] = {}
     lifted: dict[str, int] = {}
     lifts: dict[str, int] = {}
+    government: dict[str, int] = {}
     for u in units:
         for name in _SUMMED:
             out[name] += u[name]
@@ -408,6 +510,9 @@ def totals(units: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
                 target[measure] = target.get(measure, 0) + sum(by_platform.values())
         for measure, n in u["outstanding_lifts"].items():
             lifts[measure] = lifts.get(measure, 0) + n
+        for kind, n in u["government_measures"].items():
+            government[kind] = government.get(kind, 0) + n
+    out["government_measures"] = government
     out["sanctions_applied_by_measure"] = applied
     out["sanctions_lifted_by_measure"] = lifted
     out["outstanding_lifts"] = lifts

@@ -15,7 +15,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from types import MappingProxyType
 from typing import TypeVar
 
@@ -30,6 +30,7 @@ from gateway.core.possession import verify_possession
 from gateway.errors import RecordError
 
 __all__ = [
+    "ALLIANCE_POLICY_V1",
     "CHINA_STANDARD_TIME",
     "MEMBER_RECORD_TYPES",
     "MEMBER_RECORD_V1",
@@ -37,15 +38,22 @@ __all__ = [
     "PAYLOAD_TYPES",
     "REPORT_CONTENT_TYPE",
     "STATEMENT_TYPES",
+    "AlliancePolicy",
     "AuthorityScope",
     "ConductType",
+    "DayKind",
+    "GovernmentMeasure",
+    "GovernmentMeasureKind",
+    "HolidayCalendar",
     "LifecycleStep",
     "ListKind",
     "Listing",
+    "MeasureRequirement",
     "MemberKey",
     "MemberRecord",
     "MemberStatus",
     "MonthlyReport",
+    "ReportSubmission",
     "Role",
     "SanctionAction",
     "SanctionConfirmation",
@@ -54,6 +62,7 @@ __all__ = [
     "StatusChange",
     "StoreRef",
     "Subject",
+    "SubmittedFile",
     "add_months",
     "check_member_record_v1",
     "check_member_record_v2",
@@ -97,6 +106,19 @@ class LifecycleStep(enum.IntEnum):
     CORRECTED = 4
     REMOVED = 5
     ESCALATED = 6
+    # Protocol revision 3 (due process).
+    IDENTIFIED = 7
+    DISPUTED = 8
+    UPHELD = 9
+    WITHDRAWN = 10
+
+
+# Steps that rest on a document: DISPUTED requires its SHA-256, these allow it.
+_DOCUMENT_REQUIRED = frozenset({LifecycleStep.DISPUTED})
+_DOCUMENT_ALLOWED = _DOCUMENT_REQUIRED | {
+    LifecycleStep.NOTICE_SERVED,
+    LifecycleStep.COMMITMENT_SIGNED,
+}
 
 
 class SanctionMeasure(enum.IntEnum):
@@ -112,12 +134,26 @@ class SanctionMeasure(enum.IntEnum):
     RESTRICT_LOGISTICS = 10
     RESTRICT_ONLINE_ADVERTISING = 11
     CLOSE_STORE = 12
+    WARNING = 13  # protocol revision 3
     OTHER = 99
 
 
 class SanctionAction(enum.IntEnum):
     APPLIED = 1
     LIFTED = 2
+    # Protocol revision 3: the seller has no account with the platform (no measure).
+    NOT_APPLICABLE = 3
+
+
+class GovernmentMeasureKind(enum.IntEnum):
+    """Measures of the government side (notice §V); protocol revision 3."""
+
+    SUMMONS = 1  # 约谈
+    NOTIFICATION = 2  # 通报
+    ADDITIONAL_INSPECTIONS = 3  # 加大检查频次
+    RESTRICT_OPERATION = 4  # 限制经营
+    RESTRICT_FINANCING = 5  # 限制融资
+    OTHER = 99
 
 
 class MemberStatus(enum.IntEnum):
@@ -369,6 +405,8 @@ class StatusChange:
     decision_ref: str = ""
     reason: str = ""
     decided_by: str = ""
+    # SHA-256 of the document the step rests on (protocol revision 3); b"" when absent.
+    document_sha256: bytes = b""
 
     def __post_init__(self) -> None:
         _member(self.issuer, "status_change.issuer")
@@ -378,7 +416,13 @@ class StatusChange:
             raise RecordError("status_change.step: LISTED is stated by the listing itself")
         _set(self, "step", step)
         _set(self, "effective_at", _utc(self.effective_at, "status_change.effective_at"))
-        closing = step in (LifecycleStep.REMOVED, LifecycleStep.CORRECTED)
+        # Steps that close or decide something state on what (decision_ref) and why.
+        closing = step in (
+            LifecycleStep.REMOVED,
+            LifecycleStep.CORRECTED,
+            LifecycleStep.UPHELD,
+            LifecycleStep.WITHDRAWN,
+        )
         _text(self.decision_ref, "status_change.decision_ref", _MAX_REF, required=closing)
         _text(self.reason, "status_change.reason", _MAX_TEXT, required=closing, multiline=True)
         _text(
@@ -387,15 +431,34 @@ class StatusChange:
             _MAX_REF,
             required=step is LifecycleStep.REMOVED,
         )
+        if step is LifecycleStep.DISPUTED and not self.reason:
+            raise RecordError("status_change.reason: a DISPUTED step states the objection")
+        doc = self.document_sha256
+        if not isinstance(doc, bytes):
+            raise RecordError("status_change.document_sha256: must be bytes")
+        if doc and len(doc) != 32:
+            raise RecordError(
+                f"status_change.document_sha256: must be 32 bytes (SHA-256), got {len(doc)}"
+            )
+        if not doc and step in _DOCUMENT_REQUIRED:
+            raise RecordError(
+                f"status_change.document_sha256: required for {step.name} (the SHA-256 of "
+                "the evidence document)"
+            )
+        if doc and step not in _DOCUMENT_ALLOWED:
+            raise RecordError(
+                f"status_change.document_sha256: a {step.name} step takes no document"
+            )
 
 
 @dataclass(frozen=True, slots=True)
 class SanctionConfirmation:
-    """A platform's confirmation that it applied or lifted a measure on a listing."""
+    """A platform's confirmation that it applied or lifted a measure on a listing, or its
+    answer that the seller has no account with it (NOT_APPLICABLE: no measure)."""
 
     issuer: str
     listing_id: str
-    measure: SanctionMeasure
+    measure: SanctionMeasure | None
     action: SanctionAction
     effective_at: datetime
     measure_other: str = ""
@@ -405,15 +468,32 @@ class SanctionConfirmation:
     def __post_init__(self) -> None:
         _member(self.issuer, "sanction_confirmation.issuer")
         _record_id(self.listing_id, "sanction_confirmation.listing_id")
-        measure = _enum(SanctionMeasure, self.measure, "sanction_confirmation.measure")
-        _set(self, "measure", measure)
-        _set(self, "action", _enum(SanctionAction, self.action, "sanction_confirmation.action"))
-        _other(
-            self.measure_other,
-            "sanction_confirmation.measure_other",
-            measure is SanctionMeasure.OTHER,
-            "measure",
-        )
+        action = _enum(SanctionAction, self.action, "sanction_confirmation.action")
+        _set(self, "action", action)
+        if action is SanctionAction.NOT_APPLICABLE:
+            if self.measure is not None:
+                raise RecordError(
+                    "sanction_confirmation.measure: must be unset when the action is "
+                    "NOT_APPLICABLE (the answer is about the seller's account, not a measure)"
+                )
+            if self.measure_other or self.store_id:
+                raise RecordError(
+                    "sanction_confirmation: measure_other and store_id must be empty when "
+                    "the action is NOT_APPLICABLE"
+                )
+        else:
+            if self.measure is None:
+                raise RecordError(
+                    f"sanction_confirmation.measure: required when the action is {action.name}"
+                )
+            measure = _enum(SanctionMeasure, self.measure, "sanction_confirmation.measure")
+            _set(self, "measure", measure)
+            _other(
+                self.measure_other,
+                "sanction_confirmation.measure_other",
+                measure is SanctionMeasure.OTHER,
+                "measure",
+            )
         _set(
             self,
             "effective_at",
@@ -421,6 +501,50 @@ class SanctionConfirmation:
         )
         _text(self.store_id, "sanction_confirmation.store_id", _MAX_STORE_ID)
         _text(self.note, "sanction_confirmation.note", _MAX_TEXT, multiline=True)
+
+    @property
+    def applied_measure(self) -> SanctionMeasure:
+        """The measure of an APPLIED or LIFTED confirmation (never NOT_APPLICABLE)."""
+        if self.measure is None:
+            raise RecordError("sanction_confirmation: a NOT_APPLICABLE answer has no measure")
+        return self.measure
+
+
+@dataclass(frozen=True, slots=True)
+class GovernmentMeasure:
+    """A measure an authority took against a listed entity (protocol revision 3)."""
+
+    issuer: str
+    listing_id: str
+    kind: GovernmentMeasureKind
+    decision_ref: str
+    effective_at: datetime
+    kind_other: str = ""
+    document_sha256: bytes = b""
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        _member(self.issuer, "government_measure.issuer")
+        _record_id(self.listing_id, "government_measure.listing_id")
+        kind = _enum(GovernmentMeasureKind, self.kind, "government_measure.kind")
+        _set(self, "kind", kind)
+        _other(
+            self.kind_other,
+            "government_measure.kind_other",
+            kind is GovernmentMeasureKind.OTHER,
+            "kind",
+        )
+        _text(self.decision_ref, "government_measure.decision_ref", _MAX_REF, required=True)
+        _set(self, "effective_at", _utc(self.effective_at, "government_measure.effective_at"))
+        if not isinstance(self.document_sha256, bytes) or len(self.document_sha256) not in (
+            0,
+            32,
+        ):
+            raise RecordError(
+                "government_measure.document_sha256: must be empty or 32 bytes (SHA-256 of "
+                "the decision document)"
+            )
+        _text(self.note, "government_measure.note", _MAX_TEXT, multiline=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -598,7 +722,262 @@ class MonthlyReport:
             raise RecordError("monthly_report.content: must be a JSON object")
 
 
-Statement = Listing | StatusChange | SanctionConfirmation | MemberRecord | MonthlyReport
+_MAX_WORKING_DAYS = 250
+_MAX_GRACE_DAYS = 3650
+_MAX_REQUIREMENTS = 64
+
+
+def _count(value: object, field: str, maximum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= maximum:
+        raise RecordError(f"{field}: must be an integer 0 to {maximum} (0: the default)")
+
+
+@dataclass(frozen=True, slots=True)
+class MeasureRequirement:
+    """Which APPLIED measures satisfy an obligation on listings of a list and conduct
+    (``None``: any list / any conduct)."""
+
+    list: ListKind | None
+    conduct: ConductType | None
+    satisfying: tuple[SanctionMeasure, ...]
+
+    def __post_init__(self) -> None:
+        field = "alliance_policy.measure_requirements"
+        kind = None if self.list is None else _enum(ListKind, self.list, f"{field}.list")
+        conduct = (
+            None if self.conduct is None else _enum(ConductType, self.conduct, f"{field}.conduct")
+        )
+        _set(self, "list", kind)
+        _set(self, "conduct", conduct)
+        if kind is not None and conduct is not None and kind not in conduct.lists:
+            raise RecordError(
+                f"{field}.conduct: {conduct.name} belongs to another list than {kind.name}"
+            )
+        measures = tuple(
+            _enum(SanctionMeasure, m, f"{field}.satisfying") for m in tuple(self.satisfying)
+        )
+        if not measures:
+            raise RecordError(f"{field}.satisfying: name at least one measure")
+        if len(set(measures)) != len(measures):
+            raise RecordError(f"{field}.satisfying: must not repeat a measure")
+        _set(self, "satisfying", measures)
+
+
+@dataclass(frozen=True, slots=True)
+class AlliancePolicy:
+    """Policy data of one alliance, signed by its gateway (protocol revision 3).
+
+    Zero counts mean the documented default (``gateway.core.alliance_policy``).
+    """
+
+    issuer: str
+    issued_at: datetime
+    units_accepting_platform_reports: tuple[str, ...] = ()
+    dispute_decision_working_days: int = 0
+    notice_working_days: int = 0
+    sanction_grace_days: int = 0
+    measure_requirements: tuple[MeasureRequirement, ...] = ()
+
+    def __post_init__(self) -> None:
+        issuer = _member(self.issuer, "alliance_policy.issuer")
+        if issuer.role is not Role.GATEWAY:
+            raise RecordError("alliance_policy.issuer: must be a gateway member id")
+        _set(self, "issued_at", _utc(self.issued_at, "alliance_policy.issued_at"))
+        units = tuple(self.units_accepting_platform_reports)
+        for unit in units:
+            if not isinstance(unit, str) or unit not in REPORTING_UNITS:
+                raise RecordError(
+                    f"alliance_policy.units_accepting_platform_reports: {str(unit)[:20]!r} "
+                    "is not a 2-digit reporting unit"
+                )
+        if len(set(units)) != len(units):
+            raise RecordError(
+                "alliance_policy.units_accepting_platform_reports: must not repeat a unit"
+            )
+        _set(self, "units_accepting_platform_reports", tuple(sorted(units)))
+        _count(
+            self.dispute_decision_working_days,
+            "alliance_policy.dispute_decision_working_days",
+            _MAX_WORKING_DAYS,
+        )
+        _count(self.notice_working_days, "alliance_policy.notice_working_days", _MAX_WORKING_DAYS)
+        _count(self.sanction_grace_days, "alliance_policy.sanction_grace_days", _MAX_GRACE_DAYS)
+        requirements = tuple(self.measure_requirements)
+        if not all(isinstance(r, MeasureRequirement) for r in requirements):
+            raise RecordError("alliance_policy.measure_requirements: must be MeasureRequirement")
+        if len(requirements) > _MAX_REQUIREMENTS:
+            raise RecordError(
+                f"alliance_policy.measure_requirements: at most {_MAX_REQUIREMENTS} entries"
+            )
+        keys = [(r.list, r.conduct) for r in requirements]
+        if len(set(keys)) != len(keys):
+            raise RecordError(
+                "alliance_policy.measure_requirements: must not repeat a (list, conduct) pair"
+            )
+        _set(self, "measure_requirements", requirements)
+
+    @property
+    def trust_domain(self) -> str:
+        """The alliance this policy speaks for: its issuer's trust domain."""
+        return MemberId.parse(self.issuer).trust_domain
+
+
+# --- gateway-signed operational records: holiday calendars, report submissions --------
+
+
+class DayKind(enum.IntEnum):
+    """The kind of one day of a year's working-day calendar."""
+
+    WORKDAY = 1  # Monday to Friday, worked
+    WEEKEND = 2  # Saturday or Sunday, not worked
+    HOLIDAY = 3  # a day off of a public holiday break, any day of the week
+    MAKEUP_WORKDAY = 4  # a Saturday or Sunday worked instead (调休上班)
+
+    @property
+    def worked(self) -> bool:
+        return self in (DayKind.WORKDAY, DayKind.MAKEUP_WORKDAY)
+
+
+_SATURDAY = 5
+_MAX_YEAR = 9999
+
+
+@dataclass(frozen=True, slots=True)
+class HolidayCalendar:
+    """One year's working days, every date accounted for, signed by a gateway.
+
+    ``days[i]`` is the kind of 1 January + ``i`` days. A weekday is a WORKDAY or a
+    HOLIDAY; a Saturday or Sunday is a WEEKEND, a HOLIDAY or a MAKEUP_WORKDAY. A
+    refusal names the first date that breaks the rule.
+    """
+
+    issuer: str
+    year: int
+    days: tuple[DayKind, ...]
+    source: str
+    issued_at: datetime
+
+    def __post_init__(self) -> None:
+        issuer = _member(self.issuer, "holiday_calendar.issuer")
+        if issuer.role is not Role.GATEWAY:
+            raise RecordError("holiday_calendar.issuer: must be a gateway member id")
+        year = self.year
+        if isinstance(year, bool) or not isinstance(year, int) or not 1 <= year <= _MAX_YEAR:
+            raise RecordError(f"holiday_calendar.year: {year!r} is not a year (1 .. 9999)")
+        length = 366 if calendar.isleap(year) else 365
+        days = tuple(self.days)
+        if len(days) != length:
+            raise RecordError(
+                f"holiday_calendar.days: {year} has {length} days, the calendar lists {len(days)}"
+            )
+        kinds = []
+        first = date(year, 1, 1)
+        for i, value in enumerate(days):
+            day = first + timedelta(days=i)
+            kind = _enum(DayKind, value, f"holiday_calendar.days[{i}] ({day.isoformat()})")
+            weekend = day.weekday() >= _SATURDAY
+            if weekend and kind is DayKind.WORKDAY:
+                raise RecordError(
+                    f"holiday_calendar.days[{i}]: {day.isoformat()} is a {day:%A}: a worked "
+                    "weekend day is a MAKEUP_WORKDAY, not a WORKDAY"
+                )
+            if not weekend and kind in (DayKind.WEEKEND, DayKind.MAKEUP_WORKDAY):
+                raise RecordError(
+                    f"holiday_calendar.days[{i}]: {day.isoformat()} is a {day:%A}, not a "
+                    f"Saturday or Sunday: it cannot be a {kind.name}"
+                )
+            kinds.append(kind)
+        _set(self, "days", tuple(kinds))
+        _text(self.source, "holiday_calendar.source", _MAX_REF, required=True)
+        _set(self, "issued_at", _utc(self.issued_at, "holiday_calendar.issued_at"))
+
+    def kind(self, day: date) -> DayKind:
+        if day.year != self.year:
+            raise RecordError(f"{day.isoformat()} is not in {self.year}")
+        return self.days[(day - date(self.year, 1, 1)).days]
+
+    @property
+    def holidays(self) -> frozenset[date]:
+        """The days off of holiday breaks."""
+        return self._dates(DayKind.HOLIDAY)
+
+    @property
+    def makeup_workdays(self) -> frozenset[date]:
+        return self._dates(DayKind.MAKEUP_WORKDAY)
+
+    def _dates(self, kind: DayKind) -> frozenset[date]:
+        first = date(self.year, 1, 1)
+        return frozenset(first + timedelta(days=i) for i, k in enumerate(self.days) if k is kind)
+
+
+_MAX_FILES = 64
+_MAX_FILE_NAME = 255
+
+
+@dataclass(frozen=True, slots=True)
+class SubmittedFile:
+    """A file of a submitted report: its name (no folders) and SHA-256."""
+
+    name: str
+    sha256: bytes
+
+    def __post_init__(self) -> None:
+        _text(self.name, "submitted_file.name", _MAX_FILE_NAME, required=True)
+        if "/" in self.name or "\\" in self.name or self.name in (".", ".."):
+            raise RecordError(f"submitted_file.name: {self.name!r} must be a file name, no folders")
+        if not isinstance(self.sha256, bytes) or len(self.sha256) != 32:
+            raise RecordError("submitted_file.sha256: must be 32 bytes (SHA-256)")
+
+
+@dataclass(frozen=True, slots=True)
+class ReportSubmission:
+    """A gateway's statement that it sent a month's report: to whom, when, which files."""
+
+    issuer: str
+    month: str
+    unit: str
+    report_id: str
+    recipient: str
+    submitted_at: datetime
+    files: tuple[SubmittedFile, ...]
+
+    def __post_init__(self) -> None:
+        issuer = _member(self.issuer, "report_submission.issuer")
+        if issuer.role is not Role.GATEWAY:
+            raise RecordError("report_submission.issuer: must be a gateway member id")
+        _report_month(self.month, "report_submission.month")
+        if not isinstance(self.unit, str) or (self.unit and self.unit not in REPORTING_UNITS):
+            raise RecordError(
+                "report_submission.unit: must be empty (all units) or a 2-digit reporting unit"
+            )
+        _record_id(self.report_id, "report_submission.report_id")
+        _text(self.recipient, "report_submission.recipient", _MAX_REF, required=True)
+        _set(self, "submitted_at", _utc(self.submitted_at, "report_submission.submitted_at"))
+        files = tuple(self.files)
+        if not files:
+            raise RecordError("report_submission.files: at least one file was sent")
+        if len(files) > _MAX_FILES:
+            raise RecordError(f"report_submission.files: at most {_MAX_FILES} files")
+        if not all(isinstance(f, SubmittedFile) for f in files):
+            raise RecordError("report_submission.files: must be SubmittedFile values")
+        names = [f.name for f in files]
+        if len(set(names)) != len(names):
+            raise RecordError("report_submission.files: a file name is listed twice")
+        _set(self, "files", files)
+
+
+Statement = (
+    Listing
+    | StatusChange
+    | SanctionConfirmation
+    | MemberRecord
+    | MonthlyReport
+    | GovernmentMeasure
+    | AlliancePolicy
+    | HolidayCalendar
+    | ReportSubmission
+)
+ALLIANCE_POLICY_V1 = "application/vnd.alliance.alliance-policy.v1+protobuf"
 
 MEMBER_RECORD_V1 = "application/vnd.alliance.member-record.v1+protobuf"
 MEMBER_RECORD_V2 = "application/vnd.alliance.member-record.v2+protobuf"
@@ -612,6 +991,10 @@ PAYLOAD_TYPES: Mapping[type[Statement], str] = MappingProxyType(
         SanctionConfirmation: "application/vnd.alliance.sanction-confirmation.v1+protobuf",
         MemberRecord: MEMBER_RECORD_V2,
         MonthlyReport: "application/vnd.alliance.monthly-report.v1+protobuf",
+        GovernmentMeasure: "application/vnd.alliance.government-measure.v1+protobuf",
+        AlliancePolicy: ALLIANCE_POLICY_V1,
+        HolidayCalendar: "application/vnd.alliance.holiday-calendar.v1+protobuf",
+        ReportSubmission: "application/vnd.alliance.report-submission.v1+protobuf",
     }
 )
 

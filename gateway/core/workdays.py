@@ -168,6 +168,17 @@ class WorkCalendar:
             day -= timedelta(days=1)
         return day
 
+    def add_workdays(self, start: datetime, n: int) -> datetime:
+        """The instant ``n`` working days after ``start`` end: 00:00 Asia/Shanghai after
+        the ``n``-th working day following ``start``'s date (its own day not counted)."""
+        day = start.astimezone(REPORT_TZ).date()
+        counted = 0
+        while counted < n:
+            day += timedelta(days=1)
+            counted += self.is_workday(day)
+        end = day + timedelta(days=1)
+        return datetime(end.year, end.month, end.day, tzinfo=REPORT_TZ)
+
     def due_date(self, month: ReportMonth) -> date:
         """When the report of ``month`` is due: the last working day before the 15th of
         the following month."""

@@ -21,15 +21,17 @@ from gateway.core.dsse import pae
 from gateway.core.identifiers import MemberId, Role
 from gateway.core.logcheck import RECORDS, Damage
 from gateway.core.notes import CosignatureSigner, NoteSigner, NoteVerifier
-from gateway.core.statements import MEMBER_RECORD_TYPES
+from gateway.core.statements import ALLIANCE_POLICY_V1, MEMBER_RECORD_TYPES
 from gateway.errors import ConfigError, PermissionError
 from gateway.ops.compliance_app import SERVICE_NAME as COMPLIANCE_SERVICE
 from gateway.ops.compliance_app import ComplianceRuntime
 from gateway.ops.config import Config, PeerConfig
 from gateway.ops.fdlimit import ensure_open_files
 from gateway.ops.metrics import GatewayMetrics
+from gateway.ops.public_metrics import PublicMetrics
 from gateway.ops.scrub_metrics import ScrubMetrics
 from gateway.ops.state_metrics import StateMetrics
+from gateway.public import PublicServer, PublicSettings, RateSettings, ServeSettings, build_app
 from gateway.service.access_log import DIGEST_INFO as ACCESS_DIGEST_INFO
 from gateway.service.access_log import AccessLog
 from gateway.service.audit import AuditService
@@ -37,6 +39,8 @@ from gateway.service.directory import Directory
 from gateway.service.integrity import startup_check
 from gateway.service.ledger import Clock, Ledger, utc_now
 from gateway.service.members import MemberAdmin
+from gateway.service.policies import Policies, PolicyAdmin
+from gateway.service.publication import PublicFeed
 from gateway.service.query import QueryService
 from gateway.service.replication import (
     CheckpointBeacon,
@@ -93,9 +97,14 @@ class Core:
             anchors[peer.member_id] = VerifyingKey.from_raw(verifier.key.raw)
         self.anchors = frozenset(anchors)
         self.directory = Directory(anchors, clock=clock)
+        self.policies = Policies(clock=clock)
         self._load_members()
         self.ledger = Ledger(
-            self.store, on_members=self.directory.apply, on_resync=self._load_members, clock=clock
+            self.store,
+            on_members=self.directory.apply,
+            on_policies=self.policies.apply,
+            on_resync=self._load_members,
+            clock=clock,
         )
         self.ledger.verify_against_checkpoint()
         self.members = MemberAdmin(
@@ -107,9 +116,18 @@ class Core:
             intake=config.intake_rules,
             clock=clock,
         )
+        self.policy_admin = PolicyAdmin(
+            self.ledger,
+            self.key,
+            gateway_id=config.member_id,
+            origin=config.log_origin,
+            intake=config.intake_rules,
+            clock=clock,
+        )
 
     def _load_members(self) -> None:
-        rows = self.store.records_of_types(sorted(MEMBER_RECORD_TYPES))
+        """Reload what the ledger keeps in memory: member records and alliance policies."""
+        rows = self.store.records_of_types(sorted(MEMBER_RECORD_TYPES | {ALLIANCE_POLICY_V1}))
         intact, damaged = [], []
         for r in rows:
             if hashlib.sha256(pae(r.payload_type, r.payload)).hexdigest() == r.record_id:
@@ -126,7 +144,16 @@ class Core:
             )
             self.integrity.add_damage(damaged, found_by="start-up", at=self.clock())
             self.integrity.load_damage()
-        self.directory.reload((r.record_id, r.payload_type, r.payload) for r in intact)
+        self.directory.reload(
+            (r.record_id, r.payload_type, r.payload)
+            for r in intact
+            if r.payload_type in MEMBER_RECORD_TYPES
+        )
+        self.policies.reload(
+            (r.record_id, r.payload_type, r.payload)
+            for r in intact
+            if r.payload_type == ALLIANCE_POLICY_V1
+        )
 
     def close(self) -> None:
         self.engine.dispose()
@@ -249,6 +276,11 @@ class Gateway:
             clock=clock,
             clock_skew=config.intake_rules.clock_skew,
         )
+        self.public_feed: PublicFeed | None = None
+        self.public_server: PublicServer | None = None
+        self.public_port = 0
+        if config.public_address:
+            self._build_public(monotonic)
         self.access_log = AccessLog(
             AccessStore(core.engine),
             key=core.key.derive_secret(ACCESS_DIGEST_INFO),
@@ -298,6 +330,32 @@ class Gateway:
         self.server = self._build_server()
         self.port = 0
         self._ticker = threading.Thread(target=self._tick_loop, name="ticker", daemon=True)
+
+    def _build_public(self, monotonic: Callable[[], float]) -> None:
+        cfg, core = self.config, self.core
+        self.public_feed = PublicFeed(
+            core.store,
+            self.audit,
+            trust_domain=cfg.trust_domain,
+            log_verifier=core.note_signer.verifier(),
+            clock=core.clock,
+            interval_s=cfg.checkpoint_interval_s,
+        )
+        self.public_metrics = PublicMetrics(self.metrics.registry)
+        settings = PublicSettings(
+            max_page=cfg.public_max_page,
+            default_page=min(100, cfg.public_max_page),
+            rate=RateSettings(cfg.public_rate_per_client_rps, cfg.public_rate_burst),
+        )
+        self.public_server = PublicServer(
+            build_app(self.public_feed, settings, observer=self.public_metrics, clock=monotonic),
+            ServeSettings(
+                cfg.public_address,
+                forwarded_allow_ips=cfg.public_forwarded_allow_ips,
+                max_connections=cfg.public_max_connections,
+                shutdown_grace_s=cfg.shutdown_grace_s,
+            ),
+        )
 
     def _puller(self, peer: PeerConfig) -> PeerPuller:
         cfg, core = self.config, self.core
@@ -382,6 +440,9 @@ class Gateway:
                 timeout_s=cfg.metrics_timeout_s,
                 max_connections=cfg.metrics_max_connections,
             )
+        if self.public_feed is not None and self.public_server is not None:
+            self.public_feed.start()
+            self.public_port = self.public_server.start()
         self._ticker.start()
         self.replication.start()
         if self.scrubber is not None:
@@ -407,6 +468,10 @@ class Gateway:
         self.replication.stop()
         self.checkpoints.notify()
         self.server.stop(grace)
+        if self.public_server is not None:
+            self.public_server.stop()
+        if self.public_feed is not None:
+            self.public_feed.stop()
         self.sequencer.stop()
         self.access_log.close()
         try:
@@ -452,6 +517,10 @@ class Gateway:
             self.state_metrics.checkpoint_size.set(latest.tree_size)
         if cp is not None:
             self.checkpoints.notify()
+            if self.public_feed is not None:
+                self.public_feed.wake()
+        if self.public_feed is not None:
+            self.public_metrics.entries.set(len(self.public_feed))
         now = self.core.clock()
         for status in self.replication.status():
             self.metrics.observe_peer(

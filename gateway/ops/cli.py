@@ -27,8 +27,10 @@ from gateway.core.notes import NoteSigner
 from gateway.core.statements import MemberStatus
 from gateway.errors import GatewayError, RecordError
 from gateway.ops.app import Core, Gateway, settle_heap
+from gateway.ops.calendar_cli import add_subparsers as add_calendar_subparsers
 from gateway.ops.config import load_config
 from gateway.ops.logs import setup_logging
+from gateway.ops.policy_file import describe_policy, load_policy_file
 from gateway.ops.report_cli import add_subparsers as add_report_subparsers
 from gateway.service.integrity import check_log
 from gateway.storage import SqlStore, check_schema, make_engine, migrate
@@ -72,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     mig.set_defaults(handler=_migrate)
 
     _add_members(sub)
+    _add_policy(sub)
 
     peers = sub.add_parser("peers", help="federation with peer gateways")
     psub = peers.add_subparsers(dest="peers_command", required=True)
@@ -101,6 +104,7 @@ def _parser() -> argparse.ArgumentParser:
     vkey.set_defaults(handler=_log_key)
 
     add_report_subparsers(sub)
+    add_calendar_subparsers(sub)
     certs_cli.add_subparsers(sub)
     return p
 
@@ -138,6 +142,48 @@ def _add_members(sub: Any) -> None:
     ls = msub.add_parser("list", help="show registered members")
     ls.add_argument("--config", type=Path, required=True)
     ls.set_defaults(handler=_members_list)
+
+
+def _add_policy(sub: Any) -> None:
+    policy = sub.add_parser("policy", help="this alliance's signed policy (due process)")
+    psub = policy.add_subparsers(dest="policy_command", required=True)
+    put = psub.add_parser("set", help="sign a policy from a TOML file and append it")
+    put.add_argument("--config", type=Path, required=True)
+    put.add_argument("file", type=Path, help="the policy file (docs/OPERATIONS.md)")
+    put.set_defaults(handler=_policy_set)
+    show = psub.add_parser("show", help="the policy in force for this or another alliance")
+    show.add_argument("--config", type=Path, required=True)
+    show.add_argument(
+        "--trust-domain", default="", help="another alliance's trust domain (default: ours)"
+    )
+    show.set_defaults(handler=_policy_show)
+
+
+def _policy_set(args: argparse.Namespace) -> int:
+    policy = load_policy_file(args.file)
+    core = _with_core(args)
+    try:
+        result, signed = core.policy_admin.set(policy)
+    finally:
+        core.close()
+    print(
+        f"policy of {signed.trust_domain} signed (record {result.record_id}, "
+        f"log index {result.log_index})"
+    )
+    for line in describe_policy(signed):
+        print(f"  {line}")
+    return 0
+
+
+def _policy_show(args: argparse.Namespace) -> int:
+    core = _with_core(args)
+    try:
+        domain = args.trust_domain or core.config.trust_domain
+        for line in describe_policy(core.policies.current(domain)):
+            print(line)
+    finally:
+        core.close()
+    return 0
 
 
 def _log_key(args: argparse.Namespace) -> int:

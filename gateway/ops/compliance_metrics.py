@@ -13,6 +13,7 @@ from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from gateway.core.report_state import MonthState, ReportState
 from gateway.core.statements import ListKind, SanctionMeasure
 from gateway.service.compliance import ComplianceSummary
 
@@ -27,8 +28,18 @@ class ComplianceMetrics:
     next_due: Gauge
     escalations: Counter
     report_overdue: Gauge
+    notices_late: Gauge
+    not_applicable: Gauge
+    report_state: Gauge
+    submission_overdue: Gauge
 
     def update(self, summary: ComplianceSummary) -> None:
+        self.notices_late.clear()
+        for c in summary.notices_late:
+            self.notices_late.labels(list=ListKind(c.list_kind).name.lower(), unit=c.unit).set(
+                c.count
+            )
+        self.not_applicable.set(summary.not_applicable)
         for gauge, counts in ((self.overdue, summary.overdue), (self.escalated, summary.escalated)):
             gauge.clear()
             for c in counts:
@@ -39,6 +50,19 @@ class ComplianceMetrics:
             self.outstanding.labels(kind="lift", measure=measure.name.lower()).set(
                 summary.outstanding_lifts.get(measure, 0)
             )
+
+    def set_report_states(self, states: list[MonthState]) -> None:
+        """One series per state (1 for the month's current one) and the overdue flag, for
+        the recent months only (``month`` stays a bounded label)."""
+        self.report_state.clear()
+        self.submission_overdue.clear()
+        for s in states:
+            month = str(s.month)
+            for state in ReportState:
+                self.report_state.labels(month=month, state=state.label).set(
+                    1 if s.state is state else 0
+                )
+            self.submission_overdue.labels(month=month).set(1 if s.overdue else 0)
 
     def set_next_due(self, due_by: datetime | None) -> None:
         """The instant the next report becomes late; NaN when the calendar lacks it."""
@@ -73,9 +97,37 @@ def register_compliance_metrics(registry: CollectorRegistry) -> ComplianceMetric
             "due date); NaN when the working-day calendar lacks the year",
             registry=registry,
         ),
+        notices_late=Gauge(
+            "alliance_compliance_notices_late_listings",
+            "Listings of this alliance in force whose correction notice was not served within "
+            "the alliance's notice_working_days of identification (and still is not), by list "
+            "and reporting unit",
+            ["list", "unit"],
+            registry=registry,
+        ),
+        not_applicable=Gauge(
+            "alliance_compliance_not_applicable_obligations",
+            "Obligations of this gateway's platforms ended by a NOT_APPLICABLE answer (the "
+            "seller has no account with the platform)",
+            registry=registry,
+        ),
         report_overdue=Gauge(
             "alliance_report_overdue",
             "1 when the newest monthly report whose due time has passed was not produced",
+            registry=registry,
+        ),
+        report_state=Gauge(
+            "alliance_report_state",
+            "The monthly report's state for each of the last two ended months: 1 for its "
+            "current state (due, drafted, finalised, submitted), 0 for the others",
+            ["month", "state"],
+            registry=registry,
+        ),
+        submission_overdue=Gauge(
+            "alliance_report_submission_overdue",
+            "1 when the month's report is past its due time (00:00 Asia/Shanghai after the "
+            "due date) and no ReportSubmission records that it was sent",
+            ["month"],
             registry=registry,
         ),
         escalations=Counter(

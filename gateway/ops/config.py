@@ -121,6 +121,15 @@ class Config:
     # it submits, and how far ahead of our clock any time may be.
     backdating_window_days: int = 30
     clock_skew_s: float = 300.0
+    # The public read-only HTTP service (docs/OPERATIONS.md, "Public service"): its
+    # address ("" = off), each client address's requests/s and burst, the largest page,
+    # open connections, and the reverse proxies whose X-Forwarded-For names the client.
+    public_address: str = ""
+    public_rate_per_client_rps: float = 10.0
+    public_rate_burst: int = 40
+    public_max_page: int = 1000
+    public_max_connections: int = 256
+    public_forwarded_allow_ips: str = ""
     peers: tuple[PeerConfig, ...] = field(default=())
 
     def __post_init__(self) -> None:
@@ -158,11 +167,24 @@ class Config:
             "min_open_files",
             "metrics_threads",
             "metrics_max_connections",
+            "public_rate_burst",
+            "public_max_page",
+            "public_max_connections",
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be at least 1")
         if self.rate_limit_per_member_rps < 0:
             raise ConfigError("rate_limit_per_member_rps: must be 0 (no limit) or more")
+        if self.public_rate_per_client_rps < 0:
+            raise ConfigError("public_rate_per_client_rps: must be 0 (no limit) or more")
+        if self.public_max_page > 10_000:
+            raise ConfigError("public_max_page: at most 10000 entries a page")
+        address = r"\[?[0-9A-Za-z.:-]*\]?:\d{1,5}"
+        if self.public_address and not re.fullmatch(address, self.public_address):
+            raise ConfigError(
+                f"public_address: {self.public_address!r} is not host:port",
+                advice='e.g. "127.0.0.1:8080" behind a reverse proxy; "" turns it off',
+            )
         if self.scrub_rate_entries_per_s < 0:
             raise ConfigError("scrub_rate_entries_per_s: must be 0 (off) or more")
         if self.startup_check_entries < 0:

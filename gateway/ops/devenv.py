@@ -3,7 +3,8 @@
 Creates (once) under ``--dir``: a regional CA for trust domain ``zj.alliance.test``,
 the gateway's TLS certificate and Ed25519 log key, four members (two platforms, an
 authority, a monitor) with certificates, signing keys and a client profile each, and a
-``gateway.toml`` on SQLite. Registers the members, then serves until Ctrl-C.
+``gateway.toml`` on SQLite with the public search page and feed on 127.0.0.1:8080.
+Registers the members, then serves until Ctrl-C.
 Everything it writes is development material: never use it in production.
 """
 
@@ -41,7 +42,11 @@ MEMBERS = (
 
 
 def prepare(
-    base: Path, *, listen: str = "127.0.0.1:50051", metrics: str = "127.0.0.1:9102"
+    base: Path,
+    *,
+    listen: str = "127.0.0.1:50051",
+    metrics: str = "127.0.0.1:9102",
+    public: str = "127.0.0.1:8080",
 ) -> Path:
     """Create the dev alliance under ``base`` if missing; return the gateway config path."""
     base.mkdir(parents=True, exist_ok=True)
@@ -66,6 +71,7 @@ def prepare(
             f'region_code = "{REGION}"\n'
             f'listen_address = "{listen}"\n'
             f'metrics_address = "{metrics}"\n'
+            f'public_address = "{public}"\n'
             'database_url = "sqlite:///gateway.db"\n'
             'ca_file = "../ca/ca.pem"\n'
             f'cert_file = "{GATEWAY_NAME}.pem"\n'
@@ -138,6 +144,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = prepare(base)
     register(config, base)
     print(f"dev alliance ready in {base}; member profiles in {base / 'members'}", flush=True)
+    public = load_config(config).public_address
+    if public:
+        print(f"public search page and feed: http://{public}/", flush=True)
     if args.prepare_only:
         return 0
     return cli_main(["serve", "--config", str(config)])

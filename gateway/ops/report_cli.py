@@ -32,9 +32,11 @@ from gateway.ops.report_names import report_locale
 from gateway.ops.report_narrative import Narrative, load_narrative, narrative_template
 from gateway.ops.report_render import FORMATS, check_engines, file_hashes, write_report
 from gateway.ops.report_view import build_view
+from gateway.ops.submit_cli import add_submit_parser
 from gateway.ops.workcalendar import load_work_calendar
 from gateway.service.ledger import utc_now
 from gateway.service.reports import parse_unit
+from gateway.storage.report_state import DraftStore
 
 __all__ = ["add_subparsers", "run_report"]
 
@@ -79,6 +81,7 @@ def add_subparsers(sub: Any) -> None:
         "--next-due", action="store_true", help="print the next report's due date and exit"
     )
     p.set_defaults(handler=run_report)
+    add_submit_parser(p)
 
 
 def _formats(text: str) -> list[str]:
@@ -183,6 +186,7 @@ def _compute(config: Config, month: ReportMonth, unit: str | None, *, draft: boo
         if draft:
             checkpoint = service.checkpoint()
             document, data = service.compute_month(month, unit, checkpoint)
+            DraftStore(core.store.engine).note_draft(str(month), unit or "", core.clock())
             return _Computed(
                 document, data, canonical_json(document), checkpoint.tree_size, None, None
             )

@@ -122,6 +122,9 @@ class Names:
     def action(self, name: str) -> str:
         return self._get("actions", name)
 
+    def government_measure(self, name: str) -> str:
+        return self._get("government_measures", name)
+
     def step(self, name: str) -> str:
         return self._get("steps", name)
 

@@ -53,6 +53,11 @@ _UNIT_COUNTERS = (
     *CITY_COUNTERS,
     "outstanding_confirmations",
     "outstanding_lifts_total",
+    "not_applicable_answers",
+    "notices_served",
+    "notices_late",
+    "commitments_signed",
+    "government_measures_total",
 )
 
 
@@ -76,6 +81,11 @@ def _labels(loc: Locale) -> dict[str, str]:
         "in_force_at_month_end": _("Listed at month end"),
         "outstanding_confirmations": _("Sanction confirmations overdue"),
         "outstanding_lifts_total": _("Lifts overdue"),
+        "not_applicable_answers": _("Not applicable (no account)"),
+        "notices_served": _("Correction notices served"),
+        "notices_late": _("Correction notices late"),
+        "commitments_signed": _("Credit commitments signed"),
+        "government_measures_total": _("Government measures"),
         "sanctions_applied": _("Measures applied"),
         "sanctions_lifted": _("Measures lifted"),
         "action": _("Action"),

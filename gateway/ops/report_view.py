@@ -173,7 +173,7 @@ def build_view(
             ),
         ),
         tables=(
-            _key_figures(totals, applied, lifted, locale),
+            _key_figures(totals, applied, lifted, names, locale),
             _new_listings(units, names, locale),
             _cities(units, names, locale),
         ),
@@ -319,7 +319,9 @@ def build_view(
 # --- tables ----------------------------------------------------------------------------
 
 
-def _key_figures(totals: Mapping[str, Any], applied: int, lifted: int, loc: Locale) -> Table:
+def _key_figures(
+    totals: Mapping[str, Any], applied: int, lifted: int, names: Names, loc: Locale
+) -> Table:
     _ = loc.gettext
     rows = (
         (_("New listings"), totals["new_listings_total"]),
@@ -333,6 +335,18 @@ def _key_figures(totals: Mapping[str, Any], applied: int, lifted: int, loc: Loca
         (_("Sanction measures lifted (platform confirmations)"), lifted),
         (_("Sanction confirmations overdue"), totals["outstanding_confirmations"]),
         (_("Lifts overdue"), totals["outstanding_lifts_total"]),
+        (
+            _("Answers: the seller has no account (not applicable)"),
+            totals["not_applicable_answers"],
+        ),
+        (_("Correction notices served"), totals["notices_served"]),
+        (_("Correction notices served late or not at all"), totals["notices_late"]),
+        (_("Credit commitments signed"), totals["commitments_signed"]),
+        (_("Government measures"), totals["government_measures_total"]),
+        *(
+            (names.government_measure(kind), n)
+            for kind, n in sorted(totals["government_measures"].items())
+        ),
     )
     return Table(
         key="key_figures",

@@ -2,40 +2,89 @@
 
 The rule is ``gateway.core.obligations.evaluate``; this module gathers its inputs
 from storage (the listing's signed statement, its step history, the winning sanction
-confirmations) and from the member directory (the ACTIVE platforms, which owe a
-sanction when the listing names no store).
+confirmations and NOT_APPLICABLE answers) and from the member directory (this
+gateway's own ACTIVE platforms, which owe an answer when the listing names no store).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from gateway.codec import decode_statement
 from gateway.core.fold import SanctionKey
-from gateway.core.obligations import ListingCompliance, ObligationKind, evaluate
+from gateway.core.notices import NoticeRule, notice_due, notice_late
+from gateway.core.obligations import (
+    ListingCompliance,
+    Obligation,
+    ObligationKind,
+    ObligationState,
+    evaluate,
+    is_own,
+    policy_grace,
+    policy_satisfying,
+)
 from gateway.core.statements import (
+    PAYLOAD_TYPES,
+    AlliancePolicy,
+    GovernmentMeasure,
     LifecycleStep,
     Listing,
     MemberStatus,
     Role,
     SanctionAction,
     SanctionMeasure,
+    StatusChange,
 )
+from gateway.core.workdays import WorkCalendar
 from gateway.errors import NotFoundError, RecordError
 from gateway.service.directory import Directory
 from gateway.service.ledger import Clock, utc_now
-from gateway.service.paging import decode_token, encode_token
+from gateway.service.paging import (
+    decode_text_token,
+    decode_token,
+    encode_text_token,
+    encode_token,
+)
 from gateway.storage import ListingProjection, SqlStore
-from gateway.storage.compliance import ComplianceStore, ListingCount
+from gateway.storage.compliance import ComplianceStore, ListingCount, StepTime
 
-__all__ = ["ComplianceService", "ComplianceSummary"]
+__all__ = ["ComplianceService", "ComplianceSummary", "ListingDetail", "Owed", "StepEntry"]
 
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
 _SCAN = 500
 _CLOSING = (int(LifecycleStep.CORRECTED), int(LifecycleStep.REMOVED))
+_NOT_APPLICABLE = int(SanctionAction.NOT_APPLICABLE)
+
+
+@dataclass(frozen=True)
+class StepEntry:
+    """One status change of a listing, as recorded."""
+
+    record_id: str
+    statement: StatusChange
+
+
+@dataclass(frozen=True)
+class ListingDetail:
+    """A listing's obligations with its recorded steps, government measures and the
+    correction notice's due time (``None``: not identified, or no calendar for it)."""
+
+    compliance: ListingCompliance
+    steps: tuple[StepEntry, ...]
+    measures: tuple[tuple[str, GovernmentMeasure], ...]
+    notice_due_at: datetime | None
+    notice_late: bool
+
+
+@dataclass(frozen=True)
+class Owed:
+    """One obligation a platform owes, with its listing."""
+
+    listing: ListingCompliance
+    obligation: Obligation
 
 
 @dataclass(frozen=True)
@@ -46,6 +95,9 @@ class ComplianceSummary:
     escalated: list[ListingCount]
     outstanding_confirmations: int
     outstanding_lifts: dict[SanctionMeasure, int] = field(default_factory=dict)
+    not_applicable: int = 0
+    # Own listings whose correction notice is late and still not served, by list and unit.
+    notices_late: list[ListingCount] = field(default_factory=list)
 
 
 class ComplianceService:
@@ -55,9 +107,18 @@ class ComplianceService:
         compliance: ComplianceStore,
         directory: Directory,
         *,
+        trust_domain: str,
         grace: timedelta,
+        policies: Callable[[Listing], AlliancePolicy | None] = lambda _: None,
+        calendar: Callable[[], WorkCalendar] | None = None,
         clock: Clock = utc_now,
     ) -> None:
+        """``trust_domain``: this gateway's; its platforms are the ones it tracks.
+        ``grace``: the gateway's grace period; ``policies``: the policy of a listing's
+        issuing alliance (its ``sanction_grace_days`` and ``measure_requirements`` win)."""
+        self._policies = policies
+        self._calendar = calendar
+        self._trust_domain = trust_domain
         self._store = store
         self._compliance = compliance
         self._directory = directory
@@ -74,6 +135,66 @@ class ComplianceService:
             raise NotFoundError(f"listing_id: no listing {listing_id} is known to this gateway")
         (result,) = self._evaluate([projection], self._clock())
         return result
+
+    def detail(self, listing_id: str) -> ListingDetail:
+        """``listing`` with the recorded steps, government measures and notice timing."""
+        result = self.listing(listing_id)
+        history = self._compliance.step_times([listing_id]).get(listing_id, [])
+        records = self._store.records_by_ids([h.record_id for h in history])
+        steps = []
+        for h in history:
+            stmt = decode_statement(records[h.record_id].payload_type, records[h.record_id].payload)
+            assert isinstance(stmt, StatusChange)
+            steps.append(StepEntry(h.record_id, stmt))
+        measures = []
+        for _, record_id, payload in self._compliance.records_of_type_after(
+            PAYLOAD_TYPES[GovernmentMeasure], -1
+        ):
+            stmt = decode_statement(PAYLOAD_TYPES[GovernmentMeasure], payload)
+            if isinstance(stmt, GovernmentMeasure) and stmt.listing_id == listing_id:
+                measures.append((record_id, stmt))
+        measures.sort(key=lambda m: (m[1].effective_at, m[0]))
+        due, late = self._notice(result.listing, history, self._clock())
+        return ListingDetail(result, tuple(steps), tuple(measures), due, late)
+
+    def _notice(
+        self, listing: Listing, history: Sequence[StepTime], now: datetime
+    ) -> tuple[datetime | None, bool]:
+        if self._calendar is None:
+            return None, False
+        first: dict[LifecycleStep, datetime] = {}
+        for h in history:  # oldest first
+            first.setdefault(LifecycleStep(h.step), h.effective_at)
+        due = notice_due(NoticeRule(self._calendar()), listing, first, self._policies(listing))
+        return due, notice_late(due, first.get(LifecycleStep.NOTICE_SERVED), now)
+
+    def late_notices(self, now: datetime) -> list[ListingCount]:
+        """This gateway's own listings whose notice is late and still not served."""
+        if self._calendar is None:
+            return []
+        counts: dict[tuple[int, str], int] = {}
+        after = -1
+        prefix = f"spiffe://{self._trust_domain}/"
+        while True:
+            rows = self._compliance.notice_candidates(
+                prefix, now - timedelta(days=1), after_index=after, limit=_SCAN
+            )
+            if not rows:
+                break
+            ids = [r.listing_id for r in rows]
+            records = self._store.records_by_ids(ids)
+            steps = self._compliance.step_times(ids)
+            for row in rows:
+                listing = decode_statement(
+                    records[row.listing_id].payload_type, records[row.listing_id].payload
+                )
+                assert isinstance(listing, Listing)
+                _, late = self._notice(listing, steps.get(row.listing_id, []), now)
+                if late:
+                    key = (row.list_kind, row.region_code[:2])
+                    counts[key] = counts.get(key, 0) + 1
+            after = rows[-1].log_index
+        return [ListingCount(kind, unit, n) for (kind, unit), n in sorted(counts.items())]
 
     def outstanding(
         self,
@@ -99,10 +220,42 @@ class ComplianceService:
             last = index
         return found, ""
 
+    def owed(
+        self, platform: str, *, page_size: int = 0, page_token: str = ""
+    ) -> tuple[list[Owed], str]:
+        """What ``platform`` owes (PENDING or OUTSTANDING), soonest due first, paged.
+
+        The page token is the position ``(due_at, listing_id)`` of the last one sent.
+        """
+        limit = DEFAULT_PAGE if page_size == 0 else min(page_size, MAX_PAGE)
+        after: tuple[str, str] | None = None
+        if page_token:
+            due, sep, listing_id = decode_text_token("o1", page_token).partition(" ")
+            if not sep:
+                raise RecordError("page_token: not a token this call returned")
+            after = (due, listing_id)
+        found = [
+            Owed(result, o)
+            for result, _ in self._scan("", -1, self._clock())
+            for o in result.obligations
+            if o.platform == platform and o.owed
+        ]
+        found.sort(key=_owed_order)
+        if after is not None:
+            found = [f for f in found if _owed_order(f) > after]
+        if len(found) <= limit:
+            return found, ""
+        page = found[:limit]
+        return page, encode_text_token("o1", " ".join(_owed_order(page[-1])))
+
     def summary(self, now: datetime) -> ComplianceSummary:
         confirmations = 0
         lifts: dict[SanctionMeasure, int] = {}
+        not_applicable = 0
         for result, _ in self._scan("", -1, now):
+            not_applicable += sum(
+                1 for o in result.obligations if o.state is ObligationState.NOT_APPLICABLE
+            )
             for o in result.outstanding():
                 if o.kind is ObligationKind.APPLY:
                     confirmations += 1
@@ -114,6 +267,8 @@ class ComplianceService:
             escalated=self._compliance.escalated_counts(),
             outstanding_confirmations=confirmations,
             outstanding_lifts=lifts,
+            not_applicable=not_applicable,
+            notices_late=self.late_notices(now),
         )
 
     def _scan(
@@ -131,10 +286,13 @@ class ComplianceService:
             after = rows[-1].log_index
 
     def _active_platforms(self) -> list[str]:
+        """This gateway's own ACTIVE platforms."""
         return [
             m.member_id
             for m in self._directory.members()
-            if m.role is Role.PLATFORM and m.status is MemberStatus.ACTIVE
+            if m.role is Role.PLATFORM
+            and m.status is MemberStatus.ACTIVE
+            and is_own(m.member_id, self._trust_domain)
         ]
 
     def _evaluate(
@@ -152,13 +310,17 @@ class ComplianceService:
                 raise NotFoundError(f"listing {row.listing_id} has no record")
             listing = decode_statement(record.payload_type, record.payload)
             assert isinstance(listing, Listing)
+            policy = self._policies(listing)
             history = steps.get(row.listing_id, [])
             escalations = [s.effective_at for s in history if s.step == LifecycleStep.ESCALATED]
             closes = [s.effective_at for s in history if s.step in _CLOSING]
+            confirmed = sanctions.get(row.listing_id, ())
             state: dict[SanctionKey, SanctionAction] = {
                 (s.platform, SanctionMeasure(s.measure), s.measure_other): SanctionAction(s.action)
-                for s in sanctions.get(row.listing_id, ())
+                for s in confirmed
+                if s.action != _NOT_APPLICABLE
             }
+            answered = {s.platform for s in confirmed if s.action == _NOT_APPLICABLE}
             out.append(
                 evaluate(
                     row.listing_id,
@@ -167,9 +329,17 @@ class ComplianceService:
                     escalated_at=min(escalations) if escalations else None,
                     closed_at=min(closes) if closes else None,
                     sanctions=state,
+                    not_applicable=answered,
                     active_platforms=active,
-                    grace=self._grace,
+                    trust_domain=self._trust_domain,
+                    grace=policy_grace(policy, self._grace),
+                    satisfying=policy_satisfying(listing, policy),
                     at=now,
                 )
             )
         return out
+
+
+def _owed_order(owed: Owed) -> tuple[str, str]:
+    # RFC 3339 UTC with microseconds sorts as text in time order.
+    return (owed.obligation.due_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), owed.listing.listing_id)

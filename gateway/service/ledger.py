@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from gateway.core import merkle
 from gateway.core.dsse import Envelope
 from gateway.core.notes import Checkpoint, NoteSigner, sign_note
-from gateway.core.statements import MemberRecord, Statement
+from gateway.core.statements import AlliancePolicy, MemberRecord, Statement
 from gateway.errors import LogDamageError, LogIntegrityError
 from gateway.service.projection import project_batch
 from gateway.storage import SqlStore, StoredCheckpoint, StoredRecord, UnitOfWork
@@ -58,9 +58,11 @@ class Ledger:
         *,
         on_members: Callable[[Sequence[tuple[str, MemberRecord]]], None] | None = None,
         on_resync: Callable[[], None] | None = None,
+        on_policies: Callable[[Sequence[tuple[str, AlliancePolicy]]], None] | None = None,
         clock: Clock = utc_now,
     ) -> None:
         self._store = store
+        self._on_policies = on_policies
         self._clock = clock
         self._on_members = on_members
         self._on_resync = on_resync
@@ -148,6 +150,9 @@ class Ledger:
         member_updates = [(r, s) for r, s in members if isinstance(s, MemberRecord)]
         if member_updates and self._on_members is not None:
             self._on_members(member_updates)
+        policy_updates = [(r, s) for r, s in members if isinstance(s, AlliancePolicy)]
+        if policy_updates and self._on_policies is not None:
+            self._on_policies(policy_updates)
         return results
 
     def checkpoint(self, signer: NoteSigner, origin: str) -> StoredCheckpoint | None:

@@ -125,11 +125,13 @@ def _confirmation(uow: UnitOfWork, record_id: str, c: SanctionConfirmation) -> N
     if uow.get_listing(c.listing_id) is None:
         uow.add_pending(record_id, c.listing_id)
         return
-    existing = uow.get_sanction(c.listing_id, c.issuer, int(c.measure), c.measure_other)
+    # A NOT_APPLICABLE answer has no measure: it is kept per platform as measure 0.
+    measure = 0 if c.measure is None else int(c.measure)
+    existing = uow.get_sanction(c.listing_id, c.issuer, measure, c.measure_other)
     candidate = SanctionProjection(
         listing_id=c.listing_id,
         platform=c.issuer,
-        measure=int(c.measure),
+        measure=measure,
         measure_other=c.measure_other,
         action=int(c.action),
         effective_at=c.effective_at,

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from gateway.core.statements import Subject
+from gateway.core.statements import SanctionAction, Subject
 from gateway.errors import NotFoundError
 from gateway.service.ledger import Clock, utc_now
 from gateway.service.paging import decode_token, encode_token
@@ -104,6 +104,9 @@ class QueryService:
         ]
 
 
+_NOT_APPLICABLE = int(SanctionAction.NOT_APPLICABLE)
+
+
 def _state(
     listing: ListingProjection | SubjectListing,
     payload: bytes | None,
@@ -119,5 +122,6 @@ def _state(
         deadline=listing.deadline,
         in_force=listing.in_force,
         overdue=listing.in_force and now > listing.deadline,
-        sanctions=tuple(sanctions),
+        # NOT_APPLICABLE answers are what a platform owes (Compliance), not sanctions.
+        sanctions=tuple(s for s in sanctions if s.action != _NOT_APPLICABLE),
     )

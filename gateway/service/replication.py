@@ -87,6 +87,8 @@ from gateway.core.identifiers import MemberId
 from gateway.core.notes import Checkpoint, CosignatureSigner, NoteVerifier, parse_signed_note
 from gateway.core.policy import authorize_statement, require_configured_gateway
 from gateway.core.statements import (
+    AuthorityScope,
+    GovernmentMeasure,
     Listing,
     MemberRecord,
     SanctionConfirmation,
@@ -482,7 +484,7 @@ class PeerPuller:
                     f"not by the configured gateway of {subject.trust_domain}"
                 )
         listing: Listing | None = None
-        if isinstance(statement, StatusChange | SanctionConfirmation):
+        if isinstance(statement, StatusChange | SanctionConfirmation | GovernmentMeasure):
             listing = batch.listings.get(statement.listing_id) or self._stored_listing(
                 statement.listing_id
             )
@@ -490,7 +492,11 @@ class PeerPuller:
             authorize_without_listing(member, statement)
             return
         authorize_statement(
-            member, statement, listing=listing, signer_region=batch.region(signer, self._directory)
+            member,
+            statement,
+            listing=listing,
+            signer_region=batch.region(signer, self._directory),
+            signer_national=batch.national(signer, self._directory),
         )
 
     def _stored_listing(self, listing_id: str) -> Listing | None:
@@ -609,6 +615,13 @@ class _Batch:
 
     def member_records(self) -> list[tuple[str, MemberRecord]]:
         return [item for records in self.members.values() for item in records]
+
+    def national(self, member_id: str, directory: Directory) -> bool:
+        records = self.members.get(member_id)
+        if records:
+            newest = max(records, key=lambda item: (item[1].issued_at, item[0]))[1]
+            return newest.authority_scope is AuthorityScope.NATIONAL
+        return directory.national(member_id)
 
     def region(self, member_id: str, directory: Directory) -> str | None:
         records = self.members.get(member_id)

@@ -23,6 +23,7 @@ from gateway.core.fold import VerifiedRecord
 from gateway.core.identifiers import REPORTING_UNITS, MemberId
 from gateway.core.intake import DEFAULT_CLOCK_SKEW
 from gateway.core.notes import NoteSigner
+from gateway.core.notices import NoticeRule
 from gateway.core.policy import authorize_statement
 from gateway.core.report import MonthData, canonical_json, compute_month, report_document
 from gateway.core.statements import PAYLOAD_TYPES, MonthlyReport
@@ -162,8 +163,12 @@ class ReportService:
         federation: FederationHealth | None = None,
         clock: Clock = utc_now,
         clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
+        calendars: Callable[[], WorkCalendar] | None = None,
     ) -> None:
         self._clock_skew = clock_skew
+        # The calendar in force when the log holds calendar records (CalendarBook.current);
+        # ``calendar`` alone otherwise.
+        self._calendars = calendars
         self._store = store
         self._compliance = compliance
         self._ledger = ledger
@@ -178,7 +183,7 @@ class ReportService:
 
     @property
     def calendar(self) -> WorkCalendar:
-        return self._calendar
+        return self._calendar if self._calendars is None else self._calendars()
 
     def checkpoint(self) -> StoredCheckpoint:
         """Sign a checkpoint covering everything appended so far, and return it (or the
@@ -200,7 +205,12 @@ class ReportService:
         """The report document at ``checkpoint`` and, from the same replay, the month's
         ledger and member records (nothing is signed or appended)."""
         data = compute_month(
-            replay(self._store, checkpoint.tree_size), month, grace=self._grace, unit=unit
+            replay(self._store, checkpoint.tree_size),
+            month,
+            grace=self._grace,
+            trust_domain=MemberId.parse(self._gateway_id).trust_domain,
+            unit=unit,
+            notices=NoticeRule(self.calendar),
         )
         units = data.units
         document = report_document(
@@ -272,17 +282,18 @@ class ReportService:
 
     def schedule(self, month: ReportMonth | None = None) -> Schedule:
         """The period and due date of ``month``'s report (default: the next one due)."""
-        target = month if month is not None else self._calendar.next_due(self._clock())
+        calendar = self.calendar
+        target = month if month is not None else calendar.next_due(self._clock())
         return Schedule(
             month=target,
-            due_date=self._calendar.due_date(target),
-            due_by=self._calendar.due_by(target),
+            due_date=calendar.due_date(target),
+            due_by=calendar.due_by(target),
             reports=tuple(ref for ref, _ in self.reports(target)),
         )
 
     def _due_date_or_none(self, month: ReportMonth) -> date | None:
         try:
-            return self._calendar.due_date(month)
+            return self.calendar.due_date(month)
         except ConfigError as e:
             logger.warning("report %s states no due date: %s", month, e)
             return None

@@ -23,7 +23,13 @@ from gateway.core.deadlines import DEFAULT_RULES, DeadlineRules
 from gateway.core.identifiers import MemberId
 from gateway.core.intake import DEFAULT_INTAKE_RULES, IntakeRules, check_submitted
 from gateway.core.policy import authorize_statement
-from gateway.core.statements import Listing, SanctionConfirmation, Statement, StatusChange
+from gateway.core.statements import (
+    GovernmentMeasure,
+    Listing,
+    SanctionConfirmation,
+    Statement,
+    StatusChange,
+)
 from gateway.errors import (
     GatewayError,
     NotFoundError,
@@ -201,6 +207,7 @@ class SubmitService:
                 statement,
                 listing=self._listing_for(statement),
                 signer_region=self._directory.region(checked.signer),
+                signer_national=self._directory.national(checked.signer),
             )
         except GatewayError as e:
             self._observe(env.payload_type, e)
@@ -226,7 +233,7 @@ class SubmitService:
             self._on_outcome(payload_type, REJECTION_REASONS.get(type(outcome), "other"))
 
     def _listing_for(self, statement: Statement) -> Listing | None:
-        if not isinstance(statement, StatusChange | SanctionConfirmation):
+        if not isinstance(statement, StatusChange | SanctionConfirmation | GovernmentMeasure):
             return None
         stored = self._store.record_by_id(statement.listing_id)
         if stored is None:

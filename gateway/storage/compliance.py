@@ -116,6 +116,29 @@ class ComplianceStore:
                     out[listing_id].append(StepTime(record_id, step, at))
         return out
 
+    def notice_candidates(
+        self, issuer_prefix: str, listed_before: datetime, *, after_index: int, limit: int
+    ) -> list[ListingProjection]:
+        """In force, no NOTICE_SERVED step, listed before ``listed_before``, issued by a
+        member whose id starts with ``issuer_prefix``; in log order after a cursor."""
+        served = exists().where(
+            StepRow.listing_id == ListingRow.listing_id, StepRow.step == _NOTICE
+        )
+        q = (
+            select(ListingRow)
+            .where(
+                ListingRow.log_index > after_index,
+                ListingRow.in_force.is_(True),
+                ListingRow.listed_at < listed_before,
+                ListingRow.issuer.like(_prefix_pattern(issuer_prefix), escape="\\"),
+                ~served,
+            )
+            .order_by(ListingRow.log_index)
+            .limit(limit)
+        )
+        with self._read() as s:
+            return [listing_projection(r) for r in s.scalars(q)]
+
     def overdue_counts(self, now: datetime) -> list[ListingCount]:
         """In force and past the deadline, by list and reporting unit."""
         return self._counts(ListingRow.in_force.is_(True), ListingRow.deadline < now)

@@ -302,3 +302,18 @@ class ScrubStateRow(Base):
     rounds_completed: Mapped[int] = mapped_column(BigInteger)
     round_started_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     last_round_completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class ReportDraftRow(Base):
+    """When a draft of a month's report was last written (``report --draft``).
+
+    Local bookkeeping of the report's state (due, drafted, finalised, submitted), not a
+    record: a draft is signed by no one and never leaves the gateway.
+    """
+
+    __tablename__ = "report_drafts"
+
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    # 2-digit reporting unit, or "" for all units.
+    unit: Mapped[str] = mapped_column(String(2), primary_key=True)
+    drafted_at: Mapped[datetime] = mapped_column(UtcDateTime())

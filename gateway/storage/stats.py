@@ -12,6 +12,8 @@ from sqlalchemy.orm import Session
 from gateway.errors import StorageError
 from gateway.storage.models import ListingRow, SanctionRow
 
+_NOT_APPLICABLE = 3  # alliance.v1.SanctionAction.SANCTION_ACTION_NOT_APPLICABLE
+
 
 @dataclass(frozen=True)
 class ListingCount:
@@ -54,8 +56,11 @@ def overdue_count(engine: Engine, at: datetime) -> int:
 
 def sanction_counts(engine: Engine) -> list[SanctionCount]:
     """Current sanction state (the winning confirmation per key) by measure and action."""
-    q = select(SanctionRow.measure, SanctionRow.action, func.count()).group_by(
-        SanctionRow.measure, SanctionRow.action
+    q = (
+        select(SanctionRow.measure, SanctionRow.action, func.count())
+        # NOT_APPLICABLE answers (action 3, no measure) are not sanctions.
+        .where(SanctionRow.action != _NOT_APPLICABLE)
+        .group_by(SanctionRow.measure, SanctionRow.action)
     )
     try:
         with Session(engine) as s:

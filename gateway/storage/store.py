@@ -778,6 +778,27 @@ class SqlStore:
             )
             return [_record(row) for row in rows]
 
+    def records_of_types_range(
+        self, payload_types: Sequence[str], start: int, end: int, *, limit: int = 1000
+    ) -> list[StoredRecord]:
+        """The records of the given types among entries ``[start, end)``, in log order,
+        at most ``limit`` (the public feed's index: listings, removals, members), each
+        checked intact."""
+        with self._read() as s:
+            rows = s.scalars(
+                select(RecordRow)
+                .where(
+                    RecordRow.log_index >= start,
+                    RecordRow.log_index < end,
+                    RecordRow.payload_type.in_(payload_types),
+                )
+                .order_by(RecordRow.log_index)
+                .limit(limit)
+            )
+            records = [_record(row) for row in rows]
+        self._intact(records)
+        return records
+
     # -- projections -------------------------------------------------------------------
 
     def listings_for_subjects(self, keys: Sequence[str]) -> dict[str, list[SubjectListing]]:

@@ -17,8 +17,9 @@ from gateway.core.workdays import ReportMonth
 from gateway.pb.alliance.v1 import compliance_pb2 as co
 from gateway.pb.alliance.v1 import compliance_pb2_grpc
 from gateway.pb.alliance.v1 import statements_pb2 as st
-from gateway.service.compliance import ComplianceService
+from gateway.service.compliance import ComplianceService, ListingDetail, Owed
 from gateway.service.reports import ReportService, Schedule
+from gateway.transport.identity import caller_of
 
 __all__ = [
     "SERVICE_NAME",
@@ -26,6 +27,7 @@ __all__ = [
     "ComplianceServicer",
     "add_compliance_service",
     "deadline_rules_pb",
+    "listing_detail",
 ]
 
 SERVICE_NAME: str = co.DESCRIPTOR.services_by_name["Compliance"].full_name
@@ -49,7 +51,7 @@ class ComplianceServicer(compliance_pb2_grpc.ComplianceServicer):
         self, request: co.GetComplianceRequest, context: grpc.ServicerContext
     ) -> co.ListingCompliance:
         listing_id = codec.record_id_from_pb(request.listing_id, "listing_id")
-        return listing_compliance(self._compliance.listing(listing_id))
+        return listing_detail(self._compliance.detail(listing_id))
 
     def ListOutstanding(
         self, request: co.ListOutstandingRequest, context: grpc.ServicerContext
@@ -64,6 +66,16 @@ class ComplianceServicer(compliance_pb2_grpc.ComplianceServicer):
         return co.ListOutstandingResponse(
             listings=[listing_compliance(c) for c in found], next_page_token=token
         )
+
+    def ListOwed(
+        self, request: co.ListOwedRequest, context: grpc.ServicerContext
+    ) -> co.ListOwedResponse:
+        # Only platforms call it (RPC_ROLES): what the caller itself owes.
+        platform = caller_of(context).member_id
+        found, token = self._compliance.owed(
+            platform, page_size=request.page_size, page_token=request.page_token
+        )
+        return co.ListOwedResponse(owed=[_owed(o) for o in found], next_page_token=token)
 
     def GetReportSchedule(
         self, request: co.GetReportScheduleRequest, context: grpc.ServicerContext
@@ -118,6 +130,19 @@ def _obligation(o: Obligation) -> co.PlatformObligation:
             for m, other in o.measures
         ],
         due_at=codec.timestamp_to_pb(o.due_at),
+        satisfying=[st.SanctionMeasure.ValueType(m.value) for m in sorted(o.satisfying)],
+        may_answer_not_applicable=o.may_answer_not_applicable,
+    )
+
+
+def _owed(o: Owed) -> co.OwedObligation:
+    listing = o.listing.listing
+    return co.OwedObligation(
+        listing_id=o.listing.listing_id,
+        region_code=listing.region_code,
+        list=st.ListKind.ValueType(listing.list.value),
+        conduct=st.ConductType.ValueType(listing.conduct.value),
+        obligation=_obligation(o.obligation),
     )
 
 
@@ -136,6 +161,35 @@ def listing_compliance(c: ListingCompliance) -> co.ListingCompliance:
         msg.escalated_at.CopyFrom(codec.timestamp_to_pb(c.escalated_at))
     if c.closed_at is not None:
         msg.closed_at.CopyFrom(codec.timestamp_to_pb(c.closed_at))
+    return msg
+
+
+def listing_detail(d: ListingDetail) -> co.ListingCompliance:
+    """``listing_compliance`` with the steps, government measures and notice timing."""
+    msg = listing_compliance(d.compliance)
+    for entry in d.steps:
+        s = entry.statement
+        msg.steps.add(
+            record_id=entry.record_id,
+            issuer=s.issuer,
+            step=st.LifecycleStep.ValueType(s.step.value),
+            effective_at=codec.timestamp_to_pb(s.effective_at),
+            decision_ref=s.decision_ref,
+            document_sha256=s.document_sha256,
+        )
+    for record_id, m in d.measures:
+        msg.government_measures.add(
+            record_id=record_id,
+            issuer=m.issuer,
+            kind=st.GovernmentMeasureKind.ValueType(m.kind.value),
+            kind_other=m.kind_other,
+            decision_ref=m.decision_ref,
+            effective_at=codec.timestamp_to_pb(m.effective_at),
+            document_sha256=m.document_sha256,
+        )
+    if d.notice_due_at is not None:
+        msg.notice_due_at.CopyFrom(codec.timestamp_to_pb(d.notice_due_at))
+    msg.notice_late = d.notice_late
     return msg
 
 

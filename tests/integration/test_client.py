@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import socket
 import threading
 import time
@@ -164,7 +165,12 @@ def test_submit_many_reports_a_bad_record_and_stores_the_rest(
     ):
         good = [listing(amr, uscc=u) for u in USCC]
         bad = dsse.sign(client.sign(good[0]).payload_type, b"\xff\xff", amr.signing_key)
-        orphan = build.status_change(amr.member_id, "ab" * 32, LifecycleStep.NOTICE_SERVED)
+        orphan = build.status_change(
+            amr.member_id,
+            "ab" * 32,
+            LifecycleStep.NOTICE_SERVED,
+            document_sha256=hashlib.sha256(b"notice").digest(),
+        )
         seen: list[SubmitResult] = []
         results = list(
             client.submit_many([good[0], bad, good[1], orphan, good[2], good[0]], seen.append)

@@ -33,7 +33,9 @@ from gateway import codec
 from gateway.core import dsse, merkle
 from gateway.core.crypto import load_signing_key
 from gateway.core.fold import ListState, VerifiedRecord
+from gateway.core.intake import DOCUMENT_STEPS
 from gateway.core.notes import NoteSigner, open_checkpoint
+from gateway.core.notices import NoticeRule
 from gateway.core.possession import prove_possession
 from gateway.core.report import compute_units, totals
 from gateway.core.statements import (
@@ -145,8 +147,14 @@ def step(
         "decided_by": "Hangzhou Intermediate People's Court" if s is LifecycleStep.REMOVED else "",
     }
     values.update(kw)
+    document = hashlib.sha256(b"document").digest() if s in DOCUMENT_STEPS else b""
     return StatusChange(
-        issuer=issuer.member_id, listing_id=listing_id, step=s, effective_at=at, **values
+        issuer=issuer.member_id,
+        listing_id=listing_id,
+        step=s,
+        effective_at=at,
+        document_sha256=document,
+        **values,
     )
 
 
@@ -642,7 +650,13 @@ def test_report_is_signed_appended_and_recomputed_by_replay(
             VerifiedRecord(e.record_id, "", codec.decode_statement(e.payload_type, e.payload))
             for e in envelopes
         ]
-        units = compute_units(records, OCTOBER, grace=timedelta(days=7))
+        units = compute_units(
+            records,
+            OCTOBER,
+            grace=timedelta(days=7),
+            trust_domain=alliance.trust_domain,
+            notices=NoticeRule(load_work_calendar(gw.config.calendar_dir)),
+        )
         replayed = [units[u].to_json() for u in sorted(units)]
         published = json.loads(signed.content)
         assert replayed == published["units"]
@@ -890,18 +904,20 @@ def test_sanctions_across_two_federated_regions(tmp_path: Path, database_url: st
             return [(o.platform, o.state) for o in reply.obligations]
 
         clock.set(utc(2026, 9, 9))
-        for gw, member in ((a, zj_shop), (b, gd_shop)):
-            assert obligations(gw, member) == [(gd_shop.member_id, co.OBLIGATION_STATE_OUTSTANDING)]
-        # The Guangdong platform confirms at its own gateway; Zhejiang sees it.
-        send(gd_shop, b, sanction(gd_shop, listing_id, SanctionAction.APPLIED, utc(2026, 9, 8)))
-        for gw, member in ((b, gd_shop), (a, zj_shop)):
-            eventually(
-                lambda gw=gw, member=member: (
-                    obligations(gw, member)  # type: ignore[misc]
-                    == [(gd_shop.member_id, co.OBLIGATION_STATE_SATISFIED)]
-                ),
-                "the confirmation counts in both regions",
-            )
+        # Each gateway tracks its own platforms: the Guangdong platform owes Guangdong's
+        # gateway, and Zhejiang's lists no other alliance's platform as owing it.
+        assert obligations(b, gd_shop) == [(gd_shop.member_id, co.OBLIGATION_STATE_OUTSTANDING)]
+        assert obligations(a, zj_shop) == []
+        # The Guangdong platform confirms at its own gateway; it replicates to Zhejiang.
+        confirmed = send(
+            gd_shop, b, sanction(gd_shop, listing_id, SanctionAction.APPLIED, utc(2026, 9, 8))
+        )
+        assert obligations(b, gd_shop) == [(gd_shop.member_id, co.OBLIGATION_STATE_SATISFIED)]
+        eventually(
+            lambda: a.core.store.record_by_id(confirmed) is not None,
+            "the confirmation replicates",
+        )
+        assert obligations(a, zj_shop) == []
 
 
 # --- the member's CLI ---------------------------------------------------------------------

@@ -19,6 +19,7 @@ still serves. ``FUZZ_INPUTS`` generated inputs in all.
 from __future__ import annotations
 
 import functools
+import hashlib
 import itertools
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -577,6 +578,7 @@ def _base_statements(fz: Fuzzed, caller: Member) -> list[tuple[str, Message]]:
             step=LifecycleStep.NOTICE_SERVED,
             effective_at=listed + timedelta(days=1),
             decision_ref=fz.fresh_ref(),
+            document_sha256=hashlib.sha256(b"notice").digest(),
         ),
         StatusChange(
             issuer=caller.member_id,
@@ -744,6 +746,7 @@ def _seeds(fz: Fuzzed) -> dict[str, list[Message]]:
         ],
         "/alliance.v1.Compliance/GetReportSchedule": [co.GetReportScheduleRequest(month="2026-10")],
         "/alliance.v1.Compliance/GetDeadlineRules": [co.GetDeadlineRulesRequest()],
+        "/alliance.v1.Compliance/ListOwed": [co.ListOwedRequest(page_size=2)],
     }
     assert set(seeds) == set(METHODS)
     return seeds
@@ -766,6 +769,8 @@ ALLOWED: dict[str, frozenset[Code]] = {
     # A month of a year the gateway has no working-day calendar for: its operator's job.
     "/alliance.v1.Compliance/GetReportSchedule": frozenset({OK, INVALID, FAILED}),
     "/alliance.v1.Compliance/GetDeadlineRules": frozenset({OK}),
+    # Platforms only: any other caller is refused.
+    "/alliance.v1.Compliance/ListOwed": frozenset({OK, INVALID, DENIED}),
 }
 _RESULT_CODES = frozenset(c.value[0] for c in (OK, INVALID, DENIED, NOT_FOUND))
 

@@ -482,6 +482,26 @@ def test_the_scrubber_resumes_where_it_stopped(alliance: Alliance, database_url:
         engine.dispose()
 
 
+def test_complete_rounds_of_a_small_log_are_logged_once_an_hour_not_every_step(
+    alliance: Alliance, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A log smaller than a span completes a round on every step (every 2.6 s at the
+    default pace): the gateway's log must not be a line per step."""
+    _filled(alliance, database_url)
+    engine = make_engine(database_url)
+    try:
+        rows = IntegrityStore(SqlStore(engine))
+        scrubber = Scrubber(rows, ScrubSettings(1.0, span=256))
+        with caplog.at_level("DEBUG", logger="gateway.service.scrubber"):
+            for _ in range(5):
+                scrubber.step()
+        assert rows.scrub_position().rounds_completed == 5
+        rounds = [r for r in caplog.records if "round over" in r.getMessage()]
+        assert [r.levelname for r in rounds] == ["INFO"] + ["DEBUG"] * 4
+    finally:
+        engine.dispose()
+
+
 def test_the_start_up_check_is_bounded_to_the_newest_entries(
     alliance: Alliance, database_url: str
 ) -> None:

@@ -181,7 +181,9 @@ def _step(name: str, lid: str, s: LifecycleStep, at: datetime, issuer: str = AMR
 
 
 def month_data() -> MonthData:
-    return compute_month(synthetic_records(), MONTH, grace=timedelta(days=7))
+    return compute_month(
+        synthetic_records(), MONTH, grace=timedelta(days=7), trust_domain=GW.split("/")[2]
+    )
 
 
 def document(data: MonthData | None = None) -> dict[str, Any]:

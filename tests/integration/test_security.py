@@ -10,6 +10,7 @@ the authorities of its reporting unit). Every rejected record leaves the log unc
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import secrets
 import time
 from collections.abc import Callable, Iterator
@@ -40,6 +41,7 @@ from certs.pki import create_ca, issue_member, revoke
 from gateway import codec
 from gateway.core import dsse
 from gateway.core.crypto import SigningKey
+from gateway.core.intake import DOCUMENT_STEPS
 from gateway.core.notes import NoteSigner
 from gateway.core.possession import prove_possession
 from gateway.core.statements import (
@@ -102,6 +104,8 @@ def _step(issuer: Member, listing_id: str, step: LifecycleStep) -> StatusChange:
         listing_id=listing_id,
         step=step,
         effective_at=dt.datetime(2026, 10, 3, tzinfo=dt.UTC),
+        # A notice or commitment states its document's SHA-256 (intake rule).
+        document_sha256=hashlib.sha256(b"document").digest() if step in DOCUMENT_STEPS else b"",
     )
 
 

@@ -32,10 +32,13 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "psycopg": ("gateway/storage/",),
     "prometheus_client": ("gateway/ops/",),
     "cryptography": ("gateway/core/", "gateway/transport/identity.py", "gateway/ops/"),
-    # Documents people read: templates, catalogs and formats, PDF and DOCX.
-    "jinja2": ("gateway/ops/",),
-    "markupsafe": ("gateway/ops/",),
+    # Documents people read: templates, catalogs and formats, PDF and DOCX; the public pages.
+    "jinja2": ("gateway/ops/", "gateway/public/"),
+    "markupsafe": ("gateway/ops/", "gateway/public/"),
     "babel": ("gateway/ops/",),
+    # The public read-only HTTP service: an adapter beside the gRPC transport.
+    "starlette": ("gateway/public/",),
+    "uvicorn": ("gateway/public/",),
     "weasyprint": ("gateway/ops/",),
     "docx": ("gateway/ops/",),
 }
@@ -43,6 +46,13 @@ ALLOWED: dict[str, tuple[str, ...]] = {
 PB = "gateway.pb"
 PB_ALLOWED = ("gateway/transport/", "gateway/codec.py", "gateway/pb/")
 CORE_FIRST_PARTY = ("gateway.core", "gateway.errors")
+# The public HTTP adapter (gateway/public/) reads through the use cases alone: never the
+# storage, the gRPC transport or the generated code, and of operations only the
+# domain-free catalogs and official names. Only the process assembly starts it.
+PUBLIC = "gateway/public/"
+PUBLIC_FORBIDDEN = ("gateway.storage", "gateway.transport", "gateway.pb", "gateway.ops")
+PUBLIC_OPS_ALLOWED = ("gateway.ops.i18n", "gateway.ops.report_names")
+PUBLIC_IMPORTERS = ("gateway/public/", "gateway/ops/app.py")
 
 
 def _imports(path: Path) -> set[str]:
@@ -79,6 +89,51 @@ def test_layering(path: Path) -> None:
             ), f"the core module {rel} imports {name}"
         elif top in ALLOWED:
             assert rel.startswith(ALLOWED[top]), f"{rel} imports {name}"
+        if rel.startswith(PUBLIC) and name.startswith(PUBLIC_FORBIDDEN):
+            assert name.startswith(PUBLIC_OPS_ALLOWED), f"the public adapter {rel} imports {name}"
+        if name == "gateway.public" or name.startswith("gateway.public."):
+            assert rel.startswith(PUBLIC_IMPORTERS), f"{rel} imports the public adapter {name}"
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _first_party_graph() -> dict[str, set[str]]:
+    """Module -> the first-party modules it imports (type-checking imports included: a
+    cycle there is still a knot a newcomer has to untie)."""
+    modules = {_module_name(p): p for p in SOURCES}
+    return {
+        name: {m for m in _imports(path) if m in modules and m != name}
+        for name, path in modules.items()
+    }
+
+
+def test_no_import_cycles() -> None:
+    """No module of the gateway reaches itself through its imports (a package's
+    ``__init__`` re-exporting its own modules is the one allowed shape)."""
+    graph = _first_party_graph()
+    cycles: list[list[str]] = []
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if nxt.startswith(node + "."):
+                continue  # a package importing its own submodule
+            if state.get(nxt) == 1:
+                cycle = [*path[path.index(nxt) :], nxt]
+                if not all(cycle[i + 1].startswith(cycle[i] + ".") for i in range(len(cycle) - 1)):
+                    cycles.append(cycle)
+            elif nxt not in state:
+                visit(nxt, [*path, nxt])
+        state[node] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+    assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
 
 
 # --- the client's boundary ---------------------------------------------------------------

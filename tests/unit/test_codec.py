@@ -276,9 +276,11 @@ def test_empty_uscc_in_oneof_is_rejected() -> None:
     ("stmt_index", "field", "value", "message"),
     [
         (2, "step", 0, r"^status_change\.step: must be set"),
-        (2, "step", 7, r"^status_change\.step: unknown LifecycleStep value 7$"),
+        (2, "step", 11, r"^status_change\.step: unknown LifecycleStep value 11$"),
         (3, "measure", 0, r"^sanction_confirmation\.measure: must be set"),
-        (3, "action", 3, r"^sanction_confirmation\.action: unknown SanctionAction value 3$"),
+        (3, "action", 4, r"^sanction_confirmation\.action: unknown SanctionAction value 4$"),
+        # NOT_APPLICABLE (3) carries no measure: one that names one is refused.
+        (3, "action", 3, r"^sanction_confirmation\.measure: must be unset when the action"),
         (4, "role", 0, r"^member_record\.role: must be set"),
         (4, "status", 5, r"^member_record\.status: unknown MemberStatus value 5$"),
     ],

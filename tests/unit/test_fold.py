@@ -58,15 +58,21 @@ def listing_rec(label: str, uscc: str = USCCS[0], at: datetime = T0) -> Verified
 
 
 def change_rec(label: str, listing_id: str, step: LifecycleStep, at: datetime) -> VerifiedRecord:
-    closing = step in (LifecycleStep.CORRECTED, LifecycleStep.REMOVED)
+    closing = step in (
+        LifecycleStep.CORRECTED,
+        LifecycleStep.REMOVED,
+        LifecycleStep.UPHELD,
+        LifecycleStep.WITHDRAWN,
+    )
     stmt = StatusChange(
         issuer=AUTHORITY,
         listing_id=listing_id,
         step=step,
         effective_at=at,
         decision_ref="d" if closing else "",
-        reason="r" if closing else "",
+        reason="r" if closing or step is LifecycleStep.DISPUTED else "",
         decided_by="court" if step is LifecycleStep.REMOVED else "",
+        document_sha256=bytes(32) if step is LifecycleStep.DISPUTED else b"",
     )
     return VerifiedRecord(rid(label), AUTHORITY, stmt)
 
@@ -81,11 +87,12 @@ def sanction_rec(
     measure: SanctionMeasure = SanctionMeasure.CLOSE_STORE,
     other: str = "",
 ) -> VerifiedRecord:
+    answer = action is SanctionAction.NOT_APPLICABLE  # no measure: the seller has no account
     stmt = SanctionConfirmation(
         issuer=platform,
         listing_id=listing_id,
-        measure=measure,
-        measure_other=other,
+        measure=None if answer else measure,
+        measure_other="" if answer else other,
         action=action,
         effective_at=at,
     )

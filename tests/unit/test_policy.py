@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from gateway.core.calendar_record import days_of
 from gateway.core.identifiers import MemberId
 from gateway.core.policy import (
     RPC_ROLES,
@@ -15,7 +16,11 @@ from gateway.core.policy import (
     rpc_allowed,
 )
 from gateway.core.statements import (
+    AlliancePolicy,
     ConductType,
+    GovernmentMeasure,
+    GovernmentMeasureKind,
+    HolidayCalendar,
     LifecycleStep,
     Listing,
     ListKind,
@@ -23,14 +28,18 @@ from gateway.core.statements import (
     MemberRecord,
     MemberStatus,
     MonthlyReport,
+    ReportSubmission,
     Role,
     SanctionAction,
     SanctionConfirmation,
     SanctionMeasure,
     Statement,
     StatusChange,
+    StoreRef,
     Subject,
+    SubmittedFile,
 )
+from gateway.core.workdays import YearCalendar
 from gateway.errors import NotFoundError, PermissionError, RecordError
 from gateway.pb.alliance.v1 import audit_pb2, compliance_pb2, exchange_pb2, federation_pb2
 
@@ -69,6 +78,16 @@ def make_statement(cls: type[Statement], issuer: MemberId) -> Statement:
             action=SanctionAction.APPLIED,
             effective_at=T0,
         )
+    if cls is AlliancePolicy:
+        return AlliancePolicy(issuer=s, issued_at=T0)
+    if cls is GovernmentMeasure:
+        return GovernmentMeasure(
+            issuer=s,
+            listing_id=LID,
+            kind=GovernmentMeasureKind.SUMMONS,
+            decision_ref="浙市监约〔2026〕12号",
+            effective_at=T0,
+        )
     if cls is MonthlyReport:
         return MonthlyReport(
             issuer=s,
@@ -77,6 +96,18 @@ def make_statement(cls: type[Statement], issuer: MemberId) -> Statement:
             checkpoint_size=1,
             checkpoint_root=bytes(32),
             content=b"{}",
+        )
+    if cls is HolidayCalendar:
+        return HolidayCalendar(s, 2027, days_of(YearCalendar(2027)), "notice", T0)
+    if cls is ReportSubmission:
+        return ReportSubmission(
+            issuer=s,
+            month="2026-10",
+            unit="",
+            report_id=LID,
+            recipient="NDRC",
+            submitted_at=T0,
+            files=(SubmittedFile("report.pdf", bytes(32)),),
         )
     return MemberRecord(
         issuer=s,
@@ -104,15 +135,21 @@ def listing_by(issuer: MemberId, region: str = "330100") -> Listing:
 
 
 def status_change(issuer: MemberId, step: LifecycleStep) -> StatusChange:
-    closing = step in (LifecycleStep.CORRECTED, LifecycleStep.REMOVED)
+    closing = step in (
+        LifecycleStep.CORRECTED,
+        LifecycleStep.REMOVED,
+        LifecycleStep.UPHELD,
+        LifecycleStep.WITHDRAWN,
+    )
     return StatusChange(
         issuer=str(issuer),
         listing_id=LID,
         step=step,
         effective_at=T0,
         decision_ref="d" if closing else "",
-        reason="r" if closing else "",
+        reason="r" if closing or step is LifecycleStep.DISPUTED else "",
         decided_by="c" if step is LifecycleStep.REMOVED else "",
+        document_sha256=bytes(32) if step is LifecycleStep.DISPUTED else b"",
     )
 
 
@@ -130,7 +167,7 @@ def _all_rpcs() -> set[str]:
 
 def test_rpc_table_covers_exactly_the_proto() -> None:
     assert set(RPC_ROLES) == _all_rpcs()
-    assert len(RPC_ROLES) == 17
+    assert len(RPC_ROLES) == 18
 
 
 @pytest.mark.parametrize(("method", "role"), list(itertools.product(sorted(RPC_ROLES), list(Role))))
@@ -173,9 +210,13 @@ def test_monitor_writes_nothing() -> None:
 # --- statements: every role x every type, as itself and as another member -------------
 
 
+# Statements whose issuer must be a gateway (the model refuses any other issuer).
+GATEWAY_ONLY = (MemberRecord, MonthlyReport, HolidayCalendar, ReportSubmission, AlliancePolicy)
+
+
 def _kwargs(cls: type[Statement], signer: MemberId) -> dict[str, object]:
-    if cls is StatusChange:
-        # The signer's own listing: role is the only thing that can refuse.
+    if cls in (StatusChange, GovernmentMeasure):
+        # The signer's own listing in its own unit: role is the only thing that can refuse.
         return {"listing": listing_by(signer), "signer_region": "330100"}
     return {"listing": None, "signer_region": "330100"}
 
@@ -185,9 +226,14 @@ def _kwargs(cls: type[Statement], signer: MemberId) -> dict[str, object]:
 )
 def test_statement_signers_as_itself(cls: type[Statement], role: Role) -> None:
     signer = mid(role)
-    if cls in (MemberRecord, MonthlyReport) and role is not Role.GATEWAY:
+    if cls in GATEWAY_ONLY and role is not Role.GATEWAY:
         # Refused one layer earlier: such a statement cannot even be built.
-        with pytest.raises(RecordError, match=r"^(member_record|monthly_report)\.issuer: must"):
+        with pytest.raises(
+            RecordError,
+            match=r"^(member_record|monthly_report|holiday_calendar|report_submission|alliance_policy)"
+            r"\.issuer: "
+            "must",
+        ):
             make_statement(cls, signer)
         return
     stmt = make_statement(cls, signer)
@@ -203,7 +249,7 @@ def test_statement_signers_as_itself(cls: type[Statement], role: Role) -> None:
 )
 def test_statement_signed_as_another_member_is_refused(cls: type[Statement], role: Role) -> None:
     signer = mid(role, "me")
-    if cls in (MemberRecord, MonthlyReport):
+    if cls in GATEWAY_ONLY:
         signer = mid(Role.GATEWAY, "me")  # only gateways can issue these at all
     stmt = make_statement(cls, MemberId(signer.trust_domain, signer.role, "someone-else"))
     with pytest.raises(PermissionError, match=r"^issuer .* is not the signer .*: members sign"):
@@ -215,7 +261,60 @@ def test_signers_table_content() -> None:
     assert STATEMENT_SIGNERS[SanctionConfirmation] == {Role.PLATFORM}
     assert STATEMENT_SIGNERS[MemberRecord] == {Role.GATEWAY}
     assert STATEMENT_SIGNERS[MonthlyReport] == {Role.GATEWAY}
+    assert STATEMENT_SIGNERS[AlliancePolicy] == {Role.GATEWAY}
+    assert STATEMENT_SIGNERS[HolidayCalendar] == {Role.GATEWAY}
+    assert STATEMENT_SIGNERS[ReportSubmission] == {Role.GATEWAY}
     assert STATEMENT_SIGNERS[StatusChange] == {Role.PLATFORM, Role.AUTHORITY, Role.GATEWAY}
+    assert STATEMENT_SIGNERS[GovernmentMeasure] == {Role.AUTHORITY}
+
+
+# --- government measures and NOT_APPLICABLE answers ----------------------------------
+
+
+def test_government_measure_by_an_authority_of_the_unit_or_national() -> None:
+    authority = mid(Role.AUTHORITY, "gd-amr", GD)
+    measure = make_statement(GovernmentMeasure, authority)
+    listing = listing_by(mid(Role.PLATFORM, "shop"), region="330100")
+    # An authority of another unit is refused, naming both units.
+    with pytest.raises(PermissionError, match=r"reporting unit 44\).*listing .* is in unit 33"):
+        authorize_statement(authority, measure, listing=listing, signer_region="440300")
+    with pytest.raises(PermissionError, match=r"reporting unit unknown"):
+        authorize_statement(authority, measure, listing=listing, signer_region=None)
+    # The unit's authority, or any national one, may.
+    authorize_statement(authority, measure, listing=listing, signer_region="330000")
+    authorize_statement(
+        authority, measure, listing=listing, signer_region="110000", signer_national=True
+    )
+    with pytest.raises(NotFoundError, match=r"^government_measure\.listing_id: unknown"):
+        authorize_statement(authority, measure, listing=None, signer_region="330000")
+
+
+def test_a_named_store_platform_may_not_answer_not_applicable() -> None:
+    shop = mid(Role.PLATFORM, "shop")
+    other = mid(Role.PLATFORM, "other")
+    base = listing_by(mid(Role.AUTHORITY, "amr"))
+    listing = Listing(
+        issuer=base.issuer,
+        subject=Subject(uscc="91330100716105852F", stores=(StoreRef(str(shop), "s-1"),)),
+        list=base.list,
+        conduct=base.conduct,
+        region_code=base.region_code,
+        decision_ref=base.decision_ref,
+        listed_at=base.listed_at,
+    )
+
+    def answer(platform: MemberId) -> SanctionConfirmation:
+        return SanctionConfirmation(
+            issuer=str(platform),
+            listing_id=LID,
+            measure=None,
+            action=SanctionAction.NOT_APPLICABLE,
+            effective_at=T0,
+        )
+
+    with pytest.raises(PermissionError, match=r"names store 's-1' of .*may not answer"):
+        authorize_statement(shop, answer(shop), listing=listing, signer_region="330100")
+    authorize_statement(other, answer(other), listing=listing, signer_region="330100")
 
 
 # --- status changes: who may change whose listing ------------------------------------

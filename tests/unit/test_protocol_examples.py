@@ -5,18 +5,26 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from gateway.codec import decode_statement, encode_statement
+from gateway.core.calendar_record import days_of, merge_calendars
+from gateway.core.dsse import record_id
 from gateway.core.identifiers import person_hmac
 from gateway.core.statements import (
     ConductType,
+    GovernmentMeasure,
+    GovernmentMeasureKind,
+    HolidayCalendar,
     Listing,
     ListKind,
+    ReportSubmission,
     StoreRef,
     Subject,
+    SubmittedFile,
 )
+from gateway.core.workdays import ReportMonth, WorkCalendar, YearCalendar
 from gateway.pb.alliance.v1 import statements_pb2 as pb
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "PROTOCOL.md"
@@ -90,3 +98,72 @@ def test_example_person_hmac() -> None:
     assert person_hmac("11010519491231002X", key) == digest
     assert hmac.new(key, b"11010519491231002X", hashlib.sha256).digest() == digest
     assert b"11010519491231002X".hex() in DOC.read_text(encoding="utf-8")
+
+
+GOVERNMENT_MEASURE_TYPE = "application/vnd.alliance.government-measure.v1+protobuf"
+
+
+def test_example_government_measure_matches_the_doc() -> None:
+    document = b"summons decision ZJ-AMR-2024-S-017"
+    expected = GovernmentMeasure(
+        issuer="spiffe://zj.alliance.example/authority/zj-amr",
+        listing_id="5f0c3e4a9b7d2c1e8f6a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e",
+        kind=GovernmentMeasureKind.SUMMONS,
+        decision_ref="ZJ-AMR-2024-S-017",
+        effective_at=datetime(2025, 3, 10, 2, 0, tzinfo=UTC),
+        document_sha256=hashlib.sha256(document).digest(),
+    )
+    payload = _hex_after("Example government-measure payload")
+    # The documented bytes decode to the documented values, and encoding those values
+    # gives the documented bytes again.
+    assert decode_statement(GOVERNMENT_MEASURE_TYPE, payload) == expected
+    assert encode_statement(expected) == (GOVERNMENT_MEASURE_TYPE, payload)
+    text = DOC.read_text(encoding="utf-8")
+    assert f"({len(payload)} bytes;" in text
+    assert f"the {len(document)} ASCII bytes `{document.decode()}`" in text
+    assert hashlib.sha256(document).hexdigest() in text
+    assert str(int(expected.effective_at.timestamp())) in text
+
+
+def test_example_holiday_calendar_decodes_to_documented_values() -> None:
+    payload = _hex_after("Example holiday calendar payload:")
+    payload_type = "application/vnd.alliance.holiday-calendar.v1+protobuf"
+    stmt = decode_statement(payload_type, payload)
+    assert isinstance(stmt, HolidayCalendar)
+    new_year = frozenset({date(2027, 1, 1), date(2027, 1, 2), date(2027, 1, 3)})
+    assert stmt == HolidayCalendar(
+        issuer="spiffe://zj.alliance.example/gateway/gw",
+        year=2027,
+        days=days_of(YearCalendar(2027, new_year)),
+        source="Illustration: weekends, and 1-3 January off",
+        issued_at=datetime(2026, 12, 1, tzinfo=UTC),
+    )
+    assert encode_statement(stmt) == (payload_type, payload)
+    text = DOC.read_text(encoding="utf-8")
+    assert f"serialization ({len(payload)} bytes" in text
+    assert f"`{record_id(payload_type, payload)}`" in text
+    assert f"seconds {int(stmt.issued_at.timestamp())})" in text
+    calendar = merge_calendars(WorkCalendar([]), [stmt])
+    assert calendar.due_date(ReportMonth(2026, 12)) == date(2027, 1, 14)
+
+
+def test_example_report_submission_decodes_to_documented_values() -> None:
+    payload = _hex_after("Example report submission payload:")
+    payload_type = "application/vnd.alliance.report-submission.v1+protobuf"
+    stmt = decode_statement(payload_type, payload)
+    assert isinstance(stmt, ReportSubmission)
+    pdf = hashlib.sha256(b"%PDF-1.7 example").digest()
+    assert stmt == ReportSubmission(
+        issuer="spiffe://zj.alliance.example/gateway/gw",
+        month="2026-12",
+        unit="",
+        report_id=hashlib.sha256(b"monthly report 2026-12").hexdigest(),
+        recipient="NDRC Department of Finance and Credit Construction",
+        submitted_at=datetime(2027, 1, 12, 1, 30, tzinfo=UTC),
+        files=(SubmittedFile("report-2026-12-all.pdf", pdf),),
+    )
+    assert encode_statement(stmt) == (payload_type, payload)
+    text = DOC.read_text(encoding="utf-8")
+    assert f"`{stmt.report_id}`" in text and pdf.hex() in text
+    assert f"`{record_id(payload_type, payload)}`" in text
+    assert f"seconds {int(stmt.submitted_at.timestamp())})" in text

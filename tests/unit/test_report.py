@@ -247,6 +247,12 @@ ZERO: dict[str, Any] = {
     "outstanding_confirmations": 0,
     "outstanding_lifts": {},
     "outstanding_lifts_total": 0,
+    "not_applicable_answers": 0,
+    "government_measures": {},
+    "government_measures_total": 0,
+    "notices_served": 0,
+    "commitments_signed": 0,
+    "notices_late": 0,
     "by_city": {},
 }
 CITY_ZERO = dict.fromkeys(CITY_COUNTERS, 0)
@@ -269,6 +275,7 @@ EXPECTED = {
         "outstanding_confirmations": 1,  # L5: shop-b
         "outstanding_lifts": {"LOWER_CREDIT_RATING": 1},  # L6: shop-b
         "outstanding_lifts_total": 1,
+        "notices_served": 1,  # L1
         "by_city": {
             "330100": {
                 "new_listings_total": 1,
@@ -303,7 +310,7 @@ EXPECTED = {
 
 
 def test_october_matches_hand_counts() -> None:
-    units = compute_units(october_records().items, OCTOBER, grace=GRACE)
+    units = compute_units(october_records().items, OCTOBER, grace=GRACE, trust_domain=ZJ)
     assert len(units) == 32
     for unit, report in units.items():
         expected = EXPECTED.get(unit)
@@ -318,7 +325,7 @@ def test_by_city_splits_a_unit_by_prefecture_code() -> None:
     r.listing("NB", utc(2026, 10, 3), region="330203")  # Ningbo, Haishu district
     r.listing("NB2", utc(2026, 10, 4), region="330200")
     r.listing("ZJ", utc(2026, 10, 5), region="330000")  # the province itself
-    zj = compute_units(r.items, OCTOBER, grace=GRACE)["33"].to_json()
+    zj = compute_units(r.items, OCTOBER, grace=GRACE, trust_domain=ZJ)["33"].to_json()
     assert zj["new_listings_total"] == 4
     assert list(zj["by_city"]) == ["330000", "330100", "330200"]  # sorted codes
     assert zj["by_city"]["330200"] == {
@@ -335,7 +342,7 @@ def test_by_city_splits_a_unit_by_prefecture_code() -> None:
 
 def test_ledger_holds_the_months_listings_at_month_end() -> None:
     r = october_records()
-    data = compute_month(r.items, OCTOBER, grace=GRACE)
+    data = compute_month(r.items, OCTOBER, grace=GRACE, trust_domain=ZJ)
     names = {rid(n): n for n in (f"L{i}" for i in range(1, 14))}
     got = [names[e.listing_id] for e in data.ledger]
     # L2 (listed in September, nothing happened in October, not overdue) and L10
@@ -354,7 +361,7 @@ def test_ledger_holds_the_months_listings_at_month_end() -> None:
     # L12's November correction is after the month: the first one counts.
     assert by_name["L12"].corrected_at == utc(2026, 10, 31, 15, 59)
     # One unit's ledger holds that unit's listings only.
-    zj = compute_month(r.items, OCTOBER, grace=GRACE, unit="44")
+    zj = compute_month(r.items, OCTOBER, grace=GRACE, trust_domain=ZJ, unit="44")
     assert [names[e.listing_id] for e in zj.ledger] == ["L3"]
     # Members as at month end: shop-d registered in November is not there yet.
     assert SHOP_D not in data.members and data.members[SHOP_C].status is MemberStatus.SUSPENDED
@@ -362,28 +369,36 @@ def test_ledger_holds_the_months_listings_at_month_end() -> None:
 
 def test_order_and_duplicates_do_not_matter() -> None:
     items = october_records().items
-    reference = {u: r.to_json() for u, r in compute_units(items, OCTOBER, grace=GRACE).items()}
+    reference = {
+        u: r.to_json()
+        for u, r in compute_units(items, OCTOBER, grace=GRACE, trust_domain=ZJ).items()
+    }
     rng = random.Random(2370)
     for _ in range(5):
         shuffled = items + rng.sample(items, 10)
         rng.shuffle(shuffled)
-        got = {u: r.to_json() for u, r in compute_units(shuffled, OCTOBER, grace=GRACE).items()}
+        got = {
+            u: r.to_json()
+            for u, r in compute_units(shuffled, OCTOBER, grace=GRACE, trust_domain=ZJ).items()
+        }
         assert got == reference
 
 
 def test_one_unit_scope() -> None:
-    units = compute_units(october_records().items, OCTOBER, grace=GRACE, unit="33")
+    units = compute_units(october_records().items, OCTOBER, grace=GRACE, trust_domain=ZJ, unit="33")
     assert list(units) == ["33"]
     assert units["33"].to_json() == EXPECTED["33"]
 
 
 def test_grace_period_moves_outstanding() -> None:
     # With 30 days' grace nothing escalated or corrected in October is outstanding yet.
-    units = compute_units(october_records().items, OCTOBER, grace=timedelta(days=30))
+    units = compute_units(
+        october_records().items, OCTOBER, grace=timedelta(days=30), trust_domain=ZJ
+    )
     assert units["33"].outstanding_confirmations == 0
     assert units["33"].outstanding_lifts == {}
     # With none, L13 (escalated 28 October, nobody confirmed) owes too: shop-a and shop-b.
-    units = compute_units(october_records().items, OCTOBER, grace=timedelta(0))
+    units = compute_units(october_records().items, OCTOBER, grace=timedelta(0), trust_domain=ZJ)
     assert units["33"].outstanding_confirmations == 3
 
 
@@ -396,13 +411,15 @@ def test_overdue_agrees_with_the_core_fold() -> None:
         if at is not None and at < end:
             state.apply(rec)
     views = [v for v in state.listings() if v.listing.region_code.startswith("33")]
-    units = compute_units(october_records().items, OCTOBER, grace=GRACE)
+    units = compute_units(october_records().items, OCTOBER, grace=GRACE, trust_domain=ZJ)
     assert units["33"].overdue_at_month_end == sum(v.overdue(end) for v in views)
     assert units["33"].in_force_at_month_end == sum(v.in_force for v in views)
 
 
 def test_september_sees_none_of_october() -> None:
-    units = compute_units(october_records().items, ReportMonth(2026, 9), grace=GRACE)
+    units = compute_units(
+        october_records().items, ReportMonth(2026, 9), grace=GRACE, trust_domain=ZJ
+    )
     zj = units["33"].to_json()
     assert zj["escalated"] == 2  # L4 (15 Sep), L7 (1 Sep)
     assert zj["corrected_in_time"] == zj["corrected_late"] == zj["removed"] == 0
@@ -412,7 +429,7 @@ def test_september_sees_none_of_october() -> None:
 
 
 def test_document_and_canonical_json() -> None:
-    units = compute_units(october_records().items, OCTOBER, grace=GRACE)
+    units = compute_units(october_records().items, OCTOBER, grace=GRACE, trust_domain=ZJ)
     doc = report_document(
         issuer=GW,
         log_origin=f"{ZJ}/alliance-log/v1",
@@ -494,5 +511,5 @@ def test_protocol_by_city_example() -> None:
     c = r.listing("C", utc(2026, 7, 20), region="330203")
     r.step("C-fix", c, LifecycleStep.CORRECTED, utc(2026, 10, 18))
     r.listing("D", utc(2026, 10, 9), region="330000")
-    unit = compute_units(r.items, OCTOBER, grace=GRACE, unit="33")["33"].to_json()
+    unit = compute_units(r.items, OCTOBER, grace=GRACE, trust_domain=ZJ, unit="33")["33"].to_json()
     assert canonical_json(unit["by_city"]).decode() == block

@@ -13,6 +13,7 @@ import pytest
 from gateway.core.identifiers import REPORTING_UNITS
 from gateway.core.statements import (
     ConductType,
+    GovernmentMeasureKind,
     LifecycleStep,
     ListKind,
     MemberStatus,
@@ -30,6 +31,7 @@ TABLES: dict[str, type[enum.Enum]] = {
     "actions": SanctionAction,
     "steps": LifecycleStep,
     "member_statuses": MemberStatus,
+    "government_measures": GovernmentMeasureKind,
 }
 
 

@@ -13,7 +13,10 @@ from hypothesis import strategies as st
 from gateway.core.statements import (
     CHINA_STANDARD_TIME,
     PAYLOAD_TYPES,
+    AlliancePolicy,
     ConductType,
+    GovernmentMeasure,
+    HolidayCalendar,
     LifecycleStep,
     Listing,
     ListKind,
@@ -21,6 +24,7 @@ from gateway.core.statements import (
     MemberRecord,
     MemberStatus,
     MonthlyReport,
+    ReportSubmission,
     Role,
     SanctionAction,
     SanctionConfirmation,
@@ -381,8 +385,17 @@ def test_sanction_other_measure() -> None:
     [
         ({"issuer": "spiffe://zj/bad/x"}, r"^sanction_confirmation\.issuer: role 'bad'"),
         ({"listing_id": "x"}, r"^sanction_confirmation\.listing_id: must be a record id"),
-        ({"measure": 13}, r"^sanction_confirmation\.measure: 13 is not a SanctionMeasure$"),
-        ({"action": 3}, r"^sanction_confirmation\.action: 3 is not a SanctionAction$"),
+        ({"measure": 14}, r"^sanction_confirmation\.measure: 14 is not a SanctionMeasure$"),
+        ({"action": 4}, r"^sanction_confirmation\.action: 4 is not a SanctionAction$"),
+        ({"measure": None}, r"^sanction_confirmation\.measure: required when the action is"),
+        (
+            {"action": SanctionAction.NOT_APPLICABLE},
+            r"^sanction_confirmation\.measure: must be unset when the action is NOT_APPLICABLE",
+        ),
+        (
+            {"action": SanctionAction.NOT_APPLICABLE, "measure": None, "store_id": "s-1"},
+            r"^sanction_confirmation: measure_other and store_id must be empty",
+        ),
         ({"action": True}, r"^sanction_confirmation\.action: must be a SanctionAction$"),
         (
             {"measure": SanctionMeasure.OTHER},
@@ -476,6 +489,10 @@ def test_payload_types() -> None:
         SanctionConfirmation: "application/vnd.alliance.sanction-confirmation.v1+protobuf",
         MemberRecord: "application/vnd.alliance.member-record.v2+protobuf",
         MonthlyReport: "application/vnd.alliance.monthly-report.v1+protobuf",
+        GovernmentMeasure: "application/vnd.alliance.government-measure.v1+protobuf",
+        AlliancePolicy: "application/vnd.alliance.alliance-policy.v1+protobuf",
+        HolidayCalendar: "application/vnd.alliance.holiday-calendar.v1+protobuf",
+        ReportSubmission: "application/vnd.alliance.report-submission.v1+protobuf",
     }
     assert dict(PAYLOAD_TYPES) == expected
 

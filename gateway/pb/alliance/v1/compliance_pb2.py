@@ -26,43 +26,53 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from gateway.pb.alliance.v1 import statements_pb2 as alliance_dot_v1_dot_statements__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x61lliance/v1/compliance.proto\x12\x0b\x61lliance.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1c\x61lliance/v1/statements.proto\"R\n\nMeasureRef\x12-\n\x07measure\x18\x01 \x01(\x0e\x32\x1c.alliance.v1.SanctionMeasure\x12\x15\n\rmeasure_other\x18\x02 \x01(\t\"\xd5\x01\n\x12PlatformObligation\x12\x10\n\x08platform\x18\x01 \x01(\t\x12)\n\x04kind\x18\x02 \x01(\x0e\x32\x1b.alliance.v1.ObligationKind\x12+\n\x05state\x18\x03 \x01(\x0e\x32\x1c.alliance.v1.ObligationState\x12)\n\x08measures\x18\x04 \x03(\x0b\x32\x17.alliance.v1.MeasureRef\x12*\n\x06\x64ue_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xf8\x02\n\x11ListingCompliance\x12\x12\n\nlisting_id\x18\x01 \x01(\t\x12\x13\n\x0bregion_code\x18\x02 \x01(\t\x12(\n\x04step\x18\x03 \x01(\x0e\x32\x1a.alliance.v1.LifecycleStep\x12\x37\n\x13\x63orrection_deadline\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08in_force\x18\x05 \x01(\x08\x12\x0f\n\x07overdue\x18\x06 \x01(\x08\x12\x30\n\x0c\x65scalated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tclosed_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1d\n\x15platforms_from_stores\x18\t \x01(\x08\x12\x34\n\x0bobligations\x18\n \x03(\x0b\x32\x1f.alliance.v1.PlatformObligation\"*\n\x14GetComplianceRequest\x12\x12\n\nlisting_id\x18\x01 \x01(\t\"\x81\x01\n\x16ListOutstandingRequest\x12\x15\n\rregion_prefix\x18\x01 \x01(\t\x12)\n\x04kind\x18\x02 \x01(\x0e\x32\x1b.alliance.v1.ObligationKind\x12\x11\n\tpage_size\x18\x03 \x01(\r\x12\x12\n\npage_token\x18\x04 \x01(\t\"d\n\x17ListOutstandingResponse\x12\x30\n\x08listings\x18\x01 \x03(\x0b\x32\x1e.alliance.v1.ListingCompliance\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\")\n\x18GetReportScheduleRequest\x12\r\n\x05month\x18\x01 \x01(\t\"X\n\tReportRef\x12\x11\n\trecord_id\x18\x01 \x01(\t\x12\x11\n\tlog_index\x18\x02 \x01(\x04\x12\x0c\n\x04unit\x18\x03 \x01(\t\x12\x17\n\x0f\x63heckpoint_size\x18\x04 \x01(\x04\"\xe8\x01\n\x0eReportSchedule\x12\r\n\x05month\x18\x01 \x01(\t\x12\x30\n\x0cperiod_start\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nperiod_end\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x64ue_date\x18\x04 \x01(\t\x12*\n\x06\x64ue_by\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x07reports\x18\x06 \x03(\x0b\x32\x16.alliance.v1.ReportRef\"\x19\n\x17GetDeadlineRulesRequest\"g\n\rDeadlineRules\x12\x1f\n\x17protocol_default_months\x18\x01 \x01(\r\x12\x35\n\talliances\x18\x02 \x03(\x0b\x32\".alliance.v1.AllianceDeadlineRules\"h\n\x15\x41llianceDeadlineRules\x12\x14\n\x0ctrust_domain\x18\x01 \x01(\t\x12\x0f\n\x07gateway\x18\x02 \x01(\t\x12(\n\x05rules\x18\x03 \x03(\x0b\x32\x19.alliance.v1.DeadlineRule\"n\n\x0c\x44\x65\x61\x64lineRule\x12#\n\x04list\x18\x01 \x01(\x0e\x32\x15.alliance.v1.ListKind\x12)\n\x07\x63onduct\x18\x02 \x01(\x0e\x32\x18.alliance.v1.ConductType\x12\x0e\n\x06months\x18\x03 \x01(\r*f\n\x0eObligationKind\x12\x1f\n\x1bOBLIGATION_KIND_UNSPECIFIED\x10\x00\x12\x19\n\x15OBLIGATION_KIND_APPLY\x10\x01\x12\x18\n\x14OBLIGATION_KIND_LIFT\x10\x02*\x93\x01\n\x0fObligationState\x12 \n\x1cOBLIGATION_STATE_UNSPECIFIED\x10\x00\x12\x1e\n\x1aOBLIGATION_STATE_SATISFIED\x10\x01\x12\x1c\n\x18OBLIGATION_STATE_PENDING\x10\x02\x12 \n\x1cOBLIGATION_STATE_OUTSTANDING\x10\x03\x32\xed\x02\n\nCompliance\x12R\n\rGetCompliance\x12!.alliance.v1.GetComplianceRequest\x1a\x1e.alliance.v1.ListingCompliance\x12\\\n\x0fListOutstanding\x12#.alliance.v1.ListOutstandingRequest\x1a$.alliance.v1.ListOutstandingResponse\x12W\n\x11GetReportSchedule\x12%.alliance.v1.GetReportScheduleRequest\x1a\x1b.alliance.v1.ReportSchedule\x12T\n\x10GetDeadlineRules\x12$.alliance.v1.GetDeadlineRulesRequest\x1a\x1a.alliance.v1.DeadlineRulesb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x61lliance/v1/compliance.proto\x12\x0b\x61lliance.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1c\x61lliance/v1/statements.proto\"R\n\nMeasureRef\x12-\n\x07measure\x18\x01 \x01(\x0e\x32\x1c.alliance.v1.SanctionMeasure\x12\x15\n\rmeasure_other\x18\x02 \x01(\t\"\xaa\x02\n\x12PlatformObligation\x12\x10\n\x08platform\x18\x01 \x01(\t\x12)\n\x04kind\x18\x02 \x01(\x0e\x32\x1b.alliance.v1.ObligationKind\x12+\n\x05state\x18\x03 \x01(\x0e\x32\x1c.alliance.v1.ObligationState\x12)\n\x08measures\x18\x04 \x03(\x0b\x32\x17.alliance.v1.MeasureRef\x12*\n\x06\x64ue_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\nsatisfying\x18\x06 \x03(\x0e\x32\x1c.alliance.v1.SanctionMeasure\x12!\n\x19may_answer_not_applicable\x18\x07 \x01(\x08\"\xe0\x01\n\x14GovernmentMeasureRef\x12\x11\n\trecord_id\x18\x01 \x01(\t\x12\x0e\n\x06issuer\x18\x02 \x01(\t\x12\x30\n\x04kind\x18\x03 \x01(\x0e\x32\".alliance.v1.GovernmentMeasureKind\x12\x12\n\nkind_other\x18\x04 \x01(\t\x12\x14\n\x0c\x64\x65\x63ision_ref\x18\x05 \x01(\t\x12\x30\n\x0c\x65\x66\x66\x65\x63tive_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0f\x64ocument_sha256\x18\x07 \x01(\x0c\"\xb7\x01\n\x07StepRef\x12\x11\n\trecord_id\x18\x01 \x01(\t\x12\x0e\n\x06issuer\x18\x02 \x01(\t\x12(\n\x04step\x18\x03 \x01(\x0e\x32\x1a.alliance.v1.LifecycleStep\x12\x30\n\x0c\x65\x66\x66\x65\x63tive_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x64\x65\x63ision_ref\x18\x05 \x01(\t\x12\x17\n\x0f\x64ocument_sha256\x18\x06 \x01(\x0c\"\xa5\x04\n\x11ListingCompliance\x12\x12\n\nlisting_id\x18\x01 \x01(\t\x12\x13\n\x0bregion_code\x18\x02 \x01(\t\x12(\n\x04step\x18\x03 \x01(\x0e\x32\x1a.alliance.v1.LifecycleStep\x12\x37\n\x13\x63orrection_deadline\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08in_force\x18\x05 \x01(\x08\x12\x0f\n\x07overdue\x18\x06 \x01(\x08\x12\x30\n\x0c\x65scalated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tclosed_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1d\n\x15platforms_from_stores\x18\t \x01(\x08\x12\x34\n\x0bobligations\x18\n \x03(\x0b\x32\x1f.alliance.v1.PlatformObligation\x12#\n\x05steps\x18\x0b \x03(\x0b\x32\x14.alliance.v1.StepRef\x12>\n\x13government_measures\x18\x0c \x03(\x0b\x32!.alliance.v1.GovernmentMeasureRef\x12\x31\n\rnotice_due_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bnotice_late\x18\x0e \x01(\x08\"*\n\x14GetComplianceRequest\x12\x12\n\nlisting_id\x18\x01 \x01(\t\"\x81\x01\n\x16ListOutstandingRequest\x12\x15\n\rregion_prefix\x18\x01 \x01(\t\x12)\n\x04kind\x18\x02 \x01(\x0e\x32\x1b.alliance.v1.ObligationKind\x12\x11\n\tpage_size\x18\x03 \x01(\r\x12\x12\n\npage_token\x18\x04 \x01(\t\"d\n\x17ListOutstandingResponse\x12\x30\n\x08listings\x18\x01 \x03(\x0b\x32\x1e.alliance.v1.ListingCompliance\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"8\n\x0fListOwedRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\"\xbe\x01\n\x0eOwedObligation\x12\x12\n\nlisting_id\x18\x01 \x01(\t\x12\x13\n\x0bregion_code\x18\x02 \x01(\t\x12#\n\x04list\x18\x03 \x01(\x0e\x32\x15.alliance.v1.ListKind\x12)\n\x07\x63onduct\x18\x04 \x01(\x0e\x32\x18.alliance.v1.ConductType\x12\x33\n\nobligation\x18\x05 \x01(\x0b\x32\x1f.alliance.v1.PlatformObligation\"V\n\x10ListOwedResponse\x12)\n\x04owed\x18\x01 \x03(\x0b\x32\x1b.alliance.v1.OwedObligation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\")\n\x18GetReportScheduleRequest\x12\r\n\x05month\x18\x01 \x01(\t\"X\n\tReportRef\x12\x11\n\trecord_id\x18\x01 \x01(\t\x12\x11\n\tlog_index\x18\x02 \x01(\x04\x12\x0c\n\x04unit\x18\x03 \x01(\t\x12\x17\n\x0f\x63heckpoint_size\x18\x04 \x01(\x04\"\xe8\x01\n\x0eReportSchedule\x12\r\n\x05month\x18\x01 \x01(\t\x12\x30\n\x0cperiod_start\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nperiod_end\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x64ue_date\x18\x04 \x01(\t\x12*\n\x06\x64ue_by\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x07reports\x18\x06 \x03(\x0b\x32\x16.alliance.v1.ReportRef\"\x19\n\x17GetDeadlineRulesRequest\"g\n\rDeadlineRules\x12\x1f\n\x17protocol_default_months\x18\x01 \x01(\r\x12\x35\n\talliances\x18\x02 \x03(\x0b\x32\".alliance.v1.AllianceDeadlineRules\"h\n\x15\x41llianceDeadlineRules\x12\x14\n\x0ctrust_domain\x18\x01 \x01(\t\x12\x0f\n\x07gateway\x18\x02 \x01(\t\x12(\n\x05rules\x18\x03 \x03(\x0b\x32\x19.alliance.v1.DeadlineRule\"n\n\x0c\x44\x65\x61\x64lineRule\x12#\n\x04list\x18\x01 \x01(\x0e\x32\x15.alliance.v1.ListKind\x12)\n\x07\x63onduct\x18\x02 \x01(\x0e\x32\x18.alliance.v1.ConductType\x12\x0e\n\x06months\x18\x03 \x01(\r*f\n\x0eObligationKind\x12\x1f\n\x1bOBLIGATION_KIND_UNSPECIFIED\x10\x00\x12\x19\n\x15OBLIGATION_KIND_APPLY\x10\x01\x12\x18\n\x14OBLIGATION_KIND_LIFT\x10\x02*\xb8\x01\n\x0fObligationState\x12 \n\x1cOBLIGATION_STATE_UNSPECIFIED\x10\x00\x12\x1e\n\x1aOBLIGATION_STATE_SATISFIED\x10\x01\x12\x1c\n\x18OBLIGATION_STATE_PENDING\x10\x02\x12 \n\x1cOBLIGATION_STATE_OUTSTANDING\x10\x03\x12#\n\x1fOBLIGATION_STATE_NOT_APPLICABLE\x10\x04\x32\xb6\x03\n\nCompliance\x12R\n\rGetCompliance\x12!.alliance.v1.GetComplianceRequest\x1a\x1e.alliance.v1.ListingCompliance\x12\\\n\x0fListOutstanding\x12#.alliance.v1.ListOutstandingRequest\x1a$.alliance.v1.ListOutstandingResponse\x12W\n\x11GetReportSchedule\x12%.alliance.v1.GetReportScheduleRequest\x1a\x1b.alliance.v1.ReportSchedule\x12T\n\x10GetDeadlineRules\x12$.alliance.v1.GetDeadlineRulesRequest\x1a\x1a.alliance.v1.DeadlineRules\x12G\n\x08ListOwed\x12\x1c.alliance.v1.ListOwedRequest\x1a\x1d.alliance.v1.ListOwedResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'alliance.v1.compliance_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_OBLIGATIONKIND']._serialized_start=1783
-  _globals['_OBLIGATIONKIND']._serialized_end=1885
-  _globals['_OBLIGATIONSTATE']._serialized_start=1888
-  _globals['_OBLIGATIONSTATE']._serialized_end=2035
+  _globals['_OBLIGATIONKIND']._serialized_start=2793
+  _globals['_OBLIGATIONKIND']._serialized_end=2895
+  _globals['_OBLIGATIONSTATE']._serialized_start=2898
+  _globals['_OBLIGATIONSTATE']._serialized_end=3082
   _globals['_MEASUREREF']._serialized_start=108
   _globals['_MEASUREREF']._serialized_end=190
   _globals['_PLATFORMOBLIGATION']._serialized_start=193
-  _globals['_PLATFORMOBLIGATION']._serialized_end=406
-  _globals['_LISTINGCOMPLIANCE']._serialized_start=409
-  _globals['_LISTINGCOMPLIANCE']._serialized_end=785
-  _globals['_GETCOMPLIANCEREQUEST']._serialized_start=787
-  _globals['_GETCOMPLIANCEREQUEST']._serialized_end=829
-  _globals['_LISTOUTSTANDINGREQUEST']._serialized_start=832
-  _globals['_LISTOUTSTANDINGREQUEST']._serialized_end=961
-  _globals['_LISTOUTSTANDINGRESPONSE']._serialized_start=963
-  _globals['_LISTOUTSTANDINGRESPONSE']._serialized_end=1063
-  _globals['_GETREPORTSCHEDULEREQUEST']._serialized_start=1065
-  _globals['_GETREPORTSCHEDULEREQUEST']._serialized_end=1106
-  _globals['_REPORTREF']._serialized_start=1108
-  _globals['_REPORTREF']._serialized_end=1196
-  _globals['_REPORTSCHEDULE']._serialized_start=1199
-  _globals['_REPORTSCHEDULE']._serialized_end=1431
-  _globals['_GETDEADLINERULESREQUEST']._serialized_start=1433
-  _globals['_GETDEADLINERULESREQUEST']._serialized_end=1458
-  _globals['_DEADLINERULES']._serialized_start=1460
-  _globals['_DEADLINERULES']._serialized_end=1563
-  _globals['_ALLIANCEDEADLINERULES']._serialized_start=1565
-  _globals['_ALLIANCEDEADLINERULES']._serialized_end=1669
-  _globals['_DEADLINERULE']._serialized_start=1671
-  _globals['_DEADLINERULE']._serialized_end=1781
-  _globals['_COMPLIANCE']._serialized_start=2038
-  _globals['_COMPLIANCE']._serialized_end=2403
+  _globals['_PLATFORMOBLIGATION']._serialized_end=491
+  _globals['_GOVERNMENTMEASUREREF']._serialized_start=494
+  _globals['_GOVERNMENTMEASUREREF']._serialized_end=718
+  _globals['_STEPREF']._serialized_start=721
+  _globals['_STEPREF']._serialized_end=904
+  _globals['_LISTINGCOMPLIANCE']._serialized_start=907
+  _globals['_LISTINGCOMPLIANCE']._serialized_end=1456
+  _globals['_GETCOMPLIANCEREQUEST']._serialized_start=1458
+  _globals['_GETCOMPLIANCEREQUEST']._serialized_end=1500
+  _globals['_LISTOUTSTANDINGREQUEST']._serialized_start=1503
+  _globals['_LISTOUTSTANDINGREQUEST']._serialized_end=1632
+  _globals['_LISTOUTSTANDINGRESPONSE']._serialized_start=1634
+  _globals['_LISTOUTSTANDINGRESPONSE']._serialized_end=1734
+  _globals['_LISTOWEDREQUEST']._serialized_start=1736
+  _globals['_LISTOWEDREQUEST']._serialized_end=1792
+  _globals['_OWEDOBLIGATION']._serialized_start=1795
+  _globals['_OWEDOBLIGATION']._serialized_end=1985
+  _globals['_LISTOWEDRESPONSE']._serialized_start=1987
+  _globals['_LISTOWEDRESPONSE']._serialized_end=2073
+  _globals['_GETREPORTSCHEDULEREQUEST']._serialized_start=2075
+  _globals['_GETREPORTSCHEDULEREQUEST']._serialized_end=2116
+  _globals['_REPORTREF']._serialized_start=2118
+  _globals['_REPORTREF']._serialized_end=2206
+  _globals['_REPORTSCHEDULE']._serialized_start=2209
+  _globals['_REPORTSCHEDULE']._serialized_end=2441
+  _globals['_GETDEADLINERULESREQUEST']._serialized_start=2443
+  _globals['_GETDEADLINERULESREQUEST']._serialized_end=2468
+  _globals['_DEADLINERULES']._serialized_start=2470
+  _globals['_DEADLINERULES']._serialized_end=2573
+  _globals['_ALLIANCEDEADLINERULES']._serialized_start=2575
+  _globals['_ALLIANCEDEADLINERULES']._serialized_end=2679
+  _globals['_DEADLINERULE']._serialized_start=2681
+  _globals['_DEADLINERULE']._serialized_end=2791
+  _globals['_COMPLIANCE']._serialized_start=3085
+  _globals['_COMPLIANCE']._serialized_end=3523
 # @@protoc_insertion_point(module_scope)

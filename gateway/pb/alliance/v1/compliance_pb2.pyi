@@ -60,6 +60,10 @@ class _ObligationStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Oblig
     """Not yet confirmed, still within the grace period."""
     OBLIGATION_STATE_OUTSTANDING: _ObligationState.ValueType  # 3
     """Not confirmed after the grace period."""
+    OBLIGATION_STATE_NOT_APPLICABLE: _ObligationState.ValueType  # 4
+    """Protocol revision 3: ended by the platform's NOT_APPLICABLE answer (the seller has
+    no account with it); only where the listing names none of its stores.
+    """
 
 class ObligationState(_ObligationState, metaclass=_ObligationStateEnumTypeWrapper): ...
 
@@ -69,6 +73,10 @@ OBLIGATION_STATE_PENDING: ObligationState.ValueType  # 2
 """Not yet confirmed, still within the grace period."""
 OBLIGATION_STATE_OUTSTANDING: ObligationState.ValueType  # 3
 """Not confirmed after the grace period."""
+OBLIGATION_STATE_NOT_APPLICABLE: ObligationState.ValueType  # 4
+"""Protocol revision 3: ended by the platform's NOT_APPLICABLE answer (the seller has
+no account with it); only where the listing names none of its stores.
+"""
 Global___ObligationState: _TypeAlias = ObligationState  # noqa: Y015
 
 @_typing.final
@@ -102,10 +110,16 @@ class PlatformObligation(_message.Message):
     STATE_FIELD_NUMBER: _builtins.int
     MEASURES_FIELD_NUMBER: _builtins.int
     DUE_AT_FIELD_NUMBER: _builtins.int
+    SATISFYING_FIELD_NUMBER: _builtins.int
+    MAY_ANSWER_NOT_APPLICABLE_FIELD_NUMBER: _builtins.int
     platform: _builtins.str
     """SPIFFE member id of the platform."""
     kind: Global___ObligationKind.ValueType
     state: Global___ObligationState.ValueType
+    may_answer_not_applicable: _builtins.bool
+    """Protocol revision 3. APPLY: the platform may answer NOT_APPLICABLE (the listing
+    names none of its stores).
+    """
     @_builtins.property
     def measures(self) -> _containers.RepeatedCompositeFieldContainer[Global___MeasureRef]:
         """APPLY: the measures the platform has APPLIED; LIFT: the measures still APPLIED."""
@@ -113,6 +127,13 @@ class PlatformObligation(_message.Message):
     @_builtins.property
     def due_at(self) -> _timestamp_pb2.Timestamp:
         """End of the grace period (escalation or closing time + sanction_grace_days)."""
+
+    @_builtins.property
+    def satisfying(self) -> _containers.RepeatedScalarFieldContainer[_statements_pb2.SanctionMeasure.ValueType]:
+        """Protocol revision 3. APPLY: the measures that satisfy it (by the issuing alliance's
+        policy for the listing's list and conduct); an APPLIED measure outside them does
+        not. Empty for LIFT.
+        """
 
     def __init__(
         self,
@@ -122,14 +143,96 @@ class PlatformObligation(_message.Message):
         state: Global___ObligationState.ValueType = ...,
         measures: _abc.Iterable[Global___MeasureRef] | None = ...,
         due_at: _timestamp_pb2.Timestamp | None = ...,
+        satisfying: _abc.Iterable[_statements_pb2.SanctionMeasure.ValueType] | None = ...,
+        may_answer_not_applicable: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["due_at", b"due_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["due_at", b"due_at", "kind", b"kind", "measures", b"measures", "platform", b"platform", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["due_at", b"due_at", "kind", b"kind", "may_answer_not_applicable", b"may_answer_not_applicable", "measures", b"measures", "platform", b"platform", "satisfying", b"satisfying", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PlatformObligation: _TypeAlias = PlatformObligation  # noqa: Y015
+
+@_typing.final
+class GovernmentMeasureRef(_message.Message):
+    """Protocol revision 3: a GovernmentMeasure on the listing, as recorded."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORD_ID_FIELD_NUMBER: _builtins.int
+    ISSUER_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    KIND_OTHER_FIELD_NUMBER: _builtins.int
+    DECISION_REF_FIELD_NUMBER: _builtins.int
+    EFFECTIVE_AT_FIELD_NUMBER: _builtins.int
+    DOCUMENT_SHA256_FIELD_NUMBER: _builtins.int
+    record_id: _builtins.str
+    issuer: _builtins.str
+    kind: _statements_pb2.GovernmentMeasureKind.ValueType
+    kind_other: _builtins.str
+    decision_ref: _builtins.str
+    document_sha256: _builtins.bytes
+    @_builtins.property
+    def effective_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        record_id: _builtins.str = ...,
+        issuer: _builtins.str = ...,
+        kind: _statements_pb2.GovernmentMeasureKind.ValueType = ...,
+        kind_other: _builtins.str = ...,
+        decision_ref: _builtins.str = ...,
+        effective_at: _timestamp_pb2.Timestamp | None = ...,
+        document_sha256: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["effective_at", b"effective_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision_ref", b"decision_ref", "document_sha256", b"document_sha256", "effective_at", b"effective_at", "issuer", b"issuer", "kind", b"kind", "kind_other", b"kind_other", "record_id", b"record_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GovernmentMeasureRef: _TypeAlias = GovernmentMeasureRef  # noqa: Y015
+
+@_typing.final
+class StepRef(_message.Message):
+    """Protocol revision 3: a status change of the listing, as recorded."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORD_ID_FIELD_NUMBER: _builtins.int
+    ISSUER_FIELD_NUMBER: _builtins.int
+    STEP_FIELD_NUMBER: _builtins.int
+    EFFECTIVE_AT_FIELD_NUMBER: _builtins.int
+    DECISION_REF_FIELD_NUMBER: _builtins.int
+    DOCUMENT_SHA256_FIELD_NUMBER: _builtins.int
+    record_id: _builtins.str
+    issuer: _builtins.str
+    step: _statements_pb2.LifecycleStep.ValueType
+    decision_ref: _builtins.str
+    document_sha256: _builtins.bytes
+    """SHA-256 of the document the step rests on (NOTICE_SERVED, COMMITMENT_SIGNED,
+    DISPUTED); empty when the step takes none.
+    """
+    @_builtins.property
+    def effective_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        record_id: _builtins.str = ...,
+        issuer: _builtins.str = ...,
+        step: _statements_pb2.LifecycleStep.ValueType = ...,
+        effective_at: _timestamp_pb2.Timestamp | None = ...,
+        decision_ref: _builtins.str = ...,
+        document_sha256: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["effective_at", b"effective_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision_ref", b"decision_ref", "document_sha256", b"document_sha256", "effective_at", b"effective_at", "issuer", b"issuer", "record_id", b"record_id", "step", b"step"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StepRef: _TypeAlias = StepRef  # noqa: Y015
 
 @_typing.final
 class ListingCompliance(_message.Message):
@@ -145,6 +248,10 @@ class ListingCompliance(_message.Message):
     CLOSED_AT_FIELD_NUMBER: _builtins.int
     PLATFORMS_FROM_STORES_FIELD_NUMBER: _builtins.int
     OBLIGATIONS_FIELD_NUMBER: _builtins.int
+    STEPS_FIELD_NUMBER: _builtins.int
+    GOVERNMENT_MEASURES_FIELD_NUMBER: _builtins.int
+    NOTICE_DUE_AT_FIELD_NUMBER: _builtins.int
+    NOTICE_LATE_FIELD_NUMBER: _builtins.int
     listing_id: _builtins.str
     region_code: _builtins.str
     step: _statements_pb2.LifecycleStep.ValueType
@@ -155,6 +262,7 @@ class ListingCompliance(_message.Message):
     """True when the platforms owing an APPLY are the platforms of the subject's store
     references; false when the subject names no store, so every ACTIVE platform does.
     """
+    notice_late: _builtins.bool
     @_builtins.property
     def correction_deadline(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -167,6 +275,21 @@ class ListingCompliance(_message.Message):
 
     @_builtins.property
     def obligations(self) -> _containers.RepeatedCompositeFieldContainer[Global___PlatformObligation]: ...
+    @_builtins.property
+    def steps(self) -> _containers.RepeatedCompositeFieldContainer[Global___StepRef]:
+        """Protocol revision 3: the listing's status changes, oldest effective first."""
+
+    @_builtins.property
+    def government_measures(self) -> _containers.RepeatedCompositeFieldContainer[Global___GovernmentMeasureRef]:
+        """Protocol revision 3: government measures on the listing, oldest effective first."""
+
+    @_builtins.property
+    def notice_due_at(self) -> _timestamp_pb2.Timestamp:
+        """Protocol revision 3: when the correction notice is due (identification + the
+        issuing alliance's notice_working_days), and whether it is late: not served by
+        then (served late, or not yet served at the time of the call).
+        """
+
     def __init__(
         self,
         *,
@@ -180,10 +303,14 @@ class ListingCompliance(_message.Message):
         closed_at: _timestamp_pb2.Timestamp | None = ...,
         platforms_from_stores: _builtins.bool = ...,
         obligations: _abc.Iterable[Global___PlatformObligation] | None = ...,
+        steps: _abc.Iterable[Global___StepRef] | None = ...,
+        government_measures: _abc.Iterable[Global___GovernmentMeasureRef] | None = ...,
+        notice_due_at: _timestamp_pb2.Timestamp | None = ...,
+        notice_late: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["closed_at", b"closed_at", "correction_deadline", b"correction_deadline", "escalated_at", b"escalated_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["closed_at", b"closed_at", "correction_deadline", b"correction_deadline", "escalated_at", b"escalated_at", "notice_due_at", b"notice_due_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["closed_at", b"closed_at", "correction_deadline", b"correction_deadline", "escalated_at", b"escalated_at", "in_force", b"in_force", "listing_id", b"listing_id", "obligations", b"obligations", "overdue", b"overdue", "platforms_from_stores", b"platforms_from_stores", "region_code", b"region_code", "step", b"step"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["closed_at", b"closed_at", "correction_deadline", b"correction_deadline", "escalated_at", b"escalated_at", "government_measures", b"government_measures", "in_force", b"in_force", "listing_id", b"listing_id", "notice_due_at", b"notice_due_at", "notice_late", b"notice_late", "obligations", b"obligations", "overdue", b"overdue", "platforms_from_stores", b"platforms_from_stores", "region_code", b"region_code", "step", b"step", "steps", b"steps"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -261,6 +388,88 @@ class ListOutstandingResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListOutstandingResponse: _TypeAlias = ListOutstandingResponse  # noqa: Y015
+
+@_typing.final
+class ListOwedRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """At most 1,000; 0 means 100."""
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListOwedRequest: _TypeAlias = ListOwedRequest  # noqa: Y015
+
+@_typing.final
+class OwedObligation(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LISTING_ID_FIELD_NUMBER: _builtins.int
+    REGION_CODE_FIELD_NUMBER: _builtins.int
+    LIST_FIELD_NUMBER: _builtins.int
+    CONDUCT_FIELD_NUMBER: _builtins.int
+    OBLIGATION_FIELD_NUMBER: _builtins.int
+    listing_id: _builtins.str
+    region_code: _builtins.str
+    list: _statements_pb2.ListKind.ValueType
+    conduct: _statements_pb2.ConductType.ValueType
+    @_builtins.property
+    def obligation(self) -> Global___PlatformObligation:
+        """The caller's obligation (PENDING or OUTSTANDING)."""
+
+    def __init__(
+        self,
+        *,
+        listing_id: _builtins.str = ...,
+        region_code: _builtins.str = ...,
+        list: _statements_pb2.ListKind.ValueType = ...,
+        conduct: _statements_pb2.ConductType.ValueType = ...,
+        obligation: Global___PlatformObligation | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["obligation", b"obligation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conduct", b"conduct", "list", b"list", "listing_id", b"listing_id", "obligation", b"obligation", "region_code", b"region_code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OwedObligation: _TypeAlias = OwedObligation  # noqa: Y015
+
+@_typing.final
+class ListOwedResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OWED_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def owed(self) -> _containers.RepeatedCompositeFieldContainer[Global___OwedObligation]:
+        """Soonest due first (due_at, then listing_id)."""
+
+    def __init__(
+        self,
+        *,
+        owed: _abc.Iterable[Global___OwedObligation] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "owed", b"owed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListOwedResponse: _TypeAlias = ListOwedResponse  # noqa: Y015
 
 @_typing.final
 class GetReportScheduleRequest(_message.Message):

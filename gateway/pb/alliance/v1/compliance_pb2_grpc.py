@@ -54,6 +54,11 @@ class ComplianceStub:
                 request_serializer=alliance_dot_v1_dot_compliance__pb2.GetDeadlineRulesRequest.SerializeToString,
                 response_deserializer=alliance_dot_v1_dot_compliance__pb2.DeadlineRules.FromString,
                 _registered_method=True)
+        self.ListOwed = channel.unary_unary(
+                '/alliance.v1.Compliance/ListOwed',
+                request_serializer=alliance_dot_v1_dot_compliance__pb2.ListOwedRequest.SerializeToString,
+                response_deserializer=alliance_dot_v1_dot_compliance__pb2.ListOwedResponse.FromString,
+                _registered_method=True)
 
 
 class ComplianceServicer:
@@ -92,6 +97,14 @@ class ComplianceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListOwed(self, request, context):
+        """Protocol revision 3: what the calling platform owes (PENDING or OUTSTANDING
+        obligations), soonest due first, paged. PERMISSION_DENIED for other roles.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ComplianceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -114,6 +127,11 @@ def add_ComplianceServicer_to_server(servicer, server):
                     servicer.GetDeadlineRules,
                     request_deserializer=alliance_dot_v1_dot_compliance__pb2.GetDeadlineRulesRequest.FromString,
                     response_serializer=alliance_dot_v1_dot_compliance__pb2.DeadlineRules.SerializeToString,
+            ),
+            'ListOwed': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListOwed,
+                    request_deserializer=alliance_dot_v1_dot_compliance__pb2.ListOwedRequest.FromString,
+                    response_serializer=alliance_dot_v1_dot_compliance__pb2.ListOwedResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -224,6 +242,33 @@ class Compliance:
             '/alliance.v1.Compliance/GetDeadlineRules',
             alliance_dot_v1_dot_compliance__pb2.GetDeadlineRulesRequest.SerializeToString,
             alliance_dot_v1_dot_compliance__pb2.DeadlineRules.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListOwed(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/alliance.v1.Compliance/ListOwed',
+            alliance_dot_v1_dot_compliance__pb2.ListOwedRequest.SerializeToString,
+            alliance_dot_v1_dot_compliance__pb2.ListOwedResponse.FromString,
             options,
             channel_credentials,
             insecure,

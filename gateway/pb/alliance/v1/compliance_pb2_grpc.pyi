@@ -49,6 +49,10 @@ class ComplianceStub:
     months per list, optionally per conduct. A client sets Listing.correction_deadline
     from them; a later deadline is refused (docs/PROTOCOL.md §7.1).
     """
+    ListOwed: _grpc.UnaryUnaryMultiCallable[_compliance_pb2.ListOwedRequest, _compliance_pb2.ListOwedResponse]
+    """Protocol revision 3: what the calling platform owes (PENDING or OUTSTANDING
+    obligations), soonest due first, paged. PERMISSION_DENIED for other roles.
+    """
 
 @_typing.type_check_only
 class ComplianceAsyncStub(ComplianceStub):
@@ -68,6 +72,10 @@ class ComplianceAsyncStub(ComplianceStub):
     """The correction-deadline rules in force for listings submitted to this gateway:
     months per list, optionally per conduct. A client sets Listing.correction_deadline
     from them; a later deadline is refused (docs/PROTOCOL.md §7.1).
+    """
+    ListOwed: _aio.UnaryUnaryMultiCallable[_compliance_pb2.ListOwedRequest, _compliance_pb2.ListOwedResponse]  # type: ignore[assignment]
+    """Protocol revision 3: what the calling platform owes (PENDING or OUTSTANDING
+    obligations), soonest due first, paged. PERMISSION_DENIED for other roles.
     """
 
 class ComplianceServicer(metaclass=_abc_1.ABCMeta):
@@ -109,6 +117,16 @@ class ComplianceServicer(metaclass=_abc_1.ABCMeta):
         """The correction-deadline rules in force for listings submitted to this gateway:
         months per list, optionally per conduct. A client sets Listing.correction_deadline
         from them; a later deadline is refused (docs/PROTOCOL.md §7.1).
+        """
+
+    @_abc_1.abstractmethod
+    def ListOwed(
+        self,
+        request: _compliance_pb2.ListOwedRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_compliance_pb2.ListOwedResponse, _abc.Awaitable[_compliance_pb2.ListOwedResponse]]:
+        """Protocol revision 3: what the calling platform owes (PENDING or OUTSTANDING
+        obligations), soonest due first, paged. PERMISSION_DENIED for other roles.
         """
 
 def add_ComplianceServicer_to_server(servicer: ComplianceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

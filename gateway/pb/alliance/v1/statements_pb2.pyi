@@ -92,6 +92,16 @@ class _LifecycleStepEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Lifecyc
     LIFECYCLE_STEP_CORRECTED: _LifecycleStep.ValueType  # 4
     LIFECYCLE_STEP_REMOVED: _LifecycleStep.ValueType  # 5
     LIFECYCLE_STEP_ESCALATED: _LifecycleStep.ValueType  # 6
+    LIFECYCLE_STEP_IDENTIFIED: _LifecycleStep.ValueType  # 7
+    """Protocol revision 3 (due process): an authority of the subject's reporting unit
+    (or a national authority) identifies a listing a platform reported.
+    """
+    LIFECYCLE_STEP_DISPUTED: _LifecycleStep.ValueType  # 8
+    """The subject objects (reason + document_sha256 of the evidence)."""
+    LIFECYCLE_STEP_UPHELD: _LifecycleStep.ValueType  # 9
+    """The open dispute is decided: the listing stands."""
+    LIFECYCLE_STEP_WITHDRAWN: _LifecycleStep.ValueType  # 10
+    """The listing was erroneous: it is void (counted as an error, not a repair)."""
 
 class LifecycleStep(_LifecycleStep, metaclass=_LifecycleStepEnumTypeWrapper): ...
 
@@ -102,6 +112,16 @@ LIFECYCLE_STEP_COMMITMENT_SIGNED: LifecycleStep.ValueType  # 3
 LIFECYCLE_STEP_CORRECTED: LifecycleStep.ValueType  # 4
 LIFECYCLE_STEP_REMOVED: LifecycleStep.ValueType  # 5
 LIFECYCLE_STEP_ESCALATED: LifecycleStep.ValueType  # 6
+LIFECYCLE_STEP_IDENTIFIED: LifecycleStep.ValueType  # 7
+"""Protocol revision 3 (due process): an authority of the subject's reporting unit
+(or a national authority) identifies a listing a platform reported.
+"""
+LIFECYCLE_STEP_DISPUTED: LifecycleStep.ValueType  # 8
+"""The subject objects (reason + document_sha256 of the evidence)."""
+LIFECYCLE_STEP_UPHELD: LifecycleStep.ValueType  # 9
+"""The open dispute is decided: the listing stands."""
+LIFECYCLE_STEP_WITHDRAWN: LifecycleStep.ValueType  # 10
+"""The listing was erroneous: it is void (counted as an error, not a repair)."""
 Global___LifecycleStep: _TypeAlias = LifecycleStep  # noqa: Y015
 
 class _SanctionMeasure:
@@ -123,6 +143,10 @@ class _SanctionMeasureEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Sanct
     SANCTION_MEASURE_RESTRICT_LOGISTICS: _SanctionMeasure.ValueType  # 10
     SANCTION_MEASURE_RESTRICT_ONLINE_ADVERTISING: _SanctionMeasure.ValueType  # 11
     SANCTION_MEASURE_CLOSE_STORE: _SanctionMeasure.ValueType  # 12
+    SANCTION_MEASURE_WARNING: _SanctionMeasure.ValueType  # 13
+    """Protocol revision 3: a warning or reminder to the seller (what key-scrutiny
+    escalation asks for by default, docs/PROTOCOL.md §7.2).
+    """
     SANCTION_MEASURE_OTHER: _SanctionMeasure.ValueType  # 99
     """Anything else: measure_other carries the description."""
 
@@ -142,6 +166,10 @@ SANCTION_MEASURE_RESTRICT_PLATFORM_ENTRY: SanctionMeasure.ValueType  # 9
 SANCTION_MEASURE_RESTRICT_LOGISTICS: SanctionMeasure.ValueType  # 10
 SANCTION_MEASURE_RESTRICT_ONLINE_ADVERTISING: SanctionMeasure.ValueType  # 11
 SANCTION_MEASURE_CLOSE_STORE: SanctionMeasure.ValueType  # 12
+SANCTION_MEASURE_WARNING: SanctionMeasure.ValueType  # 13
+"""Protocol revision 3: a warning or reminder to the seller (what key-scrutiny
+escalation asks for by default, docs/PROTOCOL.md §7.2).
+"""
 SANCTION_MEASURE_OTHER: SanctionMeasure.ValueType  # 99
 """Anything else: measure_other carries the description."""
 Global___SanctionMeasure: _TypeAlias = SanctionMeasure  # noqa: Y015
@@ -155,12 +183,20 @@ class _SanctionActionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Sancti
     SANCTION_ACTION_UNSPECIFIED: _SanctionAction.ValueType  # 0
     SANCTION_ACTION_APPLIED: _SanctionAction.ValueType  # 1
     SANCTION_ACTION_LIFTED: _SanctionAction.ValueType  # 2
+    SANCTION_ACTION_NOT_APPLICABLE: _SanctionAction.ValueType  # 3
+    """Protocol revision 3: the seller has no account with the platform, so it has nothing
+    to apply. Carries no measure (UNSPECIFIED, measure_other and store_id empty).
+    """
 
 class SanctionAction(_SanctionAction, metaclass=_SanctionActionEnumTypeWrapper): ...
 
 SANCTION_ACTION_UNSPECIFIED: SanctionAction.ValueType  # 0
 SANCTION_ACTION_APPLIED: SanctionAction.ValueType  # 1
 SANCTION_ACTION_LIFTED: SanctionAction.ValueType  # 2
+SANCTION_ACTION_NOT_APPLICABLE: SanctionAction.ValueType  # 3
+"""Protocol revision 3: the seller has no account with the platform, so it has nothing
+to apply. Carries no measure (UNSPECIFIED, measure_other and store_id empty).
+"""
 Global___SanctionAction: _TypeAlias = SanctionAction  # noqa: Y015
 
 class _Role:
@@ -222,6 +258,77 @@ AUTHORITY_SCOPE_UNIT: AuthorityScope.ValueType  # 1
 AUTHORITY_SCOPE_NATIONAL: AuthorityScope.ValueType  # 2
 """The whole country (e.g. the issuer of a national list)."""
 Global___AuthorityScope: _TypeAlias = AuthorityScope  # noqa: Y015
+
+class _GovernmentMeasureKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _GovernmentMeasureKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_GovernmentMeasureKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    GOVERNMENT_MEASURE_KIND_UNSPECIFIED: _GovernmentMeasureKind.ValueType  # 0
+    GOVERNMENT_MEASURE_KIND_SUMMONS: _GovernmentMeasureKind.ValueType  # 1
+    """约谈"""
+    GOVERNMENT_MEASURE_KIND_NOTIFICATION: _GovernmentMeasureKind.ValueType  # 2
+    """通报"""
+    GOVERNMENT_MEASURE_KIND_ADDITIONAL_INSPECTIONS: _GovernmentMeasureKind.ValueType  # 3
+    """加大检查频次"""
+    GOVERNMENT_MEASURE_KIND_RESTRICT_OPERATION: _GovernmentMeasureKind.ValueType  # 4
+    """限制经营"""
+    GOVERNMENT_MEASURE_KIND_RESTRICT_FINANCING: _GovernmentMeasureKind.ValueType  # 5
+    """限制融资"""
+    GOVERNMENT_MEASURE_KIND_OTHER: _GovernmentMeasureKind.ValueType  # 99
+    """Anything else: kind_other describes it."""
+
+class GovernmentMeasureKind(_GovernmentMeasureKind, metaclass=_GovernmentMeasureKindEnumTypeWrapper):
+    """Protocol revision 3: measures the government side takes against a listed entity
+    (notice §V), signed by an authority of the listing's reporting unit or of national
+    scope. Payload type application/vnd.alliance.government-measure.v1+protobuf.
+    """
+
+GOVERNMENT_MEASURE_KIND_UNSPECIFIED: GovernmentMeasureKind.ValueType  # 0
+GOVERNMENT_MEASURE_KIND_SUMMONS: GovernmentMeasureKind.ValueType  # 1
+"""约谈"""
+GOVERNMENT_MEASURE_KIND_NOTIFICATION: GovernmentMeasureKind.ValueType  # 2
+"""通报"""
+GOVERNMENT_MEASURE_KIND_ADDITIONAL_INSPECTIONS: GovernmentMeasureKind.ValueType  # 3
+"""加大检查频次"""
+GOVERNMENT_MEASURE_KIND_RESTRICT_OPERATION: GovernmentMeasureKind.ValueType  # 4
+"""限制经营"""
+GOVERNMENT_MEASURE_KIND_RESTRICT_FINANCING: GovernmentMeasureKind.ValueType  # 5
+"""限制融资"""
+GOVERNMENT_MEASURE_KIND_OTHER: GovernmentMeasureKind.ValueType  # 99
+"""Anything else: kind_other describes it."""
+Global___GovernmentMeasureKind: _TypeAlias = GovernmentMeasureKind  # noqa: Y015
+
+class _DayKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DayKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DayKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DAY_KIND_UNSPECIFIED: _DayKind.ValueType  # 0
+    DAY_KIND_WORKDAY: _DayKind.ValueType  # 1
+    """Monday to Friday, worked."""
+    DAY_KIND_WEEKEND: _DayKind.ValueType  # 2
+    """Saturday or Sunday, not worked."""
+    DAY_KIND_HOLIDAY: _DayKind.ValueType  # 3
+    """A day off of a public holiday break, any day of the week."""
+    DAY_KIND_MAKEUP_WORKDAY: _DayKind.ValueType  # 4
+    """A Saturday or Sunday worked instead (调休上班)."""
+
+class DayKind(_DayKind, metaclass=_DayKindEnumTypeWrapper):
+    """The kind of one day in a year's working-day calendar (holiday-calendar.v1)."""
+
+DAY_KIND_UNSPECIFIED: DayKind.ValueType  # 0
+DAY_KIND_WORKDAY: DayKind.ValueType  # 1
+"""Monday to Friday, worked."""
+DAY_KIND_WEEKEND: DayKind.ValueType  # 2
+"""Saturday or Sunday, not worked."""
+DAY_KIND_HOLIDAY: DayKind.ValueType  # 3
+"""A day off of a public holiday break, any day of the week."""
+DAY_KIND_MAKEUP_WORKDAY: DayKind.ValueType  # 4
+"""A Saturday or Sunday worked instead (调休上班)."""
+Global___DayKind: _TypeAlias = DayKind  # noqa: Y015
 
 @_typing.final
 class StoreRef(_message.Message):
@@ -354,6 +461,7 @@ class StatusChange(_message.Message):
     DECISION_REF_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     DECIDED_BY_FIELD_NUMBER: _builtins.int
+    DOCUMENT_SHA256_FIELD_NUMBER: _builtins.int
     issuer: _builtins.str
     listing_id: _builtins.str
     """Record id (lowercase hex) of the Listing this step belongs to."""
@@ -362,6 +470,11 @@ class StatusChange(_message.Message):
     reason: _builtins.str
     decided_by: _builtins.str
     """Body that decided a removal or correction (court, administration ...)."""
+    document_sha256: _builtins.bytes
+    """Protocol revision 3: SHA-256 (32 bytes) of the document the step rests on.
+    Required for DISPUTED (the evidence); optional for NOTICE_SERVED and
+    COMMITMENT_SIGNED; absent on every other step.
+    """
     @_builtins.property
     def effective_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -374,10 +487,11 @@ class StatusChange(_message.Message):
         decision_ref: _builtins.str = ...,
         reason: _builtins.str = ...,
         decided_by: _builtins.str = ...,
+        document_sha256: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["effective_at", b"effective_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["decided_by", b"decided_by", "decision_ref", b"decision_ref", "effective_at", b"effective_at", "issuer", b"issuer", "listing_id", b"listing_id", "reason", b"reason", "step", b"step"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decided_by", b"decided_by", "decision_ref", b"decision_ref", "document_sha256", b"document_sha256", "effective_at", b"effective_at", "issuer", b"issuer", "listing_id", b"listing_id", "reason", b"reason", "step", b"step"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -518,6 +632,136 @@ class MemberRecord(_message.Message):
 Global___MemberRecord: _TypeAlias = MemberRecord  # noqa: Y015
 
 @_typing.final
+class GovernmentMeasure(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ISSUER_FIELD_NUMBER: _builtins.int
+    LISTING_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    KIND_OTHER_FIELD_NUMBER: _builtins.int
+    DECISION_REF_FIELD_NUMBER: _builtins.int
+    EFFECTIVE_AT_FIELD_NUMBER: _builtins.int
+    DOCUMENT_SHA256_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    issuer: _builtins.str
+    """The authority that took the measure; must be the signer."""
+    listing_id: _builtins.str
+    """Record id (lowercase hex) of the Listing the measure is taken on."""
+    kind: Global___GovernmentMeasureKind.ValueType
+    kind_other: _builtins.str
+    decision_ref: _builtins.str
+    """Reference of the decision that orders the measure (required)."""
+    document_sha256: _builtins.bytes
+    """SHA-256 of the decision document; empty, or exactly 32 bytes."""
+    note: _builtins.str
+    @_builtins.property
+    def effective_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        issuer: _builtins.str = ...,
+        listing_id: _builtins.str = ...,
+        kind: Global___GovernmentMeasureKind.ValueType = ...,
+        kind_other: _builtins.str = ...,
+        decision_ref: _builtins.str = ...,
+        effective_at: _timestamp_pb2.Timestamp | None = ...,
+        document_sha256: _builtins.bytes = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["effective_at", b"effective_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision_ref", b"decision_ref", "document_sha256", b"document_sha256", "effective_at", b"effective_at", "issuer", b"issuer", "kind", b"kind", "kind_other", b"kind_other", "listing_id", b"listing_id", "note", b"note"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GovernmentMeasure: _TypeAlias = GovernmentMeasure  # noqa: Y015
+
+@_typing.final
+class AlliancePolicy(_message.Message):
+    """Protocol revision 3: policy data of one alliance, signed by its gateway (the
+    configured gateway identity locally, a peer's configured gateway for replicated
+    ones). The newest (issued_at, record id) per issuer wins. A gateway applies to a
+    listing the policy of the gateway of the trust domain that issued the listing; with
+    none, the documented defaults (docs/PROTOCOL.md, "AlliancePolicy").
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ISSUER_FIELD_NUMBER: _builtins.int
+    ISSUED_AT_FIELD_NUMBER: _builtins.int
+    UNITS_ACCEPTING_PLATFORM_REPORTS_FIELD_NUMBER: _builtins.int
+    DISPUTE_DECISION_WORKING_DAYS_FIELD_NUMBER: _builtins.int
+    NOTICE_WORKING_DAYS_FIELD_NUMBER: _builtins.int
+    SANCTION_GRACE_DAYS_FIELD_NUMBER: _builtins.int
+    MEASURE_REQUIREMENTS_FIELD_NUMBER: _builtins.int
+    issuer: _builtins.str
+    """The alliance's configured gateway; must be the signer."""
+    dispute_decision_working_days: _builtins.int
+    """Working days an authority has to decide a dispute before it is overdue; 0 = default."""
+    notice_working_days: _builtins.int
+    """Working days after identification to serve the correction notice; 0 = default."""
+    sanction_grace_days: _builtins.int
+    """Calendar days a platform has to answer an obligation; 0 = the gateway default."""
+    @_builtins.property
+    def issued_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def units_accepting_platform_reports(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Reporting units (2-digit, ascending, no repeats) whose subjects this alliance's
+        platforms may report for identification; empty = every unit accepts them.
+        """
+
+    @_builtins.property
+    def measure_requirements(self) -> _containers.RepeatedCompositeFieldContainer[Global___MeasureRequirement]:
+        """Which APPLIED measures satisfy an obligation, by list and conduct."""
+
+    def __init__(
+        self,
+        *,
+        issuer: _builtins.str = ...,
+        issued_at: _timestamp_pb2.Timestamp | None = ...,
+        units_accepting_platform_reports: _abc.Iterable[_builtins.str] | None = ...,
+        dispute_decision_working_days: _builtins.int = ...,
+        notice_working_days: _builtins.int = ...,
+        sanction_grace_days: _builtins.int = ...,
+        measure_requirements: _abc.Iterable[Global___MeasureRequirement] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["issued_at", b"issued_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dispute_decision_working_days", b"dispute_decision_working_days", "issued_at", b"issued_at", "issuer", b"issuer", "measure_requirements", b"measure_requirements", "notice_working_days", b"notice_working_days", "sanction_grace_days", b"sanction_grace_days", "units_accepting_platform_reports", b"units_accepting_platform_reports"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AlliancePolicy: _TypeAlias = AlliancePolicy  # noqa: Y015
+
+@_typing.final
+class MeasureRequirement(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LIST_FIELD_NUMBER: _builtins.int
+    CONDUCT_FIELD_NUMBER: _builtins.int
+    SATISFYING_FIELD_NUMBER: _builtins.int
+    list: Global___ListKind.ValueType
+    """UNSPECIFIED: any list."""
+    conduct: Global___ConductType.ValueType
+    """UNSPECIFIED: any conduct."""
+    @_builtins.property
+    def satisfying(self) -> _containers.RepeatedScalarFieldContainer[Global___SanctionMeasure.ValueType]: ...
+    def __init__(
+        self,
+        *,
+        list: Global___ListKind.ValueType = ...,
+        conduct: Global___ConductType.ValueType = ...,
+        satisfying: _abc.Iterable[Global___SanctionMeasure.ValueType] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conduct", b"conduct", "list", b"list", "satisfying", b"satisfying"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MeasureRequirement: _TypeAlias = MeasureRequirement  # noqa: Y015
+
+@_typing.final
 class MonthlyReport(_message.Message):
     """A regional gateway's signed monthly report (docs/PROTOCOL.md, "MonthlyReport"):
     computed only from the entries [0, checkpoint_size) of the issuer's own log, so a
@@ -563,3 +807,126 @@ class MonthlyReport(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___MonthlyReport: _TypeAlias = MonthlyReport  # noqa: Y015
+
+@_typing.final
+class HolidayCalendar(_message.Message):
+    """One year's working days in mainland China (the State Council's holiday schedule),
+    signed by a configured gateway (docs/PROTOCOL.md, "HolidayCalendar"). Report due
+    dates are computed from it; for one year, the newest issued_at wins.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ISSUER_FIELD_NUMBER: _builtins.int
+    YEAR_FIELD_NUMBER: _builtins.int
+    DAYS_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    ISSUED_AT_FIELD_NUMBER: _builtins.int
+    issuer: _builtins.str
+    """The gateway that imported and signed the calendar; must be the signer."""
+    year: _builtins.int
+    """The calendar year (Gregorian), 1 .. 9999."""
+    source: _builtins.str
+    """Where the schedule comes from (e.g. the State Council notice); required."""
+    @_builtins.property
+    def days(self) -> _containers.RepeatedScalarFieldContainer[Global___DayKind.ValueType]:
+        """One entry per day of the year, 1 January first: exactly 365 or 366 entries."""
+
+    @_builtins.property
+    def issued_at(self) -> _timestamp_pb2.Timestamp:
+        """Version of the year's calendar: the newest wins."""
+
+    def __init__(
+        self,
+        *,
+        issuer: _builtins.str = ...,
+        year: _builtins.int = ...,
+        days: _abc.Iterable[Global___DayKind.ValueType] | None = ...,
+        source: _builtins.str = ...,
+        issued_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["issued_at", b"issued_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["days", b"days", "issued_at", b"issued_at", "issuer", b"issuer", "source", b"source", "year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HolidayCalendar: _TypeAlias = HolidayCalendar  # noqa: Y015
+
+@_typing.final
+class SubmittedFile(_message.Message):
+    """A file of a submitted report: its name and the SHA-256 of its bytes."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    SHA256_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The file name as sent, without folders."""
+    sha256: _builtins.bytes
+    """SHA-256 of the file's bytes, 32 bytes."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        sha256: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "sha256", b"sha256"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmittedFile: _TypeAlias = SubmittedFile  # noqa: Y015
+
+@_typing.final
+class ReportSubmission(_message.Message):
+    """A gateway's signed statement that a month's report was sent to its recipient
+    (docs/PROTOCOL.md, "ReportSubmission").
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ISSUER_FIELD_NUMBER: _builtins.int
+    MONTH_FIELD_NUMBER: _builtins.int
+    UNIT_FIELD_NUMBER: _builtins.int
+    REPORT_ID_FIELD_NUMBER: _builtins.int
+    RECIPIENT_FIELD_NUMBER: _builtins.int
+    SUBMITTED_AT_FIELD_NUMBER: _builtins.int
+    FILES_FIELD_NUMBER: _builtins.int
+    issuer: _builtins.str
+    """The gateway that sent the report; must be the signer."""
+    month: _builtins.str
+    """The reported calendar month in Asia/Shanghai, "YYYY-MM"."""
+    unit: _builtins.str
+    """A 2-digit reporting unit, or empty for all 32 units."""
+    report_id: _builtins.str
+    """Record id (lowercase hex) of the issuer's MonthlyReport that was sent."""
+    recipient: _builtins.str
+    """To whom it was sent (an office, a person, an address)."""
+    @_builtins.property
+    def submitted_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was sent."""
+
+    @_builtins.property
+    def files(self) -> _containers.RepeatedCompositeFieldContainer[Global___SubmittedFile]:
+        """The files sent, at least one."""
+
+    def __init__(
+        self,
+        *,
+        issuer: _builtins.str = ...,
+        month: _builtins.str = ...,
+        unit: _builtins.str = ...,
+        report_id: _builtins.str = ...,
+        recipient: _builtins.str = ...,
+        submitted_at: _timestamp_pb2.Timestamp | None = ...,
+        files: _abc.Iterable[Global___SubmittedFile] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["submitted_at", b"submitted_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["files", b"files", "issuer", b"issuer", "month", b"month", "recipient", b"recipient", "report_id", b"report_id", "submitted_at", b"submitted_at", "unit", b"unit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportSubmission: _TypeAlias = ReportSubmission  # noqa: Y015

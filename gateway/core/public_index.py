@@ -1,0 +1,228 @@
+"""The public feed's index: the log's listings folded up to a signed checkpoint.
+
+A pure, in-memory structure fed the log's records in index order (``apply``), up to a
+tree size the log signed. It keeps what publication needs and nothing else: the
+listings this alliance's members issued, the status changes that close a listing
+(CORRECTED, REMOVED: only those change what is published, and the fold ranks them above
+every other step), and this alliance's member records (the deciding body's name and
+key). The rule of what is shown is ``gateway.core.publication.publication``.
+
+**Change index.** Each listing sits at one position of the change feed: the larger of
+its own log index and the log index of the record that decided its step. Folding a
+record in can only move a listing to that record's index (the fold's step is a maximum
+over a growing set), so a reader that has seen every change below ``since`` misses
+nothing by asking for changes from ``since`` on: that is the feed's cursor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from bisect import bisect_left, insort
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from gateway.core.fold import ListingView, ListState, VerifiedRecord
+from gateway.core.identifiers import MemberId
+from gateway.core.publication import (
+    CLOSING_STEPS,
+    Publication,
+    PublicStatus,
+    issued_in,
+    publication,
+)
+from gateway.core.statements import Listing, MemberRecord, StatusChange
+
+__all__ = ["IndexedRecord", "PageEntry", "PublicIndex"]
+
+# A page scans at most this many change positions per entry it may return (a filter
+# that matches little must not make one request walk the whole index).
+_SCAN_FACTOR = 20
+
+
+@dataclass(frozen=True, slots=True)
+class IndexedRecord:
+    """A verified record of the log: its position, id, statement and signing key ids."""
+
+    log_index: int
+    record_id: str
+    statement: Listing | StatusChange | MemberRecord
+    keyids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PageEntry:
+    change_index: int
+    listing_index: int
+    publication: Publication
+
+
+class PublicIndex:
+    def __init__(self, trust_domain: str) -> None:
+        self.trust_domain = trust_domain
+        self.size = 0
+        self._state = ListState()
+        self._index_of: dict[str, int] = {}
+        self._keyids: dict[str, tuple[str, ...]] = {}
+        self._closing: dict[str, StatusChange] = {}
+        # member id -> [(issued_at, record_id, record)], sorted
+        self._members: dict[str, list[tuple[datetime, str, MemberRecord]]] = {}
+        self._change_of: dict[str, int] = {}  # listing id -> change index
+        self._at_change: dict[int, str] = {}  # change index -> listing id
+        self._changes: list[int] = []  # sorted change indexes
+        self._by_uscc: dict[str, set[str]] = {}
+        self._names: dict[str, set[str]] = {}  # subject name -> credit codes
+        # Bumped by every member record folded in: what ``authority_record`` answers may
+        # have changed (readers key their caches on it).
+        self.members_generation = 0
+
+    # -- folding -------------------------------------------------------------------------
+
+    def apply(self, records: Sequence[IndexedRecord], size: int) -> None:
+        """Fold in the records of ``[self.size, size)`` that matter here (others may be
+        left out by the caller); afterwards the index stands at tree size ``size``."""
+        if size < self.size:
+            raise ValueError(f"the index is at {self.size}; it cannot go back to {size}")
+        for rec in records:
+            if not self.size <= rec.log_index < size:
+                raise ValueError(f"record at {rec.log_index} is outside [{self.size}, {size})")
+            self._apply(rec)
+        self.size = size
+
+    def _apply(self, rec: IndexedRecord) -> None:
+        stmt = rec.statement
+        if rec.record_id in self._index_of:
+            return
+        if isinstance(stmt, MemberRecord):
+            if MemberId.parse(stmt.member_id).trust_domain == self.trust_domain:
+                self._index_of[rec.record_id] = rec.log_index
+                insort(
+                    self._members.setdefault(stmt.member_id, []),
+                    (stmt.issued_at, rec.record_id, stmt),
+                )
+                self.members_generation += 1
+            return
+        if isinstance(stmt, Listing):
+            if not issued_in(stmt, self.trust_domain) or stmt.subject.uscc is None:
+                return  # never published here: not kept (publication() decides the rest)
+            listing_id = rec.record_id
+            self._by_uscc.setdefault(stmt.subject.uscc, set()).add(listing_id)
+            if stmt.subject.name:
+                self._names.setdefault(stmt.subject.name, set()).add(stmt.subject.uscc)
+        elif stmt.step in CLOSING_STEPS:
+            listing_id = stmt.listing_id
+            self._closing[rec.record_id] = stmt
+        else:
+            return
+        self._index_of[rec.record_id] = rec.log_index
+        self._keyids[rec.record_id] = rec.keyids
+        self._state.apply(VerifiedRecord(rec.record_id, "", stmt))
+        self._reposition(listing_id)
+
+    def _reposition(self, listing_id: str) -> None:
+        view = self._state.listing(listing_id)
+        if view is None:
+            return  # a removal waiting for its listing (the fold holds it)
+        change = max(self._index_of[listing_id], self._index_of[view.step_record_id])
+        old = self._change_of.get(listing_id)
+        if old == change:
+            return
+        if old is not None:
+            del self._at_change[old]
+            self._changes.pop(bisect_left(self._changes, old))
+        self._change_of[listing_id] = change
+        self._at_change[change] = listing_id
+        insort(self._changes, change)
+
+    # -- reading -------------------------------------------------------------------------
+
+    def _publication(self, view: ListingView, at: datetime) -> Publication | None:
+        removal = self._closing.get(view.step_record_id) if view.step in CLOSING_STEPS else None
+        return publication(view, removal=removal, publisher_trust_domain=self.trust_domain, at=at)
+
+    def _entry(self, listing_id: str, at: datetime) -> PageEntry | None:
+        view = self._state.listing(listing_id)
+        if view is None:
+            return None
+        pub = self._publication(view, at)
+        if pub is None:
+            return None
+        return PageEntry(self._change_of[listing_id], self._index_of[listing_id], pub)
+
+    def page(
+        self,
+        since: int,
+        limit: int,
+        *,
+        at: datetime,
+        unit: str | None = None,
+        in_force_only: bool = False,
+    ) -> tuple[list[PageEntry], int, bool]:
+        """Entries whose change index is at least ``since``, in change order: at most
+        ``limit``, only of reporting unit ``unit`` when given, only those in force when
+        ``in_force_only``. Returns them, the ``since`` of the next page and whether the
+        index holds more past it (else the next page starts at the index's size)."""
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        start = bisect_left(self._changes, since)
+        budget = limit * _SCAN_FACTOR
+        out: list[PageEntry] = []
+        position = start
+        while position < len(self._changes) and len(out) < limit and budget > 0:
+            budget -= 1
+            entry = self._entry(self._at_change[self._changes[position]], at)
+            position += 1
+            if entry is None:
+                continue
+            if unit is not None and entry.publication.unit != unit:
+                continue
+            if in_force_only and entry.publication.status is not PublicStatus.IN_FORCE:
+                continue
+            out.append(entry)
+        if position < len(self._changes):
+            return out, self._changes[position], True
+        return out, max(since, self.size), False
+
+    def entry(self, listing_id: str, at: datetime) -> PageEntry | None:
+        if listing_id not in self._change_of:
+            return None
+        return self._entry(listing_id, at)
+
+    def by_uscc(self, uscc: str, at: datetime) -> list[PageEntry]:
+        """The subject's published entries (in force or removed), oldest listing first."""
+        entries = (self._entry(i, at) for i in self._by_uscc.get(uscc, ()))
+        found = [e for e in entries if e is not None]
+        return sorted(found, key=lambda e: e.listing_index)
+
+    def search_name(self, text: str, limit: int) -> list[str]:
+        """Credit codes of published subjects whose name contains ``text`` (at most
+        ``limit``, in code order)."""
+        needle = text.casefold()
+        codes = {c for name, cs in self._names.items() if needle in name.casefold() for c in cs}
+        return sorted(codes)[:limit]
+
+    def name_of(self, uscc: str) -> str:
+        names = [n for n, cs in self._names.items() if uscc in cs]
+        return min(names) if names else ""
+
+    def log_index(self, record_id: str) -> int | None:
+        return self._index_of.get(record_id)
+
+    def keyids(self, record_id: str) -> tuple[str, ...]:
+        return self._keyids.get(record_id, ())
+
+    def authority_record(self, listing_id: str) -> tuple[str, MemberRecord] | None:
+        """The member record that names the listing's issuer: its newest record listing
+        a key whose id the listing's signatures name (else its newest record)."""
+        entry = self._state.listing(listing_id)
+        if entry is None:
+            return None
+        versions = self._members.get(entry.listing.issuer, [])
+        keyids = set(self._keyids.get(listing_id, ()))
+        for _, record_id, record in reversed(versions):
+            if any(hashlib.sha256(k.public_key).hexdigest() in keyids for k in record.keys):
+                return record_id, record
+        return (versions[-1][1], versions[-1][2]) if versions else None
+
+    def __len__(self) -> int:
+        return len(self._changes)

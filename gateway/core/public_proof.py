@@ -1,0 +1,268 @@
+"""Checking a public feed entry against the audited log (docs/PROTOCOL.md, "Public feed").
+
+``verify_entry_proof`` takes the JSON document of ``GET /v1/entries/{id}/proof`` (parsed)
+and the log's note verifier key, and checks, in this order:
+
+1. the checkpoint note is signed by the log's key; its size is the document's tree size;
+2. every leaf's envelope hashes (SHA-256 of its PAE bytes) to its record id, and its
+   RFC 9162 audit path leads from ``SHA-256(0x00 ‖ PAE)`` at its index to the
+   checkpoint's root;
+3. the ``authority`` leaf is a member record signed with the log's key (a gateway signs
+   its members' records with the key its checkpoints are signed with), for the listing's
+   issuer, and the issuer is identified (``publication.is_identified``);
+4. the ``listing`` leaf is signed by a key of that member record; a ``removal`` leaf
+   refers to the listing, closes it, and is signed by that member or by the gateway;
+5. the published fields equal those computed from the signed statements
+   (``publication.entry_fields``).
+
+Payloads are decoded by the caller's ``decode`` (``gateway.codec.decode_statement``):
+the core knows no protobuf. Any failure raises ``VerificationError`` naming the part.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from gateway.core import dsse, merkle
+from gateway.core.crypto import VerifyingKey
+from gateway.core.fold import ListingView
+from gateway.core.identifiers import MemberId
+from gateway.core.notes import Checkpoint, NoteVerifier, open_checkpoint
+from gateway.core.publication import (
+    CLOSING_STEPS,
+    FIELD_LABELS,
+    PublicStatus,
+    entry_fields,
+    is_identified,
+    publication,
+)
+from gateway.core.statements import (
+    LifecycleStep,
+    Listing,
+    MemberRecord,
+    Statement,
+    StatusChange,
+)
+from gateway.errors import GatewayError, LogIntegrityError, VerificationError
+
+__all__ = ["Leaf", "VerifiedEntry", "parse_leaf", "verify_entry_proof"]
+
+Decoder = Callable[[str, bytes], Statement]
+
+
+@dataclass(frozen=True, slots=True)
+class Leaf:
+    role: str
+    log_index: int
+    record_id: str
+    envelope: dsse.Envelope
+    audit_path: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedEntry:
+    checkpoint: Checkpoint
+    fields: Mapping[str, str]
+    leaves: int
+
+
+def _b64(value: object, what: str) -> bytes:
+    if not isinstance(value, str):
+        raise VerificationError(f"{what}: must be a base64 string")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise VerificationError(f"{what}: not base64: {e}") from None
+
+
+def _int(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise VerificationError(f"{what}: must be a non-negative integer")
+    return value
+
+
+def _str(value: object, what: str) -> str:
+    if not isinstance(value, str):
+        raise VerificationError(f"{what}: must be a string")
+    return value
+
+
+def parse_leaf(doc: object, what: str) -> Leaf:
+    if not isinstance(doc, dict):
+        raise VerificationError(f"{what}: must be an object")
+    env = doc.get("envelope")
+    if not isinstance(env, dict) or not isinstance(env.get("signatures"), list):
+        raise VerificationError(f"{what}.envelope: must be a DSSE envelope object")
+    try:
+        envelope = dsse.Envelope(
+            payload=_b64(env.get("payload"), f"{what}.envelope.payload"),
+            payload_type=_str(env.get("payloadType"), f"{what}.envelope.payloadType"),
+            signatures=tuple(
+                dsse.Signature(
+                    keyid=_str(s.get("keyid", ""), f"{what}.envelope.signatures.keyid"),
+                    sig=_b64(s.get("sig"), f"{what}.envelope.signatures.sig"),
+                )
+                for s in env["signatures"]
+                if isinstance(s, dict)
+            ),
+        )
+    except GatewayError as e:
+        raise VerificationError(f"{what}.envelope: {e}") from None
+    path = doc.get("audit_path")
+    if not isinstance(path, list):
+        raise VerificationError(f"{what}.audit_path: must be a list")
+    return Leaf(
+        role=_str(doc.get("role"), f"{what}.role"),
+        log_index=_int(doc.get("log_index"), f"{what}.log_index"),
+        record_id=_str(doc.get("record_id"), f"{what}.record_id"),
+        envelope=envelope,
+        audit_path=tuple(_b64(h, f"{what}.audit_path") for h in path),
+    )
+
+
+def _included(leaf: Leaf, checkpoint: Checkpoint) -> None:
+    entry = leaf.envelope.pae()
+    if hashlib.sha256(entry).hexdigest() != leaf.record_id:
+        raise VerificationError(
+            f"{leaf.role} leaf: its envelope does not hash to record id {leaf.record_id}"
+        )
+    try:
+        merkle.verify_inclusion(
+            leaf.log_index,
+            checkpoint.size,
+            merkle.leaf_hash(entry),
+            leaf.audit_path,
+            checkpoint.root_hash,
+        )
+    except LogIntegrityError as e:
+        raise VerificationError(f"{leaf.role} leaf: not in the checkpoint's tree: {e}") from e
+
+
+def _statement(leaf: Leaf, decode: Decoder) -> Statement:
+    try:
+        return decode(leaf.envelope.payload_type, leaf.envelope.payload)
+    except GatewayError as e:
+        raise VerificationError(f"{leaf.role} leaf: the payload does not parse: {e}") from e
+
+
+def _signed_by(leaf: Leaf, keys: list[VerifyingKey], who: str) -> None:
+    try:
+        dsse.verify(leaf.envelope, keys)
+    except VerificationError as e:
+        raise VerificationError(f"{leaf.role} leaf: not signed by {who}: {e}") from e
+
+
+def _leaves(doc: Mapping[str, Any], checkpoint: Checkpoint) -> dict[str, Leaf]:
+    raw_leaves = doc.get("leaves")
+    if not isinstance(raw_leaves, list):
+        raise VerificationError("leaves: must be a list")
+    leaves: dict[str, Leaf] = {}
+    for i, raw in enumerate(raw_leaves):
+        leaf = parse_leaf(raw, f"leaves[{i}]")
+        if leaf.role in leaves:
+            raise VerificationError(f"leaves[{i}]: a second {leaf.role} leaf")
+        _included(leaf, checkpoint)
+        leaves[leaf.role] = leaf
+    for role in ("listing", "authority"):
+        if role not in leaves:
+            raise VerificationError(f"leaves: no {role} leaf")
+    return leaves
+
+
+def _removal(
+    leaf: Leaf,
+    listing_id: str,
+    listing: Listing,
+    member_keys: list[VerifyingKey],
+    log_key: VerifyingKey,
+    decode: Decoder,
+) -> StatusChange:
+    stmt = _statement(leaf, decode)
+    if not isinstance(stmt, StatusChange) or stmt.step not in CLOSING_STEPS:
+        raise VerificationError("removal leaf: not a CORRECTED or REMOVED status change")
+    if stmt.listing_id != listing_id:
+        raise VerificationError("removal leaf: refers to another listing")
+    if stmt.issuer == listing.issuer:
+        _signed_by(leaf, member_keys, f"the issuer {listing.issuer}")
+    else:
+        _signed_by(leaf, [log_key], "the listing's issuer or the log's gateway")
+    return stmt
+
+
+def verify_entry_proof(
+    doc: Mapping[str, Any],
+    verifier: NoteVerifier,
+    *,
+    decode: Decoder,
+    at: datetime | None = None,
+) -> VerifiedEntry:
+    """Verify one proof document (see the module docstring); return what it proved."""
+    checkpoint = open_checkpoint(_str(doc.get("checkpoint"), "checkpoint"), verifier)
+    if checkpoint.size != doc.get("tree_size"):
+        raise VerificationError(
+            f"tree_size {doc.get('tree_size')} is not the checkpoint's size {checkpoint.size}"
+        )
+    leaves = _leaves(doc, checkpoint)
+    log_key = VerifyingKey.from_raw(verifier.key.raw)
+
+    listing_leaf = leaves["listing"]
+    listing = _statement(listing_leaf, decode)
+    if not isinstance(listing, Listing):
+        raise VerificationError("listing leaf: not a listing")
+    member_leaf = leaves["authority"]
+    member = _statement(member_leaf, decode)
+    if not isinstance(member, MemberRecord):
+        raise VerificationError("authority leaf: not a member record")
+    _signed_by(member_leaf, [log_key], "the log's gateway key")
+    if member.member_id != listing.issuer:
+        raise VerificationError(
+            f"authority leaf: a record of {member.member_id}, not of the issuer {listing.issuer}"
+        )
+    if not is_identified(listing):
+        raise VerificationError(f"listing leaf: its issuer {listing.issuer} is not an authority")
+    member_keys = [VerifyingKey.from_raw(k.public_key) for k in member.keys]
+    _signed_by(listing_leaf, member_keys, f"the issuer {listing.issuer}")
+
+    removal_leaf = leaves.get("removal")
+    removal = None
+    if removal_leaf is not None:
+        removal = _removal(
+            removal_leaf, listing_leaf.record_id, listing, member_keys, log_key, decode
+        )
+
+    view = ListingView(
+        listing_id=listing_leaf.record_id,
+        listing=listing,
+        step=removal.step if removal else LifecycleStep.LISTED,
+        step_record_id=removal_leaf.record_id if removal_leaf else listing_leaf.record_id,
+        step_at=removal.effective_at if removal else listing.listed_at,
+        sanctions={},
+    )
+    pub = publication(
+        view,
+        removal=removal,
+        publisher_trust_domain=MemberId.parse(listing.issuer).trust_domain,
+        at=datetime.now(UTC) if at is None else at,
+    )
+    if pub is None:
+        raise VerificationError("the signed statements describe nothing the feed publishes")
+    expected = entry_fields(pub, authority_name=member.display_name)
+    published = doc.get("entry")
+    if not isinstance(published, dict):
+        raise VerificationError("entry: must be an object")
+    wrong = [k for k in FIELD_LABELS if published.get(k) != expected[k]]
+    if wrong:
+        details = ", ".join(
+            f"{k} ({FIELD_LABELS[k]}): published {published.get(k)!r}, signed {expected[k]!r}"
+            for k in wrong
+        )
+        raise VerificationError(f"the published fields differ from the signed ones: {details}")
+    if (pub.status is PublicStatus.REMOVED) != (removal is not None):
+        raise VerificationError("status does not match the removal leaf")
+    return VerifiedEntry(checkpoint, expected, len(leaves))

@@ -1,0 +1,510 @@
+"""The public HTTP service against a running gateway: what the feed shows and hides, the
+change cursor, paging, proofs checked by a verifier written here from docs/PROTOCOL.md
+("Public feed"; not the project's audit code), and the service's bounds: GET only, no
+member routes, rate limits with Retry-After, ETag revalidation."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from gwtest import (
+    USCC,
+    Alliance,
+    Member,
+    listing,
+    pg_base_url,
+    pg_schema_url,
+    running_gateway,
+    submit,
+    zhejiang,
+)
+
+from clients.cli import main as cli_main
+from gateway.codec import decode_statement
+from gateway.core.crypto import SigningKey
+from gateway.core.notes import NoteSigner
+from gateway.core.public_proof import verify_entry_proof
+from gateway.core.statements import LifecycleStep, StatusChange, Subject
+from gateway.errors import GatewayError
+from gateway.ops.app import Gateway
+from gateway.pb.alliance.v1 import statements_pb2 as spb
+
+NAME = "杭州示例商贸有限公司"
+
+
+# -- a verifier from docs/PROTOCOL.md -------------------------------------------------------
+
+
+def _note(note: str, vkey: str) -> tuple[str, int, bytes]:
+    """Open a C2SP signed note with the log's vkey: (origin, size, root)."""
+    name, key_hex, material = vkey.split("+", 2)
+    raw = base64.b64decode(material)
+    assert raw[0] == 0x01
+    pub = raw[1:]
+    assert hashlib.sha256(name.encode() + b"\n" + b"\x01" + pub).digest()[:4].hex() == key_hex
+    text, _, sigs = note.partition("\n\n")
+    text += "\n"
+    ok = False
+    for line in sigs.splitlines():
+        assert line.startswith("\u2014 ")
+        signer, b64 = line[2:].rsplit(" ", 1)
+        blob = base64.b64decode(b64)
+        if signer == name and blob[:4].hex() == key_hex:
+            Ed25519PublicKey.from_public_bytes(pub).verify(blob[4:], text.encode())
+            ok = True
+    assert ok, "no signature by the log's key"
+    origin, size, root = text.splitlines()[:3]
+    return origin, int(size), base64.b64decode(root)
+
+
+def _node(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def _root_from_path(index: int, size: int, leaf: bytes, path: list[bytes]) -> bytes:
+    """RFC 9162 §2.1.3.2."""
+    fn, sn, r = index, size - 1, leaf
+    for p in path:
+        assert sn != 0
+        if fn & 1 or fn == sn:
+            r = _node(p, r)
+            while not fn & 1 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        else:
+            r = _node(r, p)
+        fn >>= 1
+        sn >>= 1
+    assert sn == 0
+    return r
+
+
+def _pae(payload_type: str, payload: bytes) -> bytes:
+    t = payload_type.encode()
+    return b"DSSEv1 %d %s %d %s" % (len(t), t, len(payload), payload)
+
+
+def _ed25519(pub: bytes, sig: bytes, data: bytes) -> bool:
+    try:
+        Ed25519PublicKey.from_public_bytes(pub).verify(sig, data)
+    except Exception:
+        return False
+    return True
+
+
+def _wire(enum_type: Any, value: int, prefix: str) -> str:
+    name: str = enum_type.Name(value)
+    return name.removeprefix(prefix).lower().replace("_", "-")
+
+
+def _time(ts: Any) -> str:
+    dt = datetime.fromtimestamp(ts.seconds, UTC).replace(microsecond=ts.nanos // 1000)
+    return dt.isoformat().replace("+00:00", "Z")
+
+
+def verify_proof(doc: dict[str, Any], vkey: str) -> dict[str, str]:
+    """Check one proof document; return the fields the signed statements give."""
+    _, size, root = _note(doc["checkpoint"], vkey)
+    assert size == doc["tree_size"]
+    log_key = base64.b64decode(vkey.split("+", 2)[2])[1:]
+    leaves = {}
+    for leaf in doc["leaves"]:
+        env = leaf["envelope"]
+        payload = base64.b64decode(env["payload"])
+        pae = _pae(env["payloadType"], payload)
+        assert hashlib.sha256(pae).hexdigest() == leaf["record_id"]
+        path = [base64.b64decode(h) for h in leaf["audit_path"]]
+        leaf_hash = hashlib.sha256(b"\x00" + pae).digest()
+        assert _root_from_path(leaf["log_index"], size, leaf_hash, path) == root
+        sigs = [base64.b64decode(s["sig"]) for s in env["signatures"]]
+        leaves[leaf["role"]] = (env["payloadType"], payload, pae, sigs, leaf["record_id"])
+    mtype, mpayload, mpae, msigs, _ = leaves["authority"]
+    assert mtype.startswith("application/vnd.alliance.member-record.")
+    assert any(_ed25519(log_key, s, mpae) for s in msigs)
+    member = spb.MemberRecord.FromString(mpayload)
+    ltype, lpayload, lpae, lsigs, lid = leaves["listing"]
+    assert ltype == "application/vnd.alliance.listing.v1+protobuf"
+    lst = spb.Listing.FromString(lpayload)
+    assert member.member_id == lst.issuer and "/authority/" in lst.issuer
+    assert any(_ed25519(k.public_key, s, lpae) for k in member.keys for s in lsigs)
+    fields = {
+        "record_id": lid,
+        "status": "in_force",
+        "name": lst.subject.name,
+        "uscc": lst.subject.uscc,
+        "list": _wire(spb.ListKind, lst.list, "LIST_KIND_"),
+        "conduct": _wire(spb.ConductType, lst.conduct, "CONDUCT_TYPE_"),
+        "conduct_other": lst.conduct_other,
+        "listed_at": _time(lst.listed_at),
+        "decision_ref": lst.decision_ref,
+        "region_code": lst.region_code,
+        "authority": lst.issuer,
+        "authority_name": member.display_name,
+        "removal_step": "",
+        "removal_reason": "",
+        "removal_at": "",
+        "removal_decided_by": "",
+        "removal_decision_ref": "",
+        "removal_record_id": "",
+    }
+    if "removal" in leaves:
+        _, rpayload, rpae, rsigs, rid = leaves["removal"]
+        change = spb.StatusChange.FromString(rpayload)
+        assert change.listing_id == lid
+        assert any(_ed25519(k.public_key, s, rpae) for k in member.keys for s in rsigs)
+        fields.update(
+            status="removed",
+            removal_step=_wire(spb.LifecycleStep, change.step, "LIFECYCLE_STEP_"),
+            removal_reason=change.reason,
+            removal_at=_time(change.effective_at),
+            removal_decided_by=change.decided_by,
+            removal_decision_ref=change.decision_ref,
+            removal_record_id=rid,
+        )
+    assert {k: doc["entry"][k] for k in fields} == fields
+    return fields
+
+
+# -- the running gateway --------------------------------------------------------------------
+
+
+class Http:
+    def __init__(self, port: int) -> None:
+        self.base = f"http://127.0.0.1:{port}"
+
+    def request(
+        self, path: str, *, method: str = "GET", headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
+        req = urllib.request.Request(self.base + path, method=method, headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read()
+
+    def json(self, path: str) -> Any:
+        status, _, body = self.request(path)
+        assert status == 200, body
+        return json.loads(body)
+
+
+@pytest.fixture
+def alliance(tmp_path: Path) -> Alliance:
+    return zhejiang(tmp_path)
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> Iterator[str]:
+    base = pg_base_url()
+    if base is None:
+        yield f"sqlite:///{tmp_path / 'gw.db'}"
+    else:
+        with pg_schema_url(base) as url:
+            yield url
+
+
+def _start(alliance: Alliance, db_url: str, **overrides: Any) -> Any:
+    cfg = alliance.config(db_url, public_address="127.0.0.1:0", **overrides)
+    m = alliance.members
+    return running_gateway(cfg, register=(m["zj-amr"], m["shop-a"]))
+
+
+def _synced(gw: Gateway) -> None:
+    assert gw.public_feed is not None
+    assert gw.public_feed.wait_for_size(gw.core.ledger.size, timeout_s=10)
+
+
+def _submit(gw: Gateway, member: Member, statement: Any) -> str:
+    with member.channel(gw.port) as ch:
+        return str(submit(ch, member.sign(statement)).record_id)
+
+
+def _removal(amr: Member, listing_id: str) -> StatusChange:
+    return StatusChange(
+        issuer=amr.member_id,
+        listing_id=listing_id,
+        step=LifecycleStep.REMOVED,
+        effective_at=datetime(2026, 11, 5, tzinfo=UTC),
+        decision_ref="ZJ-AMR-2026-0099",
+        reason="法院撤销失信被执行人信息",
+        decided_by="浙江省市场监督管理局",
+    )
+
+
+def test_feed_shows_identified_companies_hides_persons_and_follows_removals(
+    alliance: Alliance, db_url: str
+) -> None:
+    amr, shop = alliance.members["zj-amr"], alliance.members["shop-a"]
+    vkey = None
+    with _start(alliance, db_url) as gw:
+        vkey = gw.core.note_signer.verifier().vkey
+        shown = _submit(gw, amr, listing(amr, subject=Subject(uscc=USCC[0], name=NAME)))
+        hmac = hashlib.sha256(b"a person").digest()
+        person = _submit(gw, amr, listing(amr, subject=Subject(person_hmac=hmac)))
+        reported = _submit(gw, shop, listing(shop, uscc=USCC[1]))
+        removed = _submit(gw, amr, listing(amr, uscc=USCC[2], decision_ref="ZJ-AMR-2026-0050"))
+        _synced(gw)
+        http = Http(gw.public_port)
+
+        current = http.json("/v1/listings?unit=33")
+        ids = [e["record_id"] for e in current["entries"]]
+        assert ids == [shown, removed]
+        assert person not in ids and reported not in ids
+        first = current["entries"][0]
+        assert first["name"] == NAME and first["uscc"] == USCC[0]
+        assert first["list"] == "blacklist" and first["conduct"] == "fake-transactions"
+        assert first["listed_at"] == "2026-10-01T00:00:00Z"
+        assert first["authority"] == amr.member_id and first["status"] == "in_force"
+        cursor = current["next_since"]
+        assert cursor == current["tree_size"] and current["more"] is False
+
+        # Another unit's feed is empty; the whole alliance's is the same here.
+        assert http.json("/v1/listings?unit=44")["entries"] == []
+        assert [e["record_id"] for e in http.json("/v1/listings")["entries"]] == ids
+
+        # The removal: in the change feed from the cursor, gone from the current feed.
+        removal_id = _submit(gw, amr, _removal(amr, removed))
+        _synced(gw)
+        changes = http.json(f"/v1/feed?since={cursor}")
+        assert [e["record_id"] for e in changes["entries"]] == [removed]
+        gone = changes["entries"][0]
+        assert gone["status"] == "removed" and gone["removal_record_id"] == removal_id
+        assert gone["removal_reason"] == "法院撤销失信被执行人信息"
+        assert gone["removal_at"] == "2026-11-05T00:00:00Z"
+        assert gone["removal_decided_by"] == "浙江省市场监督管理局"
+        assert gone["change_index"] >= cursor
+        assert [e["record_id"] for e in http.json("/v1/listings")["entries"]] == [shown]
+        # From the start, the change feed holds each entry once, at its latest change.
+        everything = http.json("/v1/feed")["entries"]
+        assert [e["record_id"] for e in everything] == [shown, removed]
+
+        # Every entry's proof verifies with the verifier above, at the page's checkpoint.
+        page = http.json("/v1/feed")
+        for entry in page["entries"]:
+            doc = http.json(f"/v1/entries/{entry['record_id']}/proof?tree_size={page['tree_size']}")
+            assert verify_proof(doc, vkey) == {k: entry[k] for k in verify_proof(doc, vkey)}
+        # A hidden listing has no public entry nor proof.
+        for hidden in (person, reported):
+            assert http.request(f"/v1/entries/{hidden}")[0] == 404
+            assert http.request(f"/v1/entries/{hidden}/proof")[0] == 404
+
+
+def test_a_tampered_field_fails_the_verifier(alliance: Alliance, db_url: str) -> None:
+    amr = alliance.members["zj-amr"]
+    with _start(alliance, db_url) as gw:
+        vkey = gw.core.note_signer.verifier().vkey
+        rid = _submit(gw, amr, listing(amr, subject=Subject(uscc=USCC[0], name=NAME)))
+        _synced(gw)
+        doc = Http(gw.public_port).json(f"/v1/entries/{rid}/proof")
+        verify_proof(doc, vkey)
+        doc["entry"]["name"] = "另一家公司"
+        with pytest.raises(AssertionError):
+            verify_proof(doc, vkey)
+
+
+def test_pages_resume_by_cursor(alliance: Alliance, db_url: str) -> None:
+    amr = alliance.members["zj-amr"]
+    with _start(alliance, db_url) as gw:
+        submitted = [
+            _submit(gw, amr, listing(amr, uscc=USCC[i % 3], decision_ref=f"ZJ-{i}"))
+            for i in range(7)
+        ]
+        _synced(gw)
+        http = Http(gw.public_port)
+        seen: list[str] = []
+        since, pages = 0, 0
+        while True:
+            page = http.json(f"/v1/feed?since={since}&limit=3")
+            pages += 1
+            seen += [e["record_id"] for e in page["entries"]]
+            assert len(page["entries"]) <= 3
+            since = page["next_since"]
+            if not page["more"]:
+                break
+        assert seen == submitted and pages == 3
+        # The mirror's next poll from the cursor finds nothing new.
+        assert http.json(f"/v1/feed?since={since}")["entries"] == []
+        # CSV: Chinese headers, the same entries.
+        status, headers, body = http.request("/v1/feed?format=csv&limit=2")
+        assert status == 200 and headers["content-type"].startswith("text/csv")
+        text = body.decode("utf-8-sig").splitlines()
+        assert "统一社会信用代码" in text[0] and "移出原因" in text[0]
+        assert "作出决定机关(移出)" in text[0]
+        assert len(text) == 3 and submitted[0] in text[1]
+        assert headers["alliance-more"] == "true"
+        # Bounded pages.
+        status, _, body = http.request("/v1/feed?limit=5000")
+        assert status == 400 and b"limit" in body
+        assert http.request("/v1/feed?since=-1")[0] == 400
+        assert http.request("/v1/feed?unit=99")[0] == 400
+
+
+def test_only_public_reads_are_reachable(alliance: Alliance, db_url: str) -> None:
+    amr = alliance.members["zj-amr"]
+    with _start(alliance, db_url) as gw:
+        rid = _submit(gw, amr, listing(amr))
+        _synced(gw)
+        http = Http(gw.public_port)
+        for method in ("POST", "PUT", "DELETE", "PATCH"):
+            status, headers, _ = http.request("/v1/feed", method=method)
+            assert status == 405 and "GET" in headers.get("allow", "")
+        assert http.request("/v1/feed", method="HEAD")[0] == 200
+        # Member-only things: the gRPC services' paths, records that are no entry.
+        for path in (
+            "/alliance.v1.Exchange/Check",
+            "/alliance.v1.AuditLog/GetEntries",
+            "/v1/records",
+            "/v1/sanctions",
+            "/metrics",
+        ):
+            assert http.request(path)[0] == 404
+            assert http.request(path, method="POST")[0] in (404, 405)
+        # Member records are in the log but are no public entry.
+        others = [
+            r for r in gw.core.store.records_range(0, gw.core.ledger.size) if r.record_id != rid
+        ]
+        assert others
+        for r in others:
+            assert http.request(f"/v1/entries/{r.record_id}")[0] == 404
+            assert http.request(f"/v1/entries/{r.record_id}/proof")[0] == 404
+        assert http.request("/v1/entries/not-a-record-id")[0] == 400
+
+
+def test_rate_limit_answers_429_with_retry_after(alliance: Alliance, db_url: str) -> None:
+    with _start(alliance, db_url, public_rate_per_client_rps=0.5, public_rate_burst=3) as gw:
+        _synced(gw)
+        http = Http(gw.public_port)
+        statuses = [http.request("/healthz")[0] for _ in range(3)]
+        assert statuses == [200, 200, 200]
+        status, headers, body = http.request("/healthz")
+        assert status == 429
+        assert int(headers["retry-after"]) >= 1
+        assert b"too many" in body
+        assert gw.public_metrics.rate_limited._value.get() >= 1
+
+
+def test_etag_revalidation_answers_304(alliance: Alliance, db_url: str) -> None:
+    amr = alliance.members["zj-amr"]
+    with _start(alliance, db_url) as gw:
+        _submit(gw, amr, listing(amr))
+        _synced(gw)
+        http = Http(gw.public_port)
+        status, headers, body = http.request("/v1/feed")
+        assert status == 200 and headers["etag"] and headers["last-modified"]
+        again = http.request("/v1/feed", headers={"If-None-Match": headers["etag"]})
+        assert again[0] == 304 and again[2] == b""
+        other = http.request("/v1/feed", headers={"If-None-Match": '"something-else"'})
+        assert other[0] == 200 and other[2] == body
+
+
+def test_the_cli_verifies_a_page_and_refuses_a_wrong_key(
+    alliance: Alliance, db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    amr = alliance.members["zj-amr"]
+    with _start(alliance, db_url) as gw:
+        vkey = gw.core.note_signer.verifier().vkey
+        rid = _submit(gw, amr, listing(amr, subject=Subject(uscc=USCC[0], name=NAME)))
+        other = _submit(gw, amr, listing(amr, uscc=USCC[1]))
+        _submit(gw, amr, _removal(amr, other))
+        _synced(gw)
+        url = f"http://127.0.0.1:{gw.public_port}/v1/feed?unit=33"
+        key_file = tmp_path / "log.vkey"
+        key_file.write_text(vkey + "\n")
+        assert cli_main(["public", "verify", url, "--log-vkey", str(key_file)]) == 0
+        out = capsys.readouterr().out
+        assert f"ok      {rid}" in out and "2 verified, 0 failed" in out
+        stranger = NoteSigner(gw.config.log_origin, SigningKey.generate()).verifier().vkey
+        assert cli_main(["public", "verify", url, "--log-vkey", stranger]) == 1
+        assert "does not verify" in capsys.readouterr().err
+        assert cli_main(["public", "verify", url, "--log-vkey", "not-a-key"]) == 2
+
+
+def test_every_check_of_the_proof_can_fail(alliance: Alliance, db_url: str) -> None:
+    """The project's own verifier (the CLI's and the search page's) refuses each kind of
+    tampering: a field, an audit path, a signature, a leaf of another record."""
+    amr = alliance.members["zj-amr"]
+    with _start(alliance, db_url) as gw:
+        verifier = gw.core.note_signer.verifier()
+        rid = _submit(gw, amr, listing(amr, subject=Subject(uscc=USCC[0], name=NAME)))
+        _submit(gw, amr, _removal(amr, rid))
+        _synced(gw)
+        doc = Http(gw.public_port).json(f"/v1/entries/{rid}/proof")
+        assert verify_entry_proof(doc, verifier, decode=decode_statement).fields["status"] == (
+            "removed"
+        )
+
+        def broken(change: Any) -> dict[str, Any]:
+            copy: dict[str, Any] = json.loads(json.dumps(doc))
+            change(copy)
+            return copy
+
+        def leaf(d: dict[str, Any], role: str) -> dict[str, Any]:
+            found: dict[str, Any] = next(x for x in d["leaves"] if x["role"] == role)
+            return found
+
+        def flip(b64: str) -> str:
+            raw = bytearray(base64.b64decode(b64))
+            raw[-1] ^= 1
+            return base64.b64encode(bytes(raw)).decode()
+
+        tampered = {
+            "field": lambda d: d["entry"].update(removal_reason="别的原因"),
+            "status": lambda d: d["entry"].update(status="in_force"),
+            "path": lambda d: leaf(d, "listing").update(
+                audit_path=[flip(h) for h in leaf(d, "listing")["audit_path"]]
+            ),
+            "index": lambda d: leaf(d, "listing").update(
+                log_index=leaf(d, "listing")["log_index"] + 1
+            ),
+            "listing signature": lambda d: leaf(d, "listing")["envelope"]["signatures"][0].update(
+                sig=flip(leaf(d, "listing")["envelope"]["signatures"][0]["sig"])
+            ),
+            "member signature": lambda d: leaf(d, "authority")["envelope"]["signatures"][0].update(
+                sig=flip(leaf(d, "authority")["envelope"]["signatures"][0]["sig"])
+            ),
+            "no removal leaf": lambda d: d.update(
+                leaves=[x for x in d["leaves"] if x["role"] != "removal"]
+            ),
+            "checkpoint": lambda d: d.update(checkpoint=d["checkpoint"].replace("\n", "\n\n", 1)),
+            "tree size": lambda d: d.update(tree_size=d["tree_size"] + 1),
+        }
+        for what, change in tampered.items():
+            with pytest.raises(GatewayError):
+                verify_entry_proof(broken(change), verifier, decode=decode_statement)
+                pytest.fail(f"{what}: tampering went unnoticed")
+
+
+def test_public_requests_are_counted_on_the_metrics_endpoint(
+    alliance: Alliance, db_url: str
+) -> None:
+    with _start(alliance, db_url, public_rate_per_client_rps=1, public_rate_burst=2) as gw:
+        _synced(gw)
+        http = Http(gw.public_port)
+        assert http.request("/v1/feed")[0] == 200
+        assert http.request("/nowhere")[0] == 404
+        assert http.request("/v1/feed")[0] == 429
+        status, _, body = Http(gw.metrics_port).request("/metrics")
+        assert status == 200
+        text = body.decode()
+        assert 'alliance_public_requests_total{route="feed_changes",status="200"} 1.0' in text
+        assert 'alliance_public_requests_total{route="none",status="404"} 1.0' in text
+        assert 'alliance_public_requests_total{route="none",status="429"} 1.0' in text
+        assert "alliance_public_rate_limited_total 1.0" in text
+        assert 'alliance_public_request_duration_seconds_count{route="feed_changes"} 1.0' in text
+        assert "alliance_public_feed_entries" in text
+
+
+def test_the_service_is_off_by_default(alliance: Alliance, db_url: str) -> None:
+    cfg = alliance.config(db_url)
+    with running_gateway(cfg) as gw:
+        assert gw.public_server is None and gw.public_port == 0

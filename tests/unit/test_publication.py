@@ -1,0 +1,216 @@
+"""What the public feed publishes (gateway.core.publication), the feed's index and its
+change cursor (gateway.core.public_index), and the public service's rate limiter."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from datetime import UTC, datetime
+
+import pytest
+
+from gateway.core.fold import ListingView
+from gateway.core.public_index import IndexedRecord, PublicIndex
+from gateway.core.publication import (
+    Publication,
+    PublicStatus,
+    entry_fields,
+    is_identified,
+    publication,
+)
+from gateway.core.statements import (
+    ConductType,
+    LifecycleStep,
+    Listing,
+    ListKind,
+    StatusChange,
+    Subject,
+)
+from gateway.public.ratelimit import ClientRates, RateSettings, retry_after
+
+TD = "zj.alliance.test"
+AMR = f"spiffe://{TD}/authority/zj-amr"
+SHOP = f"spiffe://{TD}/platform/shop-a"
+GD_AMR = "spiffe://gd.alliance.test/authority/gd-amr"
+USCC = "91330100716105852F"
+AT = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+def _listing(issuer: str = AMR, subject: Subject | None = None, ref: str = "D-1") -> Listing:
+    return Listing(
+        issuer=issuer,
+        subject=subject or Subject(uscc=USCC, name="示例公司"),
+        list=ListKind.BLACKLIST,
+        conduct=ConductType.FAKE_TRANSACTIONS,
+        region_code="330100",
+        decision_ref=ref,
+        listed_at=datetime(2026, 10, 1, tzinfo=UTC),
+    )
+
+
+def _change(listing_id: str, step: LifecycleStep, day: int = 5) -> StatusChange:
+    return StatusChange(
+        issuer=AMR,
+        listing_id=listing_id,
+        step=step,
+        effective_at=datetime(2026, 11, day, tzinfo=UTC),
+        decision_ref="R-1" if step in (LifecycleStep.CORRECTED, LifecycleStep.REMOVED) else "",
+        reason="整改完成" if step in (LifecycleStep.CORRECTED, LifecycleStep.REMOVED) else "",
+        decided_by="市场监管局" if step is LifecycleStep.REMOVED else "",
+    )
+
+
+def _view(
+    listing: Listing, step: LifecycleStep = LifecycleStep.LISTED, step_id: str = ""
+) -> ListingView:
+    return ListingView(
+        listing_id="a" * 64,
+        listing=listing,
+        step=step,
+        step_record_id=step_id or "a" * 64,
+        step_at=listing.listed_at,
+        sanctions={},
+    )
+
+
+def _pub(view: ListingView, removal: StatusChange | None = None) -> Publication | None:
+    return publication(view, removal=removal, publisher_trust_domain=TD, at=AT)
+
+
+def test_an_authoritys_company_listing_is_published_while_in_force() -> None:
+    pub = _pub(_view(_listing()))
+    assert pub is not None and pub.status is PublicStatus.IN_FORCE
+    for step in (
+        LifecycleStep.NOTICE_SERVED,
+        LifecycleStep.COMMITMENT_SIGNED,
+        LifecycleStep.ESCALATED,
+    ):
+        shown = _pub(_view(_listing(), step))
+        assert shown is not None and shown.status is PublicStatus.IN_FORCE
+
+
+def test_what_is_never_published() -> None:
+    person = Subject(person_hmac=hashlib.sha256(b"someone").digest())
+    assert _pub(_view(_listing(subject=person))) is None  # a natural person
+    assert _pub(_view(_listing(issuer=SHOP))) is None  # reported, not identified
+    assert not is_identified(_listing(issuer=SHOP)) and is_identified(_listing())
+    assert _pub(_view(_listing(issuer=GD_AMR))) is None  # another region publishes it
+
+
+def test_a_closed_listing_is_a_removal_with_the_closing_steps_fields() -> None:
+    change = _change("a" * 64, LifecycleStep.REMOVED)
+    pub = _pub(_view(_listing(), LifecycleStep.REMOVED, "b" * 64), change)
+    assert pub is not None and pub.status is PublicStatus.REMOVED
+    fields = entry_fields(pub, authority_name="浙江省市场监督管理局")
+    assert fields["status"] == "removed" and fields["removal_record_id"] == "b" * 64
+    assert fields["removal_reason"] == "整改完成" and fields["removal_decided_by"] == "市场监管局"
+    assert fields["removal_at"] == "2026-11-05T00:00:00Z" and fields["removal_step"] == "removed"
+    assert fields["listed_at"] == "2026-10-01T00:00:00Z" and fields["list"] == "blacklist"
+    # The rule insists on the removal that decided the step, and only then.
+    with pytest.raises(ValueError):
+        _pub(_view(_listing(), LifecycleStep.REMOVED, "b" * 64), None)
+    with pytest.raises(ValueError):
+        _pub(_view(_listing()), change)
+    with pytest.raises(ValueError):
+        _pub(_view(_listing(), LifecycleStep.CORRECTED, "b" * 64), change)
+
+
+def _rid(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _records() -> list[IndexedRecord]:
+    a, b, c = _rid("a"), _rid("b"), _rid("c")
+    return [
+        IndexedRecord(0, a, _listing(ref="A")),
+        IndexedRecord(1, b, _listing(ref="B")),
+        IndexedRecord(2, _rid("p"), _listing(subject=Subject(person_hmac=_bytes("p")))),
+        IndexedRecord(3, _rid("s"), _listing(issuer=SHOP)),
+        IndexedRecord(4, _rid("n"), _change(a, LifecycleStep.NOTICE_SERVED)),
+        IndexedRecord(5, _rid("r"), _change(a, LifecycleStep.REMOVED)),
+        IndexedRecord(6, c, _listing(ref="C")),
+        IndexedRecord(7, _rid("k"), _change(a, LifecycleStep.CORRECTED, day=20)),
+    ]
+
+
+def _bytes(text: str) -> bytes:
+    return hashlib.sha256(text.encode()).digest()
+
+
+def test_the_change_feed_places_each_entry_at_its_latest_change() -> None:
+    index = PublicIndex(TD)
+    index.apply(_records(), 8)
+    entries, next_since, more = index.page(0, 10, at=AT)
+    assert [(e.change_index, e.publication.listing.decision_ref) for e in entries] == [
+        (1, "B"),
+        (5, "A"),  # REMOVED outranks the later CORRECTED: its change stays at 5
+        (6, "C"),
+    ]
+    assert entries[1].publication.status is PublicStatus.REMOVED
+    assert (next_since, more) == (8, False)
+    current, _, _ = index.page(0, 10, at=AT, in_force_only=True)
+    assert [e.publication.listing.decision_ref for e in current] == ["B", "C"]
+    # Paging resumes where the last page stopped.
+    first, since, more = index.page(0, 2, at=AT)
+    assert more and since == 6 and len(first) == 2
+    rest, since, more = index.page(since, 2, at=AT)
+    assert [e.change_index for e in rest] == [6] and not more and since == 8
+    assert index.page(0, 10, at=AT, unit="44")[0] == []
+
+
+def test_a_removal_arriving_before_its_listing_counts_when_the_listing_arrives() -> None:
+    a = _rid("late")
+    index = PublicIndex(TD)
+    index.apply([IndexedRecord(0, _rid("r"), _change(a, LifecycleStep.REMOVED))], 1)
+    assert len(index) == 0
+    index.apply([IndexedRecord(1, a, _listing())], 2)
+    (entry,), _, _ = index.page(0, 10, at=AT)
+    assert entry.publication.status is PublicStatus.REMOVED and entry.change_index == 1
+
+
+def test_the_index_is_the_same_whatever_the_order_records_arrive_in() -> None:
+    """Two gateways whose logs hold the same records in another order publish the same
+    entries (each at its own log's indexes)."""
+    records = _records()
+    outcomes = set()
+    for order in itertools.islice(itertools.permutations(records), 0, 5040, 97):
+        index = PublicIndex(TD)
+        index.apply(
+            [IndexedRecord(i, r.record_id, r.statement) for i, r in enumerate(order)],
+            len(order),
+        )
+        entries, _, _ = index.page(0, 10, at=AT)
+        outcomes.add(
+            frozenset(
+                (
+                    e.publication.listing_id,
+                    e.publication.status,
+                    getattr(e.publication.removal, "record_id", None),
+                )
+                for e in entries
+            )
+        )
+    assert len(outcomes) == 1
+
+
+def test_the_index_refuses_records_outside_its_window() -> None:
+    index = PublicIndex(TD)
+    index.apply(_records()[:2], 2)
+    with pytest.raises(ValueError):
+        index.apply(_records()[:1], 3)
+    with pytest.raises(ValueError):
+        index.apply([], 1)
+
+
+def test_rate_limit_per_client_with_bounded_table() -> None:
+    now = [0.0]
+    rates = ClientRates(RateSettings(2.0, 3, max_clients=2), clock=lambda: now[0])
+    assert [rates.take("a") for _ in range(3)] == [0.0, 0.0, 0.0]
+    wait = rates.take("a")
+    assert wait == pytest.approx(0.5) and retry_after(wait) == "1"
+    assert rates.take("b") == 0.0  # another client has its own bucket
+    now[0] += 0.5
+    assert rates.take("a") == 0.0
+    rates.take("c")
+    assert len(rates) == 2  # the bound: the idlest client's bucket was dropped
+    assert ClientRates(RateSettings(0, 1)).take("x") == 0.0  # 0: no limit
