@@ -70,9 +70,9 @@ class _Handed:
 
 @dataclass(frozen=True)
 class _Ended:
-    """The stream ends with this status once the batches before are answered."""
+    """The stream ends with this error's status once the batches before are answered."""
 
-    error: GatewayError
+    error: Exception
 
 
 class BatchUpload:
@@ -253,7 +253,12 @@ class BatchUpload:
                 self._ended.set()
                 self._hand_over(_Ended(e))
                 continue
-            outcomes = self._submit.admit_many([_filled(i) for i in items])
+            try:
+                outcomes = self._submit.admit_many([_filled(i) for i in items])
+            except Exception as e:  # a bug: the stream ends with INTERNAL, logged
+                self._ended.set()
+                self._hand_over(_Ended(e))
+                continue
             self._hand_over(_Handed(item.first, item.record_ids, outcomes))
         self._hand_over(_END)
 
