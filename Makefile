@@ -36,9 +36,10 @@ proto-check: $(STAMP)
 	git diff --exit-code -- gateway/pb || (echo "generated code is stale: run 'make proto' and commit" >&2; exit 1)
 	test -z "$$(git status --porcelain -- gateway/pb)" || (echo "untracked generated files: run 'make proto' and commit" >&2; exit 1)
 
-# Extract the report's and the public pages' strings and update every catalog; then translate
-# the new entries in gateway/ops/locale/*/LC_MESSAGES/report.po and
-# gateway/public/locale/*/LC_MESSAGES/public.po (the .po files are compiled when loaded).
+# Extract the report's, the public pages' and the member CLI's strings and update every
+# catalog; then translate the new entries in gateway/ops/locale/*/LC_MESSAGES/report.po,
+# gateway/public/locale/*/LC_MESSAGES/public.po and clients/locale/*/LC_MESSAGES/alliance.po
+# (the .po files are compiled when loaded).
 messages: $(STAMP)
 	$(VENV)/bin/pybabel --quiet extract -F babel.cfg --add-location=file --sort-by-file \
 	  --project=alliance-gateway --no-wrap -o gateway/ops/locale/report.pot .
@@ -55,6 +56,14 @@ messages: $(STAMP)
 	    || $(VENV)/bin/pybabel --quiet init -D public -l $$l -i gateway/public/locale/public.pot -d gateway/public/locale; \
 	done
 	$(VENV)/bin/pybabel --quiet update -D public -i gateway/public/locale/public.pot -d gateway/public/locale --no-wrap --ignore-obsolete --ignore-pot-creation-date
+	# The member CLI (clients/locale/*/LC_MESSAGES/alliance.po), domain "alliance".
+	$(VENV)/bin/pybabel --quiet extract -F babel-client.cfg --add-location=file --sort-by-file \
+	  --project=alliance-client --no-wrap -o clients/locale/alliance.pot .
+	for l in zh_CN en; do \
+	  test -f clients/locale/$$l/LC_MESSAGES/alliance.po \
+	    || $(VENV)/bin/pybabel --quiet init -D alliance -l $$l -i clients/locale/alliance.pot -d clients/locale; \
+	done
+	$(VENV)/bin/pybabel --quiet update -D alliance -i clients/locale/alliance.pot -d clients/locale --no-wrap --ignore-obsolete --ignore-pot-creation-date
 
 bench: $(STAMP)
 	$(PY) -m bench

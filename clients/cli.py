@@ -4,7 +4,8 @@ Every command reads the member's profile (``--profile PATH``, default
 ``$ALLIANCE_PROFILE``). Enum values are written lower-case with dashes
 (``key-scrutiny``, ``close-store``). Failures print ``error: …`` and ``hint: …`` on
 stderr and exit 2 for bad input or configuration, 1 when the gateway refused or the
-log failed verification; never a traceback.
+log failed verification, 141 when the reader of the output went away
+(``alliance listings --json | head``); never a traceback.
 """
 
 from __future__ import annotations
@@ -12,15 +13,26 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import NoReturn, TextIO
 
-from clients import __version__, audit, compliance_cli, import_cli, public_cli, version
+from clients import (
+    __version__,
+    audit,
+    compliance_cli,
+    i18n,
+    import_cli,
+    public_cli,
+    reasons,
+    version,
+)
 from clients import statements as build
 from clients.client import AllianceClient, ClientError, ListingState, RetryPolicy, SubjectStatus
+from clients.i18n import N_, _
 from clients.profile import PROFILE_ENV, Profile, load_profile
 from gateway.codec import decode_statement
 from gateway.core.identifiers import MemberId
@@ -41,24 +53,43 @@ from gateway.errors import GatewayError, LogIntegrityError, RecordError
 
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
+EXIT_PIPE = 141  # 128 + SIGPIPE: what a shell shows for a command the signal ended
 
-_DESCRIPTION = """\
-The member's command line for its regional alliance gateway.
-
-Every command reads the member's profile (--profile PATH, default $ALLIANCE_PROFILE).
-Enum values are written lower-case with dashes (key-scrutiny, close-store).
-Exit status: 0 done, 1 the gateway refused (or the log failed verification),
-2 bad input or configuration. Before each command the CLI asks the gateway which
-protocol revision it speaks and warns on stderr when it differs from its own."""
+_DESCRIPTION = N_(
+    "The member's command line for its regional alliance gateway.\n"
+    "\n"
+    "Every command reads the member's profile (--profile PATH, default $ALLIANCE_PROFILE).\n"
+    "Enum values are written lower-case with dashes (key-scrutiny, close-store).\n"
+    "Messages follow --lang or LANG (zh-CN or en); times are Beijing time, except in\n"
+    "JSON output (RFC 3339, UTC).\n"
+    "Exit status: 0 done, 1 the gateway refused (or the log failed verification),\n"
+    "2 bad input or configuration, 141 the reader of the output left (| head).\n"
+    "Before each command the CLI asks the gateway which protocol revision it speaks\n"
+    "and warns on stderr when it differs from its own."
+)
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        sys.stderr.write(f"error: {message}\nhint: see `{self.prog} --help`\n")
+        hint = _("see `%(prog)s --help`") % {"prog": self.prog}
+        sys.stderr.write(i18n.error_lines(message, hint))
         raise SystemExit(EXIT_USAGE)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # here, so that a reader that left is seen below
+        return code
+    except BrokenPipeError:
+        return _reader_left()
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    try:
+        i18n.use(_language(argv))
+    except GatewayError as e:
+        return _fail(e, EXIT_USAGE)
     parser = _build_parser()
     try:
         args = parser.parse_args(argv)
@@ -77,8 +108,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def _reader_left() -> int:
+    """The reader of the output went away (``alliance listings --json | head``): stop
+    quietly, as a command killed by SIGPIPE would, with its status 141 (128 + 13).
+
+    What is still buffered for stdout can never be written; stdout is pointed at
+    /dev/null so that the interpreter's flush at exit does not print a traceback."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout without a descriptor (a test's capture)
+        pass
+    return EXIT_PIPE
+
+
+def _language(argv: Sequence[str] | None) -> i18n.Code:
+    """``--lang`` (anywhere on the line: ``submit-file`` takes it too), else LANG."""
+    early = argparse.ArgumentParser(add_help=False)
+    early.add_argument("--lang")
+    known, _rest = early.parse_known_args(argv)
+    return i18n.user_locale(known.lang)
+
+
 def _fail(e: GatewayError, code: int) -> int:
-    print(f"error: {e}\nhint: {e.advice}", file=sys.stderr)
+    """``error: …`` and ``hint: …`` on stderr, in the user's language: a refusal by its
+    reason code when this CLI knows it, else as the gateway (or the core) worded it."""
+    said = reasons.explain(e)
+    sys.stderr.write(i18n.error_lines(said.message, said.advice, said.detail))
     return code
 
 
@@ -88,7 +145,7 @@ def _fail(e: GatewayError, code: int) -> int:
 def _build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="alliance",
-        description=_DESCRIPTION,
+        description=_(_DESCRIPTION),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
@@ -96,13 +153,22 @@ def _build_parser() -> argparse.ArgumentParser:
         action="version",
         version=f"alliance {__version__} (alliance-client, speaks {version.PROTOCOL})",
     )
-    p.add_argument("--profile", type=Path, help=f"member profile.toml (default: ${PROFILE_ENV})")
-    p.add_argument("--timeout", type=float, default=10.0, help="seconds per call (default 10)")
+    p.add_argument(
+        "--lang",
+        metavar="zh-CN|en",
+        help=_("language of messages (default: from LC_ALL, LC_MESSAGES or LANG)"),
+    )
+    p.add_argument(
+        "--profile",
+        type=Path,
+        help=_("member profile.toml (default: $%(env)s)") % {"env": PROFILE_ENV},
+    )
+    p.add_argument("--timeout", type=float, default=10.0, help=_("seconds per call (default 10)"))
     p.add_argument(
         "--retries",
         type=int,
         default=3,
-        help="retries while the gateway is unavailable (default 3)",
+        help=_("retries while the gateway is unavailable (default 3)"),
     )
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_list_seller(sub)
@@ -114,7 +180,7 @@ def _build_parser() -> argparse.ArgumentParser:
     public_cli.add_subparsers(sub)
     ve = sub.add_parser(
         "version",
-        help="the protocol this client and the gateway speak (exit 1 when they differ)",
+        help=_("the protocol this client and the gateway speak (exit 1 when they differ)"),
     )
     ve.set_defaults(handler=_version)
     return p
@@ -124,45 +190,47 @@ _Sub = argparse._SubParsersAction  # the type argparse hands out; it has no publ
 
 
 def _add_list_seller(sub: _Sub[_Parser]) -> None:
-    ls = sub.add_parser("list-seller", help="list a seller (sign and submit a Listing)")
+    ls = sub.add_parser("list-seller", help=_("list a seller (sign and submit a Listing)"))
     who = ls.add_mutually_exclusive_group(required=True)
-    who.add_argument("--uscc", help="Unified Social Credit Code of an enterprise")
-    who.add_argument("--resident-id", help="resident id number (hashed before it is sent)")
+    who.add_argument("--uscc", help=_("Unified Social Credit Code of an enterprise"))
+    who.add_argument("--resident-id", help=_("resident id number (hashed before it is sent)"))
     ls.add_argument("--list", required=True, choices=build.enum_choices(ListKind), dest="list_kind")
     ls.add_argument("--conduct", required=True, choices=build.enum_choices(ConductType))
-    ls.add_argument("--conduct-other", default="", help="description when --conduct other")
-    ls.add_argument("--decision-ref", required=True, help="the decision the listing rests on")
-    ls.add_argument("--region", help="6-digit region code (default: the profile's)")
-    ls.add_argument("--listed-at", help="ISO 8601 time or date (default: now)")
-    ls.add_argument("--deadline", help="correction deadline (default: 3 months after listing)")
+    ls.add_argument("--conduct-other", default="", help=_("description when --conduct other"))
+    ls.add_argument("--decision-ref", required=True, help=_("the decision the listing rests on"))
+    ls.add_argument("--region", help=_("6-digit region code (default: the profile's)"))
+    ls.add_argument("--listed-at", help=_("ISO 8601 time or date (default: now)"))
+    ls.add_argument("--deadline", help=_("correction deadline (default: 3 months after listing)"))
     ls.add_argument("--summary", default="")
     ls.add_argument("--legal-basis", default="")
-    ls.add_argument("--name", default="", help="registered name of the enterprise")
+    ls.add_argument("--name", default="", help=_("registered name of the enterprise"))
     ls.add_argument("--store", action="append", default=[], metavar="PLATFORM_ID:STORE_ID")
     ls.set_defaults(handler=_list_seller)
 
 
 def _add_lifecycle(sub: _Sub[_Parser]) -> None:
-    cs = sub.add_parser("confirm-sanction", help="confirm a measure your platform applied")
+    cs = sub.add_parser("confirm-sanction", help=_("confirm a measure your platform applied"))
     cs.add_argument("listing_id", metavar="LISTING_ID")
     cs.add_argument("--measure", required=True, choices=build.enum_choices(SanctionMeasure))
-    cs.add_argument("--measure-other", default="", help="description when --measure other")
-    cs.add_argument("--lift", action="store_true", help="confirm the measure was lifted")
+    cs.add_argument("--measure-other", default="", help=_("description when --measure other"))
+    cs.add_argument("--lift", action="store_true", help=_("confirm the measure was lifted"))
     cs.add_argument("--store-id", default="")
     cs.add_argument("--note", default="")
-    cs.add_argument("--effective-at", help="ISO 8601 time or date (default: now)")
+    cs.add_argument("--effective-at", help=_("ISO 8601 time or date (default: now)"))
     cs.set_defaults(handler=_confirm_sanction)
     na = sub.add_parser(
         "not-applicable",
-        help="answer that the seller has no account with your platform (ends what you owe "
-        "on a listing naming none of your stores)",
+        help=_(
+            "answer that the seller has no account with your platform (ends what you owe "
+            "on a listing naming none of your stores)"
+        ),
     )
     na.add_argument("listing_id", metavar="LISTING_ID")
     na.add_argument("--note", default="")
-    na.add_argument("--effective-at", help="ISO 8601 time or date (default: now)")
+    na.add_argument("--effective-at", help=_("ISO 8601 time or date (default: now)"))
     na.set_defaults(handler=_not_applicable)
 
-    st = sub.add_parser("step", help="record a lifecycle step of a listing")
+    st = sub.add_parser("step", help=_("record a lifecycle step of a listing"))
     st.add_argument("listing_id", metavar="LISTING_ID")
     st.add_argument("step", choices=[s for s in build.enum_choices(LifecycleStep) if s != "listed"])
     st.add_argument("--decision-ref", default="")
@@ -171,47 +239,51 @@ def _add_lifecycle(sub: _Sub[_Parser]) -> None:
     st.add_argument(
         "--document",
         type=Path,
-        help="the document the step rests on (the notice served, the signed commitment, "
-        "the evidence of a dispute): its SHA-256 goes into the record, never the file",
+        help=_(
+            "the document the step rests on (the notice served, the signed commitment, "
+            "the evidence of a dispute): its SHA-256 goes into the record, never the file"
+        ),
     )
-    st.add_argument("--effective-at", help="ISO 8601 time or date (default: now)")
+    st.add_argument("--effective-at", help=_("ISO 8601 time or date (default: now)"))
     st.set_defaults(handler=_step)
 
 
 def _add_reads(sub: _Sub[_Parser]) -> None:
-    ck = sub.add_parser("check", help="are these sellers listed?")
-    ck.add_argument("codes", nargs="*", metavar="CODE", help="USCC codes")
-    ck.add_argument("--resident-id", action="append", default=[], help="resident id (repeatable)")
-    ck.add_argument("--json", action="store_true", help="JSON Lines instead of a table")
+    ck = sub.add_parser("check", help=_("are these sellers listed?"))
+    ck.add_argument("codes", nargs="*", metavar="CODE", help=_("USCC codes"))
+    ck.add_argument(
+        "--resident-id", action="append", default=[], help=_("resident id (repeatable)")
+    )
+    ck.add_argument("--json", action="store_true", help=_("JSON Lines instead of a table"))
     ck.set_defaults(handler=_check)
 
-    li = sub.add_parser("listings", help="list listings, with filters")
+    li = sub.add_parser("listings", help=_("list listings, with filters"))
     li.add_argument("--list", choices=build.enum_choices(ListKind), dest="list_kind")
     li.add_argument("--conduct", choices=build.enum_choices(ConductType))
-    li.add_argument("--region", default="", help="2-digit province or 6-digit region code")
+    li.add_argument("--region", default="", help=_("2-digit province or 6-digit region code"))
     li.add_argument("--step", choices=build.enum_choices(LifecycleStep))
-    li.add_argument("--overdue", action="store_true", help="only overdue listings")
-    li.add_argument("--in-force", action="store_true", help="only listings in force")
-    li.add_argument("--json", action="store_true", help="JSON Lines instead of a table")
+    li.add_argument("--overdue", action="store_true", help=_("only overdue listings"))
+    li.add_argument("--in-force", action="store_true", help=_("only listings in force"))
+    li.add_argument("--json", action="store_true", help=_("JSON Lines instead of a table"))
     li.set_defaults(handler=_listings)
 
-    wa = sub.add_parser("watch", help="follow the gateway's records as they are appended")
+    wa = sub.add_parser("watch", help=_("follow the gateway's records as they are appended"))
     wa.add_argument("--from", type=int, default=0, dest="from_index", metavar="N")
-    wa.add_argument("--limit", type=int, default=0, metavar="N", help="stop after N records")
+    wa.add_argument("--limit", type=int, default=0, metavar="N", help=_("stop after N records"))
     wa.set_defaults(handler=_watch)
 
 
 def _add_audit(sub: _Sub[_Parser]) -> None:
-    au = sub.add_parser("audit", help="verify the gateway's log (monitors, and anyone)")
+    au = sub.add_parser("audit", help=_("verify the gateway's log (monitors, and anyone)"))
     asub = au.add_subparsers(dest="audit_command", required=True, parser_class=_Parser)
-    verify = asub.add_parser("verify", help="verify the latest checkpoint, store it")
+    verify = asub.add_parser("verify", help=_("verify the latest checkpoint, store it"))
     verify.set_defaults(handler=_audit_verify)
-    prove = asub.add_parser("prove", help="prove a record is in the verified log")
+    prove = asub.add_parser("prove", help=_("prove a record is in the verified log"))
     prove.add_argument("record_id", metavar="RECORD_ID")
     prove.set_defaults(handler=_audit_prove)
-    replay = asub.add_parser("replay", help="rebuild the log and re-verify every record")
+    replay = asub.add_parser("replay", help=_("rebuild the log and re-verify every record"))
     replay.set_defaults(handler=_audit_replay)
-    cosign = asub.add_parser("cosign", help="verify, then cosign the checkpoint")
+    cosign = asub.add_parser("cosign", help=_("verify, then cosign the checkpoint"))
     cosign.set_defaults(handler=_audit_cosign)
 
 
@@ -246,10 +318,16 @@ def _version(args: argparse.Namespace) -> int:
     profile, client = _connect(args)
     with client:
         check = client.gateway_version()
-    state = "serving" if check.serving else "not serving"
-    spoken = str(check.gateway) if check.gateway is not None else "(not stated)"
-    print(f"client  alliance-client {__version__}, speaks {check.client}")
-    print(f"gateway {profile.gateway}: {state}, speaks {spoken}")
+    state = _("serving") if check.serving else _("not serving")
+    spoken = str(check.gateway) if check.gateway is not None else _("(not stated)")
+    print(
+        _("client  alliance-client %(version)s, speaks %(protocol)s")
+        % {"version": __version__, "protocol": check.client}
+    )
+    print(
+        _("gateway %(address)s: %(state)s, speaks %(protocol)s")
+        % {"address": profile.gateway, "state": state, "protocol": spoken}
+    )
     text = version.notice(check)
     if text is None:
         return 0
@@ -264,7 +342,7 @@ def _list_seller(args: argparse.Namespace) -> int:
         subject = build.company_subject(args.uscc, name=args.name, stores=stores)
     else:
         if args.name:
-            raise RecordError("--name: only for enterprises, never for natural persons")
+            raise RecordError(_("--name: only for enterprises, never for natural persons"))
         subject = build.person_subject(args.resident_id, profile.hmac_key(), stores=stores)
     statement = build.new_listing(
         profile.member_id,
@@ -281,7 +359,7 @@ def _list_seller(args: argparse.Namespace) -> int:
     )
     with client:
         result = client.submit(statement)
-    _print_submitted("listing", result.record_id, result.log_index, result.duplicate)
+    _print_submitted(_("listing"), result.record_id, result.log_index, result.duplicate)
     return 0
 
 
@@ -299,7 +377,9 @@ def _confirm_sanction(args: argparse.Namespace) -> int:
     )
     with client:
         result = client.submit(statement)
-    _print_submitted("sanction confirmation", result.record_id, result.log_index, result.duplicate)
+    _print_submitted(
+        _("sanction confirmation"), result.record_id, result.log_index, result.duplicate
+    )
     return 0
 
 
@@ -315,7 +395,9 @@ def _not_applicable(args: argparse.Namespace) -> int:
     )
     with client:
         result = client.submit(statement)
-    _print_submitted("not-applicable answer", result.record_id, result.log_index, result.duplicate)
+    _print_submitted(
+        _("not-applicable answer"), result.record_id, result.log_index, result.duplicate
+    )
     return 0
 
 
@@ -329,8 +411,9 @@ def _document_sha256(path: Path | None) -> bytes:
                 digest.update(chunk)
     except OSError as e:
         raise RecordError(
-            f"--document: cannot read {path}: {e.strerror or e}",
-            advice="give the path of the document the step rests on",
+            _("--document: cannot read %(path)s: %(error)s")
+            % {"path": path, "error": e.strerror or e},
+            advice=_("give the path of the document the step rests on"),
         ) from None
     return digest.digest()
 
@@ -349,13 +432,20 @@ def _step(args: argparse.Namespace) -> int:
     )
     with client:
         result = client.submit(statement)
-    _print_submitted(f"step {args.step}", result.record_id, result.log_index, result.duplicate)
+    step = i18n.name(build.parse_enum(LifecycleStep, args.step, field="step"))
+    _print_submitted(
+        _("step %(step)s") % {"step": step}, result.record_id, result.log_index, result.duplicate
+    )
     return 0
 
 
 def _print_submitted(what: str, record_id: str, log_index: int | None, duplicate: bool) -> None:
-    note = " (already stored: nothing changed)" if duplicate else ""
-    print(f"{what} stored{note}\nrecord id: {record_id}\nlog index: {log_index}")
+    if duplicate:
+        print(_("%(what)s already stored: nothing changed") % {"what": what})
+    else:
+        print(_("%(what)s stored") % {"what": what})
+    print(_("record id: %(id)s") % {"id": record_id})
+    print(_("log index: %(index)s") % {"index": log_index})
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -366,11 +456,11 @@ def _check(args: argparse.Namespace) -> int:
         key = profile.hmac_key()
         for rid in args.resident_id:
             subjects.append(build.person_subject(rid, key))
-            labels.append(f"resident …{rid[-4:]}")
+            labels.append(_("resident …%(last4)s") % {"last4": rid[-4:]})
     if not subjects:
         raise RecordError(
-            "check: give USCC codes and/or --resident-id",
-            advice="e.g. alliance check 91330100716105852F",
+            _("check: give USCC codes and/or --resident-id"),
+            advice=_("e.g. alliance check 91330100716105852F"),
         )
     with client:
         statuses = client.check(subjects)
@@ -380,19 +470,19 @@ def _check(args: argparse.Namespace) -> int:
         return 0
     rows = [
         (
-            "SUBJECT",
-            "STATUS",
-            "LIST",
-            "CONDUCT",
-            "SINCE",
-            "DEADLINE",
-            "STEP",
-            "OVERDUE",
-            "SANCTIONS",
+            _("SUBJECT"),
+            _("STATUS"),
+            _("LIST"),
+            _("CONDUCT"),
+            _("SINCE"),
+            _("DEADLINE"),
+            _("STEP"),
+            _("OVERDUE"),
+            _("SANCTIONS"),
         )
     ]
     for label, status in zip(labels, statuses, strict=True):
-        verdict = "listed" if status.listed else "not listed"
+        verdict = _("listed") if status.listed else _("not listed")
         if not status.listings:
             rows.append((label, verdict, "-", "-", "-", "-", "-", "-", "-"))
         for state in status.listings:
@@ -400,12 +490,12 @@ def _check(args: argparse.Namespace) -> int:
                 (
                     label,
                     verdict,
-                    build.enum_text(state.listing.list),
+                    i18n.name(state.listing.list),
                     _conduct(state.listing),
                     _day(state.listing.listed_at),
                     _day(state.correction_deadline),
-                    build.enum_text(state.step),
-                    "overdue" if state.overdue else "no",
+                    i18n.name(state.step),
+                    _("overdue") if state.overdue else _("no"),
                     _sanctions(state, profile) or "-",
                 )
             )
@@ -414,7 +504,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _listings(args: argparse.Namespace) -> int:
-    _, client = _client(args)
+    _profile, client = _client(args)
     with client:
         states = client.list_listings(
             list_kind=build.parse_enum(ListKind, args.list_kind, field="list")
@@ -434,46 +524,50 @@ def _listings(args: argparse.Namespace) -> int:
             return 0
         rows = [
             (
-                "LISTING ID",
-                "SUBJECT",
-                "LIST",
-                "CONDUCT",
-                "REGION",
-                "STEP",
-                "LISTED",
-                "DEADLINE",
-                "FLAGS",
+                _("LISTING ID"),
+                _("SUBJECT"),
+                _("LIST"),
+                _("CONDUCT"),
+                _("REGION"),
+                _("STEP"),
+                _("LISTED"),
+                _("DEADLINE"),
+                _("FLAGS"),
             )
         ]
         for state in states:
             flags = ",".join(
-                f for f, on in (("in-force", state.in_force), ("overdue", state.overdue)) if on
+                f
+                for f, on in ((_("in-force"), state.in_force), (_("overdue"), state.overdue))
+                if on
             )
             rows.append(
                 (
                     state.listing_id,
                     _subject(state.listing.subject),
-                    build.enum_text(state.listing.list),
+                    i18n.name(state.listing.list),
                     _conduct(state.listing),
-                    state.listing.region_code,
-                    build.enum_text(state.step),
+                    i18n.unit_name(state.listing.region_code),
+                    i18n.name(state.step),
                     _day(state.listing.listed_at),
                     _day(state.correction_deadline),
                     flags or "-",
                 )
             )
     _table(rows, sys.stdout)
-    print(f"{len(rows) - 1} listing(s)")
+    n = len(rows) - 1
+    print(i18n.ngettext("%(n)d listing", "%(n)d listings", n) % {"n": n})
     return 0
 
 
 def _watch(args: argparse.Namespace) -> int:
-    _, client = _client(args)
+    _profile, client = _client(args)
     seen = 0
+    names: dict[str, str] = {}  # member id -> display name, from the member records seen
     with client:
         for entry in client.watch(args.from_index):
             env = entry.envelope
-            summary = _describe(env.payload_type, env.payload)
+            summary = _describe(env.payload_type, env.payload, names)
             print(f"{entry.log_index}\t{entry.record_id}\t{summary}", flush=True)
             seen += 1
             if args.limit and seen >= args.limit:
@@ -495,8 +589,14 @@ def _audit_verify(args: argparse.Namespace) -> int:
 
 def _print_verified(outcome: audit.VerifyOutcome) -> None:
     previous = outcome.previous
-    detail = "first checkpoint seen" if previous is None else f"consistent with {previous.size}"
-    print(f"checkpoint {outcome.checkpoint.size} verified ({detail})")
+    if previous is None:
+        detail = _("first checkpoint seen")
+    else:
+        detail = _("consistent with %(size)d") % {"size": previous.size}
+    print(
+        _("checkpoint %(size)d verified (%(detail)s)")
+        % {"size": outcome.checkpoint.size, "detail": detail}
+    )
 
 
 def _audit_prove(args: argparse.Namespace) -> int:
@@ -505,8 +605,8 @@ def _audit_prove(args: argparse.Namespace) -> int:
         outcome = _verified(profile, client)
         proof = audit.prove(client, outcome.checkpoint, args.record_id)
     print(
-        f"record {proof.record_id} is entry {proof.leaf_index} "
-        f"of verified checkpoint {proof.tree_size}"
+        _("record %(record)s is entry %(index)d of verified checkpoint %(size)d")
+        % {"record": proof.record_id, "index": proof.leaf_index, "size": proof.tree_size}
     )
     return 0
 
@@ -524,12 +624,19 @@ def _audit_replay(args: argparse.Namespace) -> int:
         )
     kinds = ", ".join(f"{n} {_type_name(t)}" for t, n in sorted(result.by_type.items()))
     print(
-        f"replayed {result.tree_size} entries: root matches checkpoint {result.tree_size}; "
-        f"every signature verified ({kinds or 'no records'}; {len(result.signers)} signer(s), "
-        f"{result.members} member(s))"
+        _(
+            "replayed %(size)d entries: root matches checkpoint %(size)d; every signature "
+            "verified (%(kinds)s; %(signers)d signer(s), %(members)d member(s))"
+        )
+        % {
+            "size": result.tree_size,
+            "kinds": kinds or _("no records"),
+            "signers": len(result.signers),
+            "members": result.members,
+        }
     )
     for member in result.trusted_on_first_use:
-        print(f"note: peer gateway {member} was trusted on first use")
+        print(_("note: peer gateway %(member)s was trusted on first use") % {"member": member})
     return 0
 
 
@@ -540,7 +647,10 @@ def _audit_cosign(args: argparse.Namespace) -> int:
         outcome = _verified(profile, client)
         _print_verified(outcome)
         audit.cosign(client, outcome, signer)
-    print(f"cosigned checkpoint {outcome.checkpoint.size} as {profile.member_id}")
+    print(
+        _("cosigned checkpoint %(size)d as %(member)s")
+        % {"size": outcome.checkpoint.size, "member": profile.member_id}
+    )
     return 0
 
 
@@ -548,9 +658,7 @@ def _audit_cosign(args: argparse.Namespace) -> int:
 
 
 def _table(rows: Sequence[Sequence[str]], out: TextIO) -> None:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        out.write("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n")
+    i18n.table(rows, out)
 
 
 def _day(value: datetime) -> str:
@@ -558,7 +666,7 @@ def _day(value: datetime) -> str:
 
 
 def _conduct(listing: Listing) -> str:
-    name = build.enum_text(listing.conduct)
+    name = i18n.name(listing.conduct)
     return f"{name}: {listing.conduct_other}" if listing.conduct_other else name
 
 
@@ -566,7 +674,7 @@ def _subject(subject: Subject) -> str:
     if subject.uscc is not None:
         return subject.uscc
     assert subject.person_hmac is not None
-    return f"person:{subject.person_hmac.hex()[:12]}…"
+    return _("person:%(digest)s…") % {"digest": subject.person_hmac.hex()[:12]}
 
 
 def _member_name(member_id: str, profile: Profile) -> str:
@@ -581,13 +689,10 @@ def _member_name(member_id: str, profile: Profile) -> str:
 def _sanctions(state: ListingState, profile: Profile) -> str:
     parts = []
     for s in sorted(state.sanctions, key=lambda s: (s.effective_at, s.platform, s.measure)):
-        measure = (
-            s.measure_other if s.measure is SanctionMeasure.OTHER else build.enum_text(s.measure)
-        )
-        action = "" if s.action is SanctionAction.APPLIED else " lifted"
-        parts.append(
-            f"{measure}{action} ({_member_name(s.platform, profile)}, {_day(s.effective_at)})"
-        )
+        measure = s.measure_other if s.measure is SanctionMeasure.OTHER else i18n.name(s.measure)
+        if s.action is not SanctionAction.APPLIED:
+            measure = _("%(measure)s lifted") % {"measure": measure}
+        parts.append(f"{measure} ({_member_name(s.platform, profile)}, {_day(s.effective_at)})")
     return "; ".join(parts)
 
 
@@ -634,24 +739,33 @@ def _type_name(payload_type: str) -> str:
     return parts[2] if len(parts) == 4 and parts[1] == "alliance" else payload_type
 
 
-def _describe(payload_type: str, payload: bytes) -> str:
-    """A one-line summary for ``watch`` (display only: signatures are not checked here)."""
+def _describe(payload_type: str, payload: bytes, names: dict[str, str]) -> str:
+    """A one-line summary for ``watch`` (display only: signatures are not checked here).
+    Members are shown by the display names their member records gave, once seen."""
     try:
         s = decode_statement(payload_type, payload)
     except GatewayError:
-        return f"{payload_type} (does not parse)"
+        return _("%(type)s (does not parse)") % {"type": payload_type}
+    if isinstance(s, MemberRecord) and s.display_name:
+        names[s.member_id] = s.display_name
+    by = names.get(s.issuer, s.issuer)
     if isinstance(s, Listing):
-        kind = f"{build.enum_text(s.list)} {build.enum_text(s.conduct)}"
-        return f"listing  {_subject(s.subject)} {kind} by {s.issuer}"
+        kind = f"{i18n.name(s.list)} {i18n.name(s.conduct)}"
+        text = _("listing  %(subject)s %(kind)s by %(issuer)s")
+        return text % {"subject": _subject(s.subject), "kind": kind, "issuer": by}
     if isinstance(s, StatusChange):
-        return f"step     {build.enum_text(s.step)} of {s.listing_id} by {s.issuer}"
+        text = _("step     %(step)s of %(listing)s by %(issuer)s")
+        return text % {"step": i18n.name(s.step), "listing": s.listing_id, "issuer": by}
     if isinstance(s, SanctionConfirmation):
-        measure = "" if s.measure is None else f"{build.enum_text(s.measure)} "
-        what = f"{measure}{build.enum_text(s.action)}"
-        return f"sanction {what} on {s.listing_id} by {s.issuer}"
+        measure = "" if s.measure is None else f"{i18n.name(s.measure)} "
+        what = f"{measure}{i18n.name(s.action)}"
+        text = _("sanction %(what)s on %(listing)s by %(issuer)s")
+        return text % {"what": what, "listing": s.listing_id, "issuer": by}
     if isinstance(s, MemberRecord):
-        return f"member   {s.member_id} {build.enum_text(s.status)} by {s.issuer}"
-    return f"{_type_name(payload_type)} by {s.issuer}"
+        member = f"{s.member_id} ({s.display_name})" if s.display_name else s.member_id
+        text = _("member   %(member)s %(status)s by %(issuer)s")
+        return text % {"member": member, "status": i18n.name(s.status), "issuer": by}
+    return _("%(type)s by %(issuer)s") % {"type": _type_name(payload_type), "issuer": by}
 
 
 if __name__ == "__main__":

@@ -17,14 +17,16 @@ import argparse
 import json
 import sys
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 import grpc
 
-from clients import version
+from clients import i18n, version
 from clients.client import ClientError
+from clients.i18n import N_, _
 from clients.profile import Profile, load_profile
+from gateway.core.statements import GovernmentMeasureKind, LifecycleStep, SanctionMeasure
 from gateway.errors import RecordError
 from gateway.pb.alliance.v1 import compliance_pb2 as co
 from gateway.pb.alliance.v1 import compliance_pb2_grpc
@@ -35,7 +37,6 @@ __all__ = ["ComplianceClient", "add_subparsers"]
 _KINDS = {"apply": co.OBLIGATION_KIND_APPLY, "lift": co.OBLIGATION_KIND_LIFT}
 _PAGE = 500
 # Times people read are Beijing time (UTC+08:00, no daylight saving); JSON keeps UTC.
-_BEIJING = timezone(timedelta(hours=8), "CST")
 
 
 def _dashed(enum_name: str, prefix: str) -> str:
@@ -59,25 +60,84 @@ def _measure(m: co.MeasureRef) -> str:
     return f"{name}:{m.measure_other}" if m.measure_other else name
 
 
+# What people read: obligation kinds and states (the CLI's words), steps and measures
+# by their official names (gateway/core/names.toml) in Chinese.
+_KIND_TEXT = {
+    co.OBLIGATION_KIND_APPLY: N_("apply"),
+    co.OBLIGATION_KIND_LIFT: N_("lift"),
+}
+_STATE_TEXT = {
+    co.OBLIGATION_STATE_SATISFIED: N_("satisfied"),
+    co.OBLIGATION_STATE_PENDING: N_("pending"),
+    co.OBLIGATION_STATE_OUTSTANDING: N_("outstanding"),
+    co.OBLIGATION_STATE_NOT_APPLICABLE: N_("not applicable"),
+}
+
+
+def _kind_text(value: int) -> str:
+    text = _KIND_TEXT.get(value)  # type: ignore[call-overload]
+    return _(text) if text is not None else _kind(value)
+
+
+def _state_text(value: int) -> str:
+    text = _STATE_TEXT.get(value)  # type: ignore[call-overload]
+    return _(text) if text is not None else _state(value)
+
+
+def _step_text(value: int) -> str:
+    try:
+        return i18n.name(LifecycleStep(value))
+    except ValueError:
+        return _step(value)
+
+
+def _measure_text(m: co.MeasureRef) -> str:
+    try:
+        name = i18n.name(SanctionMeasure(m.measure))
+    except ValueError:
+        name = _dashed(st.SanctionMeasure.Name(m.measure), "SANCTION_MEASURE_")
+    return f"{name}:{m.measure_other}" if m.measure_other else name
+
+
+def _at(ts: Any) -> datetime:
+    return datetime.fromtimestamp(ts.seconds + ts.nanos / 1e9, UTC)
+
+
 def _time(ts: Any, has: bool = True) -> str | None:
+    """RFC 3339 in UTC, for JSON (machines)."""
     if not has:
         return None
-    return datetime.fromtimestamp(ts.seconds + ts.nanos / 1e9, UTC).isoformat()
+    return _at(ts).isoformat()
+
+
+def _moment(ts: Any) -> str:
+    """Beijing time with its offset, for people."""
+    return i18n.moment(_at(ts))
+
+
+def _day(ts: Any) -> str:
+    """The calendar day in Beijing."""
+    return _at(ts).astimezone(i18n.BEIJING).date().isoformat()
 
 
 def _government_kind(m: co.GovernmentMeasureRef) -> str:
-    name = _dashed(st.GovernmentMeasureKind.Name(m.kind), "GOVERNMENT_MEASURE_KIND_")
+    try:
+        name = i18n.name(GovernmentMeasureKind(m.kind))
+    except ValueError:
+        name = _dashed(st.GovernmentMeasureKind.Name(m.kind), "GOVERNMENT_MEASURE_KIND_")
     return f"{name}:{m.kind_other}" if m.kind_other else name
+
+
+def _satisfying_text(value: int) -> str:
+    try:
+        return i18n.name(SanctionMeasure(value))
+    except ValueError:
+        return _measure_name(value)
 
 
 def _rfc3339(ts: Any) -> str:
     """RFC 3339 in UTC with a Z, to the second or finer: 2026-09-08T00:00:00Z."""
     return ts.ToJsonString()  # type: ignore[no-any-return]
-
-
-def _beijing(ts: Any) -> str:
-    local = datetime.fromtimestamp(ts.seconds, UTC).astimezone(_BEIJING)
-    return local.strftime("%Y-%m-%d %H:%M")
 
 
 def _measure_name(value: int) -> str:
@@ -125,7 +185,7 @@ class ComplianceClient:
                 f"cannot reach the gateway at {self._address}: {details}",
                 advice="check the gateway address in your profile and that it is running",
             )
-        message, _, hint = details.partition(" (hint: ")
+        message, _sep, hint = details.partition(" (hint: ")
         return ClientError(code, message, advice=hint.rstrip(")") or None)
 
     def listing(self, listing_id: str) -> co.ListingCompliance:
@@ -189,24 +249,24 @@ class ComplianceClient:
 
 def add_subparsers(sub: Any) -> None:
     """Add ``compliance`` with ``show``, ``outstanding``, ``owed`` and ``schedule``."""
-    p = sub.add_parser("compliance", help="sanctions owed on listings, and the report schedule")
+    p = sub.add_parser("compliance", help=_("sanctions owed on listings, and the report schedule"))
     csub = p.add_subparsers(dest="compliance_command", required=True)
-    show = csub.add_parser("show", help="what platforms owe on one listing")
+    show = csub.add_parser("show", help=_("what platforms owe on one listing"))
     show.add_argument("listing_id")
-    show.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    show.add_argument("--json", action="store_true", help=_("print JSON instead of a table"))
     show.set_defaults(handler=show_listing)
-    out = csub.add_parser("outstanding", help="listings with sanctions or lifts overdue")
-    out.add_argument("--region", default="", help="2-digit reporting unit or region prefix")
-    out.add_argument("--kind", choices=sorted(_KINDS), help="only sanctions or only lifts")
-    out.add_argument("--json", action="store_true", help="print JSON Lines instead of a table")
+    out = csub.add_parser("outstanding", help=_("listings with sanctions or lifts overdue"))
+    out.add_argument("--region", default="", help=_("2-digit reporting unit or region prefix"))
+    out.add_argument("--kind", choices=sorted(_KINDS), help=_("only sanctions or only lifts"))
+    out.add_argument("--json", action="store_true", help=_("print JSON Lines instead of a table"))
     out.set_defaults(handler=list_outstanding)
-    owed = csub.add_parser("owed", help="what your platform owes, soonest due first")
+    owed = csub.add_parser("owed", help=_("what your platform owes, soonest due first"))
     owed.add_argument(
-        "--json", action="store_true", help="print JSON Lines (times in RFC 3339 UTC)"
+        "--json", action="store_true", help=_("print JSON Lines (times in RFC 3339 UTC)")
     )
     owed.set_defaults(handler=list_owed)
-    sched = csub.add_parser("schedule", help="when the monthly report is due")
-    sched.add_argument("--month", default="", help="YYYY-MM (default: the next one due)")
+    sched = csub.add_parser("schedule", help=_("when the monthly report is due"))
+    sched.add_argument("--month", default="", help=_("YYYY-MM (default: the next one due)"))
     sched.set_defaults(handler=show_schedule)
 
 
@@ -274,21 +334,16 @@ def listing_json(c: co.ListingCompliance) -> dict[str, Any]:
 
 
 def _table(rows: Sequence[Sequence[str]], out: TextIO) -> None:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        out.write("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
-        out.write("\n")
+    i18n.table(rows, out)
+
+
+def _measures(o: co.PlatformObligation) -> str:
+    return ", ".join(_measure_text(m) for m in o.measures) or "-"
 
 
 def _obligation_rows(c: co.ListingCompliance) -> list[list[str]]:
     return [
-        [
-            o.platform,
-            _kind(o.kind),
-            _state(o.state),
-            (_time(o.due_at) or "")[:16].replace("T", " "),
-            ", ".join(_measure(m) for m in o.measures) or "-",
-        ]
+        [o.platform, _kind_text(o.kind), _state_text(o.state), _moment(o.due_at), _measures(o)]
         for o in c.obligations
     ]
 
@@ -300,27 +355,46 @@ def show_listing(args: argparse.Namespace, out: TextIO | None = None) -> int:
     if args.json:
         out.write(json.dumps(listing_json(c), ensure_ascii=False, indent=2) + "\n")
         return 0
-    deadline = (_time(c.correction_deadline) or "")[:10]
-    state = "in force" if c.in_force else "closed"
-    overdue = ", overdue" if c.overdue else ""
-    out.write(f"listing {c.listing_id} ({c.region_code}): {_step(c.step)}, {state}{overdue}, ")
-    out.write(f"deadline {deadline}\n")
+    state = _("in force") if c.in_force else _("closed")
+    if c.overdue:
+        state = _("%(state)s, overdue") % {"state": state}
+    text = _("listing %(id)s (%(region)s): %(step)s, %(state)s, deadline %(deadline)s")
+    values = {
+        "id": c.listing_id,
+        "region": i18n.unit_name(c.region_code),
+        "step": _step_text(c.step),
+        "state": state,
+        "deadline": _day(c.correction_deadline),
+    }
+    out.write(text % values + "\n")
     if c.HasField("notice_due_at"):
-        late = ", LATE" if c.notice_late else ""
-        out.write(f"correction notice due {_beijing(c.notice_due_at)} (Beijing){late}\n")
+        text = _("correction notice due %(due)s")
+        if c.notice_late:
+            text = _("correction notice due %(due)s, LATE")
+        out.write(text % {"due": _moment(c.notice_due_at)} + "\n")
     for s in c.steps:
-        document = f", document sha256 {s.document_sha256.hex()}" if s.document_sha256 else ""
-        out.write(f"  step {_step(s.step)} {_beijing(s.effective_at)} by {s.issuer}{document}\n")
+        line = _("  step %(step)s %(at)s by %(issuer)s") % {
+            "step": _step_text(s.step),
+            "at": _moment(s.effective_at),
+            "issuer": s.issuer,
+        }
+        if s.document_sha256:
+            line += _(", document sha256 %(hash)s") % {"hash": s.document_sha256.hex()}
+        out.write(line + "\n")
     for m in c.government_measures:
-        document = f", document sha256 {m.document_sha256.hex()}" if m.document_sha256 else ""
-        out.write(
-            f"  government measure {_government_kind(m)} {_beijing(m.effective_at)} by "
-            f"{m.issuer} ({m.decision_ref}){document}\n"
-        )
+        line = _("  government measure %(kind)s %(at)s by %(issuer)s (%(ref)s)") % {
+            "kind": _government_kind(m),
+            "at": _moment(m.effective_at),
+            "issuer": m.issuer,
+            "ref": m.decision_ref,
+        }
+        if m.document_sha256:
+            line += _(", document sha256 %(hash)s") % {"hash": m.document_sha256.hex()}
+        out.write(line + "\n")
     if not c.obligations:
-        out.write("no platform owes anything on this listing\n")
+        out.write(_("no platform owes anything on this listing") + "\n")
         return 0
-    header = ["platform", "kind", "state", "due (UTC)", "measures"]
+    header = [_("platform"), _("kind"), _("state"), _("due (Beijing time)"), _("measures")]
     _table([header, *_obligation_rows(c)], out)
     return 0
 
@@ -328,7 +402,8 @@ def show_listing(args: argparse.Namespace, out: TextIO | None = None) -> int:
 def list_outstanding(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     kind = _KINDS[args.kind] if args.kind else 0
-    rows: list[list[str]] = [["listing", "region", "platform", "kind", "due (UTC)", "measures"]]
+    header = [_("listing"), _("region"), _("platform"), _("kind"), _("due (Beijing time)")]
+    rows: list[list[str]] = [[*header, _("measures")]]
     with _open(args) as client:
         for c in client.outstanding(region_prefix=args.region, kind=kind):
             if args.json:
@@ -340,16 +415,16 @@ def list_outstanding(args: argparse.Namespace, out: TextIO | None = None) -> int
                 rows.append(
                     [
                         c.listing_id[:16] + "…",
-                        c.region_code,
+                        i18n.unit_name(c.region_code),
                         o.platform,
-                        _kind(o.kind),
-                        (_time(o.due_at) or "")[:16].replace("T", " "),
-                        ", ".join(_measure(m) for m in o.measures) or "-",
+                        _kind_text(o.kind),
+                        _moment(o.due_at),
+                        _measures(o),
                     ]
                 )
     if not args.json:
         if len(rows) == 1:
-            out.write("nothing outstanding\n")
+            out.write(_("nothing outstanding") + "\n")
         else:
             _table(rows, out)
     return 0
@@ -373,7 +448,8 @@ def owed_json(item: co.OwedObligation) -> dict[str, Any]:
 
 def list_owed(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
-    rows: list[list[str]] = [["due (Beijing)", "state", "kind", "listing", "region", "to do"]]
+    header = [_("due (Beijing time)"), _("state"), _("kind"), _("listing"), _("region")]
+    rows: list[list[str]] = [[*header, _("to do")]]
     with _open(args) as client:
         for item in client.owed():
             if args.json:
@@ -381,24 +457,25 @@ def list_owed(args: argparse.Namespace, out: TextIO | None = None) -> int:
                 continue
             o = item.obligation
             if o.kind == co.OBLIGATION_KIND_LIFT:
-                todo = "lift " + ", ".join(_measure(m) for m in o.measures)
+                todo = _("lift %(measures)s") % {"measures": _measures(o)}
             else:
-                todo = "apply one of " + ", ".join(_measure_name(m) for m in o.satisfying)
+                names = ", ".join(_satisfying_text(m) for m in o.satisfying)
+                todo = _("apply one of %(measures)s") % {"measures": names}
                 if o.may_answer_not_applicable:
-                    todo += " (or answer not-applicable)"
+                    todo = _("%(todo)s (or answer not-applicable)") % {"todo": todo}
             rows.append(
                 [
-                    _beijing(o.due_at),
-                    _state(o.state),
-                    _kind(o.kind),
+                    _moment(o.due_at),
+                    _state_text(o.state),
+                    _kind_text(o.kind),
                     item.listing_id,
-                    item.region_code,
+                    i18n.unit_name(item.region_code),
                     todo,
                 ]
             )
     if not args.json:
         if len(rows) == 1:
-            out.write("your platform owes nothing\n")
+            out.write(_("your platform owes nothing") + "\n")
         else:
             _table(rows, out)
     return 0
@@ -407,16 +484,21 @@ def list_owed(args: argparse.Namespace, out: TextIO | None = None) -> int:
 def show_schedule(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     if args.month and (len(args.month) != 7 or args.month[4] != "-"):
-        raise RecordError(f"--month: {args.month!r} must be YYYY-MM")
+        raise RecordError(_("--month: %(month)r must be YYYY-MM") % {"month": args.month})
     with _open(args) as client:
         s = client.schedule(args.month)
-    out.write(f"report {s.month}: due {s.due_date} (late from {_time(s.due_by)})\n")
+    text = _("report %(month)s: due %(date)s (late from %(late)s)")
+    out.write(text % {"month": s.month, "date": s.due_date, "late": _moment(s.due_by)} + "\n")
     if not s.reports:
-        out.write("no report signed yet for this month\n")
+        out.write(_("no report signed yet for this month") + "\n")
     for r in s.reports:
-        scope = r.unit or "all units"
-        out.write(
-            f"  signed: record {r.record_id} at log index {r.log_index} "
-            f"({scope}, checkpoint {r.checkpoint_size})\n"
-        )
+        scope = i18n.unit_name(r.unit) if r.unit else _("all units")
+        text = _("  signed: record %(id)s at log index %(index)d (%(scope)s, checkpoint %(size)d)")
+        values = {
+            "id": r.record_id,
+            "index": r.log_index,
+            "scope": scope,
+            "size": r.checkpoint_size,
+        }
+        out.write(text % values + "\n")
     return 0

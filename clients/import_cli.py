@@ -19,8 +19,9 @@ from typing import Any, NoReturn, TextIO
 
 from tqdm import tqdm
 
-from clients import bulk, import_messages, importing, tabular
+from clients import bulk, i18n, import_messages, importing, tabular
 from clients.client import AllianceClient
+from clients.i18n import N_, _
 from clients.profile import Profile, load_profile
 from gateway.errors import RecordError
 
@@ -31,51 +32,53 @@ EXIT_USAGE = 2
 
 _Connect = Callable[[argparse.Namespace], tuple[Profile, AllianceClient]]
 
-_HELP = """\
-Submit many statements from a list file, one statement per row, streamed to the
-gateway: CSV (UTF-8, or GB18030/GBK as Excel and WPS save it on Chinese Windows:
-detected, or named with --encoding), an Excel workbook (.xlsx: the first sheet, or
---sheet), or JSON Lines. The format follows the file name or --format.
-
-Columns (English field names or Chinese headers; empty = unset):
-  type            listing (default) | status-change | sanction
-  listing:        uscc 统一社会信用代码 | resident_id 身份证号, name 主体名称,
-                  stores 店铺 ("PLATFORM_ID:STORE_ID ..."), list 列入名单,
-                  conduct 失信行为, conduct_other, region 所属地区 (6-digit code or
-                  province; default: profile), decision_ref 决定文书号,
-                  listed_at 列入日期 (required), deadline, summary 列入原因/摘要,
-                  legal_basis 法律依据
-  status-change:  listing_id, step, effective_at (required), decision_ref, reason,
-                  decided_by
-  sanction:       listing_id, measure, measure_other, action (applied|lifted),
-                  effective_at (required), store_id, note
-Values in English (blacklist, fake-transactions) or Chinese (黑名单, 刷单炒信). Dates
-as 2026-10-01, 2026/10/1, 2026年10月1日 or Excel dates (midnight Beijing time), or ISO
-8601 times with an offset; fixed times make a second run of the same file report
-duplicates instead of new records. The full tables: docs/OPERATIONS.md §10.
-
-A listing dated more than --window-days (30, the gateway's default backdating window)
-ago is refused unless the file is an existing list imported with --historical.
-
---dry-run validates every row as a real run would and submits nothing. The summary
-names every rejected row with its line, column and reason, in Chinese when LANG starts
-with zh (or --lang); --report PATH also writes them as CSV. A progress display goes to
-stderr when it is a terminal. Exit 1 if any row was rejected.
-
-CSV example:
-  统一社会信用代码,主体名称,列入名单,失信行为,决定文书号,列入日期,所属地区
-  91330100716105852F,杭州某某贸易有限公司,黑名单,刷单炒信,浙市监〔2026〕42号,2026/11/20,浙江省
-JSON Lines example:
-  {"uscc": "91330100716105852F", "list": "blacklist", "conduct": "counterfeit",
-   "decision_ref": "ZJ-AMR-2026-7", "listed_at": "2026-11-20T00:00:00+08:00"}"""
+_HELP = N_(
+    "Submit many statements from a list file, one statement per row, streamed to the\n"
+    "gateway: CSV (UTF-8, or GB18030/GBK as Excel and WPS save it on Chinese Windows:\n"
+    "detected, or named with --encoding), an Excel workbook (.xlsx: the first sheet, or\n"
+    "--sheet), or JSON Lines. The format follows the file name or --format.\n"
+    "\n"
+    "Columns (English field names or Chinese headers; empty = unset):\n"
+    "  type            listing (default) | status-change | sanction\n"
+    "  listing:        uscc 统一社会信用代码 | resident_id 身份证号, name 主体名称,\n"
+    '                  stores 店铺 ("PLATFORM_ID:STORE_ID ..."), list 列入名单,\n'
+    "                  conduct 失信行为, conduct_other, region 所属地区 (6-digit code or\n"
+    "                  province; default: profile), decision_ref 决定文书号,\n"
+    "                  listed_at 列入日期 (required), deadline, summary 列入原因/摘要,\n"
+    "                  legal_basis 法律依据\n"
+    "  status-change:  listing_id, step, effective_at (required), decision_ref, reason,\n"
+    "                  decided_by\n"
+    "  sanction:       listing_id, measure, measure_other, action (applied|lifted),\n"
+    "                  effective_at (required), store_id, note\n"
+    "Values in English (blacklist, fake-transactions) or Chinese (黑名单, 刷单炒信). Dates\n"
+    "as 2026-10-01, 2026/10/1, 2026年10月1日 or Excel dates (midnight Beijing time), or ISO\n"
+    "8601 times with an offset; fixed times make a second run of the same file report\n"
+    "duplicates instead of new records. The full tables: docs/OPERATIONS.md §10.\n"
+    "\n"
+    "A listing dated more than --window-days (30, the gateway's default backdating window)\n"
+    "ago is refused unless the file is an existing list imported with --historical.\n"
+    "\n"
+    "--dry-run validates every row as a real run would and submits nothing. The summary\n"
+    "names every rejected row with its line, column and reason, in Chinese when LANG starts\n"
+    "with zh (or --lang); --report PATH also writes them as CSV. A progress display goes to\n"
+    "stderr when it is a terminal. Exit 1 if any row was rejected.\n"
+    "\n"
+    "CSV example:\n"
+    "  统一社会信用代码,主体名称,列入名单,失信行为,决定文书号,列入日期,所属地区\n"
+    "  91330100716105852F,杭州某某贸易有限公司,黑名单,刷单炒信,"
+    "浙市监〔2026〕42号,2026/11/20,浙江省\n"
+    "JSON Lines example:\n"
+    '  {"uscc": "91330100716105852F", "list": "blacklist", "conduct": "counterfeit",\n'
+    '   "decision_ref": "ZJ-AMR-2026-7", "listed_at": "2026-11-20T00:00:00+08:00"}'
+)
 
 
 def add_subparser(sub: Any, connect: _Connect) -> None:
     """Add ``submit-file`` to the ``alliance`` parser's subcommands."""
     sf = sub.add_parser(
         "submit-file",
-        help="bulk submit (or --dry-run check) a list file: CSV, XLSX or JSON Lines",
-        description=_HELP,
+        help=_("bulk submit (or --dry-run check) a list file: CSV, XLSX or JSON Lines"),
+        description=_(_HELP),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sf.add_argument("file", type=Path, metavar="FILE")
@@ -84,31 +87,34 @@ def add_subparser(sub: Any, connect: _Connect) -> None:
         "--encoding",
         default="auto",
         choices=tabular.ENCODINGS,
-        help="text encoding of a CSV or JSON Lines file (default: auto, UTF-8 else GB18030)",
+        help=_("text encoding of a CSV or JSON Lines file (default: auto, UTF-8 else GB18030)"),
     )
-    sf.add_argument("--sheet", help="the sheet of an .xlsx file to read (default: the first)")
-    sf.add_argument("--dry-run", action="store_true", help="validate every row, submit nothing")
-    sf.add_argument("--report", type=Path, metavar="PATH", help="write the rejected rows as CSV")
+    sf.add_argument("--sheet", help=_("the sheet of an .xlsx file to read (default: the first)"))
+    sf.add_argument("--dry-run", action="store_true", help=_("validate every row, submit nothing"))
+    sf.add_argument("--report", type=Path, metavar="PATH", help=_("write the rejected rows as CSV"))
     sf.add_argument(
         "--historical",
         action="store_true",
-        help="the file is an existing list: its listings may be older than the window",
+        help=_("the file is an existing list: its listings may be older than the window"),
     )
     sf.add_argument(
         "--window-days",
         type=int,
         default=importing.DEFAULT_WINDOW.days,
         metavar="N",
-        help="refuse listings older than N days without --historical (default: %(default)s)",
+        help=_("refuse listings older than N days without --historical (default: %(default)s)"),
     )
-    sf.add_argument("--lang", choices=import_messages.LANGUAGES, help="default: from LANG")
+    # The language is read before parsing (clients.cli); here only so the flag parses.
+    sf.add_argument(
+        "--lang", default=argparse.SUPPRESS, metavar="zh-CN|en", help=_("as alliance --lang")
+    )
     sf.set_defaults(handler=functools.partial(_submit_file, connect=connect))
 
 
 def _submit_file(args: argparse.Namespace, *, connect: _Connect) -> int:
-    language: import_messages.Language = args.lang or import_messages.user_language()
+    language = import_messages.current_language()
     if args.window_days < 0:
-        raise RecordError("--window-days: must not be negative")
+        raise RecordError(_("--window-days: must not be negative"))
     try:
         options = bulk.ImportOptions(
             fmt=bulk.detect_format(args.file, args.format),
@@ -121,12 +127,12 @@ def _submit_file(args: argparse.Namespace, *, connect: _Connect) -> int:
             ctx = bulk.row_context(load_profile(args.profile), window_days=args.window_days)
             report = bulk.check_file(args.file, ctx, options)
         else:
-            _, client = connect(args)
+            _profile, client = connect(args)
             with client, ProgressDisplay(sys.stderr, language) as display:
                 report = bulk.submit_file(client, args.file, options, on_progress=display.update)
     except import_messages.ImportFileError as e:
         text, advice = e.text(language)
-        print(f"error: {text}\nhint: {advice or e.advice}", file=sys.stderr)
+        sys.stderr.write(i18n.error_lines(text, advice or e.advice))
         return EXIT_USAGE
     if args.report is not None:  # first: the file is the record, the screen may be a pipe
         with args.report.open("w", encoding="utf-8-sig", newline="") as out:

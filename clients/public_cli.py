@@ -23,6 +23,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from clients import i18n
+from clients.i18n import _
 from clients.profile import PROFILE_ENV, load_profile
 from gateway.codec import decode_statement
 from gateway.core.notes import NoteVerifier, open_checkpoint
@@ -36,15 +38,17 @@ _MAX_BYTES = 64 * 1024 * 1024
 
 def add_subparsers(sub: Any) -> None:
     """Add ``public`` with ``verify``."""
-    p = sub.add_parser("public", help="the public feed of a gateway (no certificate needed)")
+    p = sub.add_parser("public", help=_("the public feed of a gateway (no certificate needed)"))
     psub = p.add_subparsers(dest="public_command", required=True)
-    v = psub.add_parser("verify", help="fetch a feed page and verify every entry on it")
-    v.add_argument("url", help="a feed page, e.g. https://credit.example/v1/feed?unit=33")
+    v = psub.add_parser("verify", help=_("fetch a feed page and verify every entry on it"))
+    v.add_argument("url", help=_("a feed page, e.g. https://credit.example/v1/feed?unit=33"))
     v.add_argument(
         "--log-vkey",
-        help="the log's verifier key, or a file holding it (default: the profile's log_vkey_file)",
+        help=_(
+            "the log's verifier key, or a file holding it (default: the profile's log_vkey_file)"
+        ),
     )
-    v.add_argument("--json", action="store_true", help="print the result as JSON")
+    v.add_argument("--json", action="store_true", help=_("print the result as JSON"))
     v.set_defaults(handler=run_verify)
 
 
@@ -145,22 +149,35 @@ def run_verify(args: argparse.Namespace) -> int:
     try:
         result = verify_page(args.url, verifier, timeout_s=getattr(args, "timeout", 10.0))
     except VerificationError as e:
-        print(f"error: the page's checkpoint does not verify: {e}", file=sys.stderr)
-        print("hint: is --log-vkey the key of this gateway's log?", file=sys.stderr)
+        message = _("the page's checkpoint does not verify: %(error)s") % {"error": e}
+        sys.stderr.write(
+            i18n.error_lines(message, _("is --log-vkey the key of this gateway's log?"))
+        )
         return 1
     if args.json:
         print(json.dumps(result, ensure_ascii=False, indent=2))
     else:
         for r in result["entries"]:
             if r["ok"]:
-                print(f"ok      {r['record_id']}  {r['uscc']}")
+                print(
+                    _("ok      %(record)s  %(uscc)s")
+                    % {"record": r["record_id"], "uscc": r["uscc"]}
+                )
             else:
-                print(f"FAILED  {r['record_id'] or '?'}  {r['error']}")
-        print(
-            f"{result['verified']} verified, {result['failed']} failed against checkpoint "
-            f"{result['origin']} size {result['tree_size']}"
+                values = {"record": r["record_id"] or "?", "error": r["error"]}
+                print(_("FAILED  %(record)s  %(error)s") % values)
+        text = _(
+            "%(verified)d verified, %(failed)d failed against checkpoint %(origin)s size %(size)d"
         )
+        values = {
+            "verified": result["verified"],
+            "failed": result["failed"],
+            "origin": result["origin"],
+            "size": result["tree_size"],
+        }
+        print(text % values)
     if result["failed"]:
-        print("error: some entries did not verify (see FAILED above)", file=sys.stderr)
+        message = _("some entries did not verify (see FAILED above)")
+        sys.stderr.write(i18n.error_lines(message, _("compare the page with the signed records")))
         return 1
     return 0

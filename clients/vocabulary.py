@@ -12,9 +12,10 @@ Headers (``COLUMNS``)
     ``resident_id`` 身份证号, ``stores`` 店铺, ``summary`` 列入原因/摘要,
     ``legal_basis`` 法律依据. A column headed 序号 (row number) is ignored.
 Values (``NAMES``)
-    For every enum a row may name (list, conduct, step, measure, action): its Chinese
-    names, the first being the one messages use. The English text (``key-scrutiny``,
-    ``fake-transactions``) is always accepted too.
+    For every enum a row may name (list, conduct, step, measure, action): the Chinese
+    names people write besides the official one. The official name
+    (``gateway/core/names.toml``, the one messages use) and the English text
+    (``key-scrutiny``, ``fake-transactions``) are always accepted too.
 Regions (``PROVINCES``)
     A 6-digit code, or a provincial-level unit by name (浙江省, 浙江, Zhejiang), which
     stands for its code ``330000``; the Xinjiang Production and Construction Corps
@@ -39,6 +40,7 @@ from typing import Final, TypeVar
 
 from clients.statements import enum_text
 from gateway.core.identifiers import REPORTING_UNITS, XPCC_REGION_CODE
+from gateway.core.names import official_name
 from gateway.core.statements import (
     ConductType,
     LifecycleStep,
@@ -222,7 +224,8 @@ def _names(cls: type[_E]) -> Mapping[str, _E]:
     out: dict[str, _E] = {}
     chinese = NAMES[cls]
     for member in cls:
-        for word in (enum_text(member), member.name, *chinese.get(member, ())):
+        official = official_name(member, "zh")
+        for word in (enum_text(member), member.name, official, *chinese.get(member, ())):
             known = out.setdefault(normalise(word), member)
             assert known is member, f"{word!r} means both {known} and {member}"
     return out
@@ -241,9 +244,10 @@ def parse_name(cls: type[_E], text: str) -> _E | None:
 
 
 def display_name(member: enum.Enum, language: str) -> str:
-    """How a message names ``member``: its first Chinese name, or its English text."""
-    names = NAMES.get(type(member), {}).get(member)
-    return names[0] if language.startswith("zh") and names else enum_text(member)
+    """How a message names ``member``: its official Chinese name
+    (``gateway/core/names.toml``, as the CLI and the report show it), or its English
+    text."""
+    return official_name(member, "zh") if language.startswith("zh") else enum_text(member)
 
 
 _PROVINCE_BY_WORD: Final[Mapping[str, str]] = MappingProxyType(

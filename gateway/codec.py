@@ -25,6 +25,8 @@ from gateway.core.statements import (
     ALLIANCE_POLICY_V1,
     MEMBER_RECORD_V1,
     MEMBER_RECORD_V2,
+    MONTHLY_REPORT_V1,
+    MONTHLY_REPORT_V2,
     PAYLOAD_TYPES,
     AlliancePolicy,
     AuthorityScope,
@@ -41,6 +43,7 @@ from gateway.core.statements import (
     MemberRecord,
     MemberStatus,
     MonthlyReport,
+    ReportFile,
     ReportSubmission,
     Role,
     SanctionAction,
@@ -240,6 +243,9 @@ def _monthly_report_to_pb(s: MonthlyReport) -> pb.MonthlyReport:
         checkpoint_root=s.checkpoint_root,
         content_type=s.content_type,
         content=s.content,
+        files=[
+            pb.ReportFile(name=f.name, media_type=f.media_type, sha256=f.sha256) for f in s.files
+        ],
     )
 
 
@@ -438,6 +444,7 @@ def _monthly_report_from_pb(m: pb.MonthlyReport) -> MonthlyReport:
         checkpoint_root=m.checkpoint_root,
         content_type=m.content_type,
         content=m.content,
+        files=tuple(ReportFile(f.name, f.media_type, f.sha256) for f in m.files),
     )
 
 
@@ -569,6 +576,15 @@ _MEMBER_RECORD_V2_FIELDS: Mapping[str, frozenset[int]] = MappingProxyType(
     }
 )
 
+# monthly-report.v2: MonthlyReport.files (8), each a ReportFile.
+_MONTHLY_REPORT_V2_FIELDS: Mapping[str, frozenset[int]] = MappingProxyType(
+    {
+        **_V1_FIELDS,
+        "alliance.v1.MonthlyReport": _V1_FIELDS["alliance.v1.MonthlyReport"] | {8},
+        "alliance.v1.ReportFile": frozenset({1, 2, 3}),
+    }
+)
+
 
 # status-change.v1 as of protocol revision 3: StatusChange.document_sha256 (8).
 _STATUS_CHANGE_FIELDS: Mapping[str, frozenset[int]] = MappingProxyType(
@@ -609,6 +625,12 @@ def _v1_member_record(stmt: Statement) -> None:
 def _v2_member_record(stmt: Statement) -> None:
     assert isinstance(stmt, MemberRecord)
     check_member_record_v2(stmt)
+
+
+def _v1_monthly_report(stmt: Statement) -> None:
+    assert isinstance(stmt, MonthlyReport)
+    if stmt.files:
+        raise RecordError("monthly_report.files: monthly-report.v1 carries no files (v2 does)")
 
 
 @dataclass(frozen=True)
@@ -672,11 +694,20 @@ PAYLOAD_SCHEMAS: Mapping[str, PayloadSchema] = MappingProxyType(
                 _v2_member_record,
             ),
             PayloadSchema(
-                PAYLOAD_TYPES[MonthlyReport],
+                MONTHLY_REPORT_V1,
                 "monthly_report",
                 pb.MonthlyReport,
                 MonthlyReport,
                 _V1_FIELDS,
+                _monthly_report_from_pb,
+                _v1_monthly_report,
+            ),
+            PayloadSchema(
+                MONTHLY_REPORT_V2,
+                "monthly_report",
+                pb.MonthlyReport,
+                MonthlyReport,
+                _MONTHLY_REPORT_V2_FIELDS,
                 _monthly_report_from_pb,
             ),
             PayloadSchema(

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from gwtest import BACKENDS, pg_base_url, pg_schema_url
 
+from clients import i18n
+
 
 @pytest.fixture(autouse=True)
 def _logging_restored() -> Iterator[None]:
@@ -20,6 +22,14 @@ def _logging_restored() -> Iterator[None]:
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+
+
+@pytest.fixture(autouse=True)
+def _cli_language_restored() -> Iterator[None]:
+    """``alliance --lang zh-CN`` run in-process sets the CLI's language for the process;
+    later tests that call a command's handler directly expect the default, English."""
+    yield
+    i18n.use("en")
 
 
 @pytest.fixture(params=BACKENDS)

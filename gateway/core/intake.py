@@ -100,6 +100,7 @@ def check_effective_time(
             f"{field}: {value.isoformat()} is in the future (the gateway's clock reads "
             f"{now.isoformat()}, allowed skew {rules.clock_skew.total_seconds():g} s)",
             advice="state when it took effect, not when it is planned; check your clock",
+            reason="time-in-future",
         )
     if historical:
         return
@@ -110,6 +111,7 @@ def check_effective_time(
             f"{_days(rules.backdating_window)} before the gateway's clock",
             advice="submit records when they take effect; older ones need a historical "
             "import, which the record must state",
+            reason="time-too-old",
         )
 
 
@@ -120,6 +122,7 @@ def check_issued_at(value: datetime, field: str, *, now: datetime, rules: Intake
             f"{field}: {value.isoformat()} is later than the gateway's clock "
             f"{now.isoformat()} plus the allowed skew",
             advice="issue records at the current time; check the clock",
+            reason="time-in-future",
         )
 
 
@@ -163,11 +166,13 @@ def check_text(value: str, field: str, *, multiline: bool, descriptive: bool) ->
         raise RecordError(
             f"{field}: holds a resident identity number",
             advice="never share a person's ID number: identify a person by person_hmac only",
+            reason="personal-data",
         )
     if descriptive and next(find_mobile_numbers(value), None) is not None:
         raise RecordError(
             f"{field}: holds a mobile phone number",
             advice="personal contact data may not be shared in records: remove it",
+            reason="personal-data",
         )
 
 

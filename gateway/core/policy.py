@@ -137,13 +137,15 @@ def authorize_statement(
     """
     if stmt.issuer != str(signer):
         raise PermissionError(
-            f"issuer {stmt.issuer} is not the signer {signer}: members sign only as themselves"
+            f"issuer {stmt.issuer} is not the signer {signer}: members sign only as themselves",
+            reason="issuer-not-signer",
         )
     kind = type(stmt).__name__
     allowed = STATEMENT_SIGNERS.get(type(stmt), frozenset())
     if signer.role not in allowed:
         raise PermissionError(
-            f"a {signer.role.name.lower()} may not sign a {kind} (allowed: {_role_names(allowed)})"
+            f"a {signer.role.name.lower()} may not sign a {kind} (allowed: {_role_names(allowed)})",
+            reason="role-may-not-sign",
         )
     if isinstance(stmt, StatusChange):
         _authorize_status_change(signer, stmt, listing, signer_region)
@@ -207,7 +209,10 @@ def _authorize_status_change(
     signer_region: str | None,
 ) -> None:
     if listing is None:
-        raise NotFoundError(f"status_change.listing_id: unknown listing {stmt.listing_id}")
+        raise NotFoundError(
+            f"status_change.listing_id: unknown listing {stmt.listing_id}",
+            reason="unknown-listing",
+        )
     if str(signer) == listing.issuer:
         return
     unit = reporting_unit(listing.region_code)
@@ -217,7 +222,8 @@ def _authorize_status_change(
         raise PermissionError(
             f"authority {signer} (region {signer_region or 'unknown'}) may change only "
             f"listings of its own reporting unit; listing {stmt.listing_id} is in {unit} "
-            f"and was issued by {listing.issuer}"
+            f"and was issued by {listing.issuer}",
+            reason="outside-unit",
         )
     if signer.role is Role.GATEWAY:
         issuer_domain = MemberId.parse(listing.issuer, field="listing.issuer").trust_domain
@@ -234,5 +240,6 @@ def _authorize_status_change(
     raise PermissionError(
         f"{signer} may not change listing {stmt.listing_id}: only its issuer "
         f"{listing.issuer}, an authority of reporting unit {unit}, or (to escalate) a "
-        f"gateway of its trust domain may"
+        f"gateway of its trust domain may",
+        reason="not-listing-issuer",
     )

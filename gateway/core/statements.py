@@ -35,6 +35,9 @@ __all__ = [
     "MEMBER_RECORD_TYPES",
     "MEMBER_RECORD_V1",
     "MEMBER_RECORD_V2",
+    "MONTHLY_REPORT_TYPES",
+    "MONTHLY_REPORT_V1",
+    "MONTHLY_REPORT_V2",
     "PAYLOAD_TYPES",
     "REPORT_CONTENT_TYPE",
     "STATEMENT_TYPES",
@@ -53,6 +56,7 @@ __all__ = [
     "MemberRecord",
     "MemberStatus",
     "MonthlyReport",
+    "ReportFile",
     "ReportSubmission",
     "Role",
     "SanctionAction",
@@ -177,6 +181,9 @@ _MAX_KEYS = 32
 _MAX_REPORT_BYTES = 1024 * 1024
 _MAX_LOG_SIZE = 2**63 - 1
 REPORT_CONTENT_TYPE = "application/json"
+_MAX_REPORT_FILES = 16
+# A media type: type "/" subtype, RFC 6838 restricted names (no parameters).
+_MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,62}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
 _HEX = frozenset("0123456789abcdef")
 
 
@@ -375,7 +382,10 @@ class Listing:
         if self.correction_deadline is not None:
             deadline = _utc(self.correction_deadline, "listing.correction_deadline")
             if deadline <= listed_at:
-                raise RecordError("listing.correction_deadline: must be after listed_at")
+                raise RecordError(
+                    "listing.correction_deadline: must be after listed_at",
+                    reason="deadline-too-early",
+                )
             _set(self, "correction_deadline", deadline)
         else:
             try:
@@ -678,12 +688,36 @@ def _report_month(value: object, field: str) -> None:
 
 
 @dataclass(frozen=True, slots=True)
+class ReportFile:
+    """One file a monthly report was published as, by the SHA-256 of its bytes."""
+
+    name: str
+    media_type: str
+    sha256: bytes
+
+    def __post_init__(self) -> None:
+        field = "monthly_report.files"
+        _text(self.name, f"{field}.name", _MAX_FILE_NAME, required=True)
+        if "/" in self.name or "\\" in self.name or self.name in (".", ".."):
+            raise RecordError(f"{field}.name: {self.name!r} must be a file name, not a path")
+        if not isinstance(self.media_type, str) or not _MEDIA_TYPE.fullmatch(self.media_type):
+            raise RecordError(
+                f"{field}.media_type: {self.media_type!r} is not a media type "
+                "(lower case type/subtype, e.g. application/pdf)"
+            )
+        if not isinstance(self.sha256, bytes) or len(self.sha256) != 32:
+            raise RecordError(f"{field}.sha256: must be 32 bytes (SHA-256)")
+
+
+@dataclass(frozen=True, slots=True)
 class MonthlyReport:
     """A gateway's signed monthly report, computed at a checkpoint of its own log.
 
     ``content`` is the report as canonical JSON (``gateway.core.report``); it must be
     computed only from the log entries below ``checkpoint_size``, so that a monitor
-    can recompute it by replaying the log up to that checkpoint.
+    can recompute it by replaying the log up to that checkpoint. ``files`` names the
+    files the report was published as (payload type v2; a v1 report has none), so a
+    recipient can check a file it got against the log.
     """
 
     issuer: str
@@ -693,6 +727,7 @@ class MonthlyReport:
     checkpoint_root: bytes
     content: bytes
     content_type: str = REPORT_CONTENT_TYPE
+    files: tuple[ReportFile, ...] = ()
 
     def __post_init__(self) -> None:
         issuer = _member(self.issuer, "monthly_report.issuer")
@@ -720,6 +755,15 @@ class MonthlyReport:
             raise RecordError(f"monthly_report.content: not UTF-8 JSON: {e}") from None
         if not isinstance(document, dict):
             raise RecordError("monthly_report.content: must be a JSON object")
+        if not isinstance(self.files, tuple) or not all(
+            isinstance(f, ReportFile) for f in self.files
+        ):
+            raise RecordError("monthly_report.files: must be a tuple of ReportFile")
+        if len(self.files) > _MAX_REPORT_FILES:
+            raise RecordError(f"monthly_report.files: at most {_MAX_REPORT_FILES} files")
+        names = [f.name for f in self.files]
+        if len(set(names)) != len(names):
+            raise RecordError("monthly_report.files: a file name appears twice")
 
 
 _MAX_WORKING_DAYS = 250
@@ -982,6 +1026,9 @@ ALLIANCE_POLICY_V1 = "application/vnd.alliance.alliance-policy.v1+protobuf"
 MEMBER_RECORD_V1 = "application/vnd.alliance.member-record.v1+protobuf"
 MEMBER_RECORD_V2 = "application/vnd.alliance.member-record.v2+protobuf"
 MEMBER_RECORD_TYPES = frozenset({MEMBER_RECORD_V1, MEMBER_RECORD_V2})
+MONTHLY_REPORT_V1 = "application/vnd.alliance.monthly-report.v1+protobuf"
+MONTHLY_REPORT_V2 = "application/vnd.alliance.monthly-report.v2+protobuf"
+MONTHLY_REPORT_TYPES = frozenset({MONTHLY_REPORT_V1, MONTHLY_REPORT_V2})
 
 # The payload type a gateway signs each statement as.
 PAYLOAD_TYPES: Mapping[type[Statement], str] = MappingProxyType(
@@ -990,7 +1037,7 @@ PAYLOAD_TYPES: Mapping[type[Statement], str] = MappingProxyType(
         StatusChange: "application/vnd.alliance.status-change.v1+protobuf",
         SanctionConfirmation: "application/vnd.alliance.sanction-confirmation.v1+protobuf",
         MemberRecord: MEMBER_RECORD_V2,
-        MonthlyReport: "application/vnd.alliance.monthly-report.v1+protobuf",
+        MonthlyReport: MONTHLY_REPORT_V2,
         GovernmentMeasure: "application/vnd.alliance.government-measure.v1+protobuf",
         AlliancePolicy: ALLIANCE_POLICY_V1,
         HolidayCalendar: "application/vnd.alliance.holiday-calendar.v1+protobuf",
@@ -1004,5 +1051,6 @@ STATEMENT_TYPES: Mapping[str, type[Statement]] = MappingProxyType(
     {
         **{payload_type: cls for cls, payload_type in PAYLOAD_TYPES.items()},
         MEMBER_RECORD_V1: MemberRecord,
+        MONTHLY_REPORT_V1: MonthlyReport,
     }
 )

@@ -47,13 +47,16 @@ def catalog_problems(
     for msgid, message in sorted(present.items()):
         if message.fuzzy:
             problems.append(f"{locale}: {msgid!r} is fuzzy")
-        if not source_locale and not message.string:
+        # A plural entry has a tuple of forms: each must be there, with the placeholders.
+        forms = message.string if isinstance(message.string, tuple) else (message.string,)
+        if not source_locale and not all(forms):
             problems.append(f"{locale}: {msgid!r} has no translation")
-        if message.string and _placeholders(message.string) != _placeholders(msgid):
-            problems.append(
-                f"{locale}: {msgid!r}: the translation's placeholders "
-                f"{sorted(_placeholders(message.string))} differ from the msgid's"
-            )
+        for form in forms:
+            if form and _placeholders(form) != _placeholders(msgid):
+                problems.append(
+                    f"{locale}: {msgid!r}: the translation's placeholders "
+                    f"{sorted(_placeholders(form))} differ from the msgid's"
+                )
     for message, errors in catalog.check():
         for error in errors:
             problems.append(f"{locale}: {message.id!r}: {error}")

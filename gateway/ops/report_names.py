@@ -1,8 +1,8 @@
 """Official names of the report's vocabulary, from data files shipped with the package.
 
-- ``report_data/names.toml``: the 32 reporting units, lists, conduct types, sanction
-  measures, actions, lifecycle steps and member statuses, in Chinese (the official
-  names, with their sources) and English.
+- ``gateway/core/names.toml`` (``gateway.core.names``, shared with the client CLI): the
+  32 reporting units, lists, conduct types, sanction measures, actions, lifecycle steps
+  and member statuses, in Chinese (the official names, with their sources) and English.
 - ``report_data/gb2260.tsv``: provincial and prefecture-level names by GB/T 2260 code,
   generated from a named, versioned source (``scripts/gen_gb2260.py``).
 
@@ -12,13 +12,13 @@ listing, an unknown code) come from the report's message catalog.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from types import MappingProxyType
 
+from gateway.core.names import name_tables
 from gateway.errors import RecordError
 from gateway.ops.i18n import LOCALES, CatalogFolder, Locale, normalize_locale
 
@@ -58,15 +58,6 @@ class CityName:
     name: str
     current: bool
     status: str
-
-
-@lru_cache(maxsize=1)
-def name_tables() -> Mapping[str, Mapping[str, Mapping[str, str]]]:
-    """``names.toml`` as ``{table: {key: {"zh": …, "en": …}}}`` (without ``sources``)."""
-    text = resources.files("gateway.ops").joinpath(_DATA, "names.toml").read_text("utf-8")
-    data = tomllib.loads(text)
-    data.pop("sources", None)
-    return MappingProxyType(data)
 
 
 @lru_cache(maxsize=1)

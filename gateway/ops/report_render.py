@@ -29,7 +29,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup, escape
 
 from gateway.core.report import CITY_COUNTERS
-from gateway.core.statements import MemberRecord
+from gateway.core.statements import MemberRecord, ReportFile
 from gateway.errors import ConfigError
 from gateway.ops.i18n import Locale
 from gateway.ops.report_names import Names
@@ -37,13 +37,17 @@ from gateway.ops.report_view import ReportView, member_name
 
 __all__ = [
     "FORMATS",
+    "MEDIA_TYPES",
     "check_engines",
     "file_hashes",
     "render_cities_csv",
     "render_csv",
+    "render_files",
     "render_html",
     "render_pdf",
     "render_sanctions_csv",
+    "report_files",
+    "save_files",
     "write_report",
 ]
 
@@ -269,8 +273,7 @@ def render_pdf(html: str) -> bytes:
 # --- files -----------------------------------------------------------------------------
 
 
-def write_report(
-    folder: Path,
+def render_files(
     stem: str,
     content: bytes,
     document: Mapping[str, Any],
@@ -279,11 +282,11 @@ def write_report(
     view: ReportView,
     locale: Locale,
     members: Mapping[str, MemberRecord],
-) -> list[Path]:
-    """Write the chosen formats as ``<stem>.json``, ``<stem>.csv`` (+ ``-cities.csv``,
-    ``-sanctions.csv``), ``<stem>.html``, ``<stem>.pdf`` and ``<stem>.docx``; returns the
-    paths written. Every file is rendered before any is written, so a rendering error
-    leaves no partial set behind."""
+) -> list[tuple[str, bytes]]:
+    """Render the chosen formats as ``<stem>.json``, ``<stem>.csv`` (+ ``-cities.csv``,
+    ``-sanctions.csv``), ``<stem>.html``, ``<stem>.pdf`` and ``<stem>.docx``: the
+    ``(name, bytes)`` of each, in memory (hashed into the signed record before any is
+    written)."""
     from gateway.ops.report_docx import render_docx  # noqa: PLC0415 - python-docx is heavy
 
     files: list[tuple[str, bytes]] = []
@@ -308,6 +311,11 @@ def write_report(
             files.append((f"{stem}.docx", render_docx(view)))
         else:
             raise ValueError(f"unknown report format {fmt!r}")
+    return files
+
+
+def save_files(folder: Path, files: Iterable[tuple[str, bytes]]) -> list[Path]:
+    """Write rendered files into ``folder``; returns their paths."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for name, data in files:
@@ -315,6 +323,43 @@ def write_report(
         path.write_bytes(data)
         written.append(path)
     return written
+
+
+def write_report(
+    folder: Path,
+    stem: str,
+    content: bytes,
+    document: Mapping[str, Any],
+    formats: Iterable[str],
+    *,
+    view: ReportView,
+    locale: Locale,
+    members: Mapping[str, MemberRecord],
+) -> list[Path]:
+    """Render the chosen formats (``render_files``) and write them; every file is
+    rendered before any is written, so a rendering error leaves no partial set."""
+    files = render_files(
+        stem, content, document, formats, view=view, locale=locale, members=members
+    )
+    return save_files(folder, files)
+
+
+# Media types of the files a report is published as, by suffix.
+MEDIA_TYPES: Mapping[str, str] = {
+    ".json": "application/json",
+    ".csv": "text/csv",
+    ".html": "text/html",
+    ".pdf": "application/pdf",
+    ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+}
+
+
+def report_files(files: Iterable[tuple[str, bytes]]) -> list[ReportFile]:
+    """What the signed record says of each rendered file: name, media type, SHA-256."""
+    return [
+        ReportFile(name, MEDIA_TYPES[Path(name).suffix], hashlib.sha256(data).digest())
+        for name, data in files
+    ]
 
 
 def file_hashes(paths: Iterable[Path]) -> dict[str, str]:

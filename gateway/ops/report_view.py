@@ -263,7 +263,7 @@ def build_view(
         notes_title=_("From the records"),
         tables=(_outstanding(units, names, locale),),
     )
-    verification = _verification(document, locale, record_id, log_index, members)
+    verification = _verification(document, locale, record_id, log_index, members, draft=draft)
     annex = Section(
         key="annex",
         title=_("Annex: ledger of the month's listings"),
@@ -602,6 +602,8 @@ def _verification(
     record_id: str | None,
     log_index: int | None,
     members: Mapping[str, MemberRecord],
+    *,
+    draft: bool = False,
 ) -> Section:
     _ = loc.gettext
     cp = document["checkpoint"]
@@ -625,6 +627,17 @@ def _verification(
                     "index": log_index,
                     "issuer": member_name(document["issuer"], members),
                 }
+            )
+        )
+    elif not draft:
+        blocks.append(
+            Block(
+                _(
+                    "%(issuer)s signs the report as a record of its log that names each file "
+                    "of this report by its SHA-256; `alliance-gateway report --verify FILE` "
+                    "checks a copy against it."
+                )
+                % {"issuer": member_name(document["issuer"], members)}
             )
         )
     fed = document.get("federation", {})

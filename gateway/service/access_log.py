@@ -71,6 +71,7 @@ class QuotaError(GatewayError):
     """A member read its daily quota of subjects (RESOURCE_EXHAUSTED)."""
 
     advice = "retry after midnight UTC, or ask the operator for a larger access_log_daily_quota"
+    reason = "quota-exceeded"
 
     def __init__(self, message: str, *, retry_after_s: float) -> None:
         super().__init__(message, advice=f"retry in {retry_after_s:.0f} s (after midnight UTC)")

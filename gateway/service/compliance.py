@@ -132,7 +132,10 @@ class ComplianceService:
     def listing(self, listing_id: str) -> ListingCompliance:
         projection = self._store.listing(listing_id)
         if projection is None:
-            raise NotFoundError(f"listing_id: no listing {listing_id} is known to this gateway")
+            raise NotFoundError(
+                f"listing_id: no listing {listing_id} is known to this gateway",
+                reason="unknown-listing",
+            )
         (result,) = self._evaluate([projection], self._clock())
         return result
 

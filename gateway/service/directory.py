@@ -94,11 +94,13 @@ class Directory:
             raise PermissionError(
                 f"{member_id} is not a registered member of this alliance",
                 advice="ask the gateway operator to register you (alliance-gateway members add)",
+                reason="not-registered",
             )
         if record.status != MemberStatus.ACTIVE:
             raise PermissionError(
                 f"{member_id} is suspended",
                 advice="ask the gateway operator why; records are refused until reactivation",
+                reason="member-suspended",
             )
         return record
 

@@ -55,7 +55,7 @@ class QueryService:
     def record(self, record_id: str) -> StoredRecord:
         stored = self._store.record_by_id(record_id)
         if stored is None:
-            raise NotFoundError(f"record_id: no record {record_id}")
+            raise NotFoundError(f"record_id: no record {record_id}", reason="unknown-record")
         return stored
 
     def check(self, subjects: Sequence[Subject]) -> list[SubjectState]:

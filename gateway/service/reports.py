@@ -10,7 +10,7 @@ checkpoint's size and root, so the monitor also proves it replayed the right ent
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from types import MappingProxyType
@@ -26,7 +26,7 @@ from gateway.core.notes import NoteSigner
 from gateway.core.notices import NoticeRule
 from gateway.core.policy import authorize_statement
 from gateway.core.report import MonthData, canonical_json, compute_month, report_document
-from gateway.core.statements import PAYLOAD_TYPES, MonthlyReport
+from gateway.core.statements import MONTHLY_REPORT_TYPES, MonthlyReport, ReportFile
 from gateway.core.workdays import ReportMonth, WorkCalendar
 from gateway.errors import ConfigError, RecordError
 from gateway.service.ledger import Accepted, Clock, Ledger, utc_now
@@ -56,6 +56,10 @@ FEDERATION_NOT_AVAILABLE: Mapping[str, Any] = MappingProxyType(
 )
 
 FederationHealth = Callable[[], Mapping[str, Any]]
+
+
+# (document, the month's data, the canonical JSON content) -> the files published.
+Publisher = Callable[[Mapping[str, Any], MonthData, bytes], Iterable[ReportFile]]
 
 
 @dataclass(frozen=True)
@@ -227,8 +231,14 @@ class ReportService:
         )
         return document, data
 
-    def generate(self, month: ReportMonth, unit: str | None = None) -> GeneratedReport:
-        """Compute the report at a fresh checkpoint, sign it and append it to the log."""
+    def generate(
+        self, month: ReportMonth, unit: str | None = None, *, publish: Publisher | None = None
+    ) -> GeneratedReport:
+        """Compute the report at a fresh checkpoint, sign it and append it to the log.
+
+        ``publish`` renders the files the report is published as, from the document and
+        the month's data, before anything is signed; the signed record names each by
+        its SHA-256 (``MonthlyReport.files``). Without it the record names no file."""
         now = self._clock()
         if month.start > now + self._clock_skew:
             # A signed report is a statement of the gateway: never about a month to come.
@@ -238,13 +248,16 @@ class ReportService:
             )
         checkpoint = self.checkpoint()
         document, data = self.compute_month(month, unit, checkpoint)
+        content = canonical_json(document)
+        files = tuple(publish(document, data, content)) if publish is not None else ()
         statement = MonthlyReport(
             issuer=self._gateway_id,
             month=str(month),
             unit=unit or "",
             checkpoint_size=checkpoint.tree_size,
             checkpoint_root=checkpoint.root_hash,
-            content=canonical_json(document),
+            content=content,
+            files=files,
         )
         signer = MemberId.parse(self._gateway_id)
         authorize_statement(signer, statement, listing=None, signer_region=None)
@@ -268,9 +281,15 @@ class ReportService:
     def reports(self, month: ReportMonth | None = None) -> list[tuple[ReportRef, MonthlyReport]]:
         """Reports this gateway signed (for ``month``), in log order."""
         found = []
-        rows = self._compliance.records_of_type_after(PAYLOAD_TYPES[MonthlyReport], -1)
-        for index, record_id, payload in rows:
-            report = codec.decode_statement(PAYLOAD_TYPES[MonthlyReport], payload)
+        rows = sorted(
+            (index, record_id, payload_type, payload)
+            for payload_type in MONTHLY_REPORT_TYPES
+            for index, record_id, payload in self._compliance.records_of_type_after(
+                payload_type, -1
+            )
+        )
+        for index, record_id, payload_type, payload in rows:
+            report = codec.decode_statement(payload_type, payload)
             assert isinstance(report, MonthlyReport)
             if report.issuer != self._gateway_id:
                 continue

@@ -23,6 +23,7 @@ from gateway.core.intake import DEFAULT_CLOCK_SKEW
 from gateway.core.policy import authorize_statement
 from gateway.core.report_state import MonthState, month_state
 from gateway.core.statements import (
+    MONTHLY_REPORT_TYPES,
     PAYLOAD_TYPES,
     MonthlyReport,
     ReportSubmission,
@@ -38,10 +39,15 @@ __all__ = ["SUBMISSION_TYPE", "SubmissionService", "Submitted"]
 logger = logging.getLogger(__name__)
 
 SUBMISSION_TYPE = PAYLOAD_TYPES[ReportSubmission]
-_REPORT_TYPE = PAYLOAD_TYPES[MonthlyReport]
+# Reports signed before they named their files (v1) count as much as v2 ones.
+_REPORT_TYPES = tuple(sorted(MONTHLY_REPORT_TYPES))
 
 # ``months -> {(month, unit): drafted_at}`` (``DraftStore.drafted``).
 Drafts = Callable[[list[str]], dict[tuple[str, str], datetime]]
+
+
+def _first(item: tuple[int, str, object]) -> int:
+    return item[0]
 
 
 @dataclass(frozen=True)
@@ -76,14 +82,15 @@ class SubmissionService:
         self._clock = clock
         self._clock_skew = clock_skew
 
-    def _own(self, payload_type: str) -> list[tuple[str, MonthlyReport | ReportSubmission]]:
-        found: list[tuple[str, MonthlyReport | ReportSubmission]] = []
-        for _, record_id, payload in self._records(payload_type, -1):
-            statement = codec.decode_statement(payload_type, payload)
-            assert isinstance(statement, MonthlyReport | ReportSubmission)
-            if statement.issuer == self._gateway_id:
-                found.append((record_id, statement))
-        return found
+    def _own(self, *payload_types: str) -> list[tuple[str, MonthlyReport | ReportSubmission]]:
+        found: list[tuple[int, str, MonthlyReport | ReportSubmission]] = []
+        for payload_type in payload_types:
+            for index, record_id, payload in self._records(payload_type, -1):
+                statement = codec.decode_statement(payload_type, payload)
+                assert isinstance(statement, MonthlyReport | ReportSubmission)
+                if statement.issuer == self._gateway_id:
+                    found.append((index, record_id, statement))
+        return [(record_id, statement) for _, record_id, statement in sorted(found, key=_first)]
 
     def submit(
         self,
@@ -115,7 +122,7 @@ class SubmissionService:
         scope = unit or ""
         reports = [
             record_id
-            for record_id, s in self._own(_REPORT_TYPE)
+            for record_id, s in self._own(*_REPORT_TYPES)
             if s.month == str(month) and s.unit == scope
         ]
         if not reports:
@@ -166,7 +173,7 @@ class SubmissionService:
         now = self._clock() if now is None else now
         names = [str(m) for m in months]
         drafted = {month for month, _ in self._drafts(names)}
-        finalised = {s.month for _, s in self._own(_REPORT_TYPE)}
+        finalised = {s.month for _, s in self._own(*_REPORT_TYPES)}
         submitted = {s.month for _, s in self._own(SUBMISSION_TYPE)}
         calendar = self._calendar()
         out = []

@@ -140,6 +140,7 @@ class SubmitService:
             raise PermissionError(
                 f"the record's issuer {opened.issuer[:300]!r} is not the caller {caller}",
                 advice="members submit only records they issued and signed themselves",
+                reason="issuer-not-signer",
             )
         verify_issuer(env, caller, keys)
         statement = opened.statement()
@@ -244,6 +245,7 @@ class SubmitService:
             raise NotFoundError(
                 f"listing_id: no listing {statement.listing_id} is known to this gateway",
                 advice="submit the listing first, or wait for it to replicate",
+                reason="unknown-listing",
             )
         listing = decode_statement(stored.payload_type, stored.payload)
         if not isinstance(listing, Listing):

@@ -31,6 +31,8 @@ STATUS_FOR: Mapping[type[errors.GatewayError], grpc.StatusCode] = {
 }
 
 INTERNAL_MESSAGE = "internal error; the gateway logged the details"
+# The trailing metadata key of the stable reason code (docs/PROTOCOL.md, Reason codes).
+REASON_KEY = "alliance-reason"
 
 
 def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
@@ -43,3 +45,10 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
         return grpc.StatusCode.INTERNAL, exc.message
     logger.error("unexpected error", exc_info=exc)
     return grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE
+
+
+def reason_metadata(exc: BaseException) -> tuple[tuple[str, str], ...]:
+    """The trailing metadata that names why ``exc`` refused the call (``internal`` for
+    an error the gateway did not raise on purpose)."""
+    reason = exc.reason if isinstance(exc, errors.GatewayError) else "internal"
+    return ((REASON_KEY, reason),)

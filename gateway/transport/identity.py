@@ -42,7 +42,7 @@ def caller_of(context: grpc.ServicerContext) -> Caller:
         return known
     pems = context.auth_context().get(_PEM_KEY)
     if not pems:
-        raise PermissionError("no client certificate was presented")
+        raise PermissionError("no client certificate was presented", reason="unauthenticated")
     return _parse(pems[0])
 
 

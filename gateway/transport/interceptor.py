@@ -40,7 +40,7 @@ import grpc
 from gateway.core.policy import rpc_allowed
 from gateway.core.statements import Role
 from gateway.errors import GatewayError, PermissionError, RecordError
-from gateway.transport.errors import status_for
+from gateway.transport.errors import reason_metadata, status_for
 from gateway.transport.identity import Caller, authenticated, caller_of
 from gateway.transport.limits import Limits
 from gateway.transport.streams import StreamGuard, attach_guard, guarded_requests
@@ -169,6 +169,7 @@ class AuthInterceptor(grpc.ServerInterceptor):
             raise PermissionError(
                 f"role {Role(role).name.lower()} may not call {method}",
                 advice="see the authorization table in docs/PROTOCOL.md",
+                reason="role-may-not-call",
             )
         self._admission.admit(caller)
         authenticated(context, caller)
@@ -184,10 +185,12 @@ class AuthInterceptor(grpc.ServerInterceptor):
         code = grpc.StatusCode.OK
         if exc is not None:
             code, message = status_for(exc)
+            trailers = reason_metadata(exc)
             retry_after_s = getattr(exc, "retry_after_s", None)
             if code is grpc.StatusCode.RESOURCE_EXHAUSTED and retry_after_s is not None:
                 wait_ms = max(1, math.ceil(retry_after_s * 1000))
-                context.set_trailing_metadata(((_PUSHBACK, str(wait_ms)),))
+                trailers += ((_PUSHBACK, str(wait_ms)),)
+            context.set_trailing_metadata(trailers)
             if code is grpc.StatusCode.PERMISSION_DENIED:
                 self._refusals.note(_identify(context), context.peer(), method, code, message)
         if self._observer is not None:
@@ -344,6 +347,7 @@ def _unserved(
         try:
             check(method, context)
         except Exception as e:
+            context.set_trailing_metadata(reason_metadata(e))
             context.abort(*status_for(e))
         context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not served here")
         yield b""  # unreachable: makes this a generator, which any call shape accepts

@@ -46,11 +46,17 @@ class LimitError(GatewayError):
     """A member is over its request rate or its concurrent streams (RESOURCE_EXHAUSTED)."""
 
     advice = "slow down and retry later"
+    reason = "rate-limited"
 
     def __init__(
-        self, message: str, *, advice: str | None = None, retry_after_s: float | None = None
+        self,
+        message: str,
+        *,
+        advice: str | None = None,
+        retry_after_s: float | None = None,
+        reason: str | None = None,
     ) -> None:
-        super().__init__(message, advice=advice)
+        super().__init__(message, advice=advice, reason=reason)
         self.retry_after_s = retry_after_s
 
 
@@ -58,6 +64,7 @@ class StreamIdleError(GatewayError):
     """A client stream sent nothing for too long (DEADLINE_EXCEEDED)."""
 
     advice = "the results sent so far stand; open a new stream when you have records to send"
+    reason = "stream-idle"
 
 
 @dataclass(frozen=True)
@@ -150,7 +157,9 @@ class Limits:
                 self._streams[member_id] = open_now + 1
                 self._total += counted
         if refused is not None:
-            raise LimitError(refused, advice="end a stream before opening another one")
+            raise LimitError(
+                refused, advice="end a stream before opening another one", reason="too-many-streams"
+            )
         try:
             yield
         finally:

@@ -47,6 +47,7 @@ class StreamAgeError(GatewayError):
     """A read stream reached its maximum age (UNAVAILABLE: resume from the cursor)."""
 
     advice = "open a new stream from the next index you need; nothing was lost"
+    reason = "stream-too-old"
 
 
 class StreamGuard:

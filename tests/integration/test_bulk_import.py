@@ -372,7 +372,7 @@ def test_file_level_errors_are_in_the_users_language(
     path.write_bytes("统一社会信用代号,列入名单\n".encode("gbk"))
     code, _, err = _cli(capsys, site.authority, "submit-file", "--dry-run", str(path))
     assert code == 2
-    assert err.startswith("error: 第1行：无法识别的列“统一社会信用代号”\nhint: 列名可用字段名")
+    assert err.startswith("错误：第1行：无法识别的列“统一社会信用代号”\n提示：列名可用字段名")
     code, _, err = _cli(capsys, site.authority, "submit-file", "--encoding", "utf-8", str(path))
     assert code == 2 and "typo.csv不是UTF-8编码的文本" in err
     code, _, err = _cli(capsys, site.authority, "submit-file", "--window-days", "-1", str(path))

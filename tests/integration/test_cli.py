@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -114,7 +115,7 @@ def test_list_check_sanction_and_remove(site: Site, capsys: pytest.CaptureFixtur
     assert state["listing_id"] == listing_id and state["step"] == "removed"
     assert not state["in_force"] and state["sanctions"][0]["measure"] == "close-store"
     code, out, _ = run(capsys, site.platform, "listings", "--in-force")
-    assert code == 0 and out.strip().endswith("0 listing(s)")
+    assert code == 0 and out.strip().endswith("0 listings")
 
     code, out, _ = run(capsys, site.platform, "watch", "--from", "0", "--limit", "6")
     lines = out.splitlines()
@@ -243,3 +244,107 @@ def test_console_script_smoke(site: Site) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "not listed" in _row(done.stdout, USCC[2])
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("listings", "--json"),
+        ("listings",),
+        ("check", USCC[0], "--json"),
+        ("watch", "--limit", "2"),
+        ("compliance", "show", "{listing}", "--json"),
+        ("compliance", "outstanding"),
+        ("compliance", "schedule"),
+        ("version",),
+    ],
+    ids=" ".join,
+)
+def test_a_reader_that_left_ends_the_command_quietly(
+    site: Site, command: tuple[str, ...], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``alliance listings --json | head``: the reader closes the pipe before the command
+    writes; the command stops with 141 (as if SIGPIPE ended it), no traceback."""
+    listed = ("--list", "blacklist", "--conduct", "counterfeit", "--decision-ref", "X-1")
+    code, out, err = run(capsys, site.authority, "list-seller", "--uscc", USCC[0], *listed)
+    assert code == 0, err
+    command = tuple(c.format(listing=_record_id(out)) for c in command)
+    code, out, err = _in_subprocess(site.platform, *command)
+    assert code == 0 and out, err  # the same command with a reader writes something
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first byte
+    try:
+        done = subprocess.run(
+            [
+                str(Path(sys.executable).parent / "alliance"),
+                "--profile",
+                str(site.platform),
+                *command,
+            ],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert done.returncode == 141, done.stderr
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr
+
+
+def test_head_of_a_long_output(site: Site) -> None:
+    """A real ``| head -n 1`` on more output than a pipe holds."""
+    script = Path(sys.executable).parent / "alliance"
+    codes = " ".join(USCC[:1] * 4000)  # one table row each: ~400 kB, more than a pipe holds
+    done = subprocess.run(
+        ["/bin/sh", "-c", f'"{script}" --profile "{site.platform}" check {codes} | head -n 1'],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0 and done.stdout.split() == [
+        "SUBJECT", "STATUS", "LIST", "CONDUCT", "SINCE", "DEADLINE", "STEP", "OVERDUE", "SANCTIONS",
+    ], done.stderr  # fmt: skip
+    assert done.stderr == "", done.stderr
+
+
+def _in_subprocess(profile: Path, *args: str) -> tuple[int, str, str]:
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "alliance"), "--profile", str(profile), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return done.returncode, done.stdout, done.stderr
+
+
+def test_tables_and_times_in_chinese(site: Site, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--lang zh-CN``: Chinese headers, official names, units by name, due times in
+    Beijing time with the offset; JSON output unchanged (RFC 3339 UTC, enum words)."""
+    listed = ("--list", "key-scrutiny", "--conduct", "false-advertising-penalty")
+    code, out, err = run(
+        capsys, site.authority, "--lang", "zh-CN", "list-seller", "--uscc", USCC[0], *listed,
+        "--decision-ref", "ZJ-AMR-2026-7", "--listed-at", _days_ago(1),
+    )  # fmt: skip
+    assert code == 0, err
+    assert out.startswith("名单记录已保存\n记录编号：")
+    listing_id = re.search(r"记录编号：([0-9a-f]{64})", out)
+    assert listing_id is not None
+    code, out, err = run(capsys, site.platform, "--lang", "zh-CN", "check", USCC[0])
+    assert code == 0, err
+    header, row = out.splitlines()
+    assert header.split() == [
+        "主体", "状态", "名单", "失信行为", "列入日期", "整改期限", "环节", "逾期", "惩戒措施",
+    ]  # fmt: skip
+    assert row.split()[1:4] == ["已列入", "重点关注名单", "因虚假宣传被行政处罚"]
+    code, out, _ = run(capsys, site.platform, "--lang", "zh-CN", "listings")
+    assert "330000 浙江省" in out and out.rstrip().endswith("共 1 条名单记录")
+    code, out, _ = run(capsys, site.platform, "--lang", "zh-CN", "compliance", "schedule")
+    assert code == 0 and re.search(r"起为逾期）", out)
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d \+08:00", out)
+    code, out, _ = run(capsys, site.platform, "--lang", "zh-CN", "listings", "--json")
+    (state,) = [json.loads(line) for line in out.splitlines()]
+    assert state["list"] == "key-scrutiny" and state["listed_at"].endswith("+00:00")

@@ -132,7 +132,11 @@ def test_the_wheel_holds_the_client_and_no_server_code(client_env: ClientEnv) ->
     assert {"clients.cli", "clients.client", "gateway.codec", "gateway.protocol"} <= modules
     assert "gateway.core.statements" in modules and "gateway.pb.alliance.v1.exchange_pb2" in modules
     assert not [m for m in modules if m.startswith(SERVER_PACKAGES)]
+    # The CLI's catalogs and the official names ship as data.
+    assert "clients/locale/zh_CN/LC_MESSAGES/alliance.po" in names
+    assert "gateway/core/names.toml" in names
     assert sorted(re.split(r"[<>=!~;\s]", r, maxsplit=1)[0].lower() for r in requires) == [
+        "babel",  # the CLI's catalogs, dates and times
         "cryptography",
         "grpcio",
         "grpcio-health-checking",

@@ -55,6 +55,7 @@ from gateway.errors import ConfigError
 from gateway.ops.app import Gateway
 from gateway.ops.cli import main as cli_main
 from gateway.ops.config import Config
+from gateway.ops.report_render import MEDIA_TYPES
 from gateway.ops.workcalendar import load_work_calendar
 from gateway.pb.alliance.v1 import audit_pb2 as au
 from gateway.pb.alliance.v1 import compliance_pb2 as co
@@ -798,6 +799,36 @@ def test_report_command(
     # The record in the log holds exactly the bytes written to the JSON file.
     assert [r.content for r in signed()] == [(final / "report-2026-10-33.json").read_bytes()]
 
+    # ... and names every file written by its name, media type and SHA-256, so a copy
+    # can be checked against the log; a changed copy is not logged.
+    (report,) = signed()
+    assert [(f.name, f.media_type) for f in sorted(report.files, key=lambda f: f.name)] == [
+        ("report-2026-10-33-cities.csv", "text/csv"),
+        ("report-2026-10-33-sanctions.csv", "text/csv"),
+        ("report-2026-10-33.csv", "text/csv"),
+        ("report-2026-10-33.docx", MEDIA_TYPES[".docx"]),
+        ("report-2026-10-33.html", "text/html"),
+        ("report-2026-10-33.json", "application/json"),
+        ("report-2026-10-33.pdf", "application/pdf"),
+    ]
+    for f in report.files:
+        assert f.sha256 == hashlib.sha256((final / f.name).read_bytes()).digest(), f.name
+    pdf = final / "report-2026-10-33.pdf"
+    verify = ["report", "--config", str(path), "--verify"]
+    assert cli_main([*verify, str(pdf), "--verify", str(final / "report-2026-10-33.docx")]) == 0
+    shown = capsys.readouterr().out
+    assert f"{pdf}：已登记，为 2026-10 月报（33）的文件 report-2026-10-33.pdf" in shown
+    assert "report-2026-10-33.docx（application/vnd.openxmlformats" in shown
+    changed = tmp_path / "changed.pdf"
+    changed.write_bytes(pdf.read_bytes() + b"\n")
+    assert cli_main([*verify, str(changed), "--lang", "en"]) == 1
+    digest = hashlib.sha256(changed.read_bytes()).hexdigest()
+    assert f"{changed}: NOT logged: no signed report names a file with SHA-256 {digest}" in (
+        capsys.readouterr().out
+    )
+    assert cli_main([*verify, str(tmp_path / "missing.pdf")]) == 2
+    assert "cannot read" in capsys.readouterr().err
+
     # English on request.
     english = tmp_path / "english"
     args = [*base, "--narrative", str(narrative), "--out", str(english), "--format", "csv"]
@@ -953,7 +984,8 @@ def test_compliance_commands(
         shown = run("compliance", "show", listing_id)
         assert "escalated, in force, overdue, deadline 2026-09-01" in shown
         assert f"{shop_a.member_id}  apply  satisfied" in shown
-        assert f"{shop_b.member_id}  apply  outstanding  2026-09-08 00:00  -" in shown
+        # Due times in Beijing time with the offset (00:00 UTC is 08:00 in Beijing).
+        assert f"{shop_b.member_id}  apply  outstanding  2026-09-08 08:00 +08:00  -" in shown
         as_json = json.loads(run("compliance", "show", listing_id, "--json"))
         assert as_json["escalated_at"] == "2026-09-01T00:00:00+00:00"
         assert [o["measures"] for o in as_json["obligations"]] == [["close-store"], []]
@@ -964,6 +996,7 @@ def test_compliance_commands(
         assert [json.loads(line)["listing_id"] for line in lines] == [listing_id]
         schedule = run("compliance", "schedule", "--month", "2026-10")
         assert schedule.startswith("report 2026-10: due 2026-11-13")
+        assert "(late from 2026-11-14 00:00 +08:00)" in schedule
         assert "no report signed yet" in schedule
 
         # A monitor's own tooling replays a log holding the gateway's escalation and

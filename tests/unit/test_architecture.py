@@ -159,6 +159,7 @@ DEPENDENCY_IMPORTS = {
     "cryptography": "cryptography",
     "openpyxl": "openpyxl",
     "tqdm": "tqdm",
+    "babel": "babel",
 }
 
 

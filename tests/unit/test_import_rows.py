@@ -279,7 +279,8 @@ def test_messages_render_enums_and_columns_in_the_language() -> None:
     assert message.text("en") == (
         "false-advertising-penalty is a conduct of list key-scrutiny, not of list blacklist"
     )
-    assert message.text("zh-CN") == "“虚假宣传”属于重点关注名单，不属于黑名单"
+    # The official names (gateway/core/names.toml), as the report and the CLI show them.
+    assert message.text("zh-CN") == "“因虚假宣传被行政处罚”属于重点关注名单，不属于黑名单"
     subject = Message("one_subject", {"uscc": Column("uscc"), "resident_id": Column("resident_id")})
     assert subject.text("zh-CN") == "统一社会信用代码与身份证号须填且只填一项"
 

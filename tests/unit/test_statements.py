@@ -488,7 +488,7 @@ def test_payload_types() -> None:
         StatusChange: "application/vnd.alliance.status-change.v1+protobuf",
         SanctionConfirmation: "application/vnd.alliance.sanction-confirmation.v1+protobuf",
         MemberRecord: "application/vnd.alliance.member-record.v2+protobuf",
-        MonthlyReport: "application/vnd.alliance.monthly-report.v1+protobuf",
+        MonthlyReport: "application/vnd.alliance.monthly-report.v2+protobuf",
         GovernmentMeasure: "application/vnd.alliance.government-measure.v1+protobuf",
         AlliancePolicy: "application/vnd.alliance.alliance-policy.v1+protobuf",
         HolidayCalendar: "application/vnd.alliance.holiday-calendar.v1+protobuf",

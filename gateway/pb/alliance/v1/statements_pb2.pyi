@@ -777,6 +777,7 @@ class MonthlyReport(_message.Message):
     CHECKPOINT_ROOT_FIELD_NUMBER: _builtins.int
     CONTENT_TYPE_FIELD_NUMBER: _builtins.int
     CONTENT_FIELD_NUMBER: _builtins.int
+    FILES_FIELD_NUMBER: _builtins.int
     issuer: _builtins.str
     """The gateway that computed and signed the report; must be the signer."""
     month: _builtins.str
@@ -789,6 +790,13 @@ class MonthlyReport(_message.Message):
     content_type: _builtins.str
     """"application/json": content is the report as canonical JSON (UTF-8)."""
     content: _builtins.bytes
+    @_builtins.property
+    def files(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReportFile]:
+        """The files the report was published as (PDF, DOCX, HTML, JSON, CSV), each by its
+        name, media type and SHA-256, so a recipient can check the file it got is the one
+        logged. Payload type monthly-report.v2 only (v1 carries fields 1-7).
+        """
+
     def __init__(
         self,
         *,
@@ -799,14 +807,45 @@ class MonthlyReport(_message.Message):
         checkpoint_root: _builtins.bytes = ...,
         content_type: _builtins.str = ...,
         content: _builtins.bytes = ...,
+        files: _abc.Iterable[Global___ReportFile] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint_root", b"checkpoint_root", "checkpoint_size", b"checkpoint_size", "content", b"content", "content_type", b"content_type", "issuer", b"issuer", "month", b"month", "unit", b"unit"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint_root", b"checkpoint_root", "checkpoint_size", b"checkpoint_size", "content", b"content", "content_type", b"content_type", "files", b"files", "issuer", b"issuer", "month", b"month", "unit", b"unit"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___MonthlyReport: _TypeAlias = MonthlyReport  # noqa: Y015
+
+@_typing.final
+class ReportFile(_message.Message):
+    """One published file of a MonthlyReport."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    MEDIA_TYPE_FIELD_NUMBER: _builtins.int
+    SHA256_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The file's name as written, e.g. "report-2026-10-33.pdf" (no folder)."""
+    media_type: _builtins.str
+    """Its media type, e.g. "application/pdf"."""
+    sha256: _builtins.bytes
+    """SHA-256 of the file's bytes (32 bytes)."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        media_type: _builtins.str = ...,
+        sha256: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["media_type", b"media_type", "name", b"name", "sha256", b"sha256"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportFile: _TypeAlias = ReportFile  # noqa: Y015
 
 @_typing.final
 class HolidayCalendar(_message.Message):
