@@ -174,7 +174,8 @@ def status_change(
     decided_by: str = "",
     document_sha256: bytes = b"",
 ) -> StatusChange:
-    """A lifecycle step of a listing (CORRECTED and REMOVED need a decision and reason;
+    """A lifecycle step of a listing (CORRECTED, REMOVED, UPHELD and WITHDRAWN need a
+    decision and reason; DISPUTED a reason and the SHA-256 of the evidence document;
     NOTICE_SERVED and COMMITMENT_SIGNED the SHA-256 of their document)."""
     return StatusChange(
         issuer=issuer,

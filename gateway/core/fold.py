@@ -2,10 +2,11 @@
 
 Two gateways that hold the same records must answer the same, whatever order the
 records arrived in (federation relays them in any order, and duplicates). So every
-rule here is a maximum over a set under a total order, never "the last one applied":
-the lifecycle step is the status change of highest precedence, and each sanction is the
-confirmation with the greatest ``(effective_at, action, record_id)``. Records that refer
-to a listing not seen yet wait, and count once it arrives.
+rule here is a function of a set, never "the last one applied": a listing's state is
+``gateway.core.lifecycle.derive`` over the set of its status changes (identification,
+disputes, the deadline in force, escalations in effect, closing), and each sanction is
+the confirmation with the greatest ``(effective_at, action, record_id)``. Records that
+refer to a listing not seen yet wait, and count once it arrives.
 
 The fold does not authorize: it trusts that every record it is given was verified and
 allowed (``gateway.core.policy``) before it got here.
@@ -20,6 +21,7 @@ from datetime import datetime
 from types import MappingProxyType
 
 from gateway.core.identifiers import MemberId
+from gateway.core.lifecycle import CLOSING_STEPS, Lifecycle, StepRecord, derive
 from gateway.core.statements import (
     LifecycleStep,
     Listing,
@@ -45,20 +47,21 @@ __all__ = [
     "stronger_step",
 ]
 
-# REMOVED outranks everything, so a removal is final whatever arrives after it; a
-# correction outranks an escalation, so a late correction still ends the listing.
+# The order in which steps show, lowest first (``gateway.core.lifecycle`` decides which
+# steps are in effect: an open dispute, an escalation not rescinded). WITHDRAWN (void
+# from the start) outranks REMOVED, which outranks everything else: a removal is final.
 STEP_PRECEDENCE: Mapping[LifecycleStep, int] = MappingProxyType(
     {
         LifecycleStep.LISTED: 0,
         LifecycleStep.IDENTIFIED: 1,
-        LifecycleStep.DISPUTED: 2,
-        LifecycleStep.UPHELD: 3,
-        LifecycleStep.NOTICE_SERVED: 4,
-        LifecycleStep.COMMITMENT_SIGNED: 5,
+        LifecycleStep.UPHELD: 2,
+        LifecycleStep.NOTICE_SERVED: 3,
+        LifecycleStep.COMMITMENT_SIGNED: 4,
+        LifecycleStep.DISPUTED: 5,
         LifecycleStep.ESCALATED: 6,
         LifecycleStep.CORRECTED: 7,
-        LifecycleStep.WITHDRAWN: 8,
-        LifecycleStep.REMOVED: 9,
+        LifecycleStep.REMOVED: 8,
+        LifecycleStep.WITHDRAWN: 9,
     }
 )
 
@@ -70,13 +73,13 @@ SanctionKey = tuple[str, SanctionMeasure, str]
 
 
 def stronger_step(a: LifecycleStep, b: LifecycleStep) -> LifecycleStep:
-    """The step of higher precedence: the fold's step is this over all status changes."""
+    """The step of higher precedence in ``STEP_PRECEDENCE``."""
     return a if STEP_PRECEDENCE[a] >= STEP_PRECEDENCE[b] else b
 
 
 def in_force_step(step: LifecycleStep) -> bool:
-    """A listing is in force until it is corrected or removed."""
-    return step not in (LifecycleStep.CORRECTED, LifecycleStep.REMOVED)
+    """A listing is in force until it is corrected, removed or withdrawn."""
+    return step not in CLOSING_STEPS
 
 
 def sanction_wins(candidate: tuple[datetime, int, str], current: tuple[datetime, int, str]) -> bool:
@@ -107,48 +110,55 @@ class SanctionView:
 class ListingView:
     """A listing as the fold sees it at one moment (a copy: later records do not change it).
 
-    ``step_record_id`` and ``step_at`` name the status change that decided ``step``
-    (among several of the same step, the latest ``(effective_at, record_id)``); for
-    LISTED they are the listing's own id and ``listed_at``.
+    ``lifecycle`` is its due-process state (``gateway.core.lifecycle``); ``step``,
+    ``step_record_id`` and ``step_at`` name the status change shown (for LISTED, the
+    listing's own id and ``listed_at``).
     """
 
     listing_id: str
     listing: Listing
-    step: LifecycleStep
-    step_record_id: str
-    step_at: datetime
+    lifecycle: Lifecycle
     sanctions: Mapping[SanctionKey, SanctionView]
     # Platform -> its NOT_APPLICABLE answer (the greatest (effective_at, record_id)).
     not_applicable: Mapping[str, SanctionView] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
-    def deadline(self) -> datetime:
-        return self.listing.deadline
+    def step(self) -> LifecycleStep:
+        return self.lifecycle.step
+
+    @property
+    def step_record_id(self) -> str:
+        return self.lifecycle.step_record_id
+
+    @property
+    def step_at(self) -> datetime:
+        return self.lifecycle.step_at
+
+    @property
+    def deadline(self) -> datetime | None:
+        """The correction deadline in force (None: reported, or a dispute is open)."""
+        return self.lifecycle.deadline
 
     @property
     def in_force(self) -> bool:
-        return in_force_step(self.step)
+        return self.lifecycle.in_force
 
     def overdue(self, at: datetime) -> bool:
-        return self.in_force and at > self.deadline
+        return self.lifecycle.overdue(at)
 
 
 @dataclass(slots=True)
 class _Entry:
     listing_id: str
     listing: Listing
-    # (precedence, effective_at, record_id) of the winning status change.
-    step_key: tuple[int, datetime, str]
-    step: LifecycleStep
+    steps: dict[str, StepRecord] = field(default_factory=dict)
     sanctions: dict[SanctionKey, SanctionView] = field(default_factory=dict)
     not_applicable: dict[str, SanctionView] = field(default_factory=dict)
 
     def fold(self, rec: VerifiedRecord) -> None:
         stmt = rec.statement
         if isinstance(stmt, StatusChange):
-            key = (STEP_PRECEDENCE[stmt.step], stmt.effective_at, rec.record_id)
-            if key > self.step_key:
-                self.step_key, self.step = key, stmt.step
+            self.steps[rec.record_id] = StepRecord(rec.record_id, stmt.step, stmt.effective_at)
         elif isinstance(stmt, SanctionConfirmation):
             new = SanctionView(stmt.action, stmt.effective_at, rec.record_id)
             if stmt.measure is None:  # NOT_APPLICABLE: an answer per platform
@@ -161,14 +171,14 @@ class _Entry:
             if old is None or sanction_wins(_sanction_order(new), _sanction_order(old)):
                 self.sanctions[skey] = new
 
+    def lifecycle(self) -> Lifecycle:
+        return derive(self.listing_id, self.listing, self.steps.values())
+
     def view(self) -> ListingView:
-        _, at, record_id = self.step_key
         return ListingView(
             listing_id=self.listing_id,
             listing=self.listing,
-            step=self.step,
-            step_record_id=record_id,
-            step_at=at,
+            lifecycle=self.lifecycle(),
             sanctions=MappingProxyType(dict(self.sanctions)),
             not_applicable=MappingProxyType(dict(self.not_applicable)),
         )
@@ -202,12 +212,7 @@ class ListState:
         self._seen.add(rec.record_id)
         stmt = rec.statement
         if isinstance(stmt, Listing):
-            entry = _Entry(
-                listing_id=rec.record_id,
-                listing=stmt,
-                step_key=(STEP_PRECEDENCE[LifecycleStep.LISTED], stmt.listed_at, rec.record_id),
-                step=LifecycleStep.LISTED,
-            )
+            entry = _Entry(listing_id=rec.record_id, listing=stmt)
             self._entries[rec.record_id] = entry
             self._by_subject.setdefault(stmt.subject.key, set()).add(rec.record_id)
             for waiting in self._pending.pop(rec.record_id, {}).values():
@@ -244,8 +249,7 @@ class ListState:
         """A plain, order-free picture of the whole state, for comparisons in tests."""
         listings = {
             e.listing_id: (
-                e.step.name,
-                e.step_key[2],
+                e.lifecycle(),
                 tuple(
                     sorted(
                         (p, m.value, other, v.action.name, v.effective_at.isoformat(), v.record_id)

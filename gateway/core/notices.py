@@ -9,26 +9,25 @@ identified on a Monday with 5 working days, the notice is due by the end of the
 following Monday. A listing is **late** when no NOTICE_SERVED step is effective by then
 (served later, or not yet).
 
-The identification time (issue 16): an authority's own listing is identified when
-signed (its ``listed_at``); a listing a platform signed is *reported* until the first
-IDENTIFIED step, whose ``effective_at`` it is. A reported listing owes no notice yet.
+The identification time is the listing's lifecycle state (``gateway.core.lifecycle``,
+the one rule the fold, the projection, the obligations and the report use): an
+authority's own listing is identified when signed (its ``listed_at``); a listing a
+platform signed is *reported* until its first IDENTIFIED step. A reported listing owes
+no notice yet; a withdrawn listing (void from the start) owes none, nor does one closed
+(corrected or removed) by the time the notice fell due.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 
-from gateway.core.identifiers import MemberId, Role
-from gateway.core.statements import AlliancePolicy, LifecycleStep, Listing
+from gateway.core.lifecycle import Lifecycle
+from gateway.core.statements import AlliancePolicy, LifecycleStep
 from gateway.core.workdays import WorkCalendar
 from gateway.errors import GatewayError
 
 __all__ = [
     "DEFAULT_NOTICE_WORKING_DAYS",
-    "NoticeRule",
-    "identified_at",
     "notice_due",
     "notice_late",
     "notice_working_days",
@@ -39,42 +38,30 @@ __all__ = [
 DEFAULT_NOTICE_WORKING_DAYS = 5
 
 
-@dataclass(frozen=True)
-class NoticeRule:
-    """The working-day calendar notices are counted on."""
-
-    calendar: WorkCalendar
-
-
 def notice_working_days(policy: AlliancePolicy | None) -> int:
     if policy is None or policy.notice_working_days == 0:
         return DEFAULT_NOTICE_WORKING_DAYS
     return policy.notice_working_days
 
 
-def identified_at(listing: Listing, first: Mapping[LifecycleStep, datetime]) -> datetime | None:
-    """When the listing was identified (``first``: the earliest effective time of each
-    of its steps); ``None`` while a platform's listing is only reported."""
-    if MemberId.parse(listing.issuer, field="listing.issuer").role is Role.AUTHORITY:
-        return listing.listed_at
-    return first.get(LifecycleStep.IDENTIFIED)
-
-
 def notice_due(
-    rule: NoticeRule,
-    listing: Listing,
-    first: Mapping[LifecycleStep, datetime],
+    calendar: WorkCalendar,
+    lifecycle: Lifecycle,
     policy: AlliancePolicy | None = None,
 ) -> datetime | None:
-    """When the notice is due; ``None`` when the listing is not identified or the
-    calendar lacks a year the count needs (no guess is made)."""
-    start = identified_at(listing, first)
-    if start is None:
+    """When the listing's correction notice is due; ``None`` when it owes none (not
+    identified, withdrawn, or closed by then) or the calendar lacks a year the count
+    needs (no guess is made)."""
+    start = lifecycle.identified_at
+    if start is None or lifecycle.closing is LifecycleStep.WITHDRAWN:
         return None
     try:
-        return rule.calendar.add_workdays(start, notice_working_days(policy))
+        due = calendar.add_workdays(start, notice_working_days(policy))
     except GatewayError:
         return None
+    if lifecycle.closed_at is not None and lifecycle.closed_at <= due:
+        return None
+    return due
 
 
 def notice_late(due: datetime | None, served_at: datetime | None, at: datetime) -> bool:

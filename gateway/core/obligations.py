@@ -5,7 +5,9 @@ domain) on every listing it holds, its own and replicated ones; another alliance
 platforms owe their own gateway, never this one. So a seller listed in Zhejiang is
 sanctioned by Guangdong's platforms, and Guangdong's gateway tracks them.
 
-- **After an escalation** (the listing is in force and ESCALATED):
+- **After an escalation** (the listing is in force and an escalation is in effect under
+  ``gateway.core.lifecycle``: a listing that is only reported, or whose dispute opened
+  before the deadline is still open, has none, so no obligation starts):
   - a listing naming stores obliges the own platforms of those stores (whatever their
     status) to confirm an APPLIED measure that *satisfies* the obligation;
   - a listing naming no store obliges every own ACTIVE platform to *answer*: apply a
@@ -14,8 +16,8 @@ sanctioned by Guangdong's platforms, and Guangdong's gateway tracks them.
   The satisfying measures follow the list and the conduct (``satisfying_measures``: the
   issuing alliance's policy, else ``DEFAULT_SATISFYING``); a measure outside them (a
   rating cut where store closure is asked for) is shown but does not satisfy.
-- **After a correction or removal**, every own platform that still has a measure
-  APPLIED must confirm LIFTED for it.
+- **After a correction, removal or withdrawal**, every own platform that still has a
+  measure APPLIED must confirm LIFTED for it.
 
 Each obligation is SATISFIED, NOT_APPLICABLE (answered so), PENDING (not yet, within
 the grace period counted from the escalation's or the closing step's
@@ -32,8 +34,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import MappingProxyType
 
-from gateway.core.fold import SanctionKey, in_force_step
+from gateway.core.fold import SanctionKey
 from gateway.core.identifiers import MemberId
+from gateway.core.lifecycle import Lifecycle
 from gateway.core.statements import (
     AlliancePolicy,
     LifecycleStep,
@@ -166,20 +169,34 @@ class Obligation:
 class ListingCompliance:
     listing_id: str
     listing: Listing
-    step: LifecycleStep
+    lifecycle: Lifecycle
     at: datetime
-    escalated_at: datetime | None
-    closed_at: datetime | None
     platforms_from_stores: bool
     obligations: tuple[Obligation, ...]
 
     @property
+    def step(self) -> LifecycleStep:
+        return self.lifecycle.step
+
+    @property
+    def escalated_at(self) -> datetime | None:
+        return self.lifecycle.escalated_at
+
+    @property
+    def closed_at(self) -> datetime | None:
+        return self.lifecycle.closed_at
+
+    @property
+    def deadline(self) -> datetime | None:
+        return self.lifecycle.deadline
+
+    @property
     def in_force(self) -> bool:
-        return in_force_step(self.step)
+        return self.lifecycle.in_force
 
     @property
     def overdue(self) -> bool:
-        return self.in_force and self.at > self.listing.deadline
+        return self.lifecycle.overdue(self.at)
 
     def outstanding(self, kind: ObligationKind | None = None) -> tuple[Obligation, ...]:
         return tuple(
@@ -204,9 +221,7 @@ def evaluate(
     listing_id: str,
     listing: Listing,
     *,
-    step: LifecycleStep,
-    escalated_at: datetime | None,
-    closed_at: datetime | None,
+    lifecycle: Lifecycle,
     sanctions: Mapping[SanctionKey, SanctionAction],
     active_platforms: Iterable[str],
     trust_domain: str,
@@ -217,17 +232,18 @@ def evaluate(
 ) -> ListingCompliance:
     """The obligations of ``trust_domain``'s platforms on a listing at ``at``.
 
-    ``step`` is the folded step; ``escalated_at`` the earliest ESCALATED and
-    ``closed_at`` the earliest CORRECTED or REMOVED ``effective_at``; ``sanctions`` the
-    winning action per (platform, measure, measure_other); ``not_applicable`` the
-    platforms that answered NOT_APPLICABLE; ``satisfying`` the measures that satisfy an
-    APPLY obligation (``None``: ``satisfying_measures(listing)``, the defaults).
+    ``lifecycle`` is the listing's state (``gateway.core.lifecycle``: its escalation in
+    effect, its closing); ``sanctions`` the winning action per (platform, measure,
+    measure_other); ``not_applicable`` the platforms that answered NOT_APPLICABLE;
+    ``satisfying`` the measures that satisfy an APPLY obligation (``None``:
+    ``satisfying_measures(listing)``, the defaults).
     """
     from_stores, required = required_platforms(listing, active_platforms, trust_domain)
     wanted = satisfying_measures(listing) if satisfying is None else satisfying
     obligations: list[Obligation] = []
-    if in_force_step(step):
-        if step is LifecycleStep.ESCALATED and escalated_at is not None:
+    escalated_at, closed_at = lifecycle.escalated_at, lifecycle.closed_at
+    if lifecycle.in_force:
+        if escalated_at is not None:
             due = escalated_at + grace
             for platform in required:
                 applied = _measures(sanctions, platform)
@@ -258,10 +274,8 @@ def evaluate(
     return ListingCompliance(
         listing_id=listing_id,
         listing=listing,
-        step=step,
+        lifecycle=lifecycle,
         at=at,
-        escalated_at=escalated_at,
-        closed_at=closed_at,
         platforms_from_stores=from_stores,
         obligations=tuple(obligations),
     )

@@ -16,9 +16,10 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from types import MappingProxyType
 
-from gateway.core.identifiers import MemberId, reporting_unit
+from gateway.core.identifiers import REPORTING_UNITS, MemberId, reporting_unit
 from gateway.core.statements import (
     AlliancePolicy,
+    AuthorityScope,
     GovernmentMeasure,
     HolidayCalendar,
     LifecycleStep,
@@ -38,6 +39,7 @@ __all__ = [
     "RPC_ROLES",
     "STATEMENT_SIGNERS",
     "authorize_statement",
+    "has_jurisdiction",
     "require_configured_gateway",
     "rpc_allowed",
 ]
@@ -126,14 +128,16 @@ def authorize_statement(
     *,
     listing: Listing | None,
     signer_region: str | None,
-    signer_national: bool = False,
+    signer_scope: AuthorityScope | None = None,
 ) -> None:
     """Raise ``PermissionError`` unless ``signer`` may sign ``stmt``.
 
     ``listing`` is the listing a status change or a government measure refers to,
     resolved by the caller (``NotFoundError`` when one comes without it);
-    ``signer_region`` is the region code of the signer's member record, which scopes
-    authorities; ``signer_national``: the signer's member record gives it national scope.
+    ``signer_region`` and
+    ``signer_scope`` come from the signer's member record and scope authorities: an
+    authority acts for the reporting unit of its region (scope UNIT, also when its
+    record states none) or for every unit (NATIONAL).
     """
     if stmt.issuer != str(signer):
         raise PermissionError(
@@ -147,12 +151,15 @@ def authorize_statement(
             f"a {signer.role.name.lower()} may not sign a {kind} (allowed: {_role_names(allowed)})",
             reason="role-may-not-sign",
         )
-    if isinstance(stmt, StatusChange):
-        _authorize_status_change(signer, stmt, listing, signer_region)
+    if isinstance(stmt, Listing):
+        if signer.role is Role.AUTHORITY:
+            _require_jurisdiction(signer, signer_region, signer_scope, stmt.region_code, "list")
+    elif isinstance(stmt, StatusChange):
+        _authorize_status_change(signer, stmt, listing, signer_region, signer_scope)
     elif isinstance(stmt, SanctionConfirmation):
         _authorize_answer(signer, stmt, listing)
     elif isinstance(stmt, GovernmentMeasure):
-        _authorize_government_measure(signer, stmt, listing, signer_region, signer_national)
+        _authorize_government_measure(signer, stmt, listing, signer_region, signer_scope)
     elif isinstance(stmt, MemberRecord):
         member = MemberId.parse(stmt.member_id, field="member_record.member_id")
         if member.trust_domain != signer.trust_domain:
@@ -167,22 +174,21 @@ def _authorize_government_measure(
     stmt: GovernmentMeasure,
     listing: Listing | None,
     signer_region: str | None,
-    national: bool,
+    signer_scope: AuthorityScope | None,
 ) -> None:
     """An authority takes measures on listings of its own reporting unit; a national
-    authority on any listing."""
+    authority on any listing (the same jurisdiction as for listing and identifying)."""
     if listing is None:
-        raise NotFoundError(f"government_measure.listing_id: unknown listing {stmt.listing_id}")
-    if national:
-        return
-    unit = reporting_unit(listing.region_code)
-    if signer_region is not None and reporting_unit(signer_region) == unit:
-        return
-    own = "unknown" if signer_region is None else reporting_unit(signer_region)
-    raise PermissionError(
-        f"authority {signer} (reporting unit {own}) may take government measures only on "
-        f"listings of its own unit; listing {stmt.listing_id} is in unit {unit}",
-        advice="the authority of the listing's unit, or a national authority, records it",
+        raise NotFoundError(
+            f"government_measure.listing_id: unknown listing {stmt.listing_id}",
+            reason="unknown-listing",
+        )
+    _require_jurisdiction(
+        signer,
+        signer_region,
+        signer_scope,
+        listing.region_code,
+        f"take government measures on listing {stmt.listing_id} of",
     )
 
 
@@ -202,34 +208,92 @@ def _authorize_answer(
         )
 
 
+def _unit_name(unit: str) -> str:
+    name = REPORTING_UNITS.get(unit)
+    return f"{unit} ({name})" if name else unit
+
+
+def has_jurisdiction(
+    signer_region: str | None, signer_scope: AuthorityScope | None, region_code: str
+) -> bool:
+    """Does an authority of this region and scope act for subjects of ``region_code``?"""
+    if signer_scope is AuthorityScope.NATIONAL:
+        return True
+    return signer_region is not None and reporting_unit(signer_region) == reporting_unit(
+        region_code
+    )
+
+
+def _require_jurisdiction(
+    signer: MemberId,
+    signer_region: str | None,
+    signer_scope: AuthorityScope | None,
+    region_code: str,
+    action: str,
+) -> None:
+    if has_jurisdiction(signer_region, signer_scope, region_code):
+        return
+    own = "unknown" if signer_region is None else _unit_name(reporting_unit(signer_region))
+    raise PermissionError(
+        f"authority {signer} acts for reporting unit {own} only: it may not {action} a "
+        f"subject of reporting unit {_unit_name(reporting_unit(region_code))} "
+        f"(region_code {region_code})",
+        advice=f"an authority of unit {reporting_unit(region_code)}, or a national "
+        "authority, acts for that subject",
+        reason="outside-unit",
+    )
+
+
+# Who, besides the issuer and the authorities of the unit, may sign a step:
+# DISPUTED also the platforms of the subject's stores (the seller objects through them).
+_ISSUER_MAY_NOT = frozenset({LifecycleStep.IDENTIFIED})
+
+
 def _authorize_status_change(
     signer: MemberId,
     stmt: StatusChange,
     listing: Listing | None,
     signer_region: str | None,
+    signer_scope: AuthorityScope | None,
 ) -> None:
     if listing is None:
         raise NotFoundError(
             f"status_change.listing_id: unknown listing {stmt.listing_id}",
             reason="unknown-listing",
         )
-    if str(signer) == listing.issuer:
-        return
     unit = reporting_unit(listing.region_code)
+    step = stmt.step
+    if signer.role is Role.AUTHORITY and has_jurisdiction(
+        signer_region, signer_scope, listing.region_code
+    ):
+        return
+    if str(signer) == listing.issuer:
+        if step in _ISSUER_MAY_NOT and signer.role is not Role.AUTHORITY:
+            raise PermissionError(
+                f"{signer} reported listing {stmt.listing_id} and may not identify it: "
+                f"an authority of reporting unit {_unit_name(unit)} (or a national "
+                "authority) identifies a platform's report",
+                reason="role-may-not-sign",
+            )
+        return
     if signer.role is Role.AUTHORITY:
-        if signer_region is not None and reporting_unit(signer_region) == unit:
+        _require_jurisdiction(
+            signer, signer_region, signer_scope, listing.region_code, f"record {step.name} for"
+        )
+    if signer.role is Role.PLATFORM and step is LifecycleStep.DISPUTED:
+        if str(signer) in {s.platform for s in listing.subject.stores}:
             return
         raise PermissionError(
-            f"authority {signer} (region {signer_region or 'unknown'}) may change only "
-            f"listings of its own reporting unit; listing {stmt.listing_id} is in {unit} "
-            f"and was issued by {listing.issuer}",
-            reason="outside-unit",
+            f"platform {signer} holds no store of the subject of listing {stmt.listing_id}: "
+            "a seller objects through the listing's issuer, a platform of its stores, or "
+            f"an authority of reporting unit {_unit_name(unit)}",
+            reason="not-listing-issuer",
         )
     if signer.role is Role.GATEWAY:
         issuer_domain = MemberId.parse(listing.issuer, field="listing.issuer").trust_domain
-        if stmt.step is not LifecycleStep.ESCALATED:
+        if step is not LifecycleStep.ESCALATED:
             raise PermissionError(
-                f"a gateway may only ESCALATE an overdue listing, not record {stmt.step.name}"
+                f"a gateway may only ESCALATE an overdue listing, not record {step.name}"
             )
         if signer.trust_domain == issuer_domain:
             return
@@ -239,7 +303,7 @@ def _authorize_status_change(
         )
     raise PermissionError(
         f"{signer} may not change listing {stmt.listing_id}: only its issuer "
-        f"{listing.issuer}, an authority of reporting unit {unit}, or (to escalate) a "
-        f"gateway of its trust domain may",
+        f"{listing.issuer}, an authority of reporting unit {_unit_name(unit)} (or a "
+        "national authority), or (to escalate) a gateway of its trust domain may",
         reason="not-listing-issuer",
     )

@@ -33,6 +33,7 @@ from gateway.core import dsse, merkle
 from gateway.core.crypto import VerifyingKey
 from gateway.core.fold import ListingView
 from gateway.core.identifiers import MemberId
+from gateway.core.lifecycle import StepRecord, derive
 from gateway.core.notes import Checkpoint, NoteVerifier, open_checkpoint
 from gateway.core.publication import (
     CLOSING_STEPS,
@@ -43,7 +44,6 @@ from gateway.core.publication import (
     publication,
 )
 from gateway.core.statements import (
-    LifecycleStep,
     Listing,
     MemberRecord,
     Statement,
@@ -236,12 +236,15 @@ def verify_entry_proof(
             removal_leaf, listing_leaf.record_id, listing, member_keys, log_key, decode
         )
 
+    steps = (
+        [StepRecord(removal_leaf.record_id, removal.step, removal.effective_at)]
+        if removal is not None and removal_leaf is not None
+        else []
+    )
     view = ListingView(
         listing_id=listing_leaf.record_id,
         listing=listing,
-        step=removal.step if removal else LifecycleStep.LISTED,
-        step_record_id=removal_leaf.record_id if removal_leaf else listing_leaf.record_id,
-        step_at=removal.effective_at if removal else listing.listed_at,
+        lifecycle=derive(listing_leaf.record_id, listing, steps),
         sanctions={},
     )
     pub = publication(

@@ -4,9 +4,12 @@ Everything the public service (``gateway.public``) and its feed publish is decid
 ``publication()`` here and nowhere else, so the rules of the later due-process and
 forgetting work plug in at one place:
 
-- **Identified.** Only an identified listing is published. Today a listing is identified
-  when an authority signed it (``is_identified``); the due-process work (issue 16)
-  replaces this one predicate with its identification state.
+- **Identified.** Only a listing identified when signed is published: an authority's
+  own listing (``is_identified``, the lifecycle's ``identified_when_signed``). A
+  platform's report identified later by an IDENTIFIED step is identified for the due
+  process (``gateway.core.lifecycle``) but not published yet: its proof would need the
+  IDENTIFIED step and the identifying authority's member record as further leaves
+  (docs/PROTOCOL.md §8.1), which the proof format does not have.
 - **Subjects.** Enterprises and individual businesses (a Unified Social Credit Code) are
   published; a natural person (a keyed hash of a resident id) never is.
 - **Whose.** A gateway publishes the listings its own members issued (the issuer's trust
@@ -27,7 +30,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from gateway.core.fold import ListingView, in_force_step
-from gateway.core.identifiers import MemberId, Role, reporting_unit
+from gateway.core.identifiers import MemberId, reporting_unit
+from gateway.core.lifecycle import identified_when_signed
 from gateway.core.statements import LifecycleStep, Listing, StatusChange
 
 __all__ = [
@@ -45,7 +49,9 @@ __all__ = [
 ]
 
 
-CLOSING_STEPS = frozenset({LifecycleStep.CORRECTED, LifecycleStep.REMOVED})
+# A withdrawn listing (listed in error, protocol revision 3) leaves the feed like a
+# corrected or removed one, with the withdrawal's decision as its removal.
+CLOSING_STEPS = frozenset({LifecycleStep.CORRECTED, LifecycleStep.REMOVED, LifecycleStep.WITHDRAWN})
 
 
 class PublicStatus(enum.Enum):
@@ -88,12 +94,11 @@ def issued_in(listing: Listing, trust_domain: str) -> bool:
 
 
 def is_identified(listing: Listing) -> bool:
-    """Whether ``listing`` is identified, i.e. may be published at all.
-
-    Today: an authority issued (and so signed) it. The due-process work (issue 16)
-    replaces this predicate with its identification state; nothing else decides it.
+    """Whether ``listing`` may be published at all: it was identified when signed (an
+    authority issued it: ``gateway.core.lifecycle.identified_when_signed``, the rule the
+    due process uses). Platform reports identified later are not published (see above).
     """
-    return MemberId.parse(listing.issuer).role is Role.AUTHORITY
+    return identified_when_signed(listing)
 
 
 @dataclass(frozen=True, slots=True)

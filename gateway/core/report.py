@@ -10,9 +10,21 @@ Per unit (the listing's ``region_code`` prefix):
 
 - ``new_listings``: listed in the month, by list and conduct;
 - ``corrected_in_time`` / ``corrected_late``: first CORRECTED step in the month, at or
-  before / after the listing's correction deadline;
-- ``removed``, ``escalated``: first REMOVED / ESCALATED step in the month;
-- ``overdue_at_month_end``: in force at month end and past the deadline;
+  before / after the correction deadline in force (``gateway.core.lifecycle``: counted
+  from the identification, moved out by disputes; a listing never identified has none
+  and counts in time); not counted when the listing was withdrawn;
+- ``removed``: first REMOVED step in the month (not counted when withdrawn);
+  ``withdrawn``: first WITHDRAWN step in the month (listed in error, not a repair);
+- ``escalated``: the first escalation *in effect* falls in the month (an escalation a
+  correction effective at or before it rescinds is not counted, so a listing corrected
+  in time counts once, as corrected in time);
+- ``identified``: platform reports identified in the month (their first IDENTIFIED);
+- ``disputes_opened``, ``disputes_upheld``, ``disputes_withdrawn``: disputes opened,
+  decided UPHELD, decided WITHDRAWN in the month; ``disputes_open_at_month_end`` and
+  ``disputes_overdue_at_month_end``: open at month end, and of those the ones past the
+  issuing alliance's decision limit (``gateway.core.disputes``; the policy in force at
+  month end);
+- ``overdue_at_month_end``: in force at month end and past the deadline in force;
 - ``in_force_at_month_end``;
 - ``sanctions_applied`` / ``sanctions_lifted``: confirmations effective in the month,
   by measure and platform;
@@ -21,11 +33,14 @@ Per unit (the listing's ``region_code`` prefix):
 - ``government_measures``: government measures effective in the month, by kind;
 - ``notices_served`` / ``commitments_signed``: first NOTICE_SERVED / COMMITMENT_SIGNED
   step in the month; ``notices_late``: listings whose correction notice fell due in the
-  month (``gateway.core.notices``) and was not served by then;
+  month (``gateway.core.notices``: counted from the identification; a listing
+  withdrawn, or closed before the notice fell due, owes none) and was not served by
+  then (only with a working-day calendar);
 - ``outstanding_confirmations``: (listing, own platform) pairs owing an APPLIED sanction
   after the grace period, at month end (the platforms of the reporting gateway's trust
-  domain: ``gateway.core.obligations``); ``outstanding_lifts``: measures still applied
-  after a correction or removal beyond the grace period, by measure;
+  domain: ``gateway.core.obligations``; only an escalation in effect obliges);
+  ``outstanding_lifts``: measures still applied after a correction, removal or
+  withdrawal beyond the grace period, by measure;
 - ``by_city``: the listing counters again, per prefecture-level code (the first four
   digits of ``region_code`` then ``00``), for the codes with any non-zero counter.
 
@@ -49,15 +64,11 @@ from types import MappingProxyType
 from typing import Any
 
 from gateway.core.alliance_policy import PolicyBook
-from gateway.core.fold import (
-    STEP_PRECEDENCE,
-    MemberDirectory,
-    SanctionKey,
-    VerifiedRecord,
-    in_force_step,
-)
+from gateway.core.disputes import dispute_overdue
+from gateway.core.fold import MemberDirectory, SanctionKey, VerifiedRecord
 from gateway.core.identifiers import REPORTING_UNITS, Role
-from gateway.core.notices import NoticeRule, notice_due
+from gateway.core.lifecycle import Lifecycle, StepRecord, derive, identified_when_signed
+from gateway.core.notices import notice_due
 from gateway.core.obligations import (
     Obligation,
     ObligationKind,
@@ -77,10 +88,11 @@ from gateway.core.statements import (
     SanctionMeasure,
     StatusChange,
 )
-from gateway.core.workdays import REPORT_TZ, ReportMonth
+from gateway.core.workdays import REPORT_TZ, ReportMonth, WorkCalendar
 
 __all__ = [
     "CITY_COUNTERS",
+    "DUE_PROCESS_COUNTERS",
     "REPORT_FORMAT",
     "LedgerEntry",
     "MonthData",
@@ -101,9 +113,20 @@ CITY_COUNTERS = (
     "corrected_in_time",
     "corrected_late",
     "removed",
+    "withdrawn",
     "escalated",
     "overdue_at_month_end",
     "in_force_at_month_end",
+)
+
+# Due-process counters (protocol revision 3), per unit and in the totals.
+DUE_PROCESS_COUNTERS = (
+    "identified",
+    "disputes_opened",
+    "disputes_upheld",
+    "disputes_withdrawn",
+    "disputes_open_at_month_end",
+    "disputes_overdue_at_month_end",
 )
 
 
@@ -121,7 +144,14 @@ class UnitReport:
     corrected_in_time: int = 0
     corrected_late: int = 0
     removed: int = 0
+    withdrawn: int = 0
     escalated: int = 0
+    identified: int = 0
+    disputes_opened: int = 0
+    disputes_upheld: int = 0
+    disputes_withdrawn: int = 0
+    disputes_open_at_month_end: int = 0
+    disputes_overdue_at_month_end: int = 0
     overdue_at_month_end: int = 0
     in_force_at_month_end: int = 0
     sanctions_applied: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -144,7 +174,9 @@ class UnitReport:
             "corrected_in_time": self.corrected_in_time,
             "corrected_late": self.corrected_late,
             "removed": self.removed,
+            "withdrawn": self.withdrawn,
             "escalated": self.escalated,
+            **{name: getattr(self, name) for name in DUE_PROCESS_COUNTERS},
             "overdue_at_month_end": self.overdue_at_month_end,
             "in_force_at_month_end": self.in_force_at_month_end,
             "sanctions_applied": self.sanctions_applied,
@@ -182,6 +214,9 @@ class LedgerEntry:
     removed_at: datetime | None
     escalated_at: datetime | None
     measures: tuple[tuple[str, SanctionMeasure, str], ...]
+    identified_at: datetime | None = None
+    withdrawn_at: datetime | None = None
+    dispute_open: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,7 +245,7 @@ class _Inputs:
     trust_domain: str
     active: tuple[str, ...]
     grace: timedelta
-    notices: NoticeRule | None
+    calendar: WorkCalendar | None
     policies: PolicyBook
 
 
@@ -229,11 +264,11 @@ def compute_units(
     grace: timedelta,
     trust_domain: str,
     unit: str | None = None,
-    notices: NoticeRule | None = None,
+    calendar: WorkCalendar | None = None,
 ) -> dict[str, UnitReport]:
     """Counts per reporting unit (all 32, or only ``unit``), order-independent."""
     return compute_month(
-        records, month, grace=grace, trust_domain=trust_domain, unit=unit, notices=notices
+        records, month, grace=grace, trust_domain=trust_domain, unit=unit, calendar=calendar
     ).units
 
 
@@ -244,13 +279,13 @@ def compute_month(
     grace: timedelta,
     trust_domain: str,
     unit: str | None = None,
-    notices: NoticeRule | None = None,
+    calendar: WorkCalendar | None = None,
 ) -> MonthData:
     """Counts per reporting unit, the ledger and the members, order-independent.
 
     ``trust_domain``: the reporting gateway's, whose platforms' obligations count;
-    ``notices``: when correction notices fall due (``None``: late notices are not
-    counted, e.g. without a working-day calendar).
+    ``calendar``: the working days that time dispute decisions (``None``: Monday to
+    Friday) and correction notices (``None``: late notices are not counted).
     """
     end = month.end
     listings: dict[str, _Listing] = {}
@@ -283,7 +318,7 @@ def compute_month(
         for m in members.members()
         if m.role is Role.PLATFORM and m.status is MemberStatus.ACTIVE
     )
-    inputs = _Inputs(month, trust_domain, active, grace, notices, policies)
+    inputs = _Inputs(month, trust_domain, active, grace, calendar, policies)
     units = {u: UnitReport(u) for u in REPORTING_UNITS if unit is None or u == unit}
     ledger: list[LedgerEntry] = []
     for listing_id in sorted(listings):
@@ -317,6 +352,7 @@ def _hits(
     corrected: bool,
     in_time: bool,
     removed: bool,
+    withdrawn: bool,
     escalated: bool,
     in_force: bool,
     overdue: bool,
@@ -327,6 +363,7 @@ def _hits(
         ("corrected_in_time", corrected and in_time),
         ("corrected_late", corrected and not in_time),
         ("removed", removed),
+        ("withdrawn", withdrawn),
         ("escalated", escalated),
         ("overdue_at_month_end", overdue),
         ("in_force_at_month_end", in_force),
@@ -334,11 +371,37 @@ def _hits(
     return [name for name, hit in flags if hit]
 
 
-def _count_due_process(
+def _count_disputes(
     out: UnitReport,
     listing: Listing,
+    state: Lifecycle,
+    policy: AlliancePolicy | None,
+    inputs: _Inputs,
+) -> None:
+    """Identifications and disputes of one listing into its unit's counters."""
+    start, end = inputs.month.start, inputs.month.end
+    if not identified_when_signed(listing) and _within(state.identified_at, start, end):
+        out.identified += 1
+    for d in state.disputes:
+        if _within(d.opened_at, start, end):
+            out.disputes_opened += 1
+        if _within(d.decided_at, start, end):
+            if d.decision is LifecycleStep.UPHELD:
+                out.disputes_upheld += 1
+            else:
+                out.disputes_withdrawn += 1
+    if state.open_dispute is not None:
+        out.disputes_open_at_month_end += 1
+        if dispute_overdue(state, policy, end, inputs.calendar):
+            out.disputes_overdue_at_month_end += 1
+
+
+def _count_notices_and_measures(
+    out: UnitReport,
+    state: Lifecycle,
     first: Mapping[LifecycleStep, datetime],
     measures: Mapping[str, GovernmentMeasure],
+    policy: AlliancePolicy | None,
     inputs: _Inputs,
 ) -> bool:
     """Count notices, commitments, late notices and government measures; whether a
@@ -348,9 +411,8 @@ def _count_due_process(
         out.notices_served += 1
     if _within(first.get(LifecycleStep.COMMITMENT_SIGNED), start, end):
         out.commitments_signed += 1
-    if inputs.notices is not None:
-        policy = inputs.policies.for_listing(listing, end)
-        due = notice_due(inputs.notices, listing, first, policy)
+    if inputs.calendar is not None:
+        due = notice_due(inputs.calendar, state, policy)
         served = first.get(LifecycleStep.NOTICE_SERVED)
         if due is not None and start <= due < end and (served is None or served > due):
             out.notices_late += 1
@@ -387,28 +449,26 @@ def _count(
     new = month.contains(listing.listed_at)
     if new:
         _bump2(out.new_listings, listing.list.name, listing.conduct.name)
-    # The fold's step at month end: highest precedence, then latest (time, record id).
-    step = LifecycleStep.LISTED
-    best = (STEP_PRECEDENCE[step], listing.listed_at, listing_id)
+    # The listing's state at month end: the due-process rules over its steps so far.
+    state = derive(listing_id, listing, (StepRecord(rid, s, at) for rid, (s, at) in steps.items()))
     first: dict[LifecycleStep, datetime] = {}
-    for record_id, (s, at) in steps.items():
-        key = (STEP_PRECEDENCE[s], at, record_id)
-        if key > best:
-            best, step = key, s
+    for s, at in steps.values():
         if s not in first or at < first[s]:
             first[s] = at
-    corrected = first.get(LifecycleStep.CORRECTED)
-    removed = first.get(LifecycleStep.REMOVED)
-    escalated = first.get(LifecycleStep.ESCALATED)
-    in_force = in_force_step(step)
-    overdue = in_force and end > listing.deadline
+    withdrawn = first.get(LifecycleStep.WITHDRAWN)
+    void = state.closing is LifecycleStep.WITHDRAWN
+    corrected = None if void else first.get(LifecycleStep.CORRECTED)
+    removed = None if void else first.get(LifecycleStep.REMOVED)
+    escalated = state.escalated_at
+    overdue = state.overdue(end)
     hits = _hits(
         new=new,
         corrected=_within(corrected, start, end),
-        in_time=corrected is not None and corrected <= listing.deadline,
+        in_time=corrected is not None and (state.deadline is None or corrected <= state.deadline),
         removed=_within(removed, start, end),
+        withdrawn=_within(withdrawn, start, end),
         escalated=_within(escalated, start, end),
-        in_force=in_force,
+        in_force=state.in_force,
         overdue=overdue,
     )
     for name in hits:
@@ -418,10 +478,12 @@ def _count(
         city = out.by_city.setdefault(city_code(listing.region_code), {})
         for name in hits:
             _bump(city, name)
+    policy = inputs.policies.for_listing(listing, end)
+    _count_disputes(out, listing, state, policy, inputs)
     changed = any(start <= at < end for _, at in steps.values())
-    changed = _count_due_process(out, listing, first, measures, inputs) or changed
+    changed = _count_notices_and_measures(out, state, first, measures, policy, inputs) or changed
     # Sanctions: confirmations in the month, and the winning state at month end.
-    state: dict[SanctionKey, tuple[datetime, int, str]] = {}
+    winning: dict[SanctionKey, tuple[datetime, int, str]] = {}
     answered: set[str] = set()
     for record_id, c in confirmations.items():
         in_month = start <= c.effective_at < end
@@ -439,17 +501,13 @@ def _count(
             _bump2(table, c.measure.name, c.issuer)
         skey: SanctionKey = (c.issuer, c.measure, c.measure_other)
         order = (c.effective_at, c.action.value, record_id)
-        if skey not in state or order > state[skey]:
-            state[skey] = order
-    closes = [first[s] for s in (LifecycleStep.CORRECTED, LifecycleStep.REMOVED) if s in first]
-    policy = inputs.policies.for_listing(listing, end)
+        if skey not in winning or order > winning[skey]:
+            winning[skey] = order
     result = evaluate(
         listing_id,
         listing,
-        step=step,
-        escalated_at=first.get(LifecycleStep.ESCALATED),
-        closed_at=min(closes) if closes else None,
-        sanctions={k: SanctionAction(v[1]) for k, v in state.items()},
+        lifecycle=state,
+        sanctions={k: SanctionAction(v[1]) for k, v in winning.items()},
         not_applicable=answered,
         active_platforms=inputs.active,
         trust_domain=inputs.trust_domain,
@@ -461,19 +519,22 @@ def _count(
     if not (new or changed or overdue):
         return None
     applied = sorted(
-        (k for k, v in state.items() if v[1] == SanctionAction.APPLIED.value),
+        (k for k, v in winning.items() if v[1] == SanctionAction.APPLIED.value),
         key=lambda k: (k[0], k[1].value, k[2]),
     )
     return LedgerEntry(
         listing_id=listing_id,
         listing=listing,
-        step=step,
+        step=state.step,
         overdue=overdue,
         new_in_month=new,
         corrected_at=corrected,
         removed_at=removed,
         escalated_at=escalated,
         measures=tuple(applied),
+        identified_at=state.identified_at,
+        withdrawn_at=withdrawn,
+        dispute_open=state.open_dispute is not None,
     )
 
 
@@ -482,11 +543,13 @@ _SUMMED = (
     "corrected_in_time",
     "corrected_late",
     "removed",
+    "withdrawn",
     "escalated",
     "overdue_at_month_end",
     "in_force_at_month_end",
     "outstanding_confirmations",
     "outstanding_lifts_total",
+    *DUE_PROCESS_COUNTERS,
     "not_applicable_answers",
     "government_measures_total",
     "notices_served",

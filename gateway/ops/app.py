@@ -268,6 +268,7 @@ class Gateway:
             deadline_rules=self.compliance.deadline_rules,
             intake=config.intake_rules,
             on_outcome=self.metrics.record_outcome,
+            policies=core.policies,
         )
         self.query = QueryService(core.store, clock=clock)
         self.audit = AuditService(

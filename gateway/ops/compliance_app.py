@@ -72,9 +72,9 @@ class CoreParts(Protocol):
     @property
     def directory(self) -> Directory: ...
     @property
-    def clock(self) -> Clock: ...
-    @property
     def policies(self) -> Policies: ...
+    @property
+    def clock(self) -> Clock: ...
 
 
 def deadline_rules(core: CoreParts) -> DeadlineRules:
@@ -163,9 +163,9 @@ class ComplianceRuntime:
             core.directory,
             trust_domain=config.trust_domain,
             grace=timedelta(days=config.sanction_grace_days),
-            policies=core.policies.for_listing,
-            calendar=lambda: self.reports.calendar,
             clock=core.clock,
+            policies=core.policies,
+            calendar=lambda: self.reports.calendar,
         )
         self.metrics: ComplianceMetrics | None = (
             register_compliance_metrics(registry) if registry is not None else None

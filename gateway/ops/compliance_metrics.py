@@ -30,6 +30,8 @@ class ComplianceMetrics:
     report_overdue: Gauge
     notices_late: Gauge
     not_applicable: Gauge
+    disputes_open: Gauge
+    disputes_overdue: Gauge
     report_state: Gauge
     submission_overdue: Gauge
 
@@ -44,6 +46,13 @@ class ComplianceMetrics:
             gauge.clear()
             for c in counts:
                 gauge.labels(list=ListKind(c.list_kind).name.lower(), unit=c.unit).set(c.count)
+        for gauge, by_unit in (
+            (self.disputes_open, summary.disputes_open),
+            (self.disputes_overdue, summary.disputes_overdue),
+        ):
+            gauge.clear()
+            for unit, n in sorted(by_unit.items()):
+                gauge.labels(unit=unit).set(n)
         self.outstanding.clear()
         self.outstanding.labels(kind="apply", measure="any").set(summary.outstanding_confirmations)
         for measure in SanctionMeasure:
@@ -114,6 +123,19 @@ def register_compliance_metrics(registry: CollectorRegistry) -> ComplianceMetric
         report_overdue=Gauge(
             "alliance_report_overdue",
             "1 when the newest monthly report whose due time has passed was not produced",
+            registry=registry,
+        ),
+        disputes_open=Gauge(
+            "alliance_compliance_open_disputes",
+            "Listings in force with a dispute (DISPUTED) not yet decided, by reporting unit",
+            ["unit"],
+            registry=registry,
+        ),
+        disputes_overdue=Gauge(
+            "alliance_compliance_overdue_disputes",
+            "Open disputes not decided within the issuing alliance's "
+            "dispute_decision_working_days (AlliancePolicy), by reporting unit",
+            ["unit"],
             registry=registry,
         ),
         report_state=Gauge(

@@ -23,7 +23,7 @@ class PublicMetrics:
         )
         self.latency = Histogram(
             "alliance_public_request_duration_seconds",
-            "Public HTTP request latency by route",
+            "Public HTTP request latency by route, until the response starts",
             ["route"],
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
             registry=registry,

@@ -28,7 +28,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup, escape
 
-from gateway.core.report import CITY_COUNTERS
+from gateway.core.report import CITY_COUNTERS, DUE_PROCESS_COUNTERS
 from gateway.core.statements import MemberRecord, ReportFile
 from gateway.errors import ConfigError
 from gateway.ops.i18n import Locale
@@ -62,6 +62,7 @@ _UNIT_COUNTERS = (
     "notices_late",
     "commitments_signed",
     "government_measures_total",
+    *DUE_PROCESS_COUNTERS,
 )
 
 
@@ -80,7 +81,14 @@ def _labels(loc: Locale) -> dict[str, str]:
         "corrected_in_time": _("Corrected in time"),
         "corrected_late": _("Corrected late"),
         "removed": _("Removed"),
+        "withdrawn": _("Withdrawn"),
         "escalated": _("Escalated"),
+        "identified": _("Platform reports identified"),
+        "disputes_opened": _("Objections received"),
+        "disputes_upheld": _("Objections rejected (listing upheld)"),
+        "disputes_withdrawn": _("Objections accepted (listing withdrawn)"),
+        "disputes_open_at_month_end": _("Objections open at month end"),
+        "disputes_overdue_at_month_end": _("Objections not decided in time at month end"),
         "overdue_at_month_end": _("Overdue at month end"),
         "in_force_at_month_end": _("Listed at month end"),
         "outstanding_confirmations": _("Sanction confirmations overdue"),
@@ -123,7 +131,8 @@ def render_csv(document: Mapping[str, Any], loc: Locale) -> str:
             document["month"],
             u["unit"],
             names.unit(u["unit"]),
-            *(u[k] for k in _UNIT_COUNTERS),
+            # Reports signed before protocol revision 3 lack the due-process counters.
+            *(u.get(k, 0) for k in _UNIT_COUNTERS),
             _sum(u["sanctions_applied"]),
             _sum(u["sanctions_lifted"]),
         ]
@@ -143,7 +152,7 @@ def render_cities_csv(document: Mapping[str, Any], loc: Locale) -> str:
             names.unit(u["unit"]),
             code,
             names.city(code),
-            *(counts[k] for k in CITY_COUNTERS),
+            *(counts.get(k, 0) for k in CITY_COUNTERS),
         ]
         for u in document["units"]
         for code, counts in u.get("by_city", {}).items()

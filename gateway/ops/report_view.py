@@ -328,6 +328,7 @@ def _key_figures(
         (_("Corrected by the deadline"), totals["corrected_in_time"]),
         (_("Corrected after the deadline"), totals["corrected_late"]),
         (_("Removed from the lists"), totals["removed"]),
+        (_("Withdrawn (listed in error)"), totals.get("withdrawn", 0)),
         (_("Escalated (not corrected in time)"), totals["escalated"]),
         (_("Listed at month end"), totals["in_force_at_month_end"]),
         (_("Overdue at month end"), totals["overdue_at_month_end"]),
@@ -346,6 +347,15 @@ def _key_figures(
         *(
             (names.government_measure(kind), n)
             for kind, n in sorted(totals["government_measures"].items())
+        ),
+        (_("Platform reports identified"), totals.get("identified", 0)),
+        (_("Objections received"), totals.get("disputes_opened", 0)),
+        (_("Objections rejected (listing upheld)"), totals.get("disputes_upheld", 0)),
+        (_("Objections accepted (listing withdrawn)"), totals.get("disputes_withdrawn", 0)),
+        (_("Objections open at month end"), totals.get("disputes_open_at_month_end", 0)),
+        (
+            _("Objections not decided in time at month end"),
+            totals.get("disputes_overdue_at_month_end", 0),
         ),
     )
     return Table(
@@ -384,6 +394,7 @@ def _city_columns(loc: Locale) -> tuple[Column, ...]:
         "corrected_in_time": _("Corrected in time"),
         "corrected_late": _("Corrected late"),
         "removed": _("Removed"),
+        "withdrawn": _("Withdrawn"),
         "escalated": _("Escalated"),
         "overdue_at_month_end": _("Overdue at month end"),
         "in_force_at_month_end": _("Listed at month end"),
@@ -401,7 +412,7 @@ def _cities(units: Sequence[Mapping[str, Any]], names: Names, loc: Locale) -> Ta
                     names.unit(u["unit"]),
                     names.city(code),
                     code,
-                    *(loc.number(counts[k]) for k in CITY_COUNTERS),
+                    *(loc.number(counts.get(k, 0)) for k in CITY_COUNTERS),
                 )
             )
     return Table(

@@ -269,12 +269,21 @@ class _Guard:
         began = time.perf_counter()
         client = scope.get("client") or ("unknown", 0)
         wait = self._rates.take(str(client[0]))
-        status = 500
+        observed = False
+
+        def observe(status: int) -> None:
+            # Counted before the response starts: a client that has read its answer (and
+            # then scrapes /metrics) always finds its request counted.
+            nonlocal observed
+            observed = True
+            if self._observer is not None:
+                endpoint = scope.get("endpoint")
+                route = getattr(endpoint, "__name__", "none") if endpoint is not None else "none"
+                self._observer.observe_public(route, status, time.perf_counter() - began)
 
         async def sending(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
+            if message["type"] == "http.response.start" and not observed:
+                observe(int(message["status"]))
             await send(message)
 
         if wait > 0:
@@ -284,11 +293,11 @@ class _Guard:
             response.headers["Retry-After"] = retry_after(wait)
             await response(scope, receive, sending)
         else:
-            await self._app(scope, receive, sending)
-        if self._observer is not None:
-            endpoint = scope.get("endpoint")
-            route = getattr(endpoint, "__name__", "none") if endpoint is not None else "none"
-            self._observer.observe_public(route, status, time.perf_counter() - began)
+            try:
+                await self._app(scope, receive, sending)
+            finally:
+                if not observed:
+                    observe(500)  # ended without an answer
 
 
 def build_app(

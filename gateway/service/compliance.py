@@ -8,13 +8,17 @@ gateway's own ACTIVE platforms, which owe an answer when the listing names no st
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from gateway.codec import decode_statement
+from gateway.core.alliance_policy import dispute_decision_working_days
+from gateway.core.disputes import decision_due_by
 from gateway.core.fold import SanctionKey
-from gateway.core.notices import NoticeRule, notice_due, notice_late
+from gateway.core.identifiers import MemberId
+from gateway.core.lifecycle import Lifecycle, StepRecord, derive
+from gateway.core.notices import notice_due, notice_late
 from gateway.core.obligations import (
     ListingCompliance,
     Obligation,
@@ -47,6 +51,7 @@ from gateway.service.paging import (
     encode_text_token,
     encode_token,
 )
+from gateway.service.policies import Policies
 from gateway.storage import ListingProjection, SqlStore
 from gateway.storage.compliance import ComplianceStore, ListingCount, StepTime
 
@@ -55,7 +60,6 @@ __all__ = ["ComplianceService", "ComplianceSummary", "ListingDetail", "Owed", "S
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
 _SCAN = 500
-_CLOSING = (int(LifecycleStep.CORRECTED), int(LifecycleStep.REMOVED))
 _NOT_APPLICABLE = int(SanctionAction.NOT_APPLICABLE)
 
 
@@ -98,6 +102,9 @@ class ComplianceSummary:
     not_applicable: int = 0
     # Own listings whose correction notice is late and still not served, by list and unit.
     notices_late: list[ListingCount] = field(default_factory=list)
+    # Open disputes, and those past the issuing alliance's decision limit, by unit.
+    disputes_open: dict[str, int] = field(default_factory=dict)
+    disputes_overdue: dict[str, int] = field(default_factory=dict)
 
 
 class ComplianceService:
@@ -109,13 +116,16 @@ class ComplianceService:
         *,
         trust_domain: str,
         grace: timedelta,
-        policies: Callable[[Listing], AlliancePolicy | None] = lambda _: None,
-        calendar: Callable[[], WorkCalendar] | None = None,
         clock: Clock = utc_now,
+        policies: Policies | None = None,
+        calendar: Callable[[], WorkCalendar] | None = None,
     ) -> None:
         """``trust_domain``: this gateway's; its platforms are the ones it tracks.
-        ``grace``: the gateway's grace period; ``policies``: the policy of a listing's
-        issuing alliance (its ``sanction_grace_days`` and ``measure_requirements`` win)."""
+        ``grace``: the gateway's grace period. ``policies`` give each listing its issuing
+        alliance's policy: its dispute limit, notice time, ``sanction_grace_days`` and
+        ``measure_requirements`` win (None: no policy, the defaults). ``calendar``: the
+        working-day calendar in force, which counts disputes (None: Monday to Friday)
+        and notices (None: notice times are not computed)."""
         self._policies = policies
         self._calendar = calendar
         self._trust_domain = trust_domain
@@ -157,19 +167,22 @@ class ComplianceService:
             if isinstance(stmt, GovernmentMeasure) and stmt.listing_id == listing_id:
                 measures.append((record_id, stmt))
         measures.sort(key=lambda m: (m[1].effective_at, m[0]))
-        due, late = self._notice(result.listing, history, self._clock())
+        due, late = self._notice(result.listing, result.lifecycle, history, self._clock())
         return ListingDetail(result, tuple(steps), tuple(measures), due, late)
 
+    def _policy(self, listing: Listing, now: datetime) -> AlliancePolicy | None:
+        return None if self._policies is None else self._policies.for_listing(listing, now)
+
     def _notice(
-        self, listing: Listing, history: Sequence[StepTime], now: datetime
+        self, listing: Listing, lifecycle: Lifecycle, history: Sequence[StepTime], now: datetime
     ) -> tuple[datetime | None, bool]:
         if self._calendar is None:
             return None, False
-        first: dict[LifecycleStep, datetime] = {}
-        for h in history:  # oldest first
-            first.setdefault(LifecycleStep(h.step), h.effective_at)
-        due = notice_due(NoticeRule(self._calendar()), listing, first, self._policies(listing))
-        return due, notice_late(due, first.get(LifecycleStep.NOTICE_SERVED), now)
+        served = next(  # history is oldest first
+            (h.effective_at for h in history if h.step == LifecycleStep.NOTICE_SERVED), None
+        )
+        due = notice_due(self._calendar(), lifecycle, self._policy(listing, now))
+        return due, notice_late(due, served, now)
 
     def late_notices(self, now: datetime) -> list[ListingCount]:
         """This gateway's own listings whose notice is late and still not served."""
@@ -192,7 +205,9 @@ class ComplianceService:
                     records[row.listing_id].payload_type, records[row.listing_id].payload
                 )
                 assert isinstance(listing, Listing)
-                _, late = self._notice(listing, steps.get(row.listing_id, []), now)
+                history = steps.get(row.listing_id, [])
+                lifecycle = derive(row.listing_id, listing, _step_records(history))
+                _, late = self._notice(listing, lifecycle, history, now)
                 if late:
                     key = (row.list_kind, row.region_code[:2])
                     counts[key] = counts.get(key, 0) + 1
@@ -265,6 +280,7 @@ class ComplianceService:
                 else:
                     for measure, _other in o.measures:
                         lifts[measure] = lifts.get(measure, 0) + 1
+        opened, overdue = self.disputes(now)
         return ComplianceSummary(
             overdue=self._compliance.overdue_counts(now),
             escalated=self._compliance.escalated_counts(),
@@ -272,7 +288,25 @@ class ComplianceService:
             outstanding_lifts=lifts,
             not_applicable=not_applicable,
             notices_late=self.late_notices(now),
+            disputes_open=opened,
+            disputes_overdue=overdue,
         )
+
+    def disputes(self, now: datetime) -> tuple[dict[str, int], dict[str, int]]:
+        """Open disputes by reporting unit, and those not decided within the issuing
+        alliance's limit (``gateway.core.disputes``)."""
+        opened: dict[str, int] = {}
+        overdue: dict[str, int] = {}
+        calendar = None if self._calendar is None else self._calendar()
+        for _, issuer, region, since in self._compliance.open_disputes():
+            unit = region[:2]
+            opened[unit] = opened.get(unit, 0) + 1
+            domain = MemberId.parse(issuer).trust_domain
+            policy = None if self._policies is None else self._policies.current(domain, now)
+            days = dispute_decision_working_days(policy)
+            if now >= decision_due_by(since, days, calendar):
+                overdue[unit] = overdue.get(unit, 0) + 1
+        return opened, overdue
 
     def _scan(
         self, region_prefix: str, after: int, now: datetime
@@ -313,10 +347,9 @@ class ComplianceService:
                 raise NotFoundError(f"listing {row.listing_id} has no record")
             listing = decode_statement(record.payload_type, record.payload)
             assert isinstance(listing, Listing)
-            policy = self._policies(listing)
+            policy = self._policy(listing, now)
             history = steps.get(row.listing_id, [])
-            escalations = [s.effective_at for s in history if s.step == LifecycleStep.ESCALATED]
-            closes = [s.effective_at for s in history if s.step in _CLOSING]
+            lifecycle = derive(row.listing_id, listing, _step_records(history))
             confirmed = sanctions.get(row.listing_id, ())
             state: dict[SanctionKey, SanctionAction] = {
                 (s.platform, SanctionMeasure(s.measure), s.measure_other): SanctionAction(s.action)
@@ -328,9 +361,7 @@ class ComplianceService:
                 evaluate(
                     row.listing_id,
                     listing,
-                    step=LifecycleStep(row.step),
-                    escalated_at=min(escalations) if escalations else None,
-                    closed_at=min(closes) if closes else None,
+                    lifecycle=lifecycle,
                     sanctions=state,
                     not_applicable=answered,
                     active_platforms=active,
@@ -341,6 +372,11 @@ class ComplianceService:
                 )
             )
         return out
+
+
+def _step_records(history: Iterable[StepTime]) -> Iterator[StepRecord]:
+    for s in history:
+        yield StepRecord(s.record_id, LifecycleStep(s.step), s.effective_at)
 
 
 def _owed_order(owed: Owed) -> tuple[str, str]:

@@ -22,7 +22,7 @@ from gateway.codec import decode_statement
 from gateway.core import dsse
 from gateway.core.crypto import VerifyingKey
 from gateway.core.fold import MemberDirectory
-from gateway.core.statements import AuthorityScope, MemberRecord, MemberStatus
+from gateway.core.statements import MemberRecord, MemberStatus
 from gateway.errors import PermissionError, VerificationError
 from gateway.service.ledger import Clock, utc_now
 
@@ -71,11 +71,6 @@ class Directory:
     def region(self, member_id: str) -> str | None:
         record = self.member(member_id)
         return None if record is None else record.region_code
-
-    def national(self, member_id: str) -> bool:
-        """Is the member an authority of national scope (its current record says so)?"""
-        record = self.member(member_id)
-        return record is not None and record.authority_scope is AuthorityScope.NATIONAL
 
     def owner(self, public_key: bytes) -> str | None:
         """The member a raw public key belongs to, if any (docs/PROTOCOL.md §3)."""

@@ -1,13 +1,14 @@
 """Automatic escalation: the gateway signs ESCALATED for overdue listings of its domain.
 
 Run from the gateway's ticker with the gateway's clock. A listing is escalated when it
-is in force, not yet ESCALATED (nor corrected or removed), past its correction deadline
-and issued by a member of this gateway's trust domain (the policy lets a gateway
-escalate only those; peers escalate theirs, and the escalation replicates).
+is in force, has no escalation in effect, is past the correction deadline in force
+(``gateway.core.lifecycle``: so it is identified and no dispute is open) and was issued
+by a member of this gateway's trust domain (the policy lets a gateway escalate only
+those; peers escalate theirs, and the escalation replicates).
 
 **Exactly once**, with any number of replicas or restarts and no coordination: the
-statement is a pure function of the listing (issuer = the gateway, effective_at = the
-listing's deadline, fixed decision_ref and reason), its protobuf encoding is
+statement is a pure function of the listing's records (issuer = the gateway,
+effective_at = the deadline in force, fixed decision_ref and reason), its protobuf encoding is
 deterministic and Ed25519 signatures are deterministic, so every replica produces the
 same bytes and the same record id; the ledger appends a record id once, under the
 database's sequencer lock, and answers the others as duplicates.
@@ -38,13 +39,14 @@ _BATCH = 256
 _MAX_ROUNDS = 64
 
 
-def escalation_for(gateway_id: str, listing_id: str, listing: Listing) -> StatusChange:
-    """The one ESCALATED statement a gateway signs for an overdue listing."""
+def escalation_for(gateway_id: str, listing_id: str, deadline: datetime) -> StatusChange:
+    """The one ESCALATED statement a gateway signs for a listing overdue since
+    ``deadline`` (the deadline in force; a dispute that moved it gives a new one)."""
     return StatusChange(
         issuer=gateway_id,
         listing_id=listing_id,
         step=LifecycleStep.ESCALATED,
-        effective_at=listing.deadline,
+        effective_at=deadline,
         decision_ref=AUTO_DECISION_REF,
         reason=AUTO_REASON,
     )
@@ -72,8 +74,8 @@ class Escalator:
         self._batch = batch
         self._issuer_prefix = f"spiffe://{self._gateway.trust_domain}/"
 
-    def sign(self, listing_id: str, listing: Listing) -> Accepted:
-        statement = escalation_for(self._gateway_id, listing_id, listing)
+    def sign(self, listing_id: str, listing: Listing, deadline: datetime) -> Accepted:
+        statement = escalation_for(self._gateway_id, listing_id, deadline)
         authorize_statement(self._gateway, statement, listing=listing, signer_region=None)
         payload_type, payload = codec.encode_statement(statement)
         env = dsse.sign(payload_type, payload, self._key)
@@ -96,8 +98,8 @@ class Escalator:
                 if record is None:  # projections and records are written together
                     continue
                 listing = codec.decode_statement(record.payload_type, record.payload)
-                if isinstance(listing, Listing):
-                    batch.append(self.sign(p.listing_id, listing))
+                if isinstance(listing, Listing) and p.due_at is not None:
+                    batch.append(self.sign(p.listing_id, listing, p.due_at))
             results = self._ledger.append(batch)
             fresh = [r for r in results if not r.duplicate]
             appended.extend(fresh)

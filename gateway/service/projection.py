@@ -1,8 +1,9 @@
 """Keep the stored projections equal to the core fold, a batch at a time.
 
-The rules are the fold's own (``gateway.core.fold``): the step with the highest
-precedence wins, and per sanction key the greatest (effective_at, action, record_id)
-wins, so the projection does not depend on the order records arrive in.
+The rules are the fold's own (``gateway.core.fold``): a listing's state is
+``gateway.core.lifecycle.derive`` over all its stored status changes, recomputed when
+one arrives, and per sanction key the greatest (effective_at, action, record_id) wins,
+so the projection does not depend on the order records arrive in.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ import logging
 from collections.abc import Sequence
 
 from gateway.codec import decode_statement
-from gateway.core.fold import in_force_step, sanction_wins, stronger_step
+from gateway.core.fold import sanction_wins
 from gateway.core.identifiers import MemberId
+from gateway.core.lifecycle import Lifecycle, StepRecord, derive
 from gateway.core.policy import authorize_statement
 from gateway.core.statements import (
+    AuthorityScope,
     LifecycleStep,
     Listing,
     MemberRecord,
@@ -66,6 +69,7 @@ def project(uow: UnitOfWork, record_id: str, log_index: int, statement: Statemen
 
 
 def _listing_projection(record_id: str, log_index: int, listing: Listing) -> ListingProjection:
+    state = derive(record_id, listing, ())
     return ListingProjection(
         listing_id=record_id,
         subject_key=listing.subject.key,
@@ -75,9 +79,11 @@ def _listing_projection(record_id: str, log_index: int, listing: Listing) -> Lis
         region_code=listing.region_code,
         listed_at=listing.listed_at,
         deadline=listing.deadline,
-        step=int(LifecycleStep.LISTED),
+        step=int(state.step),
         in_force=True,
         log_index=log_index,
+        due_at=state.deadline,
+        identified_at=state.identified_at,
     )
 
 
@@ -103,11 +109,16 @@ def _allowed_late(uow: UnitOfWork, signer: str, change: StatusChange, listing: L
             change,
             listing=listing,
             signer_region=uow.member_region(signer),
+            signer_scope=_scope(uow.member_scope(signer)),
         )
     except PermissionError as e:
         logger.warning("status change %s does not count: %s", change.listing_id, e)
         return False
     return True
+
+
+def _scope(value: int | None) -> AuthorityScope | None:
+    return None if value is None else AuthorityScope(value)
 
 
 def _status_change(uow: UnitOfWork, record_id: str, change: StatusChange) -> None:
@@ -116,9 +127,26 @@ def _status_change(uow: UnitOfWork, record_id: str, change: StatusChange) -> Non
         uow.add_pending(record_id, change.listing_id)
         return
     uow.insert_step(record_id, change.listing_id, int(change.step), change.effective_at)
-    step = stronger_step(LifecycleStep(current.step), change.step)
-    if step != current.step:
-        uow.set_listing_step(change.listing_id, int(step), in_force_step(step))
+    state = _lifecycle(uow, change.listing_id)
+    dispute = state.open_dispute
+    uow.set_listing_state(
+        change.listing_id,
+        step=int(state.step),
+        in_force=state.in_force,
+        due_at=state.deadline,
+        identified_at=state.identified_at,
+        dispute_since=None if dispute is None else dispute.opened_at,
+    )
+
+
+def _lifecycle(uow: UnitOfWork, listing_id: str) -> Lifecycle:
+    """The listing's state from its record and every status change projected so far."""
+    stored = uow.record_payload(listing_id)
+    assert stored is not None  # a projected listing's record is in the same database
+    listing = decode_statement(*stored)
+    assert isinstance(listing, Listing)
+    steps = [StepRecord(r, LifecycleStep(s), at) for r, s, at in uow.steps_of(listing_id)]
+    return derive(listing_id, listing, steps)
 
 
 def _confirmation(uow: UnitOfWork, record_id: str, c: SanctionConfirmation) -> None:
@@ -147,6 +175,13 @@ def _confirmation(uow: UnitOfWork, record_id: str, c: SanctionConfirmation) -> N
 def _member(uow: UnitOfWork, record_id: str, m: MemberRecord) -> None:
     current = uow.get_member_version(m.member_id)
     if current is None or (m.issued_at, record_id) > current:
+        scope = m.authority_scope
         uow.put_member(
-            m.member_id, record_id, m.issued_at, int(m.role), int(m.status), m.region_code
+            m.member_id,
+            record_id,
+            m.issued_at,
+            int(m.role),
+            int(m.status),
+            m.region_code,
+            None if scope is None else int(scope),
         )

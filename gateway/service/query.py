@@ -119,9 +119,11 @@ def _state(
         listing_id=listing.listing_id,
         listing_payload=payload,
         step=listing.step,
-        deadline=listing.deadline,
+        # The deadline in force; a listing still reported, or under open dispute, shows
+        # its signed deadline, which does not run (docs/PROTOCOL.md, ListingState).
+        deadline=listing.deadline if listing.due_at is None else listing.due_at,
         in_force=listing.in_force,
-        overdue=listing.in_force and now > listing.deadline,
+        overdue=listing.in_force and listing.due_at is not None and now > listing.due_at,
         # NOT_APPLICABLE answers are what a platform owes (Compliance), not sanctions.
         sanctions=tuple(s for s in sanctions if s.action != _NOT_APPLICABLE),
     )

@@ -87,7 +87,6 @@ from gateway.core.identifiers import MemberId
 from gateway.core.notes import Checkpoint, CosignatureSigner, NoteVerifier, parse_signed_note
 from gateway.core.policy import authorize_statement, require_configured_gateway
 from gateway.core.statements import (
-    AuthorityScope,
     GovernmentMeasure,
     Listing,
     MemberRecord,
@@ -491,12 +490,13 @@ class PeerPuller:
         if isinstance(statement, StatusChange) and listing is None:
             authorize_without_listing(member, statement)
             return
+        record = batch.member(signer, self._directory)
         authorize_statement(
             member,
             statement,
             listing=listing,
-            signer_region=batch.region(signer, self._directory),
-            signer_national=batch.national(signer, self._directory),
+            signer_region=None if record is None else record.region_code,
+            signer_scope=None if record is None else record.authority_scope,
         )
 
     def _stored_listing(self, listing_id: str) -> Listing | None:
@@ -616,18 +616,12 @@ class _Batch:
     def member_records(self) -> list[tuple[str, MemberRecord]]:
         return [item for records in self.members.values() for item in records]
 
-    def national(self, member_id: str, directory: Directory) -> bool:
+    def member(self, member_id: str, directory: Directory) -> MemberRecord | None:
+        """The member's newest record of this batch, else its current one."""
         records = self.members.get(member_id)
         if records:
-            newest = max(records, key=lambda item: (item[1].issued_at, item[0]))[1]
-            return newest.authority_scope is AuthorityScope.NATIONAL
-        return directory.national(member_id)
-
-    def region(self, member_id: str, directory: Directory) -> str | None:
-        records = self.members.get(member_id)
-        if records:
-            return max(records, key=lambda item: (item[1].issued_at, item[0]))[1].region_code
-        return directory.region(member_id)
+            return max(records, key=lambda item: (item[1].issued_at, item[0]))[1]
+        return directory.member(member_id)
 
 
 class Replication:

@@ -23,7 +23,6 @@ from gateway.core.fold import VerifiedRecord
 from gateway.core.identifiers import REPORTING_UNITS, MemberId
 from gateway.core.intake import DEFAULT_CLOCK_SKEW
 from gateway.core.notes import NoteSigner
-from gateway.core.notices import NoticeRule
 from gateway.core.policy import authorize_statement
 from gateway.core.report import MonthData, canonical_json, compute_month, report_document
 from gateway.core.statements import MONTHLY_REPORT_TYPES, MonthlyReport, ReportFile
@@ -214,7 +213,7 @@ class ReportService:
             grace=self._grace,
             trust_domain=MemberId.parse(self._gateway_id).trust_domain,
             unit=unit,
-            notices=NoticeRule(self.calendar),
+            calendar=self.calendar,
         )
         units = data.units
         document = report_document(

@@ -18,13 +18,16 @@ from datetime import datetime
 
 from gateway.codec import decode_statement, open_payload
 from gateway.core import dsse
+from gateway.core.alliance_policy import accepts_platform_reports
 from gateway.core.crypto import VerifyingKey
 from gateway.core.deadlines import DEFAULT_RULES, DeadlineRules
-from gateway.core.identifiers import MemberId
+from gateway.core.identifiers import REPORTING_UNITS, MemberId, reporting_unit
 from gateway.core.intake import DEFAULT_INTAKE_RULES, IntakeRules, check_submitted
+from gateway.core.lifecycle import identified_when_signed
 from gateway.core.policy import authorize_statement
 from gateway.core.statements import (
     GovernmentMeasure,
+    LifecycleStep,
     Listing,
     SanctionConfirmation,
     Statement,
@@ -40,6 +43,7 @@ from gateway.errors import (
 )
 from gateway.service.directory import Directory, verify_issuer
 from gateway.service.ledger import Accepted, Appended, Clock, utc_now
+from gateway.service.policies import Policies
 from gateway.service.sequencer import Sequencer
 from gateway.storage import SqlStore
 
@@ -73,10 +77,12 @@ class SubmitService:
         deadline_rules: DeadlineRules = DEFAULT_RULES,
         intake: IntakeRules = DEFAULT_INTAKE_RULES,
         on_outcome: Callable[[str, str], None] | None = None,
+        policies: Policies | None = None,
     ) -> None:
         """``on_outcome(payload_type, reason)``: reason is "" for a record appended,
         "duplicate", or a bounded rejection reason (REJECTION_REASONS) — for metrics."""
         self._on_outcome = on_outcome
+        self._policies = policies
         self._deadline_rules = deadline_rules
         self._intake = intake
         self._store = store
@@ -203,13 +209,16 @@ class SubmitService:
     def _authorize(self, checked: Checked) -> Accepted:
         env, statement = checked.envelope, checked.statement
         try:
+            listing = self._listing_for(statement)
+            member = self._directory.member(checked.signer)
             authorize_statement(
                 MemberId.parse(checked.signer),
                 statement,
-                listing=self._listing_for(statement),
-                signer_region=self._directory.region(checked.signer),
-                signer_national=self._directory.national(checked.signer),
+                listing=listing,
+                signer_region=None if member is None else member.region_code,
+                signer_scope=None if member is None else member.authority_scope,
             )
+            self._check_sources(statement, listing)
         except GatewayError as e:
             self._observe(env.payload_type, e)
             raise
@@ -218,6 +227,32 @@ class SubmitService:
             with self._in_flight_lock:
                 self._in_flight[record_id] = statement
         return Accepted(env, record_id, checked.signer, statement, self._origin)
+
+    def _check_sources(self, statement: Statement, listing: Listing | None) -> None:
+        """The issuing alliance's policy on platform reports (``AlliancePolicy`` field 3):
+        a unit that does not accept them takes no platform listing of its subjects, and
+        none of those is identified. Applied where a record is submitted; replicas fold
+        what the origin accepted."""
+        if self._policies is None:
+            return
+        reported: Listing | None = None
+        if isinstance(statement, Listing):
+            reported = statement
+        elif isinstance(statement, StatusChange) and statement.step is LifecycleStep.IDENTIFIED:
+            reported = listing
+        if reported is None or identified_when_signed(reported):
+            return
+        policy = self._policies.for_listing(reported)
+        if accepts_platform_reports(policy, reported.region_code):
+            return
+        unit = reporting_unit(reported.region_code)
+        assert policy is not None
+        raise PermissionError(
+            f"reporting unit {unit} ({REPORTING_UNITS[unit]}) does not accept platform "
+            f"reports under the policy of {policy.trust_domain} (units accepting them: "
+            f"{', '.join(policy.units_accepting_platform_reports)})",
+            advice=f"an authority of unit {unit} lists the subject itself",
+        )
 
     def _landed(self, record_id: str, payload_type: str, future: Future[Appended]) -> None:
         with self._in_flight_lock:

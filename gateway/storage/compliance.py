@@ -24,7 +24,7 @@ __all__ = ["ComplianceStore", "ListingCount", "StepTime"]
 # SQLite limits bound parameters per statement; stay well below it.
 _CHUNK = 500
 # Lifecycle step numbers (alliance.v1.LifecycleStep) used in queries.
-_LISTED, _NOTICE, _COMMITMENT, _ESCALATED = 1, 2, 3, 6
+_NOTICE, _ESCALATED = 2, 6
 _APPLIED = 1
 
 
@@ -63,17 +63,18 @@ class ComplianceStore:
     def escalation_candidates(
         self, issuer_prefix: str, now: datetime, *, limit: int
     ) -> list[ListingProjection]:
-        """In force, not escalated (nor beyond), deadline before ``now``, issued by a
-        member whose id starts with ``issuer_prefix``; oldest deadline first."""
+        """In force, no escalation in effect, the deadline in force before ``now`` (so
+        identified and no dispute open), issued by a member whose id starts with
+        ``issuer_prefix``; oldest deadline first."""
         q = (
             select(ListingRow)
             .where(
                 ListingRow.in_force.is_(True),
-                ListingRow.step.in_((_LISTED, _NOTICE, _COMMITMENT)),
-                ListingRow.deadline < now,
+                ListingRow.step != _ESCALATED,
+                ListingRow.due_at < now,
                 ListingRow.issuer.like(_prefix_pattern(issuer_prefix), escape="\\"),
             )
-            .order_by(ListingRow.deadline, ListingRow.listing_id)
+            .order_by(ListingRow.due_at, ListingRow.listing_id)
             .limit(limit)
         )
         with self._read() as s:
@@ -117,10 +118,11 @@ class ComplianceStore:
         return out
 
     def notice_candidates(
-        self, issuer_prefix: str, listed_before: datetime, *, after_index: int, limit: int
+        self, issuer_prefix: str, identified_before: datetime, *, after_index: int, limit: int
     ) -> list[ListingProjection]:
-        """In force, no NOTICE_SERVED step, listed before ``listed_before``, issued by a
-        member whose id starts with ``issuer_prefix``; in log order after a cursor."""
+        """In force, identified before ``identified_before``, no NOTICE_SERVED step,
+        issued by a member whose id starts with ``issuer_prefix``; in log order after a
+        cursor."""
         served = exists().where(
             StepRow.listing_id == ListingRow.listing_id, StepRow.step == _NOTICE
         )
@@ -129,7 +131,8 @@ class ComplianceStore:
             .where(
                 ListingRow.log_index > after_index,
                 ListingRow.in_force.is_(True),
-                ListingRow.listed_at < listed_before,
+                ListingRow.identified_at.is_not(None),
+                ListingRow.identified_at < identified_before,
                 ListingRow.issuer.like(_prefix_pattern(issuer_prefix), escape="\\"),
                 ~served,
             )
@@ -139,9 +142,21 @@ class ComplianceStore:
         with self._read() as s:
             return [listing_projection(r) for r in s.scalars(q)]
 
+    def open_disputes(self) -> list[tuple[str, str, str, datetime]]:
+        """``(listing_id, issuer, region_code, dispute_since)`` of every listing in force
+        with a dispute open."""
+        q = select(
+            ListingRow.listing_id,
+            ListingRow.issuer,
+            ListingRow.region_code,
+            ListingRow.dispute_since,
+        ).where(ListingRow.in_force.is_(True), ListingRow.dispute_since.is_not(None))
+        with self._read() as s:
+            return [(str(i), str(who), str(r), at) for i, who, r, at in s.execute(q) if at]
+
     def overdue_counts(self, now: datetime) -> list[ListingCount]:
         """In force and past the deadline, by list and reporting unit."""
-        return self._counts(ListingRow.in_force.is_(True), ListingRow.deadline < now)
+        return self._counts(ListingRow.in_force.is_(True), ListingRow.due_at < now)
 
     def escalated_counts(self) -> list[ListingCount]:
         """In force and ESCALATED, by list and reporting unit."""

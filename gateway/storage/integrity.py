@@ -38,6 +38,10 @@ _SCRUB = _TABLES["scrub_state"]
 _SCRUB_FIELDS = ("next_index", "round_end", "rounds_completed")
 
 
+# Reads of the records past the log's size, while appends keep moving it (``coverage``).
+_COVERAGE_ATTEMPTS = 20
+
+
 @dataclass(frozen=True)
 class Coverage:
     """What the records table holds below and beyond the log's size."""
@@ -90,19 +94,37 @@ class IntegrityStore:
 
     def coverage(self) -> Coverage:
         """Count the records below the log's size, and find any past it (one scan of the
-        log index; about 0.1 s per million entries on SQLite)."""
+        log index; about 0.1 s per million entries on SQLite).
+
+        A running gateway may append while this reads (an operator command checks the
+        log beside it), and the reads are separate statements, not one snapshot. So the
+        newest checkpoint is read first (a checkpoint never exceeds the size it was
+        signed at, and the size only grows), and records found past the size count as
+        stored beyond it only when the size has not moved since: if it grew, they were
+        appended meanwhile, and the count is taken again at the new size."""
+        index = _RECORDS.c.log_index
         with self._conn() as conn:
-            size = conn.execute(select(LogStateRow.tree_size).where(LogStateRow.id == 1)).scalar()
-            if size is None:
-                raise StorageError("log_state row is missing: the schema was not migrated")
             newest = conn.execute(select(func.max(CheckpointRow.tree_size))).scalar()
-            index = _RECORDS.c.log_index
-            count = conn.execute(select(func.count()).where(index < size)).scalar() or 0
-            first, last = conn.execute(
-                select(func.min(index), func.max(index)).where(index >= size)
-            ).one()
+            size = self._size(conn)
+            for _ in range(_COVERAGE_ATTEMPTS):
+                count = conn.execute(select(func.count()).where(index < size)).scalar() or 0
+                first, last = conn.execute(
+                    select(func.min(index), func.max(index)).where(index >= size)
+                ).one()
+                if first is None:
+                    break
+                now = self._size(conn)
+                if now == size:
+                    break  # past a size that did not move: stored beyond the log
+                size = now
         beyond = None if first is None else (int(first), int(last))
-        return Coverage(int(size), newest, int(count), beyond)
+        return Coverage(size, newest, int(count), beyond)
+
+    def _size(self, conn: Connection) -> int:
+        size = conn.execute(select(LogStateRow.tree_size).where(LogStateRow.id == 1)).scalar()
+        if size is None:
+            raise StorageError("log_state row is missing: the schema was not migrated")
+        return int(size)
 
     def missing_ranges(self, size: int) -> list[tuple[int, int]]:
         """The ``[start, end)`` runs of indexes below ``size`` without a record."""

@@ -117,6 +117,8 @@ class MemberRow(Base):
     role: Mapped[int] = mapped_column(SmallInteger)
     status: Mapped[int] = mapped_column(SmallInteger)
     region_code: Mapped[str] = mapped_column(String(6))
+    # AuthorityScope of an authority (NULL for other roles); since migration 0006.
+    scope: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
 
 
 class ListingRow(Base):
@@ -133,11 +135,18 @@ class ListingRow(Base):
     step: Mapped[int] = mapped_column(SmallInteger)
     in_force: Mapped[bool] = mapped_column(Boolean)
     log_index: Mapped[int] = mapped_column(BigInteger)
+    # Due process (gateway.core.lifecycle), since migration 0006: the correction deadline
+    # in force (NULL while reported or while a dispute is open), when the listing was
+    # identified (NULL: reported), and since when a dispute is open (NULL: none).
+    due_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    identified_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    dispute_since: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
     __table_args__ = (
         Index("ix_listings_filter", "list_kind", "conduct", "region_code"),
-        # Escalation and overdue counts: in force, not yet escalated, deadline passed.
         Index("ix_listings_due", "in_force", "step", "deadline"),
+        # Escalation and overdue counts: in force, not yet escalated, deadline in force passed.
+        Index("ix_listings_due_at", "in_force", "step", "due_at"),
     )
 
 

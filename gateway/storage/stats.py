@@ -46,7 +46,7 @@ def listing_counts(engine: Engine) -> list[ListingCount]:
 
 
 def overdue_count(engine: Engine, at: datetime) -> int:
-    q = select(func.count()).where(ListingRow.in_force.is_(True), ListingRow.deadline < at)
+    q = select(func.count()).where(ListingRow.in_force.is_(True), ListingRow.due_at < at)
     try:
         with Session(engine) as s:
             return int(s.scalar(q) or 0)

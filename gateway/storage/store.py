@@ -100,6 +100,11 @@ class ListingProjection:
     step: int
     in_force: bool
     log_index: int
+    # Due process (gateway.core.lifecycle): the deadline in force (None while reported
+    # or while a dispute is open), the identification, the open dispute.
+    due_at: datetime | None = None
+    identified_at: datetime | None = None
+    dispute_since: datetime | None = None
 
 
 _LISTING_FIELDS = tuple(f.name for f in dataclasses.fields(ListingProjection))
@@ -150,6 +155,7 @@ _SUBJECT_LISTINGS_ALL = (
         _LISTINGS.c.listing_id,
         _LISTINGS.c.step,
         type_coerce(_LISTINGS.c.deadline, _STORED_TIME),
+        _LISTINGS.c.due_at,
         _LISTINGS.c.in_force,
         _RECORDS.c.payload,
         _SANCTIONS.c.platform,
@@ -186,6 +192,7 @@ class SubjectListing(NamedTuple):
     listing_id: str
     step: int
     deadline: datetime
+    due_at: datetime | None  # the deadline in force (None: reported, or disputed)
     in_force: bool
     payload: bytes | None  # the record's payload; None only if the record were missing
     sanctions: tuple[SanctionProjection, ...]  # in (platform, measure, measure_other) order
@@ -273,6 +280,9 @@ def listing_projection(row: ListingRow) -> ListingProjection:
         step=row.step,
         in_force=row.in_force,
         log_index=row.log_index,
+        due_at=row.due_at,
+        identified_at=row.identified_at,
+        dispute_since=row.dispute_since,
     )
 
 
@@ -379,7 +389,49 @@ class UnitOfWork:
 
     def get_listing(self, listing_id: str) -> ListingProjection | None:
         row = self._c.execute(_LISTING_BY_ID, {"listing_id": listing_id}).first()
-        return None if row is None else ListingProjection(*row)
+        if row is None:
+            return None
+        return ListingProjection(*row)
+
+    def record_payload(self, record_id: str) -> tuple[str, bytes] | None:
+        """``(payload_type, payload)`` of a stored record (this batch's too)."""
+        row = self._c.execute(
+            select(_RECORDS.c.payload_type, _RECORDS.c.payload).where(
+                _RECORDS.c.record_id == record_id
+            )
+        ).first()
+        return None if row is None else (str(row[0]), bytes(row[1]))
+
+    def steps_of(self, listing_id: str) -> list[tuple[str, int, datetime]]:
+        """Every projected status change of a listing: ``(record_id, step, effective_at)``."""
+        rows = self._c.execute(
+            select(_STEPS.c.record_id, _STEPS.c.step, _STEPS.c.effective_at).where(
+                _STEPS.c.listing_id == listing_id
+            )
+        ).all()
+        return [(str(r), int(s), at) for r, s, at in rows]
+
+    def set_listing_state(
+        self,
+        listing_id: str,
+        *,
+        step: int,
+        in_force: bool,
+        due_at: datetime | None,
+        identified_at: datetime | None,
+        dispute_since: datetime | None,
+    ) -> None:
+        self._c.execute(
+            update(_LISTINGS)
+            .where(_LISTINGS.c.listing_id == listing_id)
+            .values(
+                step=step,
+                in_force=in_force,
+                due_at=due_at,
+                identified_at=identified_at,
+                dispute_since=dispute_since,
+            )
+        )
 
     def insert_listings(self, projections: Sequence[ListingProjection]) -> None:
         """All listings of a batch in one statement."""
@@ -399,6 +451,9 @@ class UnitOfWork:
                     p.step,
                     p.in_force,
                     p.log_index,
+                    None if p.due_at is None else time(p.due_at),
+                    None if p.identified_at is None else time(p.identified_at),
+                    None if p.dispute_since is None else time(p.dispute_since),
                 )
                 for p in projections
             ],
@@ -492,6 +547,7 @@ class UnitOfWork:
         role: int,
         status: int,
         region_code: str,
+        scope: int | None = None,
     ) -> None:
         values = {
             "record_id": record_id,
@@ -499,6 +555,7 @@ class UnitOfWork:
             "role": role,
             "status": status,
             "region_code": region_code,
+            "scope": scope,
         }
         changed = self._c.execute(
             update(_MEMBERS).where(_MEMBERS.c.member_id == member_id).values(values)
@@ -513,6 +570,12 @@ class UnitOfWork:
             )
         ).first()
         return None if row is None else (row[0], row[1])
+
+    def member_scope(self, member_id: str) -> int | None:
+        """AuthorityScope of the member's current record, as projected (None: not one)."""
+        return self._c.execute(
+            select(_MEMBERS.c.scope).where(_MEMBERS.c.member_id == member_id)
+        ).scalar()
 
     def member_region(self, member_id: str) -> str | None:
         """Region code of the member's current record, as projected."""
@@ -820,6 +883,7 @@ class SqlStore:
             row_listing_id,
             step,
             deadline,
+            due_at,
             in_force,
             payload,
             platform,
@@ -833,7 +897,15 @@ class SqlStore:
             if row_listing_id != listing_id:  # the first row of the next listing
                 listing_id = row_listing_id
                 listings.append(
-                    SubjectListing(listing_id, step, _utc(deadline, dialect), in_force, payload, ())
+                    SubjectListing(
+                        listing_id,
+                        step,
+                        _utc(deadline, dialect),
+                        None if due_at is None else _utc(due_at, dialect),
+                        in_force,
+                        payload,
+                        (),
+                    )
                 )
             if platform is not None:  # one of the listing's sanctions (few have any)
                 sanction = SanctionProjection(
@@ -880,7 +952,7 @@ class SqlStore:
         if f.in_force_only or f.overdue_at is not None:
             q = q.where(ListingRow.in_force.is_(True))
         if f.overdue_at is not None:
-            q = q.where(ListingRow.deadline < f.overdue_at)
+            q = q.where(ListingRow.due_at < f.overdue_at)
         with self._read() as s:
             rows = s.scalars(q.order_by(ListingRow.log_index).limit(limit)).all()
             return [listing_projection(r) for r in rows]

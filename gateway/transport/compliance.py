@@ -151,7 +151,8 @@ def listing_compliance(c: ListingCompliance) -> co.ListingCompliance:
         listing_id=c.listing_id,
         region_code=c.listing.region_code,
         step=st.LifecycleStep.ValueType(c.step.value),
-        correction_deadline=codec.timestamp_to_pb(c.listing.deadline),
+        # The deadline in force; while reported or disputed, the signed one (not running).
+        correction_deadline=codec.timestamp_to_pb(c.deadline or c.listing.deadline),
         in_force=c.in_force,
         overdue=c.overdue,
         platforms_from_stores=c.platforms_from_stores,

@@ -101,6 +101,24 @@ def test_list_check_sanction_and_remove(site: Site, capsys: pytest.CaptureFixtur
     code, out, _ = run(capsys, site.platform, "check", USCC[0])
     assert "close-store (shop-a, 2026-10-02)" in _row(out, USCC[0])
 
+    # The seller objects through the authority, with its evidence (only its digest travels).
+    evidence = site.authority.parent / "evidence.pdf"
+    evidence.write_bytes(b"%PDF-1.7 shipping records")
+    code, out, err = run(
+        capsys, site.authority, "step", listing_id, "disputed", "--reason", "orders were real",
+        "--document", str(evidence),
+    )  # fmt: skip
+    assert code == 0, err
+    stored = _record_id(out)
+    code, out, _ = run(capsys, site.platform, "check", USCC[0])
+    assert "disputed" in _row(out, USCC[0])
+    code, _, err = run(
+        capsys, site.authority, "step", listing_id, "disputed", "--reason", "again",
+        "--document", str(evidence.parent / "missing.pdf"),
+    )  # fmt: skip
+    assert code == 2 and err.startswith("error: --document: cannot read")
+    assert stored
+
     code, out, err = run(
         capsys, site.authority, "step", listing_id, "removed", "--decision-ref", "ZJ-COURT-9",
         "--reason", "judgment annulled", "--decided-by", "Hangzhou Intermediate Court",
@@ -117,11 +135,12 @@ def test_list_check_sanction_and_remove(site: Site, capsys: pytest.CaptureFixtur
     code, out, _ = run(capsys, site.platform, "listings", "--in-force")
     assert code == 0 and out.strip().endswith("0 listings")
 
-    code, out, _ = run(capsys, site.platform, "watch", "--from", "0", "--limit", "6")
+    code, out, _ = run(capsys, site.platform, "watch", "--from", "0", "--limit", "7")
     lines = out.splitlines()
-    assert code == 0 and len(lines) == 6
+    assert code == 0 and len(lines) == 7
     assert "member" in lines[0] and "listing  91330100716105852F" in lines[3]
-    assert lines[5].split("\t")[2].startswith("step     removed")
+    assert lines[5].split("\t")[2].startswith("step     disputed")
+    assert lines[6].split("\t")[2].startswith("step     removed")
 
 
 def test_bad_input_exits_2_with_a_hint(site: Site, capsys: pytest.CaptureFixture[str]) -> None:

@@ -35,7 +35,6 @@ from gateway.core.crypto import load_signing_key
 from gateway.core.fold import ListState, VerifiedRecord
 from gateway.core.intake import DOCUMENT_STEPS
 from gateway.core.notes import NoteSigner, open_checkpoint
-from gateway.core.notices import NoticeRule
 from gateway.core.possession import prove_possession
 from gateway.core.report import compute_units, totals
 from gateway.core.statements import (
@@ -249,7 +248,8 @@ def test_escalation_at_the_deadline_exactly_once(alliance: Alliance, database_ur
         stored = gw.core.store.record_by_id(overdue)
         assert stored is not None
         listing_stmt = codec.decode_statement(stored.payload_type, stored.payload)
-        assert gw.compliance.escalator.sign(overdue, listing_stmt).record_id == record_id  # type: ignore[arg-type]
+        signed = gw.compliance.escalator.sign(overdue, listing_stmt, deadline)  # type: ignore[arg-type]
+        assert signed.record_id == record_id
 
         # The ticker runs too; nothing more is ever signed for this listing: neither by
         # the ticker's rounds nor by more rounds driven here after it escalated.
@@ -560,10 +560,10 @@ def test_report_is_signed_appended_and_recomputed_by_replay(
     with gateway_at(alliance.config(database_url), clock, tuple(alliance.members.values())) as gw:
         usccs = iter(MORE_USCC)
 
-        def add(listed: datetime, **kw: Any) -> str:
+        def add(listed: datetime, by: Member = amr, **kw: Any) -> str:
             subject = kw.pop("subject", None) or Subject(uscc=next(usccs))
             clock.set(listed)  # submitted when listed, in time order
-            return send(amr, gw, listing(amr, subject=subject, listed_at=listed, **kw))
+            return send(by, gw, listing(by, subject=subject, listed_at=listed, **kw))
 
         def change(listing_id: str, s: LifecycleStep, at: datetime) -> None:
             clock.set(at)
@@ -579,8 +579,10 @@ def test_report_is_signed_appended_and_recomputed_by_replay(
         removed = add(utc(2026, 7, 20))  # deadline 20 October: removed before it
         change(in_time, LifecycleStep.CORRECTED, utc(2026, 10, 8))
         add(utc(2026, 10, 12))  # new in October
+        # A Guangdong seller: the Zhejiang authority may not list it; a platform reports it.
         add(
             utc(2026, 10, 13),
+            by=shop_b,
             region_code="440300",
             list=ListKind.KEY_SCRUTINY,
             conduct=ConductType.FALSE_ADVERTISING_PENALTY,
@@ -656,7 +658,7 @@ def test_report_is_signed_appended_and_recomputed_by_replay(
             OCTOBER,
             grace=timedelta(days=7),
             trust_domain=alliance.trust_domain,
-            notices=NoticeRule(load_work_calendar(gw.config.calendar_dir)),
+            calendar=load_work_calendar(gw.config.calendar_dir),
         )
         replayed = [units[u].to_json() for u in sorted(units)]
         published = json.loads(signed.content)

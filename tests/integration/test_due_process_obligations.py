@@ -334,11 +334,14 @@ def test_government_measures_and_notices_in_compliance_views(
         measure_id = send(r.zj_amr, zj, summons)
         err = refused(r.gd_amr, gd, replace(summons, issuer=r.gd_amr.member_id))
         assert err.code() == grpc.StatusCode.PERMISSION_DENIED
-        assert "is in unit 33" in (err.details() or "")
+        assert "of a subject of reporting unit 33 " in (err.details() or "")
+        assert isinstance(err, grpc.Call)
+        reasons = [v for k, v in err.trailing_metadata() or () if k == "alliance-reason"]
+        assert reasons == ["outside-unit"]
 
         for gw, member in ((zj, r.zj_shop), (gd, r.gd_shop)):
             eventually(
-                lambda gw=gw, member=member: (  # type: ignore[misc]
+                lambda gw=gw, member=member: (
                     len(view(gw, member, listing_id).government_measures) == 1
                 ),
                 "the measure is shown in both regions",

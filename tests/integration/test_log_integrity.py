@@ -188,6 +188,40 @@ def test_a_hole_in_the_middle_and_records_past_the_size_stop_the_gateway(
     ]
 
 
+def test_records_appended_while_the_check_reads_are_not_damage(
+    alliance: Alliance, database_url: str
+) -> None:
+    """An operator command checks the log while the gateway appends: records that
+    appear past the size it read, with the size moving past them, are appends, not
+    records stored beyond the log (this refused `policy set` beside a busy gateway)."""
+    size = _filled(alliance, database_url)
+    # The last two entries are an append in flight: stored, but the size not yet moved.
+    assert _sql(database_url, "UPDATE log_state SET tree_size = :s", s=size - 2) == 1
+
+    class AppendCommitsAfterTheFirstRead(IntegrityStore):
+        reads = 0
+
+        def _size(self, conn: sa.Connection) -> int:
+            read = super()._size(conn)
+            self.reads += 1
+            if self.reads == 1:  # the append commits right after the check read the size
+                assert _sql(database_url, "UPDATE log_state SET tree_size = :s", s=size) == 1
+            return read
+
+    engine = make_engine(database_url)
+    try:
+        rows = AppendCommitsAfterTheFirstRead(SqlStore(engine))
+        coverage = rows.coverage()
+        assert (coverage.size, coverage.count, coverage.beyond) == (size, size, None)
+        assert rows.reads >= 2
+        # Past a size that does not move, the same records are damage.
+        assert _sql(database_url, "UPDATE log_state SET tree_size = :s", s=size - 2) == 1
+        still = IntegrityStore(SqlStore(engine)).coverage()
+        assert (still.size, still.beyond) == (size - 2, (size - 2, size - 1))
+    finally:
+        engine.dispose()
+
+
 def test_every_read_that_meets_a_hole_ends_with_data_loss(
     alliance: Alliance, database_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

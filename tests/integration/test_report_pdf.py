@@ -167,9 +167,10 @@ def test_written_report_from_a_real_gateway(
         def add(uscc: str | None, region: str, listed: datetime, **kw: Any) -> str:
             clock.set(listed)  # a listing is submitted when it is made (the intake bounds)
             name = kw.pop("name", "")
+            by = kw.pop("by", amr)
             subject = Subject(uscc=uscc, name=name) if uscc else Subject(person_hmac=PERSON)
             return send(
-                amr, gw, listing(amr, subject=subject, region_code=region, listed_at=listed, **kw)
+                by, gw, listing(by, subject=subject, region_code=region, listed_at=listed, **kw)
             )
 
         old = add(OLD, "330100", utc(2026, 7, 1), name="宁波某某网络科技有限公司")  # due 1 Oct
@@ -187,16 +188,19 @@ def test_written_report_from_a_real_gateway(
             "440305",
             utc(2026, 10, 13),
             name="深圳市某某科技有限公司",
+            # A Guangdong seller: a platform reports it (the Zhejiang authority may not list it).
+            by=shop_a,
             list=ListKind.KEY_SCRUTINY,
             conduct=ConductType.FALSE_ADVERTISING_PENALTY,
         )
-        add(None, "110108", utc(2026, 10, 14), conduct=ConductType.EMPTY_PARCEL)
+        add(None, "110108", utc(2026, 10, 14), conduct=ConductType.EMPTY_PARCEL, by=shop_b)
         add(
             XPCC,
             "660000",
             utc(2026, 10, 15),
             name="兵团某某商贸有限公司",
             conduct=ConductType.JUDGMENT_DEFAULTER,
+            by=shop_a,
         )
         clock.set(utc(2026, 11, 5))
         send(

@@ -16,6 +16,7 @@ from gateway.core.fold import (
     sanction_wins,
     stronger_step,
 )
+from gateway.core.lifecycle import StepRecord, derive
 from gateway.core.statements import (
     ConductType,
     LifecycleStep,
@@ -44,9 +45,13 @@ def rid(label: str) -> str:
     return hashlib.sha256(label.encode()).hexdigest()
 
 
-def listing_rec(label: str, uscc: str = USCCS[0], at: datetime = T0) -> VerifiedRecord:
+def listing_rec(
+    label: str, uscc: str = USCCS[0], at: datetime = T0, issuer: str = AUTHORITY
+) -> VerifiedRecord:
+    """An authority's listing by default: identified when signed (a platform's is
+    reported until an IDENTIFIED step)."""
     stmt = Listing(
-        issuer=PLATFORM,
+        issuer=issuer,
         subject=Subject(uscc=uscc),
         list=ListKind.BLACKLIST,
         conduct=ConductType.COUNTERFEIT,
@@ -54,7 +59,7 @@ def listing_rec(label: str, uscc: str = USCCS[0], at: datetime = T0) -> Verified
         decision_ref=label,
         listed_at=at,
     )
-    return VerifiedRecord(rid(label), PLATFORM, stmt)
+    return VerifiedRecord(rid(label), issuer, stmt)
 
 
 def change_rec(label: str, listing_id: str, step: LifecycleStep, at: datetime) -> VerifiedRecord:
@@ -271,7 +276,9 @@ def test_member_records_are_not_list_state() -> None:
 
 # --- order independence (property) ---------------------------------------------------
 
-_TIMES = [T0 + timedelta(days=d) for d in (0, 1, 1, 95, 200)]  # repeats make ties
+# Repeats make ties; 95 and 200 lie past a 3-month deadline, 120 past one moved by a
+# dispute or counted from a later identification.
+_TIMES = [T0 + timedelta(days=d) for d in (0, 1, 1, 30, 95, 120, 200)]
 _STEPS = [s for s in LifecycleStep if s is not LifecycleStep.LISTED]
 
 
@@ -279,13 +286,18 @@ _STEPS = [s for s in LifecycleStep if s is not LifecycleStep.LISTED]
 def record_sets(draw: st.DrawFn) -> list[VerifiedRecord]:
     n_listings = draw(st.integers(1, 3))
     listings = [
-        listing_rec(f"L{i}", uscc=draw(st.sampled_from(USCCS)), at=draw(st.sampled_from(_TIMES)))
+        listing_rec(
+            f"L{i}",
+            uscc=draw(st.sampled_from(USCCS)),
+            at=draw(st.sampled_from(_TIMES)),
+            issuer=draw(st.sampled_from([PLATFORM, AUTHORITY])),
+        )
         for i in range(n_listings)
     ]
     # Targets include a listing that never arrives.
     targets = [r.record_id for r in listings] + [rid("never")]
     records = list(listings)
-    for i in range(draw(st.integers(0, 8))):
+    for i in range(draw(st.integers(0, 10))):
         records.append(
             change_rec(
                 f"C{i}",
@@ -332,32 +344,60 @@ def test_any_order_gives_the_same_state(data: st.DataObject) -> None:
         assert other.listing(view.listing_id) == view
 
 
+def _steps_of(records: list[VerifiedRecord], listing_id: str) -> list[StepRecord]:
+    return [
+        StepRecord(r.record_id, r.statement.step, r.statement.effective_at)
+        for r in records
+        if isinstance(r.statement, StatusChange) and r.statement.listing_id == listing_id
+    ]
+
+
 @given(record_sets())
 def test_removed_is_final(records: list[VerifiedRecord]) -> None:
+    """A removal is final; only a withdrawal (void from the start) outranks it."""
     state = _fold(records)
     for view in state.listings():
-        steps = {
-            r.statement.step
-            for r in records
-            if isinstance(r.statement, StatusChange) and r.statement.listing_id == view.listing_id
-        }
-        if LifecycleStep.REMOVED in steps:
+        steps = {s.step for s in _steps_of(records, view.listing_id)}
+        if LifecycleStep.WITHDRAWN in steps:
+            assert view.step is LifecycleStep.WITHDRAWN
+            assert not view.in_force
+        elif LifecycleStep.REMOVED in steps:
             assert view.step is LifecycleStep.REMOVED
             assert not view.in_force
 
 
 @given(record_sets())
-def test_rule_helpers_agree_with_the_fold(records: list[VerifiedRecord]) -> None:
-    """The stored projection uses the helpers; they must give the fold's answers."""
+def test_the_projection_rule_agrees_with_the_fold(records: list[VerifiedRecord]) -> None:
+    """The stored projection derives each listing's state from its stored steps."""
     state = _fold(records)
     for view in state.listings():
-        step = LifecycleStep.LISTED
-        for r in records:
-            s = r.statement
-            if isinstance(s, StatusChange) and s.listing_id == view.listing_id:
-                step = stronger_step(step, s.step)
-        assert step is view.step
-        assert in_force_step(step) is view.in_force
+        steps = _steps_of(records, view.listing_id)
+        assert derive(view.listing_id, view.listing, reversed(steps)) == view.lifecycle
+        assert in_force_step(view.step) is view.in_force
+
+
+@given(record_sets())
+def test_due_process_invariants(records: list[VerifiedRecord]) -> None:
+    state = _fold(records)
+    for view in state.listings():
+        life = view.lifecycle
+        steps = _steps_of(records, view.listing_id)
+        identified = view.listing.issuer == AUTHORITY or any(
+            s.step is LifecycleStep.IDENTIFIED for s in steps
+        )
+        assert life.identified is identified
+        if not identified:
+            # A platform's report runs no deadline, never escalates, never is overdue.
+            assert life.deadline is None and life.escalated_at is None
+            assert not view.overdue(T0 + timedelta(days=10_000))
+        if life.open_dispute is not None and life.open_dispute.opened_at < (
+            life.escalated_at or T0 + timedelta(days=10_000)
+        ):
+            assert life.deadline is None or life.open_dispute.opened_at >= life.deadline
+        if life.escalated_at is not None:
+            assert life.deadline is not None and life.escalated_at >= life.deadline
+            # No closing step is effective at or before an escalation in effect.
+            assert life.closed_at is None or life.closed_at > life.escalated_at
 
 
 def test_rule_helpers() -> None:
@@ -371,6 +411,7 @@ def test_rule_helpers() -> None:
     assert [s for s in LifecycleStep if not in_force_step(s)] == [
         LifecycleStep.CORRECTED,
         LifecycleStep.REMOVED,
+        LifecycleStep.WITHDRAWN,
     ]
     applied = (T0, int(SanctionAction.APPLIED), "b")
     lifted = (T0, int(SanctionAction.LIFTED), "a")

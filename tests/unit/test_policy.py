@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from datetime import UTC, datetime
 
@@ -17,6 +18,7 @@ from gateway.core.policy import (
 )
 from gateway.core.statements import (
     AlliancePolicy,
+    AuthorityScope,
     ConductType,
     GovernmentMeasure,
     GovernmentMeasureKind,
@@ -230,9 +232,8 @@ def test_statement_signers_as_itself(cls: type[Statement], role: Role) -> None:
         # Refused one layer earlier: such a statement cannot even be built.
         with pytest.raises(
             RecordError,
-            match=r"^(member_record|monthly_report|holiday_calendar|report_submission|alliance_policy)"
-            r"\.issuer: "
-            "must",
+            match=r"^(member_record|monthly_report|holiday_calendar|report_submission"
+            r"|alliance_policy)\.issuer: must",
         ):
             make_statement(cls, signer)
         return
@@ -276,14 +277,32 @@ def test_government_measure_by_an_authority_of_the_unit_or_national() -> None:
     measure = make_statement(GovernmentMeasure, authority)
     listing = listing_by(mid(Role.PLATFORM, "shop"), region="330100")
     # An authority of another unit is refused, naming both units.
-    with pytest.raises(PermissionError, match=r"reporting unit 44\).*listing .* is in unit 33"):
+    with pytest.raises(
+        PermissionError,
+        match=r"reporting unit 44 \(.*\) only: it may not take government measures on "
+        r"listing .* of a subject of reporting unit 33 ",
+    ) as refused:
         authorize_statement(authority, measure, listing=listing, signer_region="440300")
+    assert refused.value.reason == "outside-unit"
     with pytest.raises(PermissionError, match=r"reporting unit unknown"):
         authorize_statement(authority, measure, listing=listing, signer_region=None)
+    # An authority of unit scope (stated or not) of another unit is refused too.
+    with pytest.raises(PermissionError, match=r"reporting unit 11 "):
+        authorize_statement(
+            authority,
+            measure,
+            listing=listing,
+            signer_region="110000",
+            signer_scope=AuthorityScope.UNIT,
+        )
     # The unit's authority, or any national one, may.
     authorize_statement(authority, measure, listing=listing, signer_region="330000")
     authorize_statement(
-        authority, measure, listing=listing, signer_region="110000", signer_national=True
+        authority,
+        measure,
+        listing=listing,
+        signer_region="110000",
+        signer_scope=AuthorityScope.NATIONAL,
     )
     with pytest.raises(NotFoundError, match=r"^government_measure\.listing_id: unknown"):
         authorize_statement(authority, measure, listing=None, signer_region="330000")
@@ -336,8 +355,11 @@ def test_status_change_without_listing_is_not_found() -> None:
         )
 
 
-@pytest.mark.parametrize("step", [s for s in LifecycleStep if s is not LifecycleStep.LISTED])
-def test_issuer_may_record_any_step(step: LifecycleStep) -> None:
+@pytest.mark.parametrize(
+    "step",
+    [s for s in LifecycleStep if s not in (LifecycleStep.LISTED, LifecycleStep.IDENTIFIED)],
+)
+def test_issuer_may_record_any_step_but_identify(step: LifecycleStep) -> None:
     authorize_statement(
         PLATFORM_ISSUER,
         status_change(PLATFORM_ISSUER, step),
@@ -358,16 +380,128 @@ def test_authority_of_same_unit_may_change(step: LifecycleStep, region: str) -> 
     )
 
 
+def test_a_platform_may_not_identify_its_own_report() -> None:
+    with pytest.raises(PermissionError, match=r"may not identify it: an authority of reporting"):
+        authorize_statement(
+            PLATFORM_ISSUER,
+            status_change(PLATFORM_ISSUER, LifecycleStep.IDENTIFIED),
+            listing=listing_by(PLATFORM_ISSUER),
+            signer_region="330100",
+        )
+    # An authority's own listing: harmless (it is identified when signed).
+    authority = mid(Role.AUTHORITY, "zj-credit")
+    authorize_statement(
+        authority,
+        status_change(authority, LifecycleStep.IDENTIFIED),
+        listing=listing_by(authority),
+        signer_region="330000",
+    )
+
+
 @pytest.mark.parametrize("region", ["440300", None])
 def test_authority_of_other_unit_may_not(region: str | None) -> None:
     authority = mid(Role.AUTHORITY, "gd-credit")
-    with pytest.raises(PermissionError, match=r"may change only listings of its own reporting"):
+    with pytest.raises(
+        PermissionError,
+        match=r"acts for reporting unit .* only: it may not record CORRECTED for a subject of "
+        r"reporting unit 33 \(Zhejiang\)",
+    ):
         authorize_statement(
             authority,
             status_change(authority, LifecycleStep.CORRECTED),
             listing=listing_by(PLATFORM_ISSUER, "330106"),
             signer_region=region,
         )
+
+
+@pytest.mark.parametrize("step", [s for s in LifecycleStep if s is not LifecycleStep.LISTED])
+def test_a_national_authority_may_change_any_unit(step: LifecycleStep) -> None:
+    national = mid(Role.AUTHORITY, "ndrc", GD)
+    authorize_statement(
+        national,
+        status_change(national, step),
+        listing=listing_by(PLATFORM_ISSUER, "330106"),
+        signer_region="110000",
+        signer_scope=AuthorityScope.NATIONAL,
+    )
+    # The same authority with the scope of its unit may not.
+    with pytest.raises(PermissionError, match=r"acts for reporting unit 11 \(Beijing\) only"):
+        authorize_statement(
+            national,
+            status_change(national, step),
+            listing=listing_by(PLATFORM_ISSUER, "330106"),
+            signer_region="110000",
+            signer_scope=AuthorityScope.UNIT,
+        )
+
+
+def _with_store(issuer: MemberId, platform: MemberId) -> Listing:
+    lst = listing_by(issuer)
+    return dataclasses.replace(
+        lst, subject=Subject(uscc=lst.subject.uscc, stores=(StoreRef(str(platform), "s1"),))
+    )
+
+
+def test_the_seller_objects_through_a_platform_of_its_stores() -> None:
+    store_platform = mid(Role.PLATFORM, "mall")
+    lst = _with_store(PLATFORM_ISSUER, store_platform)
+    authorize_statement(
+        store_platform,
+        status_change(store_platform, LifecycleStep.DISPUTED),
+        listing=lst,
+        signer_region="330100",
+    )
+    # ... which decides nothing: the issuer's side or an authority of the unit does.
+    for step in (LifecycleStep.UPHELD, LifecycleStep.WITHDRAWN, LifecycleStep.IDENTIFIED):
+        with pytest.raises(PermissionError, match=r"may not change listing .*: only its issuer"):
+            authorize_statement(
+                store_platform,
+                status_change(store_platform, step),
+                listing=lst,
+                signer_region="330100",
+            )
+    other = mid(Role.PLATFORM, "bazaar")
+    with pytest.raises(PermissionError, match=r"holds no store of the subject of listing"):
+        authorize_statement(
+            other,
+            status_change(other, LifecycleStep.DISPUTED),
+            listing=lst,
+            signer_region="330100",
+        )
+
+
+@pytest.mark.parametrize(
+    ("region", "scope", "allowed"),
+    [
+        ("330100", AuthorityScope.UNIT, True),
+        ("330000", None, True),  # a v1 record: its unit
+        ("440300", AuthorityScope.UNIT, False),
+        (None, None, False),
+        ("110000", AuthorityScope.NATIONAL, True),
+    ],
+)
+def test_an_authority_lists_only_in_its_jurisdiction(
+    region: str | None, scope: AuthorityScope | None, allowed: bool
+) -> None:
+    authority = mid(Role.AUTHORITY, "credit")
+    lst = make_statement(Listing, authority)  # region_code 330100
+    if allowed:
+        authorize_statement(authority, lst, listing=None, signer_region=region, signer_scope=scope)
+        return
+    with pytest.raises(PermissionError) as info:
+        authorize_statement(authority, lst, listing=None, signer_region=region, signer_scope=scope)
+    assert "may not list a subject of reporting unit 33 (Zhejiang) (region_code 330100)" in str(
+        info.value
+    )
+    assert "an authority of unit 33, or a national authority" in info.value.advice
+
+
+def test_a_platform_lists_anywhere() -> None:
+    # Which platform reports a unit accepts is the alliance's policy (intake), not a role rule.
+    platform = mid(Role.PLATFORM, "shop")
+    authorize_statement(
+        platform, make_statement(Listing, platform), listing=None, signer_region=None
+    )
 
 
 def test_other_platform_may_not_change() -> None:

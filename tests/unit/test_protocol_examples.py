@@ -13,13 +13,18 @@ from gateway.core.calendar_record import days_of, merge_calendars
 from gateway.core.dsse import record_id
 from gateway.core.identifiers import person_hmac
 from gateway.core.statements import (
+    AlliancePolicy,
     ConductType,
     GovernmentMeasure,
     GovernmentMeasureKind,
     HolidayCalendar,
+    LifecycleStep,
     Listing,
     ListKind,
+    MeasureRequirement,
     ReportSubmission,
+    SanctionMeasure,
+    StatusChange,
     StoreRef,
     Subject,
     SubmittedFile,
@@ -123,6 +128,53 @@ def test_example_government_measure_matches_the_doc() -> None:
     assert f"the {len(document)} ASCII bytes `{document.decode()}`" in text
     assert hashlib.sha256(document).hexdigest() in text
     assert str(int(expected.effective_at.timestamp())) in text
+
+
+POLICY_TYPE = "application/vnd.alliance.alliance-policy.v1+protobuf"
+STATUS_CHANGE_TYPE = "application/vnd.alliance.status-change.v1+protobuf"
+
+
+def test_example_alliance_policy_is_recomputed_from_the_doc() -> None:
+    text = DOC.read_text(encoding="utf-8")
+    payload = _hex_after("Example alliance policy payload:")
+    expected = AlliancePolicy(
+        issuer="spiffe://zj.alliance.example/gateway/gw",
+        issued_at=datetime(2026, 12, 1, tzinfo=UTC),
+        units_accepting_platform_reports=("33",),
+        dispute_decision_working_days=10,
+        measure_requirements=(
+            MeasureRequirement(
+                ListKind.BLACKLIST, ConductType.COUNTERFEIT, (SanctionMeasure.CLOSE_STORE,)
+            ),
+        ),
+    )
+    assert decode_statement(POLICY_TYPE, payload) == expected
+    assert encode_statement(expected) == (POLICY_TYPE, payload)
+    assert f"Its serialization ({len(payload)} bytes" in text
+    assert f"Its record id\nis `{record_id(POLICY_TYPE, payload)}`" in text
+
+
+def test_example_disputed_status_change_is_recomputed_from_the_doc() -> None:
+    text = DOC.read_text(encoding="utf-8")
+    listing_id = record_id(LISTING_TYPE, _hex_after("Example listing payload:"))
+    assert f"(record id\n`{listing_id}`)" in text
+    evidence = hashlib.sha256(b"%PDF-1.7 example evidence").digest()
+    assert "the 25 bytes `%PDF-1.7 example evidence`" in text
+    assert len(b"%PDF-1.7 example evidence") == 25
+    assert f"`{evidence.hex()}`" in text
+    expected = StatusChange(
+        issuer=MALL,
+        listing_id=listing_id,
+        step=LifecycleStep.DISPUTED,
+        effective_at=datetime(2026, 12, 2, 1, 30, tzinfo=UTC),
+        reason="The orders were real: shipping records attached.",
+        document_sha256=evidence,
+    )
+    payload = _hex_after("Example disputed status change payload:")
+    assert decode_statement(STATUS_CHANGE_TYPE, payload) == expected
+    assert encode_statement(expected) == (STATUS_CHANGE_TYPE, payload)
+    assert f"The DISPUTED\nstatus change ({len(payload)} bytes" in text
+    assert f"Its record id is\n`{record_id(STATUS_CHANGE_TYPE, payload)}`" in text
 
 
 def test_example_holiday_calendar_decodes_to_documented_values() -> None:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from gateway.core.fold import ListingView
+from gateway.core.lifecycle import StepRecord, derive
 from gateway.core.public_index import IndexedRecord, PublicIndex
 from gateway.core.publication import (
     Publication,
@@ -63,12 +64,11 @@ def _change(listing_id: str, step: LifecycleStep, day: int = 5) -> StatusChange:
 def _view(
     listing: Listing, step: LifecycleStep = LifecycleStep.LISTED, step_id: str = ""
 ) -> ListingView:
+    steps = [] if step is LifecycleStep.LISTED else [StepRecord(step_id, step, listing.listed_at)]
     return ListingView(
         listing_id="a" * 64,
         listing=listing,
-        step=step,
-        step_record_id=step_id or "a" * 64,
-        step_at=listing.listed_at,
+        lifecycle=derive("a" * 64, listing, steps),
         sanctions={},
     )
 
@@ -95,6 +95,26 @@ def test_what_is_never_published() -> None:
     assert _pub(_view(_listing(issuer=SHOP))) is None  # reported, not identified
     assert not is_identified(_listing(issuer=SHOP)) and is_identified(_listing())
     assert _pub(_view(_listing(issuer=GD_AMR))) is None  # another region publishes it
+    # A platform's report identified later is identified for the due process, but not
+    # published in this revision (its proof has no IDENTIFIED leaf).
+    identified = _view(_listing(issuer=SHOP), LifecycleStep.IDENTIFIED, "i" * 64)
+    assert identified.lifecycle.identified
+    assert _pub(identified) is None
+
+
+def test_a_withdrawn_listing_leaves_the_feed_as_a_removal() -> None:
+    withdrawal = StatusChange(
+        issuer=AMR,
+        listing_id="a" * 64,
+        step=LifecycleStep.WITHDRAWN,
+        effective_at=datetime(2026, 11, 5, tzinfo=UTC),
+        decision_ref="R-2",
+        reason="listed in error",
+    )
+    pub = _pub(_view(_listing(), LifecycleStep.WITHDRAWN, "w" * 64), withdrawal)
+    assert pub is not None and pub.status is PublicStatus.REMOVED
+    fields = entry_fields(pub, authority_name="")
+    assert fields["removal_step"] == "withdrawn" and fields["removal_record_id"] == "w" * 64
 
 
 def test_a_closed_listing_is_a_removal_with_the_closing_steps_fields() -> None:

@@ -14,6 +14,7 @@ import pytest
 from gateway.core.fold import ListState, VerifiedRecord
 from gateway.core.report import (
     CITY_COUNTERS,
+    DUE_PROCESS_COUNTERS,
     canonical_json,
     city_code,
     compute_month,
@@ -22,6 +23,7 @@ from gateway.core.report import (
     totals,
 )
 from gateway.core.statements import (
+    AlliancePolicy,
     ConductType,
     LifecycleStep,
     Listing,
@@ -82,11 +84,12 @@ class Records:
         kind: ListKind = ListKind.BLACKLIST,
         conduct: ConductType = ConductType.FAKE_TRANSACTIONS,
         stores: tuple[str, ...] = (),
+        issuer: str = AMR,
     ) -> str:
         return self.add(
             name,
             Listing(
-                issuer=AMR,
+                issuer=issuer,
                 subject=Subject(
                     uscc=USCC, stores=tuple(StoreRef(p, f"store-{name}") for p in stores)
                 ),
@@ -101,7 +104,13 @@ class Records:
     def step(
         self, name: str, listing_id: str, step: LifecycleStep, at: datetime, issuer: str = AMR
     ) -> str:
-        closing = step in (LifecycleStep.CORRECTED, LifecycleStep.REMOVED)
+        closing = step in (
+            LifecycleStep.CORRECTED,
+            LifecycleStep.REMOVED,
+            LifecycleStep.UPHELD,
+            LifecycleStep.WITHDRAWN,
+        )
+        disputed = step is LifecycleStep.DISPUTED
         return self.add(
             name,
             StatusChange(
@@ -110,8 +119,9 @@ class Records:
                 step=step,
                 effective_at=at,
                 decision_ref="decision" if closing else "",
-                reason="reason" if closing else "",
+                reason="reason" if closing or disputed else "",
                 decided_by="Hangzhou Intermediate Court" if step is LifecycleStep.REMOVED else "",
+                document_sha256=hashlib.sha256(b"evidence").digest() if disputed else b"",
             ),
         )
 
@@ -239,9 +249,11 @@ ZERO: dict[str, Any] = {
     "corrected_in_time": 0,
     "corrected_late": 0,
     "removed": 0,
+    "withdrawn": 0,
     "escalated": 0,
     "overdue_at_month_end": 0,
     "in_force_at_month_end": 0,
+    **dict.fromkeys(DUE_PROCESS_COUNTERS, 0),
     "sanctions_applied": {},
     "sanctions_lifted": {},
     "outstanding_confirmations": 0,
@@ -282,6 +294,7 @@ EXPECTED = {
                 "corrected_in_time": 2,
                 "corrected_late": 1,
                 "removed": 1,
+                "withdrawn": 0,
                 "escalated": 2,
                 "overdue_at_month_end": 4,
                 "in_force_at_month_end": 6,
@@ -513,3 +526,65 @@ def test_protocol_by_city_example() -> None:
     r.listing("D", utc(2026, 10, 9), region="330000")
     unit = compute_units(r.items, OCTOBER, grace=GRACE, trust_domain=ZJ, unit="33")["33"].to_json()
     assert canonical_json(unit["by_city"]).decode() == block
+
+
+def test_due_process_counters() -> None:
+    """Identifications, disputes (opened, upheld, withdrawn, open, overdue), withdrawals
+    counted as errors, and a correction in time that outruns an escalation counted once."""
+    r = Records()
+    S = LifecycleStep
+    # P1: a platform's report of August, identified in October: counted once, runs its
+    # deadline from then (so not overdue at month end).
+    p1 = r.listing("P1", utc(2026, 8, 1), issuer=SHOP_A)
+    r.step("P1-id", p1, S.IDENTIFIED, utc(2026, 10, 3))
+    # P2: a platform's report never identified: no deadline, never overdue.
+    r.listing("P2", utc(2026, 5, 1), issuer=SHOP_A)
+    # A1: disputed and withdrawn in October: an error, not a repair.
+    a1 = r.listing("A1", utc(2026, 9, 1))
+    r.step("A1-d", a1, S.DISPUTED, utc(2026, 10, 2), issuer=SHOP_B)
+    r.step("A1-w", a1, S.WITHDRAWN, utc(2026, 10, 9))
+    # A2: disputed in September, upheld in October.
+    a2 = r.listing("A2", utc(2026, 9, 2))
+    r.step("A2-d", a2, S.DISPUTED, utc(2026, 9, 20))
+    r.step("A2-u", a2, S.UPHELD, utc(2026, 10, 8))
+    # A3: disputed on 1 September, still open: overdue (15 working days).
+    a3 = r.listing("A3", utc(2026, 6, 20))
+    r.step("A3-d", a3, S.DISPUTED, utc(2026, 9, 1))
+    # A4: disputed on 29 October, open at month end, not overdue yet.
+    a4 = r.listing("A4", utc(2026, 9, 10))
+    r.step("A4-d", a4, S.DISPUTED, utc(2026, 10, 29))
+    # A5: corrected a day before its deadline, but the gateway's escalation at the
+    # deadline was recorded too (it arrived first): corrected in time, not escalated.
+    a5 = r.listing("A5", utc(2026, 7, 15))
+    deadline = utc(2026, 10, 15)
+    r.step("A5-esc", a5, S.ESCALATED, deadline, issuer=GW)
+    r.step("A5-fix", a5, S.CORRECTED, deadline - timedelta(days=1))
+    units = compute_units(r.items, OCTOBER, grace=GRACE, trust_domain=ZJ, unit="33")
+    zj = units["33"].to_json()
+    assert zj["identified"] == 1
+    assert zj["disputes_opened"] == 2  # A1, A4
+    assert zj["disputes_upheld"] == 1  # A2
+    assert zj["disputes_withdrawn"] == 1  # A1
+    assert zj["disputes_open_at_month_end"] == 2  # A3, A4
+    assert zj["disputes_overdue_at_month_end"] == 1  # A3
+    assert zj["withdrawn"] == 1 and zj["removed"] == 0 and zj["corrected_late"] == 0
+    assert zj["corrected_in_time"] == 1 and zj["escalated"] == 0  # A5, once
+    # In force: P1, P2, A2, A3, A4; overdue: none (P1 runs from 3 October, P2 never,
+    # A3's dispute stops its clock).
+    assert zj["in_force_at_month_end"] == 5
+    assert zj["overdue_at_month_end"] == 0
+    doc_totals = totals([zj])
+    assert doc_totals["disputes_overdue_at_month_end"] == 1 and doc_totals["identified"] == 1
+    # The policy of the issuing alliance sets the dispute limit: 60 working days keeps
+    # A3 within it.
+    r.add(
+        "policy",
+        AlliancePolicy(issuer=GW, issued_at=utc(2026, 9, 1), dispute_decision_working_days=60),
+    )
+    relaxed = compute_units(r.items, OCTOBER, grace=GRACE, trust_domain=ZJ, unit="33")["33"]
+    assert relaxed.disputes_overdue_at_month_end == 0
+    # The order of the records changes nothing.
+    shuffled = list(r.items)
+    random.Random(16).shuffle(shuffled)
+    again = compute_units(shuffled, OCTOBER, grace=GRACE, trust_domain=ZJ, unit="33")["33"]
+    assert again.to_json() == relaxed.to_json()
