@@ -65,6 +65,10 @@ class RecordRow(Base):
     origin: Mapped[str] = mapped_column(String(300))
     received_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
+    # The records of one payload type in log order (calendars, policies, government
+    # measures, reports): an index range, not a scan of the log.
+    __table_args__ = (Index("ix_records_type_index", "payload_type", "log_index"),)
+
 
 class LogStateRow(Base):
     """One row: the log's size. Every append batch updates it first, so the row lock
