@@ -16,7 +16,7 @@ from pathlib import Path
 
 import grpc
 
-from . import check, echo, federation, ingest, memory, merkle_bench, public, scrub, unary
+from . import check, echo, federation, ingest, memory, merkle_bench, mixed, public, scrub, unary
 from ._context import FULL, QUICK, Context
 from ._results import Report
 from ._setup import POSTGRES_URL, Alliance, Backend
@@ -24,6 +24,9 @@ from ._setup import POSTGRES_URL, Alliance, Backend
 BENCHMARKS: dict[str, Callable[[Context], None]] = {
     "echo": echo.run,
     "ingest": ingest.run,
+    "batch-size": ingest.sweep,
+    "mixed": mixed.run_mixed,
+    "ingest-large": mixed.run_large,
     "unary": unary.run,
     "check": check.run,
     "federation": federation.run,

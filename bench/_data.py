@@ -90,6 +90,26 @@ def submit_requests(envelopes: Sequence[dsse.Envelope]) -> list[bytes]:
     ]
 
 
+def batch_requests(records: Sequence[bytes], batch: int) -> list[bytes]:
+    """Serialized SubmitBatches of ``batch`` records each, from serialized
+    SubmitRecordRequests (a repeated field 1 is each record's tag, length and bytes)."""
+    out = []
+    for at in range(0, len(records), batch):
+        out.append(b"".join(_field1(r) for r in records[at : at + batch]))
+    return out
+
+
+def _field1(raw: bytes) -> bytes:
+    n, length = len(raw), bytearray()
+    while True:
+        if n < 0x80:
+            length.append(n)
+            break
+        length.append((n & 0x7F) | 0x80)
+        n >>= 7
+    return b"\x0a" + bytes(length) + raw
+
+
 def check_request(subject_ids: Sequence[int]) -> bytes:
     return ex.CheckSubjectsRequest(
         subjects=[codec.subject_to_pb(subject(i)) for i in subject_ids]
@@ -271,6 +291,14 @@ def _insert_many(
         raise
     finally:
         raw.close()
+
+
+def count_stored_in_batches(responses: list[bytes]) -> int:
+    """How many results of SubmitBatchResults say stored (code 0, new or duplicate)."""
+    stored = 0
+    for raw in responses:
+        stored += sum(r.code == 0 for r in ex.SubmitBatchResult.FromString(raw).results)
+    return stored
 
 
 def count_stored(responses: list[bytes]) -> int:

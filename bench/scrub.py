@@ -177,14 +177,15 @@ def _ingest_beside_scrubber(ctx: Context, backend: Backend, default_rate: float)
         )
 
 
-def stream_base(ctx: Context, config: Config) -> int:
-    """Fill the fresh database with a base log (bulk, as the large log is filled)."""
+def stream_base(ctx: Context, config: Config, count: int | None = None) -> int:
+    """Fill the fresh database with a base log of ``count`` entries (default
+    ``scrub_base``; bulk, as the large log is filled); the log's size then."""
     engine = make_engine(config.database_url)
     try:
         store = SqlStore(engine)
         size = store.log_size()
         filler = LogFiller(engine, ctx.alliance.authority, config.log_origin)
-        count = ctx.sizes.scrub_base
+        count = ctx.sizes.scrub_base if count is None else count
         filler.fill(merkle.CompactRange.from_reader(size, store), ctx.subjects(count), count)
         return size + count
     finally:

@@ -25,7 +25,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 import grpc
 
@@ -70,6 +70,12 @@ CHECK_CHUNK: Final = 1000
 
 _DEFAULT_MAX_MESSAGE_BYTES: Final = 16 * 1024 * 1024
 _DEFAULT_STREAM_CHUNK: Final = 100_000
+BATCH_RECORDS: Final = 256
+"""Records per SubmitBatches message (docs/PERFORMANCE.md, "Batch size"; the gateway
+accepts up to its max_submit_batch_records, 1,000 by default)."""
+BATCH_BYTES: Final = 1024 * 1024
+"""Most bytes of records per batch message (the gateway's default limit is 4 MiB)."""
+_NO_BATCHES: Final = (grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.PERMISSION_DENIED)
 _CODES: Final = {code.value[0]: code for code in grpc.StatusCode}
 _HINT_MARK: Final = " (hint: "
 
@@ -280,23 +286,52 @@ class _Feed:
         self.failure: BaseException | None = None
 
     def requests(self) -> Iterator[ex.SubmitRecordRequest]:
+        """One record a message (SubmitRecords)."""
+        for batch in self.batches(1, 0):
+            yield from batch.records
+
+    def batches(self, records: int, max_bytes: int) -> Iterator[ex.SubmitBatch]:
+        """Up to ``records`` records a message, and at most ``max_bytes`` of them (a
+        record larger than that goes alone), for SubmitBatches."""
         with self._lock:
             self._epoch += 1
             epoch = self._epoch
             resend = [s.envelope for s in self._pending if s.envelope is not None]
+        batch = ex.SubmitBatch()
+        size = 0
+
+        def add(env: dsse.Envelope) -> ex.SubmitBatch | None:
+            """Add ``env``; the batch full before it, if it did not fit."""
+            nonlocal batch, size
+            record = ex.SubmitRecordRequest(envelope=codec.envelope_to_pb(env))
+            n = record.ByteSize() + 4  # the field's tag and length
+            full = None
+            if batch.records and (len(batch.records) >= records or size + n > max_bytes):
+                full, batch, size = batch, ex.SubmitBatch(), 0
+            batch.records.append(record)
+            size += n
+            return full
+
         for env in resend:
-            yield ex.SubmitRecordRequest(envelope=codec.envelope_to_pb(env))
+            if (full := add(env)) is not None:
+                yield full
         sent = len(resend)
         while sent < self._chunk:
+            if len(batch.records) >= records:
+                yield batch
+                batch, size = ex.SubmitBatch(), 0
             with self._lock:
                 if epoch != self._epoch:
                     return
                 slot = self._pull()
             if slot is None:
-                return
+                break
             if slot.envelope is not None:
                 sent += 1
-                yield ex.SubmitRecordRequest(envelope=codec.envelope_to_pb(slot.envelope))
+                if (full := add(slot.envelope)) is not None:
+                    yield full
+        if batch.records:
+            yield batch
 
     def _pull(self) -> _Slot | None:
         if self._exhausted:
@@ -380,12 +415,16 @@ class AllianceClient:
         retry: RetryPolicy | None = None,
         max_message_bytes: int = _DEFAULT_MAX_MESSAGE_BYTES,
         stream_chunk: int = _DEFAULT_STREAM_CHUNK,
+        batch_records: int = BATCH_RECORDS,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.profile = profile
         self._timeout_s = timeout_s
         self._retry = retry or RetryPolicy()
         self._stream_chunk = stream_chunk
+        if batch_records < 1:
+            raise ValueError("batch_records must be at least 1 (1: one record a message)")
+        self._batch_records = batch_records
         self._sleep = sleep
         self._signing_key: SigningKey | None = None
         ca, cert, key = profile.tls_files()
@@ -514,13 +553,18 @@ class AllianceClient:
         items: Iterable[Statement | dsse.Envelope],
         on_result: Callable[[SubmitResult], None] | None = None,
     ) -> Iterator[SubmitResult]:
-        """Submit over the SubmitRecords stream: one result per item, in input order.
+        """Submit over a SubmitBatches stream (SubmitRecords with a gateway that has no
+        batches): one result per item, in input order.
 
         A refused record is a result with its status code and message, not an
-        exception. Items are signed lazily, so an iterable of any length streams.
+        exception. Items are signed lazily, ``batch_records`` at a time, so an iterable
+        of any length streams; a batch is sent when it is full or the items end, so an
+        iterable that waits between items (records as they happen) wants a client made
+        with ``batch_records=1``.
         """
         feed = _Feed(iter(items), self._envelope, self._stream_chunk)
         delays = self._retry.delays()
+        batched = self._batch_records > 1
 
         def emit(results: Sequence[SubmitResult]) -> Iterator[SubmitResult]:
             for result in results:
@@ -531,14 +575,25 @@ class AllianceClient:
         while not feed.done():
             before = feed.unanswered()
             answered = 0
-            call = self._exchange.SubmitRecords(feed.requests())
+            call: Any = (
+                self._exchange.SubmitBatches(feed.batches(self._batch_records, BATCH_BYTES))
+                if batched
+                else self._exchange.SubmitRecords(feed.requests())
+            )
             try:
                 for msg in call:
-                    results = feed.answer(msg)
-                    answered += len(results)
-                    delays = self._retry.delays()
-                    yield from emit(results)
+                    for result in msg.results if batched else (msg,):
+                        results = feed.answer(result)
+                        answered += len(results)
+                        delays = self._retry.delays()
+                        yield from emit(results)
             except grpc.RpcError as e:
+                if batched and not answered and e.code() in _NO_BATCHES:
+                    # A gateway from before batches (its deny-by-default policy answers a
+                    # method it does not know PERMISSION_DENIED); a caller truly refused
+                    # is refused SubmitRecords too, and hears it from there.
+                    batched = False
+                    continue
                 self._backoff(e, delays)
                 continue
             finally:

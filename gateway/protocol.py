@@ -29,7 +29,7 @@ __all__ = [
 METADATA_KEY: Final = "alliance-protocol"
 """The gRPC metadata key (lower case, as HTTP/2 carries it) of the version statement."""
 
-CONTRACT_SHA256: Final = "e443171d985c3ddccea051c878ef82ff17c9ed67d6a74c1d8fc1adf33de1dc2c"
+CONTRACT_SHA256: Final = "08a69ab0356ac630336d650cb508b24ef7b054ea000189f27c0dfc8d7638d5ce"
 """``contract_digest`` of the ``alliance.v1`` descriptors of this revision. The tests
 recompute it from the generated code, so no contract change ships without a new
 revision."""

@@ -54,6 +54,7 @@ RPC_ROLES: Mapping[str, frozenset[Role]] = MappingProxyType(
         # replication only); everyone reads.
         "/alliance.v1.Exchange/SubmitRecord": _SUBMITTERS,
         "/alliance.v1.Exchange/SubmitRecords": _SUBMITTERS,
+        "/alliance.v1.Exchange/SubmitBatches": _SUBMITTERS,
         "/alliance.v1.Exchange/GetRecord": _ALL,
         "/alliance.v1.Exchange/CheckSubjects": _ALL,
         "/alliance.v1.Exchange/ListListings": _ALL,

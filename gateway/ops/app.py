@@ -416,6 +416,7 @@ class Gateway:
                 self.core.ledger,
                 max_subjects=cfg.max_subjects_per_check,
                 max_stream_records=cfg.max_stream_records,
+                max_batch_records=cfg.max_submit_batch_records,
                 stopping=self._stopping,
                 limits=self.limits,
                 access_log=self.access_log,

@@ -78,6 +78,7 @@ class Config:
     max_message_bytes: int = 4 * 1024 * 1024
     max_subjects_per_check: int = 10_000
     max_stream_records: int = 1_000_000
+    max_submit_batch_records: int = 1000
     batch_max_records: int = 512
     batch_max_wait_ms: float = 2.0
     worker_threads: int = 16
@@ -155,6 +156,7 @@ class Config:
             "max_message_bytes",
             "max_subjects_per_check",
             "max_stream_records",
+            "max_submit_batch_records",
             "batch_max_records",
             "worker_threads",
             "access_log_retention_days",

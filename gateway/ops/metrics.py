@@ -70,7 +70,7 @@ class GatewayMetrics:
         )
         self.rate_limited = Counter(
             "alliance_rate_limited_total",
-            "Calls, and records of SubmitRecords streams, refused for the member's rate",
+            "Calls, and records of submission streams, refused for the member's rate",
             ["method"],
             registry=r,
         )

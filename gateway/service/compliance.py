@@ -167,27 +167,34 @@ class ComplianceService:
             if isinstance(stmt, GovernmentMeasure) and stmt.listing_id == listing_id:
                 measures.append((record_id, stmt))
         measures.sort(key=lambda m: (m[1].effective_at, m[0]))
-        due, late = self._notice(result.listing, result.lifecycle, history, self._clock())
+        calendar = None if self._calendar is None else self._calendar()
+        due, late = self._notice(result.listing, result.lifecycle, history, self._clock(), calendar)
         return ListingDetail(result, tuple(steps), tuple(measures), due, late)
 
     def _policy(self, listing: Listing, now: datetime) -> AlliancePolicy | None:
         return None if self._policies is None else self._policies.for_listing(listing, now)
 
     def _notice(
-        self, listing: Listing, lifecycle: Lifecycle, history: Sequence[StepTime], now: datetime
+        self,
+        listing: Listing,
+        lifecycle: Lifecycle,
+        history: Sequence[StepTime],
+        now: datetime,
+        calendar: WorkCalendar | None,
     ) -> tuple[datetime | None, bool]:
-        if self._calendar is None:
+        if calendar is None:
             return None, False
         served = next(  # history is oldest first
             (h.effective_at for h in history if h.step == LifecycleStep.NOTICE_SERVED), None
         )
-        due = notice_due(self._calendar(), lifecycle, self._policy(listing, now))
+        due = notice_due(calendar, lifecycle, self._policy(listing, now))
         return due, notice_late(due, served, now)
 
     def late_notices(self, now: datetime) -> list[ListingCount]:
         """This gateway's own listings whose notice is late and still not served."""
         if self._calendar is None:
             return []
+        calendar = self._calendar()  # once: it may read the log for calendar records
         counts: dict[tuple[int, str], int] = {}
         after = -1
         prefix = f"spiffe://{self._trust_domain}/"
@@ -207,7 +214,7 @@ class ComplianceService:
                 assert isinstance(listing, Listing)
                 history = steps.get(row.listing_id, [])
                 lifecycle = derive(row.listing_id, listing, _step_records(history))
-                _, late = self._notice(listing, lifecycle, history, now)
+                _, late = self._notice(listing, lifecycle, history, now, calendar)
                 if late:
                     key = (row.list_kind, row.region_code[:2])
                     counts[key] = counts.get(key, 0) + 1

@@ -1,5 +1,12 @@
 """Group commit: callers hand in accepted records and wait; one thread appends them
-in batches, so a commit (and its fsync) is paid once per batch, not once per record."""
+in batches, so a commit (and its fsync) is paid once per batch, not once per record.
+
+A hand-off is one record (``submit``) or a client's whole batch (``submit_batch``):
+a batch is never split between transactions and its records are answered together by
+one future. Single records wait up to ``max_wait_ms`` for company; once a batch is in
+hand the sequencer takes only what is already queued and commits at once (a batch
+brings its own company, and a stream's next batch is being verified meanwhile).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,10 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
 
 from gateway.errors import GatewayError, StorageError
 from gateway.service.ledger import Accepted, Appended, Ledger
@@ -17,15 +27,20 @@ logger = logging.getLogger(__name__)
 _STOP = object()
 
 
+@dataclass(frozen=True, slots=True)
+class _HandOff:
+    items: Sequence[Accepted]
+    future: Future[Any]  # Future[Appended] when single, else Future[list[Appended]]
+    at: float  # when it was handed in
+    single: bool  # answered with the Appended itself, not a list
+
+
 class Sequencer:
     def __init__(self, ledger: Ledger, *, max_batch: int = 512, max_wait_ms: float = 2.0) -> None:
         self._ledger = ledger
         self._max_batch = max_batch
         self._max_wait_s = max_wait_ms / 1000.0
-        # (record, its future, when it was handed in)
-        self._queue: queue.SimpleQueue[tuple[Accepted, Future[Appended], float] | object] = (
-            queue.SimpleQueue()
-        )
+        self._queue: queue.SimpleQueue[_HandOff | object] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="sequencer", daemon=True)
         self._stopped = threading.Event()
 
@@ -41,11 +56,23 @@ class Sequencer:
 
     def submit(self, item: Accepted) -> Future[Appended]:
         future: Future[Appended] = Future()
+        self._hand_in((item,), future, single=True)
+        return future
+
+    def submit_batch(self, items: Sequence[Accepted]) -> Future[list[Appended]]:
+        """Append ``items`` in one transaction; one result per item, in order."""
+        future: Future[list[Appended]] = Future()
+        if not items:
+            future.set_result([])
+            return future
+        self._hand_in(items, future, single=False)
+        return future
+
+    def _hand_in(self, items: Sequence[Accepted], future: Future[Any], *, single: bool) -> None:
         if self._stopped.is_set():
             future.set_exception(StorageError("the gateway is shutting down"))
         else:
-            self._queue.put((item, future, time.monotonic()))
-        return future
+            self._queue.put(_HandOff(items, future, time.monotonic(), single))
 
     def _run(self) -> None:
         stopping = False
@@ -53,37 +80,47 @@ class Sequencer:
             first = self._queue.get()
             if first is _STOP:
                 break
+            assert isinstance(first, _HandOff)
             batch = [first]
+            count = len(first.items)
+            waiting = first.single
             # The wait counts from when the batch's first record was handed in: one that
             # already waited behind the previous commit does not wait again.
-            deadline = first[2] + self._max_wait_s  # type: ignore[index]
-            while len(batch) < self._max_batch:
-                timeout = deadline - time.monotonic()
+            deadline = first.at + self._max_wait_s
+            while count < self._max_batch:
+                timeout = deadline - time.monotonic() if waiting else 0.0
                 try:
                     nxt = (
-                        self._queue.get(timeout=max(timeout, 0))
+                        self._queue.get(timeout=timeout)
                         if timeout > 0
-                        else (self._queue.get_nowait())
+                        else self._queue.get_nowait()
                     )
                 except queue.Empty:
                     break
                 if nxt is _STOP:
                     stopping = True
                     break
+                assert isinstance(nxt, _HandOff)
                 batch.append(nxt)
-            self._commit(batch)  # type: ignore[arg-type]
+                count += len(nxt.items)
+                waiting = waiting and nxt.single
+            self._commit(batch)
 
-    def _commit(self, batch: list[tuple[Accepted, Future[Appended], float]]) -> None:
+    def _commit(self, batch: list[_HandOff]) -> None:
         try:
-            results = self._ledger.append([item for item, _, _ in batch])
+            results = self._ledger.append([item for h in batch for item in h.items])
         except GatewayError as e:
-            for _, future, _ in batch:
-                future.set_exception(e)
+            for h in batch:
+                h.future.set_exception(e)
             return
         except Exception as e:
             logger.exception("append failed")
-            for _, future, _ in batch:
-                future.set_exception(StorageError(f"append failed: {type(e).__name__}"))
+            for h in batch:
+                h.future.set_exception(StorageError(f"append failed: {type(e).__name__}"))
             return
-        for (_, future, _), result in zip(batch, results, strict=True):
-            future.set_result(result)
+        at = 0
+        for h in batch:
+            n = len(h.items)
+            mine = results[at : at + n]
+            at += n
+            h.future.set_result(mine[0] if h.single else mine)

@@ -11,13 +11,15 @@ unless every check passed.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from datetime import datetime
 
 from gateway.codec import decode_statement, open_payload
 from gateway.core import dsse
 from gateway.core.alliance_policy import accepts_platform_reports
+from gateway.core.crypto import VerifyingKey
 from gateway.core.deadlines import DEFAULT_RULES, DeadlineRules
 from gateway.core.identifiers import REPORTING_UNITS, MemberId, reporting_unit
 from gateway.core.intake import DEFAULT_INTAKE_RULES, IntakeRules, check_submitted
@@ -104,36 +106,107 @@ class SubmitService:
         """Stage 1, independent of other records (bulk ingest runs it on several threads):
         the caller's standing, the issuer, the signature over the received bytes, then
         the statement's rules."""
+        (result,) = self.check_many((env,), caller)
+        if isinstance(result, GatewayError):
+            raise result
+        return result
+
+    def check_many(
+        self, envs: Sequence[dsse.Envelope], caller: str
+    ) -> list[Checked | GatewayError]:
+        """``check`` of each envelope (a chunk of a batch, on one pool thread), each
+        refusal in its record's place; the caller's standing and keys are read once."""
+        # No look-up of the record first: a record already stored is verified and
+        # authorized like a new one (so only its signer gets the idempotent answer),
+        # and the sequencer answers it with its existing log index.
+        now = self._clock()
         try:
-            # No look-up of the record first: a record already stored is verified and
-            # authorized like a new one (so only its signer gets the idempotent answer),
-            # and the sequencer answers it with its existing log index.
-            now = self._clock()
             # Admission checked the caller when the call began; a stream outlives that.
             self._directory.require_active(caller)
-            opened = open_payload(env.payload_type, env.payload)
-            MemberId.parse(opened.issuer, field=f"{opened.schema.name}.issuer")
-            if opened.issuer != caller:
-                raise PermissionError(
-                    f"the record's issuer {opened.issuer[:300]!r} is not the caller {caller}",
-                    advice="members submit only records they issued and signed themselves",
-                    reason="issuer-not-signer",
-                )
-            verify_issuer(env, caller, self._directory.keys_at(caller, now))
-            statement = opened.statement()
-            if isinstance(statement, Listing):
-                # The alliance's deadline rule, for listings members submit here;
-                # replicated listings were judged by their origin (gateway.core.deadlines).
-                self._deadline_rules.check(statement)
-            check_submitted(statement, now=now, rules=self._intake)
         except GatewayError as e:
-            self._observe(env.payload_type, e)
-            raise
+            for env in envs:
+                self._observe(env.payload_type, e)
+            return [e] * len(envs)
+        keys = self._directory.keys_at(caller, now)
+        out: list[Checked | GatewayError] = []
+        for env in envs:
+            try:
+                out.append(self._check(env, caller, now, keys))
+            except GatewayError as e:
+                self._observe(env.payload_type, e)
+                out.append(e)
+        return out
+
+    def _check(
+        self, env: dsse.Envelope, caller: str, now: datetime, keys: Sequence[VerifyingKey]
+    ) -> Checked:
+        opened = open_payload(env.payload_type, env.payload)
+        MemberId.parse(opened.issuer, field=f"{opened.schema.name}.issuer")
+        if opened.issuer != caller:
+            raise PermissionError(
+                f"the record's issuer {opened.issuer[:300]!r} is not the caller {caller}",
+                advice="members submit only records they issued and signed themselves",
+                reason="issuer-not-signer",
+            )
+        verify_issuer(env, caller, keys)
+        statement = opened.statement()
+        if isinstance(statement, Listing):
+            # The alliance's deadline rule, for listings members submit here;
+            # replicated listings were judged by their origin (gateway.core.deadlines).
+            self._deadline_rules.check(statement)
+        check_submitted(statement, now=now, rules=self._intake)
         return Checked(env, caller, statement)
 
     def admit(self, checked: Checked) -> Future[Appended]:
         """Stage 2, in submission order: authorize against the listing (a listing ahead of
         this record in the same stream counts), then hand it to the sequencer."""
+        accepted = self._authorize(checked)
+        record_id, payload_type = accepted.record_id, accepted.envelope.payload_type
+        future = self._sequencer.submit(accepted)
+        future.add_done_callback(lambda f: self._landed(record_id, payload_type, f))
+        return future
+
+    def admit_many(
+        self, items: Sequence[Checked | BaseException]
+    ) -> Future[list[Appended | BaseException]]:
+        """Stage 2 for a batch, in batch order: authorize each checked record (a listing
+        ahead of it in the batch or the stream counts), then hand every authorized one
+        to the sequencer as one unit. The future gives each record's outcome in its
+        place: its ``Appended``, or the error that refused it (a refused record never
+        stops the rest of the batch)."""
+        outcomes: list[Appended | BaseException | None] = []
+        accepted: list[Accepted] = []
+        slots: list[int] = []
+        for item in items:
+            if isinstance(item, BaseException):
+                outcomes.append(item)
+                continue
+            try:
+                accepted.append(self._authorize(item))
+            except Exception as e:  # a GatewayError, or a bug the transport maps to INTERNAL
+                outcomes.append(e)
+                continue
+            slots.append(len(outcomes))
+            outcomes.append(None)
+        done: Future[list[Appended | BaseException]] = Future()
+
+        def landed(appended: Future[list[Appended]]) -> None:
+            with self._in_flight_lock:
+                for a in accepted:
+                    self._in_flight.pop(a.record_id, None)
+            error = appended.exception()
+            results: Sequence[Appended | BaseException] = (
+                appended.result() if error is None else [error] * len(accepted)
+            )
+            for slot, a, outcome in zip(slots, accepted, results, strict=True):
+                outcomes[slot] = outcome
+                self._observe(a.envelope.payload_type, outcome)
+            done.set_result([o for o in outcomes if o is not None])
+
+        self._sequencer.submit_batch(accepted).add_done_callback(landed)
+        return done
+
+    def _authorize(self, checked: Checked) -> Accepted:
         env, statement = checked.envelope, checked.statement
         try:
             listing = self._listing_for(statement)
@@ -153,10 +226,7 @@ class SubmitService:
         if isinstance(statement, Listing):
             with self._in_flight_lock:
                 self._in_flight[record_id] = statement
-        accepted = Accepted(env, record_id, checked.signer, statement, self._origin)
-        future = self._sequencer.submit(accepted)
-        future.add_done_callback(lambda f: self._landed(record_id, env.payload_type, f))
-        return future
+        return Accepted(env, record_id, checked.signer, statement, self._origin)
 
     def _check_sources(self, statement: Statement, listing: Listing | None) -> None:
         """The issuing alliance's policy on platform reports (``AlliancePolicy`` field 3):

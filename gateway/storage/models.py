@@ -65,6 +65,10 @@ class RecordRow(Base):
     origin: Mapped[str] = mapped_column(String(300))
     received_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
+    # The records of one payload type in log order (calendars, policies, government
+    # measures, reports): an index range, not a scan of the log.
+    __table_args__ = (Index("ix_records_type_index", "payload_type", "log_index"),)
+
 
 class LogStateRow(Base):
     """One row: the log's size. Every append batch updates it first, so the row lock
@@ -141,7 +145,7 @@ class ListingRow(Base):
     due_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     identified_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     dispute_since: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
-    # Publication periods (issue 18), since migration 0008: the earliest closing step's
+    # Publication periods (issue 18), since migration 0009: the earliest closing step's
     # effective_at (NULL: in force).
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 

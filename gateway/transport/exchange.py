@@ -21,6 +21,7 @@ from gateway.service.query import QueryService
 from gateway.service.submit import SubmitService
 from gateway.storage import ListingFilter, SqlStore
 from gateway.transport import messages
+from gateway.transport.batches import BatchUpload
 from gateway.transport.identity import caller_of
 from gateway.transport.limits import Limits
 from gateway.transport.streams import guard_of
@@ -28,6 +29,7 @@ from gateway.transport.upload import Upload
 
 _WATCH_PAGE = 500
 _WATCH_POLL_S = 1.0
+_CHECKERS = 2
 
 
 class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
@@ -40,6 +42,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
         *,
         max_subjects: int,
         max_stream_records: int,
+        max_batch_records: int,
         stopping: threading.Event,
         limits: Limits,
         access_log: AccessLog | None = None,
@@ -52,9 +55,10 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
         self._ledger = ledger
         self._max_subjects = max_subjects
         self._max_stream_records = max_stream_records
+        self._max_batch_records = max_batch_records
         self._stopping = stopping
         # Signature checks of bulk streams (cryptography releases the GIL for Ed25519).
-        self._checkers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify")
+        self._checkers = ThreadPoolExecutor(max_workers=_CHECKERS, thread_name_prefix="verify")
 
     def _note(
         self,
@@ -87,6 +91,21 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
             self._checkers,
             caller=caller_of(context).member_id,
             max_records=self._max_stream_records,
+            guard=guard_of(context),
+        )
+        yield from upload.answers(request_iterator)
+
+    def SubmitBatches(
+        self, request_iterator: Iterator[ex.SubmitBatch], context: grpc.ServicerContext
+    ) -> Iterator[ex.SubmitBatchResult]:
+        upload = BatchUpload(
+            self._submit,
+            self._limits,
+            self._checkers,
+            workers=_CHECKERS,
+            caller=caller_of(context).member_id,
+            max_records=self._max_stream_records,
+            max_batch_records=self._max_batch_records,
             guard=guard_of(context),
         )
         yield from upload.answers(request_iterator)

@@ -56,10 +56,18 @@ REFLECTION = (
 # Standard services every admitted caller may use, whatever its role.
 _ANY_ROLE = frozenset({HEALTH_WATCH, *REFLECTION})
 # Streams that read their own requests under their own idle bound (exchange.py).
-_READS_OWN_REQUESTS = frozenset({"/alliance.v1.Exchange/SubmitRecords"})
+_READS_OWN_REQUESTS = frozenset(
+    {"/alliance.v1.Exchange/SubmitRecords", "/alliance.v1.Exchange/SubmitBatches"}
+)
 # Streams with no maximum age: uploads are bounded by their idle timeout and record
 # count, replication to configured peers by the connection's age.
-_AGELESS = frozenset({"/alliance.v1.Exchange/SubmitRecords", "/alliance.v1.Federation/Replicate"})
+_AGELESS = frozenset(
+    {
+        "/alliance.v1.Exchange/SubmitRecords",
+        "/alliance.v1.Exchange/SubmitBatches",
+        "/alliance.v1.Federation/Replicate",
+    }
+)
 # The standard trailer with which a server tells gRPC retry policies when to retry.
 _PUSHBACK = "grpc-retry-pushback-ms"
 _REFUSAL_LOG_RATE = 2.0

@@ -72,6 +72,10 @@ _REQUESTS: dict[str, tuple[Message, frozenset[Code]]] = {
         ex.SubmitRecordRequest(),
         frozenset({Code.OK}),  # the stream answers; the record's result says INVALID_ARGUMENT
     ),
+    "/alliance.v1.Exchange/SubmitBatches": (
+        ex.SubmitBatch(records=[ex.SubmitRecordRequest()]),
+        frozenset({Code.OK}),  # the batch is answered; its record's result says INVALID_ARGUMENT
+    ),
     "/alliance.v1.Exchange/GetRecord": (
         ex.GetRecordRequest(record_id="ab" * 32),
         frozenset({Code.NOT_FOUND}),

@@ -7,9 +7,10 @@ import hashlib
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -25,6 +26,7 @@ from gateway.core.notes import NoteSigner
 from gateway.core.possession import prove_possession
 from gateway.core.statements import ConductType, LifecycleStep, ListKind, SanctionMeasure
 from gateway.ops.app import Gateway
+from gateway.pb.alliance.v1 import exchange_pb2_grpc
 
 FAST_RETRY = RetryPolicy(max_attempts=40, initial_backoff_s=0.05, max_backoff_s=0.3)
 
@@ -138,15 +140,28 @@ def test_submit_resubmit_get_and_check(alliance: Alliance, database_url: str) ->
         assert refused.value.code is grpc.StatusCode.UNAVAILABLE
 
 
+@contextmanager
+def client_with(
+    alliance: Alliance, name: str, gw: Gateway, *, batch_records: int
+) -> Iterator[AllianceClient]:
+    member = alliance.members[name]
+    path = write_profile(alliance, member, f"127.0.0.1:{gw.port}", gw.config.log_origin)
+    with AllianceClient(load_profile(path), batch_records=batch_records) as client:
+        yield client
+
+
+# 1: one record a message (SubmitRecords); 4: the six records in two SubmitBatches
+# messages; 256: the default, all six in one.
+@pytest.mark.parametrize("batch_records", [1, 4, 256])
 def test_submit_many_reports_a_bad_record_and_stores_the_rest(
-    alliance: Alliance, database_url: str
+    alliance: Alliance, database_url: str, batch_records: int
 ) -> None:
     amr = alliance.members["zj-amr"]
     with (
         running_gateway(
             alliance.config(database_url), register=tuple(alliance.members.values())
         ) as gw,
-        client_for(alliance, "zj-amr", gw) as client,
+        client_with(alliance, "zj-amr", gw, batch_records=batch_records) as client,
     ):
         good = [listing(amr, uscc=u) for u in USCC]
         bad = dsse.sign(client.sign(good[0]).payload_type, b"\xff\xff", amr.signing_key)
@@ -173,7 +188,58 @@ def test_submit_many_reports_a_bad_record_and_stores_the_rest(
         assert results[1].record_id == bad.record_id and results[1].message
         assert results[5].duplicate and results[5].log_index == results[0].log_index
         assert index(results[4]) == index(results[2]) + 1  # refusals take no index
+        calls = gw.metrics.registry.get_sample_value(
+            "alliance_rpcs_total",
+            {"method": "/alliance.v1.Exchange/SubmitBatches", "code": "OK"},
+        )
+        assert (calls or 0) == (0 if batch_records == 1 else 1)  # one stream for all
         assert list(client.submit_many([])) == []
+
+
+class _WithoutBatches(grpc.GenericRpcHandler):
+    """An Exchange as a gateway from before SubmitBatches serves it."""
+
+    def __init__(self, inner: grpc.GenericRpcHandler) -> None:
+        self._inner = inner
+
+    def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler[Any, Any] | None:
+        if details.method.endswith("/SubmitBatches"):
+            return None
+        return self._inner.service(details)
+
+
+_ADD_EXCHANGE = exchange_pb2_grpc.add_ExchangeServicer_to_server
+
+
+def _serve_without_batches(servicer: Any, server: Any) -> None:
+    class Server:
+        def add_generic_rpc_handlers(self, handlers: Sequence[grpc.GenericRpcHandler]) -> None:
+            server.add_generic_rpc_handlers(tuple(_WithoutBatches(h) for h in handlers))
+
+        def add_registered_method_handlers(self, service: str, handlers: dict[str, Any]) -> None:
+            handlers = {k: v for k, v in handlers.items() if k != "SubmitBatches"}
+            server.add_registered_method_handlers(service, handlers)
+
+    proxy: Any = Server()
+    _ADD_EXCHANGE(servicer, proxy)
+
+
+def test_submit_many_falls_back_to_one_record_messages_without_batches(
+    alliance: Alliance, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A gateway from before SubmitBatches does not serve it: the client streams the
+    same records over SubmitRecords."""
+    monkeypatch.setattr(exchange_pb2_grpc, "add_ExchangeServicer_to_server", _serve_without_batches)
+    amr = alliance.members["zj-amr"]
+    with (
+        running_gateway(
+            alliance.config(database_url), register=tuple(alliance.members.values())
+        ) as gw,
+        client_for(alliance, "zj-amr", gw) as client,
+    ):
+        results = list(client.submit_many([listing(amr, uscc=u) for u in USCC]))
+        assert [r.code for r in results] == [grpc.StatusCode.OK] * 3
+        assert [index(r) for r in results] == [index(results[0]) + i for i in range(3)]
 
 
 def test_list_listings_follows_page_tokens(alliance: Alliance, database_url: str) -> None:

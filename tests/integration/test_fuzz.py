@@ -106,6 +106,7 @@ METHODS: dict[str, MethodDescriptor] = {
 TAILING = frozenset({"/alliance.v1.Exchange/WatchRecords", "/alliance.v1.Federation/Replicate"})
 SUBMIT = "/alliance.v1.Exchange/SubmitRecord"
 SUBMIT_MANY = "/alliance.v1.Exchange/SubmitRecords"
+SUBMIT_BATCHES = "/alliance.v1.Exchange/SubmitBatches"
 
 # Field 100 as a varint: a field alliance.v1 does not define.
 _UNKNOWN_FIELD = b"\xa0\x06\x01"
@@ -271,6 +272,11 @@ def _note_accepted(fz: Fuzzed, method: str, answer: Answer) -> None:
             result = ex.SubmitRecordResult.FromString(raw)
             if result.code == OK.value[0] and not result.duplicate:
                 fz.accepted.add(result.record_id)
+    elif method == SUBMIT_BATCHES:
+        for raw in answer.responses:
+            for result in ex.SubmitBatchResult.FromString(raw).results:
+                if result.code == OK.value[0] and not result.duplicate:
+                    fz.accepted.add(result.record_id)
 
 
 # --- strategies from descriptors -------------------------------------------------------
@@ -704,6 +710,14 @@ def _seeds(fz: Fuzzed) -> dict[str, list[Message]]:
     seeds: dict[str, list[Message]] = {
         SUBMIT: [ex.SubmitRecordRequest(envelope=envelope), ex.SubmitRecordRequest(envelope=fresh)],
         SUBMIT_MANY: [ex.SubmitRecordRequest(envelope=envelope)],
+        SUBMIT_BATCHES: [
+            ex.SubmitBatch(
+                records=[
+                    ex.SubmitRecordRequest(envelope=envelope),
+                    ex.SubmitRecordRequest(envelope=fresh),
+                ]
+            )
+        ],
         "/alliance.v1.Exchange/GetRecord": [ex.GetRecordRequest(record_id=own_listing)],
         "/alliance.v1.Exchange/CheckSubjects": [ex.CheckSubjectsRequest(subjects=subjects)],
         "/alliance.v1.Exchange/ListListings": [
@@ -757,6 +771,8 @@ _READS = frozenset({OK, INVALID, NOT_FOUND})
 ALLOWED: dict[str, frozenset[Code]] = {
     SUBMIT: frozenset({OK, INVALID, DENIED, NOT_FOUND}),
     SUBMIT_MANY: frozenset({OK}),  # each record's code is in its result
+    # Each record's code is in its result; a batch of too many records ends the stream.
+    SUBMIT_BATCHES: frozenset({OK, EXHAUSTED}),
     "/alliance.v1.Exchange/CheckSubjects": frozenset({OK, INVALID}),
     "/alliance.v1.Exchange/ListListings": frozenset({OK, INVALID}),
     "/alliance.v1.Exchange/WatchRecords": frozenset({OK, INVALID}),
@@ -800,7 +816,21 @@ def _check_request(fz: Fuzzed, caller: Member, method: str, requests: Sequence[b
         fz.channel(caller), method, requests, timeout=TAIL_TIMEOUT_S if tails else TIMEOUT_S
     )
     _no_crash(answer, (method, requests))
-    if method == SUBMIT_MANY:
+    if method == SUBMIT_BATCHES and answer.code is OK:
+        # One answer per batch, one result per record, the stream's sequence throughout.
+        batches = [_parses(method, raw) for raw in requests]
+        assert all(isinstance(b, ex.SubmitBatch) for b in batches), (answer, requests)
+        assert len(answer.responses) == len(requests), (answer, requests)
+        results = [
+            r for raw in answer.responses for r in ex.SubmitBatchResult.FromString(raw).results
+        ]
+        assert len(results) == sum(len(cast(ex.SubmitBatch, b).records) for b in batches)
+        for sequence, result in enumerate(results):
+            assert result.sequence == sequence
+            assert result.code in _RESULT_CODES, (result, requests)
+    elif method == SUBMIT_BATCHES:
+        assert answer.code in _expected_for_request(fz, method, requests[0]), (answer, requests)
+    elif method == SUBMIT_MANY:
         assert answer.code is OK, (answer, requests)
         assert len(answer.responses) == len(requests), (answer, requests)
         for sequence, (raw, result_raw) in enumerate(zip(requests, answer.responses, strict=True)):

@@ -418,3 +418,103 @@ def test_an_oversized_message_in_a_stream_ends_it_and_the_gateway_serves_on(
         assert _checkpoint(ch) is Code.OK
         fresh = _requests(member, 1)
         assert [r.code for r in exchange(ch).SubmitRecords(iter(fresh), timeout=10)] == [0]
+
+
+# --- batches (SubmitBatches) count against the same limits ------------------------------
+
+SUBMIT_BATCHES = "/alliance.v1.Exchange/SubmitBatches"
+
+
+def test_each_record_of_a_batch_spends_a_token(
+    rate_limited: Gateway, alliance: Alliance, rate_clock: FakeClock
+) -> None:
+    flood = alliance.members["flood"]
+    requests = _requests(flood, 2 * BURST)
+    _refill(rate_clock)
+    size = rate_limited.core.store.log_size()
+    batches = [ex.SubmitBatch(records=requests[:BURST]), ex.SubmitBatch(records=requests[BURST:])]
+    with flood.channel(rate_limited.port) as ch:
+        answers = list(exchange(ch).SubmitBatches(iter(batches), timeout=20))
+    results = [r for a in answers for r in a.results]
+    assert [r.sequence for r in results] == list(range(2 * BURST))
+    # Like one-record messages: the call took a token, each record one more; a record
+    # over the rate is refused in its result and the rest of its batch goes on.
+    exhausted = Code.RESOURCE_EXHAUSTED.value[0]
+    assert [r.code for r in results] == [0] * (BURST - 1) + [exhausted] * (BURST + 1)
+    assert all("retry in" in r.message for r in results if r.code)
+    sample = rate_limited.metrics.registry.get_sample_value(
+        "alliance_rate_limited_total", {"method": SUBMIT_BATCHES}
+    )
+    assert sample == BURST + 1
+    assert rate_limited.core.store.log_size() == size + BURST - 1
+
+
+class _IdleBatchStream:
+    """A SubmitBatches call whose client sends ``first`` and then nothing until closed."""
+
+    def __init__(self, channel: grpc.Channel, first: list[ex.SubmitBatch] | None = None) -> None:
+        self._release = threading.Event()
+        self._first = first or []
+        self.call: Any = exchange(channel).SubmitBatches(self._requests(), timeout=30)
+
+    def _requests(self) -> Iterator[ex.SubmitBatch]:
+        yield from self._first
+        self._release.wait(30)
+
+    def outcome(self) -> tuple[Code, list[ex.SubmitBatchResult]]:
+        answers: list[ex.SubmitBatchResult] = []
+        try:
+            answers.extend(self.call)
+        except grpc.RpcError as e:
+            return e.code(), answers
+        finally:
+            self._release.set()
+        return Code.OK, answers
+
+
+def test_idle_batch_streams_count_against_the_cap_and_are_cut(
+    few_workers: Gateway, alliance: Alliance, idle_clock: FakeClock
+) -> None:
+    """Batch streams hold the same per-member slots as SubmitRecords streams: past the
+    cap they are refused at once, and an idle one is cut after the idle timeout (once
+    its batches are answered), while another member is served."""
+    idle, calm = alliance.members["idle-1"], alliance.members["calm"]
+    readers = _no_streams_left()
+    with idle.channel(few_workers.port) as ich, calm.channel(few_workers.port) as cch:
+        first = [ex.SubmitBatch(records=_requests(idle, 3))]
+        streams = [_IdleBatchStream(ich, first)] + [_IdleBatchStream(ich) for _ in range(STREAMS)]
+        with ThreadPoolExecutor(len(streams)) as pool:
+            answered = next(streams[0].call)
+            assert [r.code for r in answered.results] == [0, 0, 0]
+            pending = [pool.submit(s.outcome) for s in streams]
+            _wait_for(lambda: sum(f.done() for f in pending) == 1)
+            refused = [f.result() for f in pending if f.done()]
+            assert refused == [(Code.RESOURCE_EXHAUSTED, [])]
+            _wait_for(lambda: _readers() >= readers + 2 * STREAMS)
+            assert few_workers.limits.open_streams(idle.member_id) == STREAMS
+            assert _checkpoint(cch) is Code.OK
+            held = [f for f in pending if not f.done()]
+            _idle_out(idle_clock, held)
+            assert [f.result() for f in held] == [(Code.DEADLINE_EXCEEDED, [])] * STREAMS
+        _wait_for(lambda: few_workers.limits.open_streams(idle.member_id) == 0)
+        _wait_for(lambda: _readers() <= readers)
+
+
+def test_an_oversized_batch_ends_its_stream_and_the_gateway_serves_on(
+    few_workers: Gateway, alliance: Alliance
+) -> None:
+    """A batch's bytes are bounded like any message's (max_message_bytes)."""
+    member = alliance.members["idle-3"]
+    records = _requests(member, 1 + MAX_MESSAGE_BYTES // 300)
+    small, big = ex.SubmitBatch(records=records[:1]), ex.SubmitBatch(records=records[1:])
+    assert big.ByteSize() > MAX_MESSAGE_BYTES
+    size = few_workers.core.store.log_size()
+    with member.channel(few_workers.port) as ch:
+        code, answers = _IdleBatchStream(ch, [small, big]).outcome()
+        assert code is Code.RESOURCE_EXHAUSTED
+        assert [len(a.results) for a in answers] in ([], [1])
+        assert few_workers.core.store.log_size() <= size + 1  # at most the small batch
+        assert _checkpoint(ch) is Code.OK
+        fresh = ex.SubmitBatch(records=_requests(member, 2))
+        (answer,) = exchange(ch).SubmitBatches(iter([fresh]), timeout=10)
+        assert [r.code for r in answer.results] == [0, 0]

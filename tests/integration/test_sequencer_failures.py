@@ -11,10 +11,12 @@ from pathlib import Path
 import grpc
 import pytest
 import sqlalchemy as sa
-from gwtest import USCC, Alliance, listing, running_gateway, submit
+from gwtest import USCC, Alliance, exchange, listing, running_gateway, submit
 
+from gateway import codec
 from gateway.errors import StorageError
 from gateway.ops.app import Core
+from gateway.pb.alliance.v1 import exchange_pb2 as ex
 from gateway.service.ledger import Accepted
 from gateway.service.sequencer import Sequencer
 
@@ -82,6 +84,32 @@ def test_a_failed_append_is_unavailable_and_the_gateway_recovers(
         assert later.log_index == size + 1
         gw._tick()  # sign a checkpoint over what is stored now
         gw.core.ledger.verify_against_checkpoint()
+
+
+def test_a_failed_batch_answers_each_record_unavailable_and_stores_none(
+    alliance: Alliance, database_url: str
+) -> None:
+    amr = alliance.members["zj-amr"]
+    with running_gateway(alliance.config(database_url), register=(amr,)) as gw:
+        size = gw.core.store.log_size()
+        envs = [amr.sign(listing(amr, uscc=u)) for u in USCC]
+        batch = ex.SubmitBatch(
+            records=[ex.SubmitRecordRequest(envelope=codec.envelope_to_pb(e)) for e in envs]
+        )
+        _fault(database_url)
+        with amr.channel(gw.port) as ch:
+            (answer,) = exchange(ch).SubmitBatches(iter([batch]), timeout=30)
+        unavailable = grpc.StatusCode.UNAVAILABLE.value[0]
+        assert [r.code for r in answer.results] == [unavailable] * len(envs)
+        assert [r.record_id for r in answer.results] == [e.record_id for e in envs]
+        assert gw.core.store.log_size() == size and gw.core.ledger.size == size
+
+        _repair(database_url)
+        with amr.channel(gw.port) as ch:
+            (again,) = exchange(ch).SubmitBatches(iter([batch]), timeout=30)
+        assert [(r.code, r.log_index) for r in again.results] == [
+            (0, size + i) for i in range(len(envs))
+        ]
 
 
 @pytest.fixture

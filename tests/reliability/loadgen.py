@@ -162,8 +162,10 @@ class AckBook:
 class Loader(threading.Thread):
     """Submit ``records`` to a gateway until stopped; record acknowledgements in ``book``.
 
-    Rounds alternate: a SubmitRecords stream of ``stream_size`` records, and every
-    ``unary_every``-th round a few unary SubmitRecord calls. A broken call puts what it
+    Rounds alternate: a SubmitRecords stream of ``stream_size`` records (with
+    ``batch_records``, every other one a SubmitBatches stream of the same records in
+    batches of that many), and every ``unary_every``-th round a few unary SubmitRecord
+    calls. A broken call puts what it
     had sent and not yet heard back about in doubt and retries after a short pause.
     With several ``ports`` (replicas behind a load balancer), a broken call moves the
     loader to the next one, and with ``resend_in_doubt`` it first resends its records
@@ -183,8 +185,12 @@ class Loader(threading.Thread):
         timeout_s: float = 5.0,
         pause_s: float = 0.0,
         resend_in_doubt: bool = False,
+        batch_records: int = 0,
     ) -> None:
         super().__init__(name=name, daemon=True)
+        self.batch_records = batch_records
+        self.batch_acks = 0  # records acknowledged in SubmitBatches answers
+        self.batch_breaks = 0  # SubmitBatches calls broken with batches unanswered
         self.member = member
         self.ports = list(ports)
         self.records = records
@@ -217,11 +223,12 @@ class Loader(threading.Thread):
             for rounds in itertools.count():
                 if self._stop_event.is_set():
                     return
-                ok = (
-                    self._unary()
-                    if rounds % self.unary_every == self.unary_every - 1
-                    else self._stream()
-                )
+                if rounds % self.unary_every == self.unary_every - 1:
+                    ok = self._unary()
+                elif self.batch_records and rounds % 2:
+                    ok = self._batches()
+                else:
+                    ok = self._stream()
                 if not ok:
                     self._target = (self._target + 1) % len(self.ports)
                     self._stop_event.wait(0.05)
@@ -290,6 +297,43 @@ class Loader(threading.Thread):
         except grpc.RpcError as e:
             self.failures[e.code().name] += 1
             self.book.doubt(list(in_flight))
+            return False
+        finally:
+            call.cancel()
+        return True
+
+    def _batches(self) -> bool:
+        """A SubmitBatches stream of ``stream_size`` records in batches of
+        ``batch_records``; a broken call puts every batch sent and not answered in doubt."""
+        records = [self._next() for _ in range(self.stream_size)]
+        in_flight: collections.deque[list[dsse.Envelope]] = collections.deque()
+
+        def requests() -> Iterator[ex.SubmitBatch]:
+            for at in range(0, len(records), self.batch_records):
+                envs = records[at : at + self.batch_records]
+                in_flight.append(envs)  # before gRPC can send it
+                yield ex.SubmitBatch(
+                    records=[ex.SubmitRecordRequest(envelope=codec.envelope_to_pb(e)) for e in envs]
+                )
+
+        call = exchange(self._channel()).SubmitBatches(requests(), timeout=self.timeout_s * 4)
+        try:
+            for answer in call:
+                envs = in_flight.popleft()
+                assert len(answer.results) == len(envs), "one result per record of the batch"
+                for env, result in zip(envs, answer.results, strict=True):
+                    if result.code == _OK:
+                        self.book.ack(env, result.record_id, result.log_index)
+                        self.batch_acks += 1
+                    elif result.code == _UNAVAILABLE:
+                        self.failures["UNAVAILABLE(result)"] += 1
+                        self.book.doubt([env])
+                    else:
+                        self.refused.append(f"{result.code}: {result.message}")
+        except grpc.RpcError as e:
+            self.failures[e.code().name] += 1
+            self.batch_breaks += bool(in_flight)
+            self.book.doubt([env for envs in in_flight for env in envs])
             return False
         finally:
             call.cancel()

@@ -4,12 +4,12 @@ later one contradicts.
 
 The gateway runs as ``alliance-gateway serve`` in its own process on SQLite, on a
 reserved port so each restart keeps the address. An authority streams listings into it
-(SubmitRecords streams and unary calls, mixed) from a client thread while a watcher
-polls GetCheckpoint. Each round waits until the (re)started gateway has acknowledged
-ACKS_PER_ROUND records, however long a busy machine takes, then a random 0-1.5 s more,
-SIGKILLs the process and starts it again (the start-up check replays the stored tree
-against the newest signed checkpoint, so a torn log would refuse to start). At the end
-the log is read back and proven from the gateway's own answers:
+(SubmitRecords streams, SubmitBatches streams and unary calls, mixed) from a client
+thread while a watcher polls GetCheckpoint. Each round waits until the (re)started
+gateway has acknowledged ACKS_PER_ROUND records, however long a busy machine takes, then
+a random 0-1.5 s more, SIGKILLs the process and starts it again (the start-up check
+replays the stored tree against the newest signed checkpoint, so a torn log would refuse
+to start). At the end the log is read back and proven from the gateway's own answers:
 
 - every acknowledged (record id, log index) is in the log at that index;
 - indexes are 0..n-1 without a gap, record ids are unique, each the SHA-256 of its PAE
@@ -58,6 +58,8 @@ def _verifier(alliance: Alliance, config: Config) -> NoteVerifier:
 # Acknowledgements a restarted gateway must give before it is killed again, and how long
 # it may take (a bound on a broken restart, not a speed the test expects).
 ACKS_PER_ROUND = 10
+# Records per SubmitBatches message in the loader's batch rounds (a stream of 50: five).
+BATCH_RECORDS = 10
 ROUND_TIMEOUT_S = 120.0
 
 
@@ -83,7 +85,14 @@ def crash_loop(tmp_path: Path, *, kills: int, seed: int, max_delay_s: float) -> 
     started = time.monotonic()
     with GatewayProcess(config, tmp_path / "run", "gateway") as gw:
         gw.start()
-        loader = Loader(authority, [gw.port], listings(authority, "CRASH"), book, name="loader")
+        loader = Loader(
+            authority,
+            [gw.port],
+            listings(authority, "CRASH"),
+            book,
+            name="loader",
+            batch_records=BATCH_RECORDS,
+        )
         watcher = CheckpointWatcher(authority, [gw.port], interval_s=0.05)
         loader.start()
         watcher.start()
@@ -102,6 +111,7 @@ def crash_loop(tmp_path: Path, *, kills: int, seed: int, max_delay_s: float) -> 
             watcher.stop()
             loader.stop()
         assert not loader.refused, f"records refused: {loader.refused[:3]}"
+        assert loader.batch_acks, "no batch was acknowledged: the batched path went untested"
         assert not book.conflicts, book.conflicts[:3]
 
         with open_channel(authority, gw.port) as channel:
@@ -134,6 +144,8 @@ def crash_loop(tmp_path: Path, *, kills: int, seed: int, max_delay_s: float) -> 
         "kills": kills,
         "acknowledged": len(acked),
         "in_doubt": len(in_doubt),
+        "acknowledged_in_batches": loader.batch_acks,
+        "batch_streams_broken": loader.batch_breaks,
         "in_doubt_committed": len(in_doubt) - len(fresh),
         "log_size": final.size,
         "checkpoints_checked": checked,

@@ -1,6 +1,6 @@
 """Hardening part 2, item 4: revocation and suspension reach open streams.
 
-A ``SubmitRecords`` stream opened before ``certs revoke`` kept appending, and
+A ``SubmitRecords`` (or ``SubmitBatches``) stream opened before ``certs revoke`` kept appending, and
 ``WatchRecords`` kept delivering after suspension or revocation, with no bound on its
 age. Now every open stream of a revoked or suspended member ends within 2 s with
 PERMISSION_DENIED (its guard admits the caller again while it runs), nothing it sends
@@ -60,15 +60,20 @@ def _suspend(gw: Gateway, member: Member) -> None:
 
 
 class _Uploader:
-    """A SubmitRecords stream that sends a fresh listing every 20 ms until its call ends,
-    remembering when it sent what."""
+    """A SubmitRecords stream that sends a fresh listing every 20 ms until its call ends
+    (or, ``batched``, a SubmitBatches stream that sends a batch of three), remembering
+    what it sent."""
 
-    def __init__(self, channel: grpc.Channel, member: Member) -> None:
+    def __init__(self, channel: grpc.Channel, member: Member, *, batched: bool = False) -> None:
         self.member = member
         self.sent: list[str] = []
         self.results: list[ex.SubmitRecordResult] = []
         self._stop = threading.Event()
-        self.call = exchange(channel).SubmitRecords(self._requests(), timeout=60)
+        self.call: Iterator[ex.SubmitRecordResult] | Iterator[ex.SubmitBatchResult] = (
+            exchange(channel).SubmitBatches(self._batches(), timeout=60)
+            if batched
+            else exchange(channel).SubmitRecords(self._requests(), timeout=60)
+        )
 
     def _requests(self) -> Iterator[ex.SubmitRecordRequest]:
         n = 0
@@ -78,11 +83,19 @@ class _Uploader:
             n += 1
             yield ex.SubmitRecordRequest(envelope=codec.envelope_to_pb(env))
 
+    def _batches(self) -> Iterator[ex.SubmitBatch]:
+        records = self._requests()
+        while not self._stop.is_set():
+            yield ex.SubmitBatch(records=[next(records) for _ in range(3)])
+
     def run(self) -> tuple[Code, float]:
         """Read results until the call ends; its code and when it ended (monotonic)."""
         try:
-            for result in self.call:
-                self.results.append(result)
+            for answer in self.call:
+                if isinstance(answer, ex.SubmitBatchResult):
+                    self.results.extend(answer.results)
+                else:
+                    self.results.append(answer)
         except grpc.RpcError as e:
             return e.code(), time.monotonic()
         finally:
@@ -90,13 +103,14 @@ class _Uploader:
         return Code.OK, time.monotonic()
 
 
+@pytest.mark.parametrize("shape", ["records", "batches"])
 @pytest.mark.parametrize("how", ["revoked", "suspended"])
 def test_a_submit_stream_stops_appending_when_its_member_loses_admission(
-    gw: Gateway, alliance: Alliance, how: str
+    gw: Gateway, alliance: Alliance, how: str, shape: str
 ) -> None:
     target, other = alliance.members["target"], alliance.members["other"]
     with target.channel(gw.port) as ch:
-        uploader = _Uploader(ch, target)
+        uploader = _Uploader(ch, target, batched=shape == "batches")
         outcome: list[tuple[Code, float]] = []
         reader = threading.Thread(target=lambda: outcome.append(uploader.run()))
         reader.start()

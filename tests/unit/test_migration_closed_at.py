@@ -1,4 +1,4 @@
-"""Migration 0008 (publication periods): a listing closed before it gets ``closed_at``
+"""Migration 0009 (publication periods): a listing closed before it gets ``closed_at``
 from its stored closing steps (the earliest CORRECTED, REMOVED or WITHDRAWN)."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ _STEP = (
 
 def test_closed_listings_get_their_earliest_closing(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'g.db'}")
-    command.upgrade(_alembic_config(engine), "0007")
+    command.upgrade(_alembic_config(engine), "0008")
     with engine.begin() as c:
         c.execute(text(_LISTING), {"id": "closed", "step": 5, "in_force": False, "idx": 0})
         c.execute(text(_LISTING), {"id": "open", "step": 6, "in_force": True, "idx": 1})
@@ -37,7 +37,7 @@ def test_closed_listings_get_their_earliest_closing(tmp_path: Path) -> None:
         c.execute(
             text(_STEP), {"rid": "d", "id": "open", "step": 6, "at": "2026-04-02 00:00:00.000000"}
         )
-    assert migrate(engine) == "0008"
+    assert migrate(engine) == "0009"
     with engine.connect() as c:
         rows: dict[str, object] = {
             str(k): v for k, v in c.execute(text("SELECT listing_id, closed_at FROM listings"))

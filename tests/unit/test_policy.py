@@ -169,7 +169,7 @@ def _all_rpcs() -> set[str]:
 
 def test_rpc_table_covers_exactly_the_proto() -> None:
     assert set(RPC_ROLES) == _all_rpcs()
-    assert len(RPC_ROLES) == 17
+    assert len(RPC_ROLES) == 18
 
 
 @pytest.mark.parametrize(("method", "role"), list(itertools.product(sorted(RPC_ROLES), list(Role))))
@@ -183,6 +183,7 @@ def test_rpc_allowed_follows_table(method: str, role: Role) -> None:
         # A gateway's records travel by replication only (docs/PROTOCOL.md §5).
         ("/alliance.v1.Exchange/SubmitRecord", {Role.PLATFORM, Role.AUTHORITY}),
         ("/alliance.v1.Exchange/SubmitRecords", {Role.PLATFORM, Role.AUTHORITY}),
+        ("/alliance.v1.Exchange/SubmitBatches", {Role.PLATFORM, Role.AUTHORITY}),
         ("/alliance.v1.Exchange/CheckSubjects", set(Role)),
         ("/alliance.v1.Exchange/WatchRecords", set(Role)),
         ("/alliance.v1.AuditLog/GetEntries", set(Role)),

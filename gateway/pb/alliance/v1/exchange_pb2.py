@@ -27,7 +27,7 @@ from gateway.pb.alliance.v1 import envelope_pb2 as alliance_dot_v1_dot_envelope_
 from gateway.pb.alliance.v1 import statements_pb2 as alliance_dot_v1_dot_statements__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x61lliance/v1/exchange.proto\x12\x0b\x61lliance.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1a\x61lliance/v1/envelope.proto\x1a\x1c\x61lliance/v1/statements.proto\">\n\x13SubmitRecordRequest\x12\'\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x15.alliance.v1.Envelope\"O\n\x14SubmitRecordResponse\x12\x11\n\trecord_id\x18\x01 \x01(\t\x12\x11\n\tlog_index\x18\x02 \x01(\x04\x12\x11\n\tduplicate\x18\x03 \x01(\x08\"~\n\x12SubmitRecordResult\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x11\n\trecord_id\x18\x02 \x01(\t\x12\x11\n\tlog_index\x18\x03 \x01(\x04\x12\x11\n\tduplicate\x18\x04 \x01(\x08\x12\x0c\n\x04\x63ode\x18\x05 \x01(\x05\x12\x0f\n\x07message\x18\x06 \x01(\t\"%\n\x10GetRecordRequest\x12\x11\n\trecord_id\x18\x01 \x01(\t\"9\n\x11GetRecordResponse\x12$\n\x05\x65ntry\x18\x01 \x01(\x0b\x32\x15.alliance.v1.LogEntry\"Y\n\x08LogEntry\x12\x11\n\tlog_index\x18\x01 \x01(\x04\x12\x11\n\trecord_id\x18\x02 \x01(\t\x12\'\n\x08\x65nvelope\x18\x03 \x01(\x0b\x32\x15.alliance.v1.Envelope\">\n\x14\x43heckSubjectsRequest\x12&\n\x08subjects\x18\x01 \x03(\x0b\x32\x14.alliance.v1.Subject\"D\n\x15\x43heckSubjectsResponse\x12+\n\x07results\x18\x01 \x03(\x0b\x32\x1a.alliance.v1.SubjectStatus\"s\n\rSubjectStatus\x12%\n\x07subject\x18\x01 \x01(\x0b\x32\x14.alliance.v1.Subject\x12\x0e\n\x06listed\x18\x02 \x01(\x08\x12+\n\x08listings\x18\x03 \x03(\x0b\x32\x19.alliance.v1.ListingState\"\xfe\x01\n\x0cListingState\x12\x12\n\nlisting_id\x18\x01 \x01(\t\x12%\n\x07listing\x18\x02 \x01(\x0b\x32\x14.alliance.v1.Listing\x12(\n\x04step\x18\x03 \x01(\x0e\x32\x1a.alliance.v1.LifecycleStep\x12\x37\n\x13\x63orrection_deadline\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08in_force\x18\x05 \x01(\x08\x12\x0f\n\x07overdue\x18\x06 \x01(\x08\x12-\n\tsanctions\x18\x07 \x03(\x0b\x32\x1a.alliance.v1.SanctionState\"\xc6\x01\n\rSanctionState\x12\x10\n\x08platform\x18\x01 \x01(\t\x12-\n\x07measure\x18\x02 \x01(\x0e\x32\x1c.alliance.v1.SanctionMeasure\x12\x15\n\rmeasure_other\x18\x03 \x01(\t\x12+\n\x06\x61\x63tion\x18\x04 \x01(\x0e\x32\x1b.alliance.v1.SanctionAction\x12\x30\n\x0c\x65\x66\x66\x65\x63tive_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xfa\x01\n\x13ListListingsRequest\x12#\n\x04list\x18\x01 \x01(\x0e\x32\x15.alliance.v1.ListKind\x12)\n\x07\x63onduct\x18\x02 \x01(\x0e\x32\x18.alliance.v1.ConductType\x12\x15\n\rregion_prefix\x18\x03 \x01(\t\x12(\n\x04step\x18\x04 \x01(\x0e\x32\x1a.alliance.v1.LifecycleStep\x12\x14\n\x0coverdue_only\x18\x05 \x01(\x08\x12\x15\n\rin_force_only\x18\x06 \x01(\x08\x12\x11\n\tpage_size\x18\x07 \x01(\r\x12\x12\n\npage_token\x18\x08 \x01(\t\"\\\n\x14ListListingsResponse\x12+\n\x08listings\x18\x01 \x03(\x0b\x32\x19.alliance.v1.ListingState\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\")\n\x13WatchRecordsRequest\x12\x12\n\nfrom_index\x18\x01 \x01(\x04\x32\xfb\x03\n\x08\x45xchange\x12S\n\x0cSubmitRecord\x12 .alliance.v1.SubmitRecordRequest\x1a!.alliance.v1.SubmitRecordResponse\x12V\n\rSubmitRecords\x12 .alliance.v1.SubmitRecordRequest\x1a\x1f.alliance.v1.SubmitRecordResult(\x01\x30\x01\x12J\n\tGetRecord\x12\x1d.alliance.v1.GetRecordRequest\x1a\x1e.alliance.v1.GetRecordResponse\x12V\n\rCheckSubjects\x12!.alliance.v1.CheckSubjectsRequest\x1a\".alliance.v1.CheckSubjectsResponse\x12S\n\x0cListListings\x12 .alliance.v1.ListListingsRequest\x1a!.alliance.v1.ListListingsResponse\x12I\n\x0cWatchRecords\x12 .alliance.v1.WatchRecordsRequest\x1a\x15.alliance.v1.LogEntry0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x61lliance/v1/exchange.proto\x12\x0b\x61lliance.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1a\x61lliance/v1/envelope.proto\x1a\x1c\x61lliance/v1/statements.proto\">\n\x13SubmitRecordRequest\x12\'\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x15.alliance.v1.Envelope\"O\n\x14SubmitRecordResponse\x12\x11\n\trecord_id\x18\x01 \x01(\t\x12\x11\n\tlog_index\x18\x02 \x01(\x04\x12\x11\n\tduplicate\x18\x03 \x01(\x08\"~\n\x12SubmitRecordResult\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x11\n\trecord_id\x18\x02 \x01(\t\x12\x11\n\tlog_index\x18\x03 \x01(\x04\x12\x11\n\tduplicate\x18\x04 \x01(\x08\x12\x0c\n\x04\x63ode\x18\x05 \x01(\x05\x12\x0f\n\x07message\x18\x06 \x01(\t\"@\n\x0bSubmitBatch\x12\x31\n\x07records\x18\x01 \x03(\x0b\x32 .alliance.v1.SubmitRecordRequest\"E\n\x11SubmitBatchResult\x12\x30\n\x07results\x18\x01 \x03(\x0b\x32\x1f.alliance.v1.SubmitRecordResult\"%\n\x10GetRecordRequest\x12\x11\n\trecord_id\x18\x01 \x01(\t\"9\n\x11GetRecordResponse\x12$\n\x05\x65ntry\x18\x01 \x01(\x0b\x32\x15.alliance.v1.LogEntry\"Y\n\x08LogEntry\x12\x11\n\tlog_index\x18\x01 \x01(\x04\x12\x11\n\trecord_id\x18\x02 \x01(\t\x12\'\n\x08\x65nvelope\x18\x03 \x01(\x0b\x32\x15.alliance.v1.Envelope\">\n\x14\x43heckSubjectsRequest\x12&\n\x08subjects\x18\x01 \x03(\x0b\x32\x14.alliance.v1.Subject\"D\n\x15\x43heckSubjectsResponse\x12+\n\x07results\x18\x01 \x03(\x0b\x32\x1a.alliance.v1.SubjectStatus\"s\n\rSubjectStatus\x12%\n\x07subject\x18\x01 \x01(\x0b\x32\x14.alliance.v1.Subject\x12\x0e\n\x06listed\x18\x02 \x01(\x08\x12+\n\x08listings\x18\x03 \x03(\x0b\x32\x19.alliance.v1.ListingState\"\xfe\x01\n\x0cListingState\x12\x12\n\nlisting_id\x18\x01 \x01(\t\x12%\n\x07listing\x18\x02 \x01(\x0b\x32\x14.alliance.v1.Listing\x12(\n\x04step\x18\x03 \x01(\x0e\x32\x1a.alliance.v1.LifecycleStep\x12\x37\n\x13\x63orrection_deadline\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08in_force\x18\x05 \x01(\x08\x12\x0f\n\x07overdue\x18\x06 \x01(\x08\x12-\n\tsanctions\x18\x07 \x03(\x0b\x32\x1a.alliance.v1.SanctionState\"\xc6\x01\n\rSanctionState\x12\x10\n\x08platform\x18\x01 \x01(\t\x12-\n\x07measure\x18\x02 \x01(\x0e\x32\x1c.alliance.v1.SanctionMeasure\x12\x15\n\rmeasure_other\x18\x03 \x01(\t\x12+\n\x06\x61\x63tion\x18\x04 \x01(\x0e\x32\x1b.alliance.v1.SanctionAction\x12\x30\n\x0c\x65\x66\x66\x65\x63tive_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xfa\x01\n\x13ListListingsRequest\x12#\n\x04list\x18\x01 \x01(\x0e\x32\x15.alliance.v1.ListKind\x12)\n\x07\x63onduct\x18\x02 \x01(\x0e\x32\x18.alliance.v1.ConductType\x12\x15\n\rregion_prefix\x18\x03 \x01(\t\x12(\n\x04step\x18\x04 \x01(\x0e\x32\x1a.alliance.v1.LifecycleStep\x12\x14\n\x0coverdue_only\x18\x05 \x01(\x08\x12\x15\n\rin_force_only\x18\x06 \x01(\x08\x12\x11\n\tpage_size\x18\x07 \x01(\r\x12\x12\n\npage_token\x18\x08 \x01(\t\"\\\n\x14ListListingsResponse\x12+\n\x08listings\x18\x01 \x03(\x0b\x32\x19.alliance.v1.ListingState\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\")\n\x13WatchRecordsRequest\x12\x12\n\nfrom_index\x18\x01 \x01(\x04\x32\xca\x04\n\x08\x45xchange\x12S\n\x0cSubmitRecord\x12 .alliance.v1.SubmitRecordRequest\x1a!.alliance.v1.SubmitRecordResponse\x12V\n\rSubmitRecords\x12 .alliance.v1.SubmitRecordRequest\x1a\x1f.alliance.v1.SubmitRecordResult(\x01\x30\x01\x12M\n\rSubmitBatches\x12\x18.alliance.v1.SubmitBatch\x1a\x1e.alliance.v1.SubmitBatchResult(\x01\x30\x01\x12J\n\tGetRecord\x12\x1d.alliance.v1.GetRecordRequest\x1a\x1e.alliance.v1.GetRecordResponse\x12V\n\rCheckSubjects\x12!.alliance.v1.CheckSubjectsRequest\x1a\".alliance.v1.CheckSubjectsResponse\x12S\n\x0cListListings\x12 .alliance.v1.ListListingsRequest\x1a!.alliance.v1.ListListingsResponse\x12I\n\x0cWatchRecords\x12 .alliance.v1.WatchRecordsRequest\x1a\x15.alliance.v1.LogEntry0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,28 +40,32 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SUBMITRECORDRESPONSE']._serialized_end=277
   _globals['_SUBMITRECORDRESULT']._serialized_start=279
   _globals['_SUBMITRECORDRESULT']._serialized_end=405
-  _globals['_GETRECORDREQUEST']._serialized_start=407
-  _globals['_GETRECORDREQUEST']._serialized_end=444
-  _globals['_GETRECORDRESPONSE']._serialized_start=446
-  _globals['_GETRECORDRESPONSE']._serialized_end=503
-  _globals['_LOGENTRY']._serialized_start=505
-  _globals['_LOGENTRY']._serialized_end=594
-  _globals['_CHECKSUBJECTSREQUEST']._serialized_start=596
-  _globals['_CHECKSUBJECTSREQUEST']._serialized_end=658
-  _globals['_CHECKSUBJECTSRESPONSE']._serialized_start=660
-  _globals['_CHECKSUBJECTSRESPONSE']._serialized_end=728
-  _globals['_SUBJECTSTATUS']._serialized_start=730
-  _globals['_SUBJECTSTATUS']._serialized_end=845
-  _globals['_LISTINGSTATE']._serialized_start=848
-  _globals['_LISTINGSTATE']._serialized_end=1102
-  _globals['_SANCTIONSTATE']._serialized_start=1105
-  _globals['_SANCTIONSTATE']._serialized_end=1303
-  _globals['_LISTLISTINGSREQUEST']._serialized_start=1306
-  _globals['_LISTLISTINGSREQUEST']._serialized_end=1556
-  _globals['_LISTLISTINGSRESPONSE']._serialized_start=1558
-  _globals['_LISTLISTINGSRESPONSE']._serialized_end=1650
-  _globals['_WATCHRECORDSREQUEST']._serialized_start=1652
-  _globals['_WATCHRECORDSREQUEST']._serialized_end=1693
-  _globals['_EXCHANGE']._serialized_start=1696
-  _globals['_EXCHANGE']._serialized_end=2203
+  _globals['_SUBMITBATCH']._serialized_start=407
+  _globals['_SUBMITBATCH']._serialized_end=471
+  _globals['_SUBMITBATCHRESULT']._serialized_start=473
+  _globals['_SUBMITBATCHRESULT']._serialized_end=542
+  _globals['_GETRECORDREQUEST']._serialized_start=544
+  _globals['_GETRECORDREQUEST']._serialized_end=581
+  _globals['_GETRECORDRESPONSE']._serialized_start=583
+  _globals['_GETRECORDRESPONSE']._serialized_end=640
+  _globals['_LOGENTRY']._serialized_start=642
+  _globals['_LOGENTRY']._serialized_end=731
+  _globals['_CHECKSUBJECTSREQUEST']._serialized_start=733
+  _globals['_CHECKSUBJECTSREQUEST']._serialized_end=795
+  _globals['_CHECKSUBJECTSRESPONSE']._serialized_start=797
+  _globals['_CHECKSUBJECTSRESPONSE']._serialized_end=865
+  _globals['_SUBJECTSTATUS']._serialized_start=867
+  _globals['_SUBJECTSTATUS']._serialized_end=982
+  _globals['_LISTINGSTATE']._serialized_start=985
+  _globals['_LISTINGSTATE']._serialized_end=1239
+  _globals['_SANCTIONSTATE']._serialized_start=1242
+  _globals['_SANCTIONSTATE']._serialized_end=1440
+  _globals['_LISTLISTINGSREQUEST']._serialized_start=1443
+  _globals['_LISTLISTINGSREQUEST']._serialized_end=1693
+  _globals['_LISTLISTINGSRESPONSE']._serialized_start=1695
+  _globals['_LISTLISTINGSRESPONSE']._serialized_end=1787
+  _globals['_WATCHRECORDSREQUEST']._serialized_start=1789
+  _globals['_WATCHRECORDSREQUEST']._serialized_end=1830
+  _globals['_EXCHANGE']._serialized_start=1833
+  _globals['_EXCHANGE']._serialized_end=2419
 # @@protoc_insertion_point(module_scope)

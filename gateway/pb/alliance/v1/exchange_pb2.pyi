@@ -103,6 +103,54 @@ class SubmitRecordResult(_message.Message):
 Global___SubmitRecordResult: _TypeAlias = SubmitRecordResult  # noqa: Y015
 
 @_typing.final
+class SubmitBatch(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def records(self) -> _containers.RepeatedCompositeFieldContainer[Global___SubmitRecordRequest]:
+        """Each record as a one-record submission would carry it; at most the gateway's
+        max_submit_batch_records of them (docs/PROTOCOL.md §5).
+        """
+
+    def __init__(
+        self,
+        *,
+        records: _abc.Iterable[Global___SubmitRecordRequest] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["records", b"records"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitBatch: _TypeAlias = SubmitBatch  # noqa: Y015
+
+@_typing.final
+class SubmitBatchResult(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___SubmitRecordResult]:
+        """One result per record of the batch, in batch order; sequence counts the records of
+        the stream, across its batches, from 0.
+        """
+
+    def __init__(
+        self,
+        *,
+        results: _abc.Iterable[Global___SubmitRecordResult] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitBatchResult: _TypeAlias = SubmitBatchResult  # noqa: Y015
+
+@_typing.final
 class GetRecordRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -44,6 +44,11 @@ class ExchangeStub:
                 request_serializer=alliance_dot_v1_dot_exchange__pb2.SubmitRecordRequest.SerializeToString,
                 response_deserializer=alliance_dot_v1_dot_exchange__pb2.SubmitRecordResult.FromString,
                 _registered_method=True)
+        self.SubmitBatches = channel.stream_stream(
+                '/alliance.v1.Exchange/SubmitBatches',
+                request_serializer=alliance_dot_v1_dot_exchange__pb2.SubmitBatch.SerializeToString,
+                response_deserializer=alliance_dot_v1_dot_exchange__pb2.SubmitBatchResult.FromString,
+                _registered_method=True)
         self.GetRecord = channel.unary_unary(
                 '/alliance.v1.Exchange/GetRecord',
                 request_serializer=alliance_dot_v1_dot_exchange__pb2.GetRecordRequest.SerializeToString,
@@ -80,6 +85,15 @@ class ExchangeServicer:
     def SubmitRecords(self, request_iterator, context):
         """Bulk ingest: one result per request, in order. A rejected record is reported
         in its result and does not end the stream.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitBatches(self, request_iterator, context):
+        """Bulk ingest in batches: one SubmitBatchResult per SubmitBatch, in order, with one
+        result per record of the batch. A rejected record is reported in its result and
+        does not stop the rest of its batch or the stream.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -123,6 +137,11 @@ def add_ExchangeServicer_to_server(servicer, server):
                     servicer.SubmitRecords,
                     request_deserializer=alliance_dot_v1_dot_exchange__pb2.SubmitRecordRequest.FromString,
                     response_serializer=alliance_dot_v1_dot_exchange__pb2.SubmitRecordResult.SerializeToString,
+            ),
+            'SubmitBatches': grpc.stream_stream_rpc_method_handler(
+                    servicer.SubmitBatches,
+                    request_deserializer=alliance_dot_v1_dot_exchange__pb2.SubmitBatch.FromString,
+                    response_serializer=alliance_dot_v1_dot_exchange__pb2.SubmitBatchResult.SerializeToString,
             ),
             'GetRecord': grpc.unary_unary_rpc_method_handler(
                     servicer.GetRecord,
@@ -199,6 +218,33 @@ class Exchange:
             '/alliance.v1.Exchange/SubmitRecords',
             alliance_dot_v1_dot_exchange__pb2.SubmitRecordRequest.SerializeToString,
             alliance_dot_v1_dot_exchange__pb2.SubmitRecordResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitBatches(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/alliance.v1.Exchange/SubmitBatches',
+            alliance_dot_v1_dot_exchange__pb2.SubmitBatch.SerializeToString,
+            alliance_dot_v1_dot_exchange__pb2.SubmitBatchResult.FromString,
             options,
             channel_credentials,
             insecure,

@@ -39,6 +39,11 @@ class ExchangeStub:
     """Bulk ingest: one result per request, in order. A rejected record is reported
     in its result and does not end the stream.
     """
+    SubmitBatches: _grpc.StreamStreamMultiCallable[_exchange_pb2.SubmitBatch, _exchange_pb2.SubmitBatchResult]
+    """Bulk ingest in batches: one SubmitBatchResult per SubmitBatch, in order, with one
+    result per record of the batch. A rejected record is reported in its result and
+    does not stop the rest of its batch or the stream.
+    """
     GetRecord: _grpc.UnaryUnaryMultiCallable[_exchange_pb2.GetRecordRequest, _exchange_pb2.GetRecordResponse]
     CheckSubjects: _grpc.UnaryUnaryMultiCallable[_exchange_pb2.CheckSubjectsRequest, _exchange_pb2.CheckSubjectsResponse]
     """Is each subject listed, on which lists, since when, overdue or not."""
@@ -56,6 +61,11 @@ class ExchangeAsyncStub(ExchangeStub):
     SubmitRecords: _aio.StreamStreamMultiCallable[_exchange_pb2.SubmitRecordRequest, _exchange_pb2.SubmitRecordResult]  # type: ignore[assignment]
     """Bulk ingest: one result per request, in order. A rejected record is reported
     in its result and does not end the stream.
+    """
+    SubmitBatches: _aio.StreamStreamMultiCallable[_exchange_pb2.SubmitBatch, _exchange_pb2.SubmitBatchResult]  # type: ignore[assignment]
+    """Bulk ingest in batches: one SubmitBatchResult per SubmitBatch, in order, with one
+    result per record of the batch. A rejected record is reported in its result and
+    does not stop the rest of its batch or the stream.
     """
     GetRecord: _aio.UnaryUnaryMultiCallable[_exchange_pb2.GetRecordRequest, _exchange_pb2.GetRecordResponse]  # type: ignore[assignment]
     CheckSubjects: _aio.UnaryUnaryMultiCallable[_exchange_pb2.CheckSubjectsRequest, _exchange_pb2.CheckSubjectsResponse]  # type: ignore[assignment]
@@ -83,6 +93,17 @@ class ExchangeServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_exchange_pb2.SubmitRecordResult], _abc.AsyncIterator[_exchange_pb2.SubmitRecordResult]]:
         """Bulk ingest: one result per request, in order. A rejected record is reported
         in its result and does not end the stream.
+        """
+
+    @_abc_1.abstractmethod
+    def SubmitBatches(
+        self,
+        request_iterator: _MaybeAsyncIterator[_exchange_pb2.SubmitBatch],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_exchange_pb2.SubmitBatchResult], _abc.AsyncIterator[_exchange_pb2.SubmitBatchResult]]:
+        """Bulk ingest in batches: one SubmitBatchResult per SubmitBatch, in order, with one
+        result per record of the batch. A rejected record is reported in its result and
+        does not stop the rest of its batch or the stream.
         """
 
     @_abc_1.abstractmethod
