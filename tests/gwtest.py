@@ -7,7 +7,9 @@ a real SQLite file (or a fresh PostgreSQL schema when ALLIANCE_TEST_DATABASE_URL
 
 from __future__ import annotations
 
+import json
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -194,6 +196,43 @@ def running_gateway(
         yield gateway
     finally:
         gateway.stop(grace_s=1.0)
+
+
+class Clock:
+    """A gateway's wall clock, set by the test (read from the gateway's threads)."""
+
+    def __init__(self, now: datetime) -> None:
+        self._now = now
+        self._lock = threading.Lock()
+
+    def __call__(self) -> datetime:
+        with self._lock:
+            return self._now
+
+    def set(self, now: datetime) -> None:
+        with self._lock:
+            self._now = now
+
+
+_CONFIG_KEYS = (
+    "trust_domain",
+    "gateway_name",
+    "region_code",
+    "ca_file",
+    "cert_file",
+    "key_file",
+    "signing_key_file",
+    "database_url",
+    "listen_address",
+    "metrics_address",
+)
+
+
+def write_config(path: Path, config: Config) -> Path:
+    """``config``'s identity, files and addresses as a TOML file the CLI reads."""
+    text = "".join(f"{k} = {json.dumps(str(getattr(config, k)))}\n" for k in _CONFIG_KEYS)
+    path.write_text(text, encoding="utf-8")
+    return path
 
 
 def pg_base_url() -> str | None:

@@ -781,6 +781,21 @@ def _count(value: object, field: str, maximum: int) -> None:
         raise RecordError(f"{field}: must be an integer 0 to {maximum} (0: the default)")
 
 
+def _list_and_conduct(entry: MeasureRequirement | PublicationPeriod, field: str) -> None:
+    """Check and normalize the list and conduct an alliance policy entry applies to
+    (``None``: any); a conduct must belong to the list."""
+    kind = None if entry.list is None else _enum(ListKind, entry.list, f"{field}.list")
+    conduct = (
+        None if entry.conduct is None else _enum(ConductType, entry.conduct, f"{field}.conduct")
+    )
+    _set(entry, "list", kind)
+    _set(entry, "conduct", conduct)
+    if kind is not None and conduct is not None and kind not in conduct.lists:
+        raise RecordError(
+            f"{field}.conduct: {conduct.name} belongs to another list than {kind.name}"
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class MeasureRequirement:
     """Which APPLIED measures satisfy an obligation on listings of a list and conduct
@@ -792,16 +807,7 @@ class MeasureRequirement:
 
     def __post_init__(self) -> None:
         field = "alliance_policy.measure_requirements"
-        kind = None if self.list is None else _enum(ListKind, self.list, f"{field}.list")
-        conduct = (
-            None if self.conduct is None else _enum(ConductType, self.conduct, f"{field}.conduct")
-        )
-        _set(self, "list", kind)
-        _set(self, "conduct", conduct)
-        if kind is not None and conduct is not None and kind not in conduct.lists:
-            raise RecordError(
-                f"{field}.conduct: {conduct.name} belongs to another list than {kind.name}"
-            )
+        _list_and_conduct(self, field)
         measures = tuple(
             _enum(SanctionMeasure, m, f"{field}.satisfying") for m in tuple(self.satisfying)
         )
@@ -824,16 +830,7 @@ class PublicationPeriod:
 
     def __post_init__(self) -> None:
         field = "alliance_policy.publication_periods"
-        kind = None if self.list is None else _enum(ListKind, self.list, f"{field}.list")
-        conduct = (
-            None if self.conduct is None else _enum(ConductType, self.conduct, f"{field}.conduct")
-        )
-        _set(self, "list", kind)
-        _set(self, "conduct", conduct)
-        if kind is not None and conduct is not None and kind not in conduct.lists:
-            raise RecordError(
-                f"{field}.conduct: {conduct.name} belongs to another list than {kind.name}"
-            )
+        _list_and_conduct(self, field)
         for name in ("minimum_months", "maximum_months"):
             value = getattr(self, name)
             if (
@@ -851,6 +848,25 @@ class PublicationPeriod:
                 f"{field}.minimum_months: {self.minimum_months} is more than maximum_months "
                 f"{self.maximum_months}"
             )
+
+
+_Entry = TypeVar("_Entry", MeasureRequirement, PublicationPeriod)
+
+
+def _policy_entries(
+    values: tuple[_Entry, ...], cls: type[_Entry], field: str
+) -> tuple[_Entry, ...]:
+    """An alliance policy's entries of one kind: all ``cls``, at most
+    ``_MAX_REQUIREMENTS``, one per (list, conduct) pair."""
+    entries = tuple(values)
+    if not all(isinstance(e, cls) for e in entries):
+        raise RecordError(f"{field}: must be {cls.__name__}")
+    if len(entries) > _MAX_REQUIREMENTS:
+        raise RecordError(f"{field}: at most {_MAX_REQUIREMENTS} entries")
+    keys = [(e.list, e.conduct) for e in entries]
+    if len(set(keys)) != len(keys):
+        raise RecordError(f"{field}: must not repeat a (list, conduct) pair")
+    return entries
 
 
 @dataclass(frozen=True, slots=True)
@@ -893,32 +909,22 @@ class AlliancePolicy:
         )
         _count(self.notice_working_days, "alliance_policy.notice_working_days", _MAX_WORKING_DAYS)
         _count(self.sanction_grace_days, "alliance_policy.sanction_grace_days", _MAX_GRACE_DAYS)
-        requirements = tuple(self.measure_requirements)
-        if not all(isinstance(r, MeasureRequirement) for r in requirements):
-            raise RecordError("alliance_policy.measure_requirements: must be MeasureRequirement")
-        if len(requirements) > _MAX_REQUIREMENTS:
-            raise RecordError(
-                f"alliance_policy.measure_requirements: at most {_MAX_REQUIREMENTS} entries"
-            )
-        keys = [(r.list, r.conduct) for r in requirements]
-        if len(set(keys)) != len(keys):
-            raise RecordError(
-                "alliance_policy.measure_requirements: must not repeat a (list, conduct) pair"
-            )
-        _set(self, "measure_requirements", requirements)
-        periods = tuple(self.publication_periods)
-        if not all(isinstance(p, PublicationPeriod) for p in periods):
-            raise RecordError("alliance_policy.publication_periods: must be PublicationPeriod")
-        if len(periods) > _MAX_REQUIREMENTS:
-            raise RecordError(
-                f"alliance_policy.publication_periods: at most {_MAX_REQUIREMENTS} entries"
-            )
-        period_keys = [(p.list, p.conduct) for p in periods]
-        if len(set(period_keys)) != len(period_keys):
-            raise RecordError(
-                "alliance_policy.publication_periods: must not repeat a (list, conduct) pair"
-            )
-        _set(self, "publication_periods", periods)
+        _set(
+            self,
+            "measure_requirements",
+            _policy_entries(
+                self.measure_requirements,
+                MeasureRequirement,
+                "alliance_policy.measure_requirements",
+            ),
+        )
+        _set(
+            self,
+            "publication_periods",
+            _policy_entries(
+                self.publication_periods, PublicationPeriod, "alliance_policy.publication_periods"
+            ),
+        )
 
     @property
     def trust_domain(self) -> str:

@@ -56,6 +56,7 @@ _TOP = frozenset(
 )
 _REQUIREMENT = frozenset({"list", "conduct", "satisfying"})
 _PERIOD = frozenset({"list", "conduct", "minimum_months", "maximum_months"})
+_Table = tuple[str, dict[str, Any]]  # where it stands in the file, its keys
 # Placeholders: ``PolicyAdmin.set`` signs as the configured gateway, issued now.
 _PLACEHOLDER_ISSUER = "spiffe://policy.invalid/gateway/unsigned"
 _PLACEHOLDER_TIME = datetime(1970, 1, 1, tzinfo=UTC)
@@ -105,36 +106,7 @@ def parse_policy(data: dict[str, Any], *, source: str = "policy") -> AlliancePol
                 f"{source}: units_accepting_platform_reports: {unit!r} is not a 2-digit "
                 "reporting unit (11 Beijing … 65 Xinjiang, 66 XPCC)"
             )
-    raw_requirements = data.get("measure_requirements", [])
-    if not isinstance(raw_requirements, list):
-        raise ConfigError(f"{source}: measure_requirements must be an array of tables")
-    requirements = []
-    for i, item in enumerate(raw_requirements):
-        where = f"{source}: measure_requirements[{i}]"
-        if not isinstance(item, dict):
-            raise ConfigError(f"{where}: must be a table")
-        extra = sorted(set(item) - _REQUIREMENT)
-        if extra:
-            raise ConfigError(f"{where}: unknown key(s) {', '.join(extra)}")
-        satisfying = item.get("satisfying")
-        if not isinstance(satisfying, list) or not satisfying:
-            raise ConfigError(f"{where}: satisfying must name at least one measure")
-        try:
-            requirements.append(
-                MeasureRequirement(
-                    list=_enum_name(ListKind, item["list"], f"{where}.list")
-                    if "list" in item
-                    else None,
-                    conduct=_enum_name(ConductType, item["conduct"], f"{where}.conduct")
-                    if "conduct" in item
-                    else None,
-                    satisfying=tuple(
-                        _enum_name(SanctionMeasure, m, f"{where}.satisfying") for m in satisfying
-                    ),
-                )
-            )
-        except RecordError as e:
-            raise ConfigError(f"{where}: {e}") from None
+    requirements = _requirements(data.get("measure_requirements", []), source)
     periods = _periods(data.get("publication_periods", []), source)
     try:
         return AlliancePolicy(
@@ -144,36 +116,73 @@ def parse_policy(data: dict[str, Any], *, source: str = "policy") -> AlliancePol
             dispute_decision_working_days=_int(data, "dispute_decision_working_days", source),
             notice_working_days=_int(data, "notice_working_days", source),
             sanction_grace_days=_int(data, "sanction_grace_days", source),
-            measure_requirements=tuple(requirements),
+            measure_requirements=requirements,
             publication_periods=periods,
         )
     except RecordError as e:
         raise ConfigError(f"{source}: {e}") from None
 
 
-def _periods(raw: object, source: str) -> tuple[PublicationPeriod, ...]:
+def _tables(raw: object, key: str, known: frozenset[str], source: str) -> list[_Table]:
+    """The array of tables under ``key``, each with where it stands (for messages);
+    a table with a key outside ``known`` is refused."""
     if not isinstance(raw, list):
-        raise ConfigError(f"{source}: publication_periods must be an array of tables")
-    out = []
+        raise ConfigError(f"{source}: {key} must be an array of tables")
+    tables = []
     for i, item in enumerate(raw):
-        where = f"{source}: publication_periods[{i}]"
+        where = f"{source}: {key}[{i}]"
         if not isinstance(item, dict):
             raise ConfigError(f"{where}: must be a table")
-        extra = sorted(set(item) - _PERIOD)
+        extra = sorted(set(item) - known)
         if extra:
             raise ConfigError(f"{where}: unknown key(s) {', '.join(extra)}")
+        tables.append((where, item))
+    return tables
+
+
+def _scope(item: dict[str, Any], where: str) -> tuple[ListKind | None, ConductType | None]:
+    """The list and conduct a table applies to (absent: any)."""
+    kind = _enum_name(ListKind, item["list"], f"{where}.list") if "list" in item else None
+    conduct = (
+        _enum_name(ConductType, item["conduct"], f"{where}.conduct") if "conduct" in item else None
+    )
+    return kind, conduct
+
+
+def _requirements(raw: object, source: str) -> tuple[MeasureRequirement, ...]:
+    out = []
+    for where, item in _tables(raw, "measure_requirements", _REQUIREMENT, source):
+        satisfying = item.get("satisfying")
+        if not isinstance(satisfying, list) or not satisfying:
+            raise ConfigError(f"{where}: satisfying must name at least one measure")
+        try:
+            kind, conduct = _scope(item, where)
+            out.append(
+                MeasureRequirement(
+                    list=kind,
+                    conduct=conduct,
+                    satisfying=tuple(
+                        _enum_name(SanctionMeasure, m, f"{where}.satisfying") for m in satisfying
+                    ),
+                )
+            )
+        except RecordError as e:
+            raise ConfigError(f"{where}: {e}") from None
+    return tuple(out)
+
+
+def _periods(raw: object, source: str) -> tuple[PublicationPeriod, ...]:
+    out = []
+    for where, item in _tables(raw, "publication_periods", _PERIOD, source):
         missing = [k for k in ("minimum_months", "maximum_months") if k not in item]
         if missing:
             raise ConfigError(f"{where}: {' and '.join(missing)} required (calendar months)")
         try:
+            kind, conduct = _scope(item, where)
             out.append(
                 PublicationPeriod(
-                    list=_enum_name(ListKind, item["list"], f"{where}.list")
-                    if "list" in item
-                    else None,
-                    conduct=_enum_name(ConductType, item["conduct"], f"{where}.conduct")
-                    if "conduct" in item
-                    else None,
+                    list=kind,
+                    conduct=conduct,
                     minimum_months=_int(item, "minimum_months", where),
                     maximum_months=_int(item, "maximum_months", where),
                 )
@@ -210,20 +219,20 @@ def describe_policy(policy: AlliancePolicy | None) -> list[str]:
         lines.append("measure_requirements = none")
     for r in policy.measure_requirements:
         lines.append(
-            "measure_requirement "
-            f"{'any list' if r.list is None else r.list.name}/"
-            f"{'any conduct' if r.conduct is None else r.conduct.name}: "
-            + ", ".join(m.name for m in r.satisfying)
+            f"measure_requirement {_scope_name(r)}: " + ", ".join(m.name for m in r.satisfying)
         )
     for p in policy.publication_periods:
         lines.append(
-            "publication_period "
-            f"{'any list' if p.list is None else p.list.name}/"
-            f"{'any conduct' if p.conduct is None else p.conduct.name}: "
-            f"{p.minimum_months} to {p.maximum_months} months"
+            f"publication_period {_scope_name(p)}: {p.minimum_months} to {p.maximum_months} months"
         )
     lines.extend(_default_periods())
     return lines
+
+
+def _scope_name(entry: MeasureRequirement | PublicationPeriod) -> str:
+    kind = "any list" if entry.list is None else entry.list.name
+    conduct = "any conduct" if entry.conduct is None else entry.conduct.name
+    return f"{kind}/{conduct}"
 
 
 def _default_periods() -> list[str]:

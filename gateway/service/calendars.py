@@ -14,14 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway import codec
-from gateway.core import dsse
 from gateway.core.calendar_record import CalendarFile, merge_calendars, newest_per_year
 from gateway.core.crypto import SigningKey
-from gateway.core.identifiers import MemberId
-from gateway.core.policy import authorize_statement
 from gateway.core.statements import PAYLOAD_TYPES, HolidayCalendar
 from gateway.core.workdays import WorkCalendar
-from gateway.service.ledger import Accepted, Clock, Ledger, utc_now
+from gateway.service.gateway_signing import sign_as_gateway
+from gateway.service.ledger import Clock, Ledger, utc_now
 
 __all__ = [
     "CALENDAR_TYPE",
@@ -73,10 +71,8 @@ def import_calendar(
         source=parsed.source,
         issued_at=clock(),
     )
-    authorize_statement(MemberId.parse(gateway_id), statement, listing=None, signer_region=None)
-    payload_type, payload = codec.encode_statement(statement)
-    env = dsse.sign(payload_type, payload, key)
-    (result,) = ledger.append([Accepted(env, env.record_id, gateway_id, statement, origin)])
+    accepted = sign_as_gateway(statement, key=key, gateway_id=gateway_id, origin=origin)
+    (result,) = ledger.append([accepted])
     logger.info(
         "holiday calendar %s imported (%s): record %s, log index %s",
         parsed.year,

@@ -20,11 +20,10 @@ import logging
 from datetime import datetime
 
 from gateway import codec
-from gateway.core import dsse
 from gateway.core.crypto import SigningKey
 from gateway.core.identifiers import MemberId
-from gateway.core.policy import authorize_statement
 from gateway.core.statements import LifecycleStep, Listing, StatusChange
+from gateway.service.gateway_signing import sign_as_gateway
 from gateway.service.ledger import Accepted, Appended, Ledger
 from gateway.storage import SqlStore
 from gateway.storage.compliance import ComplianceStore
@@ -75,11 +74,13 @@ class Escalator:
         self._issuer_prefix = f"spiffe://{self._gateway.trust_domain}/"
 
     def sign(self, listing_id: str, listing: Listing, deadline: datetime) -> Accepted:
-        statement = escalation_for(self._gateway_id, listing_id, deadline)
-        authorize_statement(self._gateway, statement, listing=listing, signer_region=None)
-        payload_type, payload = codec.encode_statement(statement)
-        env = dsse.sign(payload_type, payload, self._key)
-        return Accepted(env, env.record_id, self._gateway_id, statement, self._origin)
+        return sign_as_gateway(
+            escalation_for(self._gateway_id, listing_id, deadline),
+            key=self._key,
+            gateway_id=self._gateway_id,
+            origin=self._origin,
+            listing=listing,
+        )
 
     def run(self, now: datetime) -> list[Appended]:
         """Escalate every listing due at ``now``; returns the records this call appended

@@ -14,15 +14,13 @@ from dataclasses import replace
 from datetime import datetime
 
 from gateway import codec
-from gateway.core import dsse
 from gateway.core.alliance_policy import PolicyBook
 from gateway.core.crypto import SigningKey
-from gateway.core.identifiers import MemberId
 from gateway.core.intake import DEFAULT_INTAKE_RULES, IntakeRules, check_submitted
 from gateway.core.periods import shortest_maximum
-from gateway.core.policy import authorize_statement
 from gateway.core.statements import AlliancePolicy, Listing
-from gateway.service.ledger import Accepted, Appended, Clock, Ledger, utc_now
+from gateway.service.gateway_signing import sign_as_gateway
+from gateway.service.ledger import Appended, Clock, Ledger, utc_now
 
 __all__ = ["Policies", "PolicyAdmin"]
 
@@ -100,10 +98,7 @@ class PolicyAdmin:
         """Sign ``policy`` as this gateway, issued now, and append it."""
         signed = replace(policy, issuer=self._gateway_id, issued_at=self._clock())
         check_submitted(signed, now=self._clock(), rules=self._intake)
-        authorize_statement(
-            MemberId.parse(self._gateway_id), signed, listing=None, signer_region=None
+        accepted = sign_as_gateway(
+            signed, key=self._key, gateway_id=self._gateway_id, origin=self._origin
         )
-        payload_type, payload = codec.encode_statement(signed)
-        env = dsse.sign(payload_type, payload, self._key)
-        accepted = Accepted(env, env.record_id, self._gateway_id, signed, self._origin)
         return self._ledger.append([accepted])[0], signed

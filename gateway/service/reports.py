@@ -17,18 +17,17 @@ from types import MappingProxyType
 from typing import Any
 
 from gateway import codec
-from gateway.core import dsse
 from gateway.core.crypto import SigningKey
 from gateway.core.fold import VerifiedRecord
 from gateway.core.identifiers import REPORTING_UNITS, MemberId
 from gateway.core.intake import DEFAULT_CLOCK_SKEW
 from gateway.core.notes import NoteSigner
-from gateway.core.policy import authorize_statement
 from gateway.core.report import MonthData, canonical_json, compute_month, report_document
 from gateway.core.statements import MONTHLY_REPORT_TYPES, MonthlyReport, ReportFile
 from gateway.core.workdays import ReportMonth, WorkCalendar
 from gateway.errors import ConfigError, RecordError
-from gateway.service.ledger import Accepted, Clock, Ledger, utc_now
+from gateway.service.gateway_signing import sign_as_gateway
+from gateway.service.ledger import Clock, Ledger, utc_now
 from gateway.storage import SqlStore, StoredCheckpoint
 from gateway.storage.compliance import ComplianceStore
 
@@ -258,13 +257,10 @@ class ReportService:
             content=content,
             files=files,
         )
-        signer = MemberId.parse(self._gateway_id)
-        authorize_statement(signer, statement, listing=None, signer_region=None)
-        payload_type, payload = codec.encode_statement(statement)
-        env = dsse.sign(payload_type, payload, self._key)
-        (result,) = self._ledger.append(
-            [Accepted(env, env.record_id, self._gateway_id, statement, self._origin)]
+        accepted = sign_as_gateway(
+            statement, key=self._key, gateway_id=self._gateway_id, origin=self._origin
         )
+        (result,) = self._ledger.append([accepted])
         logger.info(
             "monthly report %s (%s) at checkpoint %s: record %s, log index %s",
             month,

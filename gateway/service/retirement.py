@@ -25,12 +25,11 @@ import logging
 from datetime import datetime, timedelta
 
 from gateway import codec
-from gateway.core import dsse
 from gateway.core.crypto import SigningKey
 from gateway.core.identifiers import MemberId
 from gateway.core.periods import maximum_end, policy_period
-from gateway.core.policy import authorize_statement
 from gateway.core.statements import LifecycleStep, Listing, StatusChange, add_months
+from gateway.service.gateway_signing import sign_as_gateway
 from gateway.service.ledger import Accepted, Appended, Ledger
 from gateway.service.policies import Policies
 from gateway.storage import SqlStore
@@ -87,11 +86,13 @@ class Retirer:
         self._cursor = -1  # the log index the next call resumes after
 
     def sign(self, listing_id: str, listing: Listing, ended_at: datetime) -> Accepted:
-        statement = retirement_for(self._gateway_id, listing_id, ended_at)
-        authorize_statement(self._gateway, statement, listing=listing, signer_region=None)
-        payload_type, payload = codec.encode_statement(statement)
-        env = dsse.sign(payload_type, payload, self._key)
-        return Accepted(env, env.record_id, self._gateway_id, statement, self._origin)
+        return sign_as_gateway(
+            retirement_for(self._gateway_id, listing_id, ended_at),
+            key=self._key,
+            gateway_id=self._gateway_id,
+            origin=self._origin,
+            listing=listing,
+        )
 
     def run(self, now: datetime) -> list[Appended]:
         """Retire every listing whose maximum ended by ``now`` (within the bound);

@@ -16,11 +16,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from gateway import codec
-from gateway.core import dsse
 from gateway.core.crypto import SigningKey
-from gateway.core.identifiers import MemberId
 from gateway.core.intake import DEFAULT_CLOCK_SKEW
-from gateway.core.policy import authorize_statement
 from gateway.core.report_state import MonthState, month_state
 from gateway.core.statements import (
     MONTHLY_REPORT_TYPES,
@@ -32,7 +29,8 @@ from gateway.core.statements import (
 from gateway.core.workdays import ReportMonth, WorkCalendar
 from gateway.errors import ConfigError, NotFoundError, RecordError
 from gateway.service.calendars import RecordsOfType
-from gateway.service.ledger import Accepted, Clock, Ledger, utc_now
+from gateway.service.gateway_signing import sign_as_gateway
+from gateway.service.ledger import Clock, Ledger, utc_now
 
 __all__ = ["SUBMISSION_TYPE", "SubmissionService", "Submitted"]
 
@@ -140,14 +138,10 @@ class SubmissionService:
             submitted_at=at,
             files=tuple(SubmittedFile(name, digest) for name, digest in files),
         )
-        authorize_statement(
-            MemberId.parse(self._gateway_id), statement, listing=None, signer_region=None
+        accepted = sign_as_gateway(
+            statement, key=self._key, gateway_id=self._gateway_id, origin=self._origin
         )
-        payload_type, payload = codec.encode_statement(statement)
-        env = dsse.sign(payload_type, payload, self._key)
-        (result,) = self._ledger.append(
-            [Accepted(env, env.record_id, self._gateway_id, statement, self._origin)]
-        )
+        (result,) = self._ledger.append([accepted])
         logger.info(
             "report %s (%s) submitted to %s: record %s, log index %s",
             month,

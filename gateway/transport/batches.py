@@ -39,7 +39,7 @@ from gateway.service.submit import Checked, SubmitService
 from gateway.transport.errors import status_for
 from gateway.transport.interceptor import decoded
 from gateway.transport.limits import LimitError, Limits
-from gateway.transport.streams import StreamGuard
+from gateway.transport.streams import StreamGuard, put_unless
 
 __all__ = ["BatchUpload"]
 
@@ -144,21 +144,11 @@ class BatchUpload:
 
     def _hand_over(self, item: object) -> None:
         """Put ``item`` for the call's thread, unless it has stopped reading."""
-        while not self._answered.is_set():
-            try:
-                self._pending.put(item, timeout=0.5)
-            except queue.Full:
-                continue
-            return
+        put_unless(self._pending, item, self._answered)
 
     def _pass_on(self, item: object) -> None:
         """Put ``item`` for the admitter, unless the call has stopped reading answers."""
-        while not self._answered.is_set():
-            try:
-                self._reads.put(item, timeout=0.5)
-            except queue.Full:
-                continue
-            return
+        put_unless(self._reads, item, self._answered)
 
     def _read(self, requests: Iterator[ex.SubmitBatch]) -> None:
         idle = self._idle

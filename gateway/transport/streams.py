@@ -36,6 +36,7 @@ __all__ = [
     "attach_guard",
     "guard_of",
     "guarded_requests",
+    "put_unless",
 ]
 
 _GUARD = "_alliance_stream_guard"
@@ -112,6 +113,19 @@ def guard_of(context: grpc.ServicerContext) -> StreamGuard:
     return guard if isinstance(guard, StreamGuard) else _Unguarded()
 
 
+def put_unless(inbox: queue.Queue[Any], item: object, stopped: threading.Event) -> bool:
+    """Put ``item`` in the bounded ``inbox``, waiting for room, unless ``stopped`` is set
+    first (the thread that takes from it has gone, and would leave this one blocked for
+    ever). Whether it was put."""
+    while not stopped.is_set():
+        try:
+            inbox.put(item, timeout=0.5)
+        except queue.Full:
+            continue
+        return True
+    return False
+
+
 def guarded_requests(requests: Iterator[_T], guard: StreamGuard, idle: IdleClock) -> Iterator[_T]:
     """``requests``, read on a helper thread; the consumer's wait for the next one ends
     with StreamIdleError after ``idle.timeout_s`` or with whatever ``guard`` raises."""
@@ -119,13 +133,7 @@ def guarded_requests(requests: Iterator[_T], guard: StreamGuard, idle: IdleClock
     done = threading.Event()  # the consumer stopped: the reader must not block on put
 
     def hand_over(item: object) -> bool:
-        while not done.is_set():
-            try:
-                inbox.put(item, timeout=0.5)
-            except queue.Full:
-                continue
-            return True
-        return False
+        return put_unless(inbox, item, done)
 
     def read() -> None:
         try:

@@ -28,7 +28,7 @@ from gateway.service.submit import Checked, SubmitService
 from gateway.transport.errors import status_for
 from gateway.transport.interceptor import decoded
 from gateway.transport.limits import Limits
-from gateway.transport.streams import StreamGuard
+from gateway.transport.streams import StreamGuard, put_unless
 
 __all__ = ["Upload"]
 
@@ -96,12 +96,7 @@ class Upload:
 
     def _hand_over(self, item: object) -> None:
         """Put ``item`` for the call's thread, unless it has stopped reading."""
-        while not self._answered.is_set():
-            try:
-                self._pending.put(item, timeout=0.5)
-            except queue.Full:
-                continue
-            return
+        put_unless(self._pending, item, self._answered)
 
     def _read(self, requests: Iterator[ex.SubmitRecordRequest]) -> None:
         checks, idle = self._checks, self._idle

@@ -10,7 +10,6 @@ import json
 import re
 import shutil
 import subprocess
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gwtest import Alliance, Member, listing, submit
+from gwtest import Alliance, Clock, Member, listing, submit, write_config
 from reporttest import html_tables
 
 from gateway import codec
@@ -76,22 +75,6 @@ def utc(year: int, month: int, day: int) -> datetime:
     return datetime(year, month, day, tzinfo=UTC)
 
 
-class Clock:
-    """The gateway's clock, moved forwards by the test."""
-
-    def __init__(self, now: datetime) -> None:
-        self._now = now
-        self._lock = threading.Lock()
-
-    def __call__(self) -> datetime:
-        with self._lock:
-            return self._now
-
-    def set(self, now: datetime) -> None:
-        with self._lock:
-            self._now = now
-
-
 @contextmanager
 def gateway_at(config: Config, clock: Clock, names: list[tuple[Member, str]]) -> Iterator[Gateway]:
     gateway = Gateway(config, clock=clock)
@@ -114,23 +97,6 @@ def send(member: Member, gw: Gateway, statement: Any) -> str:
     with member.channel(gw.port) as ch:
         record_id: str = submit(ch, member.sign(statement)).record_id
     return record_id
-
-
-def write_config(path: Path, config: Config) -> None:
-    keys = (
-        "trust_domain",
-        "gateway_name",
-        "region_code",
-        "ca_file",
-        "cert_file",
-        "key_file",
-        "signing_key_file",
-        "database_url",
-        "listen_address",
-        "metrics_address",
-    )
-    text = "".join(f"{k} = {json.dumps(str(getattr(config, k)))}\n" for k in keys)
-    path.write_text(text, encoding="utf-8")
 
 
 def tool(*args: str) -> str:

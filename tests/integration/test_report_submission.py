@@ -6,16 +6,14 @@ hashes."""
 from __future__ import annotations
 
 import hashlib
-import json
 import re
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from gwtest import Alliance, zhejiang
+from gwtest import Alliance, Clock, write_config, zhejiang
 
 from gateway import codec
 from gateway.core.report_state import ReportState
@@ -29,20 +27,6 @@ OCTOBER = ReportMonth(2026, 10)
 CST = timezone(timedelta(hours=8))
 
 
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self._now = now
-        self._lock = threading.Lock()
-
-    def __call__(self) -> datetime:
-        with self._lock:
-            return self._now
-
-    def set(self, now: datetime) -> None:
-        with self._lock:
-            self._now = now
-
-
 @contextmanager
 def gateway_at(config: Config, clock: Clock) -> Iterator[Gateway]:
     gateway = Gateway(config, clock=clock).start()
@@ -50,24 +34,6 @@ def gateway_at(config: Config, clock: Clock) -> Iterator[Gateway]:
         yield gateway
     finally:
         gateway.stop(grace_s=1.0)
-
-
-def write_config(path: Path, config: Config) -> Path:
-    keys = (
-        "trust_domain",
-        "gateway_name",
-        "region_code",
-        "ca_file",
-        "cert_file",
-        "key_file",
-        "signing_key_file",
-        "database_url",
-        "listen_address",
-        "metrics_address",
-    )
-    text = "".join(f"{k} = {json.dumps(str(getattr(config, k)))}\n" for k in keys)
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 @pytest.fixture

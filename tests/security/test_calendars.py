@@ -5,7 +5,6 @@ configured gateway identity signs a calendar that counts anywhere."""
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -19,7 +18,7 @@ from authz_support import (
     federated_pair,
     has,
 )
-from gwtest import submit
+from gwtest import submit, write_config
 
 from gateway import codec
 from gateway.core import dsse
@@ -29,7 +28,6 @@ from gateway.core.statements import DayKind, HolidayCalendar
 from gateway.core.workdays import ReportMonth, YearCalendar
 from gateway.errors import ConfigError
 from gateway.ops.cli import main as cli_main
-from gateway.ops.config import Config
 from gateway.pb.alliance.v1 import compliance_pb2 as co
 from gateway.pb.alliance.v1 import compliance_pb2_grpc
 from gateway.service.calendars import import_calendar
@@ -38,24 +36,6 @@ from gateway.service.ledger import Accepted
 DECEMBER = ReportMonth(2026, 12)
 NEW_YEAR_2027 = frozenset({date(2027, 1, 1), date(2027, 1, 2), date(2027, 1, 3)})
 SOURCE = "国务院办公厅关于2027年部分节假日安排的通知 (test copy)"
-
-
-def write_config(path: Path, config: Config) -> Path:
-    keys = (
-        "trust_domain",
-        "gateway_name",
-        "region_code",
-        "ca_file",
-        "cert_file",
-        "key_file",
-        "signing_key_file",
-        "database_url",
-        "listen_address",
-        "metrics_address",
-    )
-    text = "".join(f"{k} = {json.dumps(str(getattr(config, k)))}\n" for k in keys)
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 def calendar_csv(holidays: frozenset[date]) -> str:
