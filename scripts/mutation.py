@@ -134,6 +134,15 @@ def main(argv: list[str] | None = None) -> int:
 
     elapsed: float | None = None
     if not args.report_only:
+        # A module first mutated in this run may have been copied unmutated by an earlier,
+        # narrower run; mutmut takes a copy newer than its source as done, so remove it.
+        # Its tests were not recorded either: mutmut then collects the stats again only
+        # for new tests, so drop them and let it record which tests reach which function.
+        fresh = [m for m in modules if not (root / "mutants" / (m + ".meta")).exists()]
+        for module in fresh:
+            (root / "mutants" / module).unlink(missing_ok=True)
+        if fresh:
+            (root / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
         from mutmut.__main__ import cli
 
         started = time.monotonic()
