@@ -21,6 +21,10 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
+
+from mutmut import configuration
+from mutmut.__main__ import cli
 
 STATUS_BY_EXIT_CODE = {
     0: "survived",
@@ -45,7 +49,9 @@ def _status(exit_code: int | None) -> str:
     return status if status in COLUMNS else "other"
 
 
-def summarize(modules: list[str], root: Path) -> tuple[dict[str, Counter[str]], dict[str, list[str]]]:
+def summarize(
+    modules: list[str], root: Path
+) -> tuple[dict[str, Counter[str]], dict[str, list[str]]]:
     """Counts per module and surviving mutant names, read from mutmut's ``.meta`` files."""
     counts: dict[str, Counter[str]] = {}
     survivors: dict[str, list[str]] = {}
@@ -115,10 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    from mutmut import configuration
-
     config = configuration.config()
-    changes: dict[str, object] = {}
+    changes: dict[str, Any] = {}
     if args.modules:
         missing = [m for m in args.modules if not Path(m).is_file()]
         if missing:
@@ -128,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         changes["pytest_add_cli_args_test_selection"] = list(args.tests)
     # mutmut reads its settings once, from pyproject.toml; the narrowed settings replace
     # them for this process and the workers it forks.
-    configuration._config = dataclasses.replace(config, **changes)  # noqa: SLF001
+    configuration._config = dataclasses.replace(config, **changes)
     modules = list(configuration.config().only_mutate)
     root = Path.cwd()
 
@@ -143,8 +147,6 @@ def main(argv: list[str] | None = None) -> int:
             (root / "mutants" / module).unlink(missing_ok=True)
         if fresh:
             (root / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
-        from mutmut.__main__ import cli
-
         started = time.monotonic()
         try:
             cli.main(

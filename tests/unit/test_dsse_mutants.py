@@ -7,7 +7,7 @@ status details a member reads, so they are compared whole.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -36,16 +36,24 @@ def test_payload_type_alphabet_includes_its_ends(payload_type: str) -> None:
     assert Envelope(BODY, payload_type).payload_type == payload_type
 
 
+def _not_bytes_payload() -> object:
+    return Envelope("text", TYPE)  # type: ignore[arg-type]
+
+
+def _not_bytes_signature() -> object:
+    return Signature("sig")  # type: ignore[arg-type]
+
+
+def _list_of_signatures() -> object:
+    return Envelope(BODY, TYPE, [Signature(b"\x00" * 64)])  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(
     ("build", "error", "message"),
     [
-        (lambda: Envelope("text", TYPE), RecordError, "envelope payload must be bytes, not str"),
-        (lambda: Signature("sig"), RecordError, "signature must be bytes, not str"),
-        (
-            lambda: Envelope(BODY, TYPE, [Signature(b"\x00" * 64)]),
-            RecordError,
-            "envelope signatures must be a tuple",
-        ),
+        (_not_bytes_payload, RecordError, "envelope payload must be bytes, not str"),
+        (_not_bytes_signature, RecordError, "signature must be bytes, not str"),
+        (_list_of_signatures, RecordError, "envelope signatures must be a tuple"),
         (lambda: Envelope(BODY, ""), RecordError, "envelope payload_type is empty"),
         (
             lambda: dsse.verify(Envelope(BODY, TYPE), [SigningKey.generate().public_key()]),
@@ -60,7 +68,7 @@ def test_payload_type_alphabet_includes_its_ends(payload_type: str) -> None:
     ],
 )
 def test_rejections_say_exactly_what_is_wrong(
-    build: Any, error: type[Exception], message: str
+    build: Callable[[], object], error: type[Exception], message: str
 ) -> None:
     with pytest.raises(error) as caught:
         build()
@@ -97,8 +105,7 @@ def test_a_forged_signature_is_reported_without_a_length_note() -> None:
     with pytest.raises(VerificationError) as caught:
         dsse.verify(Envelope(BODY, TYPE, (forged,)), [SigningKey.generate().public_key()])
     assert str(caught.value) == (
-        "no valid signature by a registered key: 1 signature(s) checked against "
-        "1 candidate key(s)"
+        "no valid signature by a registered key: 1 signature(s) checked against 1 candidate key(s)"
     )
 
 
