@@ -232,7 +232,9 @@ def _add_lifecycle(sub: _Sub[_Parser]) -> None:
 
     st = sub.add_parser("step", help=_("record a lifecycle step of a listing"))
     st.add_argument("listing_id", metavar="LISTING_ID")
-    st.add_argument("step", choices=[s for s in build.enum_choices(LifecycleStep) if s != "listed"])
+    # LISTED is the listing itself; RETIRED only the issuing alliance's gateway signs.
+    member_steps = [s for s in build.enum_choices(LifecycleStep) if s not in ("listed", "retired")]
+    st.add_argument("step", choices=member_steps)
     st.add_argument("--decision-ref", default="")
     st.add_argument("--reason", default="")
     st.add_argument("--decided-by", default="")

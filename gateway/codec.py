@@ -43,6 +43,7 @@ from gateway.core.statements import (
     MemberRecord,
     MemberStatus,
     MonthlyReport,
+    PublicationPeriod,
     ReportFile,
     ReportSubmission,
     Role,
@@ -278,6 +279,15 @@ def _alliance_policy_to_pb(s: AlliancePolicy) -> pb.AlliancePolicy:
             )
             for r in s.measure_requirements
         ],
+        publication_periods=[
+            pb.PublicationPeriod(
+                list=pb.ListKind.ValueType(0 if p.list is None else p.list.value),
+                conduct=pb.ConductType.ValueType(0 if p.conduct is None else p.conduct.value),
+                minimum_months=p.minimum_months,
+                maximum_months=p.maximum_months,
+            )
+            for p in s.publication_periods
+        ],
     )
 
 
@@ -467,6 +477,7 @@ def _optional_enum(cls: type[_E], value: int, field: str) -> _E | None:
 
 def _alliance_policy_from_pb(m: pb.AlliancePolicy) -> AlliancePolicy:
     field = "alliance_policy.measure_requirements"
+    periods = "alliance_policy.publication_periods"
     return AlliancePolicy(
         issuer=m.issuer,
         issued_at=_required_ts(m, "issued_at", "alliance_policy.issued_at"),
@@ -483,6 +494,15 @@ def _alliance_policy_from_pb(m: pb.AlliancePolicy) -> AlliancePolicy:
                 ),
             )
             for r in m.measure_requirements
+        ),
+        publication_periods=tuple(
+            PublicationPeriod(
+                list=_optional_enum(ListKind, p.list, f"{periods}.list"),
+                conduct=_optional_enum(ConductType, p.conduct, f"{periods}.conduct"),
+                minimum_months=p.minimum_months,
+                maximum_months=p.maximum_months,
+            )
+            for p in m.publication_periods
         ),
     )
 
@@ -594,8 +614,9 @@ _STATUS_CHANGE_FIELDS: Mapping[str, frozenset[int]] = MappingProxyType(
 # alliance-policy.v1 (protocol revision 3).
 _ALLIANCE_POLICY_FIELDS: Mapping[str, frozenset[int]] = MappingProxyType(
     {
-        "alliance.v1.AlliancePolicy": frozenset(range(1, 8)),
+        "alliance.v1.AlliancePolicy": frozenset(range(1, 9)),
         "alliance.v1.MeasureRequirement": frozenset({1, 2, 3}),
+        "alliance.v1.PublicationPeriod": frozenset({1, 2, 3, 4}),
         _TIMESTAMP: frozenset({1, 2}),
     }
 )

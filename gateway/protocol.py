@@ -29,7 +29,7 @@ __all__ = [
 METADATA_KEY: Final = "alliance-protocol"
 """The gRPC metadata key (lower case, as HTTP/2 carries it) of the version statement."""
 
-CONTRACT_SHA256: Final = "efe6ca4fff3350a1b0fc0007e86660de5fae3a85d4a4adc6eb2aa4bc2f1db3fa"
+CONTRACT_SHA256: Final = "08a69ab0356ac630336d650cb508b24ef7b054ea000189f27c0dfc8d7638d5ce"
 """``contract_digest`` of the ``alliance.v1`` descriptors of this revision. The tests
 recompute it from the generated code, so no contract change ships without a new
 revision."""

@@ -175,12 +175,17 @@ def running_gateway(
     *,
     register: tuple[Member, ...] = (),
     monotonic: Callable[[], float] = time.monotonic,
+    clock: Callable[[], datetime] | None = None,
 ) -> Iterator[Gateway]:
     """A started gateway with ``register``ed members; stopped with a grace period.
 
     ``monotonic``: the clock of its rate limits, idle streams and CRL reloads (a test's
-    fake clock makes them wait for the test, not for the wall clock)."""
-    gateway = Gateway(config, monotonic=monotonic)
+    fake clock makes them wait for the test, not for the wall clock); ``clock``: its
+    wall time (records, deadlines, publication periods), the real one by default."""
+    if clock is None:
+        gateway = Gateway(config, monotonic=monotonic)
+    else:
+        gateway = Gateway(config, clock=clock, monotonic=monotonic)
     for m in register:
         if gateway.core.directory.member(m.member_id) is None:
             register_member(gateway, m)

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from gateway.core import merkle
 from gateway.core.identifiers import MemberId
 from gateway.core.notes import NoteVerifier, open_checkpoint
-from gateway.core.policy import STATEMENT_SIGNERS
+from gateway.core.policy import GATEWAY_STEPS, STATEMENT_SIGNERS
 from gateway.core.statements import LifecycleStep, Role, StatusChange
 from gateway.errors import GatewayError, LogIntegrityError, PermissionError
 
@@ -326,7 +326,13 @@ def authorize_without_listing(signer: MemberId, change: StatusChange) -> None:
     allowed = STATEMENT_SIGNERS[StatusChange]
     if signer.role not in allowed:
         raise PermissionError(f"a {signer.role.name.lower()} may not sign a StatusChange")
-    if signer.role is Role.GATEWAY and change.step is not LifecycleStep.ESCALATED:
+    if change.step is LifecycleStep.RETIRED and signer.role is not Role.GATEWAY:
         raise PermissionError(
-            f"a gateway may only ESCALATE an overdue listing, not record {change.step.name}"
+            f"a {signer.role.name.lower()} may not record RETIRED: only the gateway of the "
+            "issuing trust domain retires a listing"
+        )
+    if signer.role is Role.GATEWAY and change.step not in GATEWAY_STEPS:
+        raise PermissionError(
+            "a gateway may only ESCALATE an overdue listing or RETIRE one whose publication "
+            f"ended, not record {change.step.name}"
         )

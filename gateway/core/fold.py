@@ -59,9 +59,10 @@ STEP_PRECEDENCE: Mapping[LifecycleStep, int] = MappingProxyType(
         LifecycleStep.COMMITMENT_SIGNED: 4,
         LifecycleStep.DISPUTED: 5,
         LifecycleStep.ESCALATED: 6,
-        LifecycleStep.CORRECTED: 7,
-        LifecycleStep.REMOVED: 8,
-        LifecycleStep.WITHDRAWN: 9,
+        LifecycleStep.RETIRED: 7,
+        LifecycleStep.CORRECTED: 8,
+        LifecycleStep.REMOVED: 9,
+        LifecycleStep.WITHDRAWN: 10,
     }
 )
 

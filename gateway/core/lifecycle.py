@@ -19,10 +19,17 @@ stored projection and the monthly report all call it, so they cannot disagree.
   deadline moves it out by the time it was open (counted from the identification at
   the earliest); while it is open, the deadline does not run (``deadline`` is None).
   A dispute opened after the deadline moves nothing: it cannot undo an escalation.
-- **Closing.** CORRECTED, REMOVED and WITHDRAWN end the listing; among several the
-  winner is WITHDRAWN over REMOVED over CORRECTED (void from the start beats removed,
-  beats repaired), then the latest. ``closed_at`` is the earliest of them. WITHDRAWN
-  means the listing was erroneous: reports count it as an error, not a repair.
+- **Closing.** CORRECTED, REMOVED, WITHDRAWN and RETIRED end the listing; among
+  several the winner is WITHDRAWN over REMOVED over CORRECTED over RETIRED (void from
+  the start beats removed, beats repaired, beats a publication that merely ran out),
+  then the latest. ``closed_at`` is the earliest of them. WITHDRAWN means the listing
+  was erroneous: reports count it as an error, not a repair. RETIRED (issue 18) is
+  signed by the issuing alliance's gateway when the maximum publication period,
+  counted from the identification, ends (``gateway.core.periods``); it counts only on
+  an identified listing and when effective at or after the identification (a RETIRED
+  step on a listing never identified changes nothing). Like any closing step it ends
+  the APPLY obligations and starts the LIFT obligations of platforms still applying a
+  measure (``gateway.core.obligations``): the joint punishment ends with publication.
 - **Escalation in effect.** An ESCALATED step counts only when the listing is
   identified, its deadline runs and the step's ``effective_at`` is at or after it, and
   no closing step is effective at or before it: a correction effective before the
@@ -51,9 +58,21 @@ __all__ = [
     "identified_when_signed",
 ]
 
-CLOSING_STEPS = frozenset({LifecycleStep.CORRECTED, LifecycleStep.REMOVED, LifecycleStep.WITHDRAWN})
+CLOSING_STEPS = frozenset(
+    {
+        LifecycleStep.CORRECTED,
+        LifecycleStep.REMOVED,
+        LifecycleStep.WITHDRAWN,
+        LifecycleStep.RETIRED,
+    }
+)
 _CLOSING_RANK: Mapping[LifecycleStep, int] = MappingProxyType(
-    {LifecycleStep.CORRECTED: 0, LifecycleStep.REMOVED: 1, LifecycleStep.WITHDRAWN: 2}
+    {
+        LifecycleStep.RETIRED: 0,
+        LifecycleStep.CORRECTED: 1,
+        LifecycleStep.REMOVED: 2,
+        LifecycleStep.WITHDRAWN: 3,
+    }
 )
 _OPEN_RANK: Mapping[LifecycleStep, int] = MappingProxyType(
     {
@@ -178,7 +197,15 @@ def derive(listing_id: str, listing: Listing, steps: Iterable[StepRecord]) -> Li
         )
     disputes = _disputes(events)
     deadline = _deadline(listing, identified_at, disputes)
-    closes = [e for e in events if e.step in CLOSING_STEPS]
+    closes = [
+        e
+        for e in events
+        if e.step in CLOSING_STEPS
+        and (
+            e.step is not LifecycleStep.RETIRED
+            or (identified_at is not None and e.effective_at >= identified_at)
+        )
+    ]
     closed_at = closes[0].effective_at if closes else None
     closing = (
         max(closes, key=lambda e: (_CLOSING_RANK[e.step], e.effective_at, e.record_id))

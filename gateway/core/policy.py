@@ -36,6 +36,7 @@ from gateway.core.statements import (
 from gateway.errors import NotFoundError, PermissionError
 
 __all__ = [
+    "GATEWAY_STEPS",
     "RPC_ROLES",
     "STATEMENT_SIGNERS",
     "authorize_statement",
@@ -247,6 +248,14 @@ def _require_jurisdiction(
 # Who, besides the issuer and the authorities of the unit, may sign a step:
 # DISPUTED also the platforms of the subject's stores (the seller objects through them).
 _ISSUER_MAY_NOT = frozenset({LifecycleStep.IDENTIFIED})
+# The steps a gateway signs, each only for listings issued in its own trust domain:
+# ESCALATED (overdue) and RETIRED (maximum publication period ended, issue 18).
+GATEWAY_STEPS = frozenset({LifecycleStep.ESCALATED, LifecycleStep.RETIRED})
+# Steps nobody but that gateway signs (an issuer or authority ends a listing otherwise).
+_GATEWAY_ONLY = frozenset({LifecycleStep.RETIRED})
+_GATEWAY_VERB = MappingProxyType(
+    {LifecycleStep.ESCALATED: "escalate", LifecycleStep.RETIRED: "retire"}
+)
 
 
 def _authorize_status_change(
@@ -263,6 +272,13 @@ def _authorize_status_change(
         )
     unit = reporting_unit(listing.region_code)
     step = stmt.step
+    if step in _GATEWAY_ONLY and signer.role is not Role.GATEWAY:
+        raise PermissionError(
+            f"{signer} may not record {step.name} for listing {stmt.listing_id}: only the "
+            "gateway of the issuing trust domain retires a listing, when its maximum "
+            "publication period ends",
+            reason="role-may-not-sign",
+        )
     if signer.role is Role.AUTHORITY and has_jurisdiction(
         signer_region, signer_scope, listing.region_code
     ):
@@ -291,14 +307,15 @@ def _authorize_status_change(
         )
     if signer.role is Role.GATEWAY:
         issuer_domain = MemberId.parse(listing.issuer, field="listing.issuer").trust_domain
-        if step is not LifecycleStep.ESCALATED:
+        if step not in GATEWAY_STEPS:
             raise PermissionError(
-                f"a gateway may only ESCALATE an overdue listing, not record {step.name}"
+                "a gateway may only ESCALATE an overdue listing or RETIRE one whose "
+                f"publication ended, not record {step.name}"
             )
         if signer.trust_domain == issuer_domain:
             return
         raise PermissionError(
-            f"gateway {signer} may escalate only listings issued in trust domain "
+            f"gateway {signer} may {_GATEWAY_VERB[step]} only listings issued in trust domain "
             f"{signer.trust_domain}; {stmt.listing_id} was issued by {listing.issuer}"
         )
     raise PermissionError(

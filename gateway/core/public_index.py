@@ -3,9 +3,15 @@
 A pure, in-memory structure fed the log's records in index order (``apply``), up to a
 tree size the log signed. It keeps what publication needs and nothing else: the
 listings this alliance's members issued, the status changes that close a listing
-(CORRECTED, REMOVED: only those change what is published, and the fold ranks them above
-every other step), and this alliance's member records (the deciding body's name and
-key). The rule of what is shown is ``gateway.core.publication.publication``.
+(CORRECTED, REMOVED, WITHDRAWN, RETIRED: only those change what is published, and the
+fold ranks them above every other step), this alliance's member records (the deciding
+body's name and key) and its policy records (the publication periods). The rule of
+what is shown is ``gateway.core.publication.publication``, at the time of the read.
+
+**Time.** An entry's publication can end with no record: when the minimum period after
+a correction passes, or the maximum before the RETIRED step arrives. Its change index
+then stays where it was; the entry turns into an ``EXPIRED`` tombstone in place (a
+mirror that already saw the removal drops the entry by then, docs/PROTOCOL.md §8.3).
 
 **Change index.** Each listing sits at one position of the change feed: the larger of
 its own log index and the log index of the record that decided its step. Folding a
@@ -22,8 +28,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from gateway.core.alliance_policy import PolicyBook
 from gateway.core.fold import ListingView, ListState, VerifiedRecord
 from gateway.core.identifiers import MemberId
+from gateway.core.periods import policy_period
 from gateway.core.publication import (
     CLOSING_STEPS,
     Publication,
@@ -31,7 +39,7 @@ from gateway.core.publication import (
     issued_in,
     publication,
 )
-from gateway.core.statements import Listing, MemberRecord, StatusChange
+from gateway.core.statements import AlliancePolicy, Listing, MemberRecord, StatusChange
 
 __all__ = ["IndexedRecord", "PageEntry", "PublicIndex"]
 
@@ -46,7 +54,7 @@ class IndexedRecord:
 
     log_index: int
     record_id: str
-    statement: Listing | StatusChange | MemberRecord
+    statement: Listing | StatusChange | MemberRecord | AlliancePolicy
     keyids: tuple[str, ...] = ()
 
 
@@ -72,6 +80,7 @@ class PublicIndex:
         self._changes: list[int] = []  # sorted change indexes
         self._by_uscc: dict[str, set[str]] = {}
         self._names: dict[str, set[str]] = {}  # subject name -> credit codes
+        self._policies = PolicyBook()  # this alliance's policies (publication periods)
         # Bumped by every member record folded in: what ``authority_record`` answers may
         # have changed (readers key their caches on it).
         self.members_generation = 0
@@ -92,6 +101,10 @@ class PublicIndex:
     def _apply(self, rec: IndexedRecord) -> None:
         stmt = rec.statement
         if rec.record_id in self._index_of:
+            return
+        if isinstance(stmt, AlliancePolicy):
+            if stmt.trust_domain == self.trust_domain:
+                self._policies.apply(rec.record_id, stmt)
             return
         if isinstance(stmt, MemberRecord):
             if MemberId.parse(stmt.member_id).trust_domain == self.trust_domain:
@@ -138,7 +151,14 @@ class PublicIndex:
 
     def _publication(self, view: ListingView, at: datetime) -> Publication | None:
         removal = self._closing.get(view.step_record_id) if view.step in CLOSING_STEPS else None
-        return publication(view, removal=removal, publisher_trust_domain=self.trust_domain, at=at)
+        policy = self._policies.current(self.trust_domain, at)
+        return publication(
+            view,
+            removal=removal,
+            publisher_trust_domain=self.trust_domain,
+            at=at,
+            period=policy_period(view.listing, policy),
+        )
 
     def _entry(self, listing_id: str, at: datetime) -> PageEntry | None:
         view = self._state.listing(listing_id)
@@ -184,22 +204,34 @@ class PublicIndex:
         return out, max(since, self.size), False
 
     def entry(self, listing_id: str, at: datetime) -> PageEntry | None:
+        """The published entry (in force or removed; not a tombstone)."""
         if listing_id not in self._change_of:
             return None
-        return self._entry(listing_id, at)
+        found = self._entry(listing_id, at)
+        if found is None or found.publication.status is PublicStatus.EXPIRED:
+            return None
+        return found
 
     def by_uscc(self, uscc: str, at: datetime) -> list[PageEntry]:
         """The subject's published entries (in force or removed), oldest listing first."""
         entries = (self._entry(i, at) for i in self._by_uscc.get(uscc, ()))
-        found = [e for e in entries if e is not None]
+        found = [
+            e for e in entries if e is not None and e.publication.status is not PublicStatus.EXPIRED
+        ]
         return sorted(found, key=lambda e: e.listing_index)
 
-    def search_name(self, text: str, limit: int) -> list[str]:
+    def search_name(self, text: str, limit: int, at: datetime) -> list[str]:
         """Credit codes of published subjects whose name contains ``text`` (at most
-        ``limit``, in code order)."""
+        ``limit``, in code order); a subject whose every publication ended is not."""
         needle = text.casefold()
         codes = {c for name, cs in self._names.items() if needle in name.casefold() for c in cs}
-        return sorted(codes)[:limit]
+        out: list[str] = []
+        for code in sorted(codes):
+            if len(out) >= limit:
+                break
+            if self.by_uscc(code, at):
+                out.append(code)
+        return out
 
     def name_of(self, uscc: str) -> str:
         names = [n for n, cs in self._names.items() if uscc in cs]

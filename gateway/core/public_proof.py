@@ -252,8 +252,9 @@ def verify_entry_proof(
         removal=removal,
         publisher_trust_domain=MemberId.parse(listing.issuer).trust_domain,
         at=datetime.now(UTC) if at is None else at,
+        apply_periods=False,
     )
-    if pub is None:
+    if pub is None or pub.status is PublicStatus.EXPIRED:
         raise VerificationError("the signed statements describe nothing the feed publishes")
     expected = entry_fields(pub, authority_name=member.display_name)
     published = doc.get("entry")

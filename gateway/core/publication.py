@@ -14,10 +14,17 @@ forgetting work plug in at one place:
   published; a natural person (a keyed hash of a resident id) never is.
 - **Whose.** A gateway publishes the listings its own members issued (the issuer's trust
   domain is the gateway's); a replicated listing is published by its own region.
-- **When.** Published while in force; once CORRECTED or REMOVED the listing leaves the
-  current feed and the change feed shows it as a removal, with the removing step's
-  reason, date and deciding body. Publication periods after repair and erasure (issue
-  18) are NOT implemented: no rule reads ``at`` yet, and that is where they go.
+- **When** (publication periods, issue 18: ``gateway.core.periods``, the issuing
+  alliance's ``AlliancePolicy.publication_periods``). Published while in force, until
+  the maximum period counted from the identification ends. Once CORRECTED or REMOVED
+  the listing leaves the current feed and the change feed shows it as a removal, with
+  the removing step's reason, date and deciding body, until its publication ends (the
+  later of the closing and the end of the minimum period). From then on, and at once
+  when it is WITHDRAWN (void: never published again) or RETIRED (maximum period
+  ended), it is ``EXPIRED``: the change feed keeps only a tombstone (record id,
+  status, the closing step's kind, date and record id: no name, code or text), so a
+  mirror learns to drop it, and nothing else (entry, proof, subject page, name search)
+  shows it. Erasure (issue 18 items 4-6) is NOT built: the records stay in the log.
 
 The result carries the published fields with the signed statements they come from, so
 anyone can check each field against the statement an authority signed.
@@ -31,7 +38,9 @@ from datetime import UTC, datetime
 
 from gateway.core.fold import ListingView, in_force_step
 from gateway.core.identifiers import MemberId, reporting_unit
+from gateway.core.lifecycle import CLOSING_STEPS as LIFECYCLE_CLOSING_STEPS
 from gateway.core.lifecycle import identified_when_signed
+from gateway.core.periods import Period, publication_end, publication_period
 from gateway.core.statements import LifecycleStep, Listing, StatusChange
 
 __all__ = [
@@ -49,14 +58,15 @@ __all__ = [
 ]
 
 
-# A withdrawn listing (listed in error, protocol revision 3) leaves the feed like a
-# corrected or removed one, with the withdrawal's decision as its removal.
-CLOSING_STEPS = frozenset({LifecycleStep.CORRECTED, LifecycleStep.REMOVED, LifecycleStep.WITHDRAWN})
+# The steps that end a listing (gateway.core.lifecycle): the one that decided the step
+# shown is the entry's removal.
+CLOSING_STEPS = LIFECYCLE_CLOSING_STEPS
 
 
 class PublicStatus(enum.Enum):
     IN_FORCE = "in_force"
     REMOVED = "removed"
+    EXPIRED = "expired"  # publication ended: a tombstone in the change feed only
 
 
 # The feed's field names (JSON keys) and the labels credit websites use for them (the
@@ -134,14 +144,19 @@ def publication(
     removal: StatusChange | None,
     publisher_trust_domain: str,
     at: datetime,
+    period: Period | None = None,
+    apply_periods: bool = True,
 ) -> Publication | None:
     """How ``view`` is published by the gateway of ``publisher_trust_domain`` at ``at``:
-    ``None`` when it is not published at all; a removal once it is corrected or removed.
+    ``None`` when it is not published at all; a removal once it is corrected or removed;
+    a tombstone (``EXPIRED``) once its publication ended.
 
     ``removal`` is the status change that decided ``view.step`` (``view.step_record_id``)
-    when that step ends the listing; it must be given then, and only then.
+    when that step ends the listing; it must be given then, and only then. ``period``:
+    the publication period of the issuing alliance's policy (``None``: the defaults).
+    ``apply_periods=False``: as if no period ever ended (a proof verifier, which knows
+    neither the policy nor when the feed served the entry, checks the signed fields).
     """
-    del at  # no rule depends on the time yet: publication periods are issue 18's
     listing = view.listing
     if listing.subject.uscc is None:  # a natural person: never published
         return None
@@ -149,18 +164,24 @@ def publication(
         return None  # published by the gateway of the issuer's own region
     if not is_identified(listing):
         return None
+    end = publication_end(
+        view.lifecycle, period if period is not None else publication_period(listing)
+    )
+    ended = apply_periods and end is not None and at >= end
     if in_force_step(view.step):
         if removal is not None:
             raise ValueError("a listing in force has no removal")
-        return Publication(view.listing_id, listing, PublicStatus.IN_FORCE, None)
+        status = PublicStatus.EXPIRED if ended else PublicStatus.IN_FORCE
+        return Publication(view.listing_id, listing, status, None)
     if removal is None or removal.step is not view.step:
         raise ValueError(f"a {view.step.name} listing needs the status change that decided it")
     if removal.listing_id != view.listing_id:
         raise ValueError("the removal refers to another listing")
+    void_or_retired = view.step in (LifecycleStep.WITHDRAWN, LifecycleStep.RETIRED)
     return Publication(
         view.listing_id,
         listing,
-        PublicStatus.REMOVED,
+        PublicStatus.EXPIRED if ended or void_or_retired else PublicStatus.REMOVED,
         Removal(view.step_record_id, removal),
     )
 
@@ -177,6 +198,17 @@ def entry_fields(pub: Publication, *, authority_name: str) -> dict[str, str]:
     display name) comes from the signed listing or the signed removal."""
     listing = pub.listing
     change = pub.removal.change if pub.removal is not None else None
+    if pub.status is PublicStatus.EXPIRED:
+        # A tombstone: what a mirror needs to drop the entry, nothing about the subject.
+        tombstone = dict.fromkeys(FIELD_LABELS, "")
+        tombstone.update(
+            record_id=pub.listing_id,
+            status=pub.status.value,
+            removal_step=wire_name(change.step) if change else "",
+            removal_at=rfc3339(change.effective_at) if change else "",
+            removal_record_id=pub.removal.record_id if pub.removal else "",
+        )
+        return tombstone
     return {
         "record_id": pub.listing_id,
         "status": pub.status.value,

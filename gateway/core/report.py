@@ -15,6 +15,8 @@ Per unit (the listing's ``region_code`` prefix):
   and counts in time); not counted when the listing was withdrawn;
 - ``removed``: first REMOVED step in the month (not counted when withdrawn);
   ``withdrawn``: first WITHDRAWN step in the month (listed in error, not a repair);
+- ``retired``: the listing's first RETIRED step (issue 18: its maximum publication
+  period ended; only on an identified listing, not when withdrawn) falls in the month;
 - ``escalated``: the first escalation *in effect* falls in the month (an escalation a
   correction effective at or before it rescinds is not counted, so a listing corrected
   in time counts once, as corrected in time);
@@ -129,6 +131,9 @@ DUE_PROCESS_COUNTERS = (
     "disputes_overdue_at_month_end",
 )
 
+# Publication-period counters (issue 18), per unit and in the totals.
+PUBLICATION_COUNTERS = ("retired",)
+
 
 def city_code(region_code: str) -> str:
     """The prefecture-level code of a region code: ``330106`` -> ``330100``."""
@@ -152,6 +157,7 @@ class UnitReport:
     disputes_withdrawn: int = 0
     disputes_open_at_month_end: int = 0
     disputes_overdue_at_month_end: int = 0
+    retired: int = 0
     overdue_at_month_end: int = 0
     in_force_at_month_end: int = 0
     sanctions_applied: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -177,6 +183,7 @@ class UnitReport:
             "withdrawn": self.withdrawn,
             "escalated": self.escalated,
             **{name: getattr(self, name) for name in DUE_PROCESS_COUNTERS},
+            **{name: getattr(self, name) for name in PUBLICATION_COUNTERS},
             "overdue_at_month_end": self.overdue_at_month_end,
             "in_force_at_month_end": self.in_force_at_month_end,
             "sanctions_applied": self.sanctions_applied,
@@ -461,6 +468,15 @@ def _count(
     removed = None if void else first.get(LifecycleStep.REMOVED)
     escalated = state.escalated_at
     overdue = state.overdue(end)
+    retired = first.get(LifecycleStep.RETIRED)
+    if (
+        not void
+        and retired is not None
+        and state.identified_at is not None
+        and retired >= state.identified_at
+        and _within(retired, start, end)
+    ):
+        out.retired += 1
     hits = _hits(
         new=new,
         corrected=_within(corrected, start, end),
@@ -550,6 +566,7 @@ _SUMMED = (
     "outstanding_confirmations",
     "outstanding_lifts_total",
     *DUE_PROCESS_COUNTERS,
+    *PUBLICATION_COUNTERS,
     "not_applicable_answers",
     "government_measures_total",
     "notices_served",

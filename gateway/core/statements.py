@@ -56,6 +56,7 @@ __all__ = [
     "MemberRecord",
     "MemberStatus",
     "MonthlyReport",
+    "PublicationPeriod",
     "ReportFile",
     "ReportSubmission",
     "Role",
@@ -115,6 +116,8 @@ class LifecycleStep(enum.IntEnum):
     DISPUTED = 8
     UPHELD = 9
     WITHDRAWN = 10
+    # Issue 18: the maximum publication period ended (signed by the issuing gateway).
+    RETIRED = 11
 
 
 # Steps that rest on a document: DISPUTED requires its SHA-256, these allow it.
@@ -769,6 +772,8 @@ class MonthlyReport:
 _MAX_WORKING_DAYS = 250
 _MAX_GRACE_DAYS = 3650
 _MAX_REQUIREMENTS = 64
+# A publication period of at most 10 years: the longest any credit rule names is 5.
+_MAX_PUBLICATION_MONTHS = 120
 
 
 def _count(value: object, field: str, maximum: int) -> None:
@@ -808,6 +813,47 @@ class MeasureRequirement:
 
 
 @dataclass(frozen=True, slots=True)
+class PublicationPeriod:
+    """How long listings of a list and conduct stay published (``None``: any list / any
+    conduct), in calendar months counted from the identification (issue 18)."""
+
+    list: ListKind | None
+    conduct: ConductType | None
+    minimum_months: int
+    maximum_months: int
+
+    def __post_init__(self) -> None:
+        field = "alliance_policy.publication_periods"
+        kind = None if self.list is None else _enum(ListKind, self.list, f"{field}.list")
+        conduct = (
+            None if self.conduct is None else _enum(ConductType, self.conduct, f"{field}.conduct")
+        )
+        _set(self, "list", kind)
+        _set(self, "conduct", conduct)
+        if kind is not None and conduct is not None and kind not in conduct.lists:
+            raise RecordError(
+                f"{field}.conduct: {conduct.name} belongs to another list than {kind.name}"
+            )
+        for name in ("minimum_months", "maximum_months"):
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int)
+                or not 0 <= value <= _MAX_PUBLICATION_MONTHS
+            ):
+                raise RecordError(
+                    f"{field}.{name}: must be an integer 0 to {_MAX_PUBLICATION_MONTHS}"
+                )
+        if self.maximum_months == 0:
+            raise RecordError(f"{field}.maximum_months: must be at least 1")
+        if self.minimum_months > self.maximum_months:
+            raise RecordError(
+                f"{field}.minimum_months: {self.minimum_months} is more than maximum_months "
+                f"{self.maximum_months}"
+            )
+
+
+@dataclass(frozen=True, slots=True)
 class AlliancePolicy:
     """Policy data of one alliance, signed by its gateway (protocol revision 3).
 
@@ -821,6 +867,7 @@ class AlliancePolicy:
     notice_working_days: int = 0
     sanction_grace_days: int = 0
     measure_requirements: tuple[MeasureRequirement, ...] = ()
+    publication_periods: tuple[PublicationPeriod, ...] = ()
 
     def __post_init__(self) -> None:
         issuer = _member(self.issuer, "alliance_policy.issuer")
@@ -859,6 +906,19 @@ class AlliancePolicy:
                 "alliance_policy.measure_requirements: must not repeat a (list, conduct) pair"
             )
         _set(self, "measure_requirements", requirements)
+        periods = tuple(self.publication_periods)
+        if not all(isinstance(p, PublicationPeriod) for p in periods):
+            raise RecordError("alliance_policy.publication_periods: must be PublicationPeriod")
+        if len(periods) > _MAX_REQUIREMENTS:
+            raise RecordError(
+                f"alliance_policy.publication_periods: at most {_MAX_REQUIREMENTS} entries"
+            )
+        period_keys = [(p.list, p.conduct) for p in periods]
+        if len(set(period_keys)) != len(period_keys):
+            raise RecordError(
+                "alliance_policy.publication_periods: must not repeat a (list, conduct) pair"
+            )
+        _set(self, "publication_periods", periods)
 
     @property
     def trust_domain(self) -> str:

@@ -270,7 +270,7 @@ class Gateway:
             on_outcome=self.metrics.record_outcome,
             policies=core.policies,
         )
-        self.query = QueryService(core.store, clock=clock)
+        self.query = QueryService(core.store, clock=clock, policies=core.policies)
         self.audit = AuditService(
             core.store,
             core.directory,

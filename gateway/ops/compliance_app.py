@@ -30,6 +30,7 @@ from gateway.service.escalation import Escalator
 from gateway.service.ledger import Clock, Ledger
 from gateway.service.policies import Policies
 from gateway.service.reports import FederationHealth, ReportService, federation_health
+from gateway.service.retirement import Retirer
 from gateway.service.submissions import SubmissionService
 from gateway.storage import SqlStore
 from gateway.storage.compliance import ComplianceStore
@@ -154,6 +155,15 @@ class ComplianceRuntime:
             gateway_id=config.member_id,
             origin=config.log_origin,
         )
+        self.retirer = Retirer(
+            core.store,
+            cstore,
+            core.ledger,
+            core.key,
+            core.policies,
+            gateway_id=config.member_id,
+            origin=config.log_origin,
+        )
         self.calendars = calendar_book(core)
         self.reports = report_service(core, federation=federation, book=self.calendars)
         self.submissions = submission_service(core, self.calendars)
@@ -183,7 +193,7 @@ class ComplianceRuntime:
         )
 
     def tick(self) -> None:
-        """Escalate what is due, then refresh the gauges. Never raises: a failure is
+        """Escalate and retire what is due, then refresh the gauges. Never raises: a failure is
         logged and retried on the next round, and other periodic work goes on."""
         now = self._clock()
         try:
@@ -192,6 +202,12 @@ class ComplianceRuntime:
                 self.metrics.escalations.inc(len(appended))
         except Exception:
             logger.exception("escalation failed; retrying next round")
+        try:
+            retired = self.retirer.run(now)
+            if self.metrics is not None and retired:
+                self.metrics.retirements.inc(len(retired))
+        except Exception:
+            logger.exception("retirement failed; retrying next round")
         if self.metrics is not None and time.monotonic() - self._summary_at >= _SUMMARY_INTERVAL_S:
             self.refresh_gauges()
 

@@ -27,6 +27,7 @@ class ComplianceMetrics:
     outstanding: Gauge
     next_due: Gauge
     escalations: Counter
+    retirements: Counter
     report_overdue: Gauge
     notices_late: Gauge
     not_applicable: Gauge
@@ -155,6 +156,12 @@ def register_compliance_metrics(registry: CollectorRegistry) -> ComplianceMetric
         escalations=Counter(
             "alliance_escalations_signed_total",
             "ESCALATED status changes this process signed and appended",
+            registry=registry,
+        ),
+        retirements=Counter(
+            "alliance_retirements_signed_total",
+            "RETIRED status changes this process signed and appended (maximum publication "
+            "period ended)",
             registry=registry,
         ),
     )

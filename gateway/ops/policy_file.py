@@ -12,6 +12,12 @@ values by name. Unknown keys are refused, so a typo never silently means a defau
     list = "BLACKLIST"             # optional: any list
     conduct = "COUNTERFEIT"        # optional: any conduct
     satisfying = ["CLOSE_STORE", "RESTRICT_PUBLISHING"]
+
+    [[publication_periods]]
+    list = "BLACKLIST"             # optional: any list
+    conduct = "COUNTERFEIT"        # optional: any conduct
+    minimum_months = 6
+    maximum_months = 36
 """
 
 from __future__ import annotations
@@ -24,11 +30,13 @@ from typing import Any, TypeVar
 
 from gateway.core.alliance_policy import DEFAULT_DISPUTE_DECISION_WORKING_DAYS
 from gateway.core.identifiers import REPORTING_UNITS
+from gateway.core.periods import DEFAULT_PERIODS
 from gateway.core.statements import (
     AlliancePolicy,
     ConductType,
     ListKind,
     MeasureRequirement,
+    PublicationPeriod,
     SanctionMeasure,
 )
 from gateway.errors import ConfigError, RecordError
@@ -43,9 +51,11 @@ _TOP = frozenset(
         "notice_working_days",
         "sanction_grace_days",
         "measure_requirements",
+        "publication_periods",
     }
 )
 _REQUIREMENT = frozenset({"list", "conduct", "satisfying"})
+_PERIOD = frozenset({"list", "conduct", "minimum_months", "maximum_months"})
 # Placeholders: ``PolicyAdmin.set`` signs as the configured gateway, issued now.
 _PLACEHOLDER_ISSUER = "spiffe://policy.invalid/gateway/unsigned"
 _PLACEHOLDER_TIME = datetime(1970, 1, 1, tzinfo=UTC)
@@ -125,6 +135,7 @@ def parse_policy(data: dict[str, Any], *, source: str = "policy") -> AlliancePol
             )
         except RecordError as e:
             raise ConfigError(f"{where}: {e}") from None
+    periods = _periods(data.get("publication_periods", []), source)
     try:
         return AlliancePolicy(
             issuer=_PLACEHOLDER_ISSUER,
@@ -134,9 +145,42 @@ def parse_policy(data: dict[str, Any], *, source: str = "policy") -> AlliancePol
             notice_working_days=_int(data, "notice_working_days", source),
             sanction_grace_days=_int(data, "sanction_grace_days", source),
             measure_requirements=tuple(requirements),
+            publication_periods=periods,
         )
     except RecordError as e:
         raise ConfigError(f"{source}: {e}") from None
+
+
+def _periods(raw: object, source: str) -> tuple[PublicationPeriod, ...]:
+    if not isinstance(raw, list):
+        raise ConfigError(f"{source}: publication_periods must be an array of tables")
+    out = []
+    for i, item in enumerate(raw):
+        where = f"{source}: publication_periods[{i}]"
+        if not isinstance(item, dict):
+            raise ConfigError(f"{where}: must be a table")
+        extra = sorted(set(item) - _PERIOD)
+        if extra:
+            raise ConfigError(f"{where}: unknown key(s) {', '.join(extra)}")
+        missing = [k for k in ("minimum_months", "maximum_months") if k not in item]
+        if missing:
+            raise ConfigError(f"{where}: {' and '.join(missing)} required (calendar months)")
+        try:
+            out.append(
+                PublicationPeriod(
+                    list=_enum_name(ListKind, item["list"], f"{where}.list")
+                    if "list" in item
+                    else None,
+                    conduct=_enum_name(ConductType, item["conduct"], f"{where}.conduct")
+                    if "conduct" in item
+                    else None,
+                    minimum_months=_int(item, "minimum_months", where),
+                    maximum_months=_int(item, "maximum_months", where),
+                )
+            )
+        except RecordError as e:
+            raise ConfigError(f"{where}: {e}") from None
+    return tuple(out)
 
 
 def describe_policy(policy: AlliancePolicy | None) -> list[str]:
@@ -149,6 +193,7 @@ def describe_policy(policy: AlliancePolicy | None) -> list[str]:
             "notice_working_days = 0 (default)",
             "sanction_grace_days = 0 (the gateway's configured grace period)",
             "measure_requirements = none (any APPLIED measure satisfies)",
+            *_default_periods(),
         ]
     units = policy.units_accepting_platform_reports
     days = policy.dispute_decision_working_days
@@ -170,4 +215,20 @@ def describe_policy(policy: AlliancePolicy | None) -> list[str]:
             f"{'any conduct' if r.conduct is None else r.conduct.name}: "
             + ", ".join(m.name for m in r.satisfying)
         )
+    for p in policy.publication_periods:
+        lines.append(
+            "publication_period "
+            f"{'any list' if p.list is None else p.list.name}/"
+            f"{'any conduct' if p.conduct is None else p.conduct.name}: "
+            f"{p.minimum_months} to {p.maximum_months} months"
+        )
+    lines.extend(_default_periods())
     return lines
+
+
+def _default_periods() -> list[str]:
+    return [
+        f"publication_period {kind.name}/any conduct (default): {p.minimum_months} to "
+        f"{p.maximum_months} months"
+        for kind, p in DEFAULT_PERIODS.items()
+    ]

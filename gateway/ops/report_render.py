@@ -28,7 +28,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup, escape
 
-from gateway.core.report import CITY_COUNTERS, DUE_PROCESS_COUNTERS
+from gateway.core.report import CITY_COUNTERS, DUE_PROCESS_COUNTERS, PUBLICATION_COUNTERS
 from gateway.core.statements import MemberRecord, ReportFile
 from gateway.errors import ConfigError
 from gateway.ops.i18n import Locale
@@ -63,6 +63,7 @@ _UNIT_COUNTERS = (
     "commitments_signed",
     "government_measures_total",
     *DUE_PROCESS_COUNTERS,
+    *PUBLICATION_COUNTERS,
 )
 
 
@@ -89,6 +90,7 @@ def _labels(loc: Locale) -> dict[str, str]:
         "disputes_withdrawn": _("Objections accepted (listing withdrawn)"),
         "disputes_open_at_month_end": _("Objections open at month end"),
         "disputes_overdue_at_month_end": _("Objections not decided in time at month end"),
+        "retired": _("Retired (publication period ended)"),
         "overdue_at_month_end": _("Overdue at month end"),
         "in_force_at_month_end": _("Listed at month end"),
         "outstanding_confirmations": _("Sanction confirmations overdue"),

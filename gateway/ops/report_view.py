@@ -357,6 +357,7 @@ def _key_figures(
             _("Objections not decided in time at month end"),
             totals.get("disputes_overdue_at_month_end", 0),
         ),
+        (_("Retired (publication period ended)"), totals.get("retired", 0)),
     )
     return Table(
         key="key_figures",

@@ -19,6 +19,7 @@ from gateway.core.alliance_policy import PolicyBook
 from gateway.core.crypto import SigningKey
 from gateway.core.identifiers import MemberId
 from gateway.core.intake import DEFAULT_INTAKE_RULES, IntakeRules, check_submitted
+from gateway.core.periods import shortest_maximum
 from gateway.core.policy import authorize_statement
 from gateway.core.statements import AlliancePolicy, Listing
 from gateway.service.ledger import Accepted, Appended, Clock, Ledger, utc_now
@@ -52,6 +53,14 @@ class Policies:
         when = self._clock() if at is None else at
         with self._lock:
             return self._book.current(trust_domain, when)
+
+    def shortest_maximum(self, at: datetime | None = None) -> int:
+        """The shortest maximum publication period (months) of any alliance's listings
+        at ``at`` (``gateway.core.periods.shortest_maximum``)."""
+        when = self._clock() if at is None else at
+        with self._lock:
+            policies = list(self._book.policies(when))
+        return min([shortest_maximum(None), *(shortest_maximum(p) for p in policies)])
 
     def for_listing(self, listing: Listing, at: datetime | None = None) -> AlliancePolicy | None:
         when = self._clock() if at is None else at

@@ -136,6 +136,7 @@ def _status_change(uow: UnitOfWork, record_id: str, change: StatusChange) -> Non
         due_at=state.deadline,
         identified_at=state.identified_at,
         dispute_since=None if dispute is None else dispute.opened_at,
+        closed_at=state.closed_at,
     )
 
 

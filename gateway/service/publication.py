@@ -4,9 +4,9 @@ entries and their proofs.
 ``PublicFeed`` folds the log into ``gateway.core.public_index.PublicIndex`` up to the
 newest signed checkpoint (``refresh``, run by its own thread every ``interval_s`` and
 when woken), so every page names the checkpoint it was built from and every entry on it
-is provable against that checkpoint. Only listings, closing status changes and member
-records are read; nothing a member alone may read (sanctions, access, other statements)
-is reachable from here.
+is provable against that checkpoint. Only listings, closing status changes, member
+records and alliance policies are read; nothing a member alone may read (sanctions,
+access, other statements) is reachable from here.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from gateway.core.publication import entry_fields
 from gateway.core.statements import (
     MEMBER_RECORD_TYPES,
     PAYLOAD_TYPES,
+    AlliancePolicy,
     Listing,
     MemberRecord,
     StatusChange,
@@ -40,6 +41,7 @@ logger = logging.getLogger(__name__)
 PUBLIC_TYPES = (
     PAYLOAD_TYPES[Listing],
     PAYLOAD_TYPES[StatusChange],
+    PAYLOAD_TYPES[AlliancePolicy],
     *sorted(MEMBER_RECORD_TYPES),
 )
 _BATCH = 2000
@@ -153,9 +155,11 @@ class PublicFeed:
     # -- reads -------------------------------------------------------------------------
 
     def _fields(self, entry: PageEntry) -> dict[str, str]:
-        # An entry's fields change only with its change index (a removal) or with the
-        # member records (the deciding body's name): cached on both. A publication rule
-        # that reads the time (issue 18's periods) must add it to this key.
+        # An entry's fields change with its change index (a removal), with the member
+        # records (the deciding body's name) and, as time passes or a policy changes the
+        # periods, with its status (an entry whose publication ended turns into a
+        # tombstone with no record): cached on all three; the status is computed by
+        # publication() at the time of every read, so the cache never outlives it.
         listing_id = entry.publication.listing_id
         key = (entry.change_index, self._index.members_generation, entry.publication.status)
         cached = self._fields_cache.get(listing_id)
@@ -189,7 +193,7 @@ class PublicFeed:
     def search_names(self, text: str) -> list[tuple[str, str]]:
         """(credit code, name) of published subjects whose name contains ``text``."""
         with self._lock:
-            codes = self._index.search_name(text, MAX_SEARCH_RESULTS)
+            codes = self._index.search_name(text, MAX_SEARCH_RESULTS, self._clock())
             return [(c, self._index.name_of(c)) for c in codes]
 
     def entry(self, record_id: str) -> tuple[StoredCheckpoint, FeedEntry]:
@@ -253,7 +257,7 @@ class PublicFeed:
 
 def _indexed(r: StoredRecord) -> IndexedRecord:
     stmt = codec.decode_statement(r.payload_type, r.payload)
-    if not isinstance(stmt, Listing | StatusChange | MemberRecord):
+    if not isinstance(stmt, Listing | StatusChange | MemberRecord | AlliancePolicy):
         raise VerificationError(f"record {r.record_id}: {r.payload_type} is not a public type")
     return IndexedRecord(r.log_index, r.record_id, stmt, tuple(k for k, _ in r.signatures))
 

@@ -1,4 +1,10 @@
-"""Lookups over the stored projections: check subjects, list listings, read records."""
+"""Lookups over the stored projections: check subjects, list listings, read records.
+
+What a member sees of a listing whose publication ended (issue 18) is decided by
+``gateway.core.visibility.visibility`` alone: a platform it no longer concerns gets
+"not listed" and no history; one still applying a measure sees the listing with its
+own sanctions only; authorities and monitors see everything.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +12,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from gateway.core.statements import SanctionAction, Subject
+from gateway.core.identifiers import MemberId
+from gateway.core.periods import end_from_projection, period_of
+from gateway.core.statements import (
+    AlliancePolicy,
+    ConductType,
+    LifecycleStep,
+    ListKind,
+    SanctionAction,
+    Subject,
+    add_months,
+)
+from gateway.core.visibility import Visibility, visibility
 from gateway.errors import NotFoundError
 from gateway.service.ledger import Clock, utc_now
 from gateway.service.paging import decode_token, encode_token
+from gateway.service.policies import Policies
 from gateway.storage import (
     ListingFilter,
     ListingProjection,
@@ -47,10 +65,46 @@ class SubjectState:
 _UNLISTED = SubjectState(listed=False, listings=())
 
 
+_APPLIED = int(SanctionAction.APPLIED)
+
+
 class QueryService:
-    def __init__(self, store: SqlStore, *, clock: Clock = utc_now) -> None:
+    def __init__(
+        self, store: SqlStore, *, clock: Clock = utc_now, policies: Policies | None = None
+    ) -> None:
         self._store = store
         self._clock = clock
+        self._policies = policies if policies is not None else Policies(clock=clock)
+
+    def _visibility(
+        self,
+        viewer: MemberId | None,
+        row: ListingProjection | SubjectListing,
+        sanctions: Sequence[SanctionProjection],
+        now: datetime,
+        shortest: int,
+    ) -> Visibility:
+        """What ``viewer`` (None: the gateway itself) sees of ``row`` at ``now``."""
+        if viewer is None:
+            return Visibility.FULL
+        if row.in_force and (
+            row.identified_at is None or now < add_months(row.identified_at, shortest)
+        ):
+            return Visibility.FULL  # not closed and the maximum cannot have ended yet
+        kind, conduct = ListKind(row.list_kind), ConductType(row.conduct)
+        policy = self._policy(row.issuer, now)
+        period = period_of(kind, conduct, () if policy is None else policy.publication_periods)
+        end = end_from_projection(
+            None if row.in_force else LifecycleStep(row.step),
+            row.identified_at,
+            row.closed_at,
+            period,
+        )
+        applying = {s.platform for s in sanctions if s.action == _APPLIED}
+        return visibility(viewer, publication_end=end, applying=applying, at=now)
+
+    def _policy(self, issuer: str, now: datetime) -> AlliancePolicy | None:
+        return self._policies.current(MemberId.parse(issuer).trust_domain, now)
 
     def record(self, record_id: str) -> StoredRecord:
         stored = self._store.record_by_id(record_id)
@@ -58,22 +112,37 @@ class QueryService:
             raise NotFoundError(f"record_id: no record {record_id}", reason="unknown-record")
         return stored
 
-    def check(self, subjects: Sequence[Subject]) -> list[SubjectState]:
-        """The state of each subject, in order."""
+    def check(
+        self, subjects: Sequence[Subject], viewer: MemberId | None = None
+    ) -> list[SubjectState]:
+        """The state of each subject, in order, as ``viewer`` may see it (``None``: all)."""
         now = self._clock()
         keys = [s.key for s in subjects]
-        by_key = {
-            key: SubjectState(
-                listed=any([r.in_force for r in rows]),
-                listings=tuple([_state(r, r.payload, r.sanctions, now) for r in rows]),
-            )
-            for key, rows in self._store.listings_for_subjects(sorted(set(keys))).items()
-        }
+        shortest = self._policies.shortest_maximum(now)
+        by_key: dict[str, SubjectState] = {}
+        for key, rows in self._store.listings_for_subjects(sorted(set(keys))).items():
+            states = []
+            for r in rows:
+                seen = self._visibility(viewer, r, r.sanctions, now, shortest)
+                if seen is Visibility.HIDDEN:
+                    continue
+                states.append(_state(r, r.payload, _shown(seen, viewer, r.sanctions), now))
+            if states:
+                by_key[key] = SubjectState(
+                    listed=any([s.in_force for s in states]), listings=tuple(states)
+                )
         return [by_key.get(k, _UNLISTED) for k in keys]
 
     def list_listings(
-        self, f: ListingFilter, *, page_size: int, page_token: str
+        self,
+        f: ListingFilter,
+        *,
+        page_size: int,
+        page_token: str,
+        viewer: MemberId | None = None,
     ) -> tuple[list[ListingState], str]:
+        """A page of listings in log order; those whose publication ended for ``viewer``
+        are left out, so a page may hold fewer than ``page_size`` while more follow."""
         limit = DEFAULT_PAGE if page_size == 0 else min(page_size, MAX_PAGE)
         after = decode_token("v1", page_token)
         now = self._clock()
@@ -90,21 +159,38 @@ class QueryService:
         more = len(rows) > limit
         rows = rows[:limit]
         token = encode_token("v1", rows[-1].log_index) if more else ""
-        return self._states(rows, now), token
+        return self._states(rows, now, viewer), token
 
-    def _states(self, rows: Sequence[ListingProjection], now: datetime) -> list[ListingState]:
+    def _states(
+        self, rows: Sequence[ListingProjection], now: datetime, viewer: MemberId | None
+    ) -> list[ListingState]:
         if not rows:
             return []
         ids = [r.listing_id for r in rows]
         sanctions = self._store.sanctions_for(ids)
         payloads = self._store.payloads_by_ids(ids)
-        return [
-            _state(row, payloads.get(row.listing_id), sanctions.get(row.listing_id, ()), now)
-            for row in rows
-        ]
+        shortest = self._policies.shortest_maximum(now)
+        out = []
+        for row in rows:
+            own = sanctions.get(row.listing_id, ())
+            seen = self._visibility(viewer, row, own, now, shortest)
+            if seen is not Visibility.HIDDEN:
+                shown = _shown(seen, viewer, own)
+                out.append(_state(row, payloads.get(row.listing_id), shown, now))
+        return out
 
 
 _NOT_APPLICABLE = int(SanctionAction.NOT_APPLICABLE)
+
+
+def _shown(
+    seen: Visibility, viewer: MemberId | None, sanctions: Sequence[SanctionProjection]
+) -> Sequence[SanctionProjection]:
+    """The sanctions a viewer sees: all, or (LIFT_ONLY) only its own."""
+    if seen is Visibility.LIFT_ONLY and viewer is not None:
+        me = str(viewer)
+        return tuple(s for s in sanctions if s.platform == me)
+    return sanctions
 
 
 def _state(

@@ -142,6 +142,27 @@ class ComplianceStore:
         with self._read() as s:
             return [listing_projection(r) for r in s.scalars(q)]
 
+    def retirement_candidates(
+        self, issuer_prefix: str, identified_before: datetime, *, after_index: int, limit: int
+    ) -> list[ListingProjection]:
+        """In force, identified before ``identified_before``, issued by a member whose id
+        starts with ``issuer_prefix``; in log order after a cursor (the caller checks
+        each one's own maximum publication period)."""
+        q = (
+            select(ListingRow)
+            .where(
+                ListingRow.log_index > after_index,
+                ListingRow.in_force.is_(True),
+                ListingRow.identified_at.is_not(None),
+                ListingRow.identified_at < identified_before,
+                ListingRow.issuer.like(_prefix_pattern(issuer_prefix), escape="\\"),
+            )
+            .order_by(ListingRow.log_index)
+            .limit(limit)
+        )
+        with self._read() as s:
+            return [listing_projection(r) for r in s.scalars(q)]
+
     def open_disputes(self) -> list[tuple[str, str, str, datetime]]:
         """``(listing_id, issuer, region_code, dispute_since)`` of every listing in force
         with a dispute open."""

@@ -145,6 +145,9 @@ class ListingRow(Base):
     due_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     identified_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     dispute_since: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    # Publication periods (issue 18), since migration 0009: the earliest closing step's
+    # effective_at (NULL: in force).
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
     __table_args__ = (
         Index("ix_listings_filter", "list_kind", "conduct", "region_code"),

@@ -105,6 +105,7 @@ class ListingProjection:
     due_at: datetime | None = None
     identified_at: datetime | None = None
     dispute_since: datetime | None = None
+    closed_at: datetime | None = None  # the earliest closing step (None: in force)
 
 
 _LISTING_FIELDS = tuple(f.name for f in dataclasses.fields(ListingProjection))
@@ -157,6 +158,11 @@ _SUBJECT_LISTINGS_ALL = (
         type_coerce(_LISTINGS.c.deadline, _STORED_TIME),
         _LISTINGS.c.due_at,
         _LISTINGS.c.in_force,
+        _LISTINGS.c.identified_at,
+        _LISTINGS.c.closed_at,
+        _LISTINGS.c.issuer,
+        _LISTINGS.c.list_kind,
+        _LISTINGS.c.conduct,
         _RECORDS.c.payload,
         _SANCTIONS.c.platform,
         _SANCTIONS.c.measure,
@@ -196,6 +202,11 @@ class SubjectListing(NamedTuple):
     in_force: bool
     payload: bytes | None  # the record's payload; None only if the record were missing
     sanctions: tuple[SanctionProjection, ...]  # in (platform, measure, measure_other) order
+    identified_at: datetime | None = None  # None: reported, not identified
+    closed_at: datetime | None = None  # the earliest closing step (None: in force)
+    issuer: str = ""
+    list_kind: int = 0
+    conduct: int = 0
 
 
 @dataclass(frozen=True)
@@ -283,6 +294,7 @@ def listing_projection(row: ListingRow) -> ListingProjection:
         due_at=row.due_at,
         identified_at=row.identified_at,
         dispute_since=row.dispute_since,
+        closed_at=row.closed_at,
     )
 
 
@@ -420,6 +432,7 @@ class UnitOfWork:
         due_at: datetime | None,
         identified_at: datetime | None,
         dispute_since: datetime | None,
+        closed_at: datetime | None = None,
     ) -> None:
         self._c.execute(
             update(_LISTINGS)
@@ -430,6 +443,7 @@ class UnitOfWork:
                 due_at=due_at,
                 identified_at=identified_at,
                 dispute_since=dispute_since,
+                closed_at=closed_at,
             )
         )
 
@@ -454,6 +468,7 @@ class UnitOfWork:
                     None if p.due_at is None else time(p.due_at),
                     None if p.identified_at is None else time(p.identified_at),
                     None if p.dispute_since is None else time(p.dispute_since),
+                    None if p.closed_at is None else time(p.closed_at),
                 )
                 for p in projections
             ],
@@ -885,6 +900,11 @@ class SqlStore:
             deadline,
             due_at,
             in_force,
+            identified_at,
+            closed_at,
+            issuer,
+            list_kind,
+            conduct,
             payload,
             platform,
             measure,
@@ -905,6 +925,11 @@ class SqlStore:
                         in_force,
                         payload,
                         (),
+                        None if identified_at is None else _utc(identified_at, dialect),
+                        None if closed_at is None else _utc(closed_at, dialect),
+                        issuer,
+                        list_kind,
+                        conduct,
                     )
                 )
             if platform is not None:  # one of the listing's sanctions (few have any)

@@ -132,7 +132,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
             except RecordError as e:
                 raise RecordError(f"subjects[{i}]: {e}") from e
         self._note(context, "CheckSubjects", subjects=[s.key for s in subjects])
-        states = self._query.check(subjects)
+        states = self._query.check(subjects, caller_of(context).member)
         # Each subject is echoed as it was sent: it has just been validated into
         # ``subjects``, and without unknown fields it is what the domain subject would
         # encode to.
@@ -147,6 +147,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServicer):
             _listing_filter(request),
             page_size=request.page_size,
             page_token=request.page_token,
+            viewer=caller_of(context).member,
         )
         response = ex.ListListingsResponse(next_page_token=token)
         add = response.listings.add

@@ -284,3 +284,28 @@ def test_an_authority_s_status_change_that_arrives_before_its_listing_counts(
     projection = home.store.listing(the_listing.record_id)
     assert projection is not None
     assert projection.step == LifecycleStep.NOTICE_SERVED
+
+
+@pytest.mark.parametrize("with_listing", [True, False])
+def test_a_retirement_signed_by_a_member_is_refused(
+    regions: tuple[Region, Region], home: Core, with_listing: bool
+) -> None:
+    """Only the issuing alliance's gateway retires a listing (issue 18): a peer that
+    accepted its authority's RETIRED step has its batch refused, with or without the
+    listing in the home gateway's hands."""
+    _, gd = regions
+    log = EvilLog(gd)
+    the_listing = gd.authority.sign(listing(gd.authority, uscc=USCC[1]))
+    retire = gd.authority.sign(
+        StatusChange(
+            issuer=gd.authority.member_id,
+            listing_id=the_listing.record_id,
+            step=LifecycleStep.RETIRED,
+            effective_at=datetime(2026, 10, 5, tzinfo=UTC),
+        )
+    )
+    member = log.gateway_sign(log.member_record(gd.authority))
+    entries = [member, the_listing, retire] if with_listing else [member, retire]
+    with pulling(home, gd, ScriptedPeer(log, entries)) as puller:
+        refused(puller, "may not record RETIRED")
+    assert not has(home, retire)

@@ -213,10 +213,15 @@ def db_url(tmp_path: Path) -> Iterator[str]:
             yield url
 
 
+# The gateway's wall time: the test's listings (2026-10-01, removed 2026-11-05) are inside
+# their publication periods on this day whatever day the suite runs.
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
+
+
 def _start(alliance: Alliance, db_url: str, **overrides: Any) -> Any:
     cfg = alliance.config(db_url, public_address="127.0.0.1:0", **overrides)
     m = alliance.members
-    return running_gateway(cfg, register=(m["zj-amr"], m["shop-a"]))
+    return running_gateway(cfg, register=(m["zj-amr"], m["shop-a"]), clock=lambda: NOW)
 
 
 def _synced(gw: Gateway) -> None:

@@ -276,7 +276,7 @@ def test_empty_uscc_in_oneof_is_rejected() -> None:
     ("stmt_index", "field", "value", "message"),
     [
         (2, "step", 0, r"^status_change\.step: must be set"),
-        (2, "step", 11, r"^status_change\.step: unknown LifecycleStep value 11$"),
+        (2, "step", 12, r"^status_change\.step: unknown LifecycleStep value 12$"),
         (3, "measure", 0, r"^sanction_confirmation\.measure: must be set"),
         (3, "action", 4, r"^sanction_confirmation\.action: unknown SanctionAction value 4$"),
         # NOT_APPLICABLE (3) carries no measure: one that names one is refused.

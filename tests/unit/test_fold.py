@@ -394,6 +394,21 @@ def test_due_process_invariants(records: list[VerifiedRecord]) -> None:
             life.escalated_at or T0 + timedelta(days=10_000)
         ):
             assert life.deadline is None or life.open_dispute.opened_at >= life.deadline
+        retirements = [s.effective_at for s in steps if s.step is LifecycleStep.RETIRED]
+        if not identified:
+            # RETIRED closes only an identified listing (issue 18).
+            assert life.closing is not LifecycleStep.RETIRED
+        if life.closing is LifecycleStep.RETIRED:
+            assert life.identified_at is not None
+            assert life.closed_at is not None and life.closed_at >= life.identified_at
+            assert life.closed_at in retirements
+            # Any other closing step outranks a retirement.
+            others = {s.step for s in steps} & {
+                LifecycleStep.CORRECTED,
+                LifecycleStep.REMOVED,
+                LifecycleStep.WITHDRAWN,
+            }
+            assert not others
         if life.escalated_at is not None:
             assert life.deadline is not None and life.escalated_at >= life.deadline
             # No closing step is effective at or before an escalation in effect.
@@ -412,6 +427,7 @@ def test_rule_helpers() -> None:
         LifecycleStep.CORRECTED,
         LifecycleStep.REMOVED,
         LifecycleStep.WITHDRAWN,
+        LifecycleStep.RETIRED,
     ]
     applied = (T0, int(SanctionAction.APPLIED), "b")
     lifted = (T0, int(SanctionAction.LIFTED), "a")

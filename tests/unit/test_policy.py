@@ -340,8 +340,13 @@ def test_a_named_store_platform_may_not_answer_not_applicable() -> None:
 
 PLATFORM_ISSUER = mid(Role.PLATFORM, "shop")
 NON_ESCALATION = [
-    s for s in LifecycleStep if s not in (LifecycleStep.LISTED, LifecycleStep.ESCALATED)
+    s
+    for s in LifecycleStep
+    if s not in (LifecycleStep.LISTED, LifecycleStep.ESCALATED, LifecycleStep.RETIRED)
 ]
+# The steps members (issuers, authorities) may sign: all but LISTED and the gateway's
+# RETIRED.
+MEMBER_STEPS = [s for s in LifecycleStep if s not in (LifecycleStep.LISTED, LifecycleStep.RETIRED)]
 
 
 def test_status_change_without_listing_is_not_found() -> None:
@@ -357,7 +362,11 @@ def test_status_change_without_listing_is_not_found() -> None:
 
 @pytest.mark.parametrize(
     "step",
-    [s for s in LifecycleStep if s not in (LifecycleStep.LISTED, LifecycleStep.IDENTIFIED)],
+    [
+        s
+        for s in LifecycleStep
+        if s not in (LifecycleStep.LISTED, LifecycleStep.IDENTIFIED, LifecycleStep.RETIRED)
+    ],
 )
 def test_issuer_may_record_any_step_but_identify(step: LifecycleStep) -> None:
     authorize_statement(
@@ -368,7 +377,7 @@ def test_issuer_may_record_any_step_but_identify(step: LifecycleStep) -> None:
     )
 
 
-@pytest.mark.parametrize("step", [s for s in LifecycleStep if s is not LifecycleStep.LISTED])
+@pytest.mark.parametrize("step", MEMBER_STEPS)
 @pytest.mark.parametrize("region", ["330100", "330000", "331099"])
 def test_authority_of_same_unit_may_change(step: LifecycleStep, region: str) -> None:
     authority = mid(Role.AUTHORITY, "zj-credit", GD)  # trust domain does not matter
@@ -414,7 +423,7 @@ def test_authority_of_other_unit_may_not(region: str | None) -> None:
         )
 
 
-@pytest.mark.parametrize("step", [s for s in LifecycleStep if s is not LifecycleStep.LISTED])
+@pytest.mark.parametrize("step", MEMBER_STEPS)
 def test_a_national_authority_may_change_any_unit(step: LifecycleStep) -> None:
     national = mid(Role.AUTHORITY, "ndrc", GD)
     authorize_statement(
@@ -537,7 +546,7 @@ def test_gateway_of_other_domain_may_not_escalate() -> None:
 
 
 @pytest.mark.parametrize("step", NON_ESCALATION)
-def test_gateway_may_only_escalate(step: LifecycleStep) -> None:
+def test_gateway_may_only_escalate_or_retire(step: LifecycleStep) -> None:
     gw = mid(Role.GATEWAY, "hz")
     with pytest.raises(PermissionError, match=rf"may only ESCALATE .*not record {step.name}$"):
         authorize_statement(

@@ -22,6 +22,7 @@ from gateway.core.statements import (
     Listing,
     ListKind,
     MeasureRequirement,
+    PublicationPeriod,
     ReportSubmission,
     SanctionMeasure,
     StatusChange,
@@ -146,6 +147,9 @@ def test_example_alliance_policy_is_recomputed_from_the_doc() -> None:
             MeasureRequirement(
                 ListKind.BLACKLIST, ConductType.COUNTERFEIT, (SanctionMeasure.CLOSE_STORE,)
             ),
+        ),
+        publication_periods=(
+            PublicationPeriod(ListKind.BLACKLIST, ConductType.COUNTERFEIT, 12, 24),
         ),
     )
     assert decode_statement(POLICY_TYPE, payload) == expected

@@ -102,7 +102,7 @@ def test_what_is_never_published() -> None:
     assert _pub(identified) is None
 
 
-def test_a_withdrawn_listing_leaves_the_feed_as_a_removal() -> None:
+def test_a_withdrawn_listing_is_void_and_leaves_only_a_tombstone() -> None:
     withdrawal = StatusChange(
         issuer=AMR,
         listing_id="a" * 64,
@@ -112,9 +112,14 @@ def test_a_withdrawn_listing_leaves_the_feed_as_a_removal() -> None:
         reason="listed in error",
     )
     pub = _pub(_view(_listing(), LifecycleStep.WITHDRAWN, "w" * 64), withdrawal)
-    assert pub is not None and pub.status is PublicStatus.REMOVED
-    fields = entry_fields(pub, authority_name="")
+    # Void: never published again (issue 18); the change feed keeps a tombstone so a
+    # mirror drops it, with nothing about the subject.
+    assert pub is not None and pub.status is PublicStatus.EXPIRED
+    fields = entry_fields(pub, authority_name="浙江省市场监督管理局")
     assert fields["removal_step"] == "withdrawn" and fields["removal_record_id"] == "w" * 64
+    assert fields["status"] == "expired" and fields["record_id"] == "a" * 64
+    assert fields["name"] == fields["uscc"] == fields["removal_reason"] == ""
+    assert fields["authority_name"] == fields["decision_ref"] == ""
 
 
 def test_a_closed_listing_is_a_removal_with_the_closing_steps_fields() -> None:

@@ -254,6 +254,7 @@ ZERO: dict[str, Any] = {
     "overdue_at_month_end": 0,
     "in_force_at_month_end": 0,
     **dict.fromkeys(DUE_PROCESS_COUNTERS, 0),
+    "retired": 0,
     "sanctions_applied": {},
     "sanctions_lifted": {},
     "outstanding_confirmations": 0,

@@ -102,6 +102,11 @@ class _LifecycleStepEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Lifecyc
     """The open dispute is decided: the listing stands."""
     LIFECYCLE_STEP_WITHDRAWN: _LifecycleStep.ValueType  # 10
     """The listing was erroneous: it is void (counted as an error, not a repair)."""
+    LIFECYCLE_STEP_RETIRED: _LifecycleStep.ValueType  # 11
+    """Issue 18: the listing's maximum publication period (AlliancePolicy field 8, counted
+    from the identification) ended. Signed only by the gateway of the issuing trust
+    domain; closes the listing.
+    """
 
 class LifecycleStep(_LifecycleStep, metaclass=_LifecycleStepEnumTypeWrapper): ...
 
@@ -122,6 +127,11 @@ LIFECYCLE_STEP_UPHELD: LifecycleStep.ValueType  # 9
 """The open dispute is decided: the listing stands."""
 LIFECYCLE_STEP_WITHDRAWN: LifecycleStep.ValueType  # 10
 """The listing was erroneous: it is void (counted as an error, not a repair)."""
+LIFECYCLE_STEP_RETIRED: LifecycleStep.ValueType  # 11
+"""Issue 18: the listing's maximum publication period (AlliancePolicy field 8, counted
+from the identification) ended. Signed only by the gateway of the issuing trust
+domain; closes the listing.
+"""
 Global___LifecycleStep: _TypeAlias = LifecycleStep  # noqa: Y015
 
 class _SanctionMeasure:
@@ -694,6 +704,7 @@ class AlliancePolicy(_message.Message):
     NOTICE_WORKING_DAYS_FIELD_NUMBER: _builtins.int
     SANCTION_GRACE_DAYS_FIELD_NUMBER: _builtins.int
     MEASURE_REQUIREMENTS_FIELD_NUMBER: _builtins.int
+    PUBLICATION_PERIODS_FIELD_NUMBER: _builtins.int
     issuer: _builtins.str
     """The alliance's configured gateway; must be the signer."""
     dispute_decision_working_days: _builtins.int
@@ -714,6 +725,10 @@ class AlliancePolicy(_message.Message):
     def measure_requirements(self) -> _containers.RepeatedCompositeFieldContainer[Global___MeasureRequirement]:
         """Which APPLIED measures satisfy an obligation, by list and conduct."""
 
+    @_builtins.property
+    def publication_periods(self) -> _containers.RepeatedCompositeFieldContainer[Global___PublicationPeriod]:
+        """How long listings stay published, by list and conduct (issue 18); empty = defaults."""
+
     def __init__(
         self,
         *,
@@ -724,14 +739,46 @@ class AlliancePolicy(_message.Message):
         notice_working_days: _builtins.int = ...,
         sanction_grace_days: _builtins.int = ...,
         measure_requirements: _abc.Iterable[Global___MeasureRequirement] | None = ...,
+        publication_periods: _abc.Iterable[Global___PublicationPeriod] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["issued_at", b"issued_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["dispute_decision_working_days", b"dispute_decision_working_days", "issued_at", b"issued_at", "issuer", b"issuer", "measure_requirements", b"measure_requirements", "notice_working_days", b"notice_working_days", "sanction_grace_days", b"sanction_grace_days", "units_accepting_platform_reports", b"units_accepting_platform_reports"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dispute_decision_working_days", b"dispute_decision_working_days", "issued_at", b"issued_at", "issuer", b"issuer", "measure_requirements", b"measure_requirements", "notice_working_days", b"notice_working_days", "publication_periods", b"publication_periods", "sanction_grace_days", b"sanction_grace_days", "units_accepting_platform_reports", b"units_accepting_platform_reports"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AlliancePolicy: _TypeAlias = AlliancePolicy  # noqa: Y015
+
+@_typing.final
+class PublicationPeriod(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LIST_FIELD_NUMBER: _builtins.int
+    CONDUCT_FIELD_NUMBER: _builtins.int
+    MINIMUM_MONTHS_FIELD_NUMBER: _builtins.int
+    MAXIMUM_MONTHS_FIELD_NUMBER: _builtins.int
+    list: Global___ListKind.ValueType
+    """UNSPECIFIED: any list."""
+    conduct: Global___ConductType.ValueType
+    """UNSPECIFIED: any conduct."""
+    minimum_months: _builtins.int
+    """Calendar months (UTC+08:00) from the identification; minimum <= maximum, maximum > 0."""
+    maximum_months: _builtins.int
+    def __init__(
+        self,
+        *,
+        list: Global___ListKind.ValueType = ...,
+        conduct: Global___ConductType.ValueType = ...,
+        minimum_months: _builtins.int = ...,
+        maximum_months: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conduct", b"conduct", "list", b"list", "maximum_months", b"maximum_months", "minimum_months", b"minimum_months"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PublicationPeriod: _TypeAlias = PublicationPeriod  # noqa: Y015
 
 @_typing.final
 class MeasureRequirement(_message.Message):
