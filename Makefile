@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEV := .dev
 
-.PHONY: run test lint proto proto-check messages bench federation-demo soak client-wheel clean
+.PHONY: run test lint proto proto-check messages bench federation-demo soak client-wheel mutation clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -81,5 +81,10 @@ client-wheel: $(STAMP)
 	rm -rf packaging/client/build
 	$(PY) -m pip wheel --no-deps --wheel-dir dist packaging/client
 
+# Mutation testing of the trust boundary (docs/TESTING.md); not part of `make test`.
+# Narrow it: make mutation MUTATION_ARGS="--modules gateway/core/dsse.py --tests tests/unit/test_dsse.py"
+mutation: $(STAMP)
+	nice -n 19 $(PY) scripts/mutation.py $(MUTATION_ARGS)
+
 clean:
-	rm -rf $(VENV) $(DEV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(DEV) .mypy_cache .pytest_cache .ruff_cache .hypothesis mutants

@@ -1,0 +1,169 @@
+"""`make mutation`: mutation testing of the modules that decide trust (docs/TESTING.md).
+
+Runs mutmut (configured in pyproject.toml, [tool.mutmut]) and prints, per module, how
+many mutants were killed, survived, timed out or had no covering test, the wall time and
+the time per mutant. ``--modules`` and ``--tests`` narrow one run to a subset, e.g.
+
+    .venv/bin/python scripts/mutation.py --modules gateway/core/dsse.py \\
+        --tests tests/unit/test_dsse.py
+
+mutmut keeps its state in ``mutants/`` (git-ignored) and resumes from it; delete that
+directory for a run from scratch. Survivors are listed by name: ``.venv/bin/mutmut show
+NAME`` prints a mutant's diff, ``.venv/bin/mutmut browse`` opens the interactive view.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from mutmut import configuration
+from mutmut.__main__ import cli
+
+STATUS_BY_EXIT_CODE = {
+    0: "survived",
+    1: "killed",
+    3: "killed",
+    5: "no tests",
+    33: "no tests",
+    34: "skipped",
+    36: "timeout",
+    -24: "timeout",
+    24: "timeout",
+    152: "timeout",
+    255: "timeout",
+    37: "type check",
+    None: "not checked",
+}
+COLUMNS = ("killed", "survived", "timeout", "no tests", "not checked", "other")
+
+
+def _status(exit_code: int | None) -> str:
+    status = STATUS_BY_EXIT_CODE.get(exit_code, "other")
+    return status if status in COLUMNS else "other"
+
+
+def summarize(
+    modules: list[str], root: Path
+) -> tuple[dict[str, Counter[str]], dict[str, list[str]]]:
+    """Counts per module and surviving mutant names, read from mutmut's ``.meta`` files."""
+    counts: dict[str, Counter[str]] = {}
+    survivors: dict[str, list[str]] = {}
+    for module in modules:
+        meta = root / "mutants" / (module + ".meta")
+        counter: Counter[str] = Counter()
+        names: list[str] = []
+        if meta.exists():
+            exit_codes = json.loads(meta.read_text("utf-8"))["exit_code_by_key"]
+            for name, code in sorted(exit_codes.items()):
+                status = _status(code)
+                counter[status] += 1
+                if status in ("survived", "no tests"):
+                    names.append(f"{status}: {name}")
+        counts[module] = counter
+        survivors[module] = names
+    return counts, survivors
+
+
+def report(modules: list[str], root: Path, elapsed_s: float | None) -> dict[str, object]:
+    counts, survivors = summarize(modules, root)
+    width = max(len(m) for m in modules)
+    print()
+    print(f"{'module':<{width}}  mutants " + " ".join(f"{c:>11}" for c in COLUMNS) + "   score")
+    total: Counter[str] = Counter()
+    rows: dict[str, object] = {}
+    for module in modules:
+        c = counts[module]
+        n = sum(c.values())
+        total.update(c)
+        tested = n - c["not checked"]
+        score = 100.0 * (c["killed"] + c["timeout"]) / tested if tested else 0.0
+        print(
+            f"{module:<{width}}  {n:>7} "
+            + " ".join(f"{c[col]:>11}" for col in COLUMNS)
+            + f"  {score:5.1f} %"
+        )
+        rows[module] = {"mutants": n, **{col: c[col] for col in COLUMNS}, "score": score}
+    n = sum(total.values())
+    print(f"{'total':<{width}}  {n:>7} " + " ".join(f"{total[col]:>11}" for col in COLUMNS))
+    if elapsed_s is not None and n:
+        print(f"wall time {elapsed_s:.0f} s, {elapsed_s / n:.2f} s a mutant (this run)")
+    for module in modules:
+        if survivors[module]:
+            print(f"\n{module}:")
+            for line in survivors[module]:
+                print(f"  {line}")
+    return {"modules": rows, "elapsed_s": elapsed_s, "survivors": survivors}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--modules",
+        nargs="+",
+        help="files to mutate (default: only_mutate in pyproject.toml [tool.mutmut])",
+    )
+    parser.add_argument(
+        "--tests",
+        nargs="+",
+        help="pytest arguments selecting the tests (default: pyproject's, the whole suite)",
+    )
+    parser.add_argument("--max-children", type=int, default=2, help="parallel workers")
+    parser.add_argument("--json", type=Path, help="also write the summary here")
+    parser.add_argument(
+        "--report-only", action="store_true", help="print the summary of the last run"
+    )
+    args = parser.parse_args(argv)
+
+    config = configuration.config()
+    changes: dict[str, Any] = {}
+    if args.modules:
+        missing = [m for m in args.modules if not Path(m).is_file()]
+        if missing:
+            parser.error(f"no such module: {', '.join(missing)}")
+        changes["only_mutate"] = list(args.modules)
+    if args.tests:
+        changes["pytest_add_cli_args_test_selection"] = list(args.tests)
+    # mutmut reads its settings once, from pyproject.toml; the narrowed settings replace
+    # them for this process and the workers it forks.
+    configuration._config = dataclasses.replace(config, **changes)
+    modules = list(configuration.config().only_mutate)
+    root = Path.cwd()
+
+    elapsed: float | None = None
+    if not args.report_only:
+        # A module first mutated in this run may have been copied unmutated by an earlier,
+        # narrower run; mutmut takes a copy newer than its source as done, so remove it.
+        # Its tests were not recorded either: mutmut then collects the stats again only
+        # for new tests, so drop them and let it record which tests reach which function.
+        fresh = [m for m in modules if not (root / "mutants" / (m + ".meta")).exists()]
+        for module in fresh:
+            (root / "mutants" / module).unlink(missing_ok=True)
+        if fresh:
+            (root / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
+        started = time.monotonic()
+        try:
+            cli.main(
+                ["run", "--max-children", str(args.max_children)],
+                prog_name="mutmut",
+                standalone_mode=False,
+            )
+        except SystemExit as exit_:
+            if exit_.code not in (0, None):
+                return int(exit_.code) if isinstance(exit_.code, int) else 1
+        elapsed = time.monotonic() - started
+
+    summary = report(modules, root, elapsed)
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=2) + "\n", "utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
