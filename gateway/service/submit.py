@@ -271,12 +271,16 @@ class SubmitService:
     def _listing_for(self, statement: Statement) -> Listing | None:
         if not isinstance(statement, StatusChange | SanctionConfirmation | GovernmentMeasure):
             return None
+        # In flight first, then the store: a listing leaves the in-flight map only after
+        # its append committed, so one that is in neither was never submitted here. (The
+        # other order missed a listing that committed and left the map between the two
+        # looks: a confirmation right behind it in the stream was refused NOT_FOUND.)
+        with self._in_flight_lock:
+            pending = self._in_flight.get(statement.listing_id)
+        if pending is not None:
+            return pending
         stored = self._store.record_by_id(statement.listing_id)
         if stored is None:
-            with self._in_flight_lock:
-                pending = self._in_flight.get(statement.listing_id)
-            if pending is not None:
-                return pending
             raise NotFoundError(
                 f"listing_id: no listing {statement.listing_id} is known to this gateway",
                 advice="submit the listing first, or wait for it to replicate",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -115,6 +117,50 @@ def test_stream_reports_bad_record_and_stores_the_rest(
         assert [r.code for r in results] == [0, grpc.StatusCode.INVALID_ARGUMENT.value[0], 0, 0, 0]
         assert results[4].duplicate and results[4].log_index == results[0].log_index
         assert all(gw.core.store.record_by_id(e.record_id) for e in good)
+
+
+def test_a_listing_that_lands_between_the_two_looks_is_still_found(
+    alliance: Alliance, database_url: str
+) -> None:
+    """The gateway looks for a confirmation's listing among the records in flight and in
+    the store. A store read that missed the listing just before it committed, followed
+    by a look in flight just after it left, refused the confirmation NOT_FOUND (a stream
+    carrying a listing and its confirmation failed so under load). Here every store read
+    made while the listing is in flight answers only once it has landed, as a read that
+    lost that race would."""
+    shop_a = alliance.members["shop-a"]
+    with running_gateway(
+        alliance.config(database_url), register=tuple(alliance.members.values())
+    ) as gw:
+        submit_service = gw.submit
+        store = submit_service._store
+        in_flight = submit_service._in_flight
+
+        class StaleWhileInFlight:
+            def __getattr__(self, name: str) -> Any:
+                return getattr(store, name)
+
+            def record_by_id(self, record_id: str) -> Any:
+                if record_id not in in_flight:
+                    return store.record_by_id(record_id)
+                landed = threading.Event()
+                while not landed.wait(0.01):  # until the append committed and left the map
+                    if record_id not in in_flight:
+                        landed.set()
+                return None  # what the read saw before the commit
+
+        submit_service._store = StaleWhileInFlight()  # type: ignore[assignment]
+        own = shop_a.sign(listing(shop_a, uscc=USCC[2]))
+        envs = [own, shop_a.sign(confirmation(shop_a, own.record_id))]
+        with shop_a.channel(gw.port) as ch:
+            results = list(
+                exchange(ch).SubmitRecords(
+                    iter([ex.SubmitRecordRequest(envelope=codec.envelope_to_pb(e)) for e in envs]),
+                    timeout=20,
+                )
+            )
+        submit_service._store = store
+        assert [(r.code, r.record_id) for r in results] == [(0, e.record_id) for e in envs]
 
 
 def test_stream_carries_a_listing_and_its_confirmation(
