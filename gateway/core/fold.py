@@ -236,7 +236,8 @@ class ListState:
 
     def is_listed(self, subject_key: str) -> bool:
         """True when any listing of the subject is in force."""
-        return any(v.in_force for v in self.by_subject(subject_key))
+        ids = self._by_subject.get(subject_key, ())
+        return any(self._entries[i].lifecycle().in_force for i in ids)
 
     def listings(self) -> Iterator[ListingView]:
         """Every listing, by ``listed_at`` then id."""

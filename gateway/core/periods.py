@@ -119,23 +119,9 @@ def maximum_end(identified_at: datetime, period: Period) -> datetime:
 def publication_end(lifecycle: Lifecycle, period: Period) -> datetime | None:
     """When the listing's publication ends (see the module docstring); ``None``: not
     while the listing stays as it is (in force and never identified)."""
-    identified_at, closed_at = lifecycle.identified_at, lifecycle.closed_at
-    return _end(lifecycle.closing, identified_at, closed_at, period)
-
-
-def _end(
-    closing: LifecycleStep | None,
-    identified_at: datetime | None,
-    closed_at: datetime | None,
-    period: Period,
-) -> datetime | None:
-    if identified_at is None:
-        return closed_at
-    if closing is None or closed_at is None:
-        return maximum_end(identified_at, period)
-    if closing in (LifecycleStep.CORRECTED, LifecycleStep.REMOVED):
-        return max(closed_at, add_months(identified_at, period.minimum_months))
-    return closed_at  # WITHDRAWN (void), RETIRED (the maximum ended)
+    return end_from_projection(
+        lifecycle.closing, lifecycle.identified_at, lifecycle.closed_at, period
+    )
 
 
 def end_from_projection(
@@ -146,4 +132,10 @@ def end_from_projection(
 ) -> datetime | None:
     """``publication_end`` from a stored projection's columns (the step shown when the
     listing is closed, its identification and earliest closing)."""
-    return _end(closing, identified_at, closed_at, period)
+    if identified_at is None:
+        return closed_at
+    if closing is None or closed_at is None:
+        return maximum_end(identified_at, period)
+    if closing in (LifecycleStep.CORRECTED, LifecycleStep.REMOVED):
+        return max(closed_at, add_months(identified_at, period.minimum_months))
+    return closed_at  # WITHDRAWN (void), RETIRED (the maximum ended)
