@@ -68,10 +68,6 @@ class Directory:
         with self._lock:
             return self._fold.get(member_id, now)
 
-    def region(self, member_id: str) -> str | None:
-        record = self.member(member_id)
-        return None if record is None else record.region_code
-
     def owner(self, public_key: bytes) -> str | None:
         """The member a raw public key belongs to, if any (docs/PROTOCOL.md §3)."""
         with self._lock:

@@ -401,9 +401,7 @@ class UnitOfWork:
 
     def get_listing(self, listing_id: str) -> ListingProjection | None:
         row = self._c.execute(_LISTING_BY_ID, {"listing_id": listing_id}).first()
-        if row is None:
-            return None
-        return ListingProjection(*row)
+        return None if row is None else ListingProjection(*row)
 
     def record_payload(self, record_id: str) -> tuple[str, bytes] | None:
         """``(payload_type, payload)`` of a stored record (this batch's too)."""
@@ -504,13 +502,6 @@ class UnitOfWork:
                 self._c.execute(_PENDING_FOR, {"ids": list(listing_ids[i : i + _CHUNK])}).scalars()
             )
         return found
-
-    def set_listing_step(self, listing_id: str, step: int, in_force: bool) -> None:
-        self._c.execute(
-            update(_LISTINGS)
-            .where(_LISTINGS.c.listing_id == listing_id)
-            .values(step=step, in_force=in_force)
-        )
 
     def insert_step(self, record_id: str, listing_id: str, step: int, at: datetime) -> None:
         self._c.execute(
