@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import NoReturn
 
 from clients import (
     __version__,
@@ -494,14 +494,14 @@ def _check(args: argparse.Namespace) -> int:
                     verdict,
                     i18n.name(state.listing.list),
                     _conduct(state.listing),
-                    _day(state.listing.listed_at),
-                    _day(state.correction_deadline),
+                    i18n.day(state.listing.listed_at),
+                    i18n.day(state.correction_deadline),
                     i18n.name(state.step),
                     _("overdue") if state.overdue else _("no"),
                     _sanctions(state, profile) or "-",
                 )
             )
-    _table(rows, sys.stdout)
+    i18n.table(rows, sys.stdout)
     return 0
 
 
@@ -551,12 +551,12 @@ def _listings(args: argparse.Namespace) -> int:
                     _conduct(state.listing),
                     i18n.unit_name(state.listing.region_code),
                     i18n.name(state.step),
-                    _day(state.listing.listed_at),
-                    _day(state.correction_deadline),
+                    i18n.day(state.listing.listed_at),
+                    i18n.day(state.correction_deadline),
                     flags or "-",
                 )
             )
-    _table(rows, sys.stdout)
+    i18n.table(rows, sys.stdout)
     n = len(rows) - 1
     print(i18n.ngettext("%(n)d listing", "%(n)d listings", n) % {"n": n})
     return 0
@@ -659,14 +659,6 @@ def _audit_cosign(args: argparse.Namespace) -> int:
 # --- output --------------------------------------------------------------------------
 
 
-def _table(rows: Sequence[Sequence[str]], out: TextIO) -> None:
-    i18n.table(rows, out)
-
-
-def _day(value: datetime) -> str:
-    return value.astimezone(build.BEIJING).date().isoformat()
-
-
 def _conduct(listing: Listing) -> str:
     name = i18n.name(listing.conduct)
     return f"{name}: {listing.conduct_other}" if listing.conduct_other else name
@@ -694,7 +686,7 @@ def _sanctions(state: ListingState, profile: Profile) -> str:
         measure = s.measure_other if s.measure is SanctionMeasure.OTHER else i18n.name(s.measure)
         if s.action is not SanctionAction.APPLIED:
             measure = _("%(measure)s lifted") % {"measure": measure}
-        parts.append(f"{measure} ({_member_name(s.platform, profile)}, {_day(s.effective_at)})")
+        parts.append(f"{measure} ({_member_name(s.platform, profile)}, {i18n.day(s.effective_at)})")
     return "; ".join(parts)
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -113,11 +113,6 @@ def _time(ts: Any, has: bool = True) -> str | None:
 def _moment(ts: Any) -> str:
     """Beijing time with its offset, for people."""
     return i18n.moment(_at(ts))
-
-
-def _day(ts: Any) -> str:
-    """The calendar day in Beijing."""
-    return _at(ts).astimezone(i18n.BEIJING).date().isoformat()
 
 
 def _government_kind(m: co.GovernmentMeasureRef) -> str:
@@ -333,10 +328,6 @@ def listing_json(c: co.ListingCompliance) -> dict[str, Any]:
     }
 
 
-def _table(rows: Sequence[Sequence[str]], out: TextIO) -> None:
-    i18n.table(rows, out)
-
-
 def _measures(o: co.PlatformObligation) -> str:
     return ", ".join(_measure_text(m) for m in o.measures) or "-"
 
@@ -364,7 +355,7 @@ def show_listing(args: argparse.Namespace, out: TextIO | None = None) -> int:
         "region": i18n.unit_name(c.region_code),
         "step": _step_text(c.step),
         "state": state,
-        "deadline": _day(c.correction_deadline),
+        "deadline": i18n.day(_at(c.correction_deadline)),
     }
     out.write(text % values + "\n")
     if c.HasField("notice_due_at"):
@@ -395,7 +386,7 @@ def show_listing(args: argparse.Namespace, out: TextIO | None = None) -> int:
         out.write(_("no platform owes anything on this listing") + "\n")
         return 0
     header = [_("platform"), _("kind"), _("state"), _("due (Beijing time)"), _("measures")]
-    _table([header, *_obligation_rows(c)], out)
+    i18n.table([header, *_obligation_rows(c)], out)
     return 0
 
 
@@ -426,7 +417,7 @@ def list_outstanding(args: argparse.Namespace, out: TextIO | None = None) -> int
         if len(rows) == 1:
             out.write(_("nothing outstanding") + "\n")
         else:
-            _table(rows, out)
+            i18n.table(rows, out)
     return 0
 
 
@@ -477,7 +468,7 @@ def list_owed(args: argparse.Namespace, out: TextIO | None = None) -> int:
         if len(rows) == 1:
             out.write(_("your platform owes nothing") + "\n")
         else:
-            _table(rows, out)
+            i18n.table(rows, out)
     return 0
 
 

@@ -47,6 +47,7 @@ __all__ = [
     "Code",
     "_",
     "current",
+    "day",
     "error_lines",
     "moment",
     "name",
@@ -157,6 +158,11 @@ def moment(value: dt.datetime, code: Code | None = None) -> str:
     return format_datetime(
         value, "yyyy-MM-dd HH:mm xxx", tzinfo=BEIJING, locale=code or _State.code
     )
+
+
+def day(value: dt.datetime) -> str:
+    """The calendar day in Beijing of a moment, ``2026-11-01``."""
+    return value.astimezone(BEIJING).date().isoformat()
 
 
 def width(text: str) -> int:
