@@ -25,10 +25,11 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
+from clients import statements
 from clients.client import AllianceClient
 from clients.import_messages import Language, Message, table
 from clients.importing import (
@@ -147,7 +148,7 @@ def read_rows(
 ) -> Iterator[Row]:
     """Read and validate every row of ``path``; one ``Row`` per row of the file."""
     fmt = options.fmt or detect_format(path)
-    now = imported_at or datetime.now(UTC)
+    now = imported_at or statements.now()
     with open_table(path, fmt, encoding=options.encoding, sheet=options.sheet) as source:
         labels = source.labels
         for cells in source.rows:

@@ -45,7 +45,7 @@ import enum
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Final, TypeVar
 
 from clients import statements as build
@@ -465,7 +465,3 @@ def _sanction(f: _Fields) -> Callable[[], Statement]:
         )
 
     return sanction
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)

@@ -107,7 +107,8 @@ def parse_time(text: str, *, field: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
-def _now() -> datetime:
+def now() -> datetime:
+    """The time a statement is dated when its command names none."""
     return datetime.now(UTC)
 
 
@@ -156,7 +157,7 @@ def new_listing(
         conduct_other=conduct_other,
         region_code=region_code,
         decision_ref=decision_ref,
-        listed_at=listed_at or _now(),
+        listed_at=listed_at or now(),
         correction_deadline=correction_deadline,
         summary=summary,
         legal_basis=legal_basis,
@@ -181,7 +182,7 @@ def status_change(
         issuer=issuer,
         listing_id=listing_id,
         step=step,
-        effective_at=effective_at or _now(),
+        effective_at=effective_at or now(),
         decision_ref=decision_ref,
         reason=reason,
         decided_by=decided_by,
@@ -209,7 +210,7 @@ def sanction(
         measure=measure,
         measure_other=measure_other,
         action=action,
-        effective_at=effective_at or _now(),
+        effective_at=effective_at or now(),
         store_id=store_id,
         note=note,
     )

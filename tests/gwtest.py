@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -259,6 +259,17 @@ def pg_schema_url(base: str) -> AbstractContextManager[str]:
     return temporary_schema(base, prefix="t_")
 
 
+# Fixture listings are dated a month before the day of the run (midnight UTC), so
+# their three-month deadline and publication periods lie ahead of the gateways' wall
+# clock on any date: a listing fixed on a calendar date would be escalated, then
+# retired, by the gateway itself once that date's deadline passed, and tests counting
+# log entries would start failing on a date. Tests about those transitions give their
+# gateway a ``Clock`` and their listings explicit dates.
+LISTED_AT = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(
+    days=30
+)
+
+
 def listing(issuer: Member, uscc: str = USCC[0], **kw: Any) -> Listing:
     values: dict[str, Any] = {
         "issuer": issuer.member_id,
@@ -267,7 +278,7 @@ def listing(issuer: Member, uscc: str = USCC[0], **kw: Any) -> Listing:
         "conduct": ConductType.FAKE_TRANSACTIONS,
         "region_code": issuer.region,
         "decision_ref": "ZJ-AMR-2026-0042",
-        "listed_at": datetime(2026, 10, 1, tzinfo=UTC),
+        "listed_at": LISTED_AT,
     }
     values.update(kw)
     return Listing(**values)
@@ -279,7 +290,7 @@ def confirmation(platform: Member, listing_id: str, **kw: Any) -> SanctionConfir
         "listing_id": listing_id,
         "measure": SanctionMeasure.CLOSE_STORE,
         "action": SanctionAction.APPLIED,
-        "effective_at": datetime(2026, 10, 2, tzinfo=UTC),
+        "effective_at": LISTED_AT + timedelta(days=1),
     }
     values.update(kw)
     return SanctionConfirmation(**values)

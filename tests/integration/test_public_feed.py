@@ -15,13 +15,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import gwtest
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from gwtest import (
     USCC,
     Alliance,
     Member,
-    listing,
     pg_base_url,
     pg_schema_url,
     running_gateway,
@@ -34,7 +34,7 @@ from gateway.codec import decode_statement
 from gateway.core.crypto import SigningKey
 from gateway.core.notes import NoteSigner
 from gateway.core.public_proof import verify_entry_proof
-from gateway.core.statements import LifecycleStep, StatusChange, Subject
+from gateway.core.statements import LifecycleStep, Listing, StatusChange, Subject
 from gateway.errors import GatewayError
 from gateway.ops.app import Gateway
 from gateway.pb.alliance.v1 import statements_pb2 as spb
@@ -216,6 +216,12 @@ def db_url(tmp_path: Path) -> Iterator[str]:
 # The gateway's wall time: the test's listings (2026-10-01, removed 2026-11-05) are inside
 # their publication periods on this day whatever day the suite runs.
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
+LISTED_AT = datetime(2026, 10, 1, tzinfo=UTC)
+
+
+def listing(issuer: Member, **kw: Any) -> Listing:
+    """gwtest's listing, dated on this test's calendar (1 October 2026)."""
+    return gwtest.listing(issuer, **{"listed_at": LISTED_AT, **kw})
 
 
 def _start(alliance: Alliance, db_url: str, **overrides: Any) -> Any:
