@@ -10,8 +10,9 @@ re-serialize: they verify and store the bytes they were given.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from types import MappingProxyType
 from typing import Any, TypeVar
@@ -21,8 +22,18 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from google.protobuf.unknown_fields import UnknownFieldSet
 
 from gateway.core import dsse
+from gateway.core.disclosure import Disclosure, Group, check_disclosures, disclose
 from gateway.core.statements import (
     ALLIANCE_POLICY_V1,
+    ERASURE_V1,
+    GOVERNMENT_MEASURE_V1,
+    GOVERNMENT_MEASURE_V2,
+    LISTING_V1,
+    LISTING_V2,
+    SANCTION_CONFIRMATION_V1,
+    SANCTION_CONFIRMATION_V2,
+    STATUS_CHANGE_V1,
+    STATUS_CHANGE_V2,
     MEMBER_RECORD_V1,
     MEMBER_RECORD_V2,
     MONTHLY_REPORT_V1,
@@ -32,6 +43,8 @@ from gateway.core.statements import (
     AuthorityScope,
     ConductType,
     DayKind,
+    Erasure,
+    ErasureBasis,
     GovernmentMeasure,
     GovernmentMeasureKind,
     HolidayCalendar,
@@ -59,20 +72,27 @@ from gateway.core.statements import (
     check_member_record_v2,
 )
 from gateway.errors import RecordError
+from gateway.pb.alliance.v1 import disclosure_pb2 as disclosure_pb
 from gateway.pb.alliance.v1 import envelope_pb2 as env_pb
 from gateway.pb.alliance.v1 import statements_pb2 as pb
 
 __all__ = [
     "PAYLOAD_SCHEMAS",
+    "Encoded",
     "OpenedPayload",
     "PayloadSchema",
+    "decode_envelope",
     "decode_statement",
+    "disclosures_from_pb",
+    "disclosures_to_pb",
+    "encode_record",
     "encode_statement",
     "enum_from_pb",
     "envelope_from_pb",
     "envelope_to_pb",
     "open_payload",
     "record_id_from_pb",
+    "seal",
     "statement_from_pb",
     "statement_to_pb",
     "stored_envelope",
@@ -167,6 +187,8 @@ def subject_from_pb(msg: pb.Subject) -> Subject:
 
 
 def _listing_to_pb(s: Listing) -> pb.Listing:
+    if s.subject is None:
+        raise RecordError("listing.subject: a redacted listing cannot be encoded")
     msg = pb.Listing(
         issuer=s.issuer,
         subject=subject_to_pb(s.subject),
@@ -323,7 +345,18 @@ StatementPb = (
     | pb.AlliancePolicy
     | pb.HolidayCalendar
     | pb.ReportSubmission
+    | pb.Erasure
 )
+
+
+def _erasure_to_pb(s: Erasure) -> pb.Erasure:
+    return pb.Erasure(
+        issuer=s.issuer,
+        record_ids=list(s.record_ids),
+        basis=pb.ErasureBasis.ValueType(s.basis.value),
+        legal_basis=s.legal_basis,
+        effective_at=timestamp_to_pb(s.effective_at),
+    )
 
 
 def statement_to_pb(stmt: Statement) -> StatementPb:
@@ -345,33 +378,80 @@ def statement_to_pb(stmt: Statement) -> StatementPb:
         return _holiday_calendar_to_pb(stmt)
     if isinstance(stmt, ReportSubmission):
         return _report_submission_to_pb(stmt)
+    if isinstance(stmt, Erasure):
+        return _erasure_to_pb(stmt)
     raise RecordError(f"not a statement: {type(stmt).__name__}")
 
 
-def encode_statement(stmt: Statement, payload_type: str | None = None) -> tuple[str, bytes]:
-    """Return ``(payload_type, payload)`` ready to be signed as a DSSE envelope.
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """A statement ready to be signed: its payload, and the disclosures that travel
+    beside the envelope (none for a type that commits to nothing)."""
 
-    ``payload_type`` defaults to the type a gateway signs the statement as
-    (``PAYLOAD_TYPES``); the statement must obey that type's rules.
-    """
+    payload_type: str
+    payload: bytes
+    disclosures: tuple[Disclosure, ...] = ()
+
+
+def encode_record(
+    stmt: Statement,
+    payload_type: str | None = None,
+    *,
+    salt: Callable[[int], bytes] = os.urandom,
+) -> Encoded:
+    """Encode ``stmt`` as ``payload_type`` (default: the type a gateway signs it as,
+    ``PAYLOAD_TYPES``). A redactable type moves each group's fields into a disclosure
+    with a fresh random salt (``salt`` gives the bytes: tests fix them) and signs its
+    commitment instead."""
     chosen = PAYLOAD_TYPES[type(stmt)] if payload_type is None else payload_type
     schema = PAYLOAD_SCHEMAS.get(chosen)
     if schema is None or not isinstance(stmt, schema.statement):
         raise RecordError(f"a {type(stmt).__name__} cannot be encoded as {chosen!r}")
     schema.check(stmt)
     msg = statement_to_pb(stmt)
-    return chosen, msg.SerializeToString(deterministic=True)
+    if not schema.groups:
+        return Encoded(chosen, msg.SerializeToString(deterministic=True))
+    values: dict[Group, bytes] = {}
+    for group, spec in schema.groups.items():
+        part = schema.message()
+        for path in spec.paths:
+            _move(msg, part, path)
+        values[group] = part.SerializeToString(deterministic=True)
+    disclosures = disclose(values, salt)
+    for d in disclosures:
+        msg.commitments.add(group=disclosure_pb.DisclosureGroup.ValueType(d.group), digest=d.digest)
+    return Encoded(chosen, msg.SerializeToString(deterministic=True), disclosures)
+
+
+def encode_statement(stmt: Statement, payload_type: str | None = None) -> tuple[str, bytes]:
+    """Return ``(payload_type, payload)`` ready to be signed as a DSSE envelope, for a
+    payload type without disclosures (``encode_record`` encodes every type)."""
+    encoded = encode_record(stmt, payload_type)
+    if encoded.disclosures:
+        raise RecordError(
+            f"{encoded.payload_type} travels with disclosures: encode it with encode_record"
+        )
+    return encoded.payload_type, encoded.payload
+
+
+def seal(stmt: Statement, key: Any, payload_type: str | None = None) -> dsse.Envelope:
+    """``stmt`` encoded, signed by ``key`` (a ``SigningKey``) and carrying its
+    disclosures: what a member submits."""
+    encoded = encode_record(stmt, payload_type)
+    env = dsse.sign(encoded.payload_type, encoded.payload, key)
+    return dsse.with_disclosures(env, encoded.disclosures)
 
 
 # --- statements: protobuf -> domain --------------------------------------------------
 
 
-def _listing_from_pb(m: pb.Listing) -> Listing:
-    if not m.HasField("subject"):
+def _listing_from_pb(m: pb.Listing, redacted: bool = False) -> Listing:
+    if not redacted and not m.HasField("subject"):
         raise RecordError("listing.subject: must be set")
     return Listing(
+        redacted=redacted,
         issuer=m.issuer,
-        subject=subject_from_pb(m.subject),
+        subject=None if redacted else subject_from_pb(m.subject),
         list=enum_from_pb(ListKind, m.list, "listing.list"),
         conduct=enum_from_pb(ConductType, m.conduct, "listing.conduct"),
         conduct_other=m.conduct_other,
@@ -384,8 +464,9 @@ def _listing_from_pb(m: pb.Listing) -> Listing:
     )
 
 
-def _status_change_from_pb(m: pb.StatusChange) -> StatusChange:
+def _status_change_from_pb(m: pb.StatusChange, redacted: bool = False) -> StatusChange:
     return StatusChange(
+        redacted=redacted,
         issuer=m.issuer,
         listing_id=m.listing_id,
         step=enum_from_pb(LifecycleStep, m.step, "status_change.step"),
@@ -397,7 +478,7 @@ def _status_change_from_pb(m: pb.StatusChange) -> StatusChange:
     )
 
 
-def _sanction_from_pb(m: pb.SanctionConfirmation) -> SanctionConfirmation:
+def _sanction_from_pb(m: pb.SanctionConfirmation, redacted: bool = False) -> SanctionConfirmation:
     action = enum_from_pb(SanctionAction, m.action, "sanction_confirmation.action")
     # NOT_APPLICABLE carries no measure: UNSPECIFIED is its only value (the model
     # refuses any other); every other action needs one.
@@ -407,6 +488,7 @@ def _sanction_from_pb(m: pb.SanctionConfirmation) -> SanctionConfirmation:
         else enum_from_pb(SanctionMeasure, m.measure, "sanction_confirmation.measure")
     )
     return SanctionConfirmation(
+        redacted=redacted,
         issuer=m.issuer,
         listing_id=m.listing_id,
         measure=measure,
@@ -458,8 +540,11 @@ def _monthly_report_from_pb(m: pb.MonthlyReport) -> MonthlyReport:
     )
 
 
-def _government_measure_from_pb(m: pb.GovernmentMeasure) -> GovernmentMeasure:
+def _government_measure_from_pb(
+    m: pb.GovernmentMeasure, redacted: bool = False
+) -> GovernmentMeasure:
     return GovernmentMeasure(
+        redacted=redacted,
         issuer=m.issuer,
         listing_id=m.listing_id,
         kind=enum_from_pb(GovernmentMeasureKind, m.kind, "government_measure.kind"),
@@ -538,7 +623,21 @@ def _report_submission_from_pb(m: pb.ReportSubmission) -> ReportSubmission:
     )
 
 
+def _erasure_from_pb(m: pb.Erasure) -> Erasure:
+    return Erasure(
+        issuer=m.issuer,
+        record_ids=tuple(
+            record_id_from_pb(r, f"erasure.record_ids[{i}]") for i, r in enumerate(m.record_ids)
+        ),
+        basis=enum_from_pb(ErasureBasis, m.basis, "erasure.basis"),
+        legal_basis=m.legal_basis,
+        effective_at=_required_ts(m, "effective_at", "erasure.effective_at"),
+    )
+
+
 def statement_from_pb(msg: StatementPb) -> Statement:
+    if isinstance(msg, pb.Erasure):
+        return _erasure_from_pb(msg)
     if isinstance(msg, pb.Listing):
         return _listing_from_pb(msg)
     if isinstance(msg, pb.StatusChange):
@@ -634,6 +733,129 @@ _REPORT_SUBMISSION_FIELDS: Mapping[str, frozenset[int]] = MappingProxyType(
 )
 
 
+# erasure.v1 (protocol revision 4).
+_ERASURE_FIELDS: Mapping[str, frozenset[int]] = MappingProxyType(
+    {"alliance.v1.Erasure": frozenset(range(1, 6)), _TIMESTAMP: frozenset({1, 2})}
+)
+
+# --- redactable payload types (protocol revision 4) ---------------------------------
+#
+# A v2 payload carries its message without the fields of its groups and with one
+# Commitment per group (field 16); each group's fields travel as a disclosure whose
+# value is the same message holding only those fields (docs/PROTOCOL.md, section 3.1).
+# A group is named by the paths of its fields (a nested path moves a field of a
+# submessage: Listing.subject.uscc).
+
+_COMMITMENTS = 16
+_COMMITMENT = "alliance.v1.Commitment"
+_Paths = tuple[tuple[str, ...], ...]
+
+
+@dataclass(frozen=True)
+class _Group:
+    paths: _Paths
+    fields: Mapping[str, frozenset[int]]  # what the disclosure's value may carry
+
+
+def _group(paths: _Paths, fields: dict[str, frozenset[int]]) -> _Group:
+    return _Group(paths, MappingProxyType({**fields, _TIMESTAMP: frozenset()}))
+
+
+_LISTING_GROUPS: Mapping[Group, _Group] = MappingProxyType(
+    {
+        Group.SUBJECT: _group(
+            (("subject", "uscc"), ("subject", "person_hmac"), ("subject", "name")),
+            {"alliance.v1.Listing": frozenset({2}), "alliance.v1.Subject": frozenset({1, 2, 4})},
+        ),
+        Group.TEXT: _group(
+            (("decision_ref",), ("summary",), ("legal_basis",)),
+            {"alliance.v1.Listing": frozenset({7, 10, 11})},
+        ),
+        Group.STORES: _group(
+            (("subject", "stores"),),
+            {
+                "alliance.v1.Listing": frozenset({2}),
+                "alliance.v1.Subject": frozenset({3}),
+                "alliance.v1.StoreRef": frozenset({1, 2}),
+            },
+        ),
+    }
+)
+_STATUS_CHANGE_GROUPS: Mapping[Group, _Group] = MappingProxyType(
+    {
+        Group.TEXT: _group(
+            (("decision_ref",), ("reason",), ("decided_by",)),
+            {"alliance.v1.StatusChange": frozenset({5, 6, 7})},
+        )
+    }
+)
+_SANCTION_GROUPS: Mapping[Group, _Group] = MappingProxyType(
+    {
+        Group.TEXT: _group((("note",),), {"alliance.v1.SanctionConfirmation": frozenset({8})}),
+        Group.STORES: _group(
+            (("store_id",),), {"alliance.v1.SanctionConfirmation": frozenset({7})}
+        ),
+    }
+)
+_GOVERNMENT_MEASURE_GROUPS: Mapping[Group, _Group] = MappingProxyType(
+    {
+        Group.TEXT: _group(
+            (("decision_ref",), ("note",)), {"alliance.v1.GovernmentMeasure": frozenset({5, 8})}
+        )
+    }
+)
+
+
+def _v2_fields(
+    v1: Mapping[str, frozenset[int]], root: str, clear: frozenset[int]
+) -> Mapping[str, frozenset[int]]:
+    """The v2 payload's field table: ``root`` carries ``clear`` and the commitments;
+    the messages only the groups used (Subject, StoreRef) are gone from it."""
+    table = {k: v for k, v in v1.items() if k not in ("alliance.v1.Subject", "alliance.v1.StoreRef")}
+    table[root] = clear | {_COMMITMENTS}
+    table[_COMMITMENT] = frozenset({1, 2})
+    return MappingProxyType(table)
+
+
+_LISTING_V2_FIELDS = _v2_fields(
+    _V1_FIELDS, "alliance.v1.Listing", frozenset({1, 3, 4, 5, 6, 8, 9})
+)
+_STATUS_CHANGE_V2_FIELDS = _v2_fields(
+    _STATUS_CHANGE_FIELDS, "alliance.v1.StatusChange", frozenset({1, 2, 3, 4, 8})
+)
+_SANCTION_V2_FIELDS = _v2_fields(
+    _V1_FIELDS, "alliance.v1.SanctionConfirmation", frozenset({1, 2, 3, 4, 5, 6})
+)
+_GOVERNMENT_MEASURE_V2_FIELDS = _v2_fields(
+    _V1_FIELDS, "alliance.v1.GovernmentMeasure", frozenset({1, 2, 3, 4, 6, 7})
+)
+
+
+def _move(src: Message, dst: Message, path: tuple[str, ...]) -> None:
+    """Move the field at ``path`` from ``src`` to ``dst`` (absent stays absent)."""
+    name = path[0]
+    fd = src.DESCRIPTOR.fields_by_name[name]
+    if len(path) > 1:
+        if not src.HasField(name):
+            return
+        child = getattr(src, name)
+        _move(child, getattr(dst, name), path[1:])
+        if not child.ListFields():
+            src.ClearField(name)
+        return
+    if fd.is_repeated:
+        getattr(dst, name).extend(getattr(src, name))
+    elif fd.message_type is not None or fd.has_presence:
+        if src.HasField(name):
+            if fd.message_type is not None:
+                getattr(dst, name).CopyFrom(getattr(src, name))
+            else:
+                setattr(dst, name, getattr(src, name))
+    elif getattr(src, name):
+        setattr(dst, name, getattr(src, name))
+    src.ClearField(name)
+
+
 def _no_rules(_: Statement) -> None:
     pass
 
@@ -666,6 +888,10 @@ class PayloadSchema:
     fields: Mapping[str, frozenset[int]]
     from_pb: Callable[[Any], Statement]
     check: Callable[[Statement], None] = _no_rules
+    # Redactable types (v2): the committed groups, and the statement read without
+    # its disclosures.
+    groups: Mapping[Group, _Group] = field(default_factory=dict)
+    redacted_from_pb: Callable[[Any], Statement] | None = None
 
 
 PAYLOAD_SCHEMAS: Mapping[str, PayloadSchema] = MappingProxyType(
@@ -673,15 +899,20 @@ PAYLOAD_SCHEMAS: Mapping[str, PayloadSchema] = MappingProxyType(
         schema.payload_type: schema
         for schema in (
             PayloadSchema(
-                PAYLOAD_TYPES[Listing],
+                LISTING_V1, "listing", pb.Listing, Listing, _V1_FIELDS, _listing_from_pb
+            ),
+            PayloadSchema(
+                LISTING_V2,
                 "listing",
                 pb.Listing,
                 Listing,
-                _V1_FIELDS,
+                _LISTING_V2_FIELDS,
                 _listing_from_pb,
+                groups=_LISTING_GROUPS,
+                redacted_from_pb=lambda m: _listing_from_pb(m, redacted=True),
             ),
             PayloadSchema(
-                PAYLOAD_TYPES[StatusChange],
+                STATUS_CHANGE_V1,
                 "status_change",
                 pb.StatusChange,
                 StatusChange,
@@ -689,12 +920,32 @@ PAYLOAD_SCHEMAS: Mapping[str, PayloadSchema] = MappingProxyType(
                 _status_change_from_pb,
             ),
             PayloadSchema(
-                PAYLOAD_TYPES[SanctionConfirmation],
+                STATUS_CHANGE_V2,
+                "status_change",
+                pb.StatusChange,
+                StatusChange,
+                _STATUS_CHANGE_V2_FIELDS,
+                _status_change_from_pb,
+                groups=_STATUS_CHANGE_GROUPS,
+                redacted_from_pb=lambda m: _status_change_from_pb(m, redacted=True),
+            ),
+            PayloadSchema(
+                SANCTION_CONFIRMATION_V1,
                 "sanction_confirmation",
                 pb.SanctionConfirmation,
                 SanctionConfirmation,
                 _V1_FIELDS,
                 _sanction_from_pb,
+            ),
+            PayloadSchema(
+                SANCTION_CONFIRMATION_V2,
+                "sanction_confirmation",
+                pb.SanctionConfirmation,
+                SanctionConfirmation,
+                _SANCTION_V2_FIELDS,
+                _sanction_from_pb,
+                groups=_SANCTION_GROUPS,
+                redacted_from_pb=lambda m: _sanction_from_pb(m, redacted=True),
             ),
             PayloadSchema(
                 MEMBER_RECORD_V1,
@@ -732,12 +983,25 @@ PAYLOAD_SCHEMAS: Mapping[str, PayloadSchema] = MappingProxyType(
                 _monthly_report_from_pb,
             ),
             PayloadSchema(
-                PAYLOAD_TYPES[GovernmentMeasure],
+                GOVERNMENT_MEASURE_V1,
                 "government_measure",
                 pb.GovernmentMeasure,
                 GovernmentMeasure,
                 _V1_FIELDS,
                 _government_measure_from_pb,
+            ),
+            PayloadSchema(
+                GOVERNMENT_MEASURE_V2,
+                "government_measure",
+                pb.GovernmentMeasure,
+                GovernmentMeasure,
+                _GOVERNMENT_MEASURE_V2_FIELDS,
+                _government_measure_from_pb,
+                groups=_GOVERNMENT_MEASURE_GROUPS,
+                redacted_from_pb=lambda m: _government_measure_from_pb(m, redacted=True),
+            ),
+            PayloadSchema(
+                ERASURE_V1, "erasure", pb.Erasure, Erasure, _ERASURE_FIELDS, _erasure_from_pb
             ),
             PayloadSchema(
                 ALLIANCE_POLICY_V1,
@@ -807,11 +1071,65 @@ class OpenedPayload:
         assert isinstance(issuer, str)
         return issuer
 
-    def statement(self) -> Statement:
-        _check_fields(self.message, self.schema.fields, self.schema.name)
-        stmt = self.schema.from_pb(self.message)
-        self.schema.check(stmt)
+    @property
+    def redactable(self) -> bool:
+        return bool(self.schema.groups)
+
+    def commitments(self) -> dict[Group, bytes]:
+        """The signed digest per group of a redactable payload: exactly one for each
+        group of its type, 32 bytes each (``RecordError`` otherwise)."""
+        schema, out = self.schema, {}
+        for i, c in enumerate(self.message.commitments):
+            where = f"{schema.name}.commitments[{i}]"
+            group = enum_from_pb(Group, c.group, f"{where}.group")
+            if group not in schema.groups:
+                raise RecordError(f"{where}.group: a {schema.name} commits to no {group.name}")
+            if group in out:
+                raise RecordError(f"{where}.group: {group.name} committed twice")
+            if len(c.digest) != 32:
+                raise RecordError(f"{where}.digest: must be 32 bytes, got {len(c.digest)}")
+            out[group] = bytes(c.digest)
+        missing = [g.name for g in schema.groups if g not in out]
+        if missing:
+            raise RecordError(f"{schema.name}.commitments: missing {', '.join(missing)}")
+        return out
+
+    def statement(self, disclosures: Sequence[Disclosure] = ()) -> Statement:
+        """The statement under every rule. A redactable payload is read with its
+        disclosures, each checked against its commitment, or without any (erased or
+        withheld: a redacted statement); other payloads take none."""
+        schema = self.schema
+        _check_fields(self.message, schema.fields, schema.name)
+        if not schema.groups:
+            if disclosures:
+                raise RecordError(f"{schema.name}: this payload type has no disclosures")
+            stmt = schema.from_pb(self.message)
+        else:
+            values = check_disclosures(self.commitments(), disclosures, schema.name)
+            if values:
+                full = schema.message()
+                full.CopyFrom(self.message)
+                for group, value in sorted(values.items()):
+                    full.MergeFrom(_disclosed(schema, group, value))
+                stmt = schema.from_pb(full)
+            else:
+                assert schema.redacted_from_pb is not None
+                stmt = schema.redacted_from_pb(self.message)
+        schema.check(stmt)
         return stmt
+
+
+def _disclosed(schema: PayloadSchema, group: Group, value: bytes) -> Message:
+    """A disclosure's value parsed strictly: the schema's message with only the
+    group's fields."""
+    where = f"{schema.name}.disclosures[{group.name}]"
+    part = schema.message()
+    try:
+        part.ParseFromString(value)
+    except DecodeError as e:
+        raise RecordError(f"{where}: value is not a valid {schema.name} message: {e}") from e
+    _check_fields(part, schema.groups[group].fields, where)
+    return part
 
 
 def open_payload(payload_type: str, payload: bytes) -> OpenedPayload:
@@ -831,9 +1149,17 @@ def open_payload(payload_type: str, payload: bytes) -> OpenedPayload:
     return OpenedPayload(schema, msg)
 
 
-def decode_statement(payload_type: str, payload: bytes) -> Statement:
-    """Parse verified payload bytes into a validated statement."""
-    return open_payload(payload_type, payload).statement()
+def decode_statement(
+    payload_type: str, payload: bytes, disclosures: Sequence[Disclosure] = ()
+) -> Statement:
+    """Parse verified payload bytes (and a redactable record's disclosures) into a
+    validated statement."""
+    return open_payload(payload_type, payload).statement(disclosures)
+
+
+def decode_envelope(env: dsse.Envelope) -> Statement:
+    """The statement of a verified envelope, read with the disclosures it carries."""
+    return decode_statement(env.payload_type, env.payload, env.disclosures)
 
 
 # --- envelopes -----------------------------------------------------------------------
@@ -847,7 +1173,31 @@ def envelope_from_pb(msg: env_pb.Envelope) -> dsse.Envelope:
         payload=bytes(msg.payload),
         payload_type=msg.payload_type,
         signatures=tuple(dsse.Signature(sig=bytes(s.sig), keyid=s.keyid) for s in msg.signatures),
+        disclosures=disclosures_from_pb(msg.disclosures),
     )
+
+
+def disclosures_from_pb(items: Sequence[disclosure_pb.Disclosure]) -> tuple[Disclosure, ...]:
+    """Disclosures as received; checked against the commitments when the statement is
+    read (``OpenedPayload.statement``)."""
+    out = []
+    for i, d in enumerate(items):
+        group = enum_from_pb(Group, d.group, f"envelope.disclosures[{i}].group")
+        if len(d.salt) != 32:
+            raise RecordError(
+                f"envelope.disclosures[{i}].salt: must be 32 bytes, got {len(d.salt)}"
+            )
+        out.append(Disclosure(group, bytes(d.salt), bytes(d.value)))
+    return tuple(out)
+
+
+def disclosures_to_pb(items: Sequence[Disclosure]) -> list[disclosure_pb.Disclosure]:
+    return [
+        disclosure_pb.Disclosure(
+            group=disclosure_pb.DisclosureGroup.ValueType(d.group), salt=d.salt, value=d.value
+        )
+        for d in items
+    ]
 
 
 def envelope_to_pb(env: dsse.Envelope) -> env_pb.Envelope:
@@ -855,16 +1205,21 @@ def envelope_to_pb(env: dsse.Envelope) -> env_pb.Envelope:
         payload=env.payload,
         payload_type=env.payload_type,
         signatures=[env_pb.Signature(sig=s.sig, keyid=s.keyid) for s in env.signatures],
+        disclosures=disclosures_to_pb(env.disclosures),
     )
 
 
 def stored_envelope(
-    payload_type: str, payload: bytes, signatures: tuple[tuple[str, bytes], ...]
+    payload_type: str,
+    payload: bytes,
+    signatures: tuple[tuple[str, bytes], ...],
+    disclosures: tuple[Disclosure, ...] = (),
 ) -> dsse.Envelope:
     return dsse.Envelope(
         payload=payload,
         payload_type=payload_type,
         signatures=tuple(dsse.Signature(sig=sig, keyid=keyid) for keyid, sig in signatures),
+        disclosures=disclosures,
     )
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from gateway.core.crypto import SIGNATURE_BYTES, SigningKey, VerifyingKey
+from gateway.core.disclosure import Disclosure
 from gateway.errors import RecordError, VerificationError
 
 __all__ = [
@@ -34,6 +35,8 @@ __all__ = [
 MAX_PAYLOAD_BYTES: Final = 1024 * 1024
 MAX_PAYLOAD_TYPE_BYTES: Final = 128
 MAX_SIGNATURES: Final = 16
+# One per field group; a few more are refused before any is hashed.
+MAX_DISCLOSURES: Final = 3
 MAX_KEYID_CHARS: Final = 128
 # Ed25519 signatures are 64 bytes (checked at verify time); larger blobs are refused early.
 MAX_SIGNATURE_BYTES: Final = 1024
@@ -112,6 +115,9 @@ class Envelope:
     payload: bytes
     payload_type: str
     signatures: tuple[Signature, ...] = ()
+    # Protocol revision 4: a redactable record's disclosures, beside the envelope:
+    # covered by no signature and no part of the record id (gateway.core.disclosure).
+    disclosures: tuple[Disclosure, ...] = ()
     # The PAE bytes and the record id, computed on first use: a submission verifies the
     # signature over them, names the record by them and appends them to the log.
     _pae: bytes | None = dataclasses.field(default=None, init=False, repr=False, compare=False)
@@ -122,6 +128,8 @@ class Envelope:
         _check_payload_type(self.payload_type)
         if not isinstance(self.signatures, tuple):
             raise RecordError("envelope signatures must be a tuple")
+        if not isinstance(self.disclosures, tuple) or len(self.disclosures) > MAX_DISCLOSURES:
+            raise RecordError(f"envelope: at most {MAX_DISCLOSURES} disclosures, as a tuple")
         if len(self.signatures) > MAX_SIGNATURES:
             raise RecordError(
                 f"envelope has {len(self.signatures)} signatures, at most {MAX_SIGNATURES} allowed"
@@ -155,6 +163,11 @@ def sign(payload_type: str, payload: bytes, key: SigningKey) -> Envelope:
     return Envelope(payload=payload, payload_type=payload_type, signatures=(signature,))
 
 
+def with_disclosures(env: Envelope, disclosures: tuple[Disclosure, ...]) -> Envelope:
+    """``env`` carrying ``disclosures`` (the signatures and the record id are unchanged)."""
+    return dataclasses.replace(env, disclosures=disclosures)
+
+
 def add_signature(env: Envelope, key: SigningKey) -> Envelope:
     """``env`` with one more signature by ``key``; unchanged if it already carries it.
 
@@ -167,6 +180,7 @@ def add_signature(env: Envelope, key: SigningKey) -> Envelope:
         payload=env.payload,
         payload_type=env.payload_type,
         signatures=(*env.signatures, signature),
+        disclosures=env.disclosures,
     )
 
 

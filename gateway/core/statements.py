@@ -30,6 +30,19 @@ from gateway.core.possession import verify_possession
 from gateway.errors import RecordError
 
 __all__ = [
+    "ERASURE_V1",
+    "GOVERNMENT_MEASURE_V1",
+    "GOVERNMENT_MEASURE_V2",
+    "LISTING_V1",
+    "LISTING_V2",
+    "MAX_ERASED_RECORDS",
+    "SANCTION_CONFIRMATION_V1",
+    "SANCTION_CONFIRMATION_V2",
+    "STATUS_CHANGE_V1",
+    "STATUS_CHANGE_V2",
+    "SUPERSEDED_TYPES",
+    "Erasure",
+    "ErasureBasis",
     "ALLIANCE_POLICY_V1",
     "CHINA_STANDARD_TIME",
     "MEMBER_RECORD_TYPES",
@@ -175,6 +188,15 @@ class AuthorityScope(enum.IntEnum):
     NATIONAL = 2
 
 
+class ErasureBasis(enum.IntEnum):
+    """Why disclosures are erased (erasure.v1, protocol revision 4)."""
+
+    PURPOSE_ACHIEVED = 1  # publication ended: repair, removal, retirement (PIPL art. 47(1))
+    RETENTION_ENDED = 2  # the record kind's retention period ended (a gateway signs)
+    DECISION = 3  # a court or administrative decision orders it
+    WITHDRAWN = 4  # the listing was withdrawn as erroneous
+
+
 # Maximum lengths in characters (code points).
 _MAX_REF = 256
 _MAX_TEXT = 2048
@@ -227,6 +249,19 @@ _CONTROL_EXCEPT_BREAKS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 def _set(obj: object, name: str, value: object) -> None:
     # The dataclasses are frozen; normalising a field in __post_init__ is the exception.
     object.__setattr__(obj, name, value)
+
+
+_LISTING_TEXTS = ("decision_ref", "summary", "legal_basis")
+_STATUS_CHANGE_TEXTS = ("decision_ref", "reason", "decided_by")
+
+
+def _redacted(
+    stmt: object, name: str, *, texts: tuple[str, ...], subject: object = None
+) -> None:
+    """A redacted statement holds nothing in its committed fields: the reader of an
+    erased record must not mistake a placeholder for a value."""
+    if subject is not None or any(getattr(stmt, t) for t in texts):
+        raise RecordError(f"{name}: a redacted statement carries no committed value")
 
 
 def _text(
@@ -352,7 +387,8 @@ class Listing:
     """A subject put on a list; its record id is the listing id."""
 
     issuer: str
-    subject: Subject
+    # None only when ``redacted``.
+    subject: Subject | None
     list: ListKind
     conduct: ConductType
     region_code: str
@@ -362,12 +398,18 @@ class Listing:
     correction_deadline: datetime | None = None
     summary: str = ""
     legal_basis: str = ""
+    # A listing.v2 record read without its disclosures (erased, or withheld from this
+    # reader): the committed fields (subject, decision_ref, summary, legal_basis) are
+    # unknown, None and "" here, and their rules are not checked.
+    redacted: bool = False
     # Explicit or default; computed once here (submission checks it, projections store it).
     _deadline: datetime = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _member(self.issuer, "listing.issuer")
-        if not isinstance(self.subject, Subject):
+        if self.redacted:
+            _redacted(self, "listing", subject=self.subject, texts=_LISTING_TEXTS)
+        elif not isinstance(self.subject, Subject):
             raise RecordError("listing.subject: must be a Subject")
         kind = _enum(ListKind, self.list, "listing.list")
         conduct = _enum(ConductType, self.conduct, "listing.conduct")
@@ -379,7 +421,7 @@ class Listing:
             )
         _other(self.conduct_other, "listing.conduct_other", conduct is ConductType.OTHER, "conduct")
         validate_region_code(self.region_code, field="listing.region_code")
-        _text(self.decision_ref, "listing.decision_ref", _MAX_REF, required=True)
+        _text(self.decision_ref, "listing.decision_ref", _MAX_REF, required=not self.redacted)
         listed_at = _utc(self.listed_at, "listing.listed_at")
         _set(self, "listed_at", listed_at)
         if self.correction_deadline is not None:
@@ -420,6 +462,9 @@ class StatusChange:
     decided_by: str = ""
     # SHA-256 of the document the step rests on (protocol revision 3); b"" when absent.
     document_sha256: bytes = b""
+    # A status-change.v2 record read without its disclosures: decision_ref, reason and
+    # decided_by are unknown ("") and their rules are not checked.
+    redacted: bool = False
 
     def __post_init__(self) -> None:
         _member(self.issuer, "status_change.issuer")
@@ -430,21 +475,23 @@ class StatusChange:
         _set(self, "step", step)
         _set(self, "effective_at", _utc(self.effective_at, "status_change.effective_at"))
         # Steps that close or decide something state on what (decision_ref) and why.
-        closing = step in (
+        closing = not self.redacted and step in (
             LifecycleStep.REMOVED,
             LifecycleStep.CORRECTED,
             LifecycleStep.UPHELD,
             LifecycleStep.WITHDRAWN,
         )
+        if self.redacted:
+            _redacted(self, "status_change", texts=_STATUS_CHANGE_TEXTS)
         _text(self.decision_ref, "status_change.decision_ref", _MAX_REF, required=closing)
         _text(self.reason, "status_change.reason", _MAX_TEXT, required=closing, multiline=True)
         _text(
             self.decided_by,
             "status_change.decided_by",
             _MAX_REF,
-            required=step is LifecycleStep.REMOVED,
+            required=step is LifecycleStep.REMOVED and not self.redacted,
         )
-        if step is LifecycleStep.DISPUTED and not self.reason:
+        if step is LifecycleStep.DISPUTED and not self.reason and not self.redacted:
             raise RecordError("status_change.reason: a DISPUTED step states the objection")
         doc = self.document_sha256
         if not isinstance(doc, bytes):
@@ -477,9 +524,14 @@ class SanctionConfirmation:
     measure_other: str = ""
     store_id: str = ""
     note: str = ""
+    # A sanction-confirmation.v2 record read without its disclosures: store_id and
+    # note are unknown ("").
+    redacted: bool = False
 
     def __post_init__(self) -> None:
         _member(self.issuer, "sanction_confirmation.issuer")
+        if self.redacted:
+            _redacted(self, "sanction_confirmation", texts=("store_id", "note"))
         _record_id(self.listing_id, "sanction_confirmation.listing_id")
         action = _enum(SanctionAction, self.action, "sanction_confirmation.action")
         _set(self, "action", action)
@@ -535,9 +587,14 @@ class GovernmentMeasure:
     kind_other: str = ""
     document_sha256: bytes = b""
     note: str = ""
+    # A government-measure.v2 record read without its disclosures: decision_ref and
+    # note are unknown ("") and their rules are not checked.
+    redacted: bool = False
 
     def __post_init__(self) -> None:
         _member(self.issuer, "government_measure.issuer")
+        if self.redacted:
+            _redacted(self, "government_measure", texts=("decision_ref", "note"))
         _record_id(self.listing_id, "government_measure.listing_id")
         kind = _enum(GovernmentMeasureKind, self.kind, "government_measure.kind")
         _set(self, "kind", kind)
@@ -547,7 +604,12 @@ class GovernmentMeasure:
             kind is GovernmentMeasureKind.OTHER,
             "kind",
         )
-        _text(self.decision_ref, "government_measure.decision_ref", _MAX_REF, required=True)
+        _text(
+            self.decision_ref,
+            "government_measure.decision_ref",
+            _MAX_REF,
+            required=not self.redacted,
+        )
         _set(self, "effective_at", _utc(self.effective_at, "government_measure.effective_at"))
         if not isinstance(self.document_sha256, bytes) or len(self.document_sha256) not in (
             0,
@@ -1076,6 +1138,40 @@ class ReportSubmission:
         _set(self, "files", files)
 
 
+MAX_ERASED_RECORDS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Erasure:
+    """Names records whose disclosures every gateway holding them deletes (revision 4).
+
+    The records stay in the log: their payloads hold commitments only, so signatures,
+    leaves and proofs keep verifying. Who may sign it, per named record, is
+    ``gateway.core.policy.may_erase``."""
+
+    issuer: str
+    record_ids: tuple[str, ...]
+    basis: ErasureBasis
+    legal_basis: str
+    effective_at: datetime
+
+    def __post_init__(self) -> None:
+        _member(self.issuer, "erasure.issuer")
+        ids = tuple(self.record_ids)
+        if not 1 <= len(ids) <= MAX_ERASED_RECORDS:
+            raise RecordError(
+                f"erasure.record_ids: 1 to {MAX_ERASED_RECORDS} record ids, got {len(ids)}"
+            )
+        for i, rid in enumerate(ids):
+            _record_id(rid, f"erasure.record_ids[{i}]")
+        if len(set(ids)) != len(ids):
+            raise RecordError("erasure.record_ids: must not repeat a record")
+        _set(self, "record_ids", ids)
+        _set(self, "basis", _enum(ErasureBasis, self.basis, "erasure.basis"))
+        _text(self.legal_basis, "erasure.legal_basis", _MAX_TEXT, required=True, multiline=True)
+        _set(self, "effective_at", _utc(self.effective_at, "erasure.effective_at"))
+
+
 Statement = (
     Listing
     | StatusChange
@@ -1086,6 +1182,7 @@ Statement = (
     | AlliancePolicy
     | HolidayCalendar
     | ReportSubmission
+    | Erasure
 )
 ALLIANCE_POLICY_V1 = "application/vnd.alliance.alliance-policy.v1+protobuf"
 
@@ -1096,15 +1193,38 @@ MONTHLY_REPORT_V1 = "application/vnd.alliance.monthly-report.v1+protobuf"
 MONTHLY_REPORT_V2 = "application/vnd.alliance.monthly-report.v2+protobuf"
 MONTHLY_REPORT_TYPES = frozenset({MONTHLY_REPORT_V1, MONTHLY_REPORT_V2})
 
+# The redactable statements (protocol revision 4): v2 signs commitments to the subject
+# and free text, v1 signed them in the clear. Members submit v2 only; v1 records
+# already in logs still verify, apply and replicate.
+LISTING_V1 = "application/vnd.alliance.listing.v1+protobuf"
+LISTING_V2 = "application/vnd.alliance.listing.v2+protobuf"
+STATUS_CHANGE_V1 = "application/vnd.alliance.status-change.v1+protobuf"
+STATUS_CHANGE_V2 = "application/vnd.alliance.status-change.v2+protobuf"
+SANCTION_CONFIRMATION_V1 = "application/vnd.alliance.sanction-confirmation.v1+protobuf"
+SANCTION_CONFIRMATION_V2 = "application/vnd.alliance.sanction-confirmation.v2+protobuf"
+GOVERNMENT_MEASURE_V1 = "application/vnd.alliance.government-measure.v1+protobuf"
+GOVERNMENT_MEASURE_V2 = "application/vnd.alliance.government-measure.v2+protobuf"
+ERASURE_V1 = "application/vnd.alliance.erasure.v1+protobuf"
+# The clear-text forms a member may no longer submit, each with its successor.
+SUPERSEDED_TYPES: Mapping[str, str] = MappingProxyType(
+    {
+        LISTING_V1: LISTING_V2,
+        STATUS_CHANGE_V1: STATUS_CHANGE_V2,
+        SANCTION_CONFIRMATION_V1: SANCTION_CONFIRMATION_V2,
+        GOVERNMENT_MEASURE_V1: GOVERNMENT_MEASURE_V2,
+    }
+)
+
 # The payload type a gateway signs each statement as.
 PAYLOAD_TYPES: Mapping[type[Statement], str] = MappingProxyType(
     {
-        Listing: "application/vnd.alliance.listing.v1+protobuf",
-        StatusChange: "application/vnd.alliance.status-change.v1+protobuf",
-        SanctionConfirmation: "application/vnd.alliance.sanction-confirmation.v1+protobuf",
+        Listing: LISTING_V2,
+        StatusChange: STATUS_CHANGE_V2,
+        SanctionConfirmation: SANCTION_CONFIRMATION_V2,
         MemberRecord: MEMBER_RECORD_V2,
         MonthlyReport: MONTHLY_REPORT_V2,
-        GovernmentMeasure: "application/vnd.alliance.government-measure.v1+protobuf",
+        GovernmentMeasure: GOVERNMENT_MEASURE_V2,
+        Erasure: ERASURE_V1,
         AlliancePolicy: ALLIANCE_POLICY_V1,
         HolidayCalendar: "application/vnd.alliance.holiday-calendar.v1+protobuf",
         ReportSubmission: "application/vnd.alliance.report-submission.v1+protobuf",
@@ -1118,5 +1238,9 @@ STATEMENT_TYPES: Mapping[str, type[Statement]] = MappingProxyType(
         **{payload_type: cls for cls, payload_type in PAYLOAD_TYPES.items()},
         MEMBER_RECORD_V1: MemberRecord,
         MONTHLY_REPORT_V1: MonthlyReport,
+        LISTING_V1: Listing,
+        STATUS_CHANGE_V1: StatusChange,
+        SANCTION_CONFIRMATION_V1: SanctionConfirmation,
+        GOVERNMENT_MEASURE_V1: GovernmentMeasure,
     }
 )

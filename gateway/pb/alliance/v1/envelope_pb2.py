@@ -22,17 +22,18 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from gateway.pb.alliance.v1 import disclosure_pb2 as alliance_dot_v1_dot_disclosure__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x61lliance/v1/envelope.proto\x12\x0b\x61lliance.v1\"\'\n\tSignature\x12\x0b\n\x03sig\x18\x01 \x01(\x0c\x12\r\n\x05keyid\x18\x02 \x01(\t\"]\n\x08\x45nvelope\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x12\x14\n\x0cpayload_type\x18\x02 \x01(\t\x12*\n\nsignatures\x18\x03 \x03(\x0b\x32\x16.alliance.v1.Signatureb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x61lliance/v1/envelope.proto\x12\x0b\x61lliance.v1\x1a\x1c\x61lliance/v1/disclosure.proto\"\'\n\tSignature\x12\x0b\n\x03sig\x18\x01 \x01(\x0c\x12\r\n\x05keyid\x18\x02 \x01(\t\"\x8b\x01\n\x08\x45nvelope\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x12\x14\n\x0cpayload_type\x18\x02 \x01(\t\x12*\n\nsignatures\x18\x03 \x03(\x0b\x32\x16.alliance.v1.Signature\x12,\n\x0b\x64isclosures\x18\x04 \x03(\x0b\x32\x17.alliance.v1.Disclosureb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'alliance.v1.envelope_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SIGNATURE']._serialized_start=43
-  _globals['_SIGNATURE']._serialized_end=82
-  _globals['_ENVELOPE']._serialized_start=84
-  _globals['_ENVELOPE']._serialized_end=177
+  _globals['_SIGNATURE']._serialized_start=73
+  _globals['_SIGNATURE']._serialized_end=112
+  _globals['_ENVELOPE']._serialized_start=115
+  _globals['_ENVELOPE']._serialized_end=254
 # @@protoc_insertion_point(module_scope)

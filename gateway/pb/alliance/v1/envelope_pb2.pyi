@@ -5,6 +5,7 @@ DSSE envelope (secure-systems-lab/dsse protocol v1.0.2, protobuf form).
 The signature covers PAE(payload_type, payload); see docs/PROTOCOL.md.
 """
 
+from gateway.pb.alliance.v1 import disclosure_pb2 as _disclosure_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -51,22 +52,32 @@ class Envelope(_message.Message):
     PAYLOAD_FIELD_NUMBER: _builtins.int
     PAYLOAD_TYPE_FIELD_NUMBER: _builtins.int
     SIGNATURES_FIELD_NUMBER: _builtins.int
+    DISCLOSURES_FIELD_NUMBER: _builtins.int
     payload: _builtins.bytes
     """The serialized statement, exactly as signed. Never re-serialized."""
     payload_type: _builtins.str
     """Media type naming the statement, e.g. application/vnd.alliance.listing.v1+protobuf."""
     @_builtins.property
     def signatures(self) -> _containers.RepeatedCompositeFieldContainer[Global___Signature]: ...
+    @_builtins.property
+    def disclosures(self) -> _containers.RepeatedCompositeFieldContainer[_disclosure_pb2.Disclosure]:
+        """Protocol revision 4: the disclosures of a redactable statement (listing.v2,
+        status-change.v2, sanction-confirmation.v2, government-measure.v2), one per
+        committed group. Not covered by the signatures and not part of the record id; a
+        gateway stores them apart from the log and deletes them on erasure.
+        """
+
     def __init__(
         self,
         *,
         payload: _builtins.bytes = ...,
         payload_type: _builtins.str = ...,
         signatures: _abc.Iterable[Global___Signature] | None = ...,
+        disclosures: _abc.Iterable[_disclosure_pb2.Disclosure] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["payload", b"payload", "payload_type", b"payload_type", "signatures", b"signatures"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["disclosures", b"disclosures", "payload", b"payload", "payload_type", b"payload_type", "signatures", b"signatures"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -5,6 +5,7 @@ The signed statements that travel as DSSE payloads.
 Field rules (which are required, their formats) are in docs/PROTOCOL.md.
 """
 
+from gateway.pb.alliance.v1 import disclosure_pb2 as _disclosure_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -340,6 +341,40 @@ DAY_KIND_MAKEUP_WORKDAY: DayKind.ValueType  # 4
 """A Saturday or Sunday worked instead (调休上班)."""
 Global___DayKind: _TypeAlias = DayKind  # noqa: Y015
 
+class _ErasureBasis:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ErasureBasisEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErasureBasis.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ERASURE_BASIS_UNSPECIFIED: _ErasureBasis.ValueType  # 0
+    ERASURE_BASIS_PURPOSE_ACHIEVED: _ErasureBasis.ValueType  # 1
+    """The purpose of processing is achieved: publication ended after repair, removal
+    or retirement (PIPL art. 47(1)).
+    """
+    ERASURE_BASIS_RETENTION_ENDED: _ErasureBasis.ValueType  # 2
+    """The retention period configured for the record kind ended (signed by a gateway)."""
+    ERASURE_BASIS_DECISION: _ErasureBasis.ValueType  # 3
+    """A court or an administrative decision orders it."""
+    ERASURE_BASIS_WITHDRAWN: _ErasureBasis.ValueType  # 4
+    """The listing was withdrawn as erroneous."""
+
+class ErasureBasis(_ErasureBasis, metaclass=_ErasureBasisEnumTypeWrapper):
+    """Protocol revision 4: why disclosures are erased."""
+
+ERASURE_BASIS_UNSPECIFIED: ErasureBasis.ValueType  # 0
+ERASURE_BASIS_PURPOSE_ACHIEVED: ErasureBasis.ValueType  # 1
+"""The purpose of processing is achieved: publication ended after repair, removal
+or retirement (PIPL art. 47(1)).
+"""
+ERASURE_BASIS_RETENTION_ENDED: ErasureBasis.ValueType  # 2
+"""The retention period configured for the record kind ended (signed by a gateway)."""
+ERASURE_BASIS_DECISION: ErasureBasis.ValueType  # 3
+"""A court or an administrative decision orders it."""
+ERASURE_BASIS_WITHDRAWN: ErasureBasis.ValueType  # 4
+"""The listing was withdrawn as erroneous."""
+Global___ErasureBasis: _TypeAlias = ErasureBasis  # noqa: Y015
+
 @_typing.final
 class StoreRef(_message.Message):
     """A seller's store on a member platform."""
@@ -417,6 +452,7 @@ class Listing(_message.Message):
     CORRECTION_DEADLINE_FIELD_NUMBER: _builtins.int
     SUMMARY_FIELD_NUMBER: _builtins.int
     LEGAL_BASIS_FIELD_NUMBER: _builtins.int
+    COMMITMENTS_FIELD_NUMBER: _builtins.int
     issuer: _builtins.str
     """SPIFFE member id of the member that signs the listing."""
     list: Global___ListKind.ValueType
@@ -437,6 +473,12 @@ class Listing(_message.Message):
     def correction_deadline(self) -> _timestamp_pb2.Timestamp:
         """Unset means listed_at + 3 calendar months."""
 
+    @_builtins.property
+    def commitments(self) -> _containers.RepeatedCompositeFieldContainer[_disclosure_pb2.Commitment]:
+        """v2 payload types only (protocol revision 4): one commitment per field group;
+        the group's fields are then absent here and travel as disclosures.
+        """
+
     def __init__(
         self,
         *,
@@ -451,10 +493,11 @@ class Listing(_message.Message):
         correction_deadline: _timestamp_pb2.Timestamp | None = ...,
         summary: _builtins.str = ...,
         legal_basis: _builtins.str = ...,
+        commitments: _abc.Iterable[_disclosure_pb2.Commitment] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["correction_deadline", b"correction_deadline", "listed_at", b"listed_at", "subject", b"subject"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["conduct", b"conduct", "conduct_other", b"conduct_other", "correction_deadline", b"correction_deadline", "decision_ref", b"decision_ref", "issuer", b"issuer", "legal_basis", b"legal_basis", "list", b"list", "listed_at", b"listed_at", "region_code", b"region_code", "subject", b"subject", "summary", b"summary"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["commitments", b"commitments", "conduct", b"conduct", "conduct_other", b"conduct_other", "correction_deadline", b"correction_deadline", "decision_ref", b"decision_ref", "issuer", b"issuer", "legal_basis", b"legal_basis", "list", b"list", "listed_at", b"listed_at", "region_code", b"region_code", "subject", b"subject", "summary", b"summary"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -472,6 +515,7 @@ class StatusChange(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     DECIDED_BY_FIELD_NUMBER: _builtins.int
     DOCUMENT_SHA256_FIELD_NUMBER: _builtins.int
+    COMMITMENTS_FIELD_NUMBER: _builtins.int
     issuer: _builtins.str
     listing_id: _builtins.str
     """Record id (lowercase hex) of the Listing this step belongs to."""
@@ -487,6 +531,12 @@ class StatusChange(_message.Message):
     """
     @_builtins.property
     def effective_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def commitments(self) -> _containers.RepeatedCompositeFieldContainer[_disclosure_pb2.Commitment]:
+        """v2 payload types only (protocol revision 4): one commitment per field group;
+        the group's fields are then absent here and travel as disclosures.
+        """
+
     def __init__(
         self,
         *,
@@ -498,10 +548,11 @@ class StatusChange(_message.Message):
         reason: _builtins.str = ...,
         decided_by: _builtins.str = ...,
         document_sha256: _builtins.bytes = ...,
+        commitments: _abc.Iterable[_disclosure_pb2.Commitment] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["effective_at", b"effective_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["decided_by", b"decided_by", "decision_ref", b"decision_ref", "document_sha256", b"document_sha256", "effective_at", b"effective_at", "issuer", b"issuer", "listing_id", b"listing_id", "reason", b"reason", "step", b"step"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["commitments", b"commitments", "decided_by", b"decided_by", "decision_ref", b"decision_ref", "document_sha256", b"document_sha256", "effective_at", b"effective_at", "issuer", b"issuer", "listing_id", b"listing_id", "reason", b"reason", "step", b"step"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -519,6 +570,7 @@ class SanctionConfirmation(_message.Message):
     EFFECTIVE_AT_FIELD_NUMBER: _builtins.int
     STORE_ID_FIELD_NUMBER: _builtins.int
     NOTE_FIELD_NUMBER: _builtins.int
+    COMMITMENTS_FIELD_NUMBER: _builtins.int
     issuer: _builtins.str
     """The platform that acted; must be the signer."""
     listing_id: _builtins.str
@@ -529,6 +581,12 @@ class SanctionConfirmation(_message.Message):
     note: _builtins.str
     @_builtins.property
     def effective_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def commitments(self) -> _containers.RepeatedCompositeFieldContainer[_disclosure_pb2.Commitment]:
+        """v2 payload types only (protocol revision 4): one commitment per field group;
+        the group's fields are then absent here and travel as disclosures.
+        """
+
     def __init__(
         self,
         *,
@@ -540,10 +598,11 @@ class SanctionConfirmation(_message.Message):
         effective_at: _timestamp_pb2.Timestamp | None = ...,
         store_id: _builtins.str = ...,
         note: _builtins.str = ...,
+        commitments: _abc.Iterable[_disclosure_pb2.Commitment] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["effective_at", b"effective_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "effective_at", b"effective_at", "issuer", b"issuer", "listing_id", b"listing_id", "measure", b"measure", "measure_other", b"measure_other", "note", b"note", "store_id", b"store_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "commitments", b"commitments", "effective_at", b"effective_at", "issuer", b"issuer", "listing_id", b"listing_id", "measure", b"measure", "measure_other", b"measure_other", "note", b"note", "store_id", b"store_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -653,6 +712,7 @@ class GovernmentMeasure(_message.Message):
     EFFECTIVE_AT_FIELD_NUMBER: _builtins.int
     DOCUMENT_SHA256_FIELD_NUMBER: _builtins.int
     NOTE_FIELD_NUMBER: _builtins.int
+    COMMITMENTS_FIELD_NUMBER: _builtins.int
     issuer: _builtins.str
     """The authority that took the measure; must be the signer."""
     listing_id: _builtins.str
@@ -666,6 +726,12 @@ class GovernmentMeasure(_message.Message):
     note: _builtins.str
     @_builtins.property
     def effective_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def commitments(self) -> _containers.RepeatedCompositeFieldContainer[_disclosure_pb2.Commitment]:
+        """v2 payload types only (protocol revision 4): one commitment per field group;
+        the group's fields are then absent here and travel as disclosures.
+        """
+
     def __init__(
         self,
         *,
@@ -677,10 +743,11 @@ class GovernmentMeasure(_message.Message):
         effective_at: _timestamp_pb2.Timestamp | None = ...,
         document_sha256: _builtins.bytes = ...,
         note: _builtins.str = ...,
+        commitments: _abc.Iterable[_disclosure_pb2.Commitment] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["effective_at", b"effective_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision_ref", b"decision_ref", "document_sha256", b"document_sha256", "effective_at", b"effective_at", "issuer", b"issuer", "kind", b"kind", "kind_other", b"kind_other", "listing_id", b"listing_id", "note", b"note"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["commitments", b"commitments", "decision_ref", b"decision_ref", "document_sha256", b"document_sha256", "effective_at", b"effective_at", "issuer", b"issuer", "kind", b"kind", "kind_other", b"kind_other", "listing_id", b"listing_id", "note", b"note"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1016,3 +1083,43 @@ class ReportSubmission(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReportSubmission: _TypeAlias = ReportSubmission  # noqa: Y015
+
+@_typing.final
+class Erasure(_message.Message):
+    """Protocol revision 4 (erasure.v1): names records whose disclosures every gateway
+    holding them deletes. The records themselves stay in the log and keep verifying.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ISSUER_FIELD_NUMBER: _builtins.int
+    RECORD_IDS_FIELD_NUMBER: _builtins.int
+    BASIS_FIELD_NUMBER: _builtins.int
+    LEGAL_BASIS_FIELD_NUMBER: _builtins.int
+    EFFECTIVE_AT_FIELD_NUMBER: _builtins.int
+    issuer: _builtins.str
+    basis: Global___ErasureBasis.ValueType
+    legal_basis: _builtins.str
+    """The legal basis in words (no personal data), at most 2048 characters."""
+    @_builtins.property
+    def record_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """1-1000 distinct record ids (lowercase hex) of redactable records."""
+
+    @_builtins.property
+    def effective_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        issuer: _builtins.str = ...,
+        record_ids: _abc.Iterable[_builtins.str] | None = ...,
+        basis: Global___ErasureBasis.ValueType = ...,
+        legal_basis: _builtins.str = ...,
+        effective_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["effective_at", b"effective_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["basis", b"basis", "effective_at", b"effective_at", "issuer", b"issuer", "legal_basis", b"legal_basis", "record_ids", b"record_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Erasure: _TypeAlias = Erasure  # noqa: Y015
