@@ -664,7 +664,9 @@ def _conduct(listing: Listing) -> str:
     return f"{name}: {listing.conduct_other}" if listing.conduct_other else name
 
 
-def _subject(subject: Subject) -> str:
+def _subject(subject: Subject | None) -> str:
+    if subject is None:
+        return _("(erased)")
     if subject.uscc is not None:
         return subject.uscc
     assert subject.person_hmac is not None

@@ -215,7 +215,8 @@ class ListState:
         if isinstance(stmt, Listing):
             entry = _Entry(listing_id=rec.record_id, listing=stmt)
             self._entries[rec.record_id] = entry
-            self._by_subject.setdefault(stmt.subject.key, set()).add(rec.record_id)
+            if stmt.subject is not None:  # a redacted (erased) listing is found by no key
+                self._by_subject.setdefault(stmt.subject.key, set()).add(rec.record_id)
             for waiting in self._pending.pop(rec.record_id, {}).values():
                 entry.fold(waiting)
         elif isinstance(stmt, StatusChange | SanctionConfirmation):

@@ -116,12 +116,13 @@ class PublicIndex:
                 self.members_generation += 1
             return
         if isinstance(stmt, Listing):
-            if not issued_in(stmt, self.trust_domain) or stmt.subject.uscc is None:
+            subject = stmt.subject
+            if not issued_in(stmt, self.trust_domain) or subject is None or subject.uscc is None:
                 return  # never published here: not kept (publication() decides the rest)
             listing_id = rec.record_id
-            self._by_uscc.setdefault(stmt.subject.uscc, set()).add(listing_id)
-            if stmt.subject.name:
-                self._names.setdefault(stmt.subject.name, set()).add(stmt.subject.uscc)
+            self._by_uscc.setdefault(subject.uscc, set()).add(listing_id)
+            if subject.name:
+                self._names.setdefault(subject.name, set()).add(subject.uscc)
         elif stmt.step in CLOSING_STEPS:
             listing_id = stmt.listing_id
             self._closing[rec.record_id] = stmt

@@ -215,4 +215,5 @@ def _stored(item: Accepted, index: int, now: datetime) -> StoredRecord:
         signer=item.signer,
         origin=item.origin,
         received_at=now,
+        disclosures=env.disclosures,
     )

@@ -72,7 +72,7 @@ def _listing_projection(record_id: str, log_index: int, listing: Listing) -> Lis
     state = derive(record_id, listing, ())
     return ListingProjection(
         listing_id=record_id,
-        subject_key=listing.subject.key,
+        subject_key=None if listing.subject is None else listing.subject.key,
         issuer=listing.issuer,
         list_kind=int(listing.list),
         conduct=int(listing.conduct),

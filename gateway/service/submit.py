@@ -26,6 +26,7 @@ from gateway.core.intake import DEFAULT_INTAKE_RULES, IntakeRules, check_submitt
 from gateway.core.lifecycle import identified_when_signed
 from gateway.core.policy import authorize_statement
 from gateway.core.statements import (
+    SUPERSEDED_TYPES,
     GovernmentMeasure,
     LifecycleStep,
     Listing,
@@ -149,7 +150,22 @@ class SubmitService:
                 reason="issuer-not-signer",
             )
         verify_issuer(env, caller, keys)
-        statement = opened.statement()
+        successor = SUPERSEDED_TYPES.get(env.payload_type)
+        if successor is not None:
+            raise RecordError(
+                f"payload_type: {env.payload_type} signs the subject and free text in the "
+                "clear; members submit the redactable form now",
+                advice=f"sign it as {successor} with its disclosures",
+                reason="superseded-payload-type",
+            )
+        if opened.redactable and not env.disclosures:
+            raise RecordError(
+                f"{opened.schema.name}.disclosures: a {env.payload_type} record is submitted "
+                "with the disclosure of every group it commits to",
+                advice="send the disclosures beside the envelope (Envelope.disclosures)",
+                reason="disclosure-missing",
+            )
+        statement = opened.statement(env.disclosures)
         if isinstance(statement, Listing):
             # The alliance's deadline rule, for listings members submit here;
             # replicated listings were judged by their origin (gateway.core.deadlines).
