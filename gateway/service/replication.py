@@ -464,7 +464,9 @@ class PeerPuller:
         # docstring, "Key validity for replicated records".
         signer = opened.issuer
         verify_issuer(env, signer, self._directory.keys_ever(signer, batch.member_records()))
-        statement = opened.statement()
+        # A replicated record may come without its disclosures (its origin erased them);
+        # those it carries must match their commitments.
+        statement = opened.statement(env.disclosures)
         self._authorize(signer, statement, batch)
         if isinstance(statement, MemberRecord):
             batch.members[statement.member_id].append((item.record_id, statement))
@@ -503,7 +505,7 @@ class PeerPuller:
         stored = self._store.record_by_id(listing_id)
         if stored is None:
             return None
-        listing = decode_statement(stored.payload_type, stored.payload)
+        listing = decode_statement(stored.payload_type, stored.payload, stored.disclosures)
         if not isinstance(listing, Listing):
             raise RecordError(f"listing_id: record {listing_id} is not a listing")
         return listing

@@ -302,7 +302,7 @@ class SubmitService:
                 advice="submit the listing first, or wait for it to replicate",
                 reason="unknown-listing",
             )
-        listing = decode_statement(stored.payload_type, stored.payload)
+        listing = decode_statement(stored.payload_type, stored.payload, stored.disclosures)
         if not isinstance(listing, Listing):
             raise RecordError(f"listing_id: record {statement.listing_id} is not a listing")
         return listing
