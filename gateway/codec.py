@@ -27,6 +27,7 @@ from gateway.core.disclosure import (
     Salter,
     check_disclosures,
     disclose,
+    keyed_salt,
     random_salt,
 )
 from gateway.core.statements import (
@@ -443,11 +444,15 @@ def encode_statement(stmt: Statement, payload_type: str | None = None) -> tuple[
 
 
 def seal(
-    stmt: Statement, key: Any, payload_type: str | None = None, *, salt: Salter = random_salt
+    stmt: Statement, key: Any, payload_type: str | None = None, *, salt: Salter | None = None
 ) -> dsse.Envelope:
     """``stmt`` encoded, signed by ``key`` (a ``SigningKey``) and carrying its
-    disclosures: what a member submits."""
-    encoded = encode_record(stmt, payload_type, salt=salt)
+    disclosures: what a member submits.
+
+    The salts derive from ``key`` by default (``keyed_salt``): signing one statement
+    twice gives one record id, so a retry or a re-run import stays idempotent, and no
+    one without the key can predict a salt."""
+    encoded = encode_record(stmt, payload_type, salt=keyed_salt(key.sign) if salt is None else salt)
     env = dsse.sign(encoded.payload_type, encoded.payload, key)
     return dsse.with_disclosures(env, encoded.disclosures)
 

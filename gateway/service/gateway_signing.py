@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from gateway import codec
 from gateway.core.crypto import SigningKey
-from gateway.core.disclosure import keyed_salt
 from gateway.core.identifiers import MemberId
 from gateway.core.policy import authorize_statement
 from gateway.core.statements import Listing, Statement
@@ -33,5 +32,5 @@ def sign_as_gateway(
     """``statement`` authorized for and signed by the gateway ``gateway_id``, ready to
     append; ``listing`` is the listing a lifecycle step applies to."""
     authorize_statement(MemberId.parse(gateway_id), statement, listing=listing, signer_region=None)
-    env = codec.seal(statement, key, salt=keyed_salt(key.sign))
+    env = codec.seal(statement, key)  # salts derived from the key (codec.seal)
     return Accepted(env, env.record_id, gateway_id, statement, origin)

@@ -339,7 +339,7 @@ _LISTING_BY_ID = select(*(_LISTINGS.c[f] for f in _LISTING_FIELDS)).where(
 _STEPS = _TABLES["listing_steps"]
 _MEMBERS = _TABLES["members"]
 _CURSORS = _TABLES["peer_cursors"]
-_RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(StoredRecord))
+_RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(StoredRecord) if f.name != "disclosures")
 # Parameters in one multi-row INSERT (SQLite allows 32766, PostgreSQL 65535).
 _MAX_PARAMETERS = 4000
 
@@ -835,13 +835,18 @@ class SqlStore:
                 )
 
     def payloads_by_ids(self, record_ids: Sequence[str]) -> dict[str, bytes]:
-        """Just the payload bytes of the given records (lookups return them verbatim)."""
+        """The payload bytes of the given records, each followed by the values of the
+        disclosures held for it: protobuf reads the concatenation as the statement with
+        its committed fields (lookups return it without parsing it)."""
         out: dict[str, bytes] = {}
         with self._read() as s:
             conn = s.connection()
             for i in range(0, len(record_ids), _CHUNK):
                 rows = conn.execute(_PAYLOADS, {"ids": list(record_ids[i : i + _CHUNK])})
                 out.update({rid: payload for rid, payload in rows})
+            held = disclosures_for(conn, list(out))
+        for rid, disclosed in held.items():
+            out[rid] = bytes(out[rid]) + b"".join(d.value for d in disclosed)
         return out
 
     def records_by_ids(self, record_ids: Sequence[str]) -> dict[str, StoredRecord]:
