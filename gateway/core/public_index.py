@@ -39,7 +39,13 @@ from gateway.core.publication import (
     issued_in,
     publication,
 )
-from gateway.core.statements import AlliancePolicy, Listing, MemberRecord, StatusChange
+from gateway.core.statements import (
+    AlliancePolicy,
+    Erasure,
+    Listing,
+    MemberRecord,
+    StatusChange,
+)
 
 __all__ = ["IndexedRecord", "PageEntry", "PublicIndex"]
 
@@ -54,7 +60,7 @@ class IndexedRecord:
 
     log_index: int
     record_id: str
-    statement: Listing | StatusChange | MemberRecord | AlliancePolicy
+    statement: Listing | StatusChange | MemberRecord | AlliancePolicy | Erasure
     keyids: tuple[str, ...] = ()
 
 
@@ -106,6 +112,10 @@ class PublicIndex:
             if stmt.trust_domain == self.trust_domain:
                 self._policies.apply(rec.record_id, stmt)
             return
+        if isinstance(stmt, Erasure):
+            self._forget(stmt.record_ids)
+            self._state.apply(VerifiedRecord(rec.record_id, "", stmt))
+            return
         if isinstance(stmt, MemberRecord):
             if MemberId.parse(stmt.member_id).trust_domain == self.trust_domain:
                 self._index_of[rec.record_id] = rec.log_index
@@ -132,6 +142,21 @@ class PublicIndex:
         self._keyids[rec.record_id] = rec.keyids
         self._state.apply(VerifiedRecord(rec.record_id, "", stmt))
         self._reposition(listing_id)
+
+    def _forget(self, record_ids: Sequence[str]) -> None:
+        """Erased listings leave the search index (and, redacted by the fold, the feed:
+        ``publication`` publishes no listing without its subject)."""
+        for listing_id in record_ids:
+            view = self._state.listing(listing_id)
+            subject = None if view is None else view.listing.subject
+            if subject is None or subject.uscc is None:
+                continue
+            ids = self._by_uscc.get(subject.uscc, set())
+            ids.discard(listing_id)
+            if not ids:
+                self._by_uscc.pop(subject.uscc, None)
+                for codes in self._names.values():
+                    codes.discard(subject.uscc)
 
     def _reposition(self, listing_id: str) -> None:
         view = self._state.listing(listing_id)

@@ -25,12 +25,14 @@ from gateway.core.public_proof import VerifiedEntry, verify_entry_proof
 from gateway.core.publication import entry_fields
 from gateway.core.statements import (
     ALLIANCE_POLICY_V1,
+    ERASURE_V1,
     LISTING_V1,
     LISTING_V2,
     MEMBER_RECORD_TYPES,
     STATUS_CHANGE_V1,
     STATUS_CHANGE_V2,
     AlliancePolicy,
+    Erasure,
     Listing,
     MemberRecord,
     StatusChange,
@@ -48,6 +50,7 @@ PUBLIC_TYPES = (
     STATUS_CHANGE_V1,
     STATUS_CHANGE_V2,
     ALLIANCE_POLICY_V1,
+    ERASURE_V1,
     *sorted(MEMBER_RECORD_TYPES),
 )
 _BATCH = 2000
@@ -263,7 +266,7 @@ class PublicFeed:
 
 def _indexed(r: StoredRecord) -> IndexedRecord:
     stmt = codec.decode_statement(r.payload_type, r.payload, r.disclosures)
-    if not isinstance(stmt, Listing | StatusChange | MemberRecord | AlliancePolicy):
+    if not isinstance(stmt, Listing | StatusChange | MemberRecord | AlliancePolicy | Erasure):
         raise VerificationError(f"record {r.record_id}: {r.payload_type} is not a public type")
     return IndexedRecord(r.log_index, r.record_id, stmt, tuple(k for k, _ in r.signatures))
 

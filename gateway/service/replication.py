@@ -87,6 +87,7 @@ from gateway.core.identifiers import MemberId
 from gateway.core.notes import Checkpoint, CosignatureSigner, NoteVerifier, parse_signed_note
 from gateway.core.policy import authorize_statement, require_configured_gateway
 from gateway.core.statements import (
+    Erasure,
     GovernmentMeasure,
     Listing,
     MemberRecord,
@@ -102,6 +103,7 @@ from gateway.errors import (
     RecordError,
 )
 from gateway.service.directory import Directory, verify_issuer
+from gateway.service.erasure import authorize_held
 from gateway.service.ledger import Accepted, Clock, Ledger, utc_now
 from gateway.storage import PeerCursor, SqlStore, StoredCheckpoint, StoredEvidence, StoredRecord
 
@@ -493,13 +495,22 @@ class PeerPuller:
             authorize_without_listing(member, statement)
             return
         record = batch.member(signer, self._directory)
+        region = None if record is None else record.region_code
+        scope = None if record is None else record.authority_scope
         authorize_statement(
-            member,
-            statement,
-            listing=listing,
-            signer_region=None if record is None else record.region_code,
-            signer_scope=None if record is None else record.authority_scope,
+            member, statement, listing=listing, signer_region=region, signer_scope=scope
         )
+        if isinstance(statement, Erasure):
+            # Checked against the named records held here; one of this same batch is
+            # not held yet and is erased by the projection when both land together.
+            authorize_held(
+                self._store,
+                signer,
+                statement,
+                signer_region=region,
+                signer_scope=scope,
+                require_all=False,
+            )
 
     def _stored_listing(self, listing_id: str) -> Listing | None:
         stored = self._store.record_by_id(listing_id)

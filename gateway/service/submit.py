@@ -27,6 +27,7 @@ from gateway.core.lifecycle import identified_when_signed
 from gateway.core.policy import authorize_statement
 from gateway.core.statements import (
     SUPERSEDED_TYPES,
+    Erasure,
     GovernmentMeasure,
     LifecycleStep,
     Listing,
@@ -43,6 +44,7 @@ from gateway.errors import (
     VerificationError,
 )
 from gateway.service.directory import Directory, verify_issuer
+from gateway.service.erasure import authorize_held
 from gateway.service.ledger import Accepted, Appended, Clock, utc_now
 from gateway.service.policies import Policies
 from gateway.service.sequencer import Sequencer
@@ -227,13 +229,24 @@ class SubmitService:
         try:
             listing = self._listing_for(statement)
             member = self._directory.member(checked.signer)
+            region = None if member is None else member.region_code
+            scope = None if member is None else member.authority_scope
             authorize_statement(
                 MemberId.parse(checked.signer),
                 statement,
                 listing=listing,
-                signer_region=None if member is None else member.region_code,
-                signer_scope=None if member is None else member.authority_scope,
+                signer_region=region,
+                signer_scope=scope,
             )
+            if isinstance(statement, Erasure):
+                authorize_held(
+                    self._store,
+                    checked.signer,
+                    statement,
+                    signer_region=region,
+                    signer_scope=scope,
+                    require_all=True,
+                )
             self._check_sources(statement, listing)
         except GatewayError as e:
             self._observe(env.payload_type, e)

@@ -42,6 +42,9 @@ _LISTINGS = _TABLES["listings"]
 _BY_RECORDS = select(
     _DISCLOSURES.c.record_id, _DISCLOSURES.c.grp, _DISCLOSURES.c.salt, _DISCLOSURES.c.value
 ).where(_DISCLOSURES.c.record_id.in_(bindparam("ids", expanding=True)))
+_HELD = select(_TABLES["records"].c.record_id).where(
+    _TABLES["records"].c.record_id.in_(bindparam("ids", expanding=True))
+)
 _ERASED_AMONG = select(_ERASED.c.record_id).where(
     _ERASED.c.record_id.in_(bindparam("ids", expanding=True))
 )
@@ -97,9 +100,16 @@ def erased_among(conn: Connection, record_ids: Sequence[str]) -> set[str]:
 
 
 def erase(conn: Connection, erasure_id: str, at: datetime, record_ids: Sequence[str]) -> int:
-    """Delete the named records' disclosures and the index entries of named listings;
-    remember the ids (a second erasure of one record changes nothing). Returns how many
-    disclosures were deleted."""
+    """Delete the named records' disclosures and the index entries of named listings,
+    of the named records this gateway holds; remember those ids (a second erasure of
+    one record changes nothing). Returns how many disclosures were deleted.
+
+    A named record not held is left alone: whoever holds it checks the erasure against
+    it, and a record replicated later comes from an origin that applied it."""
+    held: list[str] = []
+    for i in range(0, len(record_ids), _CHUNK):
+        held.extend(conn.execute(_HELD, {"ids": list(record_ids[i : i + _CHUNK])}).scalars())
+    record_ids = [rid for rid in record_ids if rid in set(held)]
     deleted = 0
     known = erased_among(conn, record_ids)
     fresh = [rid for rid in record_ids if rid not in known]

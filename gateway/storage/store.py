@@ -48,6 +48,7 @@ from gateway.storage.disclosures import (
     disclosures_for,
     erase,
     insert_disclosures,
+    truncate_wal,
 )
 from gateway.storage.models import (
     Base,
@@ -675,6 +676,13 @@ class SqlStore:
                 yield UnitOfWork(conn, self.subject_index)
         except SQLAlchemyError as e:
             raise StorageError(f"database write failed: {e}") from e
+
+    def truncate_wal(self) -> None:
+        """SQLite: checkpoint and truncate the WAL (after an erasure); else nothing."""
+        try:
+            truncate_wal(self.engine)
+        except SQLAlchemyError as e:
+            raise StorageError(f"WAL checkpoint failed: {e}") from e
 
     @contextmanager
     def _read(self) -> Iterator[Session]:
