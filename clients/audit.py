@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Final, Protocol
 
 from clients.client import InclusionProof, LogEntry
-from gateway.codec import decode_statement, open_payload
+from gateway.codec import decode_envelope, open_payload
 from gateway.core import dsse, merkle
 from gateway.core.crypto import VerifyingKey
 from gateway.core.fold import MemberDirectory
@@ -347,7 +347,7 @@ def _verify_entry(
     if signer is None:
         raise _integrity(f"entry {index}: no key its signer ever held verifies record {record_id}")
     try:
-        statement = decode_statement(env.payload_type, env.payload)
+        statement = decode_envelope(env)
     except GatewayError as e:
         raise _integrity(f"entry {index}: signed payload does not parse: {e}") from e
     if signer == "":
@@ -379,7 +379,7 @@ def _first_use(
     index: int, env: dsse.Envelope, record_id: str, keys: _Keys, outcome: ReplayOutcome
 ) -> str:
     try:
-        record = decode_statement(env.payload_type, env.payload)
+        record = decode_envelope(env)
     except GatewayError as e:
         raise _integrity(f"entry {index}: member record does not parse: {e}") from e
     assert isinstance(record, MemberRecord)

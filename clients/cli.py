@@ -34,7 +34,8 @@ from clients import statements as build
 from clients.client import AllianceClient, ClientError, ListingState, RetryPolicy, SubjectStatus
 from clients.i18n import N_, _
 from clients.profile import PROFILE_ENV, Profile, load_profile
-from gateway.codec import decode_statement
+from gateway.codec import decode_envelope
+from gateway.core import dsse
 from gateway.core.identifiers import MemberId
 from gateway.core.notes import CosignatureSigner
 from gateway.core.statements import (
@@ -569,7 +570,7 @@ def _watch(args: argparse.Namespace) -> int:
     with client:
         for entry in client.watch(args.from_index):
             env = entry.envelope
-            summary = _describe(env.payload_type, env.payload, names)
+            summary = _describe(env, names)
             print(f"{entry.log_index}\t{entry.record_id}\t{summary}", flush=True)
             seen += 1
             if args.limit and seen >= args.limit:
@@ -664,7 +665,9 @@ def _conduct(listing: Listing) -> str:
     return f"{name}: {listing.conduct_other}" if listing.conduct_other else name
 
 
-def _subject(subject: Subject) -> str:
+def _subject(subject: Subject | None) -> str:
+    if subject is None:
+        return _("(erased)")
     if subject.uscc is not None:
         return subject.uscc
     assert subject.person_hmac is not None
@@ -733,13 +736,13 @@ def _type_name(payload_type: str) -> str:
     return parts[2] if len(parts) == 4 and parts[1] == "alliance" else payload_type
 
 
-def _describe(payload_type: str, payload: bytes, names: dict[str, str]) -> str:
+def _describe(env: dsse.Envelope, names: dict[str, str]) -> str:
     """A one-line summary for ``watch`` (display only: signatures are not checked here).
     Members are shown by the display names their member records gave, once seen."""
     try:
-        s = decode_statement(payload_type, payload)
+        s = decode_envelope(env)
     except GatewayError:
-        return _("%(type)s (does not parse)") % {"type": payload_type}
+        return _("%(type)s (does not parse)") % {"type": env.payload_type}
     if isinstance(s, MemberRecord) and s.display_name:
         names[s.member_id] = s.display_name
     by = names.get(s.issuer, s.issuer)
@@ -759,7 +762,7 @@ def _describe(payload_type: str, payload: bytes, names: dict[str, str]) -> str:
         member = f"{s.member_id} ({s.display_name})" if s.display_name else s.member_id
         text = _("member   %(member)s %(status)s by %(issuer)s")
         return text % {"member": member, "status": i18n.name(s.status), "issuer": by}
-    return _("%(type)s by %(issuer)s") % {"type": _type_name(payload_type), "issuer": by}
+    return _("%(type)s by %(issuer)s") % {"type": _type_name(env.payload_type), "issuer": by}
 
 
 if __name__ == "__main__":

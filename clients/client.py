@@ -529,8 +529,7 @@ class AllianceClient:
             return item
         if self._signing_key is None:
             self._signing_key = self.profile.signing_key()
-        payload_type, payload = codec.encode_statement(item)
-        return dsse.sign(payload_type, payload, self._signing_key)
+        return codec.seal(item, self._signing_key)
 
     def sign(self, statement: Statement) -> dsse.Envelope:
         """The DSSE envelope of ``statement`` signed with the member's key."""

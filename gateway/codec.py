@@ -10,19 +10,26 @@ re-serialize: they verify and store the bytes they were given.
 from __future__ import annotations
 
 import enum
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.protobuf.unknown_fields import UnknownFieldSet
 
 from gateway.core import dsse
-from gateway.core.disclosure import Disclosure, Group, check_disclosures, disclose
+from gateway.core.disclosure import (
+    Disclosure,
+    Group,
+    Salter,
+    check_disclosures,
+    disclose,
+    keyed_salt,
+    random_salt,
+)
 from gateway.core.statements import (
     ALLIANCE_POLICY_V1,
     ERASURE_V1,
@@ -30,15 +37,15 @@ from gateway.core.statements import (
     GOVERNMENT_MEASURE_V2,
     LISTING_V1,
     LISTING_V2,
-    SANCTION_CONFIRMATION_V1,
-    SANCTION_CONFIRMATION_V2,
-    STATUS_CHANGE_V1,
-    STATUS_CHANGE_V2,
     MEMBER_RECORD_V1,
     MEMBER_RECORD_V2,
     MONTHLY_REPORT_V1,
     MONTHLY_REPORT_V2,
     PAYLOAD_TYPES,
+    SANCTION_CONFIRMATION_V1,
+    SANCTION_CONFIRMATION_V2,
+    STATUS_CHANGE_V1,
+    STATUS_CHANGE_V2,
     AlliancePolicy,
     AuthorityScope,
     ConductType,
@@ -397,12 +404,12 @@ def encode_record(
     stmt: Statement,
     payload_type: str | None = None,
     *,
-    salt: Callable[[int], bytes] = os.urandom,
+    salt: Salter = random_salt,
 ) -> Encoded:
     """Encode ``stmt`` as ``payload_type`` (default: the type a gateway signs it as,
     ``PAYLOAD_TYPES``). A redactable type moves each group's fields into a disclosure
-    with a fresh random salt (``salt`` gives the bytes: tests fix them) and signs its
-    commitment instead."""
+    with its own salt (random by default; ``salt`` chooses: a gateway derives them from
+    its key, tests fix them) and signs its commitment instead."""
     chosen = PAYLOAD_TYPES[type(stmt)] if payload_type is None else payload_type
     schema = PAYLOAD_SCHEMAS.get(chosen)
     if schema is None or not isinstance(stmt, schema.statement):
@@ -411,15 +418,17 @@ def encode_record(
     msg = statement_to_pb(stmt)
     if not schema.groups:
         return Encoded(chosen, msg.SerializeToString(deterministic=True))
+    clear = msg.SerializeToString(deterministic=True)
     values: dict[Group, bytes] = {}
     for group, spec in schema.groups.items():
         part = schema.message()
         for path in spec.paths:
             _move(msg, part, path)
         values[group] = part.SerializeToString(deterministic=True)
-    disclosures = disclose(values, salt)
+    disclosures = disclose(values, clear, salt)
+    commitments = cast(Any, msg).commitments  # the four redactable messages have field 16
     for d in disclosures:
-        msg.commitments.add(group=disclosure_pb.DisclosureGroup.ValueType(d.group), digest=d.digest)
+        commitments.add(group=disclosure_pb.DisclosureGroup.ValueType(d.group), digest=d.digest)
     return Encoded(chosen, msg.SerializeToString(deterministic=True), disclosures)
 
 
@@ -434,10 +443,16 @@ def encode_statement(stmt: Statement, payload_type: str | None = None) -> tuple[
     return encoded.payload_type, encoded.payload
 
 
-def seal(stmt: Statement, key: Any, payload_type: str | None = None) -> dsse.Envelope:
+def seal(
+    stmt: Statement, key: Any, payload_type: str | None = None, *, salt: Salter | None = None
+) -> dsse.Envelope:
     """``stmt`` encoded, signed by ``key`` (a ``SigningKey``) and carrying its
-    disclosures: what a member submits."""
-    encoded = encode_record(stmt, payload_type)
+    disclosures: what a member submits.
+
+    The salts derive from ``key`` by default (``keyed_salt``): signing one statement
+    twice gives one record id, so a retry or a re-run import stays idempotent, and no
+    one without the key can predict a salt."""
+    encoded = encode_record(stmt, payload_type, salt=keyed_salt(key.sign) if salt is None else salt)
     env = dsse.sign(encoded.payload_type, encoded.payload, key)
     return dsse.with_disclosures(env, encoded.disclosures)
 
@@ -811,15 +826,15 @@ def _v2_fields(
 ) -> Mapping[str, frozenset[int]]:
     """The v2 payload's field table: ``root`` carries ``clear`` and the commitments;
     the messages only the groups used (Subject, StoreRef) are gone from it."""
-    table = {k: v for k, v in v1.items() if k not in ("alliance.v1.Subject", "alliance.v1.StoreRef")}
+    table = {
+        k: v for k, v in v1.items() if k not in ("alliance.v1.Subject", "alliance.v1.StoreRef")
+    }
     table[root] = clear | {_COMMITMENTS}
     table[_COMMITMENT] = frozenset({1, 2})
     return MappingProxyType(table)
 
 
-_LISTING_V2_FIELDS = _v2_fields(
-    _V1_FIELDS, "alliance.v1.Listing", frozenset({1, 3, 4, 5, 6, 8, 9})
-)
+_LISTING_V2_FIELDS = _v2_fields(_V1_FIELDS, "alliance.v1.Listing", frozenset({1, 3, 4, 5, 6, 8, 9}))
 _STATUS_CHANGE_V2_FIELDS = _v2_fields(
     _STATUS_CHANGE_FIELDS, "alliance.v1.StatusChange", frozenset({1, 2, 3, 4, 8})
 )
@@ -898,9 +913,7 @@ PAYLOAD_SCHEMAS: Mapping[str, PayloadSchema] = MappingProxyType(
     {
         schema.payload_type: schema
         for schema in (
-            PayloadSchema(
-                LISTING_V1, "listing", pb.Listing, Listing, _V1_FIELDS, _listing_from_pb
-            ),
+            PayloadSchema(LISTING_V1, "listing", pb.Listing, Listing, _V1_FIELDS, _listing_from_pb),
             PayloadSchema(
                 LISTING_V2,
                 "listing",

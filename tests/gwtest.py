@@ -67,8 +67,8 @@ class Member:
             yield ch
 
     def sign(self, statement: Statement) -> dsse.Envelope:
-        payload_type, payload = codec.encode_statement(statement)
-        return dsse.sign(payload_type, payload, self.signing_key)
+        """``statement`` signed by this member, with its disclosures (codec.seal)."""
+        return codec.seal(statement, self.signing_key)
 
     def possession(self) -> bytes:
         """The proof that this member holds its signing key (for its registration)."""

@@ -63,11 +63,39 @@ def commitment(group: int, salt: bytes, value: bytes) -> bytes:
     return hashlib.sha256(DOMAIN + bytes([group]) + salt + value).digest()
 
 
+# Chooses a group's salt: given the group and the statement's clear bytes (its whole
+# message, serialized before the groups are moved out), 32 bytes.
+Salter = Callable[[Group, bytes], bytes]
+
+
+def random_salt(group: Group, clear: bytes) -> bytes:
+    """A fresh random salt (what members use)."""
+    return os.urandom(SALT_BYTES)
+
+
+def keyed_salt(sign: Callable[[bytes], bytes]) -> Salter:
+    """Salts derived from a deterministic signature (Ed25519) over the statement: a
+    gateway that signs the same statement twice, or two replicas of one gateway
+    identity, produce the same bytes and record id, and no one without the key can
+    guess a salt."""
+
+    def salt(group: Group, clear: bytes) -> bytes:
+        return hashlib.sha256(sign(DOMAIN + b"salt\n" + bytes([group]) + clear)).digest()
+
+    return salt
+
+
 def disclose(
-    values: Mapping[Group, bytes], salt: Callable[[int], bytes] = os.urandom
+    values: Mapping[Group, bytes], clear: bytes, salt: Salter = random_salt
 ) -> tuple[Disclosure, ...]:
-    """A fresh disclosure per group (in group order), each with its own random salt."""
-    return tuple(Disclosure(g, salt(SALT_BYTES), values[g]) for g in sorted(values))
+    """A disclosure per group (in group order), each with its own salt."""
+    out = []
+    for g in sorted(values):
+        s = salt(g, clear)
+        if len(s) != SALT_BYTES:
+            raise RecordError(f"disclosure.salt: must be {SALT_BYTES} bytes, got {len(s)}")
+        out.append(Disclosure(g, s, values[g]))
+    return tuple(out)
 
 
 def check_disclosures(
@@ -87,8 +115,7 @@ def check_disclosures(
             raise RecordError(f"{where}.disclosures: group {d.group.name} disclosed twice")
         if not hmac.compare_digest(d.digest, committed[d.group]):
             raise RecordError(
-                f"{where}.disclosures: the {d.group.name} disclosure does not match its "
-                "commitment",
+                f"{where}.disclosures: the {d.group.name} disclosure does not match its commitment",
                 reason="disclosure-mismatch",
             )
         values[d.group] = d.value

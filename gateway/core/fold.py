@@ -14,6 +14,7 @@ allowed (``gateway.core.policy``) before it got here.
 
 from __future__ import annotations
 
+import dataclasses
 from bisect import insort
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from types import MappingProxyType
 from gateway.core.identifiers import MemberId
 from gateway.core.lifecycle import CLOSING_STEPS, Lifecycle, StepRecord, derive
 from gateway.core.statements import (
+    Erasure,
     LifecycleStep,
     Listing,
     MemberRecord,
@@ -43,6 +45,7 @@ __all__ = [
     "SanctionView",
     "VerifiedRecord",
     "in_force_step",
+    "redacted",
     "sanction_wins",
     "stronger_step",
 ]
@@ -204,6 +207,7 @@ class ListState:
         self._entries: dict[str, _Entry] = {}
         self._by_subject: dict[str, set[str]] = {}
         # listing id -> record id -> record waiting for that listing
+        self._erased: set[str] = set()  # record ids an erasure named
         self._pending: dict[str, dict[str, VerifiedRecord]] = {}
 
     def apply(self, rec: VerifiedRecord) -> None:
@@ -212,10 +216,18 @@ class ListState:
             return
         self._seen.add(rec.record_id)
         stmt = rec.statement
+        if isinstance(stmt, Erasure):
+            for record_id in stmt.record_ids:
+                self._erased.add(record_id)
+                self._redact(record_id)
+            return
         if isinstance(stmt, Listing):
+            if rec.record_id in self._erased:  # the erasure came first: same outcome
+                stmt = redacted(stmt)
             entry = _Entry(listing_id=rec.record_id, listing=stmt)
             self._entries[rec.record_id] = entry
-            self._by_subject.setdefault(stmt.subject.key, set()).add(rec.record_id)
+            if stmt.subject is not None:  # a redacted (erased) listing is found by no key
+                self._by_subject.setdefault(stmt.subject.key, set()).add(rec.record_id)
             for waiting in self._pending.pop(rec.record_id, {}).values():
                 entry.fold(waiting)
         elif isinstance(stmt, StatusChange | SanctionConfirmation):
@@ -224,6 +236,16 @@ class ListState:
                 self._pending.setdefault(stmt.listing_id, {})[rec.record_id] = rec
             else:
                 target.fold(rec)
+
+    def _redact(self, listing_id: str) -> None:
+        """An erased listing keeps its lifecycle and sanctions, not its subject or text."""
+        entry = self._entries.get(listing_id)
+        if entry is None or entry.listing.redacted:
+            return
+        subject = entry.listing.subject
+        if subject is not None:
+            self._by_subject.get(subject.key, set()).discard(listing_id)
+        entry.listing = redacted(entry.listing)
 
     def listing(self, listing_id: str) -> ListingView | None:
         entry = self._entries.get(listing_id)
@@ -383,3 +405,12 @@ class MemberDirectory:
             record = self.get(member_id, at)
             if record is not None:
                 yield record
+
+
+def redacted(listing: Listing) -> Listing:
+    """``listing`` as read without its disclosures: what an erasure leaves of it."""
+    if listing.redacted:
+        return listing
+    return dataclasses.replace(
+        listing, subject=None, decision_ref="", summary="", legal_basis="", redacted=True
+    )

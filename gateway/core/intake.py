@@ -43,6 +43,7 @@ from gateway.core.statements import (
     SanctionConfirmation,
     Statement,
     StatusChange,
+    Subject,
 )
 from gateway.errors import RecordError
 
@@ -176,11 +177,19 @@ def check_text(value: str, field: str, *, multiline: bool, descriptive: bool) ->
         )
 
 
+def _disclosed_subject(stmt: Listing) -> Subject:
+    """A submitted listing's subject: intake sees every record with its disclosures."""
+    if stmt.subject is None:
+        raise RecordError("listing.subject: a listing is submitted with its subject disclosed")
+    return stmt.subject
+
+
 def _fields(stmt: Statement) -> Iterator[tuple[str, str, bool, bool]]:
     """(field path, value, multiline, descriptive) of every text field a member writes."""
     if isinstance(stmt, Listing):
-        yield "listing.subject.name", stmt.subject.name, False, True
-        for i, store in enumerate(stmt.subject.stores):
+        subject = _disclosed_subject(stmt)
+        yield "listing.subject.name", subject.name, False, True
+        for i, store in enumerate(subject.stores):
             yield f"listing.subject.stores[{i}].store_id", store.store_id, False, False
         yield "listing.conduct_other", stmt.conduct_other, False, True
         yield "listing.decision_ref", stmt.decision_ref, False, False
@@ -233,7 +242,7 @@ def check_submitted(
     for field, value, multiline, descriptive in _fields(stmt):
         check_text(value, field, multiline=multiline, descriptive=descriptive)
     if isinstance(stmt, Listing):
-        hmac_value = stmt.subject.person_hmac
+        hmac_value = _disclosed_subject(stmt).person_hmac
         if hmac_value is not None:
             reason = implausible_hmac(hmac_value)
             if reason is not None:

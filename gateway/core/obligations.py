@@ -211,7 +211,9 @@ def required_platforms(
 ) -> tuple[bool, tuple[str, ...]]:
     """``(from_stores, platforms)``: the own platforms of the listing's stores, or (no
     store named) every own active platform."""
-    stores = sorted({s.platform for s in listing.subject.stores})
+    # A redacted (erased) listing names no store any more: the rule for none applies.
+    named = listing.subject.stores if listing.subject is not None else ()
+    stores = sorted({s.platform for s in named})
     if stores:
         return True, tuple(p for p in stores if is_own(p, trust_domain))
     return False, tuple(sorted({p for p in active_platforms if is_own(p, trust_domain)}))

@@ -20,6 +20,7 @@ from gateway.core.identifiers import REPORTING_UNITS, MemberId, reporting_unit
 from gateway.core.statements import (
     AlliancePolicy,
     AuthorityScope,
+    Erasure,
     GovernmentMeasure,
     HolidayCalendar,
     LifecycleStep,
@@ -39,6 +40,7 @@ __all__ = [
     "GATEWAY_STEPS",
     "RPC_ROLES",
     "STATEMENT_SIGNERS",
+    "authorize_erasure",
     "authorize_statement",
     "has_jurisdiction",
     "require_configured_gateway",
@@ -94,6 +96,9 @@ STATEMENT_SIGNERS: Mapping[type[Statement], frozenset[Role]] = MappingProxyType(
         # and the record that it sent its own report.
         HolidayCalendar: frozenset({Role.GATEWAY}),
         ReportSubmission: frozenset({Role.GATEWAY}),
+        # Per named record, by authorize_erasure: its issuer, an authority of its
+        # listing's unit (or national), or the gateway of its issuer's trust domain.
+        Erasure: frozenset({Role.PLATFORM, Role.AUTHORITY, Role.GATEWAY}),
     }
 )
 
@@ -170,6 +175,39 @@ def authorize_statement(
             )
 
 
+def authorize_erasure(
+    signer: MemberId,
+    erasure: Erasure,
+    named: Mapping[str, tuple[Statement, Listing | None]],
+    *,
+    signer_region: str | None,
+    signer_scope: AuthorityScope | None = None,
+) -> None:
+    """Raise ``PermissionError`` unless ``signer`` may erase every named record it is
+    given: ``named`` maps a record id to its statement and the listing it belongs to
+    (the record itself for a listing; ``None`` when unknown).
+
+    May erase a record: its issuer; an authority of its listing's reporting unit or of
+    national scope (the authorities that decide the listing's steps); the gateway of
+    its issuer's trust domain (retention)."""
+    for record_id, (stmt, listing) in named.items():
+        if stmt.issuer == str(signer):
+            continue
+        issuer = MemberId.parse(stmt.issuer)
+        if signer.role is Role.GATEWAY and signer.trust_domain == issuer.trust_domain:
+            continue
+        if signer.role is Role.AUTHORITY and listing is not None:
+            _require_jurisdiction(
+                signer, signer_region, signer_scope, listing.region_code, "erase records of"
+            )
+            continue
+        raise PermissionError(
+            f"{signer} may not erase record {record_id} of {stmt.issuer}: its issuer, an "
+            "authority of its listing's unit, or its alliance's gateway erases it",
+            reason="not-allowed-to-erase",
+        )
+
+
 def _authorize_government_measure(
     signer: MemberId,
     stmt: GovernmentMeasure,
@@ -200,7 +238,8 @@ def _authorize_answer(
     measure, and may not answer NOT_APPLICABLE."""
     if stmt.action is not SanctionAction.NOT_APPLICABLE or listing is None:
         return
-    named = [s.store_id for s in listing.subject.stores if s.platform == str(signer)]
+    stores = listing.subject.stores if listing.subject is not None else ()
+    named = [s.store_id for s in stores if s.platform == str(signer)]
     if named:
         raise PermissionError(
             f"listing {stmt.listing_id} names store {named[0]!r} of {signer}: the seller has an "
@@ -297,7 +336,9 @@ def _authorize_status_change(
             signer, signer_region, signer_scope, listing.region_code, f"record {step.name} for"
         )
     if signer.role is Role.PLATFORM and step is LifecycleStep.DISPUTED:
-        if str(signer) in {s.platform for s in listing.subject.stores}:
+        # A redacted (erased) listing names no store any more.
+        stores = listing.subject.stores if listing.subject is not None else ()
+        if str(signer) in {s.platform for s in stores}:
             return
         raise PermissionError(
             f"platform {signer} holds no store of the subject of listing {stmt.listing_id}: "

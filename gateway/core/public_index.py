@@ -39,7 +39,13 @@ from gateway.core.publication import (
     issued_in,
     publication,
 )
-from gateway.core.statements import AlliancePolicy, Listing, MemberRecord, StatusChange
+from gateway.core.statements import (
+    AlliancePolicy,
+    Erasure,
+    Listing,
+    MemberRecord,
+    StatusChange,
+)
 
 __all__ = ["IndexedRecord", "PageEntry", "PublicIndex"]
 
@@ -54,7 +60,7 @@ class IndexedRecord:
 
     log_index: int
     record_id: str
-    statement: Listing | StatusChange | MemberRecord | AlliancePolicy
+    statement: Listing | StatusChange | MemberRecord | AlliancePolicy | Erasure
     keyids: tuple[str, ...] = ()
 
 
@@ -106,6 +112,10 @@ class PublicIndex:
             if stmt.trust_domain == self.trust_domain:
                 self._policies.apply(rec.record_id, stmt)
             return
+        if isinstance(stmt, Erasure):
+            self._forget(stmt.record_ids)
+            self._state.apply(VerifiedRecord(rec.record_id, "", stmt))
+            return
         if isinstance(stmt, MemberRecord):
             if MemberId.parse(stmt.member_id).trust_domain == self.trust_domain:
                 self._index_of[rec.record_id] = rec.log_index
@@ -116,12 +126,13 @@ class PublicIndex:
                 self.members_generation += 1
             return
         if isinstance(stmt, Listing):
-            if not issued_in(stmt, self.trust_domain) or stmt.subject.uscc is None:
+            subject = stmt.subject
+            if not issued_in(stmt, self.trust_domain) or subject is None or subject.uscc is None:
                 return  # never published here: not kept (publication() decides the rest)
             listing_id = rec.record_id
-            self._by_uscc.setdefault(stmt.subject.uscc, set()).add(listing_id)
-            if stmt.subject.name:
-                self._names.setdefault(stmt.subject.name, set()).add(stmt.subject.uscc)
+            self._by_uscc.setdefault(subject.uscc, set()).add(listing_id)
+            if subject.name:
+                self._names.setdefault(subject.name, set()).add(subject.uscc)
         elif stmt.step in CLOSING_STEPS:
             listing_id = stmt.listing_id
             self._closing[rec.record_id] = stmt
@@ -131,6 +142,21 @@ class PublicIndex:
         self._keyids[rec.record_id] = rec.keyids
         self._state.apply(VerifiedRecord(rec.record_id, "", stmt))
         self._reposition(listing_id)
+
+    def _forget(self, record_ids: Sequence[str]) -> None:
+        """Erased listings leave the search index (and, redacted by the fold, the feed:
+        ``publication`` publishes no listing without its subject)."""
+        for listing_id in record_ids:
+            view = self._state.listing(listing_id)
+            subject = None if view is None else view.listing.subject
+            if subject is None or subject.uscc is None:
+                continue
+            ids = self._by_uscc.get(subject.uscc, set())
+            ids.discard(listing_id)
+            if not ids:
+                self._by_uscc.pop(subject.uscc, None)
+                for codes in self._names.values():
+                    codes.discard(subject.uscc)
 
     def _reposition(self, listing_id: str) -> None:
         view = self._state.listing(listing_id)

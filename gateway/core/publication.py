@@ -130,8 +130,9 @@ class Publication:
 
     @property
     def uscc(self) -> str:
-        assert self.listing.subject.uscc is not None  # publication() admits only these
-        return self.listing.subject.uscc
+        subject = self.listing.subject
+        assert subject is not None and subject.uscc is not None  # publication() admits only these
+        return subject.uscc
 
     @property
     def unit(self) -> str:
@@ -158,8 +159,8 @@ def publication(
     neither the policy nor when the feed served the entry, checks the signed fields).
     """
     listing = view.listing
-    if listing.subject.uscc is None:  # a natural person: never published
-        return None
+    if listing.subject is None or listing.subject.uscc is None:
+        return None  # erased, or a natural person: never published
     if not issued_in(listing, publisher_trust_domain):
         return None  # published by the gateway of the issuer's own region
     if not is_identified(listing):
@@ -212,7 +213,7 @@ def entry_fields(pub: Publication, *, authority_name: str) -> dict[str, str]:
     return {
         "record_id": pub.listing_id,
         "status": pub.status.value,
-        "name": listing.subject.name,
+        "name": listing.subject.name if listing.subject is not None else "",
         "uscc": pub.uscc,
         "list": wire_name(listing.list),
         "conduct": wire_name(listing.conduct),

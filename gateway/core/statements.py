@@ -30,21 +30,14 @@ from gateway.core.possession import verify_possession
 from gateway.errors import RecordError
 
 __all__ = [
+    "ALLIANCE_POLICY_V1",
+    "CHINA_STANDARD_TIME",
     "ERASURE_V1",
     "GOVERNMENT_MEASURE_V1",
     "GOVERNMENT_MEASURE_V2",
     "LISTING_V1",
     "LISTING_V2",
     "MAX_ERASED_RECORDS",
-    "SANCTION_CONFIRMATION_V1",
-    "SANCTION_CONFIRMATION_V2",
-    "STATUS_CHANGE_V1",
-    "STATUS_CHANGE_V2",
-    "SUPERSEDED_TYPES",
-    "Erasure",
-    "ErasureBasis",
-    "ALLIANCE_POLICY_V1",
-    "CHINA_STANDARD_TIME",
     "MEMBER_RECORD_TYPES",
     "MEMBER_RECORD_V1",
     "MEMBER_RECORD_V2",
@@ -53,11 +46,18 @@ __all__ = [
     "MONTHLY_REPORT_V2",
     "PAYLOAD_TYPES",
     "REPORT_CONTENT_TYPE",
+    "SANCTION_CONFIRMATION_V1",
+    "SANCTION_CONFIRMATION_V2",
     "STATEMENT_TYPES",
+    "STATUS_CHANGE_V1",
+    "STATUS_CHANGE_V2",
+    "SUPERSEDED_TYPES",
     "AlliancePolicy",
     "AuthorityScope",
     "ConductType",
     "DayKind",
+    "Erasure",
+    "ErasureBasis",
     "GovernmentMeasure",
     "GovernmentMeasureKind",
     "HolidayCalendar",
@@ -255,9 +255,7 @@ _LISTING_TEXTS = ("decision_ref", "summary", "legal_basis")
 _STATUS_CHANGE_TEXTS = ("decision_ref", "reason", "decided_by")
 
 
-def _redacted(
-    stmt: object, name: str, *, texts: tuple[str, ...], subject: object = None
-) -> None:
+def _redacted(stmt: object, name: str, *, texts: tuple[str, ...], subject: object = None) -> None:
     """A redacted statement holds nothing in its committed fields: the reader of an
     erased record must not mistake a placeholder for a value."""
     if subject is not None or any(getattr(stmt, t) for t in texts):

@@ -56,6 +56,7 @@ from gateway.service.sequencer import Sequencer
 from gateway.service.submit import SubmitService
 from gateway.storage import AccessStore, SqlStore, check_schema, make_engine, migrate
 from gateway.storage.db import current_revision
+from gateway.storage.disclosures import SUBJECT_INDEX_INFO, SubjectIndex, digest_clear_keys
 from gateway.storage.integrity import IntegrityStore
 from gateway.transport.audit import AuditLogServicer
 from gateway.transport.exchange import ExchangeServicer
@@ -82,14 +83,18 @@ class Core:
             logger.info("new database: creating the schema")
             migrate(self.engine)
         check_schema(self.engine)
-        self.store = SqlStore(self.engine)
+        self.key = load_signing_key(config.signing_key_file)
+        index = SubjectIndex(self.key.derive_secret(SUBJECT_INDEX_INFO))
+        self.store = SqlStore(self.engine, subject_index=index)
+        converted = digest_clear_keys(self.engine, index)
+        if converted:
+            logger.info("lookup index: %d subject keys stored in the clear now digests", converted)
         # Before anything reads the log: its records cover its signed tree, and its
         # newest entries rehash to their ids, leaves and nodes; then reads refuse the
         # ranges found damaged earlier.
         self.integrity = IntegrityStore(self.store)
         startup_check(self.integrity, entries=config.startup_check_entries)
         self.integrity.load_damage()
-        self.key = load_signing_key(config.signing_key_file)
         self.note_signer = NoteSigner(config.log_origin, self.key)
         anchors = {config.member_id: self.key.public_key()}
         for peer in config.peers:

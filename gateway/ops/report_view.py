@@ -546,6 +546,8 @@ def _outstanding(units: Sequence[Mapping[str, Any]], names: Names, loc: Locale) 
 def _subject(entry: LedgerEntry, loc: Locale) -> str:
     _ = loc.gettext
     subject = entry.listing.subject
+    if subject is None:
+        return _("(erased)")
     if subject.uscc is None:
         return _("Natural person (masked)")
     if subject.uscc.startswith(_INDIVIDUAL_BUSINESS):

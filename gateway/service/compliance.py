@@ -30,7 +30,8 @@ from gateway.core.obligations import (
     policy_satisfying,
 )
 from gateway.core.statements import (
-    PAYLOAD_TYPES,
+    GOVERNMENT_MEASURE_V1,
+    GOVERNMENT_MEASURE_V2,
     AlliancePolicy,
     GovernmentMeasure,
     LifecycleStep,
@@ -39,6 +40,7 @@ from gateway.core.statements import (
     Role,
     SanctionAction,
     SanctionMeasure,
+    Statement,
     StatusChange,
 )
 from gateway.core.workdays import WorkCalendar
@@ -156,16 +158,21 @@ class ComplianceService:
         records = self._store.records_by_ids([h.record_id for h in history])
         steps = []
         for h in history:
-            stmt = decode_statement(records[h.record_id].payload_type, records[h.record_id].payload)
+            r = records[h.record_id]
+            stmt = decode_statement(r.payload_type, r.payload, r.disclosures)
             assert isinstance(stmt, StatusChange)
             steps.append(StepEntry(h.record_id, stmt))
+        ids = [
+            record_id
+            for payload_type in (GOVERNMENT_MEASURE_V1, GOVERNMENT_MEASURE_V2)
+            for _, record_id, payload in self._compliance.records_of_type_after(payload_type, -1)
+            if _measure_on(decode_statement(payload_type, payload), listing_id)
+        ]
         measures = []
-        for _, record_id, payload in self._compliance.records_of_type_after(
-            PAYLOAD_TYPES[GovernmentMeasure], -1
-        ):
-            stmt = decode_statement(PAYLOAD_TYPES[GovernmentMeasure], payload)
-            if isinstance(stmt, GovernmentMeasure) and stmt.listing_id == listing_id:
-                measures.append((record_id, stmt))
+        for r in self._store.records_by_ids(ids).values():
+            stmt = decode_statement(r.payload_type, r.payload, r.disclosures)
+            assert isinstance(stmt, GovernmentMeasure)
+            measures.append((r.record_id, stmt))
         measures.sort(key=lambda m: (m[1].effective_at, m[0]))
         calendar = None if self._calendar is None else self._calendar()
         due, late = self._notice(result.listing, result.lifecycle, history, self._clock(), calendar)
@@ -208,9 +215,8 @@ class ComplianceService:
             records = self._store.records_by_ids(ids)
             steps = self._compliance.step_times(ids)
             for row in rows:
-                listing = decode_statement(
-                    records[row.listing_id].payload_type, records[row.listing_id].payload
-                )
+                r = records[row.listing_id]
+                listing = decode_statement(r.payload_type, r.payload, r.disclosures)
                 assert isinstance(listing, Listing)
                 history = steps.get(row.listing_id, [])
                 lifecycle = derive(row.listing_id, listing, _step_records(history))
@@ -352,7 +358,7 @@ class ComplianceService:
             record = records.get(row.listing_id)
             if record is None:  # projections and records are written in one transaction
                 raise NotFoundError(f"listing {row.listing_id} has no record")
-            listing = decode_statement(record.payload_type, record.payload)
+            listing = decode_statement(record.payload_type, record.payload, record.disclosures)
             assert isinstance(listing, Listing)
             policy = self._policy(listing, now)
             history = steps.get(row.listing_id, [])
@@ -389,3 +395,7 @@ def _step_records(history: Iterable[StepTime]) -> Iterator[StepRecord]:
 def _owed_order(owed: Owed) -> tuple[str, str]:
     # RFC 3339 UTC with microseconds sorts as text in time order.
     return (owed.obligation.due_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), owed.listing.listing_id)
+
+
+def _measure_on(stmt: Statement, listing_id: str) -> bool:
+    return isinstance(stmt, GovernmentMeasure) and stmt.listing_id == listing_id

@@ -98,7 +98,9 @@ class Escalator:
                 record = stored.get(p.listing_id)
                 if record is None:  # projections and records are written together
                     continue
-                listing = codec.decode_statement(record.payload_type, record.payload)
+                listing = codec.decode_statement(
+                    record.payload_type, record.payload, record.disclosures
+                )
                 if isinstance(listing, Listing) and p.due_at is not None:
                     batch.append(self.sign(p.listing_id, listing, p.due_at))
             results = self._ledger.append(batch)

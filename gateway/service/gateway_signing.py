@@ -4,14 +4,14 @@ monthly reports, report submissions) before it is appended.
 
 The statement is authorized as if the gateway had submitted it (the same policy a
 member's record passes, with no signer region: the gateway belongs to none), encoded
-deterministically and signed with the gateway's key, so replicas that sign the same
+deterministically (the salts of a redactable statement's disclosures derived from the
+gateway's key) and signed with the gateway's key, so replicas that sign the same
 statement produce the same bytes and the same record id.
 """
 
 from __future__ import annotations
 
 from gateway import codec
-from gateway.core import dsse
 from gateway.core.crypto import SigningKey
 from gateway.core.identifiers import MemberId
 from gateway.core.policy import authorize_statement
@@ -32,6 +32,5 @@ def sign_as_gateway(
     """``statement`` authorized for and signed by the gateway ``gateway_id``, ready to
     append; ``listing`` is the listing a lifecycle step applies to."""
     authorize_statement(MemberId.parse(gateway_id), statement, listing=listing, signer_region=None)
-    payload_type, payload = codec.encode_statement(statement)
-    env = dsse.sign(payload_type, payload, key)
+    env = codec.seal(statement, key)  # salts derived from the key (codec.seal)
     return Accepted(env, env.record_id, gateway_id, statement, origin)

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from gateway.core import merkle
 from gateway.core.dsse import Envelope
 from gateway.core.notes import Checkpoint, NoteSigner, sign_note
-from gateway.core.statements import AlliancePolicy, MemberRecord, Statement
+from gateway.core.statements import AlliancePolicy, Erasure, MemberRecord, Statement
 from gateway.errors import LogDamageError, LogIntegrityError
 from gateway.service.projection import project_batch
 from gateway.storage import SqlStore, StoredCheckpoint, StoredRecord, UnitOfWork
@@ -153,6 +153,9 @@ class Ledger:
         policy_updates = [(r, s) for r, s in members if isinstance(s, AlliancePolicy)]
         if policy_updates and self._on_policies is not None:
             self._on_policies(policy_updates)
+        if any(isinstance(s, Erasure) for _, s in members):
+            # The erased values are gone from the tables; on SQLite, from the WAL too.
+            self._store.truncate_wal()
         return results
 
     def checkpoint(self, signer: NoteSigner, origin: str) -> StoredCheckpoint | None:
@@ -215,4 +218,5 @@ def _stored(item: Accepted, index: int, now: datetime) -> StoredRecord:
         signer=item.signer,
         origin=item.origin,
         received_at=now,
+        disclosures=env.disclosures,
     )

@@ -18,6 +18,7 @@ from gateway.core.lifecycle import Lifecycle, StepRecord, derive
 from gateway.core.policy import authorize_statement
 from gateway.core.statements import (
     AuthorityScope,
+    Erasure,
     LifecycleStep,
     Listing,
     MemberRecord,
@@ -66,13 +67,16 @@ def project(uow: UnitOfWork, record_id: str, log_index: int, statement: Statemen
         _confirmation(uow, record_id, statement)
     elif isinstance(statement, MemberRecord):
         _member(uow, record_id, statement)
+    elif isinstance(statement, Erasure):
+        erased = uow.erase(record_id, statement.effective_at, statement.record_ids)
+        logger.info("erasure %s: %d disclosures deleted", record_id, erased)
 
 
 def _listing_projection(record_id: str, log_index: int, listing: Listing) -> ListingProjection:
     state = derive(record_id, listing, ())
     return ListingProjection(
         listing_id=record_id,
-        subject_key=listing.subject.key,
+        subject_key=None if listing.subject is None else listing.subject.key,
         issuer=listing.issuer,
         list_kind=int(listing.list),
         conduct=int(listing.conduct),

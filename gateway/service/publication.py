@@ -24,9 +24,15 @@ from gateway.core.public_index import IndexedRecord, PageEntry, PublicIndex
 from gateway.core.public_proof import VerifiedEntry, verify_entry_proof
 from gateway.core.publication import entry_fields
 from gateway.core.statements import (
+    ALLIANCE_POLICY_V1,
+    ERASURE_V1,
+    LISTING_V1,
+    LISTING_V2,
     MEMBER_RECORD_TYPES,
-    PAYLOAD_TYPES,
+    STATUS_CHANGE_V1,
+    STATUS_CHANGE_V2,
     AlliancePolicy,
+    Erasure,
     Listing,
     MemberRecord,
     StatusChange,
@@ -39,9 +45,12 @@ from gateway.storage import SqlStore, StoredCheckpoint, StoredRecord
 logger = logging.getLogger(__name__)
 
 PUBLIC_TYPES = (
-    PAYLOAD_TYPES[Listing],
-    PAYLOAD_TYPES[StatusChange],
-    PAYLOAD_TYPES[AlliancePolicy],
+    LISTING_V1,
+    LISTING_V2,
+    STATUS_CHANGE_V1,
+    STATUS_CHANGE_V2,
+    ALLIANCE_POLICY_V1,
+    ERASURE_V1,
     *sorted(MEMBER_RECORD_TYPES),
 )
 _BATCH = 2000
@@ -256,8 +265,8 @@ class PublicFeed:
 
 
 def _indexed(r: StoredRecord) -> IndexedRecord:
-    stmt = codec.decode_statement(r.payload_type, r.payload)
-    if not isinstance(stmt, Listing | StatusChange | MemberRecord | AlliancePolicy):
+    stmt = codec.decode_statement(r.payload_type, r.payload, r.disclosures)
+    if not isinstance(stmt, Listing | StatusChange | MemberRecord | AlliancePolicy | Erasure):
         raise VerificationError(f"record {r.record_id}: {r.payload_type} is not a public type")
     return IndexedRecord(r.log_index, r.record_id, stmt, tuple(k for k, _ in r.signatures))
 

@@ -87,6 +87,7 @@ from gateway.core.identifiers import MemberId
 from gateway.core.notes import Checkpoint, CosignatureSigner, NoteVerifier, parse_signed_note
 from gateway.core.policy import authorize_statement, require_configured_gateway
 from gateway.core.statements import (
+    Erasure,
     GovernmentMeasure,
     Listing,
     MemberRecord,
@@ -102,6 +103,7 @@ from gateway.errors import (
     RecordError,
 )
 from gateway.service.directory import Directory, verify_issuer
+from gateway.service.erasure import authorize_held
 from gateway.service.ledger import Accepted, Clock, Ledger, utc_now
 from gateway.storage import PeerCursor, SqlStore, StoredCheckpoint, StoredEvidence, StoredRecord
 
@@ -464,7 +466,9 @@ class PeerPuller:
         # docstring, "Key validity for replicated records".
         signer = opened.issuer
         verify_issuer(env, signer, self._directory.keys_ever(signer, batch.member_records()))
-        statement = opened.statement()
+        # A replicated record may come without its disclosures (its origin erased them);
+        # those it carries must match their commitments.
+        statement = opened.statement(env.disclosures)
         self._authorize(signer, statement, batch)
         if isinstance(statement, MemberRecord):
             batch.members[statement.member_id].append((item.record_id, statement))
@@ -491,19 +495,28 @@ class PeerPuller:
             authorize_without_listing(member, statement)
             return
         record = batch.member(signer, self._directory)
+        region = None if record is None else record.region_code
+        scope = None if record is None else record.authority_scope
         authorize_statement(
-            member,
-            statement,
-            listing=listing,
-            signer_region=None if record is None else record.region_code,
-            signer_scope=None if record is None else record.authority_scope,
+            member, statement, listing=listing, signer_region=region, signer_scope=scope
         )
+        if isinstance(statement, Erasure):
+            # Checked against the named records held here; one of this same batch is
+            # not held yet and is erased by the projection when both land together.
+            authorize_held(
+                self._store,
+                signer,
+                statement,
+                signer_region=region,
+                signer_scope=scope,
+                require_all=False,
+            )
 
     def _stored_listing(self, listing_id: str) -> Listing | None:
         stored = self._store.record_by_id(listing_id)
         if stored is None:
             return None
-        listing = decode_statement(stored.payload_type, stored.payload)
+        listing = decode_statement(stored.payload_type, stored.payload, stored.disclosures)
         if not isinstance(listing, Listing):
             raise RecordError(f"listing_id: record {listing_id} is not a listing")
         return listing

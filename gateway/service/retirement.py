@@ -115,7 +115,9 @@ class Retirer:
                 record = stored.get(row.listing_id)
                 if record is None or row.identified_at is None:
                     continue
-                listing = codec.decode_statement(record.payload_type, record.payload)
+                listing = codec.decode_statement(
+                    record.payload_type, record.payload, record.disclosures
+                )
                 if not isinstance(listing, Listing):
                     continue
                 period = policy_period(listing, self._policies.for_listing(listing, now))

@@ -26,6 +26,8 @@ from gateway.core.intake import DEFAULT_INTAKE_RULES, IntakeRules, check_submitt
 from gateway.core.lifecycle import identified_when_signed
 from gateway.core.policy import authorize_statement
 from gateway.core.statements import (
+    SUPERSEDED_TYPES,
+    Erasure,
     GovernmentMeasure,
     LifecycleStep,
     Listing,
@@ -42,6 +44,7 @@ from gateway.errors import (
     VerificationError,
 )
 from gateway.service.directory import Directory, verify_issuer
+from gateway.service.erasure import authorize_held
 from gateway.service.ledger import Accepted, Appended, Clock, utc_now
 from gateway.service.policies import Policies
 from gateway.service.sequencer import Sequencer
@@ -149,7 +152,22 @@ class SubmitService:
                 reason="issuer-not-signer",
             )
         verify_issuer(env, caller, keys)
-        statement = opened.statement()
+        successor = SUPERSEDED_TYPES.get(env.payload_type)
+        if successor is not None:
+            raise RecordError(
+                f"payload_type: {env.payload_type} signs the subject and free text in the "
+                "clear; members submit the redactable form now",
+                advice=f"sign it as {successor} with its disclosures",
+                reason="superseded-payload-type",
+            )
+        if opened.redactable and not env.disclosures:
+            raise RecordError(
+                f"{opened.schema.name}.disclosures: a {env.payload_type} record is submitted "
+                "with the disclosure of every group it commits to",
+                advice="send the disclosures beside the envelope (Envelope.disclosures)",
+                reason="disclosure-missing",
+            )
+        statement = opened.statement(env.disclosures)
         if isinstance(statement, Listing):
             # The alliance's deadline rule, for listings members submit here;
             # replicated listings were judged by their origin (gateway.core.deadlines).
@@ -211,13 +229,24 @@ class SubmitService:
         try:
             listing = self._listing_for(statement)
             member = self._directory.member(checked.signer)
+            region = None if member is None else member.region_code
+            scope = None if member is None else member.authority_scope
             authorize_statement(
                 MemberId.parse(checked.signer),
                 statement,
                 listing=listing,
-                signer_region=None if member is None else member.region_code,
-                signer_scope=None if member is None else member.authority_scope,
+                signer_region=region,
+                signer_scope=scope,
             )
+            if isinstance(statement, Erasure):
+                authorize_held(
+                    self._store,
+                    checked.signer,
+                    statement,
+                    signer_region=region,
+                    signer_scope=scope,
+                    require_all=True,
+                )
             self._check_sources(statement, listing)
         except GatewayError as e:
             self._observe(env.payload_type, e)
@@ -286,7 +315,7 @@ class SubmitService:
                 advice="submit the listing first, or wait for it to replicate",
                 reason="unknown-listing",
             )
-        listing = decode_statement(stored.payload_type, stored.payload)
+        listing = decode_statement(stored.payload_type, stored.payload, stored.disclosures)
         if not isinstance(listing, Listing):
             raise RecordError(f"listing_id: record {statement.listing_id} is not a listing")
         return listing

@@ -74,6 +74,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # An acknowledged record must survive power loss: fsync the WAL on every commit.
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
+    # Deleted content is overwritten with zeros (erasure, issue 18): no erased
+    # disclosure survives in a free page of the database file.
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 

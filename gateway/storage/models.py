@@ -129,7 +129,10 @@ class ListingRow(Base):
     __tablename__ = "listings"
 
     listing_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    subject_key: Mapped[str] = mapped_column(String(80), index=True)
+    # The lookup index (migration 0010): a keyed digest of the subject's key (hex
+    # HMAC-SHA-256 under a secret derived from the gateway's key), never the credit code
+    # or person token itself; NULL once the listing's disclosures are erased.
+    subject_key: Mapped[str | None] = mapped_column(String(80), index=True, nullable=True)
     issuer: Mapped[str] = mapped_column(String(300))
     list_kind: Mapped[int] = mapped_column(SmallInteger)
     conduct: Mapped[int] = mapped_column(SmallInteger)
@@ -180,6 +183,31 @@ class SanctionRow(Base):
     action: Mapped[int] = mapped_column(SmallInteger)
     effective_at: Mapped[datetime] = mapped_column(UtcDateTime())
     record_id: Mapped[str] = mapped_column(String(64))
+
+
+class DisclosureRow(Base):
+    """A redactable record's disclosure (protocol revision 4), kept apart from the log:
+    the only place the gateway holds a subject's identity and free text in the clear.
+    Erasure deletes the rows; the record and its log leaf stay."""
+
+    __tablename__ = "disclosures"
+
+    record_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    grp: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    salt: Mapped[bytes] = mapped_column(LargeBinary)
+    value: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class ErasedRow(Base):
+    """A record whose disclosures an erasure record names: deleted here, never stored
+    again (a replica that receives the record later stores it without them)."""
+
+    __tablename__ = "erased"
+
+    record_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # The erasure record that named it, and that record's effective time.
+    erasure_id: Mapped[str] = mapped_column(String(64))
+    erased_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class PendingRow(Base):

@@ -38,9 +38,18 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import ColumnElement
 
+from gateway.core.disclosure import Disclosure
 from gateway.core.dsse import pae
 from gateway.core.logcheck import DamageMap, describe
+from gateway.core.statements import SUPERSEDED_TYPES
 from gateway.errors import LogDamageError, StorageError
+from gateway.storage.disclosures import (
+    SubjectIndex,
+    disclosures_for,
+    erase,
+    insert_disclosures,
+    truncate_wal,
+)
 from gateway.storage.models import (
     Base,
     CheckpointRow,
@@ -55,6 +64,8 @@ from gateway.storage.models import (
 
 # SQLite limits bound parameters per statement; stay well below it.
 _CHUNK = 500
+# The payload types that travel with disclosures (the successors of the clear v1 forms).
+_REDACTABLE = frozenset(SUPERSEDED_TYPES.values())
 
 _TABLES = Base.metadata.tables
 _LOG_STATE = _TABLES["log_state"]
@@ -85,12 +96,17 @@ class StoredRecord:
     signer: str
     origin: str
     received_at: datetime
+    # A redactable record's disclosures while this gateway holds them (kept apart
+    # from the log, in gateway.storage.disclosures); none once erased.
+    disclosures: tuple[Disclosure, ...] = ()
 
 
 @dataclass(frozen=True)
 class ListingProjection:
     listing_id: str
-    subject_key: str
+    # The lookup key in the clear (``uscc:...``) when written; the stored index holds
+    # its keyed digest. None: no key (a listing whose disclosures were erased).
+    subject_key: str | None
     issuer: str
     list_kind: int
     conduct: int
@@ -278,6 +294,17 @@ def _record(row: RecordRow) -> StoredRecord:
     )
 
 
+def _disclosed(conn: Connection, records: list[StoredRecord]) -> list[StoredRecord]:
+    """``records`` with the disclosures this gateway holds for them."""
+    held = disclosures_for(conn, [r.record_id for r in records if r.payload_type in _REDACTABLE])
+    if not held:
+        return records
+    return [
+        dataclasses.replace(r, disclosures=held[r.record_id]) if r.record_id in held else r
+        for r in records
+    ]
+
+
 def listing_projection(row: ListingRow) -> ListingProjection:
     return ListingProjection(
         listing_id=row.listing_id,
@@ -313,7 +340,7 @@ _LISTING_BY_ID = select(*(_LISTINGS.c[f] for f in _LISTING_FIELDS)).where(
 _STEPS = _TABLES["listing_steps"]
 _MEMBERS = _TABLES["members"]
 _CURSORS = _TABLES["peer_cursors"]
-_RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(StoredRecord))
+_RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(StoredRecord) if f.name != "disclosures")
 # Parameters in one multi-row INSERT (SQLite allows 32766, PostgreSQL 65535).
 _MAX_PARAMETERS = 4000
 
@@ -332,8 +359,9 @@ def _stored_record(row: Row[Any]) -> StoredRecord:
 class UnitOfWork:
     """The writes of one sequencer batch, committed together or not at all."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, index: SubjectIndex | None = None) -> None:
         self._c = conn
+        self._index = index
         # Aware datetimes as the UtcDateTime columns store them, for rows handed to the
         # driver as is (``_insert_rows``).
         stored_time = _RECORDS.c.received_at.type.dialect_impl(conn.dialect)
@@ -393,6 +421,12 @@ class UnitOfWork:
             ],
             table="records",
         )
+        insert_disclosures(self._c, [(r.record_id, d) for r in records for d in r.disclosures])
+
+    def erase(self, erasure_id: str, at: datetime, record_ids: Sequence[str]) -> int:
+        """Delete the named records' disclosures and index entries (an erasure record
+        appended in this unit of work); how many disclosures went."""
+        return erase(self._c, erasure_id, at, record_ids)
 
     def insert_nodes(self, nodes: Sequence[tuple[tuple[int, int], bytes]]) -> None:
         self._insert_rows(
@@ -448,12 +482,13 @@ class UnitOfWork:
     def insert_listings(self, projections: Sequence[ListingProjection]) -> None:
         """All listings of a batch in one statement."""
         time = self._time
+        digest = self._digest
         self._insert_rows(
             _LISTING_FIELDS,
             [
                 (
                     p.listing_id,
-                    p.subject_key,
+                    None if p.subject_key is None else digest(p.subject_key),
                     p.issuer,
                     p.list_kind,
                     p.conduct,
@@ -472,6 +507,11 @@ class UnitOfWork:
             ],
             table="listings",
         )
+
+    def _digest(self, subject_key: str) -> str:
+        if self._index is None:
+            raise StorageError("this store was opened without the subject index key")
+        return self._index.digest(subject_key)
 
     def _insert_rows(
         self, columns: Sequence[str], rows: Sequence[tuple[object, ...]], *, table: str
@@ -622,17 +662,27 @@ class SqlStore:
     ``LogDamageError`` (``DATA_LOSS``) instead.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, subject_index: SubjectIndex | None = None) -> None:
+        """``subject_index``: the key of the lookup index, needed to write listings and to
+        look subjects up (read-only tools open the store without it)."""
         self.engine = engine
         self.damage = DamageMap()
+        self.subject_index = subject_index
 
     @contextmanager
     def unit_of_work(self) -> Iterator[UnitOfWork]:
         try:
             with self.engine.begin() as conn:
-                yield UnitOfWork(conn)
+                yield UnitOfWork(conn, self.subject_index)
         except SQLAlchemyError as e:
             raise StorageError(f"database write failed: {e}") from e
+
+    def truncate_wal(self) -> None:
+        """SQLite: checkpoint and truncate the WAL (after an erasure); else nothing."""
+        try:
+            truncate_wal(self.engine)
+        except SQLAlchemyError as e:
+            raise StorageError(f"WAL checkpoint failed: {e}") from e
 
     @contextmanager
     def _read(self) -> Iterator[Session]:
@@ -760,6 +810,8 @@ class SqlStore:
         with self._read() as s:
             row = s.scalars(select(RecordRow).where(RecordRow.record_id == record_id)).first()
             record = None if row is None else _record(row)
+            if record is not None:
+                (record,) = _disclosed(s.connection(), [record])
         if record is not None:
             self._intact([record])
         return record
@@ -791,13 +843,18 @@ class SqlStore:
                 )
 
     def payloads_by_ids(self, record_ids: Sequence[str]) -> dict[str, bytes]:
-        """Just the payload bytes of the given records (lookups return them verbatim)."""
+        """The payload bytes of the given records, each followed by the values of the
+        disclosures held for it: protobuf reads the concatenation as the statement with
+        its committed fields (lookups return it without parsing it)."""
         out: dict[str, bytes] = {}
         with self._read() as s:
             conn = s.connection()
             for i in range(0, len(record_ids), _CHUNK):
                 rows = conn.execute(_PAYLOADS, {"ids": list(record_ids[i : i + _CHUNK])})
                 out.update({rid: payload for rid, payload in rows})
+            held = disclosures_for(conn, list(out))
+        for rid, disclosed in held.items():
+            out[rid] = bytes(out[rid]) + b"".join(d.value for d in disclosed)
         return out
 
     def records_by_ids(self, record_ids: Sequence[str]) -> dict[str, StoredRecord]:
@@ -808,8 +865,9 @@ class SqlStore:
                     select(RecordRow).where(RecordRow.record_id.in_(record_ids[i : i + _CHUNK]))
                 )
                 out.update({r.record_id: _record(r) for r in rows})
-        self._intact(list(out.values()))
-        return out
+            records = _disclosed(s.connection(), list(out.values()))
+        self._intact(records)
+        return {r.record_id: r for r in records}
 
     def records_range(self, start: int, end: int, *, limit: int = 1000) -> list[StoredRecord]:
         """The entries ``[start, min(end, start + limit))``, every one of them, in order.
@@ -826,7 +884,7 @@ class SqlStore:
                 .where(RecordRow.log_index >= start, RecordRow.log_index < stop)
                 .order_by(RecordRow.log_index)
             ).all()
-            records = [_record(r) for r in rows]
+            records = _disclosed(s.connection(), [_record(r) for r in rows])
         if len(records) != stop - start:
             held = {r.log_index for r in records}
             first = next(i for i in range(start, stop) if i not in held)
@@ -845,7 +903,7 @@ class SqlStore:
                 .where(RecordRow.payload_type.in_(payload_types))
                 .order_by(RecordRow.log_index)
             )
-            return [_record(row) for row in rows]
+            return _disclosed(s.connection(), [_record(row) for row in rows])
 
     def records_of_types_range(
         self, payload_types: Sequence[str], start: int, end: int, *, limit: int = 1000
@@ -864,28 +922,36 @@ class SqlStore:
                 .order_by(RecordRow.log_index)
                 .limit(limit)
             )
-            records = [_record(row) for row in rows]
+            records = _disclosed(s.connection(), [_record(row) for row in rows])
         self._intact(records)
         return records
 
     # -- projections -------------------------------------------------------------------
 
     def listings_for_subjects(self, keys: Sequence[str]) -> dict[str, list[SubjectListing]]:
-        """Each subject key's listings, oldest first, with their payloads and sanctions."""
+        """Each subject key's listings, oldest first, with their payloads (followed by
+        the disclosures held: the listing as a reader sees it) and sanctions.
+
+        The index holds keyed digests (gateway.storage.disclosures): the keys are
+        digested here and the answer keyed by them again."""
         out: dict[str, list[SubjectListing]] = defaultdict(list)
         if not keys:
             return out
+        if self.subject_index is None:
+            raise StorageError("this store was opened without the subject index key")
+        by_digest = {self.subject_index.digest(k): k for k in keys}
         dialect = self.engine.dialect
         param: list[str] | str
         if dialect.name == "postgresql":
-            statement, param = _SUBJECT_LISTINGS_ANY, list(keys)
+            statement, param = _SUBJECT_LISTINGS_ANY, list(by_digest)
         else:
-            statement, param = _SUBJECT_LISTINGS_JSON, json.dumps(list(keys))
+            statement, param = _SUBJECT_LISTINGS_JSON, json.dumps(list(by_digest))
         with self._read_rows() as conn:
             rows = conn.execute(statement, {"keys": param}).all()
+            held = disclosures_for(conn, list({r[1] for r in rows})) if rows else {}
         listing_id = None
         for (
-            key,
+            digest,
             row_listing_id,
             step,
             deadline,
@@ -904,9 +970,17 @@ class SqlStore:
             effective_at,
             record_id,
         ) in rows:
-            listings = out[key]
+            listings = out[by_digest[digest]]
             if row_listing_id != listing_id:  # the first row of the next listing
                 listing_id = row_listing_id
+                disclosed = held.get(row_listing_id)
+                # Protobuf merges concatenated messages: payload ‖ values reads as the
+                # listing with its committed fields (docs/PROTOCOL.md, 3.1).
+                seen = (
+                    bytes(payload) + b"".join(d.value for d in disclosed)
+                    if disclosed and payload is not None
+                    else payload
+                )
                 listings.append(
                     SubjectListing(
                         listing_id,
@@ -914,7 +988,7 @@ class SqlStore:
                         _utc(deadline, dialect),
                         None if due_at is None else _utc(due_at, dialect),
                         in_force,
-                        payload,
+                        seen,
                         (),
                         None if identified_at is None else _utc(identified_at, dialect),
                         None if closed_at is None else _utc(closed_at, dialect),

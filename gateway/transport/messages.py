@@ -19,7 +19,9 @@ def log_entry(record: StoredRecord) -> ex.LogEntry:
         log_index=record.log_index,
         record_id=record.record_id,
         envelope=codec.envelope_to_pb(
-            codec.stored_envelope(record.payload_type, record.payload, record.signatures)
+            codec.stored_envelope(
+                record.payload_type, record.payload, record.signatures, record.disclosures
+            )
         ),
     )
 

@@ -1,0 +1,98 @@
+"""Erasure records: what they name, who may sign them (issue 18, protocol revision 4).
+
+An erasure names records whose disclosures every gateway holding them deletes. Where a
+member submits one, every named record must be a redactable record this gateway holds,
+and the signer must be allowed to erase each (``gateway.core.policy.authorize_erasure``).
+A replica checks the named records it holds and erases only those; the rest it does not
+hold (their origin erased them before serving them, or they never reach it).
+The deletion itself runs in the sequencer's transaction (``gateway.service.projection``).
+"""
+
+from __future__ import annotations
+
+from gateway.codec import decode_statement
+from gateway.core.identifiers import MemberId
+from gateway.core.policy import authorize_erasure
+from gateway.core.statements import (
+    SUPERSEDED_TYPES,
+    AuthorityScope,
+    Erasure,
+    Listing,
+    Statement,
+)
+from gateway.errors import NotFoundError, RecordError
+from gateway.storage import SqlStore
+
+__all__ = ["REDACTABLE_TYPES", "authorize_held", "named_records"]
+
+# The payload types whose records can be erased: the redactable (v2) forms.
+REDACTABLE_TYPES = frozenset(SUPERSEDED_TYPES.values())
+
+
+def named_records(
+    store: SqlStore, erasure: Erasure, *, require_all: bool
+) -> dict[str, tuple[Statement, Listing | None]]:
+    """The named records this gateway holds, each with the listing it belongs to.
+
+    ``require_all`` (a submission): a named record not held is ``NotFoundError``, one
+    of a clear-text (v1) type ``RecordError``. Otherwise (replication) both are left
+    out."""
+    records = store.records_by_ids(list(erasure.record_ids))
+    if require_all:
+        for record_id in erasure.record_ids:
+            if record_id not in records:
+                raise NotFoundError(
+                    f"erasure.record_ids: no record {record_id} is known to this gateway",
+                    reason="unknown-record",
+                )
+    named: dict[str, tuple[Statement, Listing | None]] = {}
+    parents: dict[str, str] = {}
+    for record_id, record in records.items():
+        if record.payload_type not in REDACTABLE_TYPES:
+            if require_all:
+                raise RecordError(
+                    f"erasure.record_ids: record {record_id} is {record.payload_type}, which "
+                    "signs its values in the clear: only redactable records can be erased",
+                    reason="not-erasable",
+                )
+            continue
+        stmt = decode_statement(record.payload_type, record.payload, record.disclosures)
+        if isinstance(stmt, Listing):
+            named[record_id] = (stmt, stmt)
+        else:
+            named[record_id] = (stmt, None)
+            parent = getattr(stmt, "listing_id", None)
+            if isinstance(parent, str):
+                parents[record_id] = parent
+    wanted = sorted(set(parents.values()) - set(named))
+    listings = {
+        rid: decode_statement(r.payload_type, r.payload, r.disclosures)
+        for rid, r in store.records_by_ids(wanted).items()
+    }
+    for record_id, parent in parents.items():
+        listing = named[parent][0] if parent in named else listings.get(parent)
+        if isinstance(listing, Listing):
+            named[record_id] = (named[record_id][0], listing)
+    return named
+
+
+def authorize_held(
+    store: SqlStore,
+    signer: str,
+    erasure: Erasure,
+    *,
+    signer_region: str | None,
+    signer_scope: AuthorityScope | None,
+    require_all: bool,
+) -> tuple[str, ...]:
+    """Authorize ``erasure`` against the named records held here; return their ids (the
+    records the sequencer erases)."""
+    named = named_records(store, erasure, require_all=require_all)
+    authorize_erasure(
+        MemberId.parse(signer),
+        erasure,
+        named,
+        signer_region=signer_region,
+        signer_scope=signer_scope,
+    )
+    return tuple(rid for rid in erasure.record_ids if rid in named)
