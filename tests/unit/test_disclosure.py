@@ -13,6 +13,7 @@ import pytest
 
 from gateway import codec
 from gateway.core import dsse
+from gateway.core.crypto import SigningKey
 from gateway.core.disclosure import Disclosure, Group, check_disclosures, commitment
 from gateway.core.statements import (
     ERASURE_V1,
@@ -105,19 +106,13 @@ REDACTABLE = [
 ]
 
 
-def _salts() -> Callable[[int], bytes]:
-    """Fixed salts, a different one per call: 0x00.., 0x20.., 0x40.."""
-    starts = iter(range(0, 256, 32))
-
-    def salt(n: int) -> bytes:
-        start = next(starts)
-        return bytes(range(start, start + n))
-
-    return salt
+def _fixed_salt(group: Group, clear: bytes) -> bytes:
+    """Fixed salts, one per group: 0x20.. for SUBJECT, 0x40.. for TEXT, 0x60.. for STORES."""
+    return bytes(range(32 * group, 32 * group + 32))
 
 
 def _encode(stmt: Statement) -> codec.Encoded:
-    return codec.encode_record(stmt, salt=_salts())
+    return codec.encode_record(stmt, salt=_fixed_salt)
 
 
 def _resign(payload_type: str, payload: bytes, change: Callable[[Any], object]) -> bytes:
@@ -247,6 +242,29 @@ def test_bug_a_redacted_statement_of_any_type_cannot_be_encoded(
     redacted = codec.decode_statement(payload_type, _encode(stmt).payload)
     with pytest.raises(RecordError, match=r"redacted .* cannot be encoded"):
         codec.encode_record(redacted)
+
+
+def test_key_derived_salts_make_signing_idempotent() -> None:
+    key, other = SigningKey.from_raw(bytes(range(32))), SigningKey.generate()
+    for stmt in (LISTING, STATUS_CHANGE, SANCTION, MEASURE):
+        first, again = codec.seal(stmt, key), codec.seal(stmt, key)
+        assert again.record_id == first.record_id
+        assert again.disclosures == first.disclosures
+        salts = [d.salt for d in first.disclosures]
+        assert len(set(salts)) == len(salts)  # one per group
+        # Another key, or another statement, gives other salts.
+        assert {d.salt for d in codec.seal(stmt, other).disclosures}.isdisjoint(salts)
+        assert codec.decode_envelope(first) == stmt
+    changed = codec.seal(_replace(LISTING, summary="Another summary."), key)
+    assert {d.salt for d in changed.disclosures}.isdisjoint(
+        d.salt for d in codec.seal(LISTING, key).disclosures
+    )
+
+
+@pytest.mark.parametrize("length", [0, 31, 33])
+def test_a_salt_source_giving_other_than_32_bytes_is_refused(length: int) -> None:
+    with pytest.raises(RecordError, match=rf"^disclosure\.salt: must be 32 bytes, got {length}$"):
+        codec.encode_record(LISTING, salt=lambda group, clear: bytes(length))
 
 
 # --- the payload: group fields in the clear, commitments ------------------------------

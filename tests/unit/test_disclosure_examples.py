@@ -13,17 +13,19 @@ import base64
 import hashlib
 import json
 import re
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
 from google.protobuf import json_format
 
 from gateway import codec
 from gateway.core import dsse
 from gateway.core.crypto import SigningKey
-from gateway.core.disclosure import DOMAIN, Group, commitment
+from gateway.core.disclosure import DOMAIN, Group, commitment, keyed_salt
 from gateway.core.statements import (
     ERASURE_V1,
     GOVERNMENT_MEASURE_V2,
@@ -72,30 +74,28 @@ def _lines(block: str) -> list[bytes]:
     return [bytes.fromhex(line) for line in block.splitlines()]
 
 
-def _v1_listing(text: str) -> Listing:
-    """The listing of "Worked example: a Listing", read from its v1 payload."""
+def _v1_payload(text: str) -> bytes:
+    """The payload of "Worked example: a Listing" (listing.v1)."""
     start = text.index("Example listing payload:")
     match = re.compile(r"```hex\n(.*?)```", re.DOTALL).search(text, start)
     assert match is not None
-    stmt = codec.decode_statement(LISTING_V1, _hex(match.group(1)))
+    return _hex(match.group(1))
+
+
+def _v1_listing(text: str) -> Listing:
+    """The listing of "Worked example: a Listing", read from its v1 payload."""
+    stmt = codec.decode_statement(LISTING_V1, _v1_payload(text))
     assert isinstance(stmt, Listing)
     return stmt
 
 
-def _documented_salts() -> Callable[[int], bytes]:
-    """The salt source ``encode_record`` calls once per group, in group order."""
-    salts: Iterator[bytes] = iter(SALTS[g] for g in sorted(SALTS))
-
-    def salt(n: int) -> bytes:
-        assert n == 32
-        return next(salts)
-
-    return salt
+def _documented_salt(group: Group, clear: bytes) -> bytes:
+    return SALTS[group]
 
 
 @pytest.fixture(scope="module")
 def encoded(text: str) -> codec.Encoded:
-    return codec.encode_record(_v1_listing(text), LISTING_V2, salt=_documented_salts())
+    return codec.encode_record(_v1_listing(text), LISTING_V2, salt=_documented_salt)
 
 
 def test_the_salts_are_the_documented_bytes(ex: dict[str, str]) -> None:
@@ -215,6 +215,30 @@ def test_read_without_disclosures_it_is_a_redacted_listing(ex: dict[str, str], t
         clear.listed_at,
     )
     assert stmt.deadline == clear.deadline
+
+
+def test_the_key_derived_salts_as_documented(ex: dict[str, str], text: str) -> None:
+    formula = (
+        'salt(group) = SHA-256(Ed25519-Sign(key, "alliance.v1.disclosure" ‖ LF ‖ "salt" ‖ LF '
+        "‖ group ‖ clear))"
+    )
+    assert formula in text
+    clear = _v1_payload(text)
+    assert f"`clear` is the {len(clear)}-byte `listing.v1` payload" in text
+    documented = _lines(ex["listing-v2-keyed-salts"])
+    # The formula with cryptography and hashlib alone...
+    private = Ed25519PrivateKey.from_private_bytes(SEED)
+    prefix = b"alliance.v1.disclosure\nsalt\n"
+    assert documented == [
+        hashlib.sha256(private.sign(prefix + bytes([g]) + clear)).digest() for g in (1, 2, 3)
+    ]
+    # ...is what the gateway's keyed_salt and the client's seal use.
+    key = SigningKey.from_raw(SEED)
+    assert documented == [keyed_salt(key.sign)(g, clear) for g in sorted(Group)]
+    env = codec.seal(_v1_listing(text), key)
+    assert [d.salt for d in env.disclosures] == documented
+    assert f"the record id\n`{env.record_id}`, whenever it is\nsigned" in text
+    assert codec.decode_envelope(env) == _v1_listing(text)
 
 
 # --- the field tables of §3 and §3.1 against the codec's ----------------------------
