@@ -124,9 +124,10 @@ class LargeLog:
         self.config = config
         alliance.prepare(config)
         self.engine = make_engine(config.database_url)
-        self.store = SqlStore(self.engine)
+        index = alliance.subject_index()
+        self.store = SqlStore(self.engine, subject_index=index)
         self.ledger = Ledger(self.store)
-        self.filler = LogFiller(self.engine, alliance.authority, config.log_origin)
+        self.filler = LogFiller(self.engine, alliance.authority, config.log_origin, index)
         self.filled_subjects = 0
         self.fill_seconds = 0.0
         self.fill_method = ""

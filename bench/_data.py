@@ -1,5 +1,6 @@
 """Bench data: valid credit codes, realistic signed listings, subjects to check, and a
-fast path that bulk-fills a log (records, Merkle nodes, projections) to 10^6 leaves."""
+fast path that bulk-fills a log (records, disclosures, Merkle nodes, projections) to
+10^6 leaves."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ from sqlalchemy import Engine
 
 from gateway import codec
 from gateway.core import dsse, merkle
+from gateway.core.disclosure import Disclosure, Group
 from gateway.core.statements import (
-    PAYLOAD_TYPES,
     ConductType,
     LifecycleStep,
     Listing,
@@ -24,9 +25,11 @@ from gateway.core.statements import (
     Subject,
     add_months,
 )
+from gateway.pb.alliance.v1 import disclosure_pb2 as dp
 from gateway.pb.alliance.v1 import exchange_pb2 as ex
 from gateway.pb.alliance.v1 import statements_pb2 as st
-from gateway.storage.models import ListingRow, LogNodeRow, RecordRow
+from gateway.storage.disclosures import SubjectIndex
+from gateway.storage.models import DisclosureRow, ListingRow, LogNodeRow, RecordRow
 
 from ._setup import Member
 
@@ -74,12 +77,15 @@ def listing(issuer: Member, i: int) -> Listing:
 
 
 def signed_listings(issuer: Member, start: int, count: int) -> list[dsse.Envelope]:
-    """``count`` distinct listings signed by ``issuer`` (subjects ``start`` onwards)."""
-    out = []
-    for i in range(start, start + count):
-        payload_type, payload = codec.encode_statement(listing(issuer, i))
-        out.append(dsse.sign(payload_type, payload, issuer.signing_key))
-    return out
+    """``count`` distinct listings signed by ``issuer`` (subjects ``start`` onwards),
+    each carrying its disclosures, as a member submits them."""
+    return [codec.seal(listing(issuer, i), issuer.signing_key) for i in range(start, start + count)]
+
+
+def fill_salt(group: Group, clear: bytes) -> bytes:
+    """The salts of bulk-filled records: distinct per record and group (``clear`` holds
+    the subject and the decision reference), and one hash instead of a signature."""
+    return hashlib.sha256(b"bench-fill-salt\n" + bytes([group]) + clear).digest()
 
 
 def submit_requests(envelopes: Sequence[dsse.Envelope]) -> list[bytes]:
@@ -129,36 +135,62 @@ class FillStats:
 class LogFiller:
     """Appends listings to a migrated database without the gRPC stack or the ORM.
 
-    It writes exactly what the sequencer would: the record rows (payload bytes of a
-    real ``Listing``, verbatim), every completed perfect-subtree hash from a
-    ``CompactRange``, the listing projections and the log size, in transactions of
-    ``chunk`` leaves with ``executemany``. To keep a 10^6 fill quick, every record
-    carries one precomputed signature (over the first payload) instead of its own:
-    the gateway never re-verifies stored records, and the log hashes the PAE bytes,
-    not the signatures.
+    It writes exactly what the sequencer would: the record rows (listing.v2 payload
+    bytes of a real ``Listing``, verbatim), their disclosures, every completed
+    perfect-subtree hash from a ``CompactRange``, the listing projections (the lookup
+    key as the gateway's keyed digest, ``index``) and the log size, in transactions of
+    ``chunk`` leaves with ``executemany``. To keep a 10^6 fill quick, each record is
+    assembled from a template (checked against ``codec.encode_record`` when the filler
+    is made), its salts are hashes (``fill_salt``), and every record carries one
+    precomputed signature (over the first payload) instead of its own: the gateway
+    never re-verifies stored records, and the log hashes the PAE bytes, not the
+    signatures.
     """
 
-    def __init__(self, engine: Engine, issuer: Member, origin: str, *, chunk: int = 20_000) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        issuer: Member,
+        origin: str,
+        index: SubjectIndex,
+        *,
+        chunk: int = 20_000,
+    ) -> None:
         self._engine = engine
         self._origin = origin
         self._issuer = issuer.member_id
         self._region = issuer.region
+        self._index = index
         self._chunk = chunk
-        template = codec.statement_to_pb(listing(issuer, 0))
-        assert isinstance(template, st.Listing)
-        self._template = template
-        self._payload_type = PAYLOAD_TYPES[Listing]
-        first = signed_listings(issuer, 0, 1)[0]
+        first = codec.encode_record(listing(issuer, 0), salt=fill_salt)
+        self._payload_type = first.payload_type
+        # The whole message (what the salts derive from), and the parts that never
+        # change: the payload without its commitments (field 16 comes last in
+        # deterministic serialization), the TEXT group but its decision reference,
+        # the STORES group (empty).
+        whole = codec.statement_to_pb(listing(issuer, 0))
+        assert isinstance(whole, st.Listing)
+        self._whole = whole
+        clear = st.Listing.FromString(first.payload)
+        clear.ClearField("commitments")
+        self._clear = clear.SerializeToString(deterministic=True)
+        self._text = st.Listing(summary=_SUMMARY, legal_basis=_LEGAL_BASIS)
+        self._stores = {d.group: d.value for d in first.disclosures}[Group.STORES]
+        for i in (0, 1):
+            expected = codec.encode_record(listing(issuer, i), salt=fill_salt)
+            if self._record(i, uscc(i)) != expected:
+                raise AssertionError(f"the fill template no longer encodes listing {i} as codec")
+        signature = dsse.sign(first.payload_type, first.payload, issuer.signing_key).signatures[0]
         self._signatures = (
-            f'[{{"keyid": "{first.signatures[0].keyid}", '
-            f'"sig": "{base64.b64encode(first.signatures[0].sig).decode()}"}}]'
+            f'[{{"keyid": "{signature.keyid}", '
+            f'"sig": "{base64.b64encode(signature.sig).decode()}"}}]'
         )
         self._deadline = add_months(LISTED_AT, 3)
 
     def entries(self, start: int, count: int) -> Iterator[bytes]:
         """PAE bytes of subjects ``start .. start+count`` (what the log hashes)."""
         for i in range(start, start + count):
-            yield dsse.pae(self._payload_type, self._payload(i, uscc(i)))
+            yield dsse.pae(self._payload_type, self._record(i, uscc(i)).payload)
 
     def fill(self, rng: merkle.CompactRange, subject_start: int, count: int) -> FillStats:
         """Append ``count`` listings (subjects from ``subject_start``) after ``rng``."""
@@ -175,26 +207,38 @@ class LogFiller:
             self._origin,
             self._region,
         )
+        digest = self._index.digest
         done = 0
         while done < count:
             n = min(self._chunk, count - done)
             records: list[tuple[object, ...]] = []
+            disclosures: list[tuple[object, ...]] = []
             listings: list[tuple[object, ...]] = []
             nodes: list[tuple[object, ...]] = []
             for i in range(subject_start + done, subject_start + done + n):
                 code = uscc(i)
-                payload = self._payload(i, code)
-                entry = dsse.pae(payload_type, payload)
+                record = self._record(i, code)
+                entry = dsse.pae(payload_type, record.payload)
                 rid = hashlib.sha256(entry).hexdigest()
                 index = rng.size
                 nodes.extend((lvl, idx, h) for (lvl, idx), h in rng.append(merkle.leaf_hash(entry)))
                 records.append(
-                    (index, rid, payload_type, payload, self._signatures, issuer, origin, now)
+                    (
+                        index,
+                        rid,
+                        payload_type,
+                        record.payload,
+                        self._signatures,
+                        issuer,
+                        origin,
+                        now,
+                    )
                 )
+                disclosures.extend((rid, int(d.group), d.salt, d.value) for d in record.disclosures)
                 listings.append(
                     (
                         rid,
-                        f"uscc:{code}",
+                        digest(f"uscc:{code}"),
                         issuer,
                         kind,
                         conduct,
@@ -208,18 +252,41 @@ class LogFiller:
                 )
             _insert_many(
                 self._engine,
-                [(_RECORD_COLUMNS, records), (_NODE_COLUMNS, nodes), (_LISTING_COLUMNS, listings)],
+                [
+                    (_RECORD_COLUMNS, records),
+                    (_DISCLOSURE_COLUMNS, disclosures),
+                    (_NODE_COLUMNS, nodes),
+                    (_LISTING_COLUMNS, listings),
+                ],
                 rng.size,
             )
             done += n
         method = "executemany (sqlite3)" if sqlite else "COPY (psycopg)"
         return FillStats(count, time.perf_counter() - began, method)
 
-    def _payload(self, i: int, code: str) -> bytes:
-        msg = self._template
-        msg.subject.uscc = code
-        msg.decision_ref = f"ZJ-AMR-2026-{i:08d}"
-        return msg.SerializeToString(deterministic=True)
+    def _record(self, i: int, code: str) -> codec.Encoded:
+        """Listing ``i`` as ``codec.encode_record(listing(issuer, i), salt=fill_salt)``
+        encodes it, from the template."""
+        whole, text = self._whole, self._text
+        whole.subject.uscc = code
+        whole.decision_ref = text.decision_ref = f"ZJ-AMR-2026-{i:08d}"
+        clear = whole.SerializeToString(deterministic=True)
+        subject = st.Listing(subject=st.Subject(uscc=code))
+        disclosures = tuple(
+            Disclosure(group, fill_salt(group, clear), value)
+            for group, value in (
+                (Group.SUBJECT, subject.SerializeToString(deterministic=True)),
+                (Group.TEXT, text.SerializeToString(deterministic=True)),
+                (Group.STORES, self._stores),
+            )
+        )
+        commitments = st.Listing()
+        for d in disclosures:
+            commitments.commitments.add(
+                group=dp.DisclosureGroup.ValueType(d.group), digest=d.digest
+            )
+        payload = self._clear + commitments.SerializeToString(deterministic=True)
+        return codec.Encoded(self._payload_type, payload, disclosures)
 
 
 _RECORD_COLUMNS = (
@@ -235,6 +302,7 @@ _RECORD_COLUMNS = (
         "received_at",
     ),
 )
+_DISCLOSURE_COLUMNS = (DisclosureRow.__tablename__, ("record_id", "grp", "salt", "value"))
 _NODE_COLUMNS = (LogNodeRow.__tablename__, ("level", "idx", "hash"))
 _LISTING_COLUMNS = (
     ListingRow.__tablename__,

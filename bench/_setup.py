@@ -18,6 +18,7 @@ from gateway.core.notes import NoteSigner
 from gateway.core.possession import prove_possession
 from gateway.ops.app import Core
 from gateway.ops.config import Config, config_from_mapping
+from gateway.storage.disclosures import SUBJECT_INDEX_INFO, SubjectIndex
 from gateway.storage.scratch import temporary_schema
 
 GATEWAY_NAME = "gw"
@@ -115,6 +116,12 @@ class Alliance:
         else:
             entry["address"] = address
         return entry
+
+    def subject_index(self) -> SubjectIndex:
+        """The key of the gateway's lookup index, as its ``Core`` derives it from the
+        gateway's signing key (a bulk fill writes the digests the gateway reads)."""
+        key = load_signing_key(self.gw_dir / "signing-key.pem")
+        return SubjectIndex(key.derive_secret(SUBJECT_INDEX_INFO))
 
     @property
     def ca(self) -> Path:

@@ -9,6 +9,7 @@ import grpc
 
 from gateway.ops.config import Config
 from gateway.pb.alliance.v1 import audit_pb2 as au
+from gateway.pb.alliance.v1 import exchange_pb2 as ex
 
 from . import _data
 from ._context import UNLISTED_SUBJECTS, Context
@@ -37,10 +38,17 @@ def _workload(ctx: Context, port: int, listed: int) -> int:
         check = unary_call(channel, _CHECK)
         for k in range(ctx.sizes.memory_checks):
             ids = ctx.random.sample(range(listed), min(500, listed))
+            expected = len(ids)
             ids += range(
                 UNLISTED_SUBJECTS + k * 1000, UNLISTED_SUBJECTS + k * 1000 + 1000 - len(ids)
             )
-            check(_data.check_request(ids), timeout=120)
+            reply = ex.CheckSubjectsResponse.FromString(
+                check(_data.check_request(ids), timeout=120)
+            )
+            # The bulk-filled subjects are found: the fill wrote the gateway's index.
+            found = sum(1 for r in reply.results if r.listed)
+            if found != expected:
+                raise RuntimeError(f"memory: {found} of {expected} listed subjects found")
     finally:
         channel.close()
     return size

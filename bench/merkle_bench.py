@@ -97,8 +97,9 @@ def _batches(ctx: Context, count: int, first_subject: int) -> list[list[Accepted
 
 
 def _log_layer_append(log: LargeLog, rng: merkle.CompactRange, batch: list[Accepted]) -> None:
-    """Only the log: the records and the tree nodes, as Ledger.append writes them
-    (no projections); ``rng`` is the edge of the stored tree and is advanced."""
+    """Only the log: the records (with their disclosures) and the tree nodes, as
+    Ledger.append writes them (no projections); ``rng`` is the edge of the stored tree
+    and is advanced."""
     now = datetime.now(UTC)
     with log.store.unit_of_work() as uow:
         size = uow.lock_log()
@@ -118,6 +119,7 @@ def _log_layer_append(log: LargeLog, rng: merkle.CompactRange, batch: list[Accep
                     signer=item.signer,
                     origin=item.origin,
                     received_at=now,
+                    disclosures=item.envelope.disclosures,
                 )
             )
         uow.insert_records(records)

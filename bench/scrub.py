@@ -184,7 +184,9 @@ def stream_base(ctx: Context, config: Config, count: int | None = None) -> int:
     try:
         store = SqlStore(engine)
         size = store.log_size()
-        filler = LogFiller(engine, ctx.alliance.authority, config.log_origin)
+        filler = LogFiller(
+            engine, ctx.alliance.authority, config.log_origin, ctx.alliance.subject_index()
+        )
         count = ctx.sizes.scrub_base if count is None else count
         filler.fill(merkle.CompactRange.from_reader(size, store), ctx.subjects(count), count)
         return size + count

@@ -7,12 +7,15 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from google.protobuf.descriptor import EnumDescriptor
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.codec import (
+    PAYLOAD_SCHEMAS,
     decode_statement,
+    encode_record,
     encode_statement,
     statement_to_pb,
     subject_from_pb,
@@ -21,9 +24,13 @@ from gateway.codec import (
     timestamp_to_pb,
 )
 from gateway.core.crypto import SigningKey
+from gateway.core.disclosure import Disclosure
 from gateway.core.possession import prove_possession
 from gateway.core.statements import (
+    LISTING_V1,
     PAYLOAD_TYPES,
+    SANCTION_CONFIRMATION_V1,
+    STATUS_CHANGE_V1,
     ConductType,
     LifecycleStep,
     Listing,
@@ -49,6 +56,12 @@ USCC = "91330100716105852F"
 T0 = datetime(2024, 11, 30, 8, 0, 0, 123456, tzinfo=UTC)
 LID = "ab" * 32
 LISTING_TYPE = "application/vnd.alliance.listing.v1+protobuf"
+# The clear v1 forms of the redactable statements: still decoded (records in logs).
+V1_TYPES = {
+    Listing: LISTING_V1,
+    StatusChange: STATUS_CHANGE_V1,
+    SanctionConfirmation: SANCTION_CONFIRMATION_V1,
+}
 _KEY_1 = SigningKey.from_raw(b"\x01" * 32)
 _KEY_2 = SigningKey.from_raw(b"\x02" * 32)
 
@@ -124,8 +137,20 @@ def _statements() -> list[Statement]:
 
 @pytest.mark.parametrize("stmt", _statements(), ids=lambda s: type(s).__name__)
 def test_round_trip(stmt: Statement) -> None:
-    payload_type, payload = encode_statement(stmt)
-    assert payload_type == PAYLOAD_TYPES[type(stmt)]
+    encoded = encode_record(stmt)
+    assert encoded.payload_type == PAYLOAD_TYPES[type(stmt)]
+    assert len(encoded.disclosures) == len(PAYLOAD_SCHEMAS[encoded.payload_type].groups)
+    assert decode_statement(encoded.payload_type, encoded.payload, encoded.disclosures) == stmt
+
+
+@pytest.mark.parametrize(
+    "stmt",
+    [s for s in _statements() if type(s) in V1_TYPES],
+    ids=lambda s: type(s).__name__,
+)
+def test_round_trip_of_the_clear_v1_form(stmt: Statement) -> None:
+    payload_type, payload = encode_statement(stmt, V1_TYPES[type(stmt)])
+    assert payload_type == V1_TYPES[type(stmt)]
     assert decode_statement(payload_type, payload) == stmt
 
 
@@ -148,7 +173,7 @@ def test_payload_built_with_protobuf_round_trips() -> None:
     assert stmt.listed_at == datetime(2024, 11, 30, 8, 0, 0, 5, tzinfo=UTC)
     assert stmt.correction_deadline is None
     again = pb.Listing()
-    again.ParseFromString(encode_statement(stmt)[1])
+    again.ParseFromString(encode_statement(stmt, LISTING_TYPE)[1])
     assert again == msg
 
 
@@ -272,6 +297,14 @@ def test_empty_uscc_in_oneof_is_rejected() -> None:
         decode_statement(LISTING_TYPE, msg.SerializeToString())
 
 
+def _signed_message(stmt: Statement) -> tuple[str, Message, tuple[Disclosure, ...]]:
+    """``stmt`` as its payload type signs it (a redactable one: its clear fields and
+    commitments), parsed back into its message, with its disclosures."""
+    encoded = encode_record(stmt)
+    msg = PAYLOAD_SCHEMAS[encoded.payload_type].message.FromString(encoded.payload)
+    return encoded.payload_type, msg, encoded.disclosures
+
+
 @pytest.mark.parametrize(
     ("stmt_index", "field", "value", "message"),
     [
@@ -287,10 +320,10 @@ def test_empty_uscc_in_oneof_is_rejected() -> None:
 )
 def test_other_enum_errors(stmt_index: int, field: str, value: int, message: str) -> None:
     stmt = _statements()[stmt_index]
-    msg = statement_to_pb(stmt)
+    payload_type, msg, disclosures = _signed_message(stmt)
     setattr(msg, field, value)
     with pytest.raises(RecordError, match=message):
-        decode_statement(PAYLOAD_TYPES[type(stmt)], msg.SerializeToString())
+        decode_statement(payload_type, msg.SerializeToString(), disclosures)
 
 
 @pytest.mark.parametrize(
@@ -303,10 +336,10 @@ def test_other_enum_errors(stmt_index: int, field: str, value: int, message: str
 )
 def test_missing_timestamps(stmt_index: int, field: str, message: str) -> None:
     stmt = _statements()[stmt_index]
-    msg = statement_to_pb(stmt)
-    msg.ClearField(field)  # type: ignore[arg-type]
+    payload_type, msg, disclosures = _signed_message(stmt)
+    msg.ClearField(field)
     with pytest.raises(RecordError, match=message):
-        decode_statement(PAYLOAD_TYPES[type(stmt)], msg.SerializeToString())
+        decode_statement(payload_type, msg.SerializeToString(), disclosures)
 
 
 def test_member_key_missing_not_before() -> None:

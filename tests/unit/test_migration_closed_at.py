@@ -37,10 +37,16 @@ def test_closed_listings_get_their_earliest_closing(tmp_path: Path) -> None:
         c.execute(
             text(_STEP), {"rid": "d", "id": "open", "step": 6, "at": "2026-04-02 00:00:00.000000"}
         )
-    assert migrate(engine) == "0009"
+    # To the head: 0009 fills closed_at, and 0010 rebuilds listings on SQLite (its
+    # subject_key becomes nullable) keeping every column's values.
+    assert migrate(engine) == "0010"
     with engine.connect() as c:
-        rows: dict[str, object] = {
-            str(k): v for k, v in c.execute(text("SELECT listing_id, closed_at FROM listings"))
+        rows: dict[str, tuple[object, object]] = {
+            str(k): (key, closed)
+            for k, key, closed in c.execute(
+                text("SELECT listing_id, subject_key, closed_at FROM listings")
+            )
         }
-    assert rows["open"] is None
-    assert str(rows["closed"]).startswith("2026-05-01 00:00:00")
+    assert rows["open"] == ("k", None)
+    assert rows["closed"][0] == "k"
+    assert str(rows["closed"][1]).startswith("2026-05-01 00:00:00")

@@ -13,6 +13,7 @@ from gateway.core.identifiers import MemberId
 from gateway.core.policy import (
     RPC_ROLES,
     STATEMENT_SIGNERS,
+    authorize_erasure,
     authorize_statement,
     rpc_allowed,
 )
@@ -20,6 +21,8 @@ from gateway.core.statements import (
     AlliancePolicy,
     AuthorityScope,
     ConductType,
+    Erasure,
+    ErasureBasis,
     GovernmentMeasure,
     GovernmentMeasureKind,
     HolidayCalendar,
@@ -82,6 +85,14 @@ def make_statement(cls: type[Statement], issuer: MemberId) -> Statement:
         )
     if cls is AlliancePolicy:
         return AlliancePolicy(issuer=s, issued_at=T0)
+    if cls is Erasure:
+        return Erasure(
+            issuer=s,
+            record_ids=(LID,),
+            basis=ErasureBasis.PURPOSE_ACHIEVED,
+            legal_basis="PIPL art. 47(1): publication ended",
+            effective_at=T0,
+        )
     if cls is GovernmentMeasure:
         return GovernmentMeasure(
             issuer=s,
@@ -267,6 +278,59 @@ def test_signers_table_content() -> None:
     assert STATEMENT_SIGNERS[ReportSubmission] == {Role.GATEWAY}
     assert STATEMENT_SIGNERS[StatusChange] == {Role.PLATFORM, Role.AUTHORITY, Role.GATEWAY}
     assert STATEMENT_SIGNERS[GovernmentMeasure] == {Role.AUTHORITY}
+    # Narrowed per named record by authorize_erasure.
+    assert STATEMENT_SIGNERS[Erasure] == {Role.PLATFORM, Role.AUTHORITY, Role.GATEWAY}
+
+
+# --- erasures: who may erase each named record ----------------------------------------
+
+
+def test_erasure_is_authorized_record_by_record() -> None:
+    shop = mid(Role.PLATFORM, "shop")
+    listing = listing_by(shop)  # reporting unit 33
+    corrected = status_change(shop, LifecycleStep.CORRECTED)
+    own = {"a" * 64: (listing, listing), "b" * 64: (corrected, listing)}
+
+    def erase(
+        signer: MemberId,
+        named: dict[str, tuple[Statement, Listing | None]],
+        region: str | None = "330100",
+        scope: AuthorityScope | None = None,
+    ) -> None:
+        erasure = make_statement(Erasure, signer)
+        assert isinstance(erasure, Erasure)
+        authorize_erasure(signer, erasure, named, signer_region=region, signer_scope=scope)
+
+    # The issuer, the gateway of its trust domain, an authority of the listing's unit
+    # or a national one erase every record of the listing.
+    erase(shop, own)
+    erase(mid(Role.GATEWAY, "gw"), own)
+    erase(mid(Role.AUTHORITY, "amr"), own, "330000")
+    erase(mid(Role.AUTHORITY, "samr", GD), own, "110000", AuthorityScope.NATIONAL)
+    # Another platform, even for one record among its own, is refused for that record.
+    other = mid(Role.PLATFORM, "other")
+    mixed = {**own, "c" * 64: (status_change(other, LifecycleStep.CORRECTED), listing)}
+    with pytest.raises(
+        PermissionError, match=rf"^{other} may not erase record a{{64}} of {shop}: its issuer"
+    ) as refused:
+        erase(other, mixed)
+    assert refused.value.reason == "not-allowed-to-erase"
+    # The gateway of another trust domain is refused.
+    with pytest.raises(PermissionError, match=r"may not erase record a{64}") as refused:
+        erase(mid(Role.GATEWAY, "gw", GD), own)
+    assert refused.value.reason == "not-allowed-to-erase"
+    # An authority of another unit, or of an unknown one, is refused naming the units.
+    with pytest.raises(
+        PermissionError, match=r"reporting unit 44 \(.*\) only: it may not erase records of"
+    ) as refused:
+        erase(mid(Role.AUTHORITY, "gd-amr", GD), own, "440300")
+    assert refused.value.reason == "outside-unit"
+    with pytest.raises(PermissionError, match=r"reporting unit unknown only"):
+        erase(mid(Role.AUTHORITY, "amr"), own, None)
+    # An authority and a record whose listing is unknown: nothing to judge by, refused.
+    with pytest.raises(PermissionError, match=r"may not erase record b{64}") as refused:
+        erase(mid(Role.AUTHORITY, "amr"), {"b" * 64: (corrected, None)}, "330000")
+    assert refused.value.reason == "not-allowed-to-erase"
 
 
 # --- government measures and NOT_APPLICABLE answers ----------------------------------

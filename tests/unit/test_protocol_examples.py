@@ -90,7 +90,7 @@ def test_example_listing_values_appear_in_the_doc() -> None:
 
 def test_example_listing_is_what_the_reference_encoder_writes() -> None:
     payload = _hex_after("Example listing payload:")
-    assert encode_statement(EXPECTED) == (LISTING_TYPE, payload)
+    assert encode_statement(EXPECTED, LISTING_TYPE) == (LISTING_TYPE, payload)
     # Parsed with protobuf alone, independently of the codec.
     msg = pb.Listing()
     msg.ParseFromString(payload)
@@ -123,7 +123,7 @@ def test_example_government_measure_matches_the_doc() -> None:
     # The documented bytes decode to the documented values, and encoding those values
     # gives the documented bytes again.
     assert decode_statement(GOVERNMENT_MEASURE_TYPE, payload) == expected
-    assert encode_statement(expected) == (GOVERNMENT_MEASURE_TYPE, payload)
+    assert encode_statement(expected, GOVERNMENT_MEASURE_TYPE) == (GOVERNMENT_MEASURE_TYPE, payload)
     text = DOC.read_text(encoding="utf-8")
     assert f"({len(payload)} bytes;" in text
     assert f"the {len(document)} ASCII bytes `{document.decode()}`" in text
@@ -176,7 +176,7 @@ def test_example_disputed_status_change_is_recomputed_from_the_doc() -> None:
     )
     payload = _hex_after("Example disputed status change payload:")
     assert decode_statement(STATUS_CHANGE_TYPE, payload) == expected
-    assert encode_statement(expected) == (STATUS_CHANGE_TYPE, payload)
+    assert encode_statement(expected, STATUS_CHANGE_TYPE) == (STATUS_CHANGE_TYPE, payload)
     assert f"The DISPUTED\nstatus change ({len(payload)} bytes" in text
     assert f"Its record id is\n`{record_id(STATUS_CHANGE_TYPE, payload)}`" in text
 

@@ -12,9 +12,16 @@ from hypothesis import strategies as st
 
 from gateway.core.statements import (
     CHINA_STANDARD_TIME,
+    GOVERNMENT_MEASURE_V1,
+    LISTING_V1,
     PAYLOAD_TYPES,
+    SANCTION_CONFIRMATION_V1,
+    STATEMENT_TYPES,
+    STATUS_CHANGE_V1,
+    SUPERSEDED_TYPES,
     AlliancePolicy,
     ConductType,
+    Erasure,
     GovernmentMeasure,
     HolidayCalendar,
     LifecycleStep,
@@ -484,17 +491,39 @@ def test_member_record_errors(kw: dict[str, Any], message: str) -> None:
 
 def test_payload_types() -> None:
     expected = {
-        Listing: "application/vnd.alliance.listing.v1+protobuf",
-        StatusChange: "application/vnd.alliance.status-change.v1+protobuf",
-        SanctionConfirmation: "application/vnd.alliance.sanction-confirmation.v1+protobuf",
+        Listing: "application/vnd.alliance.listing.v2+protobuf",
+        StatusChange: "application/vnd.alliance.status-change.v2+protobuf",
+        SanctionConfirmation: "application/vnd.alliance.sanction-confirmation.v2+protobuf",
         MemberRecord: "application/vnd.alliance.member-record.v2+protobuf",
         MonthlyReport: "application/vnd.alliance.monthly-report.v2+protobuf",
-        GovernmentMeasure: "application/vnd.alliance.government-measure.v1+protobuf",
+        GovernmentMeasure: "application/vnd.alliance.government-measure.v2+protobuf",
+        Erasure: "application/vnd.alliance.erasure.v1+protobuf",
         AlliancePolicy: "application/vnd.alliance.alliance-policy.v1+protobuf",
         HolidayCalendar: "application/vnd.alliance.holiday-calendar.v1+protobuf",
         ReportSubmission: "application/vnd.alliance.report-submission.v1+protobuf",
     }
     assert dict(PAYLOAD_TYPES) == expected
+    # The clear v1 forms of the redactable statements: members may no longer submit
+    # them, each names its successor, and records of them still decode.
+    v1 = {
+        "application/vnd.alliance.listing.v1+protobuf": Listing,
+        "application/vnd.alliance.status-change.v1+protobuf": StatusChange,
+        "application/vnd.alliance.sanction-confirmation.v1+protobuf": SanctionConfirmation,
+        "application/vnd.alliance.government-measure.v1+protobuf": GovernmentMeasure,
+    }
+    assert dict(SUPERSEDED_TYPES) == {t: expected[cls] for t, cls in v1.items()}
+    assert tuple(v1) == (
+        LISTING_V1,
+        STATUS_CHANGE_V1,
+        SANCTION_CONFIRMATION_V1,
+        GOVERNMENT_MEASURE_V1,
+    )
+    assert dict(STATEMENT_TYPES) == {
+        **{payload_type: cls for cls, payload_type in expected.items()},
+        "application/vnd.alliance.member-record.v1+protobuf": MemberRecord,
+        "application/vnd.alliance.monthly-report.v1+protobuf": MonthlyReport,
+        **v1,
+    }
 
 
 def test_record_error_is_value_error() -> None:
