@@ -46,6 +46,7 @@ from gateway.pb.alliance.v1 import exchange_pb2 as ex
 from gateway.pb.alliance.v1 import federation_pb2 as fe
 from gateway.pb.alliance.v1 import federation_pb2_grpc
 from gateway.service.ledger import Accepted
+from gateway.transport.errors import REASON_KEY
 
 OK = grpc.StatusCode.OK
 DENIED = grpc.StatusCode.PERMISSION_DENIED
@@ -56,6 +57,19 @@ FAR_FUTURE = datetime(9999, 12, 31, tzinfo=UTC)
 def _submit(member: Member, port: int, env: dsse.Envelope) -> grpc.StatusCode:
     with member.channel(port) as ch:
         return code_of(lambda: submit(ch, env))
+
+
+def _refusal(member: Member, port: int, env: dsse.Envelope) -> tuple[grpc.StatusCode, str | None]:
+    """The status code and reason code (trailer ``alliance-reason``) of a refused
+    submission."""
+    with member.channel(port) as ch:
+        try:
+            submit(ch, env)
+        except grpc.RpcError as e:
+            assert isinstance(e, grpc.Call)
+            found = [v for k, v in e.trailing_metadata() or () if k == REASON_KEY]
+            return e.code(), found[0] if found else None
+    raise AssertionError("the gateway accepted the record")
 
 
 def _listing_reaches(pair: Pair, member: Member, gw_from: int, uscc: str) -> str:
@@ -290,13 +304,15 @@ def test_any_valid_signature_by_the_issuer_suffices_here_and_on_replicas(
             mine = own.signatures[0]
             if keyid != "hint":
                 mine = dsse.Signature(sig=mine.sig, keyid="" if keyid == "" else first.keyid)
-            env = dsse.Envelope(own.payload, own.payload_type, (first, mine))
+            env = dsse.Envelope(own.payload, own.payload_type, (first, mine), own.disclosures)
             assert _submit(amr, pair.zj.port, env) == OK, keyid
             ids.append(env.record_id)
         # Signatures by others only, for the issuer's record: refused as a bad signature.
         own = amr.sign(listing(amr, uscc=USCC[0], decision_ref="MULTI-none"))
-        only_others = dsse.sign(own.payload_type, own.payload, shop.signing_key)
-        assert _submit(amr, pair.zj.port, only_others) == INVALID
+        only_others = dsse.with_disclosures(
+            dsse.sign(own.payload_type, own.payload, shop.signing_key), own.disclosures
+        )
+        assert _refusal(amr, pair.zj.port, only_others) == (INVALID, "bad-signature")
         for record_id in ids:
             eventually(lambda r=record_id: has(pair.gd_gw, r), "GD replicates it")  # type: ignore[misc]
             stored = pair.gd_gw.core.store.record_by_id(record_id)
@@ -376,13 +392,15 @@ def test_the_status_code_depends_on_the_issuer_not_on_the_keyid(
             "empty": "",
             "the caller's": shop_a.signing_key.public_key().keyid,
         }[keyid]
-        return dsse.Envelope(env.payload, env.payload_type, (dsse.Signature(sig.sig, hint),))
+        return dsse.Envelope(
+            env.payload, env.payload_type, (dsse.Signature(sig.sig, hint),), env.disclosures
+        )
 
     with running_gateway(alliance.config(database_url), register=(shop_a, shop_b)) as gw:
         theirs = with_keyid(shop_b.sign(listing(shop_b, decision_ref=f"THEIRS-{keyid}")))
         assert _submit(shop_a, gw.port, theirs) == DENIED
         mine = listing(shop_a, decision_ref=f"MINE-{keyid}")
-        payload_type, payload = codec.encode_statement(mine)
-        forged = with_keyid(dsse.sign(payload_type, payload, shop_b.signing_key))
-        assert _submit(shop_a, gw.port, forged) == INVALID
+        # shop_a's statement, with its disclosures, signed by shop_b.
+        forged = with_keyid(codec.seal(mine, shop_b.signing_key))
+        assert _refusal(shop_a, gw.port, forged) == (INVALID, "bad-signature")
         assert _submit(shop_a, gw.port, with_keyid(shop_a.sign(mine))) == OK

@@ -17,6 +17,7 @@ import pytest
 from gateway import codec
 from gateway.core import dsse
 from gateway.core.crypto import SigningKey
+from gateway.core.disclosure import Group
 from gateway.core.identifiers import (
     HMAC_MAX_ID_CHARS,
     HMAC_MAX_REPEAT,
@@ -33,14 +34,27 @@ from gateway.core.intake import (
 )
 from gateway.core.possession import KEY_POSSESSION_TYPE, possession_message, prove_possession
 from gateway.core.statements import (
+    ALLIANCE_POLICY_V1,
+    ERASURE_V1,
+    GOVERNMENT_MEASURE_V1,
+    GOVERNMENT_MEASURE_V2,
+    LISTING_V1,
+    LISTING_V2,
     MEMBER_RECORD_V1,
     MEMBER_RECORD_V2,
     MONTHLY_REPORT_V1,
     PAYLOAD_TYPES,
+    SANCTION_CONFIRMATION_V1,
+    SANCTION_CONFIRMATION_V2,
+    STATUS_CHANGE_V1,
+    STATUS_CHANGE_V2,
     AuthorityScope,
+    HolidayCalendar,
     MemberKey,
     MemberRecord,
     MemberStatus,
+    MonthlyReport,
+    ReportSubmission,
     Role,
 )
 from gateway.errors import RecordError
@@ -183,15 +197,56 @@ def _reachable(desc: Any) -> set[str]:
     return seen
 
 
+# The fields of the redactable messages that travel as disclosures in their v2 forms,
+# by group (docs/PROTOCOL.md 3.1): a disclosure's value is the message holding those
+# fields only; a nested group also carries the field leading to its submessage.
+_LISTING = "alliance.v1.Listing"
+_SUBJECT = "alliance.v1.Subject"
+_STORE_REF = "alliance.v1.StoreRef"
+_STATUS_CHANGE = "alliance.v1.StatusChange"
+_SANCTION = "alliance.v1.SanctionConfirmation"
+_MEASURE = "alliance.v1.GovernmentMeasure"
+_COMMITMENT = {"alliance.v1.Commitment": {1, 2}}
+GROUP_FIELDS: dict[str, dict[Group, dict[str, set[int]]]] = {
+    LISTING_V2: {
+        Group.SUBJECT: {_LISTING: {2}, _SUBJECT: {1, 2, 4}},
+        Group.TEXT: {_LISTING: {7, 10, 11}},
+        Group.STORES: {_LISTING: {2}, _SUBJECT: {3}, _STORE_REF: {1, 2}},
+    },
+    STATUS_CHANGE_V2: {Group.TEXT: {_STATUS_CHANGE: {5, 6, 7}}},
+    SANCTION_CONFIRMATION_V2: {Group.TEXT: {_SANCTION: {8}}, Group.STORES: {_SANCTION: {7}}},
+    GOVERNMENT_MEASURE_V2: {Group.TEXT: {_MEASURE: {5, 8}}},
+}
+
+
 def test_every_payload_type_lists_its_fields_for_every_message_it_reaches() -> None:
     """The per-type table is complete: a message it forgot would refuse every field."""
-    # Fields (and whole messages) only the v2 payload type of a statement carries.
-    v2_only = {
+    # Fields (and whole messages) of what a payload type reaches that it does not
+    # carry: those only a v2 carries (member-record and monthly-report v2 add fields;
+    # the redactable v2 forms add their commitments, field 16), and in the redactable
+    # v2 forms the fields of their groups (Subject and StoreRef entirely).
+    not_carried: dict[str, dict[str, set[int]]] = {
         MEMBER_RECORD_V1: {"alliance.v1.MemberRecord": {9}, "alliance.v1.MemberKey": {4}},
         MONTHLY_REPORT_V1: {"alliance.v1.MonthlyReport": {8}, "alliance.v1.ReportFile": {1, 2, 3}},
+        LISTING_V1: {_LISTING: {16}, **_COMMITMENT},
+        STATUS_CHANGE_V1: {_STATUS_CHANGE: {16}, **_COMMITMENT},
+        SANCTION_CONFIRMATION_V1: {_SANCTION: {16}, **_COMMITMENT},
+        GOVERNMENT_MEASURE_V1: {_MEASURE: {16}, **_COMMITMENT},
+        LISTING_V2: {_LISTING: {2, 7, 10, 11}, _SUBJECT: {1, 2, 3, 4}, _STORE_REF: {1, 2}},
+        STATUS_CHANGE_V2: {_STATUS_CHANGE: {5, 6, 7}},
+        SANCTION_CONFIRMATION_V2: {_SANCTION: {7, 8}},
+        GOVERNMENT_MEASURE_V2: {_MEASURE: {5, 8}},
     }
+    assert set(not_carried) | {
+        MEMBER_RECORD_V2,
+        PAYLOAD_TYPES[MonthlyReport],
+        ERASURE_V1,
+        ALLIANCE_POLICY_V1,
+        PAYLOAD_TYPES[HolidayCalendar],
+        PAYLOAD_TYPES[ReportSubmission],
+    } == set(codec.PAYLOAD_SCHEMAS)
     for payload_type, schema in codec.PAYLOAD_SCHEMAS.items():
-        dropped_of = v2_only.get(payload_type, {})
+        dropped_of = not_carried.get(payload_type, {})
         for name in _reachable(schema.message.DESCRIPTOR):
             defined = {f.number for f in _descriptor(schema.message.DESCRIPTOR, name).fields}
             expected = defined - dropped_of.get(name, set())
@@ -200,6 +255,19 @@ def test_every_payload_type_lists_its_fields_for_every_message_it_reaches() -> N
                 continue
             assert name in schema.fields, (payload_type, name)
             assert schema.fields[name] == expected, (payload_type, name)
+        # A redactable v2 form: what it does not carry travels in its groups (each
+        # field in one group, but for the field leading to a shared submessage).
+        groups = GROUP_FIELDS.get(payload_type, {})
+        assert set(schema.groups) == set(groups), payload_type
+        for group, fields in groups.items():
+            carried = {n: set(f) for n, f in schema.groups[group].fields.items() if f}
+            assert carried == fields, (payload_type, group)
+        if groups:
+            in_groups: dict[str, set[int]] = {}
+            for fields in groups.values():
+                for name, numbers in fields.items():
+                    in_groups.setdefault(name, set()).update(numbers)
+            assert in_groups == dropped_of, payload_type
 
 
 def _descriptor(root: Any, name: str) -> Any:

@@ -68,13 +68,13 @@ def test_csv_rows_of_every_type(tmp_path: Path) -> None:
     assert [r.line for r in parsed] == [2, 3, 4, 6]  # the quoted line break spans 4-5
     assert all(not r.problems for r in parsed), [errors(r) for r in parsed]
     first, person, step, sanction = (r.statement for r in parsed)
-    assert isinstance(first, Listing)
+    assert isinstance(first, Listing) and first.subject is not None
     assert first.subject.uscc == "91330100716105852F" and first.subject.name == "A Co."
     assert first.subject.stores == (StoreRef(SHOP, "s1"), StoreRef(SHOP, "s2"))
     assert first.region_code == "330100" and first.list is ListKind.BLACKLIST
     assert first.listed_at == datetime(2026, 9, 30, 16, tzinfo=UTC)  # midnight in Beijing
     assert first.correction_deadline == datetime(2026, 11, 30, 16, tzinfo=UTC)
-    assert isinstance(person, Listing)
+    assert isinstance(person, Listing) and person.subject is not None
     assert person.subject.person_hmac == person_hmac(RESIDENT, KEY)
     assert person.region_code == "330000" and person.conduct is ConductType.OTHER
     assert person.conduct_other == "fake reviews, paid"

@@ -169,7 +169,7 @@ def test_payload_built_with_protobuf_round_trips() -> None:
     stmt = decode_statement(LISTING_TYPE, raw)
     assert isinstance(stmt, Listing)
     assert stmt.conduct is ConductType.COUNTERFEIT
-    assert stmt.subject.stores == (StoreRef(PLATFORM, "77"),)
+    assert stmt.subject is not None and stmt.subject.stores == (StoreRef(PLATFORM, "77"),)
     assert stmt.listed_at == datetime(2024, 11, 30, 8, 0, 0, 5, tzinfo=UTC)
     assert stmt.correction_deadline is None
     again = pb.Listing()

@@ -64,7 +64,8 @@ def test_a_chinese_row_becomes_a_listing() -> None:
     assert listing.list is ListKind.BLACKLIST and listing.conduct is ConductType.FAKE_TRANSACTIONS
     assert listing.region_code == "330000" and listing.decision_ref == "浙市监〔2026〕42号"
     assert listing.listed_at == datetime(2026, 11, 30, 16, tzinfo=UTC)
-    assert listing.subject.name == "杭州某某贸易有限公司" and listing.issuer == AUTHORITY
+    assert listing.subject is not None and listing.issuer == AUTHORITY
+    assert listing.subject.name == "杭州某某贸易有限公司"
     english = {**ROW, "list": "blacklist", "conduct": "fake-transactions", "region": "330000"}
     assert convert(english) == listing
     assert convert({**ROW, "region": ""}).region_code == "330000"  # the profile's

@@ -289,7 +289,10 @@ def test_erasure_is_authorized_record_by_record() -> None:
     shop = mid(Role.PLATFORM, "shop")
     listing = listing_by(shop)  # reporting unit 33
     corrected = status_change(shop, LifecycleStep.CORRECTED)
-    own = {"a" * 64: (listing, listing), "b" * 64: (corrected, listing)}
+    own: dict[str, tuple[Statement, Listing | None]] = {
+        "a" * 64: (listing, listing),
+        "b" * 64: (corrected, listing),
+    }
 
     def erase(
         signer: MemberId,
@@ -309,7 +312,10 @@ def test_erasure_is_authorized_record_by_record() -> None:
     erase(mid(Role.AUTHORITY, "samr", GD), own, "110000", AuthorityScope.NATIONAL)
     # Another platform, even for one record among its own, is refused for that record.
     other = mid(Role.PLATFORM, "other")
-    mixed = {**own, "c" * 64: (status_change(other, LifecycleStep.CORRECTED), listing)}
+    mixed: dict[str, tuple[Statement, Listing | None]] = {
+        **own,
+        "c" * 64: (status_change(other, LifecycleStep.CORRECTED), listing),
+    }
     with pytest.raises(
         PermissionError, match=rf"^{other} may not erase record a{{64}} of {shop}: its issuer"
     ) as refused:
@@ -510,6 +516,7 @@ def test_a_national_authority_may_change_any_unit(step: LifecycleStep) -> None:
 
 def _with_store(issuer: MemberId, platform: MemberId) -> Listing:
     lst = listing_by(issuer)
+    assert lst.subject is not None
     return dataclasses.replace(
         lst, subject=Subject(uscc=lst.subject.uscc, stores=(StoreRef(str(platform), "s1"),))
     )

@@ -73,6 +73,7 @@ def test_example_listing_decodes_to_documented_values() -> None:
 
 def test_example_listing_values_appear_in_the_doc() -> None:
     text = DOC.read_text(encoding="utf-8")
+    assert EXPECTED.subject is not None
     for value in (
         EXPECTED.issuer,
         "91330100716105852F",
