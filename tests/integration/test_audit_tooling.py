@@ -270,7 +270,7 @@ def fake() -> Iterator[tuple[FakeLog, SigningKey, SigningKey]]:
 
 def _listing_env(key: SigningKey, code: str) -> dsse.Envelope:
     author = Member(AUTHORITY, Path(), Path(), key, Path(), "330000")
-    return dsse.sign(*codec.encode_statement(listing(author, uscc=code)), key)
+    return codec.seal(listing(author, uscc=code), key)
 
 
 def test_fork_and_rollback_are_refused_with_evidence(
@@ -388,7 +388,7 @@ def test_replay_trusts_a_peer_gateway_on_first_use_and_its_members_after(
     log.append(_record(peer_key, peer, peer, Role.GATEWAY, peer_key))
     log.append(_record(peer_key, peer, shop, Role.PLATFORM, shop_key))
     author = Member(shop, Path(), Path(), shop_key, Path(), "440300")
-    log.append(dsse.sign(*codec.encode_statement(listing(author)), shop_key))
+    log.append(codec.seal(listing(author), shop_key))
     verifier = log.signer.verifier()
     outcome = monitor.replay(
         log, Checkpoint(ORIGIN, 5, log.root(5)), verifier, trust_domain="zj.alliance.test"
