@@ -186,6 +186,28 @@ def database_files(url: str) -> list[Path]:
     return files
 
 
+def test_the_scan_finds_every_form_inside_other_bytes() -> None:
+    """The database holds the values raw; this shows the other forms would be found too,
+    wherever they start inside a longer encoding."""
+    for needle in (_text("name", COMPANY_NAME), Needle("token", PERSON_TOKEN)):
+        raw = needle.raw
+        assert (needle.label, "raw") in scan_bytes(b"{" + raw + b"}", [needle])
+        for before in range(6):
+            data = bytes(range(1, before + 1)) + raw + b"tail"
+            for encode, form in (
+                (base64.b64encode, "base64"),
+                (base64.urlsafe_b64encode, "base64url"),
+            ):
+                found = scan_bytes(b"x=" + encode(data) + b";", [needle])
+                assert (needle.label, f"{form}@{before % 3}") in found, (form, before)
+        for form, blob in (("hex", raw.hex().encode()), ("HEX", raw.hex().upper().encode())):
+            assert (needle.label, form) in scan_bytes(b"0x" + blob + b"00", [needle])
+        if needle.text is not None:
+            wide = ("<" + needle.text + ">").encode("utf-16-le")
+            assert (needle.label, "utf-16-le") in scan_bytes(wide, [needle])
+        assert scan_bytes(raw[:-1] + b"-" + raw[1:], [needle]) == set()
+
+
 # --- the scenario ------------------------------------------------------------------------
 
 
@@ -269,15 +291,17 @@ def check(member: Member, gw: Gateway, *subjects: Subject) -> list[ex.SubjectSta
     return list(reply.results)
 
 
-def signed_size(member: Member, gw: Gateway, at_least: int) -> str:
-    """The newest checkpoint note, once it covers ``at_least`` entries."""
-    deadline = datetime.now(UTC) + timedelta(seconds=WAIT_S)
+def checkpoint_note(member: Member, gw: Gateway, at_least: int) -> str:
+    """The newest checkpoint note, once one covers ``at_least`` entries (the gateway
+    signs one every 0.2 s in tests when its log grew)."""
+    deadline = time.monotonic() + WAIT_S
     with member.channel(gw.port) as ch:
         while True:
             note: str = audit(ch).GetCheckpoint(au.GetCheckpointRequest(), timeout=5).note
             if int(note.split("\n")[1]) >= at_least:
                 return note
-            assert datetime.now(UTC) < deadline, f"no checkpoint of {at_least} entries"
+            assert time.monotonic() < deadline, f"no checkpoint of {at_least} entries"
+            time.sleep(0.05)
 
 
 def report_counts(gw: Gateway) -> list[dict[str, Any]]:
@@ -392,7 +416,10 @@ def test_erasure_leaves_no_trace_and_the_logs_still_verify(tmp_path: Path, backe
         with both(site) as (a, b):
             records = _list_and_repair(site, a, b)
             counts_before = [report_counts(a), report_counts(b)]
-            before_note = signed_size(zj.platform, a, a.core.store.log_size())
+            totals = counts_before[0][0]["totals"]  # the month of the listings, at ZJ
+            assert (totals["new_listings_total"], totals["corrected_in_time"]) == (3, 1)
+            assert totals["removed"] == 1
+            before_note = checkpoint_note(zj.platform, a, a.core.store.log_size())
         # Both stopped: their files are closed. The values are there, in both.
         for url in site.urls:
             found = {label for _, label, _ in scan_tables(url, ERASED)}
@@ -785,7 +812,7 @@ def _verify_independently(
     erased = {r.company, r.correction, r.sanction, r.person, r.removal}
     for gw, region in ((a, site.zj), (b, site.gd)):
         who, origin, key = region.platform, region.origin, gateways[region.alliance.gateway_id]
-        note = signed_size(who, gw, gw.core.store.log_size())
+        note = checkpoint_note(who, gw, gw.core.store.log_size())
         checkpoint = open_note(note, origin, key)
         entries = fetch(who, gw, checkpoint.size)
         log = verify_log(entries, checkpoint, gateways)
@@ -859,7 +886,7 @@ def _consistency_and_tampering(
             index, checkpoint.size, leaf_hash(b"another entry"), list(proof.hashes), checkpoint.root
         )
 
-    note = signed_size(who, gw, checkpoint.size)
+    note = checkpoint_note(who, gw, checkpoint.size)
     lines = note.split("\n")
     other_root = base64.b64encode(_sha256(b"another root")).decode()
     with pytest.raises(Broken, match="signature does not verify"):
@@ -880,6 +907,17 @@ def _consistency_and_tampering(
         s.sig = bytes(sig)
     with pytest.raises(Broken, match="entry 5: no key of"):
         verify_log(forged, checkpoint, gateways)
+
+    with pytest.raises(Broken, match="entries served for a checkpoint"):
+        verify_log(entries[:-1], checkpoint, gateways)
+    misplaced = tampered()
+    misplaced[2].log_index = 7
+    with pytest.raises(Broken, match="entry 2: served as entry 7"):
+        verify_log(misplaced, checkpoint, gateways)
+    # Without the peer gateway's key, the member records it vouches for are refused.
+    own = gw.config.member_id
+    with pytest.raises(Broken, match=r"member record of spiffe://gd\.alliance\.test/"):
+        verify_log(entries, checkpoint, {own: gateways[own]})
 
     renamed = tampered()
     renamed[3].record_id = "ab" * 32
