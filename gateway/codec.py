@@ -100,6 +100,7 @@ __all__ = [
     "open_payload",
     "record_id_from_pb",
     "seal",
+    "split_message",
     "statement_from_pb",
     "statement_to_pb",
     "stored_envelope",
@@ -423,6 +424,18 @@ def encode_record(
     msg = statement_to_pb(stmt)
     if not schema.groups:
         return Encoded(chosen, msg.SerializeToString(deterministic=True))
+    return split_message(chosen, msg, salt=salt)
+
+
+def split_message(payload_type: str, msg: Message, *, salt: Salter = random_salt) -> Encoded:
+    """A statement's message, in the clear, as a redactable payload and its disclosures:
+    each group's fields move into a disclosure, the payload signs their commitments.
+    No rule is checked (``encode_record`` checks them first): tests and tools build
+    records no client would with it."""
+    schema = PAYLOAD_SCHEMAS.get(payload_type)
+    if schema is None or not schema.groups or not isinstance(msg, schema.message):
+        raise RecordError(f"{payload_type!r} is not a redactable type of this message")
+    msg = _copy(msg)
     clear = msg.SerializeToString(deterministic=True)
     values: dict[Group, bytes] = {}
     for group, spec in schema.groups.items():
@@ -434,7 +447,13 @@ def encode_record(
     commitments = cast(Any, msg).commitments  # the four redactable messages have field 16
     for d in disclosures:
         commitments.add(group=disclosure_pb.DisclosureGroup.ValueType(d.group), digest=d.digest)
-    return Encoded(chosen, msg.SerializeToString(deterministic=True), disclosures)
+    return Encoded(payload_type, msg.SerializeToString(deterministic=True), disclosures)
+
+
+def _copy(msg: Message) -> Message:
+    out = type(msg)()
+    out.CopyFrom(msg)
+    return out
 
 
 def encode_statement(stmt: Statement, payload_type: str | None = None) -> tuple[str, bytes]:
@@ -860,8 +879,8 @@ def _move(src: Message, dst: Message, path: tuple[str, ...]) -> None:
             return
         child = getattr(src, name)
         _move(child, getattr(dst, name), path[1:])
-        if not child.ListFields():
-            src.ClearField(name)
+        if not child.ListFields() and not len(UnknownFieldSet(child)):
+            src.ClearField(name)  # emptied (what it held unknown stays, to be refused)
         return
     if fd.is_repeated:
         getattr(dst, name).extend(getattr(src, name))

@@ -283,6 +283,16 @@ def _leaf(role: str, r: StoredRecord, path: list[bytes]) -> dict[str, Any]:
                 {"keyid": keyid, "sig": base64.b64encode(sig).decode()}
                 for keyid, sig in r.signatures
             ],
+            # The values the published fields come from, each checkable against the
+            # commitment the signed payload holds (docs/PROTOCOL.md, 8.4).
+            "disclosures": [
+                {
+                    "group": int(d.group),
+                    "salt": base64.b64encode(d.salt).decode(),
+                    "value": base64.b64encode(d.value).decode(),
+                }
+                for d in r.disclosures
+            ],
         },
         "audit_path": [base64.b64encode(h).decode() for h in path],
     }

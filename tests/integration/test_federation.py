@@ -441,8 +441,7 @@ class EvilLog:
         self.signer = NoteSigner(region.origin, self.key)
 
     def gateway_sign(self, statement: Statement) -> dsse.Envelope:
-        payload_type, payload = codec.encode_statement(statement)
-        return dsse.sign(payload_type, payload, self.key)
+        return codec.seal(statement, self.key)
 
     def checkpoint(self, entries: Sequence[dsse.Envelope]) -> str:
         rng = merkle.CompactRange()
