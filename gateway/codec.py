@@ -89,6 +89,7 @@ __all__ = [
     "OpenedPayload",
     "PayloadSchema",
     "decode_envelope",
+    "decode_public",
     "decode_statement",
     "disclosures_from_pb",
     "disclosures_to_pb",
@@ -1131,10 +1132,13 @@ class OpenedPayload:
             raise RecordError(f"{schema.name}.commitments: missing {', '.join(missing)}")
         return out
 
-    def statement(self, disclosures: Sequence[Disclosure] = ()) -> Statement:
+    def statement(
+        self, disclosures: Sequence[Disclosure] = (), *, partial: bool = False
+    ) -> Statement:
         """The statement under every rule. A redactable payload is read with its
         disclosures, each checked against its commitment, or without any (erased or
-        withheld: a redacted statement); other payloads take none."""
+        withheld: a redacted statement); other payloads take none. ``partial`` reads
+        a subset of the groups, the others as empty (the public feed's proofs)."""
         schema = self.schema
         _check_fields(self.message, schema.fields, schema.name)
         if not schema.groups:
@@ -1142,7 +1146,9 @@ class OpenedPayload:
                 raise RecordError(f"{schema.name}: this payload type has no disclosures")
             stmt = schema.from_pb(self.message)
         else:
-            values = check_disclosures(self.commitments(), disclosures, schema.name)
+            values = check_disclosures(
+                self.commitments(), disclosures, schema.name, partial=partial
+            )
             if values:
                 full = schema.message()
                 full.CopyFrom(self.message)
@@ -1192,6 +1198,14 @@ def decode_statement(
     """Parse verified payload bytes (and a redactable record's disclosures) into a
     validated statement."""
     return open_payload(payload_type, payload).statement(disclosures)
+
+
+def decode_public(
+    payload_type: str, payload: bytes, disclosures: Sequence[Disclosure]
+) -> Statement:
+    """A statement as the public feed proves it: with the disclosures it publishes (no
+    store references), each checked against its commitment, the rest read as empty."""
+    return open_payload(payload_type, payload).statement(disclosures, partial=True)
 
 
 def decode_envelope(env: dsse.Envelope) -> Statement:

@@ -30,7 +30,7 @@ from gwtest import (
 )
 
 from clients.cli import main as cli_main
-from gateway.codec import decode_statement
+from gateway.codec import decode_public
 from gateway.core.crypto import SigningKey
 from gateway.core.notes import NoteSigner
 from gateway.core.public_proof import verify_entry_proof
@@ -469,7 +469,7 @@ def test_every_check_of_the_proof_can_fail(alliance: Alliance, db_url: str) -> N
         _submit(gw, amr, _removal(amr, rid))
         _synced(gw)
         doc = Http(gw.public_port).json(f"/v1/entries/{rid}/proof")
-        assert verify_entry_proof(doc, verifier, decode=decode_statement).fields["status"] == (
+        assert verify_entry_proof(doc, verifier, decode=decode_public).fields["status"] == (
             "removed"
         )
 
@@ -510,7 +510,7 @@ def test_every_check_of_the_proof_can_fail(alliance: Alliance, db_url: str) -> N
         }
         for what, change in tampered.items():
             with pytest.raises(GatewayError):
-                verify_entry_proof(broken(change), verifier, decode=decode_statement)
+                verify_entry_proof(broken(change), verifier, decode=decode_public)
                 pytest.fail(f"{what}: tampering went unnoticed")
 
 
