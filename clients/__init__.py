@@ -9,8 +9,8 @@ with AllianceClient(profile) as client:
     result = client.submit(listing)
 ```
 
-``__version__`` is ``<contract>.<revision>.<patch>``: 1.3.x speaks ``alliance.v1``
-revision 3 (``PROTOCOL``; docs/PROTOCOL.md §5.1).
+``__version__`` is ``<contract>.<revision>.<patch>``: 1.4.x speaks ``alliance.v1``
+revision 4 (``PROTOCOL``; docs/PROTOCOL.md §5.1).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from clients.statements import (
 )
 from clients.version import PROTOCOL, VersionCheck
 
-__version__ = "1.3.0"
+__version__ = "1.4.0"
 
 __all__ = [
     "PROFILE_ENV",

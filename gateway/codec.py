@@ -414,6 +414,11 @@ def encode_record(
     schema = PAYLOAD_SCHEMAS.get(chosen)
     if schema is None or not isinstance(stmt, schema.statement):
         raise RecordError(f"a {type(stmt).__name__} cannot be encoded as {chosen!r}")
+    if getattr(stmt, "redacted", False):
+        raise RecordError(
+            f"{schema.name}: a redacted {schema.name} cannot be encoded: its committed values "
+            "are unknown"
+        )
     schema.check(stmt)
     msg = statement_to_pb(stmt)
     if not schema.groups:

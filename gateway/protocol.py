@@ -29,7 +29,7 @@ __all__ = [
 METADATA_KEY: Final = "alliance-protocol"
 """The gRPC metadata key (lower case, as HTTP/2 carries it) of the version statement."""
 
-CONTRACT_SHA256: Final = "08a69ab0356ac630336d650cb508b24ef7b054ea000189f27c0dfc8d7638d5ce"
+CONTRACT_SHA256: Final = "299051d96dd76338765e0f67512ef18e94b3cca5e97e5d807b33b6013e60c5c2"
 """``contract_digest`` of the ``alliance.v1`` descriptors of this revision. The tests
 recompute it from the generated code, so no contract change ships without a new
 revision."""
@@ -71,12 +71,12 @@ class ProtocolVersion:
         return cls(match.group(1), int(match.group(3)))
 
 
-CURRENT: Final = ProtocolVersion("alliance.v1", 3)
+CURRENT: Final = ProtocolVersion("alliance.v1", 4)
 """What this code speaks. Revision history: docs/PROTOCOL.md §5.1."""
 
 
 def header() -> tuple[str, str]:
-    """The metadata entry a gateway sends: ``("alliance-protocol", "alliance.v1/3")``."""
+    """The metadata entry a gateway sends: ``("alliance-protocol", "alliance.v1/4")``."""
     return (METADATA_KEY, str(CURRENT))
 
 

@@ -118,7 +118,7 @@ def client_env(tmp_path_factory: pytest.TempPathFactory) -> ClientEnv:
 
 def test_the_wheel_holds_the_client_and_no_server_code(client_env: ClientEnv) -> None:
     assert client_env.wheel.name == f"alliance_client-{__version__}-py3-none-any.whl"
-    # The distribution's version follows the protocol: 1.3.x speaks alliance.v1/3.
+    # The distribution's version follows the protocol: 1.4.x speaks alliance.v1/4.
     assert __version__.split(".")[:2] == [str(CURRENT.major), str(CURRENT.revision)]
     with zipfile.ZipFile(client_env.wheel) as wheel:
         names = wheel.namelist()
