@@ -9,7 +9,9 @@ last checkpoint it verified. Everything the gateway says is checked against thos
   size with another root is a fork: both notes go to ``state_dir/evidence/``.
 - ``prove``: a record is in the verified tree (inclusion proof over SHA-256(0x00 ‖ PAE)).
 - ``replay``: every entry up to the verified size is downloaded, the root rebuilt and
-  every record's signature checked again (rules in ``replay``'s docstring).
+  every record's signature checked again (rules in ``replay``'s docstring); it reports
+  the entries served without their disclosures (erased), and refuses a gateway that
+  still serves the disclosures of a record an erasure in its log names.
 - ``cosign``: the member cosigns the verified checkpoint (C2SP tlog-cosignature), so
   the gateway cannot show another history to someone else unnoticed.
 
@@ -29,7 +31,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final, Protocol
 
-from clients.client import InclusionProof, LogEntry
+import grpc
+
+from clients.client import ClientError, InclusionProof, LogEntry
 from gateway.codec import decode_envelope, open_payload
 from gateway.core import dsse, merkle
 from gateway.core.crypto import VerifyingKey
@@ -42,11 +46,12 @@ from gateway.core.notes import (
     open_checkpoint,
     parse_signed_note,
 )
-from gateway.core.statements import MEMBER_RECORD_TYPES, MemberRecord
+from gateway.core.statements import MEMBER_RECORD_TYPES, Erasure, MemberRecord, Statement
 from gateway.errors import GatewayError, LogIntegrityError, RecordError, VerificationError
 
 __all__ = [
     "AuditState",
+    "ErasedEntry",
     "LogSource",
     "ProveOutcome",
     "ReplayOutcome",
@@ -229,6 +234,19 @@ def prove(client: LogSource, checkpoint: Checkpoint, record_id: str) -> ProveOut
 # --- replay --------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class ErasedEntry:
+    """A redactable record served without its disclosures: its subject and free text
+    are gone from the gateway; its entry, signature and proofs still verify."""
+
+    log_index: int
+    record_id: str
+    # The erasure record that names it; None when none up to the checkpoint does (its
+    # origin had erased it before this gateway received it, and the erasure record
+    # lies beyond the checkpoint).
+    erased_by: str | None
+
+
 @dataclass
 class ReplayOutcome:
     tree_size: int
@@ -236,6 +254,7 @@ class ReplayOutcome:
     by_type: Counter[str] = field(default_factory=Counter)
     signers: set[str] = field(default_factory=set)
     trusted_on_first_use: list[str] = field(default_factory=list)
+    erased: list[ErasedEntry] = field(default_factory=list)  # in log order
 
 
 class _Keys:
@@ -302,10 +321,17 @@ def replay(
     - a peer gateway's own member record, signed by a key no record named before, is
       accepted on first use when it is self-issued and signed by a key it lists (the
       gateway checked it against the peer's configured key; the monitor cannot).
+
+    Erasure (protocol revision 4): a redactable record served without its disclosures
+    still verifies (its signature covers commitments only) and is reported in
+    ``erased``; one served with them must match its commitments. A record that an
+    erasure in the log names must come without them: a gateway deletes them when it
+    appends the erasure, so one that still serves them fails the replay.
     """
     outcome = ReplayOutcome(checkpoint.size)
     keys = _Keys(verifier.key, trust_domain)
     tree = merkle.CompactRange()
+    erasures = _Erasures()
     expected = 0
     for entry in client.entries(0, checkpoint.size):
         index = entry.log_index
@@ -319,7 +345,8 @@ def replay(
                 "bytes (the stored record was altered)"
             )
         tree.append(merkle.leaf_hash(entry_bytes))
-        signer = _verify_entry(index, env, entry.record_id, keys, outcome)
+        signer, statement = _verify_entry(index, env, entry.record_id, keys, outcome)
+        erasures.see(index, entry.record_id, statement, disclosed=bool(env.disclosures))
         outcome.by_type[env.payload_type] += 1
         outcome.signers.add(signer)
         expected += 1
@@ -335,12 +362,60 @@ def replay(
             f"{checkpoint.size}: the log's entries were altered"
         )
     outcome.members = sum(1 for _ in keys.directory.members())
+    outcome.erased = erasures.report(client, checkpoint.size)
     return outcome
+
+
+class _Erasures:
+    """The records erasures name, and the redactable records served without their
+    disclosures, as the replay meets them (either may come first in a replica's log).
+
+    Only those two sets are kept, not every record served with disclosures: a named
+    record that was not served redacted is fetched again at the end (none, from a
+    gateway that keeps the protocol)."""
+
+    def __init__(self) -> None:
+        self.named: dict[str, str] = {}  # record id -> the first erasure naming it
+        self.redacted: list[tuple[int, str]] = []
+
+    def see(self, index: int, record_id: str, statement: Statement, *, disclosed: bool) -> None:
+        if isinstance(statement, Erasure):
+            for named in statement.record_ids:
+                self.named.setdefault(named, record_id)
+        if getattr(statement, "redacted", False):
+            self.redacted.append((index, record_id))
+        elif disclosed and record_id in self.named:
+            raise _kept(index, record_id, self.named[record_id])
+
+    def report(self, client: LogSource, size: int) -> list[ErasedEntry]:
+        served_redacted = {rid for _, rid in self.redacted}
+        for named, erasure in self.named.items():
+            if named in served_redacted:
+                continue
+            try:
+                entry = client.get(named)
+            except ClientError as e:
+                if e.code is not grpc.StatusCode.NOT_FOUND:
+                    raise
+                continue  # not in this log: the erasure came from a gateway that held it
+            if entry.log_index < size and entry.envelope.disclosures:
+                raise _kept(entry.log_index, named, erasure)
+        return [ErasedEntry(i, rid, self.named.get(rid)) for i, rid in self.redacted]
+
+
+def _kept(index: int, record_id: str, erasure: str) -> LogIntegrityError:
+    return _integrity(
+        f"entry {index}: record {record_id} is named by erasure {erasure}, but the gateway "
+        "still serves its disclosures",
+        advice="report it to the regulator: the gateway keeps personal data it erased",
+    )
 
 
 def _verify_entry(
     index: int, env: dsse.Envelope, record_id: str, keys: _Keys, outcome: ReplayOutcome
-) -> str:
+) -> tuple[str, Statement]:
+    """The entry's signer and its statement (a redactable record served without its
+    disclosures reads as a redacted statement)."""
     signer = _signer_of(env, keys)
     if signer is None and env.payload_type in MEMBER_RECORD_TYPES:
         return _first_use(index, env, record_id, keys, outcome)
@@ -372,12 +447,12 @@ def _verify_entry(
         )
     if isinstance(statement, MemberRecord):
         keys.learn(record_id, statement)
-    return signer
+    return signer, statement
 
 
 def _first_use(
     index: int, env: dsse.Envelope, record_id: str, keys: _Keys, outcome: ReplayOutcome
-) -> str:
+) -> tuple[str, Statement]:
     try:
         record = decode_envelope(env)
     except GatewayError as e:
@@ -399,7 +474,7 @@ def _first_use(
         raise _integrity(f"entry {index}: peer gateway record {record_id}: {e}") from e
     keys.learn(record_id, record)
     outcome.trusted_on_first_use.append(record.member_id)
-    return record.member_id
+    return record.member_id, record
 
 
 # --- cosign --------------------------------------------------------------------------

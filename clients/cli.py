@@ -40,6 +40,7 @@ from gateway.core.identifiers import MemberId
 from gateway.core.notes import CosignatureSigner
 from gateway.core.statements import (
     ConductType,
+    ErasureBasis,
     LifecycleStep,
     Listing,
     ListKind,
@@ -174,6 +175,7 @@ def _build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_list_seller(sub)
     _add_lifecycle(sub)
+    _add_erase(sub)
     _add_reads(sub)
     _add_audit(sub)
     import_cli.add_subparser(sub, _client)
@@ -251,6 +253,33 @@ def _add_lifecycle(sub: _Sub[_Parser]) -> None:
     st.set_defaults(handler=_step)
 
 
+def _add_erase(sub: _Sub[_Parser]) -> None:
+    er = sub.add_parser(
+        "erase",
+        help=_(
+            "erase the subject and free text of records at every gateway that holds them "
+            "(sign and submit an Erasure); the records stay in the log"
+        ),
+    )
+    er.add_argument("record_ids", nargs="+", metavar="RECORD_ID")
+    er.add_argument(
+        "--basis",
+        required=True,
+        choices=build.enum_choices(ErasureBasis),
+        help=_(
+            "why: purpose-achieved (publication ended), retention-ended, decision (a court "
+            "or administrative decision), withdrawn (listed in error)"
+        ),
+    )
+    er.add_argument(
+        "--legal-basis",
+        required=True,
+        help=_("the legal basis in words; stays in the log in the clear: no personal data"),
+    )
+    er.add_argument("--effective-at", help=_("ISO 8601 time or date (default: now)"))
+    er.set_defaults(handler=_erase)
+
+
 def _add_reads(sub: _Sub[_Parser]) -> None:
     ck = sub.add_parser("check", help=_("are these sellers listed?"))
     ck.add_argument("codes", nargs="*", metavar="CODE", help=_("USCC codes"))
@@ -284,7 +313,11 @@ def _add_audit(sub: _Sub[_Parser]) -> None:
     prove = asub.add_parser("prove", help=_("prove a record is in the verified log"))
     prove.add_argument("record_id", metavar="RECORD_ID")
     prove.set_defaults(handler=_audit_prove)
-    replay = asub.add_parser("replay", help=_("rebuild the log and re-verify every record"))
+    replay = asub.add_parser(
+        "replay",
+        help=_("rebuild the log, re-verify every record and list the erased entries"),
+    )
+    replay.add_argument("--json", action="store_true", help=_("one JSON object instead of text"))
     replay.set_defaults(handler=_audit_replay)
     cosign = asub.add_parser("cosign", help=_("verify, then cosign the checkpoint"))
     cosign.set_defaults(handler=_audit_cosign)
@@ -438,6 +471,30 @@ def _step(args: argparse.Namespace) -> int:
     step = i18n.name(build.parse_enum(LifecycleStep, args.step, field="step"))
     _print_submitted(
         _("step %(step)s") % {"step": step}, result.record_id, result.log_index, result.duplicate
+    )
+    return 0
+
+
+def _erase(args: argparse.Namespace) -> int:
+    profile, client = _client(args)
+    statement = build.erasure(
+        profile.member_id,
+        args.record_ids,
+        build.parse_enum(ErasureBasis, args.basis, field="basis"),
+        legal_basis=args.legal_basis,
+        effective_at=_time(args.effective_at, "effective_at"),
+    )
+    with client:
+        result = client.submit(statement)
+    _print_submitted(_("erasure"), result.record_id, result.log_index, result.duplicate)
+    n = len(statement.record_ids)
+    print(
+        i18n.ngettext(
+            "the subject and free text of %(n)d record are erased at every gateway",
+            "the subject and free text of %(n)d records are erased at every gateway",
+            n,
+        )
+        % {"n": n}
     )
     return 0
 
@@ -618,13 +675,17 @@ def _audit_replay(args: argparse.Namespace) -> int:
     profile, client = _client(args)
     with client:
         outcome = _verified(profile, client)
-        _print_verified(outcome)
+        if not args.json:
+            _print_verified(outcome)
         result = audit.replay(
             client,
             outcome.checkpoint,
             profile.log_verifier(),
             trust_domain=profile.member.trust_domain,
         )
+    if args.json:
+        print(json.dumps(_replay_json(outcome, result), ensure_ascii=False))
+        return 0
     kinds = ", ".join(f"{n} {_type_name(t)}" for t, n in sorted(result.by_type.items()))
     print(
         _(
@@ -640,7 +701,53 @@ def _audit_replay(args: argparse.Namespace) -> int:
     )
     for member in result.trusted_on_first_use:
         print(_("note: peer gateway %(member)s was trusted on first use") % {"member": member})
+    n = len(result.erased)
+    print(
+        i18n.ngettext(
+            "%(n)d entry erased (served without its subject and free text; it still verifies)",
+            "%(n)d entries erased (served without their subject and free text; they still verify)",
+            n,
+        )
+        % {"n": n}
+    )
+    for e in result.erased:
+        if e.erased_by is None:
+            print(
+                _(
+                    "  entry %(index)d  %(record)s  (no erasure up to this checkpoint names "
+                    "it: its origin had erased it)"
+                )
+                % {"index": e.log_index, "record": e.record_id}
+            )
+        else:
+            print(
+                _("  entry %(index)d  %(record)s  erased by %(erasure)s")
+                % {"index": e.log_index, "record": e.record_id, "erasure": e.erased_by}
+            )
     return 0
+
+
+def _replay_json(verified: audit.VerifyOutcome, result: audit.ReplayOutcome) -> dict[str, object]:
+    previous = verified.previous
+    return {
+        "checkpoint": {
+            "size": verified.checkpoint.size,
+            "root": verified.checkpoint.root_hash.hex(),
+            "consistent_with": None if previous is None else previous.size,
+        },
+        "entries": result.tree_size,
+        "by_type": dict(sorted(result.by_type.items())),
+        "signers": len(result.signers),
+        "members": result.members,
+        "trusted_on_first_use": result.trusted_on_first_use,
+        "erased": {
+            "count": len(result.erased),
+            "entries": [
+                {"log_index": e.log_index, "record_id": e.record_id, "erased_by": e.erased_by}
+                for e in result.erased
+            ],
+        },
+    }
 
 
 def _audit_cosign(args: argparse.Namespace) -> int:

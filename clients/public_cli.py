@@ -26,7 +26,7 @@ from typing import Any
 from clients import i18n
 from clients.i18n import _
 from clients.profile import PROFILE_ENV, load_profile
-from gateway.codec import decode_statement
+from gateway.codec import decode_public
 from gateway.core.notes import NoteVerifier, open_checkpoint
 from gateway.core.public_proof import verify_entry_proof
 from gateway.errors import ConfigError, GatewayError, RecordError, VerificationError
@@ -124,7 +124,7 @@ def verify_page(url: str, verifier: NoteVerifier, *, timeout_s: float = 10.0) ->
             doc = fetch_json(
                 f"{base}/v1/entries/{rid}/proof?tree_size={checkpoint.size}", timeout_s
             )
-            proved = verify_entry_proof(doc, verifier, decode=decode_statement)
+            proved = verify_entry_proof(doc, verifier, decode=decode_public)
             if proved.checkpoint != checkpoint:
                 raise RecordError("the proof is against another checkpoint than the page's")
             shown = {k: entry.get(k) for k in proved.fields}

@@ -50,6 +50,13 @@ REASONS: Final[Mapping[str, tuple[str, str]]] = MappingProxyType(
             N_("only the listing's issuer or an authority of its unit may change it"),
             N_("ask the listing's issuer or the authority of its reporting unit"),
         ),
+        "not-allowed-to-erase": (
+            N_("you may not erase one of these records"),
+            N_(
+                "a record's issuer, an authority of its listing's reporting unit, or its "
+                "alliance's gateway erases it"
+            ),
+        ),
         "permission-denied": (
             N_("the gateway refused: you may not do this"),
             N_("check the member id in your certificate and what its role may do"),
@@ -87,6 +94,10 @@ REASONS: Final[Mapping[str, tuple[str, str]]] = MappingProxyType(
         "personal-data": (
             N_("a text field holds personal data (an ID number or a phone number)"),
             N_("remove it: a natural person is identified only by the hashed ID number"),
+        ),
+        "not-erasable": (
+            N_("this record signs its subject and text in the clear: it cannot be erased"),
+            N_("only records of protocol revision 4 (v2 forms) can be erased"),
         ),
         "bad-signature": (
             N_("the record's signature does not verify"),

@@ -24,6 +24,8 @@ from typing import Final, TypeVar
 from gateway.core.identifiers import person_hmac, validate_uscc
 from gateway.core.statements import (
     ConductType,
+    Erasure,
+    ErasureBasis,
     LifecycleStep,
     Listing,
     ListKind,
@@ -41,6 +43,7 @@ __all__ = [
     "company_subject",
     "enum_choices",
     "enum_text",
+    "erasure",
     "new_listing",
     "parse_enum",
     "parse_store",
@@ -213,4 +216,25 @@ def sanction(
         effective_at=effective_at or now(),
         store_id=store_id,
         note=note,
+    )
+
+
+def erasure(
+    issuer: str,
+    record_ids: Iterable[str],
+    basis: ErasureBasis,
+    *,
+    legal_basis: str,
+    effective_at: datetime | None = None,
+) -> Erasure:
+    """Erase the disclosures of redactable records (their subject and free text) at every
+    gateway that holds them. Signed by a record's issuer, or by an authority of its
+    listing's reporting unit (or of national scope); ``legal_basis`` is kept in the
+    clear, so it names the law, never the person."""
+    return Erasure(
+        issuer=issuer,
+        record_ids=tuple(record_ids),
+        basis=basis,
+        legal_basis=legal_basis,
+        effective_at=effective_at or now(),
     )

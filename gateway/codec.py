@@ -89,6 +89,7 @@ __all__ = [
     "OpenedPayload",
     "PayloadSchema",
     "decode_envelope",
+    "decode_public",
     "decode_statement",
     "disclosures_from_pb",
     "disclosures_to_pb",
@@ -100,6 +101,7 @@ __all__ = [
     "open_payload",
     "record_id_from_pb",
     "seal",
+    "split_message",
     "statement_from_pb",
     "statement_to_pb",
     "stored_envelope",
@@ -423,6 +425,18 @@ def encode_record(
     msg = statement_to_pb(stmt)
     if not schema.groups:
         return Encoded(chosen, msg.SerializeToString(deterministic=True))
+    return split_message(chosen, msg, salt=salt)
+
+
+def split_message(payload_type: str, msg: Message, *, salt: Salter = random_salt) -> Encoded:
+    """A statement's message, in the clear, as a redactable payload and its disclosures:
+    each group's fields move into a disclosure, the payload signs their commitments.
+    No rule is checked (``encode_record`` checks them first): tests and tools build
+    records no client would with it."""
+    schema = PAYLOAD_SCHEMAS.get(payload_type)
+    if schema is None or not schema.groups or not isinstance(msg, schema.message):
+        raise RecordError(f"{payload_type!r} is not a redactable type of this message")
+    msg = _copy(msg)
     clear = msg.SerializeToString(deterministic=True)
     values: dict[Group, bytes] = {}
     for group, spec in schema.groups.items():
@@ -434,7 +448,13 @@ def encode_record(
     commitments = cast(Any, msg).commitments  # the four redactable messages have field 16
     for d in disclosures:
         commitments.add(group=disclosure_pb.DisclosureGroup.ValueType(d.group), digest=d.digest)
-    return Encoded(chosen, msg.SerializeToString(deterministic=True), disclosures)
+    return Encoded(payload_type, msg.SerializeToString(deterministic=True), disclosures)
+
+
+def _copy(msg: Message) -> Message:
+    out = type(msg)()
+    out.CopyFrom(msg)
+    return out
 
 
 def encode_statement(stmt: Statement, payload_type: str | None = None) -> tuple[str, bytes]:
@@ -860,8 +880,8 @@ def _move(src: Message, dst: Message, path: tuple[str, ...]) -> None:
             return
         child = getattr(src, name)
         _move(child, getattr(dst, name), path[1:])
-        if not child.ListFields():
-            src.ClearField(name)
+        if not child.ListFields() and not len(UnknownFieldSet(child)):
+            src.ClearField(name)  # emptied (what it held unknown stays, to be refused)
         return
     if fd.is_repeated:
         getattr(dst, name).extend(getattr(src, name))
@@ -1112,10 +1132,13 @@ class OpenedPayload:
             raise RecordError(f"{schema.name}.commitments: missing {', '.join(missing)}")
         return out
 
-    def statement(self, disclosures: Sequence[Disclosure] = ()) -> Statement:
+    def statement(
+        self, disclosures: Sequence[Disclosure] = (), *, partial: bool = False
+    ) -> Statement:
         """The statement under every rule. A redactable payload is read with its
         disclosures, each checked against its commitment, or without any (erased or
-        withheld: a redacted statement); other payloads take none."""
+        withheld: a redacted statement); other payloads take none. ``partial`` reads
+        a subset of the groups, the others as empty (the public feed's proofs)."""
         schema = self.schema
         _check_fields(self.message, schema.fields, schema.name)
         if not schema.groups:
@@ -1123,7 +1146,9 @@ class OpenedPayload:
                 raise RecordError(f"{schema.name}: this payload type has no disclosures")
             stmt = schema.from_pb(self.message)
         else:
-            values = check_disclosures(self.commitments(), disclosures, schema.name)
+            values = check_disclosures(
+                self.commitments(), disclosures, schema.name, partial=partial
+            )
             if values:
                 full = schema.message()
                 full.CopyFrom(self.message)
@@ -1173,6 +1198,14 @@ def decode_statement(
     """Parse verified payload bytes (and a redactable record's disclosures) into a
     validated statement."""
     return open_payload(payload_type, payload).statement(disclosures)
+
+
+def decode_public(
+    payload_type: str, payload: bytes, disclosures: Sequence[Disclosure]
+) -> Statement:
+    """A statement as the public feed proves it: with the disclosures it publishes (no
+    store references), each checked against its commitment, the rest read as empty."""
+    return open_payload(payload_type, payload).statement(disclosures, partial=True)
 
 
 def decode_envelope(env: dsse.Envelope) -> Statement:

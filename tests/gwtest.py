@@ -284,6 +284,12 @@ def listing(issuer: Member, uscc: str = USCC[0], **kw: Any) -> Listing:
     return Listing(**values)
 
 
+def subject_pb(stmt: Listing) -> Any:
+    """The subject of a listing built here, as a CheckSubjects request carries it."""
+    assert stmt.subject is not None
+    return codec.subject_to_pb(stmt.subject)
+
+
 def confirmation(platform: Member, listing_id: str, **kw: Any) -> SanctionConfirmation:
     values: dict[str, Any] = {
         "issuer": platform.member_id,

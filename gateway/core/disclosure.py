@@ -99,13 +99,18 @@ def disclose(
 
 
 def check_disclosures(
-    committed: Mapping[Group, bytes], disclosures: Iterable[Disclosure], where: str
+    committed: Mapping[Group, bytes],
+    disclosures: Iterable[Disclosure],
+    where: str,
+    *,
+    partial: bool = False,
 ) -> dict[Group, bytes]:
     """The disclosed values by group, once each disclosure matches its commitment.
 
     Either every committed group is disclosed exactly once, or none is (the record's
-    disclosures were erased or withheld: an empty result). Anything else, a digest
-    that does not match or a group the statement does not commit to, is refused.
+    disclosures were erased or withheld: an empty result); ``partial`` admits a subset
+    (the public feed discloses no store references). Anything else, a digest that does
+    not match or a group the statement does not commit to, is refused.
     """
     values: dict[Group, bytes] = {}
     for d in disclosures:
@@ -119,7 +124,7 @@ def check_disclosures(
                 reason="disclosure-mismatch",
             )
         values[d.group] = d.value
-    if values and len(values) != len(committed):
+    if values and len(values) != len(committed) and not partial:
         missing = ", ".join(g.name for g in sorted(set(committed) - set(values)))
         raise RecordError(f"{where}.disclosures: missing {missing} (disclose every group or none)")
     return values

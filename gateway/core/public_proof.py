@@ -31,6 +31,7 @@ from typing import Any
 
 from gateway.core import dsse, merkle
 from gateway.core.crypto import VerifyingKey
+from gateway.core.disclosure import Disclosure, Group
 from gateway.core.fold import ListingView
 from gateway.core.identifiers import MemberId
 from gateway.core.lifecycle import StepRecord, derive
@@ -53,7 +54,7 @@ from gateway.errors import GatewayError, LogIntegrityError, VerificationError
 
 __all__ = ["Leaf", "VerifiedEntry", "parse_leaf", "verify_entry_proof"]
 
-Decoder = Callable[[str, bytes], Statement]
+Decoder = Callable[[str, bytes, tuple[Disclosure, ...]], Statement]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +94,24 @@ def _str(value: object, what: str) -> str:
     return value
 
 
+def _disclosures(items: object, what: str) -> tuple[Disclosure, ...]:
+    """A leaf's disclosures (revision 4): ``[{group, salt, value}]``, bytes in base64."""
+    if not isinstance(items, list):
+        raise VerificationError(f"{what}: must be a list")
+    out = []
+    for item in items:
+        if not isinstance(item, dict) or item.get("group") not in tuple(Group):
+            raise VerificationError(f"{what}: each is an object with a group of 1 to 3")
+        out.append(
+            Disclosure(
+                Group(item["group"]),
+                _b64(item.get("salt"), f"{what}.salt"),
+                _b64(item.get("value"), f"{what}.value"),
+            )
+        )
+    return tuple(out)
+
+
 def parse_leaf(doc: object, what: str) -> Leaf:
     if not isinstance(doc, dict):
         raise VerificationError(f"{what}: must be an object")
@@ -111,6 +130,7 @@ def parse_leaf(doc: object, what: str) -> Leaf:
                 for s in env["signatures"]
                 if isinstance(s, dict)
             ),
+            disclosures=_disclosures(env.get("disclosures", []), f"{what}.envelope.disclosures"),
         )
     except GatewayError as e:
         raise VerificationError(f"{what}.envelope: {e}") from None
@@ -146,7 +166,8 @@ def _included(leaf: Leaf, checkpoint: Checkpoint) -> None:
 
 def _statement(leaf: Leaf, decode: Decoder) -> Statement:
     try:
-        return decode(leaf.envelope.payload_type, leaf.envelope.payload)
+        envelope = leaf.envelope
+        return decode(envelope.payload_type, envelope.payload, envelope.disclosures)
     except GatewayError as e:
         raise VerificationError(f"{leaf.role} leaf: the payload does not parse: {e}") from e
 

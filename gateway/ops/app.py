@@ -526,6 +526,9 @@ class Gateway:
         CRL when its interval has passed."""
         core = self.core
         core.ledger.refresh()
+        if core.store.wal_pending:
+            # An erasure's WAL truncation that a reader or writer kept busy.
+            core.store.truncate_wal()
         # Findings of other replicas' scrubbers, and ranges cleared by check-log.
         core.integrity.load_damage()
         self.scrub_metrics.refresh()

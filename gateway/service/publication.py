@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from gateway import codec
+from gateway.core.disclosure import Group
 from gateway.core.notes import NoteVerifier
 from gateway.core.public_index import IndexedRecord, PageEntry, PublicIndex
 from gateway.core.public_proof import VerifiedEntry, verify_entry_proof
@@ -256,7 +257,7 @@ class PublicFeed:
     def verify(self, doc: dict[str, Any], at: datetime | None = None) -> VerifiedEntry:
         """Check a proof document as any reader would (the search page shows the result)."""
         return verify_entry_proof(
-            doc, self._verifier, decode=codec.decode_statement, at=at or self._clock()
+            doc, self._verifier, decode=codec.decode_public, at=at or self._clock()
         )
 
     def __len__(self) -> int:
@@ -282,6 +283,17 @@ def _leaf(role: str, r: StoredRecord, path: list[bytes]) -> dict[str, Any]:
             "signatures": [
                 {"keyid": keyid, "sig": base64.b64encode(sig).decode()}
                 for keyid, sig in r.signatures
+            ],
+            # The values the published fields come from, each checkable against the
+            # commitment the signed payload holds (docs/PROTOCOL.md, 8.4).
+            "disclosures": [
+                {
+                    "group": int(d.group),
+                    "salt": base64.b64encode(d.salt).decode(),
+                    "value": base64.b64encode(d.value).decode(),
+                }
+                for d in r.disclosures
+                if d.group is not Group.STORES  # the feed publishes no store
             ],
         },
         "audit_path": [base64.b64encode(h).decode() for h in path],

@@ -95,7 +95,9 @@ def replay(store: SqlStore, size: int) -> Iterator[VerifiedRecord]:
         if not page:
             break
         for record in page:
-            statement = codec.decode_statement(record.payload_type, record.payload)
+            statement = codec.decode_statement(
+                record.payload_type, record.payload, record.disclosures
+            )
             yield VerifiedRecord(record.record_id, record.signer, statement)
         start = page[-1].log_index + 1
 

@@ -160,6 +160,9 @@ class SubmitService:
                 advice=f"sign it as {successor} with its disclosures",
                 reason="superseded-payload-type",
             )
+        # Without disclosures a redactable record reads redacted: the rules on its clear
+        # fields apply all the same, and come first.
+        statement = opened.statement(env.disclosures)
         if opened.redactable and not env.disclosures:
             raise RecordError(
                 f"{opened.schema.name}.disclosures: a {env.payload_type} record is submitted "
@@ -167,7 +170,6 @@ class SubmitService:
                 advice="send the disclosures beside the envelope (Envelope.disclosures)",
                 reason="disclosure-missing",
             )
-        statement = opened.statement(env.disclosures)
         if isinstance(statement, Listing):
             # The alliance's deadline rule, for listings members submit here;
             # replicated listings were judged by their origin (gateway.core.deadlines).

@@ -35,6 +35,8 @@ __all__ = [
 # The HKDF info naming the lookup index's key (SigningKey.derive_secret).
 SUBJECT_INDEX_INFO = b"alliance-gateway/subject-index/v1"
 _CHUNK = 500
+# How long a WAL truncation waits for readers and writers before it answers busy.
+_TRUNCATE_WAIT_MS = 250
 _TABLES = Base.metadata.tables
 _DISCLOSURES = _TABLES["disclosures"]
 _ERASED = _TABLES["erased"]
@@ -129,13 +131,26 @@ def erase(conn: Connection, erasure_id: str, at: datetime, record_ids: Sequence[
     return deleted
 
 
-def truncate_wal(engine: Engine) -> None:
+def truncate_wal(engine: Engine) -> bool:
     """SQLite: copy the WAL into the database and truncate it to zero bytes, so the
-    frames that held erased values are gone from disk (a no-op elsewhere)."""
+    frames that held erased values are gone from disk; True when done (always
+    elsewhere).
+
+    False when SQLite answers busy: a reader still holds a snapshot that needs the old
+    pages (a backup, a long query), or a writer is active. The erased values then stay
+    on disk until a later call succeeds, so the caller tries again. It waits at most
+    ``_TRUNCATE_WAIT_MS`` for them (not the connection's busy timeout: the sequencer
+    calls this)."""
     if engine.dialect.name != "sqlite":
-        return
+        return True
     with engine.connect() as conn:
-        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        waited = conn.exec_driver_sql("PRAGMA busy_timeout").scalar_one()
+        conn.exec_driver_sql(f"PRAGMA busy_timeout = {_TRUNCATE_WAIT_MS}")
+        try:
+            busy, _, _ = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
+        finally:
+            conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(waited)}")
+    return not busy
 
 
 def digest_clear_keys(engine: Engine, index: SubjectIndex, *, batch: int = 1000) -> int:

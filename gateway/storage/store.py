@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
+import threading
 from base64 import b64decode, b64encode
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
@@ -61,6 +63,8 @@ from gateway.storage.models import (
     RecordRow,
     UtcDateTime,
 )
+
+logger = logging.getLogger(__name__)
 
 # SQLite limits bound parameters per statement; stay well below it.
 _CHUNK = 500
@@ -668,6 +672,9 @@ class SqlStore:
         self.engine = engine
         self.damage = DamageMap()
         self.subject_index = subject_index
+        # An erasure's WAL truncation still to do (SQLite; see truncate_wal).
+        self.wal_pending = False
+        self._wal_lock = threading.Lock()
 
     @contextmanager
     def unit_of_work(self) -> Iterator[UnitOfWork]:
@@ -677,12 +684,25 @@ class SqlStore:
         except SQLAlchemyError as e:
             raise StorageError(f"database write failed: {e}") from e
 
-    def truncate_wal(self) -> None:
-        """SQLite: checkpoint and truncate the WAL (after an erasure); else nothing."""
-        try:
-            truncate_wal(self.engine)
-        except SQLAlchemyError as e:
-            raise StorageError(f"WAL checkpoint failed: {e}") from e
+    def truncate_wal(self) -> bool:
+        """SQLite: checkpoint and truncate the WAL (after an erasure); else nothing.
+
+        False when a reader or writer kept it busy: ``wal_pending`` then stays set until
+        a later call (the gateway's ticker retries) succeeds. Calls are serialized, so
+        the flag always tells the outcome of the latest attempt."""
+        with self._wal_lock:
+            try:
+                done = truncate_wal(self.engine)
+            except SQLAlchemyError as e:
+                self.wal_pending = True
+                raise StorageError(f"WAL checkpoint failed: {e}") from e
+            if not done:
+                logger.warning(
+                    "the WAL could not be truncated after an erasure (a reader or writer "
+                    "is busy); erased values stay on disk until the next attempt"
+                )
+            self.wal_pending = not done
+            return done
 
     @contextmanager
     def _read(self) -> Iterator[Session]:

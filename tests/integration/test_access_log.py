@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from gateway import codec
 from gateway.core.crypto import load_signing_key
+from gateway.core.statements import Subject
 from gateway.ops.app import Core
 from gateway.pb.alliance.v1 import audit_pb2 as au
 from gateway.pb.alliance.v1 import exchange_pb2 as ex
@@ -30,7 +31,7 @@ def test_reads_are_logged_per_member_and_day_with_digests(
     with running_gateway(a.config(database_url), register=(amr, shop, monitor)) as gw:
         with amr.channel(gw.port) as ch:
             listed = submit(ch, amr.sign(listing(amr)))
-        subjects = [listing(amr).subject, listing(amr, uscc=USCC[1]).subject]
+        subjects = [Subject(uscc=USCC[0]), Subject(uscc=USCC[1])]
         with shop.channel(gw.port) as ch:
             for _ in range(3):  # each call is kept, with when and what it read
                 exchange(ch).CheckSubjects(

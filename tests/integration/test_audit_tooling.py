@@ -8,6 +8,7 @@ against an in-memory log that serves one, since a gateway never does.
 
 from __future__ import annotations
 
+import json
 import re
 import stat
 import time
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import grpc
 import pytest
 import sqlalchemy as sa
 from gwtest import USCC, Alliance, Member, listing, running_gateway
@@ -23,13 +25,22 @@ from test_client import write_profile
 from clients import AllianceClient, InclusionProof, LogEntry
 from clients import audit as monitor
 from clients.cli import main
+from clients.client import ClientError
 from clients.profile import load_profile
 from gateway import codec
 from gateway.core import dsse, merkle
 from gateway.core.crypto import SigningKey
 from gateway.core.notes import Checkpoint, NoteSigner, parse_signed_note, sign_note
 from gateway.core.possession import prove_possession
-from gateway.core.statements import AuthorityScope, MemberKey, MemberRecord, MemberStatus, Role
+from gateway.core.statements import (
+    AuthorityScope,
+    Erasure,
+    ErasureBasis,
+    MemberKey,
+    MemberRecord,
+    MemberStatus,
+    Role,
+)
 from gateway.errors import LogIntegrityError
 from gateway.ops.app import Gateway
 from gateway.ops.config import Config
@@ -218,8 +229,10 @@ class FakeLog:
         return tuple(merkle.consistency_proof(first_size, second_size, store))
 
     def get(self, record_id: str) -> LogEntry:
-        (index,) = [i for i, e in enumerate(self.log) if e.record_id == record_id]
-        return LogEntry(index, record_id, self.log[index])
+        found = [i for i, e in enumerate(self.log) if e.record_id == record_id]
+        if not found:
+            raise ClientError(grpc.StatusCode.NOT_FOUND, f"no record {record_id}")
+        return LogEntry(found[0], record_id, self.log[found[0]])
 
     def inclusion_proof(self, leaf: str | int, tree_size: int = 0) -> InclusionProof:
         raise NotImplementedError
@@ -270,7 +283,7 @@ def fake() -> Iterator[tuple[FakeLog, SigningKey, SigningKey]]:
 
 def _listing_env(key: SigningKey, code: str) -> dsse.Envelope:
     author = Member(AUTHORITY, Path(), Path(), key, Path(), "330000")
-    return dsse.sign(*codec.encode_statement(listing(author, uscc=code)), key)
+    return codec.seal(listing(author, uscc=code), key)
 
 
 def test_fork_and_rollback_are_refused_with_evidence(
@@ -388,7 +401,7 @@ def test_replay_trusts_a_peer_gateway_on_first_use_and_its_members_after(
     log.append(_record(peer_key, peer, peer, Role.GATEWAY, peer_key))
     log.append(_record(peer_key, peer, shop, Role.PLATFORM, shop_key))
     author = Member(shop, Path(), Path(), shop_key, Path(), "440300")
-    log.append(dsse.sign(*codec.encode_statement(listing(author)), shop_key))
+    log.append(codec.seal(listing(author), shop_key))
     verifier = log.signer.verifier()
     outcome = monitor.replay(
         log, Checkpoint(ORIGIN, 5, log.root(5)), verifier, trust_domain="zj.alliance.test"
@@ -409,3 +422,161 @@ def test_replay_trusts_a_peer_gateway_on_first_use_and_its_members_after(
         monitor.replay(
             log, Checkpoint(ORIGIN, 7, log.root(7)), verifier, trust_domain="zj.alliance.test"
         )
+
+
+# --- erasure: what the replay reports, and what it refuses ---------------------------------
+
+
+def _erasure_env(key: SigningKey, record_ids: list[str]) -> dsse.Envelope:
+    erasure = Erasure(
+        issuer=AUTHORITY,
+        record_ids=tuple(record_ids),
+        basis=ErasureBasis.PURPOSE_ACHIEVED,
+        legal_basis="PIPL art. 47(1)",
+        effective_at=datetime(2026, 11, 1, tzinfo=UTC),
+    )
+    return codec.seal(erasure, key)
+
+
+def _without_disclosures(env: dsse.Envelope) -> dsse.Envelope:
+    return dsse.Envelope(env.payload, env.payload_type, env.signatures)
+
+
+def _replay(log: FakeLog) -> monitor.ReplayOutcome:
+    size = len(log.log)
+    return monitor.replay(
+        log, Checkpoint(ORIGIN, size, log.root(size)), log.signer.verifier(), trust_domain=ZJ
+    )
+
+
+ZJ = "zj.alliance.test"
+
+
+def test_replay_reports_erased_entries(fake: tuple[FakeLog, SigningKey, SigningKey]) -> None:
+    log, _, amr_key = fake
+    kept, erased, early = (_listing_env(amr_key, code) for code in USCC)
+    log.append(kept)
+    log.append(_without_disclosures(erased))  # index 3: its disclosures were deleted
+    # Served without its disclosures, and named by no erasure yet: its origin erased it
+    # before this gateway received it; the erasure record comes later in this log.
+    log.append(_without_disclosures(early))
+    erasure = _erasure_env(amr_key, [erased.record_id, "ab" * 32])  # one it never held
+    log.append(erasure)
+
+    outcome = _replay(log)
+    assert outcome.erased == [
+        monitor.ErasedEntry(3, erased.record_id, erasure.record_id),
+        monitor.ErasedEntry(4, early.record_id, None),
+    ]
+    assert outcome.by_type["application/vnd.alliance.erasure.v1+protobuf"] == 1
+
+    later = _erasure_env(amr_key, [early.record_id])
+    log.append(later)
+    assert _replay(log).erased[1] == monitor.ErasedEntry(4, early.record_id, later.record_id)
+
+
+def test_replay_refuses_a_gateway_that_kept_erased_disclosures(
+    fake: tuple[FakeLog, SigningKey, SigningKey],
+) -> None:
+    log, _, amr_key = fake
+    listed = _listing_env(amr_key, USCC[0])
+    log.append(listed)  # index 2, still with its disclosures
+    log.append(_erasure_env(amr_key, [listed.record_id]))
+    with pytest.raises(
+        LogIntegrityError, match=rf"entry 2: record {listed.record_id} is named by erasure"
+    ):
+        _replay(log)
+
+    # The other order, as in a replica: the erasure first, then the record with them.
+    log, _, amr_key = fake
+    del log.log[2:]
+    log.append(_erasure_env(amr_key, [listed.record_id]))
+    log.append(listed)
+    with pytest.raises(LogIntegrityError, match=r"entry 3: .* still serves its disclosures"):
+        _replay(log)
+    log.log[3] = _without_disclosures(listed)
+    assert [e.log_index for e in _replay(log).erased] == [3]
+
+
+def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_erase_and_replay_on_the_command_line(
+    tmp_path: Path, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    alliance = Alliance(tmp_path / "zj", "zj.alliance.test")
+    amr = alliance.member("authority", "zj-amr", region="330000")
+    shop = alliance.member("platform", "shop-a")
+    alliance.member("monitor", "ndrc", region="110000")
+    with running_gateway(
+        alliance.config(database_url), register=tuple(alliance.members.values())
+    ) as gw:
+        author, platform, ndrc = (_profile(alliance, n, gw) for n in ("zj-amr", "shop-a", "ndrc"))
+        with AllianceClient(load_profile(author)) as client:
+            listed = client.submit(listing(amr, uscc=USCC[0]))
+            kept = client.submit(listing(amr, uscc=USCC[1]))
+        erase = ["erase", listed.record_id, "--legal-basis", "PIPL art. 47(1)"]
+
+        # Refusals: a wrong basis (2), a platform that did not issue it (1, in Chinese
+        # too), a record the gateway does not know (1).
+        code, _, err = _run(capsys, "--profile", str(author), *erase, "--basis", "expired")
+        assert code == 2 and "--basis: invalid choice: 'expired'" in err
+        code, _, err = _run(capsys, "--profile", str(author), *erase)
+        assert code == 2 and "--basis" in err
+        code, _, err = _run(capsys, "--profile", str(platform), *erase, "--basis", "withdrawn")
+        assert code == 1 and f"{shop.member_id} may not erase record {listed.record_id}" in err
+        code, _, err = _run(
+            capsys, "--lang", "zh-CN", "--profile", str(platform), *erase, "--basis", "withdrawn"
+        )
+        assert code == 1 and err.startswith("错误：您无权删除其中某条记录的内容")
+        code, _, err = _run(
+            capsys, "--profile", str(author), "erase", "ab" * 32, "--basis", "decision",
+            "--legal-basis", "court order",
+        )  # fmt: skip
+        assert code == 1 and f"no record {'ab' * 32} is known" in err
+        code, _, err = _run(
+            capsys, "--profile", str(author), "erase", "AB" * 32, "--basis", "decision",
+            "--legal-basis", "court order",
+        )  # fmt: skip
+        assert code == 2 and "erasure.record_ids[0]: must be a record id" in err
+
+        code, out, err = _run(
+            capsys, "--profile", str(author), *erase, "--basis", "purpose-achieved"
+        )
+        assert code == 0, err
+        erasure_id = re.search(r"record id: ([0-9a-f]{64})", out)[1]  # type: ignore[index]
+        assert out.startswith("erasure stored\n")
+        assert "the subject and free text of 1 record are erased at every gateway" in out
+        with AllianceClient(load_profile(ndrc)) as client:
+            assert client.get(listed.record_id).envelope.disclosures == ()
+            assert client.get(kept.record_id).envelope.disclosures != ()
+            erasure_index = client.get(erasure_id).log_index
+
+        wait_for_checkpoint(ndrc, erasure_index + 1)
+        code, out, err = audit(capsys, ndrc, "replay")
+        assert code == 0, err
+        assert "1 entry erased (served without its subject and free text; it still verifies)" in out
+        assert f"  entry {listed.log_index}  {listed.record_id}  erased by {erasure_id}\n" in out
+
+        code, out, err = audit(capsys, ndrc, "replay", "--json")
+        assert code == 0, err
+        doc = json.loads(out)
+        assert doc["erased"] == {
+            "count": 1,
+            "entries": [
+                {
+                    "log_index": listed.log_index,
+                    "record_id": listed.record_id,
+                    "erased_by": erasure_id,
+                }
+            ],
+        }
+        assert doc["entries"] == doc["checkpoint"]["size"] >= erasure_index + 1
+        assert doc["by_type"]["application/vnd.alliance.erasure.v1+protobuf"] == 1
+
+        code, out, err = _run(capsys, "--lang", "zh-CN", "--profile", str(ndrc), "audit", "replay")
+        assert code == 0, err
+        assert "1 个条目已删除内容" in out and f"由删除记录 {erasure_id} 删除" in out

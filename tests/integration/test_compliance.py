@@ -185,7 +185,7 @@ def escalations(gw: Gateway) -> list[tuple[int, str, StatusChange]]:
     store = gw.core.store
     out = []
     for record in store.records_range(0, store.log_size(), limit=100_000):
-        statement = codec.decode_statement(record.payload_type, record.payload)
+        statement = codec.decode_statement(record.payload_type, record.payload, record.disclosures)
         if isinstance(statement, StatusChange) and statement.step is LifecycleStep.ESCALATED:
             out.append((record.log_index, record.record_id, statement))
     return out
@@ -247,7 +247,9 @@ def test_escalation_at_the_deadline_exactly_once(alliance: Alliance, database_ur
         # Signing again gives the same record: ids do not depend on who signs when.
         stored = gw.core.store.record_by_id(overdue)
         assert stored is not None
-        listing_stmt = codec.decode_statement(stored.payload_type, stored.payload)
+        listing_stmt = codec.decode_statement(
+            stored.payload_type, stored.payload, stored.disclosures
+        )
         signed = gw.compliance.escalator.sign(overdue, listing_stmt, deadline)  # type: ignore[arg-type]
         assert signed.record_id == record_id
 
@@ -376,7 +378,7 @@ def test_lifecycle_steps_and_removal(alliance: Alliance, database_url: str) -> N
                 assert entry.entry.record_id == record_id
             stored = gw.core.store.record_by_id(removed)
             assert stored is not None
-            change = codec.decode_statement(stored.payload_type, stored.payload)
+            change = codec.decode_statement(stored.payload_type, stored.payload, stored.disclosures)
             assert isinstance(change, StatusChange)
             assert change.decided_by == "Hangzhou Intermediate People's Court"
             assert change.reason and change.decision_ref
@@ -627,7 +629,7 @@ def test_report_is_signed_appended_and_recomputed_by_replay(
             )
             env = codec.envelope_from_pb(got.entry.envelope)
             assert dsse.verify(env, [gateway_key]) == gateway_key
-            signed = codec.decode_statement(env.payload_type, env.payload)
+            signed = codec.decode_statement(env.payload_type, env.payload, env.disclosures)
             assert isinstance(signed, MonthlyReport) and signed == report
             size = signed.checkpoint_size
             entries = list(
@@ -650,7 +652,9 @@ def test_report_is_signed_appended_and_recomputed_by_replay(
         )
 
         records = [
-            VerifiedRecord(e.record_id, "", codec.decode_statement(e.payload_type, e.payload))
+            VerifiedRecord(
+                e.record_id, "", codec.decode_statement(e.payload_type, e.payload, e.disclosures)
+            )
             for e in envelopes
         ]
         units = compute_units(
@@ -730,7 +734,7 @@ def test_report_command(
         try:
             found = []
             for r in core.store.records_range(0, core.store.log_size()):
-                statement = codec.decode_statement(r.payload_type, r.payload)
+                statement = codec.decode_statement(r.payload_type, r.payload, r.disclosures)
                 if isinstance(statement, MonthlyReport):
                     found.append(statement)
             return found

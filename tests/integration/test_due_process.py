@@ -6,6 +6,7 @@ policy (issue 16)."""
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from datetime import datetime, timedelta
@@ -38,6 +39,7 @@ from test_compliance import (
 
 from gateway.core import dsse
 from gateway.core.crypto import load_signing_key
+from gateway.core.disclosure import Disclosure, Group
 from gateway.core.lifecycle import Lifecycle
 from gateway.core.notes import NoteSigner
 from gateway.core.obligations import ListingCompliance, ObligationKind, ObligationState
@@ -201,11 +203,21 @@ def test_listed_disputed_withdrawn_owes_lifts_and_counts_as_an_error(
 
 
 def send_raw(member: Member, gw: Gateway, message: pb.StatusChange) -> str:
-    """Sign hand-built bytes (a statement the client library would not build)."""
-    env = dsse.sign(
-        PAYLOAD_TYPES[StatusChange],
-        message.SerializeToString(deterministic=True),
-        member.signing_key,
+    """Sign hand-built bytes (a statement the client library would not build), as a
+    status-change.v2: its text moves into a disclosure the payload commits to."""
+    text = pb.StatusChange()
+    for name in ("decision_ref", "reason", "decided_by"):
+        setattr(text, name, getattr(message, name))
+        message.ClearField(name)
+    disclosure = Disclosure(Group.TEXT, os.urandom(32), text.SerializeToString(deterministic=True))
+    message.commitments.add(group=int(Group.TEXT), digest=disclosure.digest)
+    env = dsse.with_disclosures(
+        dsse.sign(
+            PAYLOAD_TYPES[StatusChange],
+            message.SerializeToString(deterministic=True),
+            member.signing_key,
+        ),
+        (disclosure,),
     )
     with member.channel(gw.port) as ch:
         record_id: str = submit(ch, env).record_id

@@ -28,6 +28,7 @@ from gwtest import (
     pg_base_url,
     pg_schema_url,
     running_gateway,
+    subject_pb,
     submit,
 )
 
@@ -172,9 +173,7 @@ def set_hash(gw: Gateway) -> str:
 def check(member: Member, gw: Gateway, *usccs: str) -> ex.CheckSubjectsResponse:
     with member.channel(gw.port) as ch:
         reply: ex.CheckSubjectsResponse = exchange(ch).CheckSubjects(
-            ex.CheckSubjectsRequest(
-                subjects=[codec.subject_to_pb(listing(member, uscc=u).subject) for u in usccs]
-            ),
+            ex.CheckSubjectsRequest(subjects=[subject_pb(listing(member, uscc=u)) for u in usccs]),
             timeout=10,
         )
     return reply
@@ -441,8 +440,7 @@ class EvilLog:
         self.signer = NoteSigner(region.origin, self.key)
 
     def gateway_sign(self, statement: Statement) -> dsse.Envelope:
-        payload_type, payload = codec.encode_statement(statement)
-        return dsse.sign(payload_type, payload, self.key)
+        return codec.seal(statement, self.key)
 
     def checkpoint(self, entries: Sequence[dsse.Envelope]) -> str:
         rng = merkle.CompactRange()

@@ -491,7 +491,9 @@ def test_envelopes(fz: Fuzzed) -> None:
     stranger = SigningKey.generate()
     payloads = st.one_of(
         st.binary(max_size=300),
-        st.builds(lambda: codec.encode_statement(listing(fz.shop, decision_ref=fz.fresh_ref()))[1]),
+        st.builds(
+            lambda: codec.encode_record(listing(fz.shop, decision_ref=fz.fresh_ref())).payload
+        ),
     )
 
     @settings(max_examples=ENVELOPE_EXAMPLES, **SETTINGS)
@@ -976,7 +978,9 @@ def test_nothing_invalid_was_stored_and_the_gateway_still_serves(fz: Fuzzed) -> 
     ours = {r.record_id for r in appended if r.signer != gw.config.member_id}
     assert ours == fz.accepted
     for record in appended:
-        codec.decode_statement(record.payload_type, record.payload)  # raises if invalid
+        codec.decode_statement(
+            record.payload_type, record.payload, record.disclosures
+        )  # raises if invalid
 
     channel = fz.channel(fz.shop)
     env = fz.shop.sign(listing(fz.shop, decision_ref="after-the-fuzz", listed_at=utc_now()))

@@ -30,7 +30,7 @@ from gwtest import (
 )
 
 from clients.cli import main as cli_main
-from gateway.codec import decode_statement
+from gateway.codec import decode_public
 from gateway.core.crypto import SigningKey
 from gateway.core.notes import NoteSigner
 from gateway.core.public_proof import verify_entry_proof
@@ -123,6 +123,25 @@ def verify_proof(doc: dict[str, Any], vkey: str) -> dict[str, str]:
         payload = base64.b64decode(env["payload"])
         pae = _pae(env["payloadType"], payload)
         assert hashlib.sha256(pae).hexdigest() == leaf["record_id"]
+        # A redactable (v2) statement: each disclosure hashes to the commitment the signed
+        # payload holds for its group (PROTOCOL.md 3.1), and its value merges in.
+        disclosed = b""
+        if env["payloadType"].endswith(".v2+protobuf") and "listing" in env["payloadType"]:
+            committed = {c.group: c.digest for c in spb.Listing.FromString(payload).commitments}
+        elif "status-change.v2" in env["payloadType"]:
+            committed = {
+                c.group: c.digest for c in spb.StatusChange.FromString(payload).commitments
+            }
+        else:
+            committed = {}
+        for d in env.get("disclosures", []):
+            salt, value = base64.b64decode(d["salt"]), base64.b64decode(d["value"])
+            digest = hashlib.sha256(
+                b"alliance.v1.disclosure\n" + bytes([d["group"]]) + salt + value
+            ).digest()
+            assert committed[d["group"]] == digest
+            disclosed += value
+        payload += disclosed
         path = [base64.b64decode(h) for h in leaf["audit_path"]]
         leaf_hash = hashlib.sha256(b"\x00" + pae).digest()
         assert _root_from_path(leaf["log_index"], size, leaf_hash, path) == root
@@ -133,7 +152,7 @@ def verify_proof(doc: dict[str, Any], vkey: str) -> dict[str, str]:
     assert any(_ed25519(log_key, s, mpae) for s in msigs)
     member = spb.MemberRecord.FromString(mpayload)
     ltype, lpayload, lpae, lsigs, lid = leaves["listing"]
-    assert ltype == "application/vnd.alliance.listing.v1+protobuf"
+    assert ltype == "application/vnd.alliance.listing.v2+protobuf"
     lst = spb.Listing.FromString(lpayload)
     assert member.member_id == lst.issuer and "/authority/" in lst.issuer
     assert any(_ed25519(k.public_key, s, lpae) for k in member.keys for s in lsigs)
@@ -450,7 +469,7 @@ def test_every_check_of_the_proof_can_fail(alliance: Alliance, db_url: str) -> N
         _submit(gw, amr, _removal(amr, rid))
         _synced(gw)
         doc = Http(gw.public_port).json(f"/v1/entries/{rid}/proof")
-        assert verify_entry_proof(doc, verifier, decode=decode_statement).fields["status"] == (
+        assert verify_entry_proof(doc, verifier, decode=decode_public).fields["status"] == (
             "removed"
         )
 
@@ -491,7 +510,7 @@ def test_every_check_of_the_proof_can_fail(alliance: Alliance, db_url: str) -> N
         }
         for what, change in tampered.items():
             with pytest.raises(GatewayError):
-                verify_entry_proof(broken(change), verifier, decode=decode_statement)
+                verify_entry_proof(broken(change), verifier, decode=decode_public)
                 pytest.fail(f"{what}: tampering went unnoticed")
 
 

@@ -211,7 +211,7 @@ def _retirements(gw: Gateway) -> list[tuple[str, StatusChange]]:
     store = gw.core.store
     out = []
     for record in store.records_range(0, store.log_size(), limit=100_000):
-        stmt = codec.decode_statement(record.payload_type, record.payload)
+        stmt = codec.decode_statement(record.payload_type, record.payload, record.disclosures)
         if isinstance(stmt, StatusChange) and stmt.step is S.RETIRED:
             out.append((record.record_id, stmt))
     return out

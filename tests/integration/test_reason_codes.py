@@ -102,10 +102,13 @@ def test_refusals_carry_their_reason_code(site: Site) -> None:
         ) == (grpc.StatusCode.NOT_FOUND, "unknown-record")
         # Record validation: the bytes of a listing whose deadline precedes its date
         # (the client library would not build one; a foreign client might).
-        payload_type, payload = codec.encode_statement(listing(shop, listed_at=_recent()))
-        message = pb.Listing.FromString(payload)
+        encoded = codec.encode_record(listing(shop, listed_at=_recent()))
+        message = pb.Listing.FromString(encoded.payload)
         message.correction_deadline.FromDatetime(_recent() - timedelta(days=1))
-        bad = dsse.sign(payload_type, message.SerializeToString(), shop.signing_key)
+        bad = dsse.with_disclosures(
+            dsse.sign(encoded.payload_type, message.SerializeToString(), shop.signing_key),
+            encoded.disclosures,
+        )
         assert _reason(lambda: submit(ch, bad)) == (
             grpc.StatusCode.INVALID_ARGUMENT,
             "deadline-too-early",

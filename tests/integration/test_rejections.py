@@ -118,12 +118,20 @@ def _listing_pb(amr: Member) -> pb.Listing:
 
 
 def _signed(amr: Member, msg: pb.Listing, payload_type: str = LISTING_TYPE) -> env_pb.Envelope:
-    return codec.envelope_to_pb(dsse.sign(payload_type, msg.SerializeToString(), amr.signing_key))
+    """``msg`` signed as ``payload_type``; as a listing.v2, with its groups moved into
+    disclosures (codec.split_message checks no rule: the bad values travel)."""
+    if payload_type != LISTING_TYPE:
+        return codec.envelope_to_pb(
+            dsse.sign(payload_type, msg.SerializeToString(), amr.signing_key)
+        )
+    encoded = codec.split_message(payload_type, msg)
+    env = dsse.sign(payload_type, encoded.payload, amr.signing_key)
+    return codec.envelope_to_pb(dsse.with_disclosures(env, encoded.disclosures))
 
 
 def _tampered(amr: Member) -> env_pb.Envelope:
     env = _signed(amr, _listing_pb(amr))
-    tampered = env.payload.replace(b"R-", b"X-", 1)  # decision_ref edited after signing
+    tampered = env.payload.replace(b"330000", b"330100", 1)  # region edited after signing
     assert tampered != env.payload
     env.payload = tampered
     return env
@@ -171,7 +179,9 @@ def _unknown_type(amr: Member) -> env_pb.Envelope:
 def _unknown_field(amr: Member) -> env_pb.Envelope:
     env = _signed(amr, _listing_pb(amr))
     payload = env.payload + _UNKNOWN_FIELD
-    return codec.envelope_to_pb(dsse.sign(LISTING_TYPE, payload, amr.signing_key))
+    signed = codec.envelope_from_pb(env)
+    resigned = dsse.sign(LISTING_TYPE, payload, amr.signing_key)
+    return codec.envelope_to_pb(dsse.with_disclosures(resigned, signed.disclosures))
 
 
 def _unknown_nested_field(amr: Member) -> env_pb.Envelope:

@@ -293,13 +293,13 @@ def test_page_is_self_contained_and_escapes_what_it_shows() -> None:
 
 def test_natural_persons_are_masked_in_the_ledger() -> None:
     v, _, data = view()
-    persons = [e for e in data.ledger if e.listing.subject.person_hmac is not None]
+    persons = [e for e in data.ledger if e.listing.subject and e.listing.subject.person_hmac]
     assert persons, "the synthetic month has natural persons in its ledger"
     ledger = next(t for t in v.all_tables() if t.key == "ledger")
     assert len(ledger.rows) == len(data.ledger)
     page = render_html(v, report_locale("zh-CN"))
     for e in persons:
-        assert e.listing.subject.person_hmac is not None
+        assert e.listing.subject is not None and e.listing.subject.person_hmac is not None
         assert e.listing.subject.person_hmac.hex() not in page
         row = next(r for r in ledger.rows if e.listing_id[:12] in r[1])
         assert row[1].startswith("自然人（已脱敏）")

@@ -110,7 +110,7 @@ def monthly_reports(config: Config) -> list[MonthlyReport]:
     try:
         found = []
         for r in core.store.records_range(0, core.store.log_size(), limit=100_000):
-            statement = codec.decode_statement(r.payload_type, r.payload)
+            statement = codec.decode_statement(r.payload_type, r.payload, r.disclosures)
             if isinstance(statement, MonthlyReport):
                 found.append(statement)
         return found

@@ -60,7 +60,7 @@ def submissions(gw: Gateway) -> list[ReportSubmission]:
     store = gw.core.store
     found = []
     for r in store.records_range(0, store.log_size()):
-        statement = codec.decode_statement(r.payload_type, r.payload)
+        statement = codec.decode_statement(r.payload_type, r.payload, r.disclosures)
         if isinstance(statement, ReportSubmission):
             found.append(statement)
     return found

@@ -34,6 +34,7 @@ from gwtest import (
     pg_base_url,
     pg_schema_url,
     running_gateway,
+    subject_pb,
     submit,
 )
 
@@ -455,7 +456,7 @@ def test_monitor_reads_everything_and_writes_nothing(yrd: Alliance, gw: Gateway)
         assert _code(lambda: list(stream)) == DENIED
         assert gw.core.store.log_size() == size
         reply = exchange(ch).CheckSubjects(
-            ex.CheckSubjectsRequest(subjects=[codec.subject_to_pb(listing(amr).subject)]),
+            ex.CheckSubjectsRequest(subjects=[subject_pb(listing(amr))]),
             timeout=10,
         )
         assert len(reply.results) == 1

@@ -15,6 +15,7 @@ from gwtest import (
     exchange,
     listing,
     running_gateway,
+    subject_pb,
     submit,
     zhejiang,
 )
@@ -53,8 +54,8 @@ def test_listing_is_stored_checked_and_sanctioned(alliance: Alliance, database_u
             reply = exchange(ch).CheckSubjects(
                 ex.CheckSubjectsRequest(
                     subjects=[
-                        codec.subject_to_pb(listing(amr).subject),
-                        codec.subject_to_pb(listing(amr, uscc=USCC[1]).subject),
+                        subject_pb(listing(amr)),
+                        subject_pb(listing(amr, uscc=USCC[1])),
                     ]
                 ),
                 timeout=10,

@@ -296,7 +296,10 @@ def test_replay_refuses_a_listing_whose_issuer_is_not_its_signer() -> None:
     assert honest.signers == {GATEWAY, AUTHORITY}
 
     forged = _listing_env(shop_key, USCC[1])  # the authority's listing, the shop's key
-    assert codec.decode_statement(forged.payload_type, forged.payload).issuer == AUTHORITY
+    assert (
+        codec.decode_statement(forged.payload_type, forged.payload, forged.disclosures).issuer
+        == AUTHORITY
+    )
     log.append(forged)
     with pytest.raises(LogIntegrityError, match="entry 4: no key its signer ever held verifies"):
         monitor.replay(
