@@ -159,10 +159,10 @@ class Ledger:
             self._on_policies(policy_updates)
         erasures = [(r, s) for r, s in members if isinstance(s, Erasure)]
         if erasures:
-            # The erased values are gone from the tables; on SQLite, from the WAL too.
-            self._store.truncate_wal()
             if self._on_erasures is not None:
                 self._on_erasures(erasures)
+            # The erased values are gone from the tables; on SQLite, from the WAL too.
+            self._store.truncate_wal()
         return results
 
     def checkpoint(self, signer: NoteSigner, origin: str) -> StoredCheckpoint | None:

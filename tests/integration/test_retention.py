@@ -269,6 +269,22 @@ def test_retention_off_erases_nothing(alliance: Alliance, database_url: str) -> 
         gw.run_retention()
         assert gw.retention is None and _erasures(gw) == []
         assert _disclosures(ndrc, gw, closed) > 0
+        assert _metric(gw, "alliance_retention_overdue_records", kind="listing") is None
+        # An erasure its issuer signs is counted all the same, by its basis.
+        own = Erasure(
+            issuer=amr.member_id,
+            record_ids=(closed,),
+            basis=ErasureBasis.PURPOSE_ACHIEVED,
+            legal_basis="PIPL art. 47(1): corrected, publication ended",
+            effective_at=clock(),
+        )
+        send(amr, gw, own)
+        assert _disclosures(ndrc, gw, closed) == 0
+        eventually(
+            lambda: _metric(gw, "alliance_erased_records_total", basis="purpose_achieved") == 1,
+            "the member's erasure counted",
+        )
+        assert _metric(gw, "alliance_erased_records_total", basis="retention_ended") == 0
 
 
 # --- two trust domains ---------------------------------------------------------------
@@ -359,5 +375,8 @@ def test_each_gateway_erases_its_own_trust_domains_records(
             record = gw.core.store.record_by_id(record_id)
             assert record is not None and record.disclosures == ()
     assert _found(monitor, zj, USCC[0]) == []
+    # Each counts the records it erased, by its own erasures and by replicated ones.
+    for gw in (zj, gd):
+        eventually(partial(_erased, gw, 3), f"{gw.config.member_id} counted three records")
     # Neither tried to erase the other's records (the policy would have refused it).
     assert not [r for r in caplog.records if r.name == "gateway.ops.app" and r.exc_info]
