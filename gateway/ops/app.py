@@ -12,7 +12,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from certs.pki import RevocationList
@@ -21,7 +21,7 @@ from gateway.core.dsse import pae
 from gateway.core.identifiers import MemberId, Role
 from gateway.core.logcheck import RECORDS, Damage
 from gateway.core.notes import CosignatureSigner, NoteSigner, NoteVerifier
-from gateway.core.statements import ALLIANCE_POLICY_V1, MEMBER_RECORD_TYPES
+from gateway.core.statements import ALLIANCE_POLICY_V1, MEMBER_RECORD_TYPES, Erasure
 from gateway.errors import ConfigError, PermissionError
 from gateway.ops.compliance_app import SERVICE_NAME as COMPLIANCE_SERVICE
 from gateway.ops.compliance_app import ComplianceRuntime
@@ -51,6 +51,7 @@ from gateway.service.replication import (
     ReplicationFeed,
     ReplicationSettings,
 )
+from gateway.service.retention import RecordKind, RetentionEraser, RetentionSettings
 from gateway.service.scrubber import Scrubber, ScrubSettings
 from gateway.service.sequencer import Sequencer
 from gateway.service.submit import SubmitService
@@ -58,6 +59,7 @@ from gateway.storage import AccessStore, SqlStore, check_schema, make_engine, mi
 from gateway.storage.db import current_revision
 from gateway.storage.disclosures import SUBJECT_INDEX_INFO, SubjectIndex, digest_clear_keys
 from gateway.storage.integrity import IntegrityStore
+from gateway.storage.retention import RetentionStore
 from gateway.transport.audit import AuditLogServicer
 from gateway.transport.exchange import ExchangeServicer
 from gateway.transport.federation import FederationServicer
@@ -104,10 +106,13 @@ class Core:
         self.directory = Directory(anchors, clock=clock)
         self.policies = Policies(clock=clock)
         self._load_members()
+        # Told of every erasure this process appends, local or replicated (the metrics).
+        self.erasure_observers: list[Callable[[Sequence[tuple[str, Erasure]]], None]] = []
         self.ledger = Ledger(
             self.store,
             on_members=self.directory.apply,
             on_policies=self.policies.apply,
+            on_erasures=self._erasures_appended,
             on_resync=self._load_members,
             clock=clock,
         )
@@ -159,6 +164,14 @@ class Core:
             for r in intact
             if r.payload_type == ALLIANCE_POLICY_V1
         )
+
+    def _erasures_appended(self, erasures: Sequence[tuple[str, Erasure]]) -> None:
+        # The batch is committed: an observer's failure must not fail the append.
+        for observe in self.erasure_observers:
+            try:
+                observe(erasures)
+            except Exception:
+                logger.exception("an observer of erasures failed")
 
     def close(self) -> None:
         self.engine.dispose()
@@ -264,6 +277,8 @@ class Gateway:
             core.ledger, max_batch=config.batch_max_records, max_wait_ms=config.batch_max_wait_ms
         )
         self.compliance = ComplianceRuntime(core, self.metrics.registry)
+        core.erasure_observers.append(self._count_erased)
+        self.retention = _retention_eraser(core) if config.retention_enabled else None
         self.submit = SubmitService(
             core.store,
             core.directory,
@@ -518,6 +533,7 @@ class Gateway:
         core.integrity.load_damage()
         self.scrub_metrics.refresh()
         self.compliance.tick()
+        self.run_retention()
         cp = core.ledger.checkpoint(core.note_signer, self.config.log_origin)
         latest = cp or core.store.latest_checkpoint()
         self.metrics.log_size.set(core.ledger.size)
@@ -550,6 +566,31 @@ class Gateway:
             self._state_refreshed = time.monotonic()
             self.state_metrics.refresh(core.store, now)
 
+    def run_retention(self) -> None:
+        """Erase what passed its retention (when on), then recount what is overdue if
+        a pass worked or failed. On the ticker; a failure is retried next round."""
+        retention = self.retention
+        if retention is None:
+            return
+        now = self.core.clock()
+        try:
+            counted = retention.run(now).passed
+        except Exception:
+            logger.exception("retention failed; retrying next round")
+            counted = True  # what the failed round left is overdue: the gauge shows it
+        if counted:
+            try:
+                overdue = retention.overdue(now)
+                self.metrics.set_retention_overdue({k.label: n for k, n in overdue.items()})
+            except Exception:
+                logger.exception("retention: the overdue records could not be counted")
+
+    def _count_erased(self, erasures: Sequence[tuple[str, Erasure]]) -> None:
+        records = RetentionStore(self.core.engine)
+        for erasure_id, erasure in erasures:
+            erased = records.erased_by(erasure_id, erasure.record_ids)
+            self.metrics.observe_erased(erasure.basis, erased)
+
     def _reload_crls(self) -> None:
         """Re-read each CRL file (ours and every peer's), if it changed, once every
         ``crl_reload_interval_s``."""
@@ -566,6 +607,23 @@ class Gateway:
                     e,
                     len(crl.revoked_serials),
                 )
+
+
+def _retention_eraser(core: Core) -> RetentionEraser:
+    config = core.config
+    settings = RetentionSettings(
+        days={kind: int(getattr(config, kind.setting)) for kind in RecordKind},
+        max_records=config.retention_max_records_per_erasure,
+        max_erasures=config.retention_max_erasures_per_tick,
+    )
+    return RetentionEraser(
+        core.store,
+        core.ledger,
+        core.key,
+        settings,
+        gateway_id=config.member_id,
+        origin=config.log_origin,
+    )
 
 
 def settle_heap() -> None:

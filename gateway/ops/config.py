@@ -20,9 +20,20 @@ from gateway.core.deadlines import DeadlineRules
 from gateway.core.identifiers import MemberId, Role
 from gateway.core.intake import IntakeRules
 from gateway.core.notes import NoteVerifier
+from gateway.core.statements import MAX_ERASED_RECORDS
 from gateway.errors import ConfigError, GatewayError, RecordError
 
 _ENV_PREFIX = "ALLIANCE_"
+# Retention after a listing closed, every kind (docs/OPERATIONS.md, "Retention and
+# erasure"): the longest publication period any rule allows, 3 years, with a leap day.
+RETENTION_DAYS = 1096
+MAX_RETENTION_DAYS = 36_525  # a century
+RETENTION_DAYS_SETTINGS = (
+    "retention_listing_days",
+    "retention_status_change_days",
+    "retention_sanction_confirmation_days",
+    "retention_government_measure_days",
+)
 
 
 def _gateway_id(trust_domain: str, name: str, setting: str) -> str:
@@ -130,6 +141,17 @@ class Config:
     public_max_page: int = 1000
     public_max_connections: int = 256
     public_forwarded_allow_ips: str = ""
+    # Retention (docs/OPERATIONS.md, "Retention and erasure"): the gateway erases the
+    # disclosures of its trust domain's redactable records this many days after their
+    # listing closed, per kind; and per ticker round at most so many erasures of at most
+    # so many records each.
+    retention_enabled: bool = True
+    retention_listing_days: int = RETENTION_DAYS
+    retention_status_change_days: int = RETENTION_DAYS
+    retention_sanction_confirmation_days: int = RETENTION_DAYS
+    retention_government_measure_days: int = RETENTION_DAYS
+    retention_max_records_per_erasure: int = MAX_ERASED_RECORDS
+    retention_max_erasures_per_tick: int = 4
     peers: tuple[PeerConfig, ...] = field(default=())
 
     def __post_init__(self) -> None:
@@ -170,9 +192,11 @@ class Config:
             "public_rate_burst",
             "public_max_page",
             "public_max_connections",
+            "retention_max_erasures_per_tick",
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be at least 1")
+        self._check_retention()
         if self.rate_limit_per_member_rps < 0:
             raise ConfigError("rate_limit_per_member_rps: must be 0 (no limit) or more")
         if self.public_rate_per_client_rps < 0:
@@ -214,6 +238,19 @@ class Config:
             backdating_window=timedelta(days=self.backdating_window_days),
             clock_skew=timedelta(seconds=self.clock_skew_s),
         )
+
+    def _check_retention(self) -> None:
+        for name in RETENTION_DAYS_SETTINGS:
+            if not 1 <= getattr(self, name) <= MAX_RETENTION_DAYS:
+                raise ConfigError(
+                    f"{name}: must be between 1 and {MAX_RETENTION_DAYS} days",
+                    advice="days after the listing closed (default 1096, three years)",
+                )
+        if not 1 <= self.retention_max_records_per_erasure <= MAX_ERASED_RECORDS:
+            raise ConfigError(
+                f"retention_max_records_per_erasure: must be between 1 and "
+                f"{MAX_ERASED_RECORDS} (the most records one erasure may name)"
+            )
 
     def _check_peers(self) -> None:
         seen: set[str] = set()
@@ -288,6 +325,8 @@ def _convert(name: str, value: Any, annotation: Any, base_dir: Path) -> Any:
     if name in _PATH_FIELDS:
         return _path(value, base_dir)
     kind = str(annotation)
+    if kind == "bool":
+        return _bool(name, value)
     try:
         if kind == "int":
             return int(value)
@@ -298,6 +337,16 @@ def _convert(name: str, value: Any, annotation: Any, base_dir: Path) -> Any:
     if name == "database_url":
         return _database_url(str(value), base_dir)
     return str(value)
+
+
+def _bool(name: str, value: Any) -> bool:
+    """A TOML boolean, or from the environment ``true`` / ``false`` (any case)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower() if isinstance(value, str) else None
+    if text in ("true", "false"):
+        return text == "true"
+    raise ConfigError(f"{name}: {value!r} is not true or false")
 
 
 def _path(value: Any, base_dir: Path) -> Path:

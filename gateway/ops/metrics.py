@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from prometheus_client import (
@@ -23,7 +23,7 @@ from waitress import wasyncore
 from waitress.server import MultiSocketServer, create_server
 from waitress.trigger import trigger
 
-from gateway.core.statements import STATEMENT_TYPES
+from gateway.core.statements import STATEMENT_TYPES, ErasureBasis
 
 
 class _StatusCode(Protocol):
@@ -106,6 +106,22 @@ class GatewayMetrics:
             ["peer"],
             registry=r,
         )
+        # Erasure (issue 18): records whose disclosures this process's appends deleted,
+        # local or replicated, by the erasure's basis; and what retention still owes.
+        self.erased_records = Counter(
+            "alliance_erased_records_total",
+            "Records whose disclosures erasures appended by this process deleted, by basis",
+            ["basis"],
+            registry=r,
+        )
+        for basis in ErasureBasis:
+            self.erased_records.labels(basis=basis.name.lower())
+        self.retention_overdue = Gauge(
+            "alliance_retention_overdue_records",
+            "Records of this trust domain past their retention that still hold disclosures",
+            ["kind"],
+            registry=r,
+        )
         # Label children of the per-call and per-record series, looked up once each:
         # ``labels()`` takes a lock and builds a key on every call. The label sets are
         # bounded (see the module docstring), so these maps are too.
@@ -127,6 +143,14 @@ class GatewayMetrics:
         if last_success is not None:
             self.federation_last_success.labels(peer=peer).set(last_success)
         self.federation_failures.labels(peer=peer).set(failures)
+
+    def observe_erased(self, basis: ErasureBasis, records: int) -> None:
+        self.erased_records.labels(basis=basis.name.lower()).inc(records)
+
+    def set_retention_overdue(self, counts: Mapping[str, int]) -> None:
+        """Records past retention per kind label (a fixed set: the redactable kinds)."""
+        for kind, count in counts.items():
+            self.retention_overdue.labels(kind=kind).set(count)
 
     def record_outcome(self, payload_type: str, reason: str) -> None:
         """SubmitService's hook: "" appended, "duplicate", or a bounded rejection reason."""

@@ -59,10 +59,14 @@ class Ledger:
         on_members: Callable[[Sequence[tuple[str, MemberRecord]]], None] | None = None,
         on_resync: Callable[[], None] | None = None,
         on_policies: Callable[[Sequence[tuple[str, AlliancePolicy]]], None] | None = None,
+        on_erasures: Callable[[Sequence[tuple[str, Erasure]]], None] | None = None,
         clock: Clock = utc_now,
     ) -> None:
+        """The ``on_*`` callbacks see the new records of each kind after their batch
+        committed (the directory, the policies, the erasure metrics)."""
         self._store = store
         self._on_policies = on_policies
+        self._on_erasures = on_erasures
         self._clock = clock
         self._on_members = on_members
         self._on_resync = on_resync
@@ -153,7 +157,10 @@ class Ledger:
         policy_updates = [(r, s) for r, s in members if isinstance(s, AlliancePolicy)]
         if policy_updates and self._on_policies is not None:
             self._on_policies(policy_updates)
-        if any(isinstance(s, Erasure) for _, s in members):
+        erasures = [(r, s) for r, s in members if isinstance(s, Erasure)]
+        if erasures:
+            if self._on_erasures is not None:
+                self._on_erasures(erasures)
             # The erased values are gone from the tables; on SQLite, from the WAL too.
             self._store.truncate_wal()
         return results

@@ -19,7 +19,7 @@ from gateway.errors import StorageError
 from gateway.storage.models import ListingRow, RecordRow, SanctionRow, StepRow
 from gateway.storage.store import ListingProjection, listing_projection
 
-__all__ = ["ComplianceStore", "ListingCount", "StepTime"]
+__all__ = ["ComplianceStore", "ListingCount", "StepTime", "prefix_pattern"]
 
 # SQLite limits bound parameters per statement; stay well below it.
 _CHUNK = 500
@@ -42,7 +42,8 @@ class ListingCount:
     count: int
 
 
-def _prefix_pattern(prefix: str) -> str:
+def prefix_pattern(prefix: str) -> str:
+    """A LIKE pattern (escape character ``\\``) for the strings starting with ``prefix``."""
     # Member ids and region codes never contain LIKE wildcards or the escape character
     # (their character sets are checked), but escape anyway.
     return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
@@ -72,7 +73,7 @@ class ComplianceStore:
                 ListingRow.in_force.is_(True),
                 ListingRow.step != _ESCALATED,
                 ListingRow.due_at < now,
-                ListingRow.issuer.like(_prefix_pattern(issuer_prefix), escape="\\"),
+                ListingRow.issuer.like(prefix_pattern(issuer_prefix), escape="\\"),
             )
             .order_by(ListingRow.due_at, ListingRow.listing_id)
             .limit(limit)
@@ -96,7 +97,7 @@ class ComplianceStore:
             ),
         )
         if region_prefix:
-            q = q.where(ListingRow.region_code.like(_prefix_pattern(region_prefix), escape="\\"))
+            q = q.where(ListingRow.region_code.like(prefix_pattern(region_prefix), escape="\\"))
         with self._read() as s:
             rows = s.scalars(q.order_by(ListingRow.log_index).limit(limit))
             return [listing_projection(r) for r in rows]
@@ -133,7 +134,7 @@ class ComplianceStore:
                 ListingRow.in_force.is_(True),
                 ListingRow.identified_at.is_not(None),
                 ListingRow.identified_at < identified_before,
-                ListingRow.issuer.like(_prefix_pattern(issuer_prefix), escape="\\"),
+                ListingRow.issuer.like(prefix_pattern(issuer_prefix), escape="\\"),
                 ~served,
             )
             .order_by(ListingRow.log_index)
@@ -155,7 +156,7 @@ class ComplianceStore:
                 ListingRow.in_force.is_(True),
                 ListingRow.identified_at.is_not(None),
                 ListingRow.identified_at < identified_before,
-                ListingRow.issuer.like(_prefix_pattern(issuer_prefix), escape="\\"),
+                ListingRow.issuer.like(prefix_pattern(issuer_prefix), escape="\\"),
             )
             .order_by(ListingRow.log_index)
             .limit(limit)

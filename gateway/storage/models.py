@@ -210,6 +210,23 @@ class ErasedRow(Base):
     erased_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
+class RetentionRecordRow(Base):
+    """A redactable record issued in this gateway's trust domain, with the listing it
+    belongs to and its kind (since migration 0011): what retention erases once that
+    listing closed long enough ago (``gateway.service.retention``). Filled from the log
+    by the retention service; rows of records whose disclosures are gone are deleted."""
+
+    __tablename__ = "retention_records"
+
+    log_index: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    record_id: Mapped[str] = mapped_column(String(64))
+    listing_id: Mapped[str] = mapped_column(String(64))
+    # gateway.service.retention.RecordKind: listing, status change, confirmation, measure.
+    kind: Mapped[int] = mapped_column(SmallInteger)
+
+    __table_args__ = (Index("ix_retention_records_kind", "kind", "log_index"),)
+
+
 class PendingRow(Base):
     """A status change or confirmation whose listing has not arrived yet."""
 

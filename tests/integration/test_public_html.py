@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gwtest import USCC, listing, running_gateway, submit, zhejiang
+from gwtest import LISTED_AT, USCC, listing, running_gateway, submit, zhejiang
 
 from gateway.core.statements import LifecycleStep, StatusChange, Subject
 
@@ -140,7 +140,8 @@ def test_search_page_in_chromium(tmp_path: Path) -> None:
             USCC[0],
             "黑名单",
             "刷单炒信",
-            "2026年10月1日",  # 列入日期, in Beijing time
+            # 列入日期, in Beijing time (the fixture listings are dated midnight UTC)
+            f"{LISTED_AT.year}年{LISTED_AT.month}月{LISTED_AT.day}日",
             "在列",
             "已移出",
             "已整改",
