@@ -248,6 +248,7 @@ class LogFiller:
                         step,
                         in_force,
                         index,
+                        b"".join(d.value for d in record.disclosures),
                     )
                 )
             _insert_many(
@@ -318,6 +319,7 @@ _LISTING_COLUMNS = (
         "step",
         "in_force",
         "log_index",
+        "disclosed",
     ),
 )
 

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from gateway.core import merkle
 from gateway.core.dsse import Envelope
 from gateway.core.notes import Checkpoint, NoteSigner, sign_note
-from gateway.core.statements import AlliancePolicy, Erasure, MemberRecord, Statement
+from gateway.core.statements import AlliancePolicy, Erasure, Listing, MemberRecord, Statement
 from gateway.errors import LogDamageError, LogIntegrityError
 from gateway.service.projection import project_batch
 from gateway.storage import SqlStore, StoredCheckpoint, StoredRecord, UnitOfWork
@@ -142,7 +142,15 @@ class Ledger:
                     results.append(Appended(item.record_id, index, duplicate=False))
                 uow.insert_records([_stored(a, i, now) for a, i in fresh])
                 uow.insert_nodes(nodes)
-                project_batch(uow, [(a.record_id, i, a.statement) for a, i in fresh])
+                project_batch(
+                    uow,
+                    [(a.record_id, i, a.statement) for a, i in fresh],
+                    {
+                        a.record_id: b"".join(d.value for d in a.envelope.disclosures)
+                        for a, _ in fresh
+                        if a.envelope.disclosures and isinstance(a.statement, Listing)
+                    },
+                )
                 uow.set_log_size(rng.size)
                 if in_transaction is not None:
                     in_transaction(uow)

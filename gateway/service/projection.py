@@ -9,7 +9,8 @@ so the projection does not depend on the order records arrive in.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 
 from gateway.codec import decode_statement
 from gateway.core.fold import sanction_wins
@@ -32,8 +33,13 @@ from gateway.storage import ListingProjection, SanctionProjection, UnitOfWork
 logger = logging.getLogger(__name__)
 
 
-def project_batch(uow: UnitOfWork, items: Sequence[tuple[str, int, Statement]]) -> None:
-    """Project the newly appended ``(record_id, log_index, statement)`` of one batch.
+def project_batch(
+    uow: UnitOfWork,
+    items: Sequence[tuple[str, int, Statement]],
+    disclosed: Mapping[str, bytes] = MappingProxyType({}),
+) -> None:
+    """Project the newly appended ``(record_id, log_index, statement)`` of one batch;
+    ``disclosed``: the disclosure values of its listings, kept beside them for lookups.
 
     Listings, the bulk of any ingest, are inserted with one statement; everything else
     goes through ``project`` in log order. A record that refers to a listing appearing
@@ -41,7 +47,8 @@ def project_batch(uow: UnitOfWork, items: Sequence[tuple[str, int, Statement]]) 
     """
     listing_at = {rid: idx for rid, idx, s in items if isinstance(s, Listing)}
     uow.insert_listings(
-        [_listing_projection(rid, idx, s) for rid, idx, s in items if isinstance(s, Listing)]
+        [_listing_projection(rid, idx, s) for rid, idx, s in items if isinstance(s, Listing)],
+        disclosed,
     )
     waiting = uow.pending_listing_ids(list(listing_at))
     for record_id, log_index, statement in items:

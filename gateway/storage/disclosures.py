@@ -11,7 +11,7 @@ that truncates the WAL, so no copy stays in a free page or an old frame.
 
 from __future__ import annotations
 
-import hmac
+import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -53,19 +53,20 @@ _ERASED_AMONG = select(_ERASED.c.record_id).where(
 
 
 class SubjectIndex:
-    """The lookup index's key: HMAC-SHA-256 of a subject's lookup key
-    (``uscc:<code>`` / ``person:<hex>``) under a secret of this gateway, in hex.
+    """The lookup index's key: keyed BLAKE2b-128 (RFC 7693 keyed mode, a MAC) of a
+    subject's lookup key (``uscc:<code>`` / ``person:<hex>``) under a secret of this
+    gateway, in hex (a third of HMAC-SHA-256's cost, paid per subject of every check).
 
     The index answers a check in one query without holding a credit code or person
     token in the clear; without the secret a digest cannot be tested against guesses."""
 
     def __init__(self, key: bytes) -> None:
-        if len(key) < 32:
-            raise ValueError("the subject index key must be at least 32 bytes")
+        if not 32 <= len(key) <= 64:
+            raise ValueError("the subject index key must be 32 to 64 bytes")
         self._key = key
 
     def digest(self, subject_key: str) -> str:
-        return hmac.digest(self._key, subject_key.encode(), "sha256").hex()
+        return hashlib.blake2b(subject_key.encode(), key=self._key, digest_size=16).hexdigest()
 
 
 def insert_disclosures(conn: Connection, items: Sequence[tuple[str, Disclosure]]) -> None:
@@ -121,7 +122,9 @@ def erase(conn: Connection, erasure_id: str, at: datetime, record_ids: Sequence[
             delete(_DISCLOSURES).where(_DISCLOSURES.c.record_id.in_(chunk))
         ).rowcount
         conn.execute(
-            update(_LISTINGS).where(_LISTINGS.c.listing_id.in_(chunk)).values(subject_key=None)
+            update(_LISTINGS)
+            .where(_LISTINGS.c.listing_id.in_(chunk))
+            .values(subject_key=None, disclosed=None)
         )
     if fresh:
         conn.execute(

@@ -151,6 +151,10 @@ class ListingRow(Base):
     # Publication periods (issue 18), since migration 0009: the earliest closing step's
     # effective_at (NULL: in force).
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    # Revision 4 (migration 0010): the values of the listing's disclosures in group order,
+    # concatenated: appended to the payload they read as the listing in the clear, so a
+    # lookup answers from this one row. Erasable: NULL once erased (or never disclosed).
+    disclosed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
     __table_args__ = (
         Index("ix_listings_filter", "list_kind", "conduct", "region_code"),

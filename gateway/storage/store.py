@@ -14,10 +14,11 @@ import logging
 import threading
 from base64 import b64decode, b64encode
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
@@ -66,6 +67,7 @@ from gateway.storage.models import (
 
 logger = logging.getLogger(__name__)
 
+_NONE: Mapping[str, bytes] = MappingProxyType({})
 # SQLite limits bound parameters per statement; stay well below it.
 _CHUNK = 500
 # The payload types that travel with disclosures (the successors of the clear v1 forms).
@@ -184,6 +186,7 @@ _SUBJECT_LISTINGS_ALL = (
         _LISTINGS.c.list_kind,
         _LISTINGS.c.conduct,
         _RECORDS.c.payload,
+        _LISTINGS.c.disclosed,
         _SANCTIONS.c.platform,
         _SANCTIONS.c.measure,
         _SANCTIONS.c.measure_other,
@@ -483,12 +486,15 @@ class UnitOfWork:
             )
         )
 
-    def insert_listings(self, projections: Sequence[ListingProjection]) -> None:
-        """All listings of a batch in one statement."""
+    def insert_listings(
+        self, projections: Sequence[ListingProjection], disclosed: Mapping[str, bytes] = _NONE
+    ) -> None:
+        """All listings of a batch in one statement; ``disclosed``: the disclosure values
+        of each (``listings.disclosed``)."""
         time = self._time
         digest = self._digest
         self._insert_rows(
-            _LISTING_FIELDS,
+            (*_LISTING_FIELDS, "disclosed"),
             [
                 (
                     p.listing_id,
@@ -506,6 +512,7 @@ class UnitOfWork:
                     None if p.identified_at is None else time(p.identified_at),
                     None if p.dispute_since is None else time(p.dispute_since),
                     None if p.closed_at is None else time(p.closed_at),
+                    disclosed.get(p.listing_id),
                 )
                 for p in projections
             ],
@@ -968,7 +975,6 @@ class SqlStore:
             statement, param = _SUBJECT_LISTINGS_JSON, json.dumps(list(by_digest))
         with self._read_rows() as conn:
             rows = conn.execute(statement, {"keys": param}).all()
-            held = disclosures_for(conn, list({r[1] for r in rows})) if rows else {}
         listing_id = None
         for (
             digest,
@@ -983,6 +989,7 @@ class SqlStore:
             list_kind,
             conduct,
             payload,
+            disclosed,
             platform,
             measure,
             measure_other,
@@ -993,14 +1000,9 @@ class SqlStore:
             listings = out[by_digest[digest]]
             if row_listing_id != listing_id:  # the first row of the next listing
                 listing_id = row_listing_id
-                disclosed = held.get(row_listing_id)
                 # Protobuf merges concatenated messages: payload ‖ values reads as the
                 # listing with its committed fields (docs/PROTOCOL.md, 3.1).
-                seen = (
-                    bytes(payload) + b"".join(d.value for d in disclosed)
-                    if disclosed and payload is not None
-                    else payload
-                )
+                seen = bytes(payload) + bytes(disclosed) if disclosed and payload else payload
                 listings.append(
                     SubjectListing(
                         listing_id,

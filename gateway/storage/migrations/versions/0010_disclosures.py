@@ -6,10 +6,11 @@ Create Date: 2026-12-06
 
 Protocol revision 4 (issue 18): a redactable record's disclosures are kept in their own
 table, deleted on erasure; the records an erasure named are remembered; the listings'
-lookup key becomes a keyed digest and may be NULL (erased). Keys stored in the clear
-before this revision ("uscc:..." / "person:...") are turned into digests by the gateway
-at start (``gateway.storage.disclosures.digest_clear_keys``): the digest key derives
-from the gateway's signing key, which a migration does not hold.
+lookup key becomes a keyed digest and may be NULL (erased), and each listing keeps its
+disclosed values beside it (``disclosed``: a lookup reads them from the one row).
+Keys stored in the clear before this revision ("uscc:..." / "person:...") are turned
+into digests by the gateway at start (``gateway.storage.disclosures.digest_clear_keys``):
+the digest key derives from the gateway's signing key, which a migration does not hold.
 """
 
 from __future__ import annotations
@@ -39,8 +40,11 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("listings") as batch:
         batch.alter_column("subject_key", existing_type=sa.String(80), nullable=True)
+        batch.add_column(sa.Column("disclosed", sa.LargeBinary(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("listings") as batch:
+        batch.drop_column("disclosed")
     op.drop_table("erased")
     op.drop_table("disclosures")
