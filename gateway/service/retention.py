@@ -53,10 +53,6 @@ from gateway.core.statements import (
     STATUS_CHANGE_V2,
     Erasure,
     ErasureBasis,
-    GovernmentMeasure,
-    Listing,
-    SanctionConfirmation,
-    StatusChange,
 )
 from gateway.errors import ConfigError, GatewayError
 from gateway.service.erasure import authorize_held
@@ -285,17 +281,17 @@ class RetentionEraser:
                 record.log_index,
             )
             return None
+        # Parsed only as far as its issuer and listing id: it was verified and checked
+        # when appended, and a full decode of every record of a long log would hold the
+        # GIL for seconds while lookups wait (the first start after the upgrade).
         try:
-            stmt = codec.decode_statement(record.payload_type, record.payload)
+            opened = codec.open_payload(record.payload_type, record.payload)
         except GatewayError as e:
             logger.error("retention: record at log index %s unreadable: %s", record.log_index, e)
             return None
-        if not stmt.issuer.startswith(self._prefix):
+        if not opened.issuer.startswith(self._prefix):
             return None  # the signer is its issuer (intake checks it): never the case
-        if isinstance(stmt, Listing):
-            listing_id = record.record_id
-        elif isinstance(stmt, StatusChange | SanctionConfirmation | GovernmentMeasure):
-            listing_id = stmt.listing_id
-        else:  # not a redactable statement: KIND_OF_TYPE names no such type
-            return None
+        listing_id = (
+            record.record_id if kind is RecordKind.LISTING else str(opened.message.listing_id)
+        )
         return RetentionRecord(record.log_index, record.record_id, listing_id, int(kind))
