@@ -212,11 +212,12 @@ class ComplianceService:
             if not rows:
                 break
             ids = [r.listing_id for r in rows]
-            records = self._store.records_by_ids(ids)
+            # Notices, periods and policies need only what is signed in the clear.
+            records = self._store.records_by_ids(ids, disclosed=False)
             steps = self._compliance.step_times(ids)
             for row in rows:
                 r = records[row.listing_id]
-                listing = decode_statement(r.payload_type, r.payload, r.disclosures)
+                listing = decode_statement(r.payload_type, r.payload)
                 assert isinstance(listing, Listing)
                 history = steps.get(row.listing_id, [])
                 lifecycle = derive(row.listing_id, listing, _step_records(history))

@@ -92,7 +92,8 @@ class Escalator:
             )
             if not due:
                 break
-            stored = self._store.records_by_ids([p.listing_id for p in due])
+            # Deadlines are signed in the clear: the listings are read redacted.
+            stored = self._store.records_by_ids([p.listing_id for p in due], disclosed=False)
             batch = []
             for p in due:
                 record = stored.get(p.listing_id)

@@ -884,7 +884,11 @@ class SqlStore:
             out[rid] = bytes(out[rid]) + b"".join(d.value for d in disclosed)
         return out
 
-    def records_by_ids(self, record_ids: Sequence[str]) -> dict[str, StoredRecord]:
+    def records_by_ids(
+        self, record_ids: Sequence[str], *, disclosed: bool = True
+    ) -> dict[str, StoredRecord]:
+        """The records, with their disclosures unless ``disclosed`` is False (callers
+        that read only the fields signed in the clear: deadlines, periods, notices)."""
         out: dict[str, StoredRecord] = {}
         with self._read() as s:
             for i in range(0, len(record_ids), _CHUNK):
@@ -892,7 +896,9 @@ class SqlStore:
                     select(RecordRow).where(RecordRow.record_id.in_(record_ids[i : i + _CHUNK]))
                 )
                 out.update({r.record_id: _record(r) for r in rows})
-            records = _disclosed(s.connection(), list(out.values()))
+            records = list(out.values())
+            if disclosed:
+                records = _disclosed(s.connection(), records)
         self._intact(records)
         return {r.record_id: r for r in records}
 
