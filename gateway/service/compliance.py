@@ -18,7 +18,7 @@ from gateway.core.disputes import decision_due_by
 from gateway.core.fold import SanctionKey
 from gateway.core.identifiers import MemberId
 from gateway.core.lifecycle import Lifecycle, StepRecord, derive
-from gateway.core.notices import notice_due, notice_late
+from gateway.core.notices import notice_due, notice_late, notice_working_days
 from gateway.core.obligations import (
     ListingCompliance,
     Obligation,
@@ -44,7 +44,7 @@ from gateway.core.statements import (
     StatusChange,
 )
 from gateway.core.workdays import WorkCalendar
-from gateway.errors import NotFoundError, RecordError
+from gateway.errors import GatewayError, NotFoundError, RecordError
 from gateway.service.directory import Directory
 from gateway.service.ledger import Clock, utc_now
 from gateway.service.paging import (
@@ -202,7 +202,10 @@ class ComplianceService:
         if self._calendar is None:
             return []
         calendar = self._calendar()  # once: it may read the log for calendar records
+        if calendar is None:
+            return []
         counts: dict[tuple[int, str], int] = {}
+        policies: dict[str, AlliancePolicy | None] = {}
         after = -1
         prefix = f"spiffe://{self._trust_domain}/"
         while True:
@@ -211,18 +214,25 @@ class ComplianceService:
             )
             if not rows:
                 break
-            ids = [r.listing_id for r in rows]
-            # Notices, periods and policies need only what is signed in the clear.
-            records = self._store.records_by_ids(ids, disclosed=False)
-            steps = self._compliance.step_times(ids)
+            # The candidates are in force with no notice served: the notice is late once
+            # the working days the issuing alliance allows after the identification have
+            # passed (notice_due, notice_late). All of it is in the projection row: no
+            # listing is read or decoded (this runs for every own listing on the gauges'
+            # refresh).
             for row in rows:
-                r = records[row.listing_id]
-                listing = decode_statement(r.payload_type, r.payload)
-                assert isinstance(listing, Listing)
-                history = steps.get(row.listing_id, [])
-                lifecycle = derive(row.listing_id, listing, _step_records(history))
-                _, late = self._notice(listing, lifecycle, history, now, calendar)
-                if late:
+                assert row.identified_at is not None  # notice_candidates: identified only
+                domain = MemberId.parse(row.issuer).trust_domain
+                if domain not in policies:
+                    policies[domain] = (
+                        None if self._policies is None else self._policies.current(domain, now)
+                    )
+                try:
+                    due = calendar.add_workdays(
+                        row.identified_at, notice_working_days(policies[domain])
+                    )
+                except GatewayError:
+                    continue  # a year the calendar lacks: no guess (notice_due)
+                if notice_late(due, None, now):
                     key = (row.list_kind, row.region_code[:2])
                     counts[key] = counts.get(key, 0) + 1
             after = rows[-1].log_index
