@@ -220,7 +220,6 @@ class ComplianceService:
             # listing is read or decoded (this runs for every own listing on the gauges'
             # refresh).
             for row in rows:
-                assert row.identified_at is not None  # notice_candidates: identified only
                 domain = MemberId.parse(row.issuer).trust_domain
                 if domain not in policies:
                     policies[domain] = (

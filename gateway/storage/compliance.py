@@ -10,6 +10,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from sqlalchemy import ColumnElement, Engine, and_, exists, func, or_, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -47,6 +48,16 @@ def prefix_pattern(prefix: str) -> str:
     # Member ids and region codes never contain LIKE wildcards or the escape character
     # (their character sets are checked), but escape anyway.
     return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+class NoticeCandidate(NamedTuple):
+    """An own listing in force, identified, with no notice served (late-notice count)."""
+
+    log_index: int
+    issuer: str
+    identified_at: datetime
+    list_kind: int
+    region_code: str
 
 
 class ComplianceStore:
@@ -120,15 +131,22 @@ class ComplianceStore:
 
     def notice_candidates(
         self, issuer_prefix: str, identified_before: datetime, *, after_index: int, limit: int
-    ) -> list[ListingProjection]:
+    ) -> list[NoticeCandidate]:
         """In force, identified before ``identified_before``, no NOTICE_SERVED step,
         issued by a member whose id starts with ``issuer_prefix``; in log order after a
-        cursor."""
+        cursor. Plain rows of what the late-notice count reads (no ORM objects: it runs
+        over every own listing on each refresh of the gauges)."""
         served = exists().where(
             StepRow.listing_id == ListingRow.listing_id, StepRow.step == _NOTICE
         )
         q = (
-            select(ListingRow)
+            select(
+                ListingRow.log_index,
+                ListingRow.issuer,
+                ListingRow.identified_at,
+                ListingRow.list_kind,
+                ListingRow.region_code,
+            )
             .where(
                 ListingRow.log_index > after_index,
                 ListingRow.in_force.is_(True),
@@ -141,7 +159,11 @@ class ComplianceStore:
             .limit(limit)
         )
         with self._read() as s:
-            return [listing_projection(r) for r in s.scalars(q)]
+            return [
+                NoticeCandidate(index, issuer, at, kind, region)
+                for index, issuer, at, kind, region in s.execute(q)
+                if at is not None  # the query asks for identified listings only
+            ]
 
     def retirement_candidates(
         self, issuer_prefix: str, identified_before: datetime, *, after_index: int, limit: int
