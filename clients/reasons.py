@@ -95,6 +95,10 @@ REASONS: Final[Mapping[str, tuple[str, str]]] = MappingProxyType(
             N_("a text field holds personal data (an ID number or a phone number)"),
             N_("remove it: a natural person is identified only by the hashed ID number"),
         ),
+        "listing-in-force": (
+            N_("the listing is still in force: its records cannot be erased yet"),
+            N_("correct, remove or withdraw the listing first, then erase its records"),
+        ),
         "not-erasable": (
             N_("this record signs its subject and text in the clear: it cannot be erased"),
             N_("only records of protocol revision 4 (v2 forms) can be erased"),

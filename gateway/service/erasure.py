@@ -76,6 +76,22 @@ def named_records(
     return named
 
 
+def _require_closed(store: SqlStore, listing_ids: set[str]) -> None:
+    """A listing in force is still being sanctioned: platforms find its subject by its
+    disclosures. It is closed first (CORRECTED, REMOVED, WITHDRAWN or RETIRED), then its
+    records are erased; so the obligations it gave rise to, and every count of them,
+    never change with an erasure."""
+    for listing_id in sorted(listing_ids):
+        projection = store.listing(listing_id)
+        if projection is not None and projection.in_force:
+            raise RecordError(
+                f"erasure.record_ids: listing {listing_id} is in force: its records are erased "
+                "once it is closed",
+                advice="correct, remove or withdraw the listing first, then erase its records",
+                reason="listing-in-force",
+            )
+
+
 def authorize_held(
     store: SqlStore,
     signer: str,
@@ -95,4 +111,12 @@ def authorize_held(
         signer_region=signer_region,
         signer_scope=signer_scope,
     )
+    if require_all:  # where a member submits it; replicas follow their origin
+        _require_closed(
+            store,
+            {
+                rid if isinstance(stmt, Listing) else str(getattr(stmt, "listing_id", rid))
+                for rid, (stmt, _) in named.items()
+            },
+        )
     return tuple(rid for rid in erasure.record_ids if rid in named)

@@ -13,13 +13,13 @@ import re
 import stat
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
 import pytest
 import sqlalchemy as sa
-from gwtest import USCC, Alliance, Member, listing, running_gateway
+from gwtest import LISTED_AT, USCC, Alliance, Member, listing, running_gateway
 from test_client import write_profile
 
 from clients import AllianceClient, InclusionProof, LogEntry
@@ -36,10 +36,12 @@ from gateway.core.statements import (
     AuthorityScope,
     Erasure,
     ErasureBasis,
+    LifecycleStep,
     MemberKey,
     MemberRecord,
     MemberStatus,
     Role,
+    StatusChange,
 )
 from gateway.errors import LogIntegrityError
 from gateway.ops.app import Gateway
@@ -518,7 +520,22 @@ def test_erase_and_replay_on_the_command_line(
         with AllianceClient(load_profile(author)) as client:
             listed = client.submit(listing(amr, uscc=USCC[0]))
             kept = client.submit(listing(amr, uscc=USCC[1]))
+            client.submit(  # closed: its records may be erased now (kept stays in force)
+                StatusChange(
+                    issuer=amr.member_id,
+                    listing_id=listed.record_id,
+                    step=LifecycleStep.CORRECTED,
+                    effective_at=LISTED_AT + timedelta(days=1),
+                    decision_ref="ZJ-AMR-2026-0100",
+                    reason="corrected",
+                )
+            )
         erase = ["erase", listed.record_id, "--legal-basis", "PIPL art. 47(1)"]
+        code, _, err = _run(
+            capsys, "--profile", str(author), "erase", kept.record_id, "--basis", "decision",
+            "--legal-basis", "court order",
+        )  # fmt: skip
+        assert code == 1 and f"listing {kept.record_id} is in force" in err
 
         # Refusals: a wrong basis (2), a platform that did not issue it (1, in Chinese
         # too), a record the gateway does not know (1).

@@ -473,6 +473,9 @@ def _refusals(site: Site, a: Gateway, b: Gateway, r: Records) -> None:
     # A record no gateway knows.
     err = refused(zj.authority, a, _erasure(zj.authority, [r.company, "ab" * 32], basis))
     assert err.code() == grpc.StatusCode.NOT_FOUND and reason(err) == "unknown-record"
+    # A listing still in force is closed before its records are erased, even by its issuer.
+    err = refused(zj.authority, a, _erasure(zj.authority, [r.company, r.kept], basis))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and reason(err) == "listing-in-force"
     for gw, who in ((a, zj.platform), (b, gd.platform)):
         assert all(get_record(who, gw, rid).envelope.disclosures for rid in (r.company, r.sanction))
 
@@ -1018,10 +1021,22 @@ def test_erased_values_leave_the_files_once_a_reader_lets_go(tmp_path: Path) -> 
         listed = send(
             amr, gw, listing(amr, subject=Subject(uscc=COMPANY_USCC, name=COMPANY_NAME))
         ).record_id
+        send(  # closed first: a listing in force is not erased
+            amr,
+            gw,
+            StatusChange(
+                issuer=amr.member_id,
+                listing_id=listed,
+                step=LifecycleStep.CORRECTED,
+                effective_at=LISTED_AT + timedelta(days=1),
+                decision_ref="ZJ-AMR-2026-0099",
+                reason="corrected",
+            ),
+        )
         reader = sqlite3.connect(tmp_path / "zj.db", isolation_level=None)
         try:
             reader.execute("BEGIN")
-            assert reader.execute("SELECT count(*) FROM disclosures").fetchone() == (3,)
+            assert reader.execute("SELECT count(*) FROM disclosures").fetchone() == (4,)
             erasure = send(amr, gw, _erasure(amr, [listed], ErasureBasis.PURPOSE_ACHIEVED))
             assert erasure.record_id
             held = set().union(*scan_files(database_files(url), company).values())
