@@ -34,7 +34,14 @@ from gateway.codec import decode_public
 from gateway.core.crypto import SigningKey
 from gateway.core.notes import NoteSigner
 from gateway.core.public_proof import verify_entry_proof
-from gateway.core.statements import LifecycleStep, Listing, StatusChange, Subject
+from gateway.core.statements import (
+    Erasure,
+    ErasureBasis,
+    LifecycleStep,
+    Listing,
+    StatusChange,
+    Subject,
+)
 from gateway.errors import GatewayError
 from gateway.ops.app import Gateway
 from gateway.pb.alliance.v1 import statements_pb2 as spb
@@ -538,3 +545,38 @@ def test_the_service_is_off_by_default(alliance: Alliance, db_url: str) -> None:
     cfg = alliance.config(db_url)
     with running_gateway(cfg) as gw:
         assert gw.public_server is None and gw.public_port == 0
+
+
+def test_an_erased_listing_leaves_the_feed_the_search_and_its_proof(
+    alliance: Alliance, db_url: str
+) -> None:
+    """Erasure (issue 18): once a removed listing's records are erased, the feed has no
+    name or code to show: the entry leaves the page, the search and its proof; the
+    listing that is not erased stays."""
+    amr = alliance.members["zj-amr"]
+    with _start(alliance, db_url) as gw:
+        erased = _submit(gw, amr, listing(amr, subject=Subject(uscc=USCC[0], name=NAME)))
+        removal = _submit(gw, amr, _removal(amr, erased))
+        kept = _submit(gw, amr, listing(amr, uscc=USCC[1]))
+        _synced(gw)
+        http = Http(gw.public_port)
+        assert {e["record_id"] for e in http.json("/v1/feed")["entries"]} == {erased, kept}
+        assert http.request(f"/v1/entries/{erased}/proof")[0] == 200
+        _submit(
+            gw,
+            amr,
+            Erasure(
+                issuer=amr.member_id,
+                record_ids=(erased, removal),
+                basis=ErasureBasis.PURPOSE_ACHIEVED,
+                legal_basis="PIPL art. 47(1): the listing was removed",
+                effective_at=NOW,
+            ),
+        )
+        _synced(gw)
+        assert [e["record_id"] for e in http.json("/v1/feed")["entries"]] == [kept]
+        assert http.request(f"/v1/entries/{erased}/proof")[0] == 404
+        assert http.request(f"/v1/entries/{erased}")[0] == 404
+        page = http.request(f"/entity/{USCC[0]}")
+        assert NAME.encode() not in page[2]
+        assert http.request(f"/v1/entries/{kept}/proof")[0] == 200
