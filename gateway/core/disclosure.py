@@ -6,7 +6,8 @@ free text. It signs one **commitment** per field group instead,
 
     digest = SHA-256("alliance.v1.disclosure" LF || group || salt || value)
 
-(``group`` one byte, ``salt`` exactly 32 random bytes), and the group's values travel
+(``group`` one byte, ``salt`` exactly 32 bytes no one else can predict: derived from
+the signer's key by ``keyed_salt``, or random), and the group's values travel
 beside the envelope as a **disclosure** ``(group, salt, value)``: ``value`` is the
 statement's own protobuf message, serialized, holding only that group's fields. A
 verifier hashes the disclosure exactly as received (bytes are final, as for payloads)
@@ -30,7 +31,6 @@ from gateway.errors import RecordError
 
 DOMAIN = b"alliance.v1.disclosure\n"
 SALT_BYTES = 32
-DIGEST_BYTES = 32
 
 
 class Group(enum.IntEnum):
