@@ -216,6 +216,13 @@ class LogEntry:
     record_id: str
     envelope: dsse.Envelope
 
+    def statement(self) -> Statement:
+        """The record's statement, read with the disclosures it came with, each checked
+        against the commitment its signed payload holds (``RecordError`` when one does
+        not match); without any (erased), a redacted statement. The signature is checked
+        by ``verify`` or the audit commands, not here."""
+        return codec.decode_envelope(self.envelope)
+
 
 @dataclass(frozen=True, slots=True)
 class InclusionProof:

@@ -25,6 +25,7 @@ from gateway.core.identifiers import _org_code_check, _uscc_check
 from gateway.core.notes import NoteSigner
 from gateway.core.possession import prove_possession
 from gateway.core.statements import ConductType, LifecycleStep, ListKind, SanctionMeasure
+from gateway.errors import RecordError
 from gateway.ops.app import Gateway
 from gateway.pb.alliance.v1 import exchange_pb2_grpc
 
@@ -106,6 +107,15 @@ def test_submit_resubmit_get_and_check(alliance: Alliance, database_url: str) ->
         entry = client.get(first.record_id)
         assert entry.log_index == first.log_index
         assert entry.envelope.record_id == first.record_id
+        # Served with its disclosures, each checked against the signed commitments.
+        assert entry.statement() == statement
+        forged = dataclasses.replace(entry.envelope.disclosures[0], value=b"")
+        disclosures = (forged, *entry.envelope.disclosures[1:])
+        tampered = dataclasses.replace(
+            entry, envelope=dsse.with_disclosures(entry.envelope, disclosures)
+        )
+        with pytest.raises(RecordError, match="does not match its commitment"):
+            tampered.statement()
 
         listed, clean = client.check(
             [build.company_subject(USCC[0]), build.company_subject(USCC[1])]
