@@ -41,6 +41,9 @@ class Group(enum.IntEnum):
     STORES = 3  # the seller's stores on member platforms
 
 
+_GROUPS = frozenset(int(g) for g in Group)
+
+
 @dataclass(frozen=True, slots=True)
 class Disclosure:
     """One group's values with their salt, as they travel beside an envelope."""
@@ -56,7 +59,7 @@ class Disclosure:
 
 def commitment(group: int, salt: bytes, value: bytes) -> bytes:
     """SHA-256(DOMAIN || group byte || salt || value): what the statement signs."""
-    if not 1 <= group <= 255:
+    if group not in _GROUPS:
         raise RecordError(f"disclosure.group: {group} is not a group")
     if len(salt) != SALT_BYTES:
         raise RecordError(f"disclosure.salt: must be {SALT_BYTES} bytes, got {len(salt)}")
@@ -103,7 +106,7 @@ def check_disclosures(
     disclosures: Iterable[Disclosure],
     where: str,
     *,
-    partial: bool = False,
+    partial: bool,
 ) -> dict[Group, bytes]:
     """The disclosed values by group, once each disclosure matches its commitment.
 

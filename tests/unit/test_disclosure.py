@@ -560,7 +560,7 @@ def test_a_salt_not_of_32_bytes_is_refused_by_the_digest() -> None:
         _decode(encoded.payload, (short, *encoded.disclosures[1:]))
 
 
-@pytest.mark.parametrize("group", [0, 256])
+@pytest.mark.parametrize("group", [0, 4, 255, 256])
 def test_a_digest_of_no_group_is_refused(group: int) -> None:
     with pytest.raises(RecordError, match=rf"^disclosure\.group: {group} is not a group$"):
         commitment(group, SALT, b"")
@@ -583,11 +583,18 @@ def test_more_than_3_disclosures_on_an_envelope_are_refused() -> None:
 
 def test_check_disclosures_takes_all_or_none() -> None:
     committed = {d.group: d.digest for d in _encode(LISTING).disclosures}
-    assert check_disclosures(committed, (), "listing") == {}
+    assert check_disclosures(committed, (), "listing", partial=False) == {}
     encoded = _encode(LISTING)
     committed = {d.group: d.digest for d in encoded.disclosures}
-    assert check_disclosures(committed, encoded.disclosures, "listing") == {
+    assert check_disclosures(committed, encoded.disclosures, "listing", partial=False) == {
         d.group: d.value for d in encoded.disclosures
+    }
+    # A subset only where the caller asks for it (the public feed's proofs).
+    subject = encoded.disclosures[:1]
+    with pytest.raises(RecordError, match=r"missing TEXT, STORES"):
+        check_disclosures(committed, subject, "listing", partial=False)
+    assert check_disclosures(committed, subject, "listing", partial=True) == {
+        Group.SUBJECT: subject[0].value
     }
 
 
