@@ -10,6 +10,7 @@ re-serialize: they verify and store the bytes they were given.
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -934,56 +935,70 @@ class PayloadSchema:
     redacted_from_pb: Callable[[Any], Statement] | None = None
 
 
+def _redactable(
+    v1: str,
+    v2: str,
+    name: str,
+    message: type[Message],
+    statement: type[Statement],
+    v1_fields: Mapping[str, frozenset[int]],
+    v2_fields: Mapping[str, frozenset[int]],
+    from_pb: Callable[..., Statement],
+    groups: Mapping[Group, _Group],
+) -> tuple[PayloadSchema, PayloadSchema]:
+    """A statement's clear v1 form and its redactable v2 form: one message, and one
+    ``from_pb`` that reads the v2 payload without disclosures as a redacted statement."""
+    return (
+        PayloadSchema(v1, name, message, statement, v1_fields, from_pb),
+        PayloadSchema(
+            v2,
+            name,
+            message,
+            statement,
+            v2_fields,
+            from_pb,
+            groups=groups,
+            redacted_from_pb=functools.partial(from_pb, redacted=True),
+        ),
+    )
+
+
 PAYLOAD_SCHEMAS: Mapping[str, PayloadSchema] = MappingProxyType(
     {
         schema.payload_type: schema
         for schema in (
-            PayloadSchema(LISTING_V1, "listing", pb.Listing, Listing, _V1_FIELDS, _listing_from_pb),
-            PayloadSchema(
+            *_redactable(
+                LISTING_V1,
                 LISTING_V2,
                 "listing",
                 pb.Listing,
                 Listing,
+                _V1_FIELDS,
                 _LISTING_V2_FIELDS,
                 _listing_from_pb,
-                groups=_LISTING_GROUPS,
-                redacted_from_pb=lambda m: _listing_from_pb(m, redacted=True),
+                _LISTING_GROUPS,
             ),
-            PayloadSchema(
+            *_redactable(
                 STATUS_CHANGE_V1,
-                "status_change",
-                pb.StatusChange,
-                StatusChange,
-                _STATUS_CHANGE_FIELDS,
-                _status_change_from_pb,
-            ),
-            PayloadSchema(
                 STATUS_CHANGE_V2,
                 "status_change",
                 pb.StatusChange,
                 StatusChange,
+                _STATUS_CHANGE_FIELDS,
                 _STATUS_CHANGE_V2_FIELDS,
                 _status_change_from_pb,
-                groups=_STATUS_CHANGE_GROUPS,
-                redacted_from_pb=lambda m: _status_change_from_pb(m, redacted=True),
+                _STATUS_CHANGE_GROUPS,
             ),
-            PayloadSchema(
+            *_redactable(
                 SANCTION_CONFIRMATION_V1,
-                "sanction_confirmation",
-                pb.SanctionConfirmation,
-                SanctionConfirmation,
-                _V1_FIELDS,
-                _sanction_from_pb,
-            ),
-            PayloadSchema(
                 SANCTION_CONFIRMATION_V2,
                 "sanction_confirmation",
                 pb.SanctionConfirmation,
                 SanctionConfirmation,
+                _V1_FIELDS,
                 _SANCTION_V2_FIELDS,
                 _sanction_from_pb,
-                groups=_SANCTION_GROUPS,
-                redacted_from_pb=lambda m: _sanction_from_pb(m, redacted=True),
+                _SANCTION_GROUPS,
             ),
             PayloadSchema(
                 MEMBER_RECORD_V1,
@@ -1020,23 +1035,16 @@ PAYLOAD_SCHEMAS: Mapping[str, PayloadSchema] = MappingProxyType(
                 _MONTHLY_REPORT_V2_FIELDS,
                 _monthly_report_from_pb,
             ),
-            PayloadSchema(
+            *_redactable(
                 GOVERNMENT_MEASURE_V1,
-                "government_measure",
-                pb.GovernmentMeasure,
-                GovernmentMeasure,
-                _V1_FIELDS,
-                _government_measure_from_pb,
-            ),
-            PayloadSchema(
                 GOVERNMENT_MEASURE_V2,
                 "government_measure",
                 pb.GovernmentMeasure,
                 GovernmentMeasure,
+                _V1_FIELDS,
                 _GOVERNMENT_MEASURE_V2_FIELDS,
                 _government_measure_from_pb,
-                groups=_GOVERNMENT_MEASURE_GROUPS,
-                redacted_from_pb=lambda m: _government_measure_from_pb(m, redacted=True),
+                _GOVERNMENT_MEASURE_GROUPS,
             ),
             PayloadSchema(
                 ERASURE_V1, "erasure", pb.Erasure, Erasure, _ERASURE_FIELDS, _erasure_from_pb

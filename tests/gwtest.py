@@ -25,6 +25,7 @@ from certs.pki import create_ca, generate_signing_key, issue_gateway, issue_memb
 from gateway import codec
 from gateway.core import dsse
 from gateway.core.crypto import SigningKey, load_signing_key
+from gateway.core.notes import NoteSigner
 from gateway.core.possession import prove_possession
 from gateway.core.statements import (
     ConductType,
@@ -136,6 +137,20 @@ class Alliance:
         )
         self.members[name] = m
         return m
+
+    def peer_entry(self, port: int) -> dict[str, Any]:
+        """This alliance's gateway as a ``[[peers]]`` entry of another gateway's config,
+        pulled from ``port``."""
+        origin = f"{self.trust_domain}/alliance-log/v1"
+        key = load_signing_key(self.gw_dir / "signing-key.pem")
+        return {
+            "name": self.gateway_name,
+            "address": f"127.0.0.1:{port}",
+            "trust_domain": self.trust_domain,
+            "ca_file": str(self.ca),
+            "log_origin": origin,
+            "log_vkey": NoteSigner(origin, key).verifier().vkey,
+        }
 
     def config(self, database_url: str, **overrides: Any) -> Config:
         raw: dict[str, Any] = {

@@ -45,6 +45,7 @@ __all__ = [
     "MONTHLY_REPORT_V1",
     "MONTHLY_REPORT_V2",
     "PAYLOAD_TYPES",
+    "REDACTABLE_TYPES",
     "REPORT_CONTENT_TYPE",
     "SANCTION_CONFIRMATION_V1",
     "SANCTION_CONFIRMATION_V2",
@@ -1212,6 +1213,9 @@ SUPERSEDED_TYPES: Mapping[str, str] = MappingProxyType(
         GOVERNMENT_MEASURE_V1: GOVERNMENT_MEASURE_V2,
     }
 )
+
+# The payload types that travel with disclosures and can be erased (the v2 forms).
+REDACTABLE_TYPES = frozenset(SUPERSEDED_TYPES.values())
 
 # The payload type a gateway signs each statement as.
 PAYLOAD_TYPES: Mapping[type[Statement], str] = MappingProxyType(

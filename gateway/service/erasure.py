@@ -14,7 +14,7 @@ from gateway.codec import decode_statement
 from gateway.core.identifiers import MemberId
 from gateway.core.policy import authorize_erasure
 from gateway.core.statements import (
-    SUPERSEDED_TYPES,
+    REDACTABLE_TYPES,
     AuthorityScope,
     Erasure,
     Listing,
@@ -23,10 +23,7 @@ from gateway.core.statements import (
 from gateway.errors import NotFoundError, RecordError
 from gateway.storage import SqlStore
 
-__all__ = ["REDACTABLE_TYPES", "authorize_held", "named_records"]
-
-# The payload types whose records can be erased: the redactable (v2) forms.
-REDACTABLE_TYPES = frozenset(SUPERSEDED_TYPES.values())
+__all__ = ["authorize_held", "named_records"]
 
 
 def named_records(

@@ -2,9 +2,10 @@
 
 The log (``records``) holds what was signed: for a redactable record, commitments only.
 The values themselves live here, in ``disclosures``, and a subject is found through
-``listings.subject_key``, a keyed digest of its lookup key. Erasure deletes both and
-remembers the erased record ids in ``erased``, so that a record replicated later is
-stored without its disclosures. On SQLite the connection runs with
+``listings.subject_key``, a keyed digest of its lookup key (the values of a listing's
+disclosures also sit beside it, in ``listings.disclosed``, for lookups). Erasure deletes
+all of them and remembers the erased record ids in ``erased`` (``audit replay`` and
+retention read it). On SQLite the connection runs with
 ``secure_delete=ON`` (gateway.storage.db) and an erasure ends with a WAL checkpoint
 that truncates the WAL, so no copy stays in a free page or an old frame.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import Connection, Engine, bindparam, delete, or_, select, update
@@ -70,17 +71,17 @@ class SubjectIndex:
 
 
 def insert_disclosures(conn: Connection, items: Sequence[tuple[str, Disclosure]]) -> None:
-    """Store ``(record_id, disclosure)`` pairs, except those of records already erased."""
-    if not items:
-        return
-    erased = erased_among(conn, list({rid for rid, _ in items}))
-    rows = [
-        {"record_id": rid, "grp": int(d.group), "salt": d.salt, "value": d.value}
-        for rid, d in items
-        if rid not in erased
-    ]
-    if rows:
-        conn.execute(_DISCLOSURES.insert(), rows)
+    """Store ``(record_id, disclosure)`` pairs of newly appended records. (An erasure
+    marks only records already held, and a held record is never appended again, so no
+    erased record comes back through here: the append path asks nothing more.)"""
+    if items:
+        conn.execute(
+            _DISCLOSURES.insert(),
+            [
+                {"record_id": rid, "grp": int(d.group), "salt": d.salt, "value": d.value}
+                for rid, d in items
+            ],
+        )
 
 
 def disclosures_for(
@@ -175,8 +176,3 @@ def digest_clear_keys(engine: Engine, index: SubjectIndex, *, batch: int = 1000)
         done += len(rows)
         if len(rows) < batch:
             return done
-
-
-def digests(index: SubjectIndex, keys: Iterable[str]) -> dict[str, str]:
-    """digest -> lookup key, for the keys of one check."""
-    return {index.digest(k): k for k in keys}

@@ -203,8 +203,7 @@ class DisclosureRow(Base):
 
 
 class ErasedRow(Base):
-    """A record whose disclosures an erasure record names: deleted here, never stored
-    again (a replica that receives the record later stores it without them)."""
+    """A held record whose disclosures an erasure record named and deleted here."""
 
     __tablename__ = "erased"
 

@@ -44,7 +44,7 @@ from sqlalchemy.sql.expression import ColumnElement
 from gateway.core.disclosure import Disclosure
 from gateway.core.dsse import pae
 from gateway.core.logcheck import DamageMap, describe
-from gateway.core.statements import SUPERSEDED_TYPES
+from gateway.core.statements import REDACTABLE_TYPES
 from gateway.errors import LogDamageError, StorageError
 from gateway.storage.disclosures import (
     SubjectIndex,
@@ -70,17 +70,12 @@ logger = logging.getLogger(__name__)
 _NONE: Mapping[str, bytes] = MappingProxyType({})
 # SQLite limits bound parameters per statement; stay well below it.
 _CHUNK = 500
-# The payload types that travel with disclosures (the successors of the clear v1 forms).
-_REDACTABLE = frozenset(SUPERSEDED_TYPES.values())
 
 _TABLES = Base.metadata.tables
 _LOG_STATE = _TABLES["log_state"]
 _SET_LOG_SIZE = update(_LOG_STATE).where(_LOG_STATE.c.id == 1).values(tree_size=bindparam("size"))
 _RECORDS = _TABLES["records"]
 _EXISTING = select(_RECORDS.c.record_id, _RECORDS.c.log_index).where(
-    _RECORDS.c.record_id.in_(bindparam("ids", expanding=True))
-)
-_PAYLOADS = select(_RECORDS.c.record_id, _RECORDS.c.payload).where(
     _RECORDS.c.record_id.in_(bindparam("ids", expanding=True))
 )
 _HAS_ENTRY = select(_RECORDS.c.log_index).where(_RECORDS.c.log_index == bindparam("index"))
@@ -146,6 +141,11 @@ class SanctionProjection:
 
 _SANCTION_FIELDS = tuple(f.name for f in dataclasses.fields(SanctionProjection))
 _LISTINGS = _TABLES["listings"]
+_LISTING_PAYLOADS = (
+    select(_RECORDS.c.record_id, _RECORDS.c.payload, _LISTINGS.c.disclosed)
+    .join(_LISTINGS, _LISTINGS.c.listing_id == _RECORDS.c.record_id)
+    .where(_RECORDS.c.record_id.in_(bindparam("ids", expanding=True)))
+)
 _SANCTIONS = _TABLES["sanctions"]
 _SANCTION_ORDER = (_SANCTIONS.c.platform, _SANCTIONS.c.measure, _SANCTIONS.c.measure_other)
 _SANCTIONS_FOR = (
@@ -303,7 +303,9 @@ def _record(row: RecordRow) -> StoredRecord:
 
 def _disclosed(conn: Connection, records: list[StoredRecord]) -> list[StoredRecord]:
     """``records`` with the disclosures this gateway holds for them."""
-    held = disclosures_for(conn, [r.record_id for r in records if r.payload_type in _REDACTABLE])
+    held = disclosures_for(
+        conn, [r.record_id for r in records if r.payload_type in REDACTABLE_TYPES]
+    )
     if not held:
         return records
     return [
@@ -869,19 +871,17 @@ class SqlStore:
                     "its bytes do not hash to its record id"
                 )
 
-    def payloads_by_ids(self, record_ids: Sequence[str]) -> dict[str, bytes]:
-        """The payload bytes of the given records, each followed by the values of the
-        disclosures held for it: protobuf reads the concatenation as the statement with
-        its committed fields (lookups return it without parsing it)."""
+    def payloads_by_ids(self, listing_ids: Sequence[str]) -> dict[str, bytes]:
+        """The payload bytes of the given listings, each followed by the values of its
+        disclosures (``listings.disclosed``, as lookups read them): protobuf reads the
+        concatenation as the listing with its committed fields."""
         out: dict[str, bytes] = {}
         with self._read() as s:
             conn = s.connection()
-            for i in range(0, len(record_ids), _CHUNK):
-                rows = conn.execute(_PAYLOADS, {"ids": list(record_ids[i : i + _CHUNK])})
-                out.update({rid: payload for rid, payload in rows})
-            held = disclosures_for(conn, list(out))
-        for rid, disclosed in held.items():
-            out[rid] = bytes(out[rid]) + b"".join(d.value for d in disclosed)
+            for i in range(0, len(listing_ids), _CHUNK):
+                chunk = {"ids": list(listing_ids[i : i + _CHUNK])}
+                for rid, payload, disclosed in conn.execute(_LISTING_PAYLOADS, chunk):
+                    out[rid] = bytes(payload) + bytes(disclosed or b"")
         return out
 
     def records_by_ids(

@@ -562,6 +562,7 @@ def test_an_erased_listing_leaves_the_feed_the_search_and_its_proof(
         http = Http(gw.public_port)
         assert {e["record_id"] for e in http.json("/v1/feed")["entries"]} == {erased, kept}
         assert http.request(f"/v1/entries/{erased}/proof")[0] == 200
+        assert NAME.encode() in http.request(f"/entity/{USCC[0]}")[2]  # shown before
         _submit(
             gw,
             amr,

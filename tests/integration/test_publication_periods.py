@@ -29,8 +29,6 @@ from gwtest import (
 from test_compliance import Clock, eventually, gateway_at, reserve_port, sanction, send, utc
 
 from gateway import codec
-from gateway.core.crypto import load_signing_key
-from gateway.core.notes import NoteSigner
 from gateway.core.statements import (
     ConductType,
     LifecycleStep,
@@ -194,19 +192,6 @@ def test_a_withdrawn_listing_is_hidden_at_once(alliance: Alliance, database_url:
         assert _seen(ndrc, gw, USCC[0]) == (False, [(lid, S.WITHDRAWN)])
 
 
-def _peer(a: Alliance, port: int) -> dict[str, Any]:
-    origin = f"{a.trust_domain}/alliance-log/v1"
-    key = load_signing_key(a.gw_dir / "signing-key.pem")
-    return {
-        "name": a.gateway_name,
-        "address": f"127.0.0.1:{port}",
-        "trust_domain": a.trust_domain,
-        "ca_file": str(a.ca),
-        "log_origin": origin,
-        "log_vkey": NoteSigner(origin, key).verifier().vkey,
-    }
-
-
 def _retirements(gw: Gateway) -> list[tuple[str, StatusChange]]:
     store = gw.core.store
     out = []
@@ -241,7 +226,7 @@ def regions(tmp_path: Path, database_url: str) -> Iterator[tuple[Gateway, Gatewa
                 listen_address=f"127.0.0.1:{ports[a.trust_domain]}",
                 federation_backoff_initial_s=0.1,
                 federation_backoff_max_s=0.5,
-                peers=[_peer(b, ports[b.trust_domain])],
+                peers=[b.peer_entry(ports[b.trust_domain])],
                 public_address="127.0.0.1:0",
             )
             for name, a, b in (("zj", zj, gd), ("gd", gd, zj))

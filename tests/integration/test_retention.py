@@ -27,8 +27,6 @@ from gwtest import (
 from test_compliance import Clock, eventually, gateway_at, reserve_port, sanction, send, step, utc
 
 from gateway import codec
-from gateway.core.crypto import load_signing_key
-from gateway.core.notes import NoteSigner
 from gateway.core.statements import (
     ERASURE_V1,
     Erasure,
@@ -290,19 +288,6 @@ def test_retention_off_erases_nothing(alliance: Alliance, database_url: str) -> 
 # --- two trust domains ---------------------------------------------------------------
 
 
-def _peer(a: Alliance, port: int) -> dict[str, Any]:
-    origin = f"{a.trust_domain}/alliance-log/v1"
-    key = load_signing_key(a.gw_dir / "signing-key.pem")
-    return {
-        "name": a.gateway_name,
-        "address": f"127.0.0.1:{port}",
-        "trust_domain": a.trust_domain,
-        "ca_file": str(a.ca),
-        "log_origin": origin,
-        "log_vkey": NoteSigner(origin, key).verifier().vkey,
-    }
-
-
 @pytest.fixture
 def regions(tmp_path: Path, database_url: str) -> Iterator[tuple[Gateway, Gateway, Clock, Any]]:
     zj = Alliance(tmp_path / "zj", "zj.alliance.test", region="330100")
@@ -327,7 +312,7 @@ def regions(tmp_path: Path, database_url: str) -> Iterator[tuple[Gateway, Gatewa
                         listen_address=f"127.0.0.1:{ports[ours.trust_domain]}",
                         federation_backoff_initial_s=0.1,
                         federation_backoff_max_s=0.5,
-                        peers=[_peer(theirs, ports[theirs.trust_domain])],
+                        peers=[theirs.peer_entry(ports[theirs.trust_domain])],
                         **{k: 30 for k in DAYS},
                     ),
                     clock,
