@@ -33,7 +33,7 @@ from datetime import datetime
 
 from gateway.core.alliance_policy import PolicyBook
 from gateway.core.fold import ListingView, ListState, VerifiedRecord
-from gateway.core.identifiers import MemberId
+from gateway.core.identifiers import MemberId, Role
 from gateway.core.lifecycle import identified_when_signed
 from gateway.core.periods import policy_period
 from gateway.core.publication import (
@@ -327,6 +327,23 @@ class PublicIndex:
         if view is None or identified_when_signed(view.listing):
             return None
         return self._member_record(view.listing.issuer, listing_id)
+
+    def remover_record(self, listing_id: str) -> tuple[str, MemberRecord] | None:
+        """The member record of the authority that signed the closing change, when that
+        is neither the listing's issuer nor its deciding authority (else ``None``)."""
+        view = self._state.listing(listing_id)
+        if view is None or view.step not in CLOSING_STEPS:
+            return None
+        change = self._closing.get(view.step_record_id)
+        if change is None:
+            return None
+        ident = self._identification(view)
+        deciding = ident.change.issuer if ident is not None else view.listing.issuer
+        if change.issuer in (view.listing.issuer, deciding):
+            return None
+        if MemberId.parse(change.issuer).role is not Role.AUTHORITY:
+            return None  # the gateway: its own key
+        return self._member_record(change.issuer, view.step_record_id)
 
     def _member_record(self, member_id: str, signed: str) -> tuple[str, MemberRecord] | None:
         """The record of ``member_id`` that vouches for the signature on record ``signed``:

@@ -18,7 +18,8 @@ and the log's note verifier key, and checks, in this order:
    issued and signed by the authority (a key of its record), which acts for the
    listing's reporting unit or nationally;
 5. a ``removal`` leaf refers to the listing, closes it, and is signed by the listing's
-   issuer, the identifying authority or (by its issuer) the gateway;
+   issuer, the deciding authority, another authority acting for the listing's unit
+   whose member record is the ``remover`` leaf, or (by its issuer) the gateway;
 6. the published fields equal those computed from the signed statements
    (``publication.entry_fields``).
 
@@ -193,7 +194,7 @@ def _signed_by(leaf: Leaf, keys: list[VerifyingKey], who: str) -> None:
 # and the identification; for a removed entry the removal.
 _REQUIRED = frozenset({"listing", "authority"})
 _REPORT = frozenset({"reporter", "identification"})
-_ROLES = _REQUIRED | _REPORT | {"removal"}
+_ROLES = _REQUIRED | _REPORT | {"removal", "remover"}
 
 
 def _leaves(doc: Mapping[str, Any], checkpoint: Checkpoint) -> dict[str, Leaf]:
@@ -250,22 +251,44 @@ def _identification(
 
 
 def _removal(
-    leaf: Leaf,
-    listing_id: str,
+    leaves: Mapping[str, Leaf],
+    listing: Listing,
     signers: Mapping[str, list[VerifyingKey]],
     log_key: VerifyingKey,
     decode: Decoder,
 ) -> StatusChange:
+    leaf = leaves["removal"]
     stmt = _statement(leaf, decode)
     if not isinstance(stmt, StatusChange) or stmt.step not in CLOSING_STEPS:
         raise VerificationError("removal leaf: not a closing status change")
-    if stmt.listing_id != listing_id:
+    if stmt.listing_id != leaves["listing"].record_id:
         raise VerificationError("removal leaf: refers to another listing")
     keys = signers.get(stmt.issuer)
+    remover_leaf = leaves.get("remover")
     if keys is not None:
+        if remover_leaf is not None:
+            raise VerificationError(
+                f"remover leaf: the removal is signed by {stmt.issuer}, whose record is "
+                "another leaf"
+            )
         _signed_by(leaf, keys, stmt.issuer)
+    elif remover_leaf is not None:
+        remover = _member(remover_leaf, log_key, decode)
+        if remover.member_id != stmt.issuer:
+            raise VerificationError(
+                f"remover leaf: a record of {remover.member_id}, not of the removal's "
+                f"issuer {stmt.issuer}"
+            )
+        if MemberId.parse(remover.member_id).role is not Role.AUTHORITY:
+            raise VerificationError(f"remover leaf: {remover.member_id} is not an authority")
+        if not has_jurisdiction(remover.region_code, remover.scope, listing.region_code):
+            raise VerificationError(
+                f"remover leaf: {remover.member_id} (region {remover.region_code}) does not "
+                f"act for the listing's region {listing.region_code}"
+            )
+        _signed_by(leaf, _keys(remover), f"the authority {remover.member_id}")
     else:
-        _signed_by(leaf, [log_key], "the listing's issuer, its identifier or the log's gateway")
+        _signed_by(leaf, [log_key], "the listing's issuer, its authority or the log's gateway")
     return stmt
 
 
@@ -336,7 +359,9 @@ def verify_entry_proof(
     removal_leaf = leaves.get("removal")
     removal = None
     if removal_leaf is not None:
-        removal = _removal(removal_leaf, listing_leaf.record_id, signers, log_key, decode)
+        removal = _removal(leaves, listing, signers, log_key, decode)
+    elif "remover" in leaves:
+        raise VerificationError("leaves: a remover leaf without a removal leaf")
 
     steps = []
     if ident is not None:

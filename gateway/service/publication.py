@@ -226,6 +226,7 @@ class PublicFeed:
             fields = self._fields(found)
             member = self._index.authority_record(record_id)
             reporter = self._index.reporter_record(record_id)
+            remover = self._index.remover_record(record_id)
         size = tree_size or checkpoint.tree_size
         if size > checkpoint.tree_size:
             raise NotFoundError(
@@ -241,6 +242,8 @@ class PublicFeed:
             roles.append(("authority", member[0]))
         if reporter is not None:
             roles.append(("reporter", reporter[0]))
+        if remover is not None:
+            roles.append(("remover", remover[0]))
         records = self._store.records_by_ids([rid for _, rid in roles])
         leaves = []
         for role, rid in roles:

@@ -6,6 +6,7 @@ member routes, rate limits with Retry-After, ETag revalidation."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import urllib.error
@@ -165,6 +166,12 @@ def verify_proof(doc: dict[str, Any], vkey: str) -> dict[str, str]:
         _, _, pae, sigs, _ = leaves[role]
         return any(_ed25519(k.public_key, s, pae) for k in member.keys for s in sigs)
 
+    def acts_for_listing(authority: Any) -> bool:
+        national = authority.HasField("scope") and authority.scope == spb.AuthorityScope.Value(
+            "AUTHORITY_SCOPE_NATIONAL"
+        )
+        return bool(national or authority.region_code[:2] == lst.region_code[:2])
+
     member = member_record("authority")  # the deciding authority
     assert "/authority/" in member.member_id
     ltype, lpayload, _, _, lid = leaves["listing"]
@@ -180,11 +187,18 @@ def verify_proof(doc: dict[str, Any], vkey: str) -> dict[str, str]:
     signers = {member.member_id: member}
     if "/authority/" in lst.issuer:
         # An authority's listing: identified when signed, by its issuer.
-        assert set(leaves) <= {"listing", "authority", "removal"}
+        assert set(leaves) <= {"listing", "authority", "removal", "remover"}
         assert member.member_id == lst.issuer and signed_by("listing", member)
     else:
         # A platform's report: signed by the platform, identified by the authority.
-        assert set(leaves) <= {"listing", "authority", "reporter", "identification", "removal"}
+        assert set(leaves) <= {
+            "listing",
+            "authority",
+            "reporter",
+            "identification",
+            "removal",
+            "remover",
+        }
         reporter = member_record("reporter")
         assert reporter.member_id == lst.issuer and signed_by("listing", reporter)
         signers[reporter.member_id] = reporter
@@ -193,10 +207,7 @@ def verify_proof(doc: dict[str, Any], vkey: str) -> dict[str, str]:
         assert ident.step == spb.LifecycleStep.Value("LIFECYCLE_STEP_IDENTIFIED")
         assert ident.listing_id == lid and ident.issuer == member.member_id
         assert signed_by("identification", member)
-        national = member.HasField("scope") and member.scope == spb.AuthorityScope.Value(
-            "AUTHORITY_SCOPE_NATIONAL"
-        )
-        assert national or member.region_code[:2] == lst.region_code[:2]
+        assert acts_for_listing(member)
         listed_at, decision_ref = _time(ident.effective_at), ident.decision_ref
         reported = {
             "reported_by": lst.issuer,
@@ -230,7 +241,13 @@ def verify_proof(doc: dict[str, Any], vkey: str) -> dict[str, str]:
         change = spb.StatusChange.FromString(rpayload)
         assert change.listing_id == lid
         if change.issuer in signers:
+            assert "remover" not in leaves
             assert signed_by("removal", signers[change.issuer])
+        elif "remover" in leaves:
+            # Another authority of the listing's unit (or a national one) removed it.
+            remover = member_record("remover")
+            assert remover.member_id == change.issuer and "/authority/" in change.issuer
+            assert acts_for_listing(remover) and signed_by("removal", remover)
         else:
             assert any(_ed25519(log_key, s, rpae) for s in rsigs)
         fields.update(
@@ -790,3 +807,42 @@ def test_an_authority_listing_with_a_report_leaf_is_refused(
         doc["leaves"][-1]["role"] = "witness"
         with pytest.raises(GatewayError, match="unknown role"):
             verify_entry_proof(doc, verifier, decode=decode_public)
+
+
+def test_a_removal_by_another_authority_of_the_unit_carries_its_record(
+    alliance: Alliance, db_url: str
+) -> None:
+    """A listing removed by an authority that neither issued nor identified it: the proof
+    carries that authority's member record (role ``remover``) so the removal's signature
+    checks; without it, or with another member's record, the proof fails."""
+    amr = alliance.members["zj-amr"]
+    city = alliance.member("authority", "hz-amr", region="330100")
+    cfg = alliance.config(db_url, public_address="127.0.0.1:0")
+    with running_gateway(cfg, register=(amr, city), clock=lambda: NOW) as gw:
+        vkey = gw.core.note_signer.verifier().vkey
+        verifier = gw.core.note_signer.verifier()
+        rid = _submit(gw, amr, listing(amr, subject=Subject(uscc=USCC[0], name=NAME)))
+        removal_id = _submit(
+            gw, city, dataclasses.replace(_removal(amr, rid), issuer=city.member_id)
+        )
+        _synced(gw)
+        doc = Http(gw.public_port).json(f"/v1/entries/{rid}/proof")
+        assert {x["role"] for x in doc["leaves"]} == {"listing", "authority", "removal", "remover"}
+        fields = verify_proof(doc, vkey)
+        assert fields["status"] == "removed" and fields["removal_record_id"] == removal_id
+        assert verify_entry_proof(doc, verifier, decode=decode_public).fields["status"] == (
+            "removed"
+        )
+        without = _without(doc, "remover")
+        with pytest.raises(AssertionError):
+            verify_proof(without, vkey)
+        with pytest.raises(GatewayError, match="not signed by the listing's issuer"):
+            verify_entry_proof(without, verifier, decode=decode_public)
+        wrong = _without(doc, "remover")
+        stand_in = json.loads(json.dumps(_leaf_of(doc, "authority")))
+        stand_in["role"] = "remover"
+        wrong["leaves"].append(stand_in)
+        with pytest.raises(AssertionError):
+            verify_proof(wrong, vkey)
+        with pytest.raises(GatewayError, match="remover leaf"):
+            verify_entry_proof(wrong, verifier, decode=decode_public)
