@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.core.identifiers import validate_resident_id, validate_trust_domain
+from gateway.core.identifiers import (
+    implausible_hmac,
+    validate_resident_id,
+    validate_trust_domain,
+)
 from gateway.errors import RecordError
 
 
@@ -22,3 +26,54 @@ def test_an_empty_trust_domain_is_refused_by_field() -> None:
     with pytest.raises(RecordError) as caught:
         validate_trust_domain("", field="peer.trust_domain")
     assert str(caught.value) == "peer.trust_domain: trust domain must not be empty"
+
+
+# --- implausible_hmac: the bounds are the documented ones (docs/PROTOCOL.md) -----------
+
+# 32 bytes with no run, no ID character and not all printable: what HMAC output looks like.
+_HASHLIKE = bytes(range(0x80, 0xA0))
+
+
+def _with(run: bytes, at: int) -> bytes:
+    return _HASHLIKE[:at] + run + _HASHLIKE[at + len(run) :]
+
+
+@pytest.mark.parametrize("at", [0, 5, 24])
+def test_a_run_of_eight_equal_bytes_is_padding_and_seven_is_not(at: int) -> None:
+    """A resident ID padded with zeros to 32 bytes passed off as its HMAC is refused; a
+    real HMAC with seven equal bytes in a row (probability ~2^-43, but possible) is not."""
+    assert implausible_hmac(_with(b"\x00" * 8, at)) == "it holds a run of 8 equal bytes (padding?)"
+    assert implausible_hmac(_with(b"\x00" * 7, at)) is None
+
+
+def test_the_longest_equal_run_is_reported() -> None:
+    value = _with(b"\xff" * 9, 2)
+    assert implausible_hmac(value) == "it holds a run of 9 equal bytes (padding?)"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (bytes(range(0x20, 0x40)), "every byte is printable ASCII (text, not a hash)"),
+        (bytes(range(0x5F, 0x7F)), "every byte is printable ASCII (text, not a hash)"),
+        (bytes(range(0x1F, 0x3F)), None),  # a control byte: not text
+        (bytes(range(0x60, 0x80)), None),  # DEL and above: not text
+        (b"", None),  # empty is refused by length elsewhere, it is not "text"
+    ],
+)
+def test_text_passed_off_as_a_hash_is_refused_at_the_printable_bounds(
+    value: bytes, message: str | None
+) -> None:
+    assert implausible_hmac(value) == message
+
+
+@pytest.mark.parametrize("at", [0, 7, 20])
+def test_twelve_id_characters_in_a_row_are_a_resident_id_and_eleven_are_not(at: int) -> None:
+    """A resident ID's digits (with X or x) copied into the HMAC field are found wherever
+    they sit; eleven such bytes can occur in real HMAC output and are let through."""
+    assert (
+        implausible_hmac(_with(b"0123456789Xx", at))
+        == "it holds 12 ASCII digits in a row (a resident ID number?)"
+    )
+    assert implausible_hmac(_with(b"0123456789X", at)) is None
+    assert implausible_hmac(_with(b"01234Y6789Xx", at)) is None  # broken by a non-ID byte
