@@ -8,7 +8,7 @@ forged checkpoint.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pytest
 
@@ -16,9 +16,12 @@ from gateway.core.merkle import (
     EMPTY_ROOT,
     CompactRange,
     MemoryNodeStore,
+    NodeId,
+    consistency_proof,
     inclusion_proof,
     leaf_and_inclusion_proof,
     leaf_hash,
+    root_at,
     verify_consistency,
     verify_inclusion,
 )
@@ -138,3 +141,75 @@ def test_a_node_put_one_by_one_is_read_back() -> None:
     store.put((0, 0), h)
     assert store.get_nodes([(0, 0)]) == [h]
     assert len(store) == 1
+
+
+@pytest.mark.parametrize(
+    ("m", "n", "message"),
+    [
+        (-1, 4, "first size must be a non-negative integer, got -1"),
+        (1, -1, "second size must be a non-negative integer, got -1"),
+        (5, 4, "first size 5 is larger than second size 4"),
+    ],
+)
+def test_a_consistency_proof_between_impossible_sizes_is_refused_by_name(
+    m: int, n: int, message: str
+) -> None:
+    _, store, _ = _store(5)
+    with pytest.raises(RecordError) as caught:
+        consistency_proof(m, n, store)
+    assert str(caught.value) == message
+
+
+def test_a_malformed_compact_range_is_refused_by_name() -> None:
+    """A restored right edge with a missing or truncated hash would give a wrong root for
+    every later checkpoint; it is refused where it is built, saying what is wrong."""
+    cases: list[tuple[Callable[[], object], type[Exception], str]] = [
+        (
+            lambda: CompactRange(3, [LEAF]),
+            LogIntegrityError,
+            "a compact range of size 3 has 2 hashes, got 1",
+        ),
+        (
+            lambda: CompactRange(1, [LEAF[:31]]),
+            LogIntegrityError,
+            "compact range hash is 31 bytes, not 32",
+        ),
+        (lambda: CompactRange(-1), RecordError, "size must be a non-negative integer, got -1"),
+        (
+            lambda: CompactRange.from_reader(-1, MemoryNodeStore()),
+            RecordError,
+            "size must be a non-negative integer, got -1",
+        ),
+    ]
+    for build, error, message in cases:
+        with pytest.raises(error) as caught:
+            build()
+        assert str(caught.value) == message
+
+
+class _BadStore:
+    """A node store (database) that answers with too few hashes or a truncated one."""
+
+    def __init__(self, hashes: list[bytes]) -> None:
+        self.hashes = hashes
+
+    def get_nodes(self, ids: Sequence[NodeId]) -> list[bytes]:
+        return self.hashes
+
+
+def test_a_corrupt_node_store_is_an_integrity_error_naming_the_node() -> None:
+    with pytest.raises(LogIntegrityError) as caught:
+        root_at(3, _BadStore([LEAF]))
+    assert str(caught.value) == "node store returned 1 hashes for 2 ids"
+    with pytest.raises(LogIntegrityError) as caught:
+        root_at(3, _BadStore([LEAF, LEAF[:31]]))
+    assert str(caught.value) == "stored node (0, 2) is 31 bytes, not 32"
+
+
+def test_a_short_proof_hash_is_named_by_its_position() -> None:
+    with pytest.raises(LogIntegrityError) as caught:
+        verify_inclusion(0, 4, LEAF, [LEAF, LEAF[:31]], ROOT)
+    assert str(caught.value) == "proof hash 1 is 31 bytes, not 32"
+    with pytest.raises(LogIntegrityError) as caught:
+        verify_consistency(3, 4, ROOT, ROOT, [LEAF, LEAF, LEAF[:31]])
+    assert str(caught.value) == "proof hash 2 is 31 bytes, not 32"

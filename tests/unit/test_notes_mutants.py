@@ -250,3 +250,28 @@ def test_a_cosignature_must_be_one_line() -> None:
     with pytest.raises(RecordError) as caught:
         verify_cosignature(line + line, body, cosigner.verifier())
     assert str(caught.value) == "a cosignature is a single line"
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (
+            "- " + "a" * 50 + " AAAAAAA=",
+            "signature line '- aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa' does not start with an em "
+            "dash and space",
+        ),
+        (
+            "\u2014 " + "a" * 50 + "AAAAAAA=",
+            "signature line '\u2014 aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa' has no space before "
+            "the signature",
+        ),
+        ("\u2014 a !!!!", "signature by a is not standard base64: Only base64 data is allowed"),
+        ("\u2014 a AAAAAA==", "signature by a is 4 bytes; too short"),
+    ],
+)
+def test_a_malformed_signature_line_is_named_in_forty_characters(line: str, message: str) -> None:
+    """The line is quoted, cut at 40 characters (a hostile peer's line is not echoed
+    whole into logs), and the signer named."""
+    with pytest.raises(RecordError) as caught:
+        parse_signed_note(f"x\n\n{line}\n")
+    assert str(caught.value) == message
