@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.core.identifiers import (
+    find_resident_ids,
     implausible_hmac,
     validate_resident_id,
     validate_trust_domain,
@@ -77,3 +78,15 @@ def test_twelve_id_characters_in_a_row_are_a_resident_id_and_eleven_are_not(at: 
     )
     assert implausible_hmac(_with(b"0123456789X", at)) is None
     assert implausible_hmac(_with(b"01234Y6789Xx", at)) is None  # broken by a non-ID byte
+
+
+def test_a_fake_resident_id_does_not_hide_a_real_one_after_it() -> None:
+    """A candidate that fails its check (or date) is skipped, not the end of the scan:
+    text that starts with a near-miss still has its real ID found and refused."""
+    text = "ref 11010519491231002Y, then 110105194913310021, then 11010519491231002X"
+    assert list(find_resident_ids(text)) == ["11010519491231002X"]
+
+
+def test_a_valid_trust_domain_is_accepted_as_given() -> None:
+    assert validate_trust_domain("zj.alliance") == "zj.alliance"
+    assert validate_trust_domain("a" * 255, field="peer.trust_domain") == "a" * 255

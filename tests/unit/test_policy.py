@@ -954,3 +954,96 @@ def test_jurisdiction_is_the_reporting_unit_or_national_scope(
     region: str | None, scope: AuthorityScope | None, target: str, expected: bool
 ) -> None:
     assert has_jurisdiction(region, scope, target) is expected
+
+
+_FAR = mid(Role.PLATFORM, "far", GD)
+_AMR = mid(Role.AUTHORITY, "amr")
+_NOT_YOURS = (
+    "may not erase record " + "f" * 64 + f" of {_FAR}: its issuer, an authority of its "
+    "listing's unit, or its alliance's gateway erases it"
+)
+
+
+@pytest.mark.parametrize(
+    ("signer", "region", "message"),
+    [
+        (SHOP, None, f"{SHOP} {_NOT_YOURS}"),  # its own record first
+        (GW, None, f"{GW} {_NOT_YOURS}"),  # a record of its trust domain first
+        (  # a record of its unit first
+            _AMR,
+            "330000",
+            f"authority {_AMR} acts for reporting unit 33 (Zhejiang) only: it may not erase "
+            "records of a subject of reporting unit 44 (Guangdong) (region_code 440300)",
+        ),
+    ],
+)
+def test_an_erasure_cannot_carry_a_foreign_record_past_an_allowed_one(
+    signer: MemberId, region: str | None, message: str
+) -> None:
+    """Every named record is judged: one the signer may erase, named first, does not
+    let a record of another member, trust domain and unit through after it."""
+    own = listing_by(SHOP)  # unit 33, trust domain zj
+    foreign = listing_by(_FAR, region="440300")
+    named: dict[str, tuple[Statement, Listing | None]] = {
+        "a" * 64: (own, own),
+        "f" * 64: (foreign, foreign),
+    }
+    erasure = make_statement(Erasure, signer)
+    assert isinstance(erasure, Erasure)
+    with pytest.raises(PermissionError) as caught:
+        authorize_erasure(signer, erasure, named, signer_region=region)
+    assert str(caught.value) == message
+
+
+def _erased(listing: Listing) -> Listing:
+    """The listing as read after its erasure: no subject, no committed texts."""
+    return dataclasses.replace(listing, subject=None, decision_ref="", redacted=True)
+
+
+def test_an_erased_listing_names_no_store() -> None:
+    """Once erased, a listing names no store: no platform answers NOT_APPLICABLE against
+    it wrongly, and none disputes it as the seller's platform."""
+    erased = _erased(_with_store(PLATFORM_ISSUER, MALL))
+    answer = SanctionConfirmation(
+        issuer=str(MALL),
+        listing_id=LID,
+        measure=None,
+        action=SanctionAction.NOT_APPLICABLE,
+        effective_at=T0,
+    )
+    authorize_statement(MALL, answer, listing=erased, signer_region=None)
+    with pytest.raises(PermissionError) as caught:
+        authorize_statement(
+            MALL, status_change(MALL, LifecycleStep.DISPUTED), listing=erased, signer_region=None
+        )
+    assert str(caught.value).startswith(f"platform {MALL} holds no store of the subject")
+
+
+def test_a_named_store_platform_confirms_the_measure_it_applied() -> None:
+    """Only NOT_APPLICABLE is refused to a platform the listing names; APPLIED is its duty,
+    and NOT_APPLICABLE for a listing not yet known here is not judged by this rule."""
+    listing = _with_store(PLATFORM_ISSUER, MALL)
+    applied = make_statement(SanctionConfirmation, MALL)
+    assert isinstance(applied, SanctionConfirmation)
+    authorize_statement(MALL, applied, listing=listing, signer_region=None)
+    refused = dataclasses.replace(applied, measure=None, action=SanctionAction.NOT_APPLICABLE)
+    authorize_statement(MALL, refused, listing=None, signer_region=None)
+    with pytest.raises(PermissionError) as caught:
+        authorize_statement(MALL, refused, listing=listing, signer_region=None)
+    assert str(caught.value) == (
+        f"listing {LID} names store 's1' of {MALL}: the seller has an account there, so the "
+        "platform may not answer NOT_APPLICABLE"
+    )
+    assert caught.value.advice == "confirm the measure you applied (alliance confirm-sanction)"
+
+
+def test_a_forged_listing_issuer_is_refused_by_field() -> None:
+    """The policy parses the listing's issuer itself (a gateway escalates only its own
+    domain's listings); a listing whose issuer is no member id is refused, naming it."""
+    listing = listing_by(PLATFORM_ISSUER)
+    object.__setattr__(listing, "issuer", "not-a-member")
+    with pytest.raises(RecordError) as caught:
+        authorize_statement(
+            GW, status_change(GW, LifecycleStep.ESCALATED), listing=listing, signer_region=None
+        )
+    assert str(caught.value) == ("listing.issuer: must start with spiffe://, got 'not-a-member'")
