@@ -3,11 +3,17 @@ the field at fault, so a member correcting a batch knows which column to fix."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
+
 import pytest
 
 from gateway.core.identifiers import (
+    MemberId,
+    Role,
     find_resident_ids,
     implausible_hmac,
+    validate_region_code,
     validate_resident_id,
     validate_trust_domain,
 )
@@ -90,3 +96,64 @@ def test_a_fake_resident_id_does_not_hide_a_real_one_after_it() -> None:
 def test_a_valid_trust_domain_is_accepted_as_given() -> None:
     assert validate_trust_domain("zj.alliance") == "zj.alliance"
     assert validate_trust_domain("a" * 255, field="peer.trust_domain") == "a" * 255
+
+
+# --- member ids -------------------------------------------------------------------------
+#
+# MemberId.parse keeps the ids it parsed (functools.lru_cache). Under mutmut the workers
+# are forked from the process that already ran the tests once, so an id that any test
+# parsed comes from the cache and never reaches the mutated code: these tests parse ids
+# that no run has seen before (a random name each time).
+
+
+def _fresh(prefix: str = "") -> str:
+    return prefix + uuid.uuid4().hex
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_a_member_id_never_seen_before_parses_to_its_parts(role: Role) -> None:
+    name = _fresh()
+    value = f"spiffe://zj.alliance/{role.name.lower()}/{name}"
+    member = MemberId.parse(value)
+    assert (member.trust_domain, member.role, member.name) == ("zj.alliance", role, name)
+    assert str(member) == value
+
+
+def test_names_and_trust_domains_at_their_limits_use_every_allowed_character() -> None:
+    """The longest name (128) and trust domain (255), and every allowed character: a
+    member whose certificate a peer accepts must be accepted here too."""
+    allowed = "abcdefghijklmnopqrstuvwxyz0123456789.-_"
+    name = (_fresh() + allowed).ljust(128, "n")
+    domain = (_fresh() + allowed).ljust(255, "d")
+    member = MemberId.parse(f"spiffe://{domain}/platform/{name}")
+    assert (member.trust_domain, member.name) == (domain, name)
+    with pytest.raises(RecordError) as caught:
+        MemberId.parse(f"spiffe://{domain}/platform/{name}n")
+    assert str(caught.value) == "member_id: name is longer than 128 characters"
+    with pytest.raises(RecordError) as caught:
+        MemberId.parse(f"spiffe://{domain}d/platform/{name}")
+    assert str(caught.value) == "member_id: trust domain is longer than 255 characters"
+
+
+@pytest.mark.parametrize("name", [".", ".."])
+def test_a_dot_segment_is_no_member_name(name: str) -> None:
+    """A URI resolver would turn spiffe://zj/platform/.. into another path."""
+    with pytest.raises(RecordError) as caught:
+        MemberId("zj", Role.PLATFORM, name)
+    assert str(caught.value) == "member_id: name must not be '.' or '..'"
+
+
+def test_member_id_refusals_name_the_field() -> None:
+    cases: list[tuple[Callable[[], object], str]] = [
+        (lambda: MemberId.parse(5), "member_id: must be a string"),  # type: ignore[arg-type]
+        (
+            lambda: MemberId("ZJ", Role.PLATFORM, "a"),
+            "member_id: trust domain 'ZJ' may contain only lower-case letters, digits, '.', "
+            "'-' and '_'",
+        ),
+        (lambda: validate_region_code(330100), "region_code: must be a string"),  # type: ignore[arg-type]
+    ]
+    for call, message in cases:
+        with pytest.raises(RecordError) as caught:
+            call()
+        assert str(caught.value) == message

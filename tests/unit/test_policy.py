@@ -1047,3 +1047,25 @@ def test_a_forged_listing_issuer_is_refused_by_field() -> None:
             GW, status_change(GW, LifecycleStep.ESCALATED), listing=listing, signer_region=None
         )
     assert str(caught.value) == ("listing.issuer: must start with spiffe://, got 'not-a-member'")
+
+
+def test_an_authority_listing_outside_its_unit_is_named() -> None:
+    with pytest.raises(PermissionError) as caught:
+        authorize_statement(
+            AUTHORITY_GD,
+            make_statement(Listing, AUTHORITY_GD),
+            listing=None,
+            signer_region="440300",
+        )
+    assert str(caught.value) == (
+        f"authority {AUTHORITY_GD} acts for reporting unit 44 (Guangdong) only: it may not "
+        "list a subject of reporting unit 33 (Zhejiang) (region_code 330100)"
+    )
+
+
+def test_a_forged_member_record_member_id_is_refused_by_field() -> None:
+    record = make_statement(MemberRecord, GW)
+    object.__setattr__(record, "member_id", "x")
+    with pytest.raises(RecordError) as caught:
+        authorize_statement(GW, record, listing=None, signer_region=None)
+    assert str(caught.value) == "member_record.member_id: must start with spiffe://, got 'x'"
