@@ -6,7 +6,8 @@ Fetches the page (JSON), opens its checkpoint with the log's verifier key (``--l
 a file holding ``alliance-gateway log-key`` output or the key itself; else the profile's
 ``log_vkey_file``), then fetches every entry's proof at the page's checkpoint and checks
 it (``gateway.core.public_proof``: inclusion in the log, the authority's and the
-gateway's signatures, the published fields against the signed ones). Needs no
+gateway's signatures, for a platform's report the platform's signature and the
+authority's IDENTIFIED step, the published fields against the signed ones). Needs no
 certificate: the public service is plain HTTP(S) for anyone. Exit status 0 when every
 entry verified, 1 when one did not, 2 for bad input.
 """

@@ -3,9 +3,10 @@
 A pure, in-memory structure fed the log's records in index order (``apply``), up to a
 tree size the log signed. It keeps what publication needs and nothing else: the
 listings this alliance's members issued, the status changes that close a listing
-(CORRECTED, REMOVED, WITHDRAWN, RETIRED: only those change what is published, and the
-fold ranks them above every other step), this alliance's member records (the deciding
-body's name and key) and its policy records (the publication periods). The rule of
+(CORRECTED, REMOVED, WITHDRAWN, RETIRED: the fold ranks them above every other step)
+or identify a platform's report (IDENTIFIED: only those change what is published),
+this alliance's member records (the deciding body's name and key) and its policy
+records (the publication periods). The rule of
 what is shown is ``gateway.core.publication.publication``, at the time of the read.
 
 **Time.** An entry's publication can end with no record: when the minimum period after
@@ -13,11 +14,13 @@ a correction passes, or the maximum before the RETIRED step arrives. Its change 
 then stays where it was; the entry turns into an ``EXPIRED`` tombstone in place (a
 mirror that already saw the removal drops the entry by then, docs/PROTOCOL.md §8.3).
 
-**Change index.** Each listing sits at one position of the change feed: the larger of
-its own log index and the log index of the record that decided its step. Folding a
-record in can only move a listing to that record's index (the fold's step is a maximum
-over a growing set), so a reader that has seen every change below ``since`` misses
-nothing by asking for changes from ``since`` on: that is the feed's cursor.
+**Change index.** Each listing sits at one position of the change feed: the largest of
+its own log index, the log index of the record that decided its step and, for a
+platform's report, that of the identification it is published by. Folding a
+record in can only move a listing to that record's index (the fold's step is a maximum,
+the identification a minimum, over a growing set), so a reader that has seen every
+change below ``since`` misses nothing by asking for changes from ``since`` on: that is
+the feed's cursor.
 """
 
 from __future__ import annotations
@@ -25,15 +28,17 @@ from __future__ import annotations
 import hashlib
 from bisect import bisect_left, insort
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from gateway.core.alliance_policy import PolicyBook
 from gateway.core.fold import ListingView, ListState, VerifiedRecord
-from gateway.core.identifiers import MemberId
+from gateway.core.identifiers import MemberId, Role
+from gateway.core.lifecycle import identified_when_signed
 from gateway.core.periods import policy_period
 from gateway.core.publication import (
     CLOSING_STEPS,
+    Identification,
     Publication,
     PublicStatus,
     issued_in,
@@ -42,6 +47,7 @@ from gateway.core.publication import (
 from gateway.core.statements import (
     AlliancePolicy,
     Erasure,
+    LifecycleStep,
     Listing,
     MemberRecord,
     StatusChange,
@@ -79,6 +85,9 @@ class PublicIndex:
         self._index_of: dict[str, int] = {}
         self._keyids: dict[str, tuple[str, ...]] = {}
         self._closing: dict[str, StatusChange] = {}
+        # listing id -> its IDENTIFIED steps as (effective_at, record_id, statement), sorted:
+        # the first is the identification (gateway.core.lifecycle counts from it)
+        self._identified: dict[str, list[tuple[datetime, str, StatusChange]]] = {}
         # member id -> [(issued_at, record_id, record)], sorted
         self._members: dict[str, list[tuple[datetime, str, MemberRecord]]] = {}
         self._change_of: dict[str, int] = {}  # listing id -> change index
@@ -87,9 +96,9 @@ class PublicIndex:
         self._by_uscc: dict[str, set[str]] = {}
         self._names: dict[str, set[str]] = {}  # subject name -> credit codes
         self._policies = PolicyBook()  # this alliance's policies (publication periods)
-        # Bumped by every member record folded in: what ``authority_record`` answers may
-        # have changed (readers key their caches on it).
-        self.members_generation = 0
+        # Bumped by every member record and erasure folded in: what ``authority_record``
+        # answers, or a status change's text, may have changed (readers key caches on it).
+        self.generation = 0
 
     # -- folding -------------------------------------------------------------------------
 
@@ -115,6 +124,7 @@ class PublicIndex:
         if isinstance(stmt, Erasure):
             self._forget(stmt.record_ids)
             self._state.apply(VerifiedRecord(rec.record_id, "", stmt))
+            self.generation += 1
             return
         if isinstance(stmt, MemberRecord):
             if MemberId.parse(stmt.member_id).trust_domain == self.trust_domain:
@@ -123,7 +133,7 @@ class PublicIndex:
                     self._members.setdefault(stmt.member_id, []),
                     (stmt.issued_at, rec.record_id, stmt),
                 )
-                self.members_generation += 1
+                self.generation += 1
             return
         if isinstance(stmt, Listing):
             subject = stmt.subject
@@ -136,6 +146,13 @@ class PublicIndex:
         elif stmt.step in CLOSING_STEPS:
             listing_id = stmt.listing_id
             self._closing[rec.record_id] = stmt
+        elif stmt.step is LifecycleStep.IDENTIFIED:
+            listing_id = stmt.listing_id
+            insort(
+                self._identified.setdefault(listing_id, []),
+                (stmt.effective_at, rec.record_id, stmt),
+                key=lambda e: (e[0], e[1]),
+            )
         else:
             return
         self._index_of[rec.record_id] = rec.log_index
@@ -145,7 +162,16 @@ class PublicIndex:
 
     def _forget(self, record_ids: Sequence[str]) -> None:
         """Erased listings leave the search index (and, redacted by the fold, the feed:
-        ``publication`` publishes no listing without its subject)."""
+        ``publication`` publishes no listing without its subject); erased status changes
+        keep no text (as their leaves carry no disclosures)."""
+        for record_id in record_ids:
+            change = self._closing.get(record_id)
+            if change is not None:
+                self._closing[record_id] = _redacted(change)
+            for steps in self._identified.values():
+                for i, (at, rid, step) in enumerate(steps):
+                    if rid == record_id:
+                        steps[i] = (at, rid, _redacted(step))
         for listing_id in record_ids:
             view = self._state.listing(listing_id)
             subject = None if view is None else view.listing.subject
@@ -163,6 +189,9 @@ class PublicIndex:
         if view is None:
             return  # a removal waiting for its listing (the fold holds it)
         change = max(self._index_of[listing_id], self._index_of[view.step_record_id])
+        ident = self._identification(view)
+        if ident is not None:
+            change = max(change, self._index_of[ident.record_id])
         old = self._change_of.get(listing_id)
         if old == change:
             return
@@ -175,12 +204,21 @@ class PublicIndex:
 
     # -- reading -------------------------------------------------------------------------
 
+    def _identification(self, view: ListingView) -> Identification | None:
+        """A platform's report's first IDENTIFIED step (none for an authority's listing)."""
+        steps = self._identified.get(view.listing_id)
+        if not steps or identified_when_signed(view.listing):
+            return None
+        _, record_id, change = steps[0]
+        return Identification(record_id, change)
+
     def _publication(self, view: ListingView, at: datetime) -> Publication | None:
         removal = self._closing.get(view.step_record_id) if view.step in CLOSING_STEPS else None
         policy = self._policies.current(self.trust_domain, at)
         return publication(
             view,
             removal=removal,
+            identification=self._identification(view),
             publisher_trust_domain=self.trust_domain,
             at=at,
             period=policy_period(view.listing, policy),
@@ -270,13 +308,48 @@ class PublicIndex:
         return self._keyids.get(record_id, ())
 
     def authority_record(self, listing_id: str) -> tuple[str, MemberRecord] | None:
-        """The member record that names the listing's issuer: its newest record listing
-        a key whose id the listing's signatures name (else its newest record)."""
-        entry = self._state.listing(listing_id)
-        if entry is None:
+        """The member record of the listing's deciding authority: its issuer, or the
+        authority that identified a platform's report (``None`` while it is reported)."""
+        view = self._state.listing(listing_id)
+        if view is None:
             return None
-        versions = self._members.get(entry.listing.issuer, [])
-        keyids = set(self._keyids.get(listing_id, ()))
+        ident = self._identification(view)
+        if ident is not None:
+            return self._member_record(ident.change.issuer, ident.record_id)
+        if not identified_when_signed(view.listing):
+            return None
+        return self._member_record(view.listing.issuer, listing_id)
+
+    def reporter_record(self, listing_id: str) -> tuple[str, MemberRecord] | None:
+        """The member record of the platform that issued a report (``None`` for an
+        authority's listing)."""
+        view = self._state.listing(listing_id)
+        if view is None or identified_when_signed(view.listing):
+            return None
+        return self._member_record(view.listing.issuer, listing_id)
+
+    def remover_record(self, listing_id: str) -> tuple[str, MemberRecord] | None:
+        """The member record of the authority that signed the closing change, when that
+        is neither the listing's issuer nor its deciding authority (else ``None``)."""
+        view = self._state.listing(listing_id)
+        if view is None or view.step not in CLOSING_STEPS:
+            return None
+        change = self._closing.get(view.step_record_id)
+        if change is None:
+            return None
+        ident = self._identification(view)
+        deciding = ident.change.issuer if ident is not None else view.listing.issuer
+        if change.issuer in (view.listing.issuer, deciding):
+            return None
+        if MemberId.parse(change.issuer).role is not Role.AUTHORITY:
+            return None  # the gateway: its own key
+        return self._member_record(change.issuer, view.step_record_id)
+
+    def _member_record(self, member_id: str, signed: str) -> tuple[str, MemberRecord] | None:
+        """The record of ``member_id`` that vouches for the signature on record ``signed``:
+        its newest record listing a key whose id the signatures name (else its newest)."""
+        versions = self._members.get(member_id, [])
+        keyids = set(self._keyids.get(signed, ()))
         for _, record_id, record in reversed(versions):
             if any(hashlib.sha256(k.public_key).hexdigest() in keyids for k in record.keys):
                 return record_id, record
@@ -284,3 +357,10 @@ class PublicIndex:
 
     def __len__(self) -> int:
         return len(self._changes)
+
+
+def _redacted(change: StatusChange) -> StatusChange:
+    """A status change as read without its disclosures (after an erasure)."""
+    if change.redacted:
+        return change
+    return replace(change, decision_ref="", reason="", decided_by="", redacted=True)

@@ -1,18 +1,26 @@
-"""Checking a public feed entry against the audited log (docs/PROTOCOL.md, "Public feed").
+"""Checking a public feed entry against the audited log (docs/PROTOCOL.md §8.4).
 
 ``verify_entry_proof`` takes the JSON document of ``GET /v1/entries/{id}/proof`` (parsed)
 and the log's note verifier key, and checks, in this order:
 
 1. the checkpoint note is signed by the log's key; its size is the document's tree size;
-2. every leaf's envelope hashes (SHA-256 of its PAE bytes) to its record id, and its
-   RFC 9162 audit path leads from ``SHA-256(0x00 ‖ PAE)`` at its index to the
-   checkpoint's root;
+2. every leaf has a known role, once; its envelope hashes (SHA-256 of its PAE bytes) to
+   its record id, and its RFC 9162 audit path leads from ``SHA-256(0x00 ‖ PAE)`` at its
+   index to the checkpoint's root;
 3. the ``authority`` leaf is a member record signed with the log's key (a gateway signs
-   its members' records with the key its checkpoints are signed with), for the listing's
-   issuer, and the issuer is identified (``publication.is_identified``);
-4. the ``listing`` leaf is signed by a key of that member record; a ``removal`` leaf
-   refers to the listing, closes it, and is signed by that member or by the gateway;
-5. the published fields equal those computed from the signed statements
+   its members' records with the key its checkpoints are signed with) of a member
+   whose role is authority: the deciding authority the entry names;
+4. an authority's listing: the authority is the listing's issuer and the ``listing``
+   leaf is signed by a key of its record; there is no ``reporter`` or
+   ``identification`` leaf. A platform's report: the ``reporter`` leaf is the issuer's
+   member record (signed with the log's key) and the listing is signed by one of its
+   keys; the ``identification`` leaf is an IDENTIFIED status change of this listing,
+   issued and signed by the authority (a key of its record), which acts for the
+   listing's reporting unit or nationally;
+5. a ``removal`` leaf refers to the listing, closes it, and is signed by the listing's
+   issuer, the deciding authority, another authority acting for the listing's unit
+   whose member record is the ``remover`` leaf, or (by its issuer) the gateway;
+6. the published fields equal those computed from the signed statements
    (``publication.entry_fields``).
 
 Payloads are decoded by the caller's ``decode`` (``gateway.codec.decode_statement``):
@@ -33,18 +41,20 @@ from gateway.core import dsse, merkle
 from gateway.core.crypto import VerifyingKey
 from gateway.core.disclosure import Disclosure, Group
 from gateway.core.fold import ListingView
-from gateway.core.identifiers import MemberId
-from gateway.core.lifecycle import StepRecord, derive
+from gateway.core.identifiers import MemberId, Role
+from gateway.core.lifecycle import StepRecord, derive, identified_when_signed
 from gateway.core.notes import Checkpoint, NoteVerifier, open_checkpoint
+from gateway.core.policy import has_jurisdiction
 from gateway.core.publication import (
     CLOSING_STEPS,
     FIELD_LABELS,
+    Identification,
     PublicStatus,
     entry_fields,
-    is_identified,
     publication,
 )
 from gateway.core.statements import (
+    LifecycleStep,
     Listing,
     MemberRecord,
     Statement,
@@ -179,6 +189,14 @@ def _signed_by(leaf: Leaf, keys: list[VerifyingKey], who: str) -> None:
         raise VerificationError(f"{leaf.role} leaf: not signed by {who}: {e}") from e
 
 
+# The leaves of a proof (docs/PROTOCOL.md §8.4): always the listing and the deciding
+# authority's member record; for a platform's report also the platform's member record
+# and the identification; for a removed entry the removal.
+_REQUIRED = frozenset({"listing", "authority"})
+_REPORT = frozenset({"reporter", "identification"})
+_ROLES = _REQUIRED | _REPORT | {"removal", "remover"}
+
+
 def _leaves(doc: Mapping[str, Any], checkpoint: Checkpoint) -> dict[str, Leaf]:
     raw_leaves = doc.get("leaves")
     if not isinstance(raw_leaves, list):
@@ -186,34 +204,131 @@ def _leaves(doc: Mapping[str, Any], checkpoint: Checkpoint) -> dict[str, Leaf]:
     leaves: dict[str, Leaf] = {}
     for i, raw in enumerate(raw_leaves):
         leaf = parse_leaf(raw, f"leaves[{i}]")
+        if leaf.role not in _ROLES:
+            raise VerificationError(f"leaves[{i}]: unknown role {leaf.role!r}")
         if leaf.role in leaves:
             raise VerificationError(f"leaves[{i}]: a second {leaf.role} leaf")
         _included(leaf, checkpoint)
         leaves[leaf.role] = leaf
-    for role in ("listing", "authority"):
+    for role in sorted(_REQUIRED):
         if role not in leaves:
             raise VerificationError(f"leaves: no {role} leaf")
     return leaves
 
 
+def _member(leaf: Leaf, log_key: VerifyingKey, decode: Decoder) -> MemberRecord:
+    member = _statement(leaf, decode)
+    if not isinstance(member, MemberRecord):
+        raise VerificationError(f"{leaf.role} leaf: not a member record")
+    _signed_by(leaf, [log_key], "the log's gateway key")
+    return member
+
+
+def _keys(member: MemberRecord) -> list[VerifyingKey]:
+    return [VerifyingKey.from_raw(k.public_key) for k in member.keys]
+
+
+def _identification(
+    leaf: Leaf, listing_id: str, listing: Listing, authority: MemberRecord, decode: Decoder
+) -> Identification:
+    stmt = _statement(leaf, decode)
+    if not isinstance(stmt, StatusChange) or stmt.step is not LifecycleStep.IDENTIFIED:
+        raise VerificationError("identification leaf: not an IDENTIFIED status change")
+    if stmt.listing_id != listing_id:
+        raise VerificationError("identification leaf: refers to another listing")
+    if stmt.issuer != authority.member_id:
+        raise VerificationError(
+            f"identification leaf: issued by {stmt.issuer}, not by the authority leaf's "
+            f"member {authority.member_id}"
+        )
+    if not has_jurisdiction(authority.region_code, authority.scope, listing.region_code):
+        raise VerificationError(
+            f"identification leaf: {authority.member_id} (region {authority.region_code}) "
+            f"does not act for the listing's region {listing.region_code}"
+        )
+    _signed_by(leaf, _keys(authority), f"the authority {authority.member_id}")
+    return Identification(leaf.record_id, stmt)
+
+
 def _removal(
-    leaf: Leaf,
-    listing_id: str,
+    leaves: Mapping[str, Leaf],
     listing: Listing,
-    member_keys: list[VerifyingKey],
+    signers: Mapping[str, list[VerifyingKey]],
     log_key: VerifyingKey,
     decode: Decoder,
 ) -> StatusChange:
+    leaf = leaves["removal"]
     stmt = _statement(leaf, decode)
     if not isinstance(stmt, StatusChange) or stmt.step not in CLOSING_STEPS:
-        raise VerificationError("removal leaf: not a CORRECTED or REMOVED status change")
-    if stmt.listing_id != listing_id:
+        raise VerificationError("removal leaf: not a closing status change")
+    if stmt.listing_id != leaves["listing"].record_id:
         raise VerificationError("removal leaf: refers to another listing")
-    if stmt.issuer == listing.issuer:
-        _signed_by(leaf, member_keys, f"the issuer {listing.issuer}")
+    keys = signers.get(stmt.issuer)
+    remover_leaf = leaves.get("remover")
+    if keys is not None:
+        if remover_leaf is not None:
+            raise VerificationError(
+                f"remover leaf: the removal is signed by {stmt.issuer}, whose record is "
+                "another leaf"
+            )
+        _signed_by(leaf, keys, stmt.issuer)
+    elif remover_leaf is not None:
+        remover = _member(remover_leaf, log_key, decode)
+        if remover.member_id != stmt.issuer:
+            raise VerificationError(
+                f"remover leaf: a record of {remover.member_id}, not of the removal's "
+                f"issuer {stmt.issuer}"
+            )
+        if MemberId.parse(remover.member_id).role is not Role.AUTHORITY:
+            raise VerificationError(f"remover leaf: {remover.member_id} is not an authority")
+        if not has_jurisdiction(remover.region_code, remover.scope, listing.region_code):
+            raise VerificationError(
+                f"remover leaf: {remover.member_id} (region {remover.region_code}) does not "
+                f"act for the listing's region {listing.region_code}"
+            )
+        _signed_by(leaf, _keys(remover), f"the authority {remover.member_id}")
     else:
-        _signed_by(leaf, [log_key], "the listing's issuer or the log's gateway")
+        _signed_by(leaf, [log_key], "the listing's issuer, its authority or the log's gateway")
     return stmt
+
+
+def _signed_listing(
+    leaves: Mapping[str, Leaf],
+    listing: Listing,
+    authority: MemberRecord,
+    log_key: VerifyingKey,
+    decode: Decoder,
+) -> tuple[Identification | None, dict[str, list[VerifyingKey]]]:
+    """Check who signed the listing (and, for a report, who identified it); the keys of
+    the members a removal may come from."""
+    listing_leaf = leaves["listing"]
+    if identified_when_signed(listing):
+        extra = sorted(_REPORT & leaves.keys())
+        if extra:
+            raise VerificationError(f"leaves: an authority's listing has no {extra[0]} leaf")
+        if authority.member_id != listing.issuer:
+            raise VerificationError(
+                f"authority leaf: a record of {authority.member_id}, not of the issuer "
+                f"{listing.issuer}"
+            )
+        _signed_by(listing_leaf, _keys(authority), f"the issuer {listing.issuer}")
+        return None, {listing.issuer: _keys(authority)}
+    for role in sorted(_REPORT):
+        if role not in leaves:
+            raise VerificationError(
+                f"leaves: no {role} leaf (the listing is a report of {listing.issuer}, "
+                "published only once an authority identified it)"
+            )
+    reporter = _member(leaves["reporter"], log_key, decode)
+    if reporter.member_id != listing.issuer:
+        raise VerificationError(
+            f"reporter leaf: a record of {reporter.member_id}, not of the issuer {listing.issuer}"
+        )
+    _signed_by(listing_leaf, _keys(reporter), f"the issuer {listing.issuer}")
+    ident = _identification(
+        leaves["identification"], listing_leaf.record_id, listing, authority, decode
+    )
+    return ident, {listing.issuer: _keys(reporter), authority.member_id: _keys(authority)}
 
 
 def verify_entry_proof(
@@ -236,48 +351,45 @@ def verify_entry_proof(
     listing = _statement(listing_leaf, decode)
     if not isinstance(listing, Listing):
         raise VerificationError("listing leaf: not a listing")
-    member_leaf = leaves["authority"]
-    member = _statement(member_leaf, decode)
-    if not isinstance(member, MemberRecord):
-        raise VerificationError("authority leaf: not a member record")
-    _signed_by(member_leaf, [log_key], "the log's gateway key")
-    if member.member_id != listing.issuer:
-        raise VerificationError(
-            f"authority leaf: a record of {member.member_id}, not of the issuer {listing.issuer}"
-        )
-    if not is_identified(listing):
-        raise VerificationError(f"listing leaf: its issuer {listing.issuer} is not an authority")
-    member_keys = [VerifyingKey.from_raw(k.public_key) for k in member.keys]
-    _signed_by(listing_leaf, member_keys, f"the issuer {listing.issuer}")
+    authority = _member(leaves["authority"], log_key, decode)
+    if MemberId.parse(authority.member_id).role is not Role.AUTHORITY:
+        raise VerificationError(f"authority leaf: {authority.member_id} is not an authority")
+    ident, signers = _signed_listing(leaves, listing, authority, log_key, decode)
 
     removal_leaf = leaves.get("removal")
     removal = None
     if removal_leaf is not None:
-        removal = _removal(
-            removal_leaf, listing_leaf.record_id, listing, member_keys, log_key, decode
-        )
+        removal = _removal(leaves, listing, signers, log_key, decode)
+    elif "remover" in leaves:
+        raise VerificationError("leaves: a remover leaf without a removal leaf")
 
-    steps = (
-        [StepRecord(removal_leaf.record_id, removal.step, removal.effective_at)]
-        if removal is not None and removal_leaf is not None
-        else []
-    )
+    steps = []
+    if ident is not None:
+        steps.append(
+            StepRecord(ident.record_id, LifecycleStep.IDENTIFIED, ident.change.effective_at)
+        )
+    if removal is not None and removal_leaf is not None:
+        steps.append(StepRecord(removal_leaf.record_id, removal.step, removal.effective_at))
     view = ListingView(
         listing_id=listing_leaf.record_id,
         listing=listing,
         lifecycle=derive(listing_leaf.record_id, listing, steps),
         sanctions={},
     )
-    pub = publication(
-        view,
-        removal=removal,
-        publisher_trust_domain=MemberId.parse(listing.issuer).trust_domain,
-        at=datetime.now(UTC) if at is None else at,
-        apply_periods=False,
-    )
+    try:
+        pub = publication(
+            view,
+            removal=removal,
+            identification=ident,
+            publisher_trust_domain=MemberId.parse(listing.issuer).trust_domain,
+            at=datetime.now(UTC) if at is None else at,
+            apply_periods=False,
+        )
+    except ValueError as e:
+        raise VerificationError(f"the signed statements do not make an entry: {e}") from e
     if pub is None or pub.status is PublicStatus.EXPIRED:
         raise VerificationError("the signed statements describe nothing the feed publishes")
-    expected = entry_fields(pub, authority_name=member.display_name)
+    expected = entry_fields(pub, authority_name=authority.display_name)
     published = doc.get("entry")
     if not isinstance(published, dict):
         raise VerificationError("entry: must be an object")

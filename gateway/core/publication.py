@@ -4,16 +4,23 @@ Everything the public service (``gateway.public``) and its feed publish is decid
 ``publication()`` here and nowhere else, so the rules of the later due-process and
 forgetting work plug in at one place:
 
-- **Identified.** Only a listing identified when signed is published: an authority's
-  own listing (``is_identified``, the lifecycle's ``identified_when_signed``). A
-  platform's report identified later by an IDENTIFIED step is identified for the due
-  process (``gateway.core.lifecycle``) but not published yet: its proof would need the
-  IDENTIFIED step and the identifying authority's member record as further leaves
-  (docs/PROTOCOL.md §8.1), which the proof format does not have.
+- **Identified.** Only an identified listing is published. An authority's own listing
+  is identified when signed (``identified_when_signed``). A platform's report is
+  published once identified by an IDENTIFIED step (``Identification``: the earliest by
+  ``(effective_at, record_id)``, the one ``gateway.core.lifecycle`` counts from) signed
+  by an authority **of the publishing gateway's alliance**: the proof carries that step
+  and the authority's member record, which the gateway signs with its log key
+  (docs/PROTOCOL.md §8.4). The law-facing fields of an identified report name the
+  identification (列入日期 its ``effective_at``, 列入决定书文号 its ``decision_ref``,
+  作出决定机关 its signer); the platform's report shows in the ``reported_*`` fields.
+  A report first identified by an authority of another alliance is not published: that
+  authority's member record is signed by another log's key, which a reader of this
+  feed does not hold.
 - **Subjects.** Enterprises and individual businesses (a Unified Social Credit Code) are
   published; a natural person (a keyed hash of a resident id) never is.
 - **Whose.** A gateway publishes the listings its own members issued (the issuer's trust
-  domain is the gateway's); a replicated listing is published by its own region.
+  domain is the gateway's); a replicated listing is published by its own region. A
+  platform's report is its issuer's too: the platform's gateway publishes it.
 - **When** (publication periods, issue 18: ``gateway.core.periods``, the issuing
   alliance's ``AlliancePolicy.publication_periods``). Published while in force, until
   the maximum period counted from the identification ends. Once CORRECTED or REMOVED
@@ -24,7 +31,9 @@ forgetting work plug in at one place:
   ended), it is ``EXPIRED``: the change feed keeps only a tombstone (record id,
   status, the closing step's kind, date and record id: no name, code or text), so a
   mirror learns to drop it, and nothing else (entry, proof, subject page, name search)
-  shows it. Erasure (issue 18 items 4-6) is NOT built: the records stay in the log.
+  shows it.
+- **Erased.** A listing whose subject disclosure was erased has no subject left: it is
+  never published (the records stay in the log with their commitments).
 
 The result carries the published fields with the signed statements they come from, so
 anyone can check each field against the statement an authority signed.
@@ -37,7 +46,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from gateway.core.fold import ListingView, in_force_step
-from gateway.core.identifiers import MemberId, reporting_unit
+from gateway.core.identifiers import MemberId, Role, reporting_unit
 from gateway.core.lifecycle import CLOSING_STEPS as LIFECYCLE_CLOSING_STEPS
 from gateway.core.lifecycle import identified_when_signed
 from gateway.core.periods import Period, publication_end, publication_period
@@ -46,11 +55,11 @@ from gateway.core.statements import LifecycleStep, Listing, StatusChange
 __all__ = [
     "CLOSING_STEPS",
     "FIELD_LABELS",
+    "Identification",
     "PublicStatus",
     "Publication",
     "Removal",
     "entry_fields",
-    "is_identified",
     "issued_in",
     "publication",
     "rfc3339",
@@ -90,6 +99,12 @@ FIELD_LABELS: dict[str, str] = {
     "removal_decided_by": "作出决定机关(移出)",
     "removal_decision_ref": "移出决定书文号",
     "removal_record_id": "移出记录编号",
+    # A platform's report (identified by an authority, docs/PROTOCOL.md §8.1): the
+    # platform and its report; "" for an authority's own listing.
+    "reported_by": "报送平台标识",
+    "reported_at": "报送日期",
+    "report_ref": "报送编号",
+    "identification_record_id": "认定记录编号",
 }
 
 
@@ -100,20 +115,21 @@ def wire_name(member: enum.Enum) -> str:
 
 def issued_in(listing: Listing, trust_domain: str) -> bool:
     """Whether a member of ``trust_domain``'s alliance issued ``listing``."""
-    return MemberId.parse(listing.issuer).trust_domain == trust_domain
-
-
-def is_identified(listing: Listing) -> bool:
-    """Whether ``listing`` may be published at all: it was identified when signed (an
-    authority issued it: ``gateway.core.lifecycle.identified_when_signed``, the rule the
-    due process uses). Platform reports identified later are not published (see above).
-    """
-    return identified_when_signed(listing)
+    return _in_domain(listing.issuer, trust_domain)
 
 
 @dataclass(frozen=True, slots=True)
 class Removal:
     """The step that ended the listing's publication (its record id and statement)."""
+
+    record_id: str
+    change: StatusChange
+
+
+@dataclass(frozen=True, slots=True)
+class Identification:
+    """The IDENTIFIED step that made a platform's report a listing (its record id and
+    statement)."""
 
     record_id: str
     change: StatusChange
@@ -127,6 +143,14 @@ class Publication:
     listing: Listing
     status: PublicStatus
     removal: Removal | None
+    identification: Identification | None = None
+
+    @property
+    def authority(self) -> str:
+        """The deciding authority's member id: the identifying one of a platform's report."""
+        if self.identification is not None:
+            return self.identification.change.issuer
+        return self.listing.issuer
 
     @property
     def uscc(self) -> str:
@@ -143,6 +167,7 @@ def publication(
     view: ListingView,
     *,
     removal: StatusChange | None,
+    identification: Identification | None = None,
     publisher_trust_domain: str,
     at: datetime,
     period: Period | None = None,
@@ -153,7 +178,10 @@ def publication(
     a tombstone (``EXPIRED``) once its publication ended.
 
     ``removal`` is the status change that decided ``view.step`` (``view.step_record_id``)
-    when that step ends the listing; it must be given then, and only then. ``period``:
+    when that step ends the listing; it must be given then, and only then.
+    ``identification``: for a platform's report, its IDENTIFIED step that
+    ``view.lifecycle.identified_at`` counts from (none: the report is not identified);
+    never for an authority's listing. ``period``:
     the publication period of the issuing alliance's policy (``None``: the defaults).
     ``apply_periods=False``: as if no period ever ended (a proof verifier, which knows
     neither the policy nor when the feed served the entry, checks the signed fields).
@@ -163,8 +191,15 @@ def publication(
         return None  # erased, or a natural person: never published
     if not issued_in(listing, publisher_trust_domain):
         return None  # published by the gateway of the issuer's own region
-    if not is_identified(listing):
-        return None
+    if identified_when_signed(listing):
+        if identification is not None:
+            raise ValueError("an authority's listing is identified when signed")
+    elif identification is None:
+        return None  # a platform's report no authority identified
+    else:
+        _check_identification(view, identification)
+        if not _in_domain(identification.change.issuer, publisher_trust_domain):
+            return None  # identified by another alliance: its member record is not ours
     end = publication_end(
         view.lifecycle, period if period is not None else publication_period(listing)
     )
@@ -173,7 +208,7 @@ def publication(
         if removal is not None:
             raise ValueError("a listing in force has no removal")
         status = PublicStatus.EXPIRED if ended else PublicStatus.IN_FORCE
-        return Publication(view.listing_id, listing, status, None)
+        return Publication(view.listing_id, listing, status, None, identification)
     if removal is None or removal.step is not view.step:
         raise ValueError(f"a {view.step.name} listing needs the status change that decided it")
     if removal.listing_id != view.listing_id:
@@ -184,7 +219,23 @@ def publication(
         listing,
         PublicStatus.EXPIRED if ended or void_or_retired else PublicStatus.REMOVED,
         Removal(view.step_record_id, removal),
+        identification,
     )
+
+
+def _in_domain(member_id: str, trust_domain: str) -> bool:
+    """Whether ``member_id`` is a member of ``trust_domain``'s alliance."""
+    return MemberId.parse(member_id).trust_domain == trust_domain
+
+
+def _check_identification(view: ListingView, identification: Identification) -> None:
+    change = identification.change
+    if change.step is not LifecycleStep.IDENTIFIED or change.listing_id != view.listing_id:
+        raise ValueError("the identification is not an IDENTIFIED step of this listing")
+    if view.lifecycle.identified_at != change.effective_at:
+        raise ValueError("the identification is not the one the listing is identified by")
+    if MemberId.parse(change.issuer).role is not Role.AUTHORITY:
+        raise ValueError(f"{change.issuer} is no authority: it cannot identify a report")
 
 
 def rfc3339(value: datetime) -> str:
@@ -195,8 +246,9 @@ def rfc3339(value: datetime) -> str:
 
 def entry_fields(pub: Publication, *, authority_name: str) -> dict[str, str]:
     """The published fields of an entry, each a string (``""`` when absent), keyed as in
-    ``FIELD_LABELS``; every one but ``authority_name`` (the issuer's member record's
-    display name) comes from the signed listing or the signed removal."""
+    ``FIELD_LABELS``; every one but ``authority_name`` (the deciding authority's member
+    record's display name) comes from the signed listing, the signed identification
+    (a platform's report) or the signed removal."""
     listing = pub.listing
     change = pub.removal.change if pub.removal is not None else None
     if pub.status is PublicStatus.EXPIRED:
@@ -210,6 +262,9 @@ def entry_fields(pub: Publication, *, authority_name: str) -> dict[str, str]:
             removal_record_id=pub.removal.record_id if pub.removal else "",
         )
         return tombstone
+    # The listing decision: the identification of a platform's report (its date,
+    # reference and signer), else the authority's listing itself.
+    ident = pub.identification
     return {
         "record_id": pub.listing_id,
         "status": pub.status.value,
@@ -218,10 +273,10 @@ def entry_fields(pub: Publication, *, authority_name: str) -> dict[str, str]:
         "list": wire_name(listing.list),
         "conduct": wire_name(listing.conduct),
         "conduct_other": listing.conduct_other,
-        "listed_at": rfc3339(listing.listed_at),
-        "decision_ref": listing.decision_ref,
+        "listed_at": rfc3339(ident.change.effective_at if ident else listing.listed_at),
+        "decision_ref": ident.change.decision_ref if ident else listing.decision_ref,
         "region_code": listing.region_code,
-        "authority": listing.issuer,
+        "authority": pub.authority,
         "authority_name": authority_name,
         "removal_step": wire_name(change.step) if change else "",
         "removal_reason": change.reason if change else "",
@@ -229,4 +284,8 @@ def entry_fields(pub: Publication, *, authority_name: str) -> dict[str, str]:
         "removal_decided_by": change.decided_by if change else "",
         "removal_decision_ref": change.decision_ref if change else "",
         "removal_record_id": pub.removal.record_id if pub.removal else "",
+        "reported_by": listing.issuer if ident else "",
+        "reported_at": rfc3339(listing.listed_at) if ident else "",
+        "report_ref": listing.decision_ref if ident else "",
+        "identification_record_id": ident.record_id if ident else "",
     }

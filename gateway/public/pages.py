@@ -57,6 +57,7 @@ class EntryView:
     list_name: str
     conduct_name: str
     listed_on: str
+    reported_on: str
     removed_on: str
     removal_step: str
     in_force: bool
@@ -166,6 +167,7 @@ class Pages:
             list_name=names.list_kind(enum(f["list"])),
             conduct_name=names.conduct(enum(f["conduct"]), f["conduct_other"]),
             listed_on=on(f["listed_at"]),
+            reported_on=on(f["reported_at"]),
             removed_on=on(f["removal_at"]),
             removal_step=names.step(enum(f["removal_step"])) if f["removal_step"] else "",
             in_force=f["status"] == "in_force",

@@ -4,9 +4,9 @@ entries and their proofs.
 ``PublicFeed`` folds the log into ``gateway.core.public_index.PublicIndex`` up to the
 newest signed checkpoint (``refresh``, run by its own thread every ``interval_s`` and
 when woken), so every page names the checkpoint it was built from and every entry on it
-is provable against that checkpoint. Only listings, closing status changes, member
-records and alliance policies are read; nothing a member alone may read (sanctions,
-access, other statements) is reachable from here.
+is provable against that checkpoint. Only listings, closing and IDENTIFIED status
+changes, member records, alliance policies and erasures are read; nothing a member
+alone may read (sanctions, access, other statements) is reachable from here.
 """
 
 from __future__ import annotations
@@ -165,13 +165,14 @@ class PublicFeed:
     # -- reads -------------------------------------------------------------------------
 
     def _fields(self, entry: PageEntry) -> dict[str, str]:
-        # An entry's fields change with its change index (a removal), with the member
-        # records (the deciding body's name) and, as time passes or a policy changes the
+        # An entry's fields change with its change index (a removal, an identification),
+        # with the member records (the deciding body's name) or an erasure (a step's
+        # text) and, as time passes or a policy changes the
         # periods, with its status (an entry whose publication ended turns into a
         # tombstone with no record): cached on all three; the status is computed by
         # publication() at the time of every read, so the cache never outlives it.
         listing_id = entry.publication.listing_id
-        key = (entry.change_index, self._index.members_generation, entry.publication.status)
+        key = (entry.change_index, self._index.generation, entry.publication.status)
         cached = self._fields_cache.get(listing_id)
         if cached is not None and cached[0] == key:
             return cached[1]
@@ -224,6 +225,8 @@ class PublicFeed:
                 raise NotFoundError(f"record_id: no published entry {record_id}")
             fields = self._fields(found)
             member = self._index.authority_record(record_id)
+            reporter = self._index.reporter_record(record_id)
+            remover = self._index.remover_record(record_id)
         size = tree_size or checkpoint.tree_size
         if size > checkpoint.tree_size:
             raise NotFoundError(
@@ -231,10 +234,16 @@ class PublicFeed:
             )
         note = self._audit.checkpoint_note(size)
         roles = [("listing", record_id)]
+        if fields["identification_record_id"]:
+            roles.append(("identification", fields["identification_record_id"]))
         if fields["removal_record_id"]:
             roles.append(("removal", fields["removal_record_id"]))
         if member is not None:
             roles.append(("authority", member[0]))
+        if reporter is not None:
+            roles.append(("reporter", reporter[0]))
+        if remover is not None:
+            roles.append(("remover", remover[0]))
         records = self._store.records_by_ids([rid for _, rid in roles])
         leaves = []
         for role, rid in roles:

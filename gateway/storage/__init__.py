@@ -1,19 +1,17 @@
 """SQL storage (SQLAlchemy 2): the only package that imports sqlalchemy."""
 
 from gateway.storage.access import AccessEntry, AccessStore, DayReads, LegacyRow, Read
+from gateway.storage.checkpoints import StoredCheckpoint
 from gateway.storage.db import check_schema, make_engine, migrate
-from gateway.storage.store import (
+from gateway.storage.listings import (
     ListingFilter,
     ListingProjection,
-    PeerCursor,
     SanctionProjection,
-    SqlStore,
-    StoredCheckpoint,
-    StoredEvidence,
-    StoredRecord,
     SubjectListing,
-    UnitOfWork,
 )
+from gateway.storage.log import StoredRecord
+from gateway.storage.peers import PeerCursor, StoredEvidence
+from gateway.storage.store import SqlStore, UnitOfWork
 
 __all__ = [
     "AccessEntry",

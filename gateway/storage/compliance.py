@@ -17,8 +17,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from gateway.errors import StorageError
+from gateway.storage.listings import ListingProjection, listing_projection
 from gateway.storage.models import ListingRow, RecordRow, SanctionRow, StepRow
-from gateway.storage.store import ListingProjection, listing_projection
 
 __all__ = ["ComplianceStore", "ListingCount", "StepTime", "prefix_pattern"]
 

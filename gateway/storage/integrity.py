@@ -20,13 +20,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from gateway.core.logcheck import Damage, DamageMap, EntryRow, span_node_ranges
 from gateway.core.merkle import NodeId
 from gateway.errors import StorageError
+from gateway.storage.checkpoints import StoredCheckpoint
 from gateway.storage.models import (
     Base,
     CheckpointRow,
     LogStateRow,
     ScrubStateRow,
 )
-from gateway.storage.store import SqlStore, StoredCheckpoint
+from gateway.storage.store import SqlStore
 
 __all__ = ["Coverage", "IntegrityStore", "ScrubPosition"]
 

@@ -1,4 +1,4 @@
-"""The puller's refusals (``gateway/service/replication.py``), one test each, and the
+"""The puller's refusals (``gateway/service/replication/verify.py``), one test each, and the
 projection's late status change that does count.
 
 A real ``PeerPuller`` on a real database (SQLite, and PostgreSQL when configured) pulls

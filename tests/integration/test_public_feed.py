@@ -6,6 +6,7 @@ member routes, rate limits with Retry-After, ETag revalidation."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import urllib.error
@@ -154,15 +155,66 @@ def verify_proof(doc: dict[str, Any], vkey: str) -> dict[str, str]:
         assert _root_from_path(leaf["log_index"], size, leaf_hash, path) == root
         sigs = [base64.b64decode(s["sig"]) for s in env["signatures"]]
         leaves[leaf["role"]] = (env["payloadType"], payload, pae, sigs, leaf["record_id"])
-    mtype, mpayload, mpae, msigs, _ = leaves["authority"]
-    assert mtype.startswith("application/vnd.alliance.member-record.")
-    assert any(_ed25519(log_key, s, mpae) for s in msigs)
-    member = spb.MemberRecord.FromString(mpayload)
-    ltype, lpayload, lpae, lsigs, lid = leaves["listing"]
+
+    def member_record(role: str) -> Any:
+        mtype, mpayload, mpae, msigs, _ = leaves[role]
+        assert mtype.startswith("application/vnd.alliance.member-record.")
+        assert any(_ed25519(log_key, s, mpae) for s in msigs)
+        return spb.MemberRecord.FromString(mpayload)
+
+    def signed_by(role: str, member: Any) -> bool:
+        _, _, pae, sigs, _ = leaves[role]
+        return any(_ed25519(k.public_key, s, pae) for k in member.keys for s in sigs)
+
+    def acts_for_listing(authority: Any) -> bool:
+        national = authority.HasField("scope") and authority.scope == spb.AuthorityScope.Value(
+            "AUTHORITY_SCOPE_NATIONAL"
+        )
+        return bool(national or authority.region_code[:2] == lst.region_code[:2])
+
+    member = member_record("authority")  # the deciding authority
+    assert "/authority/" in member.member_id
+    ltype, lpayload, _, _, lid = leaves["listing"]
     assert ltype == "application/vnd.alliance.listing.v2+protobuf"
     lst = spb.Listing.FromString(lpayload)
-    assert member.member_id == lst.issuer and "/authority/" in lst.issuer
-    assert any(_ed25519(k.public_key, s, lpae) for k in member.keys for s in lsigs)
+    listed_at, decision_ref = _time(lst.listed_at), lst.decision_ref
+    reported: dict[str, str] = {
+        "reported_by": "",
+        "reported_at": "",
+        "report_ref": "",
+        "identification_record_id": "",
+    }
+    signers = {member.member_id: member}
+    if "/authority/" in lst.issuer:
+        # An authority's listing: identified when signed, by its issuer.
+        assert set(leaves) <= {"listing", "authority", "removal", "remover"}
+        assert member.member_id == lst.issuer and signed_by("listing", member)
+    else:
+        # A platform's report: signed by the platform, identified by the authority.
+        assert set(leaves) <= {
+            "listing",
+            "authority",
+            "reporter",
+            "identification",
+            "removal",
+            "remover",
+        }
+        reporter = member_record("reporter")
+        assert reporter.member_id == lst.issuer and signed_by("listing", reporter)
+        signers[reporter.member_id] = reporter
+        _, ipayload, _, _, iid = leaves["identification"]
+        ident = spb.StatusChange.FromString(ipayload)
+        assert ident.step == spb.LifecycleStep.Value("LIFECYCLE_STEP_IDENTIFIED")
+        assert ident.listing_id == lid and ident.issuer == member.member_id
+        assert signed_by("identification", member)
+        assert acts_for_listing(member)
+        listed_at, decision_ref = _time(ident.effective_at), ident.decision_ref
+        reported = {
+            "reported_by": lst.issuer,
+            "reported_at": _time(lst.listed_at),
+            "report_ref": lst.decision_ref,
+            "identification_record_id": iid,
+        }
     fields = {
         "record_id": lid,
         "status": "in_force",
@@ -171,10 +223,10 @@ def verify_proof(doc: dict[str, Any], vkey: str) -> dict[str, str]:
         "list": _wire(spb.ListKind, lst.list, "LIST_KIND_"),
         "conduct": _wire(spb.ConductType, lst.conduct, "CONDUCT_TYPE_"),
         "conduct_other": lst.conduct_other,
-        "listed_at": _time(lst.listed_at),
-        "decision_ref": lst.decision_ref,
+        "listed_at": listed_at,
+        "decision_ref": decision_ref,
         "region_code": lst.region_code,
-        "authority": lst.issuer,
+        "authority": member.member_id,
         "authority_name": member.display_name,
         "removal_step": "",
         "removal_reason": "",
@@ -182,12 +234,22 @@ def verify_proof(doc: dict[str, Any], vkey: str) -> dict[str, str]:
         "removal_decided_by": "",
         "removal_decision_ref": "",
         "removal_record_id": "",
+        **reported,
     }
     if "removal" in leaves:
         _, rpayload, rpae, rsigs, rid = leaves["removal"]
         change = spb.StatusChange.FromString(rpayload)
         assert change.listing_id == lid
-        assert any(_ed25519(k.public_key, s, rpae) for k in member.keys for s in rsigs)
+        if change.issuer in signers:
+            assert "remover" not in leaves
+            assert signed_by("removal", signers[change.issuer])
+        elif "remover" in leaves:
+            # Another authority of the listing's unit (or a national one) removed it.
+            remover = member_record("remover")
+            assert remover.member_id == change.issuer and "/authority/" in change.issuer
+            assert acts_for_listing(remover) and signed_by("removal", remover)
+        else:
+            assert any(_ed25519(log_key, s, rpae) for s in rsigs)
         fields.update(
             status="removed",
             removal_step=_wire(spb.LifecycleStep, change.step, "LIFECYCLE_STEP_"),
@@ -581,3 +643,206 @@ def test_an_erased_listing_leaves_the_feed_the_search_and_its_proof(
         page = http.request(f"/entity/{USCC[0]}")
         assert NAME.encode() not in page[2]
         assert http.request(f"/v1/entries/{kept}/proof")[0] == 200
+
+
+# -- a platform's report, published once an authority identified it -------------------------
+
+IDENTIFIED_AT = datetime(2026, 10, 8, tzinfo=UTC)
+
+
+def _identification(amr: Member, listing_id: str) -> StatusChange:
+    return StatusChange(
+        issuer=amr.member_id,
+        listing_id=listing_id,
+        step=LifecycleStep.IDENTIFIED,
+        effective_at=IDENTIFIED_AT,
+        decision_ref="ZJ-AMR-认定-2026-0007",
+    )
+
+
+def _leaf_of(doc: dict[str, Any], role: str) -> dict[str, Any]:
+    found: dict[str, Any] = next(x for x in doc["leaves"] if x["role"] == role)
+    return found
+
+
+def _without(doc: dict[str, Any], role: str) -> dict[str, Any]:
+    copy: dict[str, Any] = json.loads(json.dumps(doc))
+    copy["leaves"] = [x for x in copy["leaves"] if x["role"] != role]
+    return copy
+
+
+def test_a_platform_report_is_published_once_an_authority_identified_it(
+    alliance: Alliance,
+    db_url: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    amr, shop = alliance.members["zj-amr"], alliance.members["shop-a"]
+    with _start(alliance, db_url) as gw:
+        vkey = gw.core.note_signer.verifier().vkey
+        verifier = gw.core.note_signer.verifier()
+        report = _submit(
+            gw, shop, listing(shop, subject=Subject(uscc=USCC[1], name=NAME), decision_ref="A-7")
+        )
+        person = _submit(
+            gw, shop, listing(shop, subject=Subject(person_hmac=hashlib.sha256(b"p").digest()))
+        )
+        _synced(gw)
+        http = Http(gw.public_port)
+        # Reported: not published.
+        before = http.json("/v1/feed")
+        assert before["entries"] == []
+        for hidden in (report, person):
+            assert http.request(f"/v1/entries/{hidden}")[0] == 404
+            assert http.request(f"/v1/entries/{hidden}/proof")[0] == 404
+        assert NAME.encode() not in http.request(f"/entity/{USCC[1]}")[2]
+
+        ident = _submit(gw, amr, _identification(amr, report))
+        _submit(gw, amr, _identification(amr, person))
+        _synced(gw)
+        # Identified: in the change feed from the cursor, at the identification's index.
+        (entry,) = http.json(f"/v1/feed?since={before['next_since']}")["entries"]
+        assert entry["record_id"] == report and entry["status"] == "in_force"
+        assert entry["change_index"] == gw.core.store.records_by_ids([ident])[ident].log_index
+        # The listing decision is the authority's identification; the report beside it.
+        assert entry["authority"] == amr.member_id
+        assert entry["listed_at"] == "2026-10-08T00:00:00Z"
+        assert entry["decision_ref"] == "ZJ-AMR-认定-2026-0007"
+        assert entry["reported_by"] == shop.member_id and entry["report_ref"] == "A-7"
+        assert entry["reported_at"] == "2026-10-01T00:00:00Z"
+        assert entry["identification_record_id"] == ident
+        # The natural person stays hidden, identified or not.
+        assert [e["record_id"] for e in http.json("/v1/feed")["entries"]] == [report]
+        assert http.request(f"/v1/entries/{person}/proof")[0] == 404
+        # The search page shows it, verified, with the identifying authority.
+        page = http.request(f"/entity/{USCC[1]}")[2].decode()
+        assert NAME in page and "ZJ-AMR-认定-2026-0007" in page and 'class="verified"' in page
+        assert "报送平台" in page and shop.member_id in page and "认定同样通过验证" in page
+
+        doc = http.json(f"/v1/entries/{report}/proof")
+        assert {x["role"] for x in doc["leaves"]} == {
+            "listing",
+            "identification",
+            "authority",
+            "reporter",
+        }
+        fields = verify_proof(doc, vkey)
+        assert fields["authority"] == amr.member_id and fields["reported_by"] == shop.member_id
+        assert verify_entry_proof(doc, verifier, decode=decode_public).fields == {
+            k: entry[k] for k in fields
+        }
+        # Without its identification leaf, or its platform's record, the proof fails.
+        for role in ("identification", "reporter"):
+            with pytest.raises((AssertionError, KeyError)):
+                verify_proof(_without(doc, role), vkey)
+            with pytest.raises(GatewayError, match=f"no {role} leaf"):
+                verify_entry_proof(_without(doc, role), verifier, decode=decode_public)
+        # A tampered identification: its signature, its date as published.
+        forged = json.loads(json.dumps(doc))
+        sig = _leaf_of(forged, "identification")["envelope"]["signatures"][0]
+        raw = bytearray(base64.b64decode(sig["sig"]))
+        raw[0] ^= 1
+        sig["sig"] = base64.b64encode(bytes(raw)).decode()
+        with pytest.raises(AssertionError):
+            verify_proof(forged, vkey)
+        with pytest.raises(GatewayError, match="identification leaf: not signed"):
+            verify_entry_proof(forged, verifier, decode=decode_public)
+        misdated = json.loads(json.dumps(doc))
+        misdated["entry"]["listed_at"] = "2026-10-01T00:00:00Z"  # the report's date
+        with pytest.raises(AssertionError):
+            verify_proof(misdated, vkey)
+        with pytest.raises(GatewayError, match="listed_at"):
+            verify_entry_proof(misdated, verifier, decode=decode_public)
+
+        # The CLI verifies the page holding it.
+        key_file = tmp_path / "log.vkey"
+        key_file.write_text(vkey + "\n")
+        url = f"http://127.0.0.1:{gw.public_port}/v1/feed?unit=33"
+        assert cli_main(["public", "verify", url, "--log-vkey", str(key_file)]) == 0
+        out = capsys.readouterr().out
+        assert f"ok      {report}" in out and "1 verified, 0 failed" in out
+
+        # The identifying authority removes it: a removal signed by the identifier.
+        removal = _submit(gw, amr, _removal(amr, report))
+        _synced(gw)
+        (gone,) = http.json("/v1/feed")["entries"]
+        assert gone["status"] == "removed" and gone["removal_record_id"] == removal
+        removed = http.json(f"/v1/entries/{report}/proof")
+        assert verify_proof(removed, vkey)["status"] == "removed"
+        assert verify_entry_proof(removed, verifier, decode=decode_public).fields["status"] == (
+            "removed"
+        )
+        # An identification leaf that is no IDENTIFIED step (the removal, in the same
+        # log and signed by the same authority) fails both verifiers.
+        swapped = json.loads(json.dumps(removed))
+        stand_in = json.loads(json.dumps(_leaf_of(swapped, "removal")))
+        stand_in["role"] = "identification"
+        swapped["leaves"] = [x for x in swapped["leaves"] if x["role"] != "identification"]
+        swapped["leaves"].append(stand_in)
+        with pytest.raises(AssertionError):
+            verify_proof(swapped, vkey)
+        with pytest.raises(GatewayError, match="not an IDENTIFIED status change"):
+            verify_entry_proof(swapped, verifier, decode=decode_public)
+        assert cli_main(["public", "verify", url, "--log-vkey", str(key_file)]) == 0
+        assert f"ok      {report}" in capsys.readouterr().out
+
+
+def test_an_authority_listing_with_a_report_leaf_is_refused(
+    alliance: Alliance, db_url: str
+) -> None:
+    """The leaves are what the listing needs, no more: an authority's listing with an
+    identification leaf (here its own removal) is refused."""
+    amr = alliance.members["zj-amr"]
+    with _start(alliance, db_url) as gw:
+        verifier = gw.core.note_signer.verifier()
+        rid = _submit(gw, amr, listing(amr, subject=Subject(uscc=USCC[0], name=NAME)))
+        _submit(gw, amr, _removal(amr, rid))
+        _synced(gw)
+        doc = Http(gw.public_port).json(f"/v1/entries/{rid}/proof")
+        extra = json.loads(json.dumps(_leaf_of(doc, "removal")))
+        extra["role"] = "identification"
+        doc["leaves"].append(extra)
+        with pytest.raises(GatewayError, match="an authority's listing has no identification"):
+            verify_entry_proof(doc, verifier, decode=decode_public)
+        doc["leaves"][-1]["role"] = "witness"
+        with pytest.raises(GatewayError, match="unknown role"):
+            verify_entry_proof(doc, verifier, decode=decode_public)
+
+
+def test_a_removal_by_another_authority_of_the_unit_carries_its_record(
+    alliance: Alliance, db_url: str
+) -> None:
+    """A listing removed by an authority that neither issued nor identified it: the proof
+    carries that authority's member record (role ``remover``) so the removal's signature
+    checks; without it, or with another member's record, the proof fails."""
+    amr = alliance.members["zj-amr"]
+    city = alliance.member("authority", "hz-amr", region="330100")
+    cfg = alliance.config(db_url, public_address="127.0.0.1:0")
+    with running_gateway(cfg, register=(amr, city), clock=lambda: NOW) as gw:
+        vkey = gw.core.note_signer.verifier().vkey
+        verifier = gw.core.note_signer.verifier()
+        rid = _submit(gw, amr, listing(amr, subject=Subject(uscc=USCC[0], name=NAME)))
+        removal_id = _submit(
+            gw, city, dataclasses.replace(_removal(amr, rid), issuer=city.member_id)
+        )
+        _synced(gw)
+        doc = Http(gw.public_port).json(f"/v1/entries/{rid}/proof")
+        assert {x["role"] for x in doc["leaves"]} == {"listing", "authority", "removal", "remover"}
+        fields = verify_proof(doc, vkey)
+        assert fields["status"] == "removed" and fields["removal_record_id"] == removal_id
+        assert verify_entry_proof(doc, verifier, decode=decode_public).fields["status"] == (
+            "removed"
+        )
+        without = _without(doc, "remover")
+        with pytest.raises(AssertionError):
+            verify_proof(without, vkey)
+        with pytest.raises(GatewayError, match="not signed by the listing's issuer"):
+            verify_entry_proof(without, verifier, decode=decode_public)
+        wrong = _without(doc, "remover")
+        stand_in = json.loads(json.dumps(_leaf_of(doc, "authority")))
+        stand_in["role"] = "remover"
+        wrong["leaves"].append(stand_in)
+        with pytest.raises(AssertionError):
+            verify_proof(wrong, vkey)
+        with pytest.raises(GatewayError, match="remover leaf"):
+            verify_entry_proof(wrong, verifier, decode=decode_public)

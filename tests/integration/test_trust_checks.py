@@ -9,7 +9,7 @@ monitor's real client code), and fails when the check is removed:
   (``clients/audit.py``);
 - replay: a record's issuer is the member whose key signed it (``clients/audit.py``);
 - a replicated entry's record id is the SHA-256 of its bytes
-  (``gateway/service/replication.py``);
+  (``gateway/service/replication/verify.py``);
 - a SubmitRecords stream carries at most ``max_stream_records`` records
   (``gateway/transport/exchange.py``).
 """

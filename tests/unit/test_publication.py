@@ -13,10 +13,10 @@ from gateway.core.fold import ListingView
 from gateway.core.lifecycle import StepRecord, derive
 from gateway.core.public_index import IndexedRecord, PublicIndex
 from gateway.core.publication import (
+    Identification,
     Publication,
     PublicStatus,
     entry_fields,
-    is_identified,
     publication,
 )
 from gateway.core.statements import (
@@ -93,13 +93,75 @@ def test_what_is_never_published() -> None:
     person = Subject(person_hmac=hashlib.sha256(b"someone").digest())
     assert _pub(_view(_listing(subject=person))) is None  # a natural person
     assert _pub(_view(_listing(issuer=SHOP))) is None  # reported, not identified
-    assert not is_identified(_listing(issuer=SHOP)) and is_identified(_listing())
     assert _pub(_view(_listing(issuer=GD_AMR))) is None  # another region publishes it
-    # A platform's report identified later is identified for the due process, but not
-    # published in this revision (its proof has no IDENTIFIED leaf).
-    identified = _view(_listing(issuer=SHOP), LifecycleStep.IDENTIFIED, "i" * 64)
-    assert identified.lifecycle.identified
-    assert _pub(identified) is None
+
+
+def _identified(by: str = AMR, day: int = 3, rid: str = "i" * 64) -> Identification:
+    return Identification(
+        rid,
+        StatusChange(
+            issuer=by,
+            listing_id="a" * 64,
+            step=LifecycleStep.IDENTIFIED,
+            effective_at=datetime(2026, 10, day, tzinfo=UTC),
+            decision_ref="ZJ-AMR-认定-7",
+        ),
+    )
+
+
+def _report_view(*idents: Identification) -> ListingView:
+    report = _listing(issuer=SHOP, ref="SHOP-A-R-1")
+    steps = [StepRecord(i.record_id, i.change.step, i.change.effective_at) for i in idents]
+    return ListingView("a" * 64, report, derive("a" * 64, report, steps), {})
+
+
+def test_an_identified_platform_report_is_published_as_the_authoritys_decision() -> None:
+    ident = _identified()
+    view = _report_view(ident)
+    pub = publication(view, removal=None, identification=ident, publisher_trust_domain=TD, at=AT)
+    assert pub is not None and pub.status is PublicStatus.IN_FORCE
+    fields = entry_fields(pub, authority_name="浙江省市场监督管理局")
+    # The listing decision is the identification: its date, reference and signer.
+    assert fields["authority"] == AMR and fields["decision_ref"] == "ZJ-AMR-认定-7"
+    assert fields["listed_at"] == "2026-10-03T00:00:00Z"
+    assert fields["identification_record_id"] == "i" * 64
+    # The platform's report beside it.
+    assert fields["reported_by"] == SHOP and fields["report_ref"] == "SHOP-A-R-1"
+    assert fields["reported_at"] == "2026-10-01T00:00:00Z"
+    # Still reported (no identification given): not published.
+    assert publication(view, removal=None, publisher_trust_domain=TD, at=AT) is None
+    # An authority's own listing shows no report.
+    own = _pub(_view(_listing()))
+    assert own is not None
+    assert entry_fields(own, authority_name="")["reported_by"] == ""
+
+
+def test_an_identification_must_be_the_one_the_report_counts_from() -> None:
+    early, late = _identified(day=2, rid="e" * 64), _identified(day=9)
+    view = _report_view(early, late)
+    with pytest.raises(ValueError):  # not the earliest
+        publication(view, removal=None, identification=late, publisher_trust_domain=TD, at=AT)
+    with pytest.raises(ValueError):  # an authority's listing needs none
+        publication(
+            _view(_listing()), removal=None, identification=early, publisher_trust_domain=TD, at=AT
+        )
+    removal = _change("a" * 64, LifecycleStep.REMOVED)
+    with pytest.raises(ValueError):  # not an IDENTIFIED step
+        publication(
+            view,
+            removal=None,
+            identification=Identification("e" * 64, removal),
+            publisher_trust_domain=TD,
+            at=AT,
+        )
+
+
+def test_a_report_identified_by_another_alliance_is_not_published_here() -> None:
+    ident = _identified(by=GD_AMR)
+    pub = publication(
+        _report_view(ident), removal=None, identification=ident, publisher_trust_domain=TD, at=AT
+    )
+    assert pub is None
 
 
 def test_a_withdrawn_listing_is_void_and_leaves_only_a_tombstone() -> None:
@@ -155,6 +217,7 @@ def _records() -> list[IndexedRecord]:
         IndexedRecord(5, _rid("r"), _change(a, LifecycleStep.REMOVED)),
         IndexedRecord(6, c, _listing(ref="C")),
         IndexedRecord(7, _rid("k"), _change(a, LifecycleStep.CORRECTED, day=20)),
+        IndexedRecord(8, _rid("i"), _identifying(_rid("s"), 3)),
     ]
 
 
@@ -164,22 +227,23 @@ def _bytes(text: str) -> bytes:
 
 def test_the_change_feed_places_each_entry_at_its_latest_change() -> None:
     index = PublicIndex(TD)
-    index.apply(_records(), 8)
+    index.apply(_records(), 9)
     entries, next_since, more = index.page(0, 10, at=AT)
     assert [(e.change_index, e.publication.listing.decision_ref) for e in entries] == [
         (1, "B"),
         (5, "A"),  # REMOVED outranks the later CORRECTED: its change stays at 5
         (6, "C"),
+        (8, "D-1"),  # the platform's report, identified at 8
     ]
     assert entries[1].publication.status is PublicStatus.REMOVED
-    assert (next_since, more) == (8, False)
+    assert (next_since, more) == (9, False)
     current, _, _ = index.page(0, 10, at=AT, in_force_only=True)
-    assert [e.publication.listing.decision_ref for e in current] == ["B", "C"]
+    assert [e.publication.listing.decision_ref for e in current] == ["B", "C", "D-1"]
     # Paging resumes where the last page stopped.
     first, since, more = index.page(0, 2, at=AT)
     assert more and since == 6 and len(first) == 2
     rest, since, more = index.page(since, 2, at=AT)
-    assert [e.change_index for e in rest] == [6] and not more and since == 8
+    assert [e.change_index for e in rest] == [6, 8] and not more and since == 9
     assert index.page(0, 10, at=AT, unit="44")[0] == []
 
 
@@ -211,11 +275,56 @@ def test_the_index_is_the_same_whatever_the_order_records_arrive_in() -> None:
                     e.publication.listing_id,
                     e.publication.status,
                     getattr(e.publication.removal, "record_id", None),
+                    getattr(e.publication.identification, "record_id", None),
                 )
                 for e in entries
             )
         )
     assert len(outcomes) == 1
+
+
+def _identifying(listing_id: str, day: int, by: str = AMR) -> StatusChange:
+    return StatusChange(
+        issuer=by,
+        listing_id=listing_id,
+        step=LifecycleStep.IDENTIFIED,
+        effective_at=datetime(2026, 10, day, tzinfo=UTC),
+        decision_ref=f"ID-{day}",
+    )
+
+
+def test_an_identification_publishes_a_report_at_its_change_index() -> None:
+    s = _rid("s")
+    index = PublicIndex(TD)
+    index.apply([IndexedRecord(0, s, _listing(issuer=SHOP))], 1)
+    assert index.page(0, 10, at=AT)[0] == [] and index.entry(s, AT) is None
+    index.apply([IndexedRecord(1, _rid("i9"), _identifying(s, 9))], 2)
+    (entry,), _, _ = index.page(0, 10, at=AT)
+    assert entry.change_index == 1 and entry.publication.identification is not None
+    assert entry.publication.authority == AMR
+    # An earlier identification arriving later is the one counted from: the entry moves
+    # to its index (a mirror past index 1 sees the change).
+    index.apply([IndexedRecord(2, _rid("i2"), _identifying(s, 2))], 3)
+    (entry,), _, _ = index.page(0, 10, at=AT)
+    assert entry.change_index == 2
+    assert entry.publication.identification == Identification(_rid("i2"), _identifying(s, 2))
+    # A later one moves nothing.
+    index.apply([IndexedRecord(3, _rid("i5"), _identifying(s, 5))], 4)
+    assert index.page(0, 10, at=AT)[0][0].change_index == 2
+    assert index.reporter_record(s) is None and index.authority_record(s) is None  # no records
+
+
+def test_a_report_identified_by_another_alliance_stays_off_the_index() -> None:
+    s = _rid("s")
+    index = PublicIndex(TD)
+    index.apply(
+        [
+            IndexedRecord(0, s, _listing(issuer=SHOP)),
+            IndexedRecord(1, _rid("g"), _identifying(s, 3, by=GD_AMR)),
+        ],
+        2,
+    )
+    assert index.page(0, 10, at=AT)[0] == []
 
 
 def test_the_index_refuses_records_outside_its_window() -> None:
