@@ -7,6 +7,7 @@ about the same log.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections.abc import Callable
 
@@ -275,3 +276,13 @@ def test_a_malformed_signature_line_is_named_in_forty_characters(line: str, mess
     with pytest.raises(RecordError) as caught:
         parse_signed_note(f"x\n\n{line}\n")
     assert str(caught.value) == message
+
+
+def test_a_cosignature_timestamp_past_2_63_is_refused_before_verifying() -> None:
+    cosigner = CosignatureSigner("witness.example/w1", SigningKey.generate())
+    body = Checkpoint("gw.example/audit/v1", 7, ROOT).body()
+    payload = cosigner.key_id + (2**63).to_bytes(8, "big") + bytes(64)
+    line = f"\u2014 witness.example/w1 {base64.b64encode(payload).decode()}\n"
+    with pytest.raises(VerificationError) as caught:
+        verify_cosignature(line, body, cosigner.verifier())
+    assert str(caught.value) == "cosignature timestamp 9223372036854775808 exceeds 2^63-1"
