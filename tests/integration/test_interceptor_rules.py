@@ -1,0 +1,231 @@
+"""The interceptor's rules that no other test pinned down, against real servers.
+
+Written against the mutants that survived ``gateway/transport/interceptor.py``'s
+mutation run (docs/TESTING.md, run 4):
+
+- a method the server does not serve is denied by default: only a caller the policy
+  lets call it learns that it is UNIMPLEMENTED here, and a refused caller gets the
+  reason trailer like any refusal;
+- health ``Check`` runs on its own pool: members holding every unary worker do not
+  blind the probe;
+- the refusal log names a certificate that names no member as such.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import threading
+from collections.abc import Iterator
+from concurrent import futures
+from types import FrameType
+
+import grpc
+import pytest
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from gwtest import Alliance, Member, running_gateway
+from test_trust_checks import _certificate, _uri
+
+from gateway.ops.app import Gateway
+from gateway.transport.identity import Caller
+from gateway.transport.interceptor import AuthInterceptor
+
+Code = grpc.StatusCode
+TRUST_DOMAIN = "zj.alliance.test"
+GET_CHECKPOINT = "/alliance.v1.AuditLog/GetCheckpoint"
+SUBMIT_RECORD = "/alliance.v1.Exchange/SubmitRecord"
+WORKERS = 4
+
+
+@pytest.fixture(scope="module")
+def alliance(tmp_path_factory: pytest.TempPathFactory) -> Alliance:
+    a = Alliance(tmp_path_factory.mktemp("interceptor"), TRUST_DOMAIN)
+    for i in range(WORKERS):
+        a.member("platform", f"shop-{i}")
+    a.member("monitor", "ndrc", region="110000")
+    return a
+
+
+# --- a method this server does not serve ------------------------------------------------
+
+
+class _EveryCertificate:
+    """Admission that admits every certificate TLS accepted: the standing of members is
+    not what these tests are about, the interceptor's own rules are."""
+
+    def admit(self, caller: Caller) -> None:
+        return None
+
+
+@pytest.fixture(scope="module")
+def health_only(alliance: Alliance) -> Iterator[int]:
+    """A server with the real interceptor that serves only grpc health: every alliance
+    RPC is a method it does not serve (as a gateway built without one of its
+    services would be)."""
+    server = grpc.server(
+        futures.ThreadPoolExecutor(2), interceptors=[AuthInterceptor(_EveryCertificate())]
+    )
+    health_pb2_grpc.add_HealthServicer_to_server(health.HealthServicer(), server)
+    gw = alliance.gateway_member()
+    credentials = grpc.ssl_server_credentials(
+        [(gw.key.read_bytes(), gw.cert.read_bytes())],
+        root_certificates=alliance.ca.read_bytes(),
+        require_client_auth=True,
+    )
+    port = server.add_secure_port("127.0.0.1:0", credentials)
+    server.start()
+    try:
+        yield port
+    finally:
+        server.stop(grace=None)
+
+
+def _raw_call(member: Member, port: int, method: str) -> grpc.RpcError:
+    with member.channel(port) as channel:
+        call: grpc.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(method)
+        with pytest.raises(grpc.RpcError) as err:
+            call(b"", timeout=10)
+    return err.value
+
+
+def test_an_unserved_method_is_unimplemented_only_for_a_caller_allowed_to_call_it(
+    alliance: Alliance, health_only: int
+) -> None:
+    """A platform may call GetCheckpoint (the authorization table): here it learns the
+    method is not served, with the method named."""
+    err = _raw_call(alliance.members["shop-0"], health_only, GET_CHECKPOINT)
+    assert err.code() is Code.UNIMPLEMENTED
+    assert err.details() == f"{GET_CHECKPOINT} is not served here"
+
+
+def test_an_unserved_method_is_denied_to_a_caller_not_allowed_to_call_it(
+    alliance: Alliance, health_only: int
+) -> None:
+    """Attack: probing which services a server runs. A monitor may not submit: it is
+    refused as anywhere else (PERMISSION_DENIED, with the reason code), and learns
+    nothing about whether SubmitRecord is served here."""
+    err = _raw_call(alliance.members["ndrc"], health_only, SUBMIT_RECORD)
+    assert err.code() is Code.PERMISSION_DENIED
+    assert err.details() == (
+        f"role monitor may not call {SUBMIT_RECORD} "
+        "(hint: see the authorization table in docs/PROTOCOL.md)"
+    )
+    assert isinstance(err, grpc.Call)
+    reasons = [v for k, v in err.trailing_metadata() or () if k == "alliance-reason"]
+    assert reasons == ["role-may-not-call"]
+
+
+# --- health Check on its own pool -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def gw(alliance: Alliance) -> Iterator[Gateway]:
+    config = alliance.config(f"sqlite:///{alliance.root / 'gateway.db'}", worker_threads=WORKERS)
+    with running_gateway(config, register=tuple(alliance.members.values())) as g:
+        yield g
+
+
+def _threads_waiting_for_a_request() -> int:
+    """Server threads inside the interceptor's ``_request``: admitted calls waiting for
+    a request message their client has not sent."""
+    count = 0
+    for frame in sys._current_frames().values():
+        f: FrameType | None = frame
+        while f is not None:
+            code = f.f_code
+            if code.co_filename.endswith("interceptor.py") and "_request" in code.co_name:
+                count += 1
+                break
+            f = f.f_back
+    return count
+
+
+def _wait_for(predicate: object, what: str, timeout_s: float = 10.0) -> None:
+    done = threading.Event()
+    deadline = threading.Timer(timeout_s, done.set)
+    deadline.start()
+    try:
+        while not predicate():  # type: ignore[operator]
+            assert not done.wait(0.02), f"timed out waiting for {what}"
+    finally:
+        deadline.cancel()
+
+
+def test_members_holding_every_unary_worker_do_not_blind_the_health_probe(
+    alliance: Alliance, gw: Gateway
+) -> None:
+    """Attack: members open as many unary calls as the gateway has workers and never
+    send their request. Each holds a worker (an admitted caller's request is read on
+    the worker), but health Check runs on its own pool: the probe still answers
+    SERVING within its deadline, so the orchestrator does not restart a gateway that
+    is only being slow-lorised. When the clients give up sending, each held call ends
+    INVALID_ARGUMENT naming what was missing."""
+    release = threading.Event()
+    outcomes: list[tuple[grpc.StatusCode, str | None]] = []
+
+    def nothing() -> Iterator[bytes]:
+        release.wait(30)
+        return
+        yield b""  # a generator that sends no message
+
+    channels = [alliance.members[f"shop-{i}"].channel(gw.port) for i in range(WORKERS)]
+    held = []
+    try:
+        for ctx in channels:
+            ch = ctx.__enter__()
+            call: grpc.StreamUnaryMultiCallable[bytes, bytes] = ch.stream_unary(GET_CHECKPOINT)
+            held.append(call.future(nothing(), timeout=30))
+        _wait_for(lambda: _threads_waiting_for_a_request() >= WORKERS, "every worker to be held")
+        with alliance.members["ndrc"].channel(gw.port) as probe:
+            reply = health_pb2_grpc.HealthStub(probe).Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=2.0
+            )
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        release.set()
+        for future in held:
+            try:
+                future.result(timeout=30)
+                outcomes.append((Code.OK, ""))
+            except grpc.RpcError as e:
+                outcomes.append((e.code(), e.details()))
+        for ctx in channels:
+            ctx.__exit__(None, None, None)
+    assert (
+        outcomes
+        == [
+            (
+                Code.INVALID_ARGUMENT,
+                f"{GET_CHECKPOINT} expects one request message, the client sent none "
+                "(hint: fix the named field; the byte formats are in docs/PROTOCOL.md)",
+            )
+        ]
+        * WORKERS
+    )
+
+
+# --- the refusal log --------------------------------------------------------------------
+
+
+def test_a_certificate_naming_no_member_is_logged_as_such(
+    alliance: Alliance, gw: Gateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A refused certificate with two URI SANs has no caller to name: its refusal line
+    says so (rather than naming one of its members, or failing to log)."""
+    caplog.set_level(logging.WARNING, logger="gateway.transport.interceptor")
+    both = _certificate(alliance, "two-uris", [_uri("platform/shop-0"), _uri("authority/zj-amr")])
+    caplog.clear()
+    err = _raw_call(both, gw.port, GET_CHECKPOINT)
+    assert err.code() is Code.PERMISSION_DENIED
+    lines = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    pattern = (
+        re.escape(f"refused {GET_CHECKPOINT} from (a certificate that names no member) (")
+        + r"ipv[46]:[^)]+"
+        + re.escape(
+            "): PERMISSION_DENIED the client certificate must carry exactly one URI SAN, "
+            "it has 2 (hint: check the member id in your certificate and what its role "
+            "may do)"
+        )
+    )
+    assert len(lines) == 1 and re.fullmatch(pattern, lines[0]), lines
