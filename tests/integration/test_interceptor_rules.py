@@ -23,11 +23,13 @@ from types import FrameType
 
 import grpc
 import pytest
+from cryptography import x509
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from gwtest import Alliance, Member, running_gateway
+from gwtest import Alliance, Member, audit, running_gateway
 from test_trust_checks import _certificate, _uri
 
 from gateway.ops.app import Gateway
+from gateway.pb.alliance.v1 import audit_pb2 as au
 from gateway.transport.identity import Caller
 from gateway.transport.interceptor import AuthInterceptor
 
@@ -229,3 +231,40 @@ def test_a_certificate_naming_no_member_is_logged_as_such(
         )
     )
     assert len(lines) == 1 and re.fullmatch(pattern, lines[0]), lines
+
+
+# --- every call observed ----------------------------------------------------------------
+
+
+def _sample(gw: Gateway, name: str, labels: dict[str, str]) -> float:
+    value = gw.metrics.registry.get_sample_value(name, labels)
+    return 0.0 if value is None else float(value)
+
+
+def test_every_call_is_counted_by_method_and_code_refusals_included(
+    alliance: Alliance, gw: Gateway
+) -> None:
+    """The operator's view of an attack: refused calls are counted under their code
+    beside the served ones, and each call's duration is observed once (a wall-clock
+    interval, not a timestamp)."""
+    ok = {"method": GET_CHECKPOINT, "code": "OK"}
+    denied = {"method": GET_CHECKPOINT, "code": "PERMISSION_DENIED"}
+    latency = {"method": GET_CHECKPOINT}
+    before = (
+        _sample(gw, "alliance_rpcs_total", ok),
+        _sample(gw, "alliance_rpcs_total", denied),
+        _sample(gw, "alliance_rpc_duration_seconds_count", latency),
+        _sample(gw, "alliance_rpc_duration_seconds_sum", latency),
+    )
+    with alliance.members["shop-1"].channel(gw.port) as ch:
+        audit(ch).GetCheckpoint(au.GetCheckpointRequest(), timeout=10)
+    stranger = _certificate(alliance, "no-uri", [x509.DNSName("shop.example")])
+    assert _raw_call(stranger, gw.port, GET_CHECKPOINT).code() is Code.PERMISSION_DENIED
+    after = (
+        _sample(gw, "alliance_rpcs_total", ok),
+        _sample(gw, "alliance_rpcs_total", denied),
+        _sample(gw, "alliance_rpc_duration_seconds_count", latency),
+        _sample(gw, "alliance_rpc_duration_seconds_sum", latency),
+    )
+    assert [a - b for a, b in zip(after[:3], before[:3], strict=True)] == [1.0, 1.0, 2.0]
+    assert 0.0 < after[3] - before[3] < 20.0
