@@ -118,6 +118,21 @@ def test_an_unserved_method_is_denied_to_a_caller_not_allowed_to_call_it(
     assert reasons == ["role-may-not-call"]
 
 
+def test_a_server_without_limits_or_pools_serves_streams_on_its_own_pool(
+    alliance: Alliance, health_only: int
+) -> None:
+    """The interceptor's limits and pools are optional (the gateway always passes
+    them): without them a stream (health Watch, which any admitted caller may open) is
+    served on the server's pool, with no caps."""
+    with alliance.members["shop-0"].channel(health_only) as ch:
+        watch = health_pb2_grpc.HealthStub(ch).Watch(
+            health_pb2.HealthCheckRequest(service=""), timeout=10
+        )
+        first = next(iter(watch))
+        watch.cancel()
+    assert first.status == health_pb2.HealthCheckResponse.SERVING
+
+
 # --- health Check on its own pool -------------------------------------------------------
 
 
