@@ -19,7 +19,9 @@ import sys
 import threading
 from collections.abc import Iterator
 from concurrent import futures
+from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import grpc
 import pytest
@@ -283,3 +285,46 @@ def test_every_call_is_counted_by_method_and_code_refusals_included(
     )
     assert [a - b for a, b in zip(after[:3], before[:3], strict=True)] == [1.0, 1.0, 2.0]
     assert 0.0 < after[3] - before[3] < 20.0
+
+
+# --- the gateway's own and its peers' streams are not counted ---------------------------
+
+
+def test_the_gateway_s_own_streams_do_not_take_the_members_stream_budget(
+    alliance: Alliance, tmp_path: Path
+) -> None:
+    """Attack: members fill the gateway-wide stream cap so that replication stops. The
+    streams of configured gateway identities (ours, our replicas', the peers') are not
+    counted against it: with the cap full, a member is refused and our own identity is
+    still served."""
+    config = alliance.config(
+        f"sqlite:///{tmp_path / 'cap.db'}", max_streams=1, max_streams_per_member=1
+    )
+    with (
+        running_gateway(config, register=tuple(alliance.members.values())) as g,
+        alliance.members["shop-0"].channel(g.port) as held_ch,
+        alliance.members["shop-1"].channel(g.port) as refused_ch,
+        alliance.gateway_member().channel(g.port) as own_ch,
+    ):
+        held = _health_watch(held_ch)
+        assert _first(held) is Code.OK
+        assert _first(_health_watch(refused_ch)) is Code.RESOURCE_EXHAUSTED
+        own = _health_watch(own_ch)
+        assert _first(own) is Code.OK
+        held.cancel()
+        own.cancel()
+
+
+def _health_watch(channel: grpc.Channel) -> Any:
+    return health_pb2_grpc.HealthStub(channel).Watch(
+        health_pb2.HealthCheckRequest(service=""), timeout=30
+    )
+
+
+def _first(watch: Any) -> grpc.StatusCode:
+    """OK once the stream's first message (the status) arrived: the stream is held."""
+    try:
+        next(watch)
+    except grpc.RpcError as e:
+        return e.code()
+    return Code.OK
