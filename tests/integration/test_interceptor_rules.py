@@ -14,6 +14,7 @@ mutation run (docs/TESTING.md, run 4):
 from __future__ import annotations
 
 import logging
+import queue
 import re
 import sys
 import threading
@@ -27,11 +28,13 @@ import grpc
 import pytest
 from cryptography import x509
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from gwtest import Alliance, Member, audit, running_gateway
+from gwtest import USCC, Alliance, Member, audit, exchange, listing, running_gateway
 from test_trust_checks import _certificate, _uri
 
+from gateway import codec
 from gateway.ops.app import Gateway
 from gateway.pb.alliance.v1 import audit_pb2 as au
+from gateway.pb.alliance.v1 import exchange_pb2 as ex
 from gateway.transport.identity import Caller
 from gateway.transport.interceptor import AuthInterceptor
 
@@ -328,3 +331,44 @@ def _first(watch: Any) -> grpc.StatusCode:
     except grpc.RpcError as e:
         return e.code()
     return Code.OK
+
+
+# --- upload streams have no maximum age -------------------------------------------------
+
+
+def test_an_upload_stream_outlives_the_maximum_age_of_read_streams(
+    alliance: Alliance, tmp_path: Path
+) -> None:
+    """Read streams end at their maximum age so a reader cannot pin a thread forever;
+    an upload (SubmitRecords) is bounded by its idle timeout and record count instead,
+    and a platform's long upload is not cut off halfway: after a read stream opened
+    with it has ended at its age, the upload still takes records."""
+    config = alliance.config(f"sqlite:///{tmp_path / 'age.db'}", stream_max_age_s=0.5)
+    shop = alliance.members["shop-2"]
+    outbox: queue.Queue[ex.SubmitRecordRequest | None] = queue.Queue()
+
+    def requests() -> Iterator[ex.SubmitRecordRequest]:
+        while (request := outbox.get(timeout=30)) is not None:
+            yield request
+
+    def send(uscc: str) -> None:
+        env = shop.sign(listing(shop, uscc))
+        outbox.put(ex.SubmitRecordRequest(envelope=codec.envelope_to_pb(env)))
+
+    with (
+        running_gateway(config, register=tuple(alliance.members.values())) as g,
+        shop.channel(g.port) as ch,
+        alliance.members["shop-3"].channel(g.port) as reader_ch,
+    ):
+        upload = exchange(ch).SubmitRecords(requests(), timeout=30)
+        try:
+            send(USCC[0])
+            assert next(upload).code == 0
+            reader = _health_watch(reader_ch)
+            assert _first(reader) is Code.OK
+            assert _first(reader) is Code.UNAVAILABLE  # ended at its maximum age
+            send(USCC[1])
+            assert next(upload).code == 0
+        finally:
+            outbox.put(None)
+        assert list(upload) == []
