@@ -28,6 +28,7 @@ import grpc
 import pytest
 from cryptography import x509
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 from gwtest import USCC, Alliance, Member, audit, exchange, listing, running_gateway
 from test_trust_checks import _certificate, _uri
 
@@ -67,13 +68,15 @@ class _EveryCertificate:
 
 @pytest.fixture(scope="module")
 def health_only(alliance: Alliance) -> Iterator[int]:
-    """A server with the real interceptor that serves only grpc health: every alliance
+    """A server with the real interceptor that serves only grpc health and reflection:
+    every alliance
     RPC is a method it does not serve (as a gateway built without one of its
     services would be)."""
     server = grpc.server(
         futures.ThreadPoolExecutor(2), interceptors=[AuthInterceptor(_EveryCertificate())]
     )
     health_pb2_grpc.add_HealthServicer_to_server(health.HealthServicer(), server)
+    reflection.enable_server_reflection((health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     gw = alliance.gateway_member()
     credentials = grpc.ssl_server_credentials(
         [(gw.key.read_bytes(), gw.cert.read_bytes())],
@@ -128,14 +131,20 @@ def test_a_server_without_limits_or_pools_serves_streams_on_its_own_pool(
 ) -> None:
     """The interceptor's limits and pools are optional (the gateway always passes
     them): without them a stream (health Watch, which any admitted caller may open) is
-    served on the server's pool, with no caps."""
+    served on the server's pool, with no caps and no idle clock on its requests;
+    reflection, whose client streams its requests, too."""
     with alliance.members["shop-0"].channel(health_only) as ch:
         watch = health_pb2_grpc.HealthStub(ch).Watch(
             health_pb2.HealthCheckRequest(service=""), timeout=10
         )
         first = next(iter(watch))
         watch.cancel()
+        listed = reflection_pb2_grpc.ServerReflectionStub(ch).ServerReflectionInfo(
+            iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=10
+        )
+        services = {s.name for r in listed for s in r.list_services_response.service}
     assert first.status == health_pb2.HealthCheckResponse.SERVING
+    assert services == {health.SERVICE_NAME, reflection.SERVICE_NAME}
 
 
 # --- health Check on its own pool -------------------------------------------------------
@@ -312,6 +321,8 @@ def test_the_gateway_s_own_streams_do_not_take_the_members_stream_budget(
         held = _health_watch(held_ch)
         assert _first(held) is Code.OK
         assert _first(_health_watch(refused_ch)) is Code.RESOURCE_EXHAUSTED
+        refused = {"method": "/grpc.health.v1.Health/Watch", "code": "RESOURCE_EXHAUSTED"}
+        assert _sample(g, "alliance_rpcs_total", refused) == 1.0
         own = _health_watch(own_ch)
         assert _first(own) is Code.OK
         held.cancel()
@@ -372,3 +383,20 @@ def test_an_upload_stream_outlives_the_maximum_age_of_read_streams(
         finally:
             outbox.put(None)
         assert list(upload) == []
+        done = {"method": "/alliance.v1.Exchange/SubmitRecords", "code": "OK"}
+        assert _sample(g, "alliance_rpcs_total", done) == 1.0  # observed before its status
+
+
+def test_request_bytes_that_do_not_parse_are_an_invalid_argument(
+    alliance: Alliance, gw: Gateway
+) -> None:
+    """Attack: bytes that are no protobuf message. grpc itself would answer INTERNAL
+    (a server fault); the gateway answers INVALID_ARGUMENT, saying the request did not
+    parse and why, and serves on."""
+    with alliance.members["shop-1"].channel(gw.port) as ch:
+        call: grpc.UnaryUnaryMultiCallable[bytes, bytes] = ch.unary_unary(GET_CHECKPOINT)
+        with pytest.raises(grpc.RpcError) as err:
+            call(b"\xff\xff\xff", timeout=10)
+    assert err.value.code() is Code.INVALID_ARGUMENT
+    details = err.value.details() or ""
+    assert details.startswith("the request is not a valid message: DecodeError: "), details
