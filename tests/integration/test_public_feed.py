@@ -995,6 +995,10 @@ def test_a_report_of_another_alliances_platform_is_published_by_the_identifying_
         assert entry["decision_ref"] == "GD-AMR-认定-2026-0044"
         assert entry["reported_by"] == shop.member_id and entry["report_ref"] == "A-44"
         assert entry["identification_record_id"] == ident
+        # Its search page shows it verified; Zhejiang's does not show it.
+        page = http.request(f"/entity/{USCC[1]}")[2].decode()
+        assert "深圳示例电子有限公司" in page and 'class="verified"' in page
+        assert "深圳示例电子有限公司" not in zj_http.request(f"/entity/{USCC[1]}")[2].decode()
 
         vkey = b.core.note_signer.verifier().vkey
         verifier = b.core.note_signer.verifier()
