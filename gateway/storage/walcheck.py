@@ -19,8 +19,9 @@ for the little a PASSIVE run left, so the WAL stays bounded.
 
 Durability does not change: a commit is on disk once the WAL is synced
 (``synchronous=FULL``), whether or not a checkpoint has copied it yet, and SQLite
-recovers from the WAL after a crash. Other processes on the same file (an operator
-command) keep SQLite's automatic checkpoints. Erasure's ``truncate_wal``
+recovers from the WAL after a crash. Engines made without ``background_checkpoints``
+(tools that open the file directly) keep SQLite's automatic checkpoints. Erasure's
+``truncate_wal``
 (gateway.storage.disclosures) still empties the WAL when it must.
 """
 
