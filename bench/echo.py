@@ -69,8 +69,10 @@ def _submit_sized_requests(ctx: Context) -> list[bytes]:
     return _data.submit_requests(_data.signed_listings(ctx.alliance.authority, 0, 64))
 
 
-def unary_echo(ctx: Context, flavor: Flavor = "sync") -> Measure:
-    """Unary echo calls per second at the gateway benchmarks' concurrency."""
+def unary_echo(ctx: Context, flavor: Flavor = "sync", threads: int = CLIENT_THREADS) -> Measure:
+    """Unary echo calls per second at the gateway benchmarks' concurrency (or at
+    ``threads`` concurrent clients, named ``echo.<flavor>.unary@<threads>``)."""
+    name = f"echo.{flavor}.unary" + ("" if threads == CLIENT_THREADS else f"@{threads}")
 
     def measure() -> Measure:
         requests = _submit_sized_requests(ctx)
@@ -81,7 +83,7 @@ def unary_echo(ctx: Context, flavor: Flavor = "sync") -> Measure:
                     ctx.alliance.authority.credentials,
                     ECHO_UNARY,
                     requests,
-                    threads=CLIENT_THREADS,
+                    threads=threads,
                     seconds=ctx.sizes.echo_seconds,
                     max_calls=10_000_000,
                 )
@@ -91,11 +93,11 @@ def unary_echo(ctx: Context, flavor: Flavor = "sync") -> Measure:
             _require_clean(t.errors, t.first_error, f"echo-{flavor}")
         result = max(trials, key=lambda t: t.rate)
         return Measure(
-            f"echo.{flavor}.unary",
+            name,
             result.rate,
             "calls/s",
             detail={
-                "client_threads": CLIENT_THREADS,
+                "client_threads": threads,
                 "server_threads": ctx.worker_threads,
                 "request_bytes": len(requests[0]),
                 "calls": result.ok,
@@ -104,7 +106,7 @@ def unary_echo(ctx: Context, flavor: Flavor = "sync") -> Measure:
             },
         )
 
-    return ctx.baseline(f"echo.{flavor}.unary", measure)
+    return ctx.baseline(name, measure)
 
 
 def stream_echo(ctx: Context, flavor: Flavor = "sync") -> Measure:

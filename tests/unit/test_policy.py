@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
@@ -15,6 +17,8 @@ from gateway.core.policy import (
     STATEMENT_SIGNERS,
     authorize_erasure,
     authorize_statement,
+    has_jurisdiction,
+    require_configured_gateway,
     rpc_allowed,
 )
 from gateway.core.statements import (
@@ -45,7 +49,7 @@ from gateway.core.statements import (
     SubmittedFile,
 )
 from gateway.core.workdays import YearCalendar
-from gateway.errors import NotFoundError, PermissionError, RecordError
+from gateway.errors import GatewayError, NotFoundError, PermissionError, RecordError
 from gateway.pb.alliance.v1 import audit_pb2, compliance_pb2, exchange_pb2, federation_pb2
 
 T0 = datetime(2024, 11, 30, tzinfo=UTC)
@@ -658,3 +662,410 @@ def test_member_record_for_foreign_domain_is_refused_even_if_forged() -> None:
     object.__setattr__(record, "member_id", str(mid(Role.PLATFORM, "shop", GD)))
     with pytest.raises(PermissionError, match=r"may vouch only for members of trust domain zj"):
         authorize_statement(gw, record, listing=None, signer_region=None)
+
+
+# --- refusals compared whole (found by mutation testing, docs/TESTING.md) -------------
+#
+# Every refusal is compared whole, with its reason and advice: a member is told who may
+# sign what it tried (the units, the trust domain, the issuer), and a client program
+# branches on the reason.
+
+DEFAULT_ADVICE = PermissionError.advice
+SHOP = mid(Role.PLATFORM, "shop")
+MALL = mid(Role.PLATFORM, "mall")
+GW = mid(Role.GATEWAY, "hz")
+GW_GD = mid(Role.GATEWAY, "gz", GD)
+AUTHORITY_GD = mid(Role.AUTHORITY, "gd", GD)
+UNIT_ADVICE = "an authority of unit 33, or a national authority, acts for that subject"
+
+
+def _member_record_for_another_domain() -> Statement:
+    record = make_statement(MemberRecord, GW)
+    object.__setattr__(record, "member_id", str(mid(Role.PLATFORM, "shop", GD)))
+    return record
+
+
+def _change(signer: object, step: LifecycleStep) -> Callable[[], None]:
+    assert isinstance(signer, type(SHOP))
+    return lambda: authorize_statement(
+        signer, status_change(signer, step), listing=listing_by(SHOP), signer_region=None
+    )
+
+
+CASES: list[tuple[str, Callable[[], None], type[GatewayError], str, str, str]] = [
+    (
+        "a member signs as another",
+        lambda: authorize_statement(
+            SHOP, make_statement(Listing, MALL), listing=None, signer_region=None
+        ),
+        PermissionError,
+        f"issuer {MALL} is not the signer {SHOP}: members sign only as themselves",
+        "issuer-not-signer",
+        DEFAULT_ADVICE,
+    ),
+    (
+        "a monitor lists",
+        lambda: authorize_statement(
+            mid(Role.MONITOR),
+            make_statement(Listing, mid(Role.MONITOR)),
+            listing=None,
+            signer_region=None,
+        ),
+        PermissionError,
+        "a monitor may not sign a Listing (allowed: authority, platform)",
+        "role-may-not-sign",
+        DEFAULT_ADVICE,
+    ),
+    (
+        "a gateway vouches for another trust domain's member",
+        lambda: authorize_statement(
+            GW, _member_record_for_another_domain(), listing=None, signer_region=None
+        ),
+        PermissionError,
+        f"gateway {GW} may vouch only for members of trust domain {ZJ}, not "
+        f"spiffe://{GD}/platform/shop",
+        "permission-denied",
+        DEFAULT_ADVICE,
+    ),
+    (
+        "an authority of another unit takes a measure",
+        lambda: authorize_statement(
+            AUTHORITY_GD,
+            make_statement(GovernmentMeasure, AUTHORITY_GD),
+            listing=listing_by(SHOP),
+            signer_region="440300",
+        ),
+        PermissionError,
+        f"authority {AUTHORITY_GD} acts for reporting unit 44 (Guangdong) only: it may not "
+        f"take government measures on listing {LID} of a subject of reporting unit 33 "
+        "(Zhejiang) (region_code 330100)",
+        "outside-unit",
+        UNIT_ADVICE,
+    ),
+    (
+        "a measure on an unknown listing",
+        lambda: authorize_statement(
+            AUTHORITY_GD,
+            make_statement(GovernmentMeasure, AUTHORITY_GD),
+            listing=None,
+            signer_region="440300",
+        ),
+        NotFoundError,
+        f"government_measure.listing_id: unknown listing {LID}",
+        "unknown-listing",
+        NotFoundError.advice,
+    ),
+    (
+        "a status change of an unknown listing",
+        lambda: authorize_statement(
+            SHOP,
+            status_change(SHOP, LifecycleStep.NOTICE_SERVED),
+            listing=None,
+            signer_region=None,
+        ),
+        NotFoundError,
+        f"status_change.listing_id: unknown listing {LID}",
+        "unknown-listing",
+        NotFoundError.advice,
+    ),
+    (
+        "the issuer retires its own listing",
+        _change(SHOP, LifecycleStep.RETIRED),
+        PermissionError,
+        f"{SHOP} may not record RETIRED for listing {LID}: only the gateway of the issuing "
+        "trust domain retires a listing, when its maximum publication period ends",
+        "role-may-not-sign",
+        DEFAULT_ADVICE,
+    ),
+    (
+        "a platform identifies its own report",
+        _change(SHOP, LifecycleStep.IDENTIFIED),
+        PermissionError,
+        f"{SHOP} reported listing {LID} and may not identify it: an authority of reporting "
+        "unit 33 (Zhejiang) (or a national authority) identifies a platform's report",
+        "role-may-not-sign",
+        DEFAULT_ADVICE,
+    ),
+    (
+        "an authority of another unit corrects",
+        lambda: authorize_statement(
+            AUTHORITY_GD,
+            status_change(AUTHORITY_GD, LifecycleStep.CORRECTED),
+            listing=listing_by(SHOP),
+            signer_region="440300",
+        ),
+        PermissionError,
+        f"authority {AUTHORITY_GD} acts for reporting unit 44 (Guangdong) only: it may not "
+        "record CORRECTED for a subject of reporting unit 33 (Zhejiang) (region_code 330100)",
+        "outside-unit",
+        UNIT_ADVICE,
+    ),
+    (
+        "a platform without a store of the subject disputes",
+        _change(MALL, LifecycleStep.DISPUTED),
+        PermissionError,
+        f"platform {MALL} holds no store of the subject of listing {LID}: a seller objects "
+        "through the listing's issuer, a platform of its stores, or an authority of "
+        "reporting unit 33 (Zhejiang)",
+        "not-listing-issuer",
+        DEFAULT_ADVICE,
+    ),
+    (
+        "a gateway records a step that is not its own",
+        _change(GW, LifecycleStep.CORRECTED),
+        PermissionError,
+        "a gateway may only ESCALATE an overdue listing or RETIRE one whose publication "
+        "ended, not record CORRECTED",
+        "permission-denied",
+        DEFAULT_ADVICE,
+    ),
+    (
+        "another trust domain's gateway escalates",
+        _change(GW_GD, LifecycleStep.ESCALATED),
+        PermissionError,
+        f"gateway {GW_GD} may escalate only listings issued in trust domain {GD}; {LID} "
+        f"was issued by {SHOP}",
+        "permission-denied",
+        DEFAULT_ADVICE,
+    ),
+    (
+        "another trust domain's gateway retires",
+        _change(GW_GD, LifecycleStep.RETIRED),
+        PermissionError,
+        f"gateway {GW_GD} may retire only listings issued in trust domain {GD}; {LID} "
+        f"was issued by {SHOP}",
+        "permission-denied",
+        DEFAULT_ADVICE,
+    ),
+    (
+        "another platform changes a listing",
+        _change(MALL, LifecycleStep.NOTICE_SERVED),
+        PermissionError,
+        f"{MALL} may not change listing {LID}: only its issuer {SHOP}, an authority of "
+        "reporting unit 33 (Zhejiang) (or a national authority), or (to escalate) a "
+        "gateway of its trust domain may",
+        "not-listing-issuer",
+        DEFAULT_ADVICE,
+    ),
+    (
+        "another platform erases a listing",
+        lambda: authorize_erasure(
+            MALL,
+            make_statement(Erasure, MALL),  # type: ignore[arg-type]
+            {"a" * 64: (listing_by(SHOP), listing_by(SHOP))},
+            signer_region=None,
+        ),
+        PermissionError,
+        f"{MALL} may not erase record {'a' * 64} of {SHOP}: its issuer, an authority of "
+        "its listing's unit, or its alliance's gateway erases it",
+        "not-allowed-to-erase",
+        DEFAULT_ADVICE,
+    ),
+    (
+        "an authority of no known region erases",
+        lambda: authorize_erasure(
+            AUTHORITY_GD,
+            make_statement(Erasure, AUTHORITY_GD),  # type: ignore[arg-type]
+            {"a" * 64: (listing_by(SHOP), listing_by(SHOP))},
+            signer_region=None,
+        ),
+        PermissionError,
+        f"authority {AUTHORITY_GD} acts for reporting unit unknown only: it may not erase "
+        "records of a subject of reporting unit 33 (Zhejiang) (region_code 330100)",
+        "outside-unit",
+        UNIT_ADVICE,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message", "reason", "advice"),
+    [case[1:] for case in CASES],
+    ids=[case[0] for case in CASES],
+)
+def test_every_refusal_says_who_may(
+    call: Callable[[], None], error: type[GatewayError], message: str, reason: str, advice: str
+) -> None:
+    with pytest.raises(error) as caught:
+        call()
+    assert type(caught.value) is error
+    assert str(caught.value) == message
+    assert caught.value.reason == reason
+    assert caught.value.advice == advice
+
+
+def test_only_configured_gateway_identities_sign_as_gateways() -> None:
+    """A certificate with the gateway role but not configured (a rogue or retired
+    gateway of a member alliance) signs nothing; members of other roles are not judged."""
+    configured = [str(GW), str(GW_GD)]
+    require_configured_gateway(GW, configured)
+    require_configured_gateway(GW_GD, configured)
+    require_configured_gateway(SHOP, [])  # not a gateway: this check does not apply
+    rogue = mid(Role.GATEWAY, "rogue")
+    with pytest.raises(PermissionError) as caught:
+        require_configured_gateway(rogue, configured)
+    assert str(caught.value) == (
+        f"{rogue} is not a configured gateway: only this gateway and configured peer "
+        "gateways sign member records, escalations, monthly reports, holiday calendars "
+        "and report submissions"
+    )
+    assert caught.value.advice == (
+        "a region's gateway identity is configured out of band (docs/OPERATIONS.md)"
+    )
+    assert caught.value.reason == "permission-denied"
+
+
+@dataclass(frozen=True)
+class _Unlisted:
+    """A statement type the signers table does not know (one added to the protocol
+    before the policy)."""
+
+    issuer: str
+
+
+def test_a_statement_type_missing_from_the_table_is_signed_by_no_one() -> None:
+    for role in Role:
+        signer = mid(role)
+        with pytest.raises(PermissionError) as caught:
+            authorize_statement(
+                signer,
+                _Unlisted(str(signer)),  # type: ignore[arg-type]
+                listing=None,
+                signer_region="330100",
+                signer_scope=AuthorityScope.NATIONAL,
+            )
+        assert str(caught.value) == (
+            f"a {role.name.lower()} may not sign a _Unlisted (allowed: none)"
+        )
+
+
+@pytest.mark.parametrize(
+    ("region", "scope", "target", "expected"),
+    [
+        (None, AuthorityScope.NATIONAL, "440300", True),
+        (None, None, "330100", False),
+        (None, AuthorityScope.UNIT, "330100", False),
+        ("330000", None, "331099", True),
+        ("330000", AuthorityScope.UNIT, "440300", False),
+        ("440300", None, "330100", False),
+    ],
+)
+def test_jurisdiction_is_the_reporting_unit_or_national_scope(
+    region: str | None, scope: AuthorityScope | None, target: str, expected: bool
+) -> None:
+    assert has_jurisdiction(region, scope, target) is expected
+
+
+_FAR = mid(Role.PLATFORM, "far", GD)
+_AMR = mid(Role.AUTHORITY, "amr")
+_NOT_YOURS = (
+    "may not erase record " + "f" * 64 + f" of {_FAR}: its issuer, an authority of its "
+    "listing's unit, or its alliance's gateway erases it"
+)
+
+
+@pytest.mark.parametrize(
+    ("signer", "region", "message"),
+    [
+        (SHOP, None, f"{SHOP} {_NOT_YOURS}"),  # its own record first
+        (GW, None, f"{GW} {_NOT_YOURS}"),  # a record of its trust domain first
+        (  # a record of its unit first
+            _AMR,
+            "330000",
+            f"authority {_AMR} acts for reporting unit 33 (Zhejiang) only: it may not erase "
+            "records of a subject of reporting unit 44 (Guangdong) (region_code 440300)",
+        ),
+    ],
+)
+def test_an_erasure_cannot_carry_a_foreign_record_past_an_allowed_one(
+    signer: MemberId, region: str | None, message: str
+) -> None:
+    """Every named record is judged: one the signer may erase, named first, does not
+    let a record of another member, trust domain and unit through after it."""
+    own = listing_by(SHOP)  # unit 33, trust domain zj
+    foreign = listing_by(_FAR, region="440300")
+    named: dict[str, tuple[Statement, Listing | None]] = {
+        "a" * 64: (own, own),
+        "f" * 64: (foreign, foreign),
+    }
+    erasure = make_statement(Erasure, signer)
+    assert isinstance(erasure, Erasure)
+    with pytest.raises(PermissionError) as caught:
+        authorize_erasure(signer, erasure, named, signer_region=region)
+    assert str(caught.value) == message
+
+
+def _erased(listing: Listing) -> Listing:
+    """The listing as read after its erasure: no subject, no committed texts."""
+    return dataclasses.replace(listing, subject=None, decision_ref="", redacted=True)
+
+
+def test_an_erased_listing_names_no_store() -> None:
+    """Once erased, a listing names no store: no platform answers NOT_APPLICABLE against
+    it wrongly, and none disputes it as the seller's platform."""
+    erased = _erased(_with_store(PLATFORM_ISSUER, MALL))
+    answer = SanctionConfirmation(
+        issuer=str(MALL),
+        listing_id=LID,
+        measure=None,
+        action=SanctionAction.NOT_APPLICABLE,
+        effective_at=T0,
+    )
+    authorize_statement(MALL, answer, listing=erased, signer_region=None)
+    with pytest.raises(PermissionError) as caught:
+        authorize_statement(
+            MALL, status_change(MALL, LifecycleStep.DISPUTED), listing=erased, signer_region=None
+        )
+    assert str(caught.value).startswith(f"platform {MALL} holds no store of the subject")
+
+
+def test_a_named_store_platform_confirms_the_measure_it_applied() -> None:
+    """Only NOT_APPLICABLE is refused to a platform the listing names; APPLIED is its duty,
+    and NOT_APPLICABLE for a listing not yet known here is not judged by this rule."""
+    listing = _with_store(PLATFORM_ISSUER, MALL)
+    applied = make_statement(SanctionConfirmation, MALL)
+    assert isinstance(applied, SanctionConfirmation)
+    authorize_statement(MALL, applied, listing=listing, signer_region=None)
+    refused = dataclasses.replace(applied, measure=None, action=SanctionAction.NOT_APPLICABLE)
+    authorize_statement(MALL, refused, listing=None, signer_region=None)
+    with pytest.raises(PermissionError) as caught:
+        authorize_statement(MALL, refused, listing=listing, signer_region=None)
+    assert str(caught.value) == (
+        f"listing {LID} names store 's1' of {MALL}: the seller has an account there, so the "
+        "platform may not answer NOT_APPLICABLE"
+    )
+    assert caught.value.advice == "confirm the measure you applied (alliance confirm-sanction)"
+
+
+def test_a_forged_listing_issuer_is_refused_by_field() -> None:
+    """The policy parses the listing's issuer itself (a gateway escalates only its own
+    domain's listings); a listing whose issuer is no member id is refused, naming it."""
+    listing = listing_by(PLATFORM_ISSUER)
+    object.__setattr__(listing, "issuer", "not-a-member")
+    with pytest.raises(RecordError) as caught:
+        authorize_statement(
+            GW, status_change(GW, LifecycleStep.ESCALATED), listing=listing, signer_region=None
+        )
+    assert str(caught.value) == ("listing.issuer: must start with spiffe://, got 'not-a-member'")
+
+
+def test_an_authority_listing_outside_its_unit_is_named() -> None:
+    with pytest.raises(PermissionError) as caught:
+        authorize_statement(
+            AUTHORITY_GD,
+            make_statement(Listing, AUTHORITY_GD),
+            listing=None,
+            signer_region="440300",
+        )
+    assert str(caught.value) == (
+        f"authority {AUTHORITY_GD} acts for reporting unit 44 (Guangdong) only: it may not "
+        "list a subject of reporting unit 33 (Zhejiang) (region_code 330100)"
+    )
+
+
+def test_a_forged_member_record_member_id_is_refused_by_field() -> None:
+    record = make_statement(MemberRecord, GW)
+    object.__setattr__(record, "member_id", "x")
+    with pytest.raises(RecordError) as caught:
+        authorize_statement(GW, record, listing=None, signer_region=None)
+    assert str(caught.value) == "member_record.member_id: must start with spiffe://, got 'x'"
