@@ -14,7 +14,12 @@ import grpc
 from gateway.core import merkle
 from gateway.ops.config import Config
 from gateway.service.ledger import Ledger
-from gateway.storage import SqlStore, make_engine
+from gateway.storage import (
+    SqlStore,
+    WalCheckpointer,
+    background_checkpoints_apply,
+    make_engine,
+)
 
 from ._data import LogFiller
 from ._procs import ServerHandle, server_process
@@ -123,7 +128,14 @@ class LargeLog:
     def __init__(self, alliance: Alliance, config: Config) -> None:
         self.config = config
         alliance.prepare(config)
-        self.engine = make_engine(config.database_url)
+        # As a gateway opens it (gateway.ops.app.Core): on SQLite the WAL is
+        # checkpointed on a thread of its own, not in the appends being measured.
+        self.engine = make_engine(config.database_url, background_checkpoints=True)
+        self.wal = (
+            WalCheckpointer(self.engine) if background_checkpoints_apply(self.engine) else None
+        )
+        if self.wal is not None:
+            self.wal.start()
         index = alliance.subject_index()
         self.store = SqlStore(self.engine, subject_index=index)
         self.ledger = Ledger(self.store)
@@ -154,6 +166,8 @@ class LargeLog:
             self.ledger.refresh()
 
     def close(self) -> None:
+        if self.wal is not None:
+            self.wal.stop()
         self.engine.dispose()
 
 

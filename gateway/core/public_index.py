@@ -2,12 +2,15 @@
 
 A pure, in-memory structure fed the log's records in index order (``apply``), up to a
 tree size the log signed. It keeps what publication needs and nothing else: the
-listings this alliance's members issued, the status changes that close a listing
-(CORRECTED, REMOVED, WITHDRAWN, RETIRED: the fold ranks them above every other step)
-or identify a platform's report (IDENTIFIED: only those change what is published),
-this alliance's member records (the deciding body's name and key) and its policy
-records (the publication periods). The rule of
-what is shown is ``gateway.core.publication.publication``, at the time of the read.
+listings this alliance's authorities issued and the platforms' reports of every
+alliance (an authority of this one may identify any: ``publication.may_publish``), the
+status changes that close a listing (CORRECTED, REMOVED, WITHDRAWN, RETIRED: the fold
+ranks them above every other step) or identify a platform's report (IDENTIFIED: only
+those change what is published), the member records (the deciding body's name and key;
+of another alliance, a reporting platform's and that alliance's gateway's, which the
+proof of a report carries) and the alliance policies (the publication periods, the
+issuing alliance's). The rule of what is shown is
+``gateway.core.publication.publication``, at the time of the read.
 
 **Time.** An entry's publication can end with no record: when the minimum period after
 a correction passes, or the maximum before the RETIRED step arrives. Its change index
@@ -41,7 +44,7 @@ from gateway.core.publication import (
     Identification,
     Publication,
     PublicStatus,
-    issued_in,
+    may_publish,
     publication,
 )
 from gateway.core.statements import (
@@ -90,12 +93,15 @@ class PublicIndex:
         self._identified: dict[str, list[tuple[datetime, str, StatusChange]]] = {}
         # member id -> [(issued_at, record_id, record)], sorted
         self._members: dict[str, list[tuple[datetime, str, MemberRecord]]] = {}
+        # trust domain -> [(log_index, record_id, record)] of its gateway's self-issued
+        # records, in log order (the proof of another alliance's platform's report)
+        self._gateways: dict[str, list[tuple[int, str, MemberRecord]]] = {}
         self._change_of: dict[str, int] = {}  # listing id -> change index
         self._at_change: dict[int, str] = {}  # change index -> listing id
         self._changes: list[int] = []  # sorted change indexes
         self._by_uscc: dict[str, set[str]] = {}
         self._names: dict[str, set[str]] = {}  # subject name -> credit codes
-        self._policies = PolicyBook()  # this alliance's policies (publication periods)
+        self._policies = PolicyBook()  # the alliances' policies (publication periods)
         # Bumped by every member record and erasure folded in: what ``authority_record``
         # answers, or a status change's text, may have changed (readers key caches on it).
         self.generation = 0
@@ -118,8 +124,7 @@ class PublicIndex:
         if rec.record_id in self._index_of:
             return
         if isinstance(stmt, AlliancePolicy):
-            if stmt.trust_domain == self.trust_domain:
-                self._policies.apply(rec.record_id, stmt)
+            self._policies.apply(rec.record_id, stmt)
             return
         if isinstance(stmt, Erasure):
             self._forget(stmt.record_ids)
@@ -127,17 +132,23 @@ class PublicIndex:
             self.generation += 1
             return
         if isinstance(stmt, MemberRecord):
-            if MemberId.parse(stmt.member_id).trust_domain == self.trust_domain:
-                self._index_of[rec.record_id] = rec.log_index
+            self._index_of[rec.record_id] = rec.log_index
+            self._keyids[rec.record_id] = rec.keyids
+            insort(
+                self._members.setdefault(stmt.member_id, []),
+                (stmt.issued_at, rec.record_id, stmt),
+            )
+            member = MemberId.parse(stmt.member_id)
+            if member.role is Role.GATEWAY and stmt.issuer == stmt.member_id:
                 insort(
-                    self._members.setdefault(stmt.member_id, []),
-                    (stmt.issued_at, rec.record_id, stmt),
+                    self._gateways.setdefault(member.trust_domain, []),
+                    (rec.log_index, rec.record_id, stmt),
                 )
-                self.generation += 1
+            self.generation += 1
             return
         if isinstance(stmt, Listing):
             subject = stmt.subject
-            if not issued_in(stmt, self.trust_domain) or subject is None or subject.uscc is None:
+            if not may_publish(stmt, self.trust_domain) or subject is None or subject.uscc is None:
                 return  # never published here: not kept (publication() decides the rest)
             listing_id = rec.record_id
             self._by_uscc.setdefault(subject.uscc, set()).add(listing_id)
@@ -214,7 +225,7 @@ class PublicIndex:
 
     def _publication(self, view: ListingView, at: datetime) -> Publication | None:
         removal = self._closing.get(view.step_record_id) if view.step in CLOSING_STEPS else None
-        policy = self._policies.current(self.trust_domain, at)
+        policy = self._policies.for_listing(view.listing, at)
         return publication(
             view,
             removal=removal,
@@ -327,6 +338,34 @@ class PublicIndex:
         if view is None or identified_when_signed(view.listing):
             return None
         return self._member_record(view.listing.issuer, listing_id)
+
+    def own_member(self, member_id: str) -> bool:
+        """Whether ``member_id`` is of this index's alliance (its records signed by the
+        log's key)."""
+        return MemberId.parse(member_id).trust_domain == self.trust_domain
+
+    def reporter_gateway_record(
+        self, listing_id: str, size: int
+    ) -> tuple[str, MemberRecord] | None:
+        """For a report of a platform of another alliance: that alliance's gateway's own
+        (self-issued) record, which vouches for the platform's record (docs/PROTOCOL.md
+        §8.4): of those below tree size ``size``, the newest in the log listing a key
+        whose id a signature on the platform's record names, else the newest. ``None``
+        for an authority's listing, a report of this alliance's platform, or when no
+        such record is below ``size``."""
+        view = self._state.listing(listing_id)
+        if view is None or identified_when_signed(view.listing):
+            return None
+        domain = MemberId.parse(view.listing.issuer).trust_domain
+        if domain == self.trust_domain:
+            return None
+        reporter = self._member_record(view.listing.issuer, listing_id)
+        keyids = set(self._keyids.get(reporter[0], ())) if reporter is not None else set()
+        versions = [v for v in self._gateways.get(domain, []) if v[0] < size]
+        for _, record_id, record in reversed(versions):
+            if any(hashlib.sha256(k.public_key).hexdigest() in keyids for k in record.keys):
+                return record_id, record
+        return (versions[-1][1], versions[-1][2]) if versions else None
 
     def remover_record(self, listing_id: str) -> tuple[str, MemberRecord] | None:
         """The member record of the authority that signed the closing change, when that

@@ -9,14 +9,21 @@ and the log's note verifier key, and checks, in this order:
    index to the checkpoint's root;
 3. the ``authority`` leaf is a member record signed with the log's key (a gateway signs
    its members' records with the key its checkpoints are signed with) of a member
-   whose role is authority: the deciding authority the entry names;
+   whose role is authority: the deciding authority the entry names, whose trust domain
+   is the publishing gateway's (the deciding authority's alliance publishes, §8.1);
 4. an authority's listing: the authority is the listing's issuer and the ``listing``
-   leaf is signed by a key of its record; there is no ``reporter`` or
-   ``identification`` leaf. A platform's report: the ``reporter`` leaf is the issuer's
-   member record (signed with the log's key) and the listing is signed by one of its
-   keys; the ``identification`` leaf is an IDENTIFIED status change of this listing,
-   issued and signed by the authority (a key of its record), which acts for the
-   listing's reporting unit or nationally;
+   leaf is signed by a key of its record; there is no ``reporter``,
+   ``reporter_gateway`` or ``identification`` leaf. A platform's report: the
+   ``reporter`` leaf is the issuer's member record and the listing is signed by one of
+   its keys; the ``identification`` leaf is an IDENTIFIED status change of this
+   listing, issued and signed by the authority (a key of its record), which acts for
+   the listing's reporting unit or nationally. A platform of the publishing alliance:
+   its record is signed with the log's key, and there is no ``reporter_gateway`` leaf.
+   A platform of another alliance: the ``reporter_gateway`` leaf is that alliance's
+   gateway's own member record (role gateway, of the platform's trust domain, issued
+   by itself and signed by a key it lists), which the publishing log holds (a gateway
+   takes it in only from a configured peer); the platform's record is issued by that
+   gateway and signed by one of its keys;
 5. a ``removal`` leaf refers to the listing, closes it, and is signed by the listing's
    issuer, the deciding authority, another authority acting for the listing's unit
    whose member record is the ``remover`` leaf, or (by its issuer) the gateway;
@@ -191,10 +198,11 @@ def _signed_by(leaf: Leaf, keys: list[VerifyingKey], who: str) -> None:
 
 # The leaves of a proof (docs/PROTOCOL.md §8.4): always the listing and the deciding
 # authority's member record; for a platform's report also the platform's member record
-# and the identification; for a removed entry the removal.
+# and the identification, and, when the platform is of another alliance, that alliance's
+# gateway's record; for a removed entry the removal (and, by another authority, its record).
 _REQUIRED = frozenset({"listing", "authority"})
 _REPORT = frozenset({"reporter", "identification"})
-_ROLES = _REQUIRED | _REPORT | {"removal", "remover"}
+_ROLES = _REQUIRED | _REPORT | {"reporter_gateway", "removal", "remover"}
 
 
 def _leaves(doc: Mapping[str, Any], checkpoint: Checkpoint) -> dict[str, Leaf]:
@@ -217,10 +225,68 @@ def _leaves(doc: Mapping[str, Any], checkpoint: Checkpoint) -> dict[str, Leaf]:
 
 
 def _member(leaf: Leaf, log_key: VerifyingKey, decode: Decoder) -> MemberRecord:
+    member = _member_from(leaf, decode)
+    _signed_by(leaf, [log_key], "the log's gateway key")
+    return member
+
+
+def _domain(member_id: str) -> str:
+    return MemberId.parse(member_id).trust_domain
+
+
+def _reporter(
+    leaves: Mapping[str, Leaf],
+    listing: Listing,
+    publisher: str,
+    log_key: VerifyingKey,
+    decode: Decoder,
+) -> MemberRecord:
+    """The platform's member record, vouched for by the log's key (a platform of the
+    publishing alliance, ``publisher``) or by its own alliance's gateway record
+    (``reporter_gateway``)."""
+    reporter_leaf = leaves["reporter"]
+    gateway_leaf = leaves.get("reporter_gateway")
+    if _domain(listing.issuer) == publisher:
+        if gateway_leaf is not None:
+            raise VerificationError(
+                f"reporter_gateway leaf: {listing.issuer} is of the publishing alliance, "
+                "whose log key signs its record"
+            )
+        return _member(reporter_leaf, log_key, decode)
+    if gateway_leaf is None:
+        raise VerificationError(
+            f"leaves: no reporter_gateway leaf (the platform {listing.issuer} is of another "
+            "alliance: its gateway's record vouches for the platform's)"
+        )
+    gateway = _member_from(gateway_leaf, decode)
+    gateway_id = MemberId.parse(gateway.member_id)
+    if (
+        gateway_id.role is not Role.GATEWAY
+        or gateway.role is not Role.GATEWAY
+        or gateway_id.trust_domain != _domain(listing.issuer)
+    ):
+        raise VerificationError(
+            f"reporter_gateway leaf: {gateway.member_id} is not a gateway of the platform's "
+            f"trust domain {_domain(listing.issuer)}"
+        )
+    if gateway.issuer != gateway.member_id:
+        raise VerificationError(
+            f"reporter_gateway leaf: issued by {gateway.issuer}, not by the gateway itself"
+        )
+    _signed_by(gateway_leaf, _keys(gateway), f"the gateway {gateway.member_id} itself")
+    reporter = _member_from(reporter_leaf, decode)
+    if reporter.issuer != gateway.member_id:
+        raise VerificationError(
+            f"reporter leaf: issued by {reporter.issuer}, not by the gateway {gateway.member_id}"
+        )
+    _signed_by(reporter_leaf, _keys(gateway), f"the gateway {gateway.member_id}")
+    return reporter
+
+
+def _member_from(leaf: Leaf, decode: Decoder) -> MemberRecord:
     member = _statement(leaf, decode)
     if not isinstance(member, MemberRecord):
         raise VerificationError(f"{leaf.role} leaf: not a member record")
-    _signed_by(leaf, [log_key], "the log's gateway key")
     return member
 
 
@@ -303,7 +369,7 @@ def _signed_listing(
     the members a removal may come from."""
     listing_leaf = leaves["listing"]
     if identified_when_signed(listing):
-        extra = sorted(_REPORT & leaves.keys())
+        extra = sorted((_REPORT | {"reporter_gateway"}) & leaves.keys())
         if extra:
             raise VerificationError(f"leaves: an authority's listing has no {extra[0]} leaf")
         if authority.member_id != listing.issuer:
@@ -319,7 +385,7 @@ def _signed_listing(
                 f"leaves: no {role} leaf (the listing is a report of {listing.issuer}, "
                 "published only once an authority identified it)"
             )
-    reporter = _member(leaves["reporter"], log_key, decode)
+    reporter = _reporter(leaves, listing, _domain(authority.member_id), log_key, decode)
     if reporter.member_id != listing.issuer:
         raise VerificationError(
             f"reporter leaf: a record of {reporter.member_id}, not of the issuer {listing.issuer}"
@@ -381,7 +447,8 @@ def verify_entry_proof(
             view,
             removal=removal,
             identification=ident,
-            publisher_trust_domain=MemberId.parse(listing.issuer).trust_domain,
+            # The deciding authority's alliance publishes (its record the log key signed).
+            publisher_trust_domain=_domain(authority.member_id),
             at=datetime.now(UTC) if at is None else at,
             apply_periods=False,
         )

@@ -6,21 +6,23 @@ forgetting work plug in at one place:
 
 - **Identified.** Only an identified listing is published. An authority's own listing
   is identified when signed (``identified_when_signed``). A platform's report is
-  published once identified by an IDENTIFIED step (``Identification``: the earliest by
-  ``(effective_at, record_id)``, the one ``gateway.core.lifecycle`` counts from) signed
-  by an authority **of the publishing gateway's alliance**: the proof carries that step
-  and the authority's member record, which the gateway signs with its log key
-  (docs/PROTOCOL.md §8.4). The law-facing fields of an identified report name the
-  identification (列入日期 its ``effective_at``, 列入决定书文号 its ``decision_ref``,
-  作出决定机关 its signer); the platform's report shows in the ``reported_*`` fields.
-  A report first identified by an authority of another alliance is not published: that
-  authority's member record is signed by another log's key, which a reader of this
-  feed does not hold.
+  identified by an IDENTIFIED step (``Identification``: the earliest by
+  ``(effective_at, record_id)``, the one ``gateway.core.lifecycle`` counts from). The
+  law-facing fields of an identified report name the identification (列入日期 its
+  ``effective_at``, 列入决定书文号 its ``decision_ref``, 作出决定机关 its signer); the
+  platform's report shows in the ``reported_*`` fields.
 - **Subjects.** Enterprises and individual businesses (a Unified Social Credit Code) are
   published; a natural person (a keyed hash of a resident id) never is.
-- **Whose.** A gateway publishes the listings its own members issued (the issuer's trust
-  domain is the gateway's); a replicated listing is published by its own region. A
-  platform's report is its issuer's too: the platform's gateway publishes it.
+- **Whose** (``publisher_domain``). The deciding authority's alliance publishes: an
+  authority's listing is published by the gateway of its issuer's trust domain (a
+  replicated listing by its own region); a platform's report by the gateway of the
+  trust domain of the authority that signed its identification, whatever the
+  platform's domain (a Zhejiang platform's report of a Guangdong seller, identified by
+  the Guangdong authority, is published by the Guangdong gateway, on the deciding
+  authority's credit website, and not by Zhejiang's). The publishing gateway signed that
+  authority's member record with its log key; when the platform is of another alliance,
+  the proof adds that alliance's gateway record, held in the publishing log, which
+  vouches for the platform's record (docs/PROTOCOL.md §8.4).
 - **When** (publication periods, issue 18: ``gateway.core.periods``, the issuing
   alliance's ``AlliancePolicy.publication_periods``). Published while in force, until
   the maximum period counted from the identification ends. Once CORRECTED or REMOVED
@@ -61,7 +63,9 @@ __all__ = [
     "Removal",
     "entry_fields",
     "issued_in",
+    "may_publish",
     "publication",
+    "publisher_domain",
     "rfc3339",
     "wire_name",
 ]
@@ -135,6 +139,24 @@ class Identification:
     change: StatusChange
 
 
+def may_publish(listing: Listing, trust_domain: str) -> bool:
+    """Whether ``trust_domain``'s gateway may ever publish ``listing``: an authority's
+    listing of its own alliance, or a platform's report of any alliance (an authority of
+    ``trust_domain`` may identify it). A listing for which this is false never is."""
+    return not identified_when_signed(listing) or issued_in(listing, trust_domain)
+
+
+def publisher_domain(listing: Listing, identification: Identification | None) -> str | None:
+    """The trust domain whose gateway publishes ``listing``: the deciding authority's
+    (the issuer's for an authority's listing, the identifying authority's for a
+    platform's report); ``None`` for a report not identified."""
+    if identified_when_signed(listing):
+        return MemberId.parse(listing.issuer).trust_domain
+    if identification is None:
+        return None
+    return MemberId.parse(identification.change.issuer).trust_domain
+
+
 @dataclass(frozen=True, slots=True)
 class Publication:
     """A listing as the public feed shows it."""
@@ -189,8 +211,6 @@ def publication(
     listing = view.listing
     if listing.subject is None or listing.subject.uscc is None:
         return None  # erased, or a natural person: never published
-    if not issued_in(listing, publisher_trust_domain):
-        return None  # published by the gateway of the issuer's own region
     if identified_when_signed(listing):
         if identification is not None:
             raise ValueError("an authority's listing is identified when signed")
@@ -198,8 +218,8 @@ def publication(
         return None  # a platform's report no authority identified
     else:
         _check_identification(view, identification)
-        if not _in_domain(identification.change.issuer, publisher_trust_domain):
-            return None  # identified by another alliance: its member record is not ours
+    if publisher_domain(listing, identification) != publisher_trust_domain:
+        return None  # published by the gateway of the deciding authority's alliance
     end = publication_end(
         view.lifecycle, period if period is not None else publication_period(listing)
     )

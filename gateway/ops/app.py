@@ -55,7 +55,15 @@ from gateway.service.retention import RecordKind, RetentionEraser, RetentionSett
 from gateway.service.scrubber import Scrubber, ScrubSettings
 from gateway.service.sequencer import Sequencer
 from gateway.service.submit import SubmitService
-from gateway.storage import AccessStore, SqlStore, check_schema, make_engine, migrate
+from gateway.storage import (
+    AccessStore,
+    SqlStore,
+    WalCheckpointer,
+    background_checkpoints_apply,
+    check_schema,
+    make_engine,
+    migrate,
+)
 from gateway.storage.db import current_revision
 from gateway.storage.disclosures import SUBJECT_INDEX_INFO, SubjectIndex, digest_clear_keys
 from gateway.storage.integrity import IntegrityStore
@@ -80,7 +88,8 @@ class Core:
     ) -> None:
         self.config = config
         self.clock = clock
-        self.engine = make_engine(config.database_url)
+        self.engine = make_engine(config.database_url, background_checkpoints=True)
+        self.wal: WalCheckpointer | None = None
         if auto_migrate and current_revision(self.engine) is None:
             logger.info("new database: creating the schema")
             migrate(self.engine)
@@ -134,6 +143,11 @@ class Core:
             intake=config.intake_rules,
             clock=clock,
         )
+        # SQLite: the WAL is copied back on a thread of its own, not in the sequencer's
+        # commits (gateway.storage.walcheck); until it starts the WAL only grows.
+        if background_checkpoints_apply(self.engine):
+            self.wal = WalCheckpointer(self.engine)
+            self.wal.start()
 
     def _load_members(self) -> None:
         """Reload what the ledger keeps in memory: member records and alliance policies."""
@@ -174,6 +188,8 @@ class Core:
                 logger.exception("an observer of erasures failed")
 
     def close(self) -> None:
+        if self.wal is not None:
+            self.wal.stop()
         self.engine.dispose()
 
 

@@ -24,13 +24,14 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from importlib.resources.abc import Traversable
-from zoneinfo import ZoneInfo
 
 from babel import Locale as BabelLocale
 from babel.dates import format_date, format_datetime, format_skeleton
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
+
+from gateway.core.workdays import REPORT_TZ
 
 __all__ = [
     "BEIJING",
@@ -40,7 +41,8 @@ __all__ = [
     "normalize_locale",
 ]
 
-BEIJING = ZoneInfo("Asia/Shanghai")
+# People read times in Beijing time, the zone the reporting months are counted in.
+BEIJING = REPORT_TZ
 # The locales every catalog has; the first is the default of documents people send.
 LOCALES = ("zh_CN", "en")
 

@@ -223,15 +223,16 @@ class PublicFeed:
             found = self._index.entry(record_id, self._clock())
             if found is None:
                 raise NotFoundError(f"record_id: no published entry {record_id}")
+            size = tree_size or checkpoint.tree_size
+            if size > checkpoint.tree_size:
+                raise NotFoundError(
+                    f"tree_size: the feed is at checkpoint {checkpoint.tree_size}, not {size}"
+                )
             fields = self._fields(found)
             member = self._index.authority_record(record_id)
             reporter = self._index.reporter_record(record_id)
+            reporter_gateway = self._index.reporter_gateway_record(record_id, size)
             remover = self._index.remover_record(record_id)
-        size = tree_size or checkpoint.tree_size
-        if size > checkpoint.tree_size:
-            raise NotFoundError(
-                f"tree_size: the feed is at checkpoint {checkpoint.tree_size}, not {size}"
-            )
         note = self._audit.checkpoint_note(size)
         roles = [("listing", record_id)]
         if fields["identification_record_id"]:
@@ -242,6 +243,14 @@ class PublicFeed:
             roles.append(("authority", member[0]))
         if reporter is not None:
             roles.append(("reporter", reporter[0]))
+        if reporter_gateway is not None:
+            roles.append(("reporter_gateway", reporter_gateway[0]))
+        elif reporter is not None and not self._index.own_member(reporter[1].member_id):
+            raise NotFoundError(
+                f"tree_size: the gateway record of {reporter[1].member_id}'s alliance is not "
+                f"in the tree of size {size}",
+                advice="ask for the proof at a later checkpoint",
+            )
         if remover is not None:
             roles.append(("remover", remover[0]))
         records = self._store.records_by_ids([rid for _, rid in roles])

@@ -12,6 +12,7 @@ from gateway.storage.listings import (
 from gateway.storage.log import StoredRecord
 from gateway.storage.peers import PeerCursor, StoredEvidence
 from gateway.storage.store import SqlStore, UnitOfWork
+from gateway.storage.walcheck import WalCheckpointer, background_checkpoints_apply
 
 __all__ = [
     "AccessEntry",
@@ -29,6 +30,8 @@ __all__ = [
     "StoredRecord",
     "SubjectListing",
     "UnitOfWork",
+    "WalCheckpointer",
+    "background_checkpoints_apply",
     "check_schema",
     "make_engine",
     "migrate",

@@ -24,9 +24,11 @@ _MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_MINIMUM = (3, 38, 0)
 
 
-def make_engine(url: str, *, pool_size: int = 8) -> Engine:
+def make_engine(url: str, *, pool_size: int = 8, background_checkpoints: bool = False) -> Engine:
     """An engine for ``url``; SQLite gets WAL, full fsync on commit and a busy timeout,
-    and files only their owner may read (``owner_only``)."""
+    and files only their owner may read (``owner_only``). ``background_checkpoints``:
+    SQLite's automatic WAL checkpoints are off on this engine's connections, and the
+    caller runs a ``gateway.storage.walcheck.WalCheckpointer`` (a gateway does)."""
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
@@ -41,6 +43,8 @@ def make_engine(url: str, *, pool_size: int = 8) -> Engine:
         if engine.url.database and engine.url.database != ":memory:":
             owner_only(Path(engine.url.database))
         event.listen(engine, "connect", _sqlite_pragmas)
+        if background_checkpoints:
+            event.listen(engine, "connect", _no_automatic_checkpoints)
     return engine
 
 
@@ -77,6 +81,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # Deleted content is overwritten with zeros (erasure, issue 18): no erased
     # disclosure survives in a free page of the database file.
     cursor.execute("PRAGMA secure_delete=ON")
+    cursor.close()
+
+
+def _no_automatic_checkpoints(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.close()
 
 

@@ -23,13 +23,13 @@ from gateway.core.disclosure import Disclosure, Group
 from gateway.storage.models import Base
 
 __all__ = [
+    "DISCLOSURE_FIELDS",
     "SUBJECT_INDEX_INFO",
     "SubjectIndex",
     "digest_clear_keys",
     "disclosures_for",
     "erase",
     "erased_among",
-    "insert_disclosures",
     "truncate_wal",
 ]
 
@@ -40,6 +40,8 @@ _CHUNK = 500
 _TRUNCATE_WAIT_MS = 250
 _TABLES = Base.metadata.tables
 _DISCLOSURES = _TABLES["disclosures"]
+# The columns of a stored disclosure, in the order the append path writes them.
+DISCLOSURE_FIELDS = ("record_id", "grp", "salt", "value")
 _ERASED = _TABLES["erased"]
 _LISTINGS = _TABLES["listings"]
 _BY_RECORDS = select(
@@ -68,20 +70,6 @@ class SubjectIndex:
 
     def digest(self, subject_key: str) -> str:
         return hashlib.blake2b(subject_key.encode(), key=self._key, digest_size=16).hexdigest()
-
-
-def insert_disclosures(conn: Connection, items: Sequence[tuple[str, Disclosure]]) -> None:
-    """Store ``(record_id, disclosure)`` pairs of newly appended records. (An erasure
-    marks only records already held, and a held record is never appended again, so no
-    erased record comes back through here: the append path asks nothing more.)"""
-    if items:
-        conn.execute(
-            _DISCLOSURES.insert(),
-            [
-                {"record_id": rid, "grp": int(d.group), "salt": d.salt, "value": d.value}
-                for rid, d in items
-            ],
-        )
 
 
 def disclosures_for(

@@ -29,7 +29,7 @@ from gateway.core.logcheck import describe
 from gateway.core.statements import REDACTABLE_TYPES
 from gateway.errors import LogDamageError, StorageError
 from gateway.storage.base import CHUNK, StoreBase, UnitBase
-from gateway.storage.disclosures import disclosures_for, erase, insert_disclosures
+from gateway.storage.disclosures import DISCLOSURE_FIELDS, disclosures_for, erase
 from gateway.storage.models import Base, LogStateRow, RecordRow
 
 __all__ = ["RECORD_FIELDS", "LogStore", "LogWrites", "StoredRecord", "stored_record"]
@@ -164,7 +164,14 @@ class LogWrites(UnitBase):
             ],
             table="records",
         )
-        insert_disclosures(self._c, [(r.record_id, d) for r in records for d in r.disclosures])
+        # In the same multi-row INSERT as the records (an executemany cost about a sixth
+        # of a 256-record append's CPU). An erasure marks only records already held, and
+        # a held record is never appended again: no erased record comes back this way.
+        self._insert_rows(
+            DISCLOSURE_FIELDS,
+            [(r.record_id, int(d.group), d.salt, d.value) for r in records for d in r.disclosures],
+            table="disclosures",
+        )
 
     def erase(self, erasure_id: str, at: datetime, record_ids: Sequence[str]) -> int:
         """Delete the named records' disclosures and index entries (an erasure record

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from gwtest import USCC, confirmation, listing
@@ -31,7 +32,7 @@ from test_federation import (
 from gateway.core import dsse, merkle
 from gateway.core.crypto import SigningKey
 from gateway.core.notes import NoteSigner
-from gateway.core.statements import LifecycleStep, StatusChange
+from gateway.core.statements import Erasure, ErasureBasis, LifecycleStep, StatusChange
 from gateway.ops.app import Core
 from gateway.service.replication import PeerCheckpoint, PeerEntry, PeerItem, PeerPuller
 
@@ -309,3 +310,58 @@ def test_a_retirement_signed_by_a_member_is_refused(
     with pulling(home, gd, ScriptedPeer(log, entries)) as puller:
         refused(puller, "may not record RETIRED")
     assert not has(home, retire)
+
+
+# --- erasures: authorized against every record they reach ----------------------------------
+
+
+def _erasure(member: Any, *record_ids: str) -> Erasure:
+    return Erasure(
+        issuer=member.member_id,
+        record_ids=record_ids,
+        basis=ErasureBasis.PURPOSE_ACHIEVED,
+        legal_basis="PIPL art. 47(1)",
+        effective_at=datetime(2026, 10, 5, tzinfo=UTC),
+    )
+
+
+@pytest.mark.parametrize("erasure_first", [False, True])
+def test_an_erasure_of_a_record_in_its_own_batch_is_authorized_for_it(
+    regions: tuple[Region, Region], home: Core, erasure_first: bool
+) -> None:
+    """The attack: a peer serves an authority's listing and, in the same batch, an
+    erasure of it signed by a platform (which may erase only its own records). The
+    sequencer would delete the listing's disclosures when the batch lands, so the
+    erasure is checked against the records of its batch too, before or after it, and
+    the batch is refused."""
+    _, gd = regions
+    log = EvilLog(gd)
+    members = [
+        log.gateway_sign(log.member_record(gd.authority)),
+        log.gateway_sign(log.member_record(gd.platform)),
+    ]
+    the_listing = gd.authority.sign(listing(gd.authority, uscc=USCC[2]))
+    erase = gd.platform.sign(_erasure(gd.platform, the_listing.record_id))
+    batch = [erase, the_listing] if erasure_first else [the_listing, erase]
+    with pulling(home, gd, ScriptedPeer(log, [*members, *batch])) as puller:
+        refused(puller, f"may not erase record {the_listing.record_id}")
+    assert not has(home, the_listing)
+    assert not has(home, erase)
+
+
+def test_an_erasure_by_the_issuer_in_the_listing_s_batch_erases_it(
+    regions: tuple[Region, Region], home: Core
+) -> None:
+    """The honest case of the same shape: the listing's issuer erases it in the batch
+    that brings it; the replica stores both and holds none of the listing's values."""
+    _, gd = regions
+    log = EvilLog(gd)
+    the_listing = gd.authority.sign(listing(gd.authority, uscc=USCC[1]))
+    assert the_listing.disclosures
+    erase = gd.authority.sign(_erasure(gd.authority, the_listing.record_id))
+    entries = [log.gateway_sign(log.member_record(gd.authority)), the_listing, erase]
+    with pulling(home, gd, ScriptedPeer(log, entries)) as puller:
+        eventually(lambda: puller.view.next_index == 3, "the batch is stored")
+    stored = home.store.record_by_id(the_listing.record_id)
+    assert stored is not None and stored.disclosures == ()
+    assert has(home, erase)

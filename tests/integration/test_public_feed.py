@@ -9,9 +9,12 @@ import base64
 import dataclasses
 import hashlib
 import json
+import socket
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,15 +34,17 @@ from gwtest import (
 )
 
 from clients.cli import main as cli_main
-from gateway.codec import decode_public
+from gateway.codec import decode_public, decode_statement
 from gateway.core.crypto import SigningKey
 from gateway.core.notes import NoteSigner
 from gateway.core.public_proof import verify_entry_proof
 from gateway.core.statements import (
+    MEMBER_RECORD_TYPES,
     Erasure,
     ErasureBasis,
     LifecycleStep,
     Listing,
+    MemberRecord,
     StatusChange,
     Subject,
 )
@@ -166,6 +171,9 @@ def verify_proof(doc: dict[str, Any], vkey: str) -> dict[str, str]:
         _, _, pae, sigs, _ = leaves[role]
         return any(_ed25519(k.public_key, s, pae) for k in member.keys for s in sigs)
 
+    def domain(member_id: str) -> str:
+        return member_id.removeprefix("spiffe://").split("/", 1)[0]
+
     def acts_for_listing(authority: Any) -> bool:
         national = authority.HasField("scope") and authority.scope == spb.AuthorityScope.Value(
             "AUTHORITY_SCOPE_NATIONAL"
@@ -188,6 +196,7 @@ def verify_proof(doc: dict[str, Any], vkey: str) -> dict[str, str]:
     if "/authority/" in lst.issuer:
         # An authority's listing: identified when signed, by its issuer.
         assert set(leaves) <= {"listing", "authority", "removal", "remover"}
+        assert "identification" not in leaves and "reporter" not in leaves
         assert member.member_id == lst.issuer and signed_by("listing", member)
     else:
         # A platform's report: signed by the platform, identified by the authority.
@@ -196,10 +205,28 @@ def verify_proof(doc: dict[str, Any], vkey: str) -> dict[str, str]:
             "authority",
             "reporter",
             "identification",
+            "reporter_gateway",
             "removal",
             "remover",
         }
-        reporter = member_record("reporter")
+        if domain(lst.issuer) == domain(member.member_id):
+            # A platform of the publishing alliance: its record signed by the log's key.
+            assert "reporter_gateway" not in leaves
+            reporter = member_record("reporter")
+        else:
+            # A platform of another alliance: its gateway's own record, in this log,
+            # vouches for the platform's record.
+            assert "reporter_gateway" in leaves, "no record vouches for the platform's"
+            gtype, gpayload, _, _, _ = leaves["reporter_gateway"]
+            assert gtype.startswith("application/vnd.alliance.member-record.")
+            gateway = spb.MemberRecord.FromString(gpayload)
+            assert gateway.member_id.startswith(f"spiffe://{domain(lst.issuer)}/gateway/")
+            assert gateway.role == spb.Role.Value("ROLE_GATEWAY")
+            assert gateway.issuer == gateway.member_id and signed_by("reporter_gateway", gateway)
+            rtype, rpayload, _, _, _ = leaves["reporter"]
+            assert rtype.startswith("application/vnd.alliance.member-record.")
+            reporter = spb.MemberRecord.FromString(rpayload)
+            assert reporter.issuer == gateway.member_id and signed_by("reporter", gateway)
         assert reporter.member_id == lst.issuer and signed_by("listing", reporter)
         signers[reporter.member_id] = reporter
         _, ipayload, _, _, iid = leaves["identification"]
@@ -846,3 +873,226 @@ def test_a_removal_by_another_authority_of_the_unit_carries_its_record(
             verify_proof(wrong, vkey)
         with pytest.raises(GatewayError, match="remover leaf"):
             verify_entry_proof(wrong, verifier, decode=decode_public)
+
+
+# -- another alliance's platform, identified here: published by the deciding authority's ----
+
+
+def _reserve_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _eventually(check: Any, what: str, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"not within {timeout_s}s: {what}")
+
+
+def _member_leaf(gw: Gateway, member_id: str, size: int) -> dict[str, Any]:
+    """The leaf (§8.4's shape) of ``member_id``'s first self-issued record in ``gw``'s
+    log, with its audit path at ``size``."""
+    rows = gw.core.store.records_of_types_range(sorted(MEMBER_RECORD_TYPES), 0, size)
+    for r in rows:
+        stmt = decode_statement(r.payload_type, r.payload, r.disclosures)
+        if isinstance(stmt, MemberRecord) and stmt.member_id == member_id == stmt.issuer:
+            _, path = gw.audit.inclusion_proof(r.log_index, size)
+            return {
+                "role": "reporter_gateway",
+                "log_index": r.log_index,
+                "record_id": r.record_id,
+                "envelope": {
+                    "payloadType": r.payload_type,
+                    "payload": base64.b64encode(r.payload).decode(),
+                    "signatures": [
+                        {"keyid": k, "sig": base64.b64encode(sig).decode()}
+                        for k, sig in r.signatures
+                    ],
+                    "disclosures": [],
+                },
+                "audit_path": [base64.b64encode(h).decode() for h in path],
+            }
+    raise AssertionError(f"no record of {member_id} in the log")
+
+
+def test_a_report_of_another_alliances_platform_is_published_by_the_identifying_alliance(
+    tmp_path: Path, db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Zhejiang platform reports a Guangdong seller; the Guangdong authority identifies
+    it. Guangdong's feed publishes it (the deciding authority's credit website), with a
+    proof that carries Zhejiang's gateway record (``reporter_gateway``) vouching for the
+    platform's, checked by both verifiers and the CLI with Guangdong's log key alone;
+    Zhejiang's feed does not publish it. Without that leaf, tampered, or with a record
+    that is no gateway of Zhejiang, the proof fails."""
+    zj = zhejiang(tmp_path / "zj")
+    gd = Alliance(tmp_path / "gd", "gd.alliance.test", region="440300")
+    gd_amr = gd.member("authority", "gd-amr", region="440000")
+    shop, zj_amr = zj.members["shop-a"], zj.members["zj-amr"]
+    ports = {"zj": _reserve_port(), "gd": _reserve_port()}
+    with ExitStack() as stack:
+        gd_url = f"sqlite:///{tmp_path / 'gd.db'}"
+        if not db_url.startswith("sqlite"):
+            gd_url = stack.enter_context(pg_schema_url(pg_base_url() or ""))
+
+        def config(a: Alliance, url: str, me: str, peer: Alliance, other: str) -> Any:
+            return a.config(
+                url,
+                listen_address=f"127.0.0.1:{ports[me]}",
+                public_address="127.0.0.1:0",
+                federation_backoff_initial_s=0.1,
+                federation_backoff_max_s=0.5,
+                peers=[peer.peer_entry(ports[other])],
+            )
+
+        a = stack.enter_context(
+            running_gateway(
+                config(zj, db_url, "zj", gd, "gd"), register=(shop, zj_amr), clock=lambda: NOW
+            )
+        )
+        b = stack.enter_context(
+            running_gateway(
+                config(gd, gd_url, "gd", zj, "zj"), register=(gd_amr,), clock=lambda: NOW
+            )
+        )
+        report = _submit(
+            a,
+            shop,
+            listing(
+                shop,
+                subject=Subject(uscc=USCC[1], name="深圳示例电子有限公司"),
+                region_code="440300",
+                decision_ref="A-44",
+            ),
+        )
+        _eventually(lambda: b.core.store.record_by_id(report) is not None, "GD holds the report")
+        ident = _submit(
+            b,
+            gd_amr,
+            dataclasses.replace(
+                _identification(gd_amr, report), decision_ref="GD-AMR-认定-2026-0044"
+            ),
+        )
+        _eventually(lambda: a.core.store.record_by_id(ident) is not None, "ZJ holds it")
+        _synced(a)
+        _synced(b)
+
+        # Zhejiang's feed does not publish it: identified by another alliance's authority.
+        zj_http = Http(a.public_port)
+        assert zj_http.json("/v1/feed")["entries"] == []
+        assert zj_http.request(f"/v1/entries/{report}")[0] == 404
+        assert zj_http.request(f"/v1/entries/{report}/proof")[0] == 404
+
+        # Guangdong's does, in unit 44, as its authority's decision.
+        http = Http(b.public_port)
+        (entry,) = http.json("/v1/feed?unit=44")["entries"]
+        assert entry["record_id"] == report and entry["status"] == "in_force"
+        assert entry["authority"] == gd_amr.member_id
+        assert entry["decision_ref"] == "GD-AMR-认定-2026-0044"
+        assert entry["reported_by"] == shop.member_id and entry["report_ref"] == "A-44"
+        assert entry["identification_record_id"] == ident
+        # Its search page shows it verified; Zhejiang's does not show it.
+        page = http.request(f"/entity/{USCC[1]}")[2].decode()
+        assert "深圳示例电子有限公司" in page and 'class="verified"' in page
+        assert "深圳示例电子有限公司" not in zj_http.request(f"/entity/{USCC[1]}")[2].decode()
+
+        vkey = b.core.note_signer.verifier().vkey
+        verifier = b.core.note_signer.verifier()
+        doc = http.json(f"/v1/entries/{report}/proof")
+        assert {x["role"] for x in doc["leaves"]} == {
+            "listing",
+            "identification",
+            "authority",
+            "reporter",
+            "reporter_gateway",
+        }
+        fields = verify_proof(doc, vkey)
+        assert fields["authority"] == gd_amr.member_id
+        assert verify_entry_proof(doc, verifier, decode=decode_public).fields == {
+            k: entry[k] for k in fields
+        }
+        key_file = tmp_path / "gd.vkey"
+        key_file.write_text(vkey + "\n")
+        url = f"http://127.0.0.1:{b.public_port}/v1/feed?unit=44"
+        assert cli_main(["public", "verify", url, "--log-vkey", str(key_file)]) == 0
+        out = capsys.readouterr().out
+        assert f"ok      {report}" in out and "1 verified, 0 failed" in out
+        # Zhejiang's log key does not verify Guangdong's checkpoint.
+        zj_verifier = a.core.note_signer.verifier()
+        with pytest.raises(AssertionError):
+            verify_proof(doc, zj_verifier.vkey)
+        with pytest.raises(GatewayError):
+            verify_entry_proof(doc, zj_verifier, decode=decode_public)
+
+        # Without the gateway record, the platform's record is vouched for by nobody.
+        with pytest.raises(AssertionError):
+            verify_proof(_without(doc, "reporter_gateway"), vkey)
+        with pytest.raises(GatewayError, match="no reporter_gateway leaf"):
+            verify_entry_proof(_without(doc, "reporter_gateway"), verifier, decode=decode_public)
+        # A tampered gateway record: its signature; its payload (no longer its record id).
+        forged = json.loads(json.dumps(doc))
+        sig = _leaf_of(forged, "reporter_gateway")["envelope"]["signatures"][0]
+        raw = bytearray(base64.b64decode(sig["sig"]))
+        raw[0] ^= 1
+        sig["sig"] = base64.b64encode(bytes(raw)).decode()
+        with pytest.raises(AssertionError):
+            verify_proof(forged, vkey)
+        with pytest.raises(GatewayError, match="reporter_gateway leaf: not signed"):
+            verify_entry_proof(forged, verifier, decode=decode_public)
+        altered = json.loads(json.dumps(doc))
+        env = _leaf_of(altered, "reporter_gateway")["envelope"]
+        env["payload"] = base64.b64encode(base64.b64decode(env["payload"]) + b"\x00").decode()
+        with pytest.raises(AssertionError):
+            verify_proof(altered, vkey)
+        with pytest.raises(GatewayError, match="reporter_gateway leaf: its envelope does not"):
+            verify_entry_proof(altered, verifier, decode=decode_public)
+        # A record that is no gateway of Zhejiang: the authority's, or Guangdong's own
+        # gateway record (self-signed, in this log).
+        stand_ins = {
+            "authority": json.loads(json.dumps(_leaf_of(doc, "authority"))),
+            "gd gateway": _member_leaf(b, gd.gateway_id, doc["tree_size"]),
+        }
+        stand_ins["authority"]["role"] = "reporter_gateway"
+        for what, stand_in in stand_ins.items():
+            wrong = _without(doc, "reporter_gateway")
+            wrong["leaves"].append(stand_in)
+            with pytest.raises(AssertionError):
+                verify_proof(wrong, vkey)
+                pytest.fail(f"{what}: accepted by the independent verifier")
+            with pytest.raises(GatewayError, match="is not a gateway of the platform's"):
+                verify_entry_proof(wrong, verifier, decode=decode_public)
+        # Zhejiang's gateway record, standing in for the reporter: not a platform record
+        # of the listing's issuer.
+        swapped = json.loads(json.dumps(doc))
+        for x in swapped["leaves"]:
+            if x["role"] == "reporter":
+                x.update({**_leaf_of(doc, "reporter_gateway"), "role": "reporter"})
+        with pytest.raises(AssertionError):
+            verify_proof(swapped, vkey)
+        with pytest.raises(GatewayError, match="reporter leaf"):
+            verify_entry_proof(swapped, verifier, decode=decode_public)
+
+
+def test_a_same_alliance_report_with_a_reporter_gateway_leaf_is_refused(
+    alliance: Alliance, db_url: str
+) -> None:
+    """The gateway record is needed only for a platform of another alliance: beside a
+    platform of the publishing one (its record signed by the log key) it is refused."""
+    amr, shop = alliance.members["zj-amr"], alliance.members["shop-a"]
+    with _start(alliance, db_url) as gw:
+        verifier = gw.core.note_signer.verifier()
+        vkey = verifier.vkey
+        report = _submit(gw, shop, listing(shop, subject=Subject(uscc=USCC[1], name=NAME)))
+        _submit(gw, amr, _identification(amr, report))
+        _synced(gw)
+        doc = Http(gw.public_port).json(f"/v1/entries/{report}/proof")
+        assert "reporter_gateway" not in {x["role"] for x in doc["leaves"]}
+        doc["leaves"].append(_member_leaf(gw, alliance.gateway_id, doc["tree_size"]))
+        with pytest.raises(AssertionError):
+            verify_proof(doc, vkey)
+        with pytest.raises(GatewayError, match=r"reporter_gateway leaf: .* publishing alliance"):
+            verify_entry_proof(doc, verifier, decode=decode_public)

@@ -108,3 +108,24 @@ def test_equal_keys_are_one_set_member() -> None:
     same = SigningKey.from_pem(key.to_pem())
     assert len({key, same, SigningKey.generate()}) == 2
     assert hash(key) == hash(same)
+
+
+def test_a_foreign_private_key_is_refused_by_its_name() -> None:
+    """A signing key of the wrong kind (an Ed448 key where Ed25519 is required) is
+    refused, naming the kind, before it could sign anything no peer would verify."""
+    with pytest.raises(VerificationError) as caught:
+        SigningKey(ed448.Ed448PrivateKey.generate())  # type: ignore[arg-type]
+    assert str(caught.value) == "unsupported private key type Ed448: only Ed25519 is allowed"
+
+
+def test_a_bad_signature_names_the_key_it_was_checked_with() -> None:
+    """The refusal names the key (its keyid's first 16 hex digits), so an operator can
+    tell a forged signature from a signer using another key than the one registered."""
+    key = SigningKey.from_raw(SEED)
+    signature = bytearray(key.sign(b"record"))
+    signature[0] ^= 1
+    with pytest.raises(VerificationError) as caught:
+        key.public_key().verify(bytes(signature), b"record")
+    assert str(caught.value) == (
+        f"signature does not verify with key {key.public_key().keyid[:16]}\u2026"
+    )

@@ -16,6 +16,7 @@ from gateway.core.identifiers import (
     validate_region_code,
     validate_resident_id,
     validate_trust_domain,
+    validate_uscc,
 )
 from gateway.errors import RecordError
 
@@ -96,6 +97,20 @@ def test_a_fake_resident_id_does_not_hide_a_real_one_after_it() -> None:
 def test_a_valid_trust_domain_is_accepted_as_given() -> None:
     assert validate_trust_domain("zj.alliance") == "zj.alliance"
     assert validate_trust_domain("a" * 255, field="peer.trust_domain") == "a" * 255
+
+
+def test_a_wrong_organization_check_is_refused_when_position_18_equals_the_right_one() -> None:
+    """A USCC whose mod-31 check (position 18) holds but whose organization-code check
+    (position 17) is wrong is refused, even when the character at position 18 happens
+    to be the organization check the code lacks: a checker comparing the wrong position
+    would let this mistyped code through. 913301007161050030: body 71610500 has
+    organization check 0, position 17 holds 3, and the code's own check is 0."""
+    with pytest.raises(RecordError) as caught:
+        validate_uscc("913301007161050030")
+    assert str(caught.value) == (
+        "uscc: organization code check character (position 17) is 3, expected 0"
+    )
+    assert validate_uscc("91330100716105000N") == "91330100716105000N"
 
 
 # --- member ids -------------------------------------------------------------------------

@@ -278,6 +278,18 @@ def test_a_malformed_signature_line_is_named_in_forty_characters(line: str, mess
     assert str(caught.value) == message
 
 
+def test_a_signature_line_key_name_ends_at_its_first_space() -> None:
+    """The key name is everything up to the first space, as in the Go reference parser
+    (strings.Cut): "\u2014 a AAAA AAAAAAA=" is a signature by key "a" whose base64
+    holds a space, not a signature by a key "a AAAA". Splitting at another space would
+    name, and look up, a different key than every other verifier of the same note."""
+    with pytest.raises(RecordError) as caught:
+        parse_signed_note("x\n\n\u2014 a AAAA AAAAAAA=\n")
+    assert str(caught.value) == (
+        "signature by a is not standard base64: Only base64 data is allowed"
+    )
+
+
 def test_a_cosignature_timestamp_past_2_63_is_refused_before_verifying() -> None:
     cosigner = CosignatureSigner("witness.example/w1", SigningKey.generate())
     body = Checkpoint("gw.example/audit/v1", 7, ROOT).body()

@@ -17,13 +17,19 @@ from gateway.core.publication import (
     Publication,
     PublicStatus,
     entry_fields,
+    may_publish,
     publication,
+    publisher_domain,
 )
 from gateway.core.statements import (
     ConductType,
     LifecycleStep,
     Listing,
     ListKind,
+    MemberKey,
+    MemberRecord,
+    MemberStatus,
+    Role,
     StatusChange,
     Subject,
 )
@@ -32,7 +38,10 @@ from gateway.public.ratelimit import ClientRates, RateSettings, retry_after
 TD = "zj.alliance.test"
 AMR = f"spiffe://{TD}/authority/zj-amr"
 SHOP = f"spiffe://{TD}/platform/shop-a"
-GD_AMR = "spiffe://gd.alliance.test/authority/gd-amr"
+GD = "gd.alliance.test"
+GD_AMR = f"spiffe://{GD}/authority/gd-amr"
+GD_GATEWAY = f"spiffe://{GD}/gateway/gd-gw"
+ZJ_GATEWAY = f"spiffe://{TD}/gateway/zj-gw"
 USCC = "91330100716105852F"
 AT = datetime(2026, 12, 1, tzinfo=UTC)
 
@@ -156,12 +165,23 @@ def test_an_identification_must_be_the_one_the_report_counts_from() -> None:
         )
 
 
-def test_a_report_identified_by_another_alliance_is_not_published_here() -> None:
+def test_a_report_is_published_by_the_identifying_authoritys_alliance() -> None:
+    """A Zhejiang platform's report identified by a Guangdong authority: the Guangdong
+    gateway publishes it, as that authority's decision; Zhejiang's does not."""
     ident = _identified(by=GD_AMR)
-    pub = publication(
-        _report_view(ident), removal=None, identification=ident, publisher_trust_domain=TD, at=AT
-    )
+    view = _report_view(ident)
+    assert publisher_domain(view.listing, ident) == GD
+    assert publisher_domain(view.listing, None) is None  # not identified: nobody
+    assert publisher_domain(_listing(), None) == TD  # an authority's: its issuer's
+    pub = publication(view, removal=None, identification=ident, publisher_trust_domain=TD, at=AT)
     assert pub is None
+    pub = publication(view, removal=None, identification=ident, publisher_trust_domain=GD, at=AT)
+    assert pub is not None and pub.status is PublicStatus.IN_FORCE and pub.authority == GD_AMR
+    fields = entry_fields(pub, authority_name="广东省市场监督管理局")
+    assert fields["authority"] == GD_AMR and fields["reported_by"] == SHOP
+    # Any gateway may come to publish a report; an authority's listing only its own.
+    assert may_publish(view.listing, GD) and may_publish(view.listing, TD)
+    assert may_publish(_listing(), TD) and not may_publish(_listing(), GD)
 
 
 def test_a_withdrawn_listing_is_void_and_leaves_only_a_tombstone() -> None:
@@ -325,6 +345,83 @@ def test_a_report_identified_by_another_alliance_stays_off_the_index() -> None:
         2,
     )
     assert index.page(0, 10, at=AT)[0] == []
+
+
+def _member(member_id: str, issuer: str, key: bytes, day: int = 1) -> MemberRecord:
+    return MemberRecord(
+        issuer=issuer,
+        member_id=member_id,
+        role=Role.GATEWAY if "/gateway/" in member_id else Role.PLATFORM,
+        region_code="330100" if TD in member_id else "440300",
+        keys=(MemberKey(key, datetime(2026, 1, 1, tzinfo=UTC)),),
+        status=MemberStatus.ACTIVE,
+        issued_at=datetime(2026, 1, day, tzinfo=UTC),
+    )
+
+
+def _keyid(key: bytes) -> str:
+    return hashlib.sha256(key).hexdigest()
+
+
+def test_the_identifying_alliances_index_publishes_another_alliances_report() -> None:
+    """Guangdong's index holds Zhejiang's report (replicated) and publishes it once a
+    Guangdong authority identified it, whatever order the records come in; Zhejiang's
+    index, on the same records, does not. An authority listing of Zhejiang stays off
+    Guangdong's index."""
+    s, zj_listing = _rid("s"), _rid("zj-listing")
+    records = [
+        IndexedRecord(0, s, _listing(issuer=SHOP)),
+        IndexedRecord(1, zj_listing, _listing(ref="ZJ-own")),
+        IndexedRecord(2, _rid("g"), _identifying(s, 3, by=GD_AMR)),
+        IndexedRecord(3, _rid("i9"), _identifying(s, 9)),  # Zhejiang's, later: not the one
+    ]
+    seen = set()
+    for order in itertools.permutations(records):
+        gd = PublicIndex(GD)
+        gd.apply([IndexedRecord(i, r.record_id, r.statement) for i, r in enumerate(order)], 4)
+        entries = gd.page(0, 10, at=AT)[0]
+        seen.add(tuple((e.publication.listing_id, e.publication.authority) for e in entries))
+    assert seen == {((s, GD_AMR),)}
+    zj = PublicIndex(TD)
+    zj.apply(records, 4)
+    assert [e.publication.listing_id for e in zj.page(0, 10, at=AT)[0]] == [zj_listing]
+
+
+def test_the_reporting_alliances_gateway_record_for_a_proof() -> None:
+    """The record that vouches for another alliance's platform: that alliance's gateway's
+    own record below the tree size, the newest listing a key that signed the platform's
+    record, else the newest; none for a platform of the index's own alliance."""
+    old, new, other = _bytes("old"), _bytes("new"), _bytes("other")
+    s, own = _rid("s"), _rid("own")
+    zj_shop_record = _member(SHOP, ZJ_GATEWAY, _bytes("shop"))
+    records = [
+        IndexedRecord(0, _rid("gw-old"), _member(ZJ_GATEWAY, ZJ_GATEWAY, old)),
+        IndexedRecord(1, _rid("shop"), zj_shop_record, (_keyid(old),)),
+        IndexedRecord(2, s, _listing(issuer=SHOP)),
+        IndexedRecord(3, _rid("g"), _identifying(s, 3, by=GD_AMR)),
+        IndexedRecord(4, _rid("gw-new"), _member(ZJ_GATEWAY, ZJ_GATEWAY, new, day=2)),
+        # not self-issued, or of another domain: never the one
+        IndexedRecord(5, _rid("gw-2"), _member(f"spiffe://{TD}/gateway/gw-2", ZJ_GATEWAY, old)),
+        IndexedRecord(6, _rid("gw-gd"), _member(GD_GATEWAY, GD_GATEWAY, old)),
+        IndexedRecord(7, own, _listing(issuer=f"spiffe://{GD}/platform/gd-shop")),
+        IndexedRecord(8, _rid("g2"), _identifying(own, 3, by=GD_AMR)),
+    ]
+    gd = PublicIndex(GD)
+    gd.apply(records, 9)
+    assert gd.reporter_record(s) == (_rid("shop"), zj_shop_record)
+    # The newer record lists no key that signed the platform's: the older one vouches.
+    assert gd.reporter_gateway_record(s, 9) == (_rid("gw-old"), records[0].statement)
+    assert gd.reporter_gateway_record(s, 1) == (_rid("gw-old"), records[0].statement)
+    assert gd.reporter_gateway_record(s, 0) is None  # none below the tree size
+    assert gd.reporter_gateway_record(own, 9) is None  # Guangdong's own platform
+    assert gd.reporter_gateway_record(_rid("nothing"), 9) is None
+    # Once the platform's record is signed by the new key, the new record vouches.
+    resigned = IndexedRecord(9, _rid("shop2"), _member(SHOP, ZJ_GATEWAY, other, 2), (_keyid(new),))
+    gd.apply([resigned], 10)
+    assert gd.reporter_gateway_record(s, 10) == (_rid("gw-new"), records[4].statement)
+    # No key matches: the newest.
+    gd.apply([IndexedRecord(10, _rid("shop3"), _member(SHOP, ZJ_GATEWAY, other, 3), ())], 11)
+    assert gd.reporter_gateway_record(s, 11) == (_rid("gw-new"), records[4].statement)
 
 
 def test_the_index_refuses_records_outside_its_window() -> None:

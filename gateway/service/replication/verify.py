@@ -77,6 +77,7 @@ from gateway.core.federation import (
 from gateway.core.identifiers import MemberId
 from gateway.core.policy import authorize_statement, require_configured_gateway
 from gateway.core.statements import (
+    AuthorityScope,
     Erasure,
     GovernmentMeasure,
     Listing,
@@ -176,13 +177,32 @@ class Admission:
             try:
                 accepted.append(self._admit_one(item, batch))
             except GatewayError as e:
-                raise FederationError(
-                    f"{self._origin}: entry {item.log_index} (record {item.record_id[:16]}…) "
-                    f"refused, so is its batch: {e}",
-                    advice="the peer serves a record this gateway does not accept; "
-                    "check the peer list (every region must be configured) and alert the peer",
-                ) from e
+                raise self._refused(item, e) from e
+        # Erasures last: one may name records anywhere in the batch, before or after it,
+        # and the sequencer erases them when the batch lands; each is authorized for
+        # every one of them as for the records already held.
+        for item, signer, erasure, region, scope in batch.erasures:
+            try:
+                authorize_held(
+                    self._store,
+                    signer,
+                    erasure,
+                    signer_region=region,
+                    signer_scope=scope,
+                    require_all=False,
+                    arriving=batch.statements,
+                )
+            except GatewayError as e:
+                raise self._refused(item, e) from e
         return accepted
+
+    def _refused(self, item: PeerEntry, e: GatewayError) -> FederationError:
+        return FederationError(
+            f"{self._origin}: entry {item.log_index} (record {item.record_id[:16]}…) "
+            f"refused, so is its batch: {e}",
+            advice="the peer serves a record this gateway does not accept; "
+            "check the peer list (every region must be configured) and alert the peer",
+        )
 
     def _admit_one(self, item: PeerEntry, batch: _Batch) -> Accepted:
         env = item.envelope
@@ -195,14 +215,15 @@ class Admission:
         # A replicated record may come without its disclosures (its origin erased them);
         # those it carries must match their commitments.
         statement = opened.statement(env.disclosures)
-        self._authorize(signer, statement, batch)
+        self._authorize(item, signer, statement, batch)
+        batch.statements[item.record_id] = (env.payload_type, statement)
         if isinstance(statement, MemberRecord):
             batch.members[statement.member_id].append((item.record_id, statement))
         elif isinstance(statement, Listing):
             batch.listings[item.record_id] = statement
         return Accepted(env, item.record_id, signer, statement, self._origin)
 
-    def _authorize(self, signer: str, statement: Statement, batch: _Batch) -> None:
+    def _authorize(self, item: PeerEntry, signer: str, statement: Statement, batch: _Batch) -> None:
         member = MemberId.parse(signer)
         require_configured_gateway(member, self._anchors)
         if isinstance(statement, MemberRecord):
@@ -227,16 +248,8 @@ class Admission:
             member, statement, listing=listing, signer_region=region, signer_scope=scope
         )
         if isinstance(statement, Erasure):
-            # Checked against the named records held here; one of this same batch is
-            # not held yet and is erased by the projection when both land together.
-            authorize_held(
-                self._store,
-                signer,
-                statement,
-                signer_region=region,
-                signer_scope=scope,
-                require_all=False,
-            )
+            # Against the named records once the whole batch is admitted (``admit``).
+            batch.erasures.append((item, signer, statement, region, scope))
 
     def _stored_listing(self, listing_id: str) -> Listing | None:
         stored = self._store.record_by_id(listing_id)
@@ -255,6 +268,10 @@ class _Batch:
         self.seen: set[str] = set()
         self.members: dict[str, list[tuple[str, MemberRecord]]] = defaultdict(list)
         self.listings: dict[str, Listing] = {}
+        # Every admitted record's payload type and statement, and the erasures to
+        # authorize against them and the records held.
+        self.statements: dict[str, tuple[str, Statement]] = {}
+        self.erasures: list[tuple[PeerEntry, str, Erasure, str | None, AuthorityScope | None]] = []
 
     def member_records(self) -> list[tuple[str, MemberRecord]]:
         return [item for records in self.members.values() for item in records]
