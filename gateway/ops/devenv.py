@@ -34,10 +34,12 @@ TRUST_DOMAIN = "zj.alliance.test"
 REGION = "330100"
 GATEWAY_NAME = "zj-gateway"
 MEMBERS = (
-    ("platform", "shop-a", "330100", "Platform A"),
-    ("platform", "shop-b", "330100", "Platform B"),
-    ("authority", "zj-amr", "330000", "Zhejiang market regulation"),
-    ("monitor", "ndrc", "110000", "National monitor"),
+    # Display names as the public page and the report show them (in Chinese, like the
+    # official names of gateway/core/names.toml).
+    ("platform", "shop-a", "330100", "示例电商平台甲"),
+    ("platform", "shop-b", "330100", "示例电商平台乙"),
+    ("authority", "zj-amr", "330000", "浙江省市场监督管理局"),
+    ("monitor", "ndrc", "110000", "国家发展改革委（监测）"),
 )
 
 
@@ -110,7 +112,7 @@ def _member(
             'log_vkey_file = "../../gateway/log.vkey"\n'
             'state_dir = "audit-state"\n'
         )
-    (folder / ".display-name").write_text(display)
+    (folder / ".display-name").write_text(display, encoding="utf-8")
 
 
 def register(config: Path, base: Path) -> None:
