@@ -294,6 +294,15 @@ def _keys(member: MemberRecord) -> list[VerifyingKey]:
     return [VerifyingKey.from_raw(k.public_key) for k in member.keys]
 
 
+def _acts_for(leaf: Leaf, authority: MemberRecord, listing: Listing) -> None:
+    """``authority`` acts for the listing's reporting unit, or nationally."""
+    if not has_jurisdiction(authority.region_code, authority.scope, listing.region_code):
+        raise VerificationError(
+            f"{leaf.role} leaf: {authority.member_id} (region {authority.region_code}) "
+            f"does not act for the listing's region {listing.region_code}"
+        )
+
+
 def _identification(
     leaf: Leaf, listing_id: str, listing: Listing, authority: MemberRecord, decode: Decoder
 ) -> Identification:
@@ -307,11 +316,7 @@ def _identification(
             f"identification leaf: issued by {stmt.issuer}, not by the authority leaf's "
             f"member {authority.member_id}"
         )
-    if not has_jurisdiction(authority.region_code, authority.scope, listing.region_code):
-        raise VerificationError(
-            f"identification leaf: {authority.member_id} (region {authority.region_code}) "
-            f"does not act for the listing's region {listing.region_code}"
-        )
+    _acts_for(leaf, authority, listing)
     _signed_by(leaf, _keys(authority), f"the authority {authority.member_id}")
     return Identification(leaf.record_id, stmt)
 
@@ -347,11 +352,7 @@ def _removal(
             )
         if MemberId.parse(remover.member_id).role is not Role.AUTHORITY:
             raise VerificationError(f"remover leaf: {remover.member_id} is not an authority")
-        if not has_jurisdiction(remover.region_code, remover.scope, listing.region_code):
-            raise VerificationError(
-                f"remover leaf: {remover.member_id} (region {remover.region_code}) does not "
-                f"act for the listing's region {listing.region_code}"
-            )
+        _acts_for(remover_leaf, remover, listing)
         _signed_by(leaf, _keys(remover), f"the authority {remover.member_id}")
     else:
         _signed_by(leaf, [log_key], "the listing's issuer, its authority or the log's gateway")
