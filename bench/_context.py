@@ -17,7 +17,6 @@ from gateway.service.ledger import Ledger
 from gateway.storage import (
     SqlStore,
     WalCheckpointer,
-    background_checkpoints_apply,
     make_engine,
 )
 
@@ -131,11 +130,7 @@ class LargeLog:
         # As a gateway opens it (gateway.ops.app.Core): on SQLite the WAL is
         # checkpointed on a thread of its own, not in the appends being measured.
         self.engine = make_engine(config.database_url, background_checkpoints=True)
-        self.wal = (
-            WalCheckpointer(self.engine) if background_checkpoints_apply(self.engine) else None
-        )
-        if self.wal is not None:
-            self.wal.start()
+        self.wal = WalCheckpointer.started_for(self.engine)
         index = alliance.subject_index()
         self.store = SqlStore(self.engine, subject_index=index)
         self.ledger = Ledger(self.store)

@@ -121,6 +121,16 @@ class Alliance:
             self.region,
         )
 
+    def server_credentials(self) -> grpc.ServerCredentials:
+        """For a grpc server of the test's own: this alliance's gateway certificate,
+        and client certificates of the alliance's CA required, as the gateway does."""
+        gw = self.gateway_member()
+        return grpc.ssl_server_credentials(
+            [(gw.key.read_bytes(), gw.cert.read_bytes())],
+            root_certificates=self.ca.read_bytes(),
+            require_client_auth=True,
+        )
+
     def member(self, role: str, name: str, *, region: str | None = None, **cert: Any) -> Member:
         """Issue a certificate and a signing key (not yet registered at the gateway)."""
         member_id = f"spiffe://{self.trust_domain}/{role}/{name}"

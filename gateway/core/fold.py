@@ -14,7 +14,6 @@ allowed (``gateway.core.policy``) before it got here.
 
 from __future__ import annotations
 
-import dataclasses
 from bisect import insort
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from gateway.core.statements import (
     SanctionMeasure,
     Statement,
     StatusChange,
+    without_disclosures,
 )
 
 __all__ = [
@@ -45,7 +45,6 @@ __all__ = [
     "SanctionView",
     "VerifiedRecord",
     "in_force_step",
-    "redacted",
     "sanction_wins",
     "stronger_step",
 ]
@@ -223,7 +222,7 @@ class ListState:
             return
         if isinstance(stmt, Listing):
             if rec.record_id in self._erased:  # the erasure came first: same outcome
-                stmt = redacted(stmt)
+                stmt = without_disclosures(stmt)
             entry = _Entry(listing_id=rec.record_id, listing=stmt)
             self._entries[rec.record_id] = entry
             if stmt.subject is not None:  # a redacted (erased) listing is found by no key
@@ -245,7 +244,7 @@ class ListState:
         subject = entry.listing.subject
         if subject is not None:
             self._by_subject.get(subject.key, set()).discard(listing_id)
-        entry.listing = redacted(entry.listing)
+        entry.listing = without_disclosures(entry.listing)
 
     def listing(self, listing_id: str) -> ListingView | None:
         entry = self._entries.get(listing_id)
@@ -405,12 +404,3 @@ class MemberDirectory:
             record = self.get(member_id, at)
             if record is not None:
                 yield record
-
-
-def redacted(listing: Listing) -> Listing:
-    """``listing`` as read without its disclosures: what an erasure leaves of it."""
-    if listing.redacted:
-        return listing
-    return dataclasses.replace(
-        listing, subject=None, decision_ref="", summary="", legal_basis="", redacted=True
-    )

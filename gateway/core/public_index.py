@@ -31,7 +31,7 @@ from __future__ import annotations
 import hashlib
 from bisect import bisect_left, insort
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
 from gateway.core.alliance_policy import PolicyBook
@@ -54,6 +54,7 @@ from gateway.core.statements import (
     Listing,
     MemberRecord,
     StatusChange,
+    without_disclosures,
 )
 
 __all__ = ["IndexedRecord", "PageEntry", "PublicIndex"]
@@ -91,6 +92,7 @@ class PublicIndex:
         # listing id -> its IDENTIFIED steps as (effective_at, record_id, statement), sorted:
         # the first is the identification (gateway.core.lifecycle counts from it)
         self._identified: dict[str, list[tuple[datetime, str, StatusChange]]] = {}
+        self._identifies: dict[str, str] = {}  # IDENTIFIED record id -> listing id
         # member id -> [(issued_at, record_id, record)], sorted
         self._members: dict[str, list[tuple[datetime, str, MemberRecord]]] = {}
         # trust domain -> [(log_index, record_id, record)] of its gateway's self-issued
@@ -164,6 +166,7 @@ class PublicIndex:
                 (stmt.effective_at, rec.record_id, stmt),
                 key=lambda e: (e[0], e[1]),
             )
+            self._identifies[rec.record_id] = listing_id
         else:
             return
         self._index_of[rec.record_id] = rec.log_index
@@ -178,11 +181,11 @@ class PublicIndex:
         for record_id in record_ids:
             change = self._closing.get(record_id)
             if change is not None:
-                self._closing[record_id] = _redacted(change)
-            for steps in self._identified.values():
-                for i, (at, rid, step) in enumerate(steps):
-                    if rid == record_id:
-                        steps[i] = (at, rid, _redacted(step))
+                self._closing[record_id] = without_disclosures(change)
+            steps = self._identified.get(self._identifies.get(record_id, ""), [])
+            for i, (at, rid, step) in enumerate(steps):
+                if rid == record_id:
+                    steps[i] = (at, rid, without_disclosures(step))
         for listing_id in record_ids:
             view = self._state.listing(listing_id)
             subject = None if view is None else view.listing.subject
@@ -360,12 +363,8 @@ class PublicIndex:
         if domain == self.trust_domain:
             return None
         reporter = self._member_record(view.listing.issuer, listing_id)
-        keyids = set(self._keyids.get(reporter[0], ())) if reporter is not None else set()
-        versions = [v for v in self._gateways.get(domain, []) if v[0] < size]
-        for _, record_id, record in reversed(versions):
-            if any(hashlib.sha256(k.public_key).hexdigest() in keyids for k in record.keys):
-                return record_id, record
-        return (versions[-1][1], versions[-1][2]) if versions else None
+        signed = reporter[0] if reporter is not None else ""
+        return self._vouching([v for v in self._gateways.get(domain, []) if v[0] < size], signed)
 
     def remover_record(self, listing_id: str) -> tuple[str, MemberRecord] | None:
         """The member record of the authority that signed the closing change, when that
@@ -385,9 +384,14 @@ class PublicIndex:
         return self._member_record(change.issuer, view.step_record_id)
 
     def _member_record(self, member_id: str, signed: str) -> tuple[str, MemberRecord] | None:
-        """The record of ``member_id`` that vouches for the signature on record ``signed``:
-        its newest record listing a key whose id the signatures name (else its newest)."""
-        versions = self._members.get(member_id, [])
+        """The record of ``member_id`` that vouches for the signature on record ``signed``."""
+        return self._vouching(self._members.get(member_id, []), signed)
+
+    def _vouching(
+        self, versions: Sequence[tuple[object, str, MemberRecord]], signed: str
+    ) -> tuple[str, MemberRecord] | None:
+        """Of ``versions`` (oldest first), the newest that lists a key whose id the
+        signatures on record ``signed`` name, else the newest; None when there is none."""
         keyids = set(self._keyids.get(signed, ()))
         for _, record_id, record in reversed(versions):
             if any(hashlib.sha256(k.public_key).hexdigest() in keyids for k in record.keys):
@@ -396,10 +400,3 @@ class PublicIndex:
 
     def __len__(self) -> int:
         return len(self._changes)
-
-
-def _redacted(change: StatusChange) -> StatusChange:
-    """A status change as read without its disclosures (after an erasure)."""
-    if change.redacted:
-        return change
-    return replace(change, decision_ref="", reason="", decided_by="", redacted=True)

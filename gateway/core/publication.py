@@ -119,7 +119,7 @@ def wire_name(member: enum.Enum) -> str:
 
 def issued_in(listing: Listing, trust_domain: str) -> bool:
     """Whether a member of ``trust_domain``'s alliance issued ``listing``."""
-    return _in_domain(listing.issuer, trust_domain)
+    return MemberId.parse(listing.issuer).trust_domain == trust_domain
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,11 +241,6 @@ def publication(
         Removal(view.step_record_id, removal),
         identification,
     )
-
-
-def _in_domain(member_id: str, trust_domain: str) -> bool:
-    """Whether ``member_id`` is a member of ``trust_domain``'s alliance."""
-    return MemberId.parse(member_id).trust_domain == trust_domain
 
 
 def _check_identification(view: ListingView, identification: Identification) -> None:

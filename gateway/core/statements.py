@@ -85,6 +85,7 @@ __all__ = [
     "add_months",
     "check_member_record_v1",
     "check_member_record_v2",
+    "without_disclosures",
 ]
 
 
@@ -1246,3 +1247,19 @@ STATEMENT_TYPES: Mapping[str, type[Statement]] = MappingProxyType(
         GOVERNMENT_MEASURE_V1: GovernmentMeasure,
     }
 )
+
+
+_Readable = TypeVar("_Readable", Listing, StatusChange)
+
+
+def without_disclosures(stmt: _Readable) -> _Readable:
+    """``stmt`` as read without its disclosures (revision 4): what an erasure leaves of
+    a listing or a status change, its committed fields empty (``__post_init__`` refuses a
+    redacted statement that keeps one)."""
+    if stmt.redacted:
+        return stmt
+    if isinstance(stmt, Listing):
+        return dataclasses.replace(
+            stmt, subject=None, decision_ref="", summary="", legal_basis="", redacted=True
+        )
+    return dataclasses.replace(stmt, decision_ref="", reason="", decided_by="", redacted=True)

@@ -59,7 +59,6 @@ from gateway.storage import (
     AccessStore,
     SqlStore,
     WalCheckpointer,
-    background_checkpoints_apply,
     check_schema,
     make_engine,
     migrate,
@@ -145,9 +144,7 @@ class Core:
         )
         # SQLite: the WAL is copied back on a thread of its own, not in the sequencer's
         # commits (gateway.storage.walcheck); until it starts the WAL only grows.
-        if background_checkpoints_apply(self.engine):
-            self.wal = WalCheckpointer(self.engine)
-            self.wal.start()
+        self.wal = WalCheckpointer.started_for(self.engine)
 
     def _load_members(self) -> None:
         """Reload what the ledger keeps in memory: member records and alliance policies."""

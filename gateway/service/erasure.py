@@ -56,7 +56,7 @@ def named_records(
                 )
     named: dict[str, tuple[Statement, Listing | None]] = {}
     parents: dict[str, str] = {}
-    for record_id in dict.fromkeys(erasure.record_ids):
+    for record_id in erasure.record_ids:  # distinct (Erasure checks)
         held = records.get(record_id)
         if held is not None:
             payload_type = held.payload_type

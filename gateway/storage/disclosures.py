@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Engine, bindparam, delete, or_, select, updat
 
 from gateway.core.disclosure import Disclosure, Group
 from gateway.storage.models import Base
+from gateway.storage.walcheck import checkpoint
 
 __all__ = [
     "DISCLOSURE_FIELDS",
@@ -136,13 +137,7 @@ def truncate_wal(engine: Engine) -> bool:
     if engine.dialect.name != "sqlite":
         return True
     with engine.connect() as conn:
-        waited = conn.exec_driver_sql("PRAGMA busy_timeout").scalar_one()
-        conn.exec_driver_sql(f"PRAGMA busy_timeout = {_TRUNCATE_WAIT_MS}")
-        try:
-            busy, _, _ = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
-        finally:
-            conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(waited)}")
-    return not busy
+        return not checkpoint(conn, "TRUNCATE", wait_ms=_TRUNCATE_WAIT_MS).busy
 
 
 def digest_clear_keys(engine: Engine, index: SubjectIndex, *, batch: int = 1000) -> int:

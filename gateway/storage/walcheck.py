@@ -21,8 +21,8 @@ Durability does not change: a commit is on disk once the WAL is synced
 (``synchronous=FULL``), whether or not a checkpoint has copied it yet, and SQLite
 recovers from the WAL after a crash. Engines made without ``background_checkpoints``
 (tools that open the file directly) keep SQLite's automatic checkpoints. Erasure's
-``truncate_wal``
-(gateway.storage.disclosures) still empties the WAL when it must.
+``truncate_wal`` (gateway.storage.disclosures) still empties the WAL when it must,
+through the same ``checkpoint``.
 """
 
 from __future__ import annotations
@@ -34,15 +34,15 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-__all__ = ["CheckpointRun", "WalCheckpointer", "background_checkpoints_apply"]
+__all__ = ["CheckpointRun", "WalCheckpointer", "background_checkpoints_apply", "checkpoint"]
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class CheckpointRun:
-    """One ``wal_checkpoint(PASSIVE)``: frames in the WAL, and how many of them are in
-    the database file now (equal: the WAL can start over at the next commit)."""
+    """One ``wal_checkpoint``: frames in the WAL, and how many of them are in the
+    database file now (equal: the WAL can start over at the next commit)."""
 
     busy: bool
     wal_frames: int
@@ -58,9 +58,19 @@ def background_checkpoints_apply(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:")
 
 
-def _checkpoint(conn: Connection, mode: str) -> CheckpointRun:
-    busy, frames, done = conn.exec_driver_sql(f"PRAGMA wal_checkpoint({mode})").one()
-    return CheckpointRun(bool(busy), int(frames), int(done))
+def checkpoint(conn: Connection, mode: str, *, wait_ms: int | None = None) -> CheckpointRun:
+    """``PRAGMA wal_checkpoint(mode)`` on ``conn``. ``wait_ms``: how long a mode that
+    waits (RESTART, TRUNCATE) may wait for readers and the writer, instead of the
+    connection's busy timeout (restored after)."""
+    if wait_ms is None:
+        busy, frames, done = conn.exec_driver_sql(f"PRAGMA wal_checkpoint({mode})").one()
+        return CheckpointRun(bool(busy), int(frames), int(done))
+    waited = conn.exec_driver_sql("PRAGMA busy_timeout").scalar_one()
+    conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(wait_ms)}")
+    try:
+        return checkpoint(conn, mode)
+    finally:
+        conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(waited)}")
 
 
 class WalCheckpointer:
@@ -82,10 +92,18 @@ class WalCheckpointer:
         self._restart_wait_ms = restart_wait_ms
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-        self.runs = 0
         self.restarts = 0
         self.last: CheckpointRun | None = None
+
+    @classmethod
+    def started_for(cls, engine: Engine) -> WalCheckpointer | None:
+        """A running checkpointer for ``engine`` (made with ``background_checkpoints``),
+        or None where there is no WAL to copy (PostgreSQL, an in-memory SQLite)."""
+        if not background_checkpoints_apply(engine):
+            return None
+        checkpointer = cls(engine)
+        checkpointer.start()
+        return checkpointer
 
     def start(self) -> None:
         if self._thread is not None:
@@ -107,14 +125,13 @@ class WalCheckpointer:
         ``restart_frames``; None when the database could not be reached (logged, tried
         again at the next interval)."""
         try:
-            with self._lock, self._engine.connect() as conn:
-                run = _checkpoint(conn, "PASSIVE")
+            with self._engine.connect() as conn:
+                run = checkpoint(conn, "PASSIVE")
                 if run.wal_frames > self._restart_frames:
                     run = self._restart(conn) or run
         except SQLAlchemyError as e:
             logger.warning("WAL checkpoint failed, retrying: %s", e)
             return None
-        self.runs += 1
         self.last = run
         return run
 
@@ -126,12 +143,7 @@ class WalCheckpointer:
         writers back until it has copied the rest, a short wait after the PASSIVE run;
         it gives up after ``restart_wait_ms`` when a reader still needs the old pages
         (a long audit read) and is tried again at the next interval."""
-        waited = conn.exec_driver_sql("PRAGMA busy_timeout").scalar_one()
-        conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(self._restart_wait_ms)}")
-        try:
-            run = _checkpoint(conn, "RESTART")
-        finally:
-            conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(waited)}")
+        run = checkpoint(conn, "RESTART", wait_ms=self._restart_wait_ms)
         if run.busy:
             return None
         self.restarts += 1

@@ -106,17 +106,11 @@ def test_a_server_reporting_not_serving_is_unhealthy(
 ) -> None:
     """A server that answers the health service with NOT_SERVING (as the gateway does
     while it drains) fails the check, with exit status 1."""
-    gw = alliance.gateway_member()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
     servicer = health.HealthServicer()
     servicer.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
-    credentials = grpc.ssl_server_credentials(
-        [(gw.key.read_bytes(), gw.cert.read_bytes())],
-        root_certificates=alliance.ca.read_bytes(),
-        require_client_auth=True,
-    )
-    port = server.add_secure_port("127.0.0.1:0", credentials)
+    port = server.add_secure_port("127.0.0.1:0", alliance.server_credentials())
     server.start()
     try:
         config = alliance.config(f"sqlite:///{alliance.root / 'gateway.db'}")

@@ -13,15 +13,14 @@ mutation run (docs/TESTING.md, run 4):
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import re
-import sys
 import threading
 from collections.abc import Iterator
 from concurrent import futures
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import grpc
@@ -36,6 +35,7 @@ from gateway import codec
 from gateway.ops.app import Gateway
 from gateway.pb.alliance.v1 import audit_pb2 as au
 from gateway.pb.alliance.v1 import exchange_pb2 as ex
+from gateway.transport import interceptor
 from gateway.transport.identity import Caller
 from gateway.transport.interceptor import AuthInterceptor
 
@@ -69,21 +69,14 @@ class _EveryCertificate:
 @pytest.fixture(scope="module")
 def health_only(alliance: Alliance) -> Iterator[int]:
     """A server with the real interceptor that serves only grpc health and reflection:
-    every alliance
-    RPC is a method it does not serve (as a gateway built without one of its
-    services would be)."""
+    every alliance RPC is a method it does not serve (as a gateway built without one of
+    its services would be)."""
     server = grpc.server(
         futures.ThreadPoolExecutor(2), interceptors=[AuthInterceptor(_EveryCertificate())]
     )
     health_pb2_grpc.add_HealthServicer_to_server(health.HealthServicer(), server)
     reflection.enable_server_reflection((health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-    gw = alliance.gateway_member()
-    credentials = grpc.ssl_server_credentials(
-        [(gw.key.read_bytes(), gw.cert.read_bytes())],
-        root_certificates=alliance.ca.read_bytes(),
-        require_client_auth=True,
-    )
-    port = server.add_secure_port("127.0.0.1:0", credentials)
+    port = server.add_secure_port("127.0.0.1:0", alliance.server_credentials())
     server.start()
     try:
         yield port
@@ -157,34 +150,23 @@ def gw(alliance: Alliance) -> Iterator[Gateway]:
         yield g
 
 
-def _threads_waiting_for_a_request() -> int:
-    """Server threads inside the interceptor's ``_request``: admitted calls waiting for
-    a request message their client has not sent."""
-    count = 0
-    for frame in sys._current_frames().values():
-        f: FrameType | None = frame
-        while f is not None:
-            code = f.f_code
-            if code.co_filename.endswith("interceptor.py") and "_request" in code.co_name:
-                count += 1
-                break
-            f = f.f_back
-    return count
+def _request_reads(monkeypatch: pytest.MonkeyPatch) -> threading.Semaphore:
+    """Released each time a server thread starts reading a call's request in the
+    interceptor (``_Wrapper._request``, on the call's worker, after admission): a call
+    whose client sends nothing then holds that worker."""
+    started = threading.Semaphore(0)
+    read = interceptor._Wrapper._request
 
+    def counted(self: interceptor._Wrapper, requests: Iterator[Any]) -> Any:
+        started.release()
+        return read(self, requests)
 
-def _wait_for(predicate: object, what: str, timeout_s: float = 10.0) -> None:
-    done = threading.Event()
-    deadline = threading.Timer(timeout_s, done.set)
-    deadline.start()
-    try:
-        while not predicate():  # type: ignore[operator]
-            assert not done.wait(0.02), f"timed out waiting for {what}"
-    finally:
-        deadline.cancel()
+    monkeypatch.setattr(interceptor._Wrapper, "_request", counted)
+    return started
 
 
 def test_members_holding_every_unary_worker_do_not_blind_the_health_probe(
-    alliance: Alliance, gw: Gateway
+    alliance: Alliance, gw: Gateway, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Attack: members open as many unary calls as the gateway has workers and never
     send their request. Each holds a worker (an admitted caller's request is read on
@@ -192,6 +174,7 @@ def test_members_holding_every_unary_worker_do_not_blind_the_health_probe(
     SERVING within its deadline, so the orchestrator does not restart a gateway that
     is only being slow-lorised. When the clients give up sending, each held call ends
     INVALID_ARGUMENT naming what was missing."""
+    reads = _request_reads(monkeypatch)
     release = threading.Event()
     outcomes: list[tuple[grpc.StatusCode, str | None]] = []
 
@@ -200,29 +183,28 @@ def test_members_holding_every_unary_worker_do_not_blind_the_health_probe(
         return
         yield b""  # a generator that sends no message
 
-    channels = [alliance.members[f"shop-{i}"].channel(gw.port) for i in range(WORKERS)]
-    held = []
-    try:
-        for ctx in channels:
-            ch = ctx.__enter__()
-            call: grpc.StreamUnaryMultiCallable[bytes, bytes] = ch.stream_unary(GET_CHECKPOINT)
-            held.append(call.future(nothing(), timeout=30))
-        _wait_for(lambda: _threads_waiting_for_a_request() >= WORKERS, "every worker to be held")
-        with alliance.members["ndrc"].channel(gw.port) as probe:
-            reply = health_pb2_grpc.HealthStub(probe).Check(
-                health_pb2.HealthCheckRequest(service=""), timeout=2.0
-            )
-        assert reply.status == health_pb2.HealthCheckResponse.SERVING
-    finally:
-        release.set()
-        for future in held:
-            try:
-                future.result(timeout=30)
-                outcomes.append((Code.OK, ""))
-            except grpc.RpcError as e:
-                outcomes.append((e.code(), e.details()))
-        for ctx in channels:
-            ctx.__exit__(None, None, None)
+    with contextlib.ExitStack() as channels:
+        held = []
+        try:
+            for i in range(WORKERS):
+                ch = channels.enter_context(alliance.members[f"shop-{i}"].channel(gw.port))
+                call: grpc.StreamUnaryMultiCallable[bytes, bytes] = ch.stream_unary(GET_CHECKPOINT)
+                held.append(call.future(nothing(), timeout=30))
+            for _ in range(WORKERS):
+                assert reads.acquire(timeout=10), "timed out waiting for every worker to be held"
+            with alliance.members["ndrc"].channel(gw.port) as probe:
+                reply = health_pb2_grpc.HealthStub(probe).Check(
+                    health_pb2.HealthCheckRequest(service=""), timeout=2.0
+                )
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        finally:
+            release.set()
+            for future in held:
+                try:
+                    future.result(timeout=30)
+                    outcomes.append((Code.OK, ""))
+                except grpc.RpcError as e:
+                    outcomes.append((e.code(), e.details()))
     assert (
         outcomes
         == [

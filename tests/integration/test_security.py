@@ -19,9 +19,9 @@ from typing import Any
 
 import grpc
 import pytest
+from certtest import Issuer, client_certificate, foreign_ca
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from gwtest import (
     BACKENDS,
     USCC,
@@ -275,62 +275,18 @@ def test_suspended_member_is_denied_until_reactivated(yrd: Alliance, gw: Gateway
     assert _submit_code(gw, shop_s, shop_s.sign(_fresh_listing(shop_s))) == OK
 
 
-def _lax_ca(directory: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+def _lax_ca(directory: Path) -> Issuer:
     """A CA as another vendor's PKI might make it: valid, but without name constraints."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "lax peer CA")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .sign(key, hashes.SHA256())
+    return foreign_ca(
+        directory, x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "lax peer CA")])
     )
-    directory.mkdir(parents=True)
-    (directory / "ca.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return cert, key
 
 
-def _lax_member(
-    ca: tuple[x509.Certificate, ec.EllipticCurvePrivateKey],
-    member_id: str,
-    folder: Path,
-    server_ca: Path,
-) -> Member:
-    ca_cert, ca_key = ca
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "impostor")]))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.UniformResourceIdentifier(member_id)]),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
+def _lax_member(ca: Issuer, member_id: str, folder: Path, server_ca: Path) -> Member:
+    cert, key = client_certificate(
+        ca, "impostor", [x509.UniformResourceIdentifier(member_id)], folder
     )
-    folder.mkdir(parents=True)
-    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (folder / "key.pem").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return Member(
-        member_id, folder / "cert.pem", folder / "key.pem", SigningKey.generate(), server_ca, ""
-    )
+    return Member(member_id, cert, key, SigningKey.generate(), server_ca, "")
 
 
 @pytest.fixture(scope="module")

@@ -16,16 +16,14 @@ monitor's real client code), and fails when the check is removed:
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
+from certtest import client_certificate, foreign_ca, load_ca
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import NameOID
 from gwtest import USCC, Alliance, Member, audit, exchange, listing, running_gateway
 from test_audit_tooling import (
     AUTHORITY,
@@ -68,40 +66,10 @@ TRUST_DOMAIN = "zj.alliance.test"
 # --- exactly one URI SAN, a member id --------------------------------------------------
 
 
-def _ca_files(ca_dir: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    cert = x509.load_pem_x509_certificate((ca_dir / "ca.pem").read_bytes())
-    key = serialization.load_pem_private_key((ca_dir / "ca-key.pem").read_bytes(), None)
-    assert isinstance(key, ec.EllipticCurvePrivateKey)
-    return cert, key
-
-
-def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-
-
 def _unconstrained_ca(ca_dir: Path, trust_domain: str) -> Path:
     """A CA made by some other tool, without the name constraint ``certs init-ca`` puts
     on alliance CAs (TLS then refuses no leaf for lack of a URI SAN: the gateway must)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, trust_domain)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
-        .sign(key, hashes.SHA256())
-    )
-    ca_dir.mkdir(parents=True)
-    (ca_dir / "ca.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (ca_dir / "ca-key.pem").write_bytes(_pem_key(key))
+    foreign_ca(ca_dir, x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, trust_domain)]))
     return ca_dir / "ca.pem"
 
 
@@ -115,38 +83,9 @@ def _certificate(
     """A client certificate signed by the alliance's CA (or the CA in ``ca_dir``) with
     exactly ``sans`` (no SubjectAlternativeName extension at all when None): what a
     careless or subverted issuing process could hand out."""
-    ca_cert, ca_key = _ca_files(ca_dir or alliance.ca_dir)
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
-        )
-    )
-    if sans is not None:
-        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-    cert = builder.sign(ca_key, hashes.SHA256())
-    folder = alliance.root / "forged" / name
-    folder.mkdir(parents=True)
-    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (folder / "key.pem").write_bytes(_pem_key(key))
-    return Member(
-        f"forged:{name}",
-        folder / "cert.pem",
-        folder / "key.pem",
-        SigningKey.generate(),
-        alliance.ca,
-        alliance.region,
-    )
+    ca = load_ca(ca_dir or alliance.ca_dir)
+    cert, key = client_certificate(ca, name, sans, alliance.root / "forged" / name)
+    return Member(f"forged:{name}", cert, key, SigningKey.generate(), alliance.ca, alliance.region)
 
 
 EXTERNAL = "ext.alliance.test"

@@ -10,15 +10,14 @@ certificate broke.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
 import grpc
 import pytest
+from certtest import certificate, pem
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
@@ -48,21 +47,8 @@ def _caller_of(pem: bytes | None) -> Any:
 def _pem(sans: list[x509.GeneralName] | None) -> bytes:
     """A leaf carrying exactly ``sans`` (no SubjectAlternativeName at all when None).
     identity reads what TLS verified; the chain is the TrustBundles' business."""
-    key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "leaf")])
-    now = dt.datetime.now(dt.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-    )
-    if sans is not None:
-        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-    return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+    return pem(certificate(name, ec.generate_private_key(ec.SECP256R1()), sans=sans))
 
 
 def _refusal(pem: bytes | None) -> PermissionError:

@@ -9,6 +9,7 @@ import logging
 from pathlib import Path
 
 import pytest
+from certtest import certificate, key_pem, pem
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
@@ -166,21 +167,9 @@ def test_a_crl_of_another_ca_is_refused_with_advice(ca_dir: Path, tmp_path: Path
 def test_a_ca_certificate_without_an_ecdsa_key_is_refused(ca_dir: Path, tmp_path: Path) -> None:
     """The alliance CA signs with ECDSA P-256; a CA certificate with another key cannot
     have signed this CRL, whatever the CRL says."""
-    key = ed25519.Ed25519PrivateKey.generate()
     name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, TD)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now)
-        .not_valid_after(now + dt.timedelta(days=1))
-        .sign(key, None)
-    )
     ca_pem = tmp_path / "ed25519-ca.pem"
-    ca_pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    ca_pem.write_bytes(pem(certificate(name, ed25519.Ed25519PrivateKey.generate())))
     with pytest.raises(ConfigError) as refused:
         pki.RevocationList(ca_dir / pki.CRL_FILE, ca_pem)
     assert str(refused.value) == "the CA key is not ECDSA"
@@ -290,14 +279,7 @@ def test_a_crl_is_stale_only_after_its_next_update(
 def test_a_ca_key_that_does_not_match_its_certificate_is_refused(ca_dir: Path) -> None:
     """A CRL signed with a key that is not the CA's is refused by every gateway, so the
     revocations in it would silently never apply: the mismatch stops the tool first."""
-    other = ec.generate_private_key(ec.SECP256R1())
-    (ca_dir / pki.CA_KEY_FILE).write_bytes(
-        other.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    (ca_dir / pki.CA_KEY_FILE).write_bytes(key_pem(ec.generate_private_key(ec.SECP256R1())))
     with pytest.raises(ConfigError) as refused:
         pki.revoke(ca_dir, 5)
     assert str(refused.value) == (
@@ -324,18 +306,7 @@ def test_a_ca_certificate_without_a_trust_domain_is_refused(ca_dir: Path) -> Non
     key = serialization.load_pem_private_key((ca_dir / pki.CA_KEY_FILE).read_bytes(), password=None)
     assert isinstance(key, ec.EllipticCurvePrivateKey)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "no organization")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(7)
-        .not_valid_before(now)
-        .not_valid_after(now + dt.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    (ca_dir / pki.CA_CERT_FILE).write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (ca_dir / pki.CA_CERT_FILE).write_bytes(pem(certificate(name, key)))
     with pytest.raises(ConfigError) as refused:
         pki.refresh_crl(ca_dir)
     assert str(refused.value) == f"{ca_dir / pki.CA_CERT_FILE} names no trust domain"

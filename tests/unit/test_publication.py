@@ -23,6 +23,8 @@ from gateway.core.publication import (
 )
 from gateway.core.statements import (
     ConductType,
+    Erasure,
+    ErasureBasis,
     LifecycleStep,
     Listing,
     ListKind,
@@ -332,6 +334,32 @@ def test_an_identification_publishes_a_report_at_its_change_index() -> None:
     index.apply([IndexedRecord(3, _rid("i5"), _identifying(s, 5))], 4)
     assert index.page(0, 10, at=AT)[0][0].change_index == 2
     assert index.reporter_record(s) is None and index.authority_record(s) is None  # no records
+
+
+def test_an_erased_identification_keeps_no_text_in_the_index() -> None:
+    """An erasure of the IDENTIFIED step leaves its leaf without disclosures: the entry
+    built from it must not still show its decision reference (the proof could not back
+    it), while the entry stays published on the step's signed date and signer."""
+    s, i = _rid("s"), _rid("i9")
+    index = PublicIndex(TD)
+    index.apply(
+        [IndexedRecord(0, s, _listing(issuer=SHOP)), IndexedRecord(1, i, _identifying(s, 9))], 2
+    )
+    before = index.page(0, 10, at=AT)[0][0].publication.identification
+    assert before is not None and before.change.decision_ref == "ID-9"
+    erasure = Erasure(
+        issuer=AMR,
+        record_ids=(i,),
+        basis=ErasureBasis.DECISION,
+        legal_basis="a court order",
+        effective_at=AT,
+    )
+    index.apply([IndexedRecord(2, _rid("e"), erasure)], 3)
+    (entry,), _, _ = index.page(0, 10, at=AT)
+    ident = entry.publication.identification
+    assert ident is not None and ident.record_id == i
+    assert ident.change.redacted and ident.change.decision_ref == ""
+    assert ident.change.effective_at == datetime(2026, 10, 9, tzinfo=UTC)
 
 
 def test_a_report_identified_by_another_alliance_stays_off_the_index() -> None:

@@ -171,9 +171,8 @@ class Admission:
         batch = _Batch()
         accepted: list[Accepted] = []
         for item in buffer:
-            if item.record_id in stored or item.record_id in batch.seen:
+            if item.record_id in stored or item.record_id in batch.statements:
                 continue
-            batch.seen.add(item.record_id)
             try:
                 accepted.append(self._admit_one(item, batch))
             except GatewayError as e:
@@ -265,7 +264,6 @@ class _Batch:
     """What a batch has admitted so far: later entries may depend on it."""
 
     def __init__(self) -> None:
-        self.seen: set[str] = set()
         self.members: dict[str, list[tuple[str, MemberRecord]]] = defaultdict(list)
         self.listings: dict[str, Listing] = {}
         # Every admitted record's payload type and statement, and the erasures to
