@@ -15,10 +15,9 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
-from gwtest import USCC, confirmation, listing
+from gwtest import USCC, Member, confirmation, listing
 from test_federation import (
     EvilLog,
     FakePeer,
@@ -37,19 +36,29 @@ from gateway.ops.app import Core
 from gateway.service.replication import PeerCheckpoint, PeerEntry, PeerItem, PeerPuller
 
 
-@pytest.fixture
-def regions(tmp_path: Path) -> tuple[Region, Region]:
+def two_regions(tmp_path: Path) -> tuple[Region, Region]:
     return make_region(tmp_path, "zj", "330100"), make_region(tmp_path, "gd", "440300")
 
 
-@pytest.fixture
-def home(regions: tuple[Region, Region], database_url: str) -> Iterator[Core]:
-    zj, gd = regions
+@contextmanager
+def home_core(zj: Region, gd: Region, database_url: str) -> Iterator[Core]:
+    """ZJ's gateway core (no server), with GD as its peer."""
     core = Core(zj.config(database_url, [gd.peer()]))
     try:
         yield core
     finally:
         core.close()
+
+
+@pytest.fixture
+def regions(tmp_path: Path) -> tuple[Region, Region]:
+    return two_regions(tmp_path)
+
+
+@pytest.fixture
+def home(regions: tuple[Region, Region], database_url: str) -> Iterator[Core]:
+    with home_core(*regions, database_url) as core:
+        yield core
 
 
 Tamper = Callable[[list[PeerItem], int, int], list[PeerItem]]
@@ -111,10 +120,27 @@ def has(core: Core, env: dsse.Envelope) -> bool:
     return core.store.record_by_id(env.record_id) is not None
 
 
+def member_records(log: EvilLog, *members: Member) -> list[dsse.Envelope]:
+    """Each member's record, signed by the peer's gateway."""
+    return [log.gateway_sign(log.member_record(m)) for m in members]
+
+
+def status_change(member: Member, listing_id: str, step: LifecycleStep) -> dsse.Envelope:
+    """``member``'s ``step`` on the listing, signed by it."""
+    return member.sign(
+        StatusChange(
+            issuer=member.member_id,
+            listing_id=listing_id,
+            step=step,
+            effective_at=datetime(2026, 10, 5, tzinfo=UTC),
+        )
+    )
+
+
 def _authority_entries(gd: Region) -> tuple[EvilLog, list[dsse.Envelope]]:
     log = EvilLog(gd)
     return log, [
-        log.gateway_sign(log.member_record(gd.authority)),
+        *member_records(log, gd.authority),
         gd.authority.sign(listing(gd.authority, uscc=USCC[0])),
     ]
 
@@ -245,8 +271,8 @@ def test_a_sanction_naming_a_record_that_is_not_a_listing_is_refused(
     name a listing. The batches before it (the member records) stay stored."""
     _, gd = regions
     log = EvilLog(gd)
-    authority_record = log.gateway_sign(log.member_record(gd.authority))
-    members = [authority_record, log.gateway_sign(log.member_record(gd.platform))]
+    members = member_records(log, gd.authority, gd.platform)
+    authority_record = members[0]
     bogus = gd.platform.sign(confirmation(gd.platform, authority_record.record_id))
     with pulling(home, gd, ScriptedPeer(log, [*members, bogus]), batch_max=2) as puller:
         refused(puller, f"listing_id: record {authority_record.record_id} is not a listing")
@@ -267,15 +293,8 @@ def test_an_authority_s_status_change_that_arrives_before_its_listing_counts(
     _, gd = regions
     log = EvilLog(gd)
     the_listing = gd.authority.sign(listing(gd.authority, uscc=USCC[1]))
-    change = gd.authority.sign(
-        StatusChange(
-            issuer=gd.authority.member_id,
-            listing_id=the_listing.record_id,
-            step=LifecycleStep.NOTICE_SERVED,
-            effective_at=datetime(2026, 10, 5, tzinfo=UTC),
-        )
-    )
-    fake = ScriptedPeer(log, [log.gateway_sign(log.member_record(gd.authority)), change])
+    change = status_change(gd.authority, the_listing.record_id, LifecycleStep.NOTICE_SERVED)
+    fake = ScriptedPeer(log, [*member_records(log, gd.authority), change])
     with pulling(home, gd, fake, batch_max=1) as puller:
         eventually(lambda: puller.view.next_index == 2, "the early change is stored")
         assert has(home, change)
@@ -297,15 +316,8 @@ def test_a_retirement_signed_by_a_member_is_refused(
     _, gd = regions
     log = EvilLog(gd)
     the_listing = gd.authority.sign(listing(gd.authority, uscc=USCC[1]))
-    retire = gd.authority.sign(
-        StatusChange(
-            issuer=gd.authority.member_id,
-            listing_id=the_listing.record_id,
-            step=LifecycleStep.RETIRED,
-            effective_at=datetime(2026, 10, 5, tzinfo=UTC),
-        )
-    )
-    member = log.gateway_sign(log.member_record(gd.authority))
+    retire = status_change(gd.authority, the_listing.record_id, LifecycleStep.RETIRED)
+    (member,) = member_records(log, gd.authority)
     entries = [member, the_listing, retire] if with_listing else [member, retire]
     with pulling(home, gd, ScriptedPeer(log, entries)) as puller:
         refused(puller, "may not record RETIRED")
@@ -315,7 +327,7 @@ def test_a_retirement_signed_by_a_member_is_refused(
 # --- erasures: authorized against every record they reach ----------------------------------
 
 
-def _erasure(member: Any, *record_ids: str) -> Erasure:
+def _erasure(member: Member, *record_ids: str) -> Erasure:
     return Erasure(
         issuer=member.member_id,
         record_ids=record_ids,
@@ -336,10 +348,7 @@ def test_an_erasure_of_a_record_in_its_own_batch_is_authorized_for_it(
     the batch is refused."""
     _, gd = regions
     log = EvilLog(gd)
-    members = [
-        log.gateway_sign(log.member_record(gd.authority)),
-        log.gateway_sign(log.member_record(gd.platform)),
-    ]
+    members = member_records(log, gd.authority, gd.platform)
     the_listing = gd.authority.sign(listing(gd.authority, uscc=USCC[2]))
     erase = gd.platform.sign(_erasure(gd.platform, the_listing.record_id))
     batch = [erase, the_listing] if erasure_first else [the_listing, erase]
@@ -359,7 +368,7 @@ def test_an_erasure_by_the_issuer_in_the_listing_s_batch_erases_it(
     the_listing = gd.authority.sign(listing(gd.authority, uscc=USCC[1]))
     assert the_listing.disclosures
     erase = gd.authority.sign(_erasure(gd.authority, the_listing.record_id))
-    entries = [log.gateway_sign(log.member_record(gd.authority)), the_listing, erase]
+    entries = [*member_records(log, gd.authority), the_listing, erase]
     with pulling(home, gd, ScriptedPeer(log, entries)) as puller:
         eventually(lambda: puller.view.next_index == 3, "the batch is stored")
     stored = home.store.record_by_id(the_listing.record_id)

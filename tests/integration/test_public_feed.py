@@ -6,11 +6,10 @@ member routes, rate limits with Retry-After, ETag revalidation."""
 from __future__ import annotations
 
 import base64
+import copy
 import dataclasses
 import hashlib
 import json
-import socket
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -32,11 +31,12 @@ from gwtest import (
     submit,
     zhejiang,
 )
+from test_federation import eventually, reserve_port
 
 from clients.cli import main as cli_main
 from gateway.codec import decode_public, decode_statement
 from gateway.core.crypto import SigningKey
-from gateway.core.notes import NoteSigner
+from gateway.core.notes import NoteSigner, NoteVerifier
 from gateway.core.public_proof import verify_entry_proof
 from gateway.core.statements import (
     MEMBER_RECORD_TYPES,
@@ -51,6 +51,7 @@ from gateway.core.statements import (
 from gateway.errors import GatewayError
 from gateway.ops.app import Gateway
 from gateway.pb.alliance.v1 import statements_pb2 as spb
+from gateway.service.publication import _leaf
 
 NAME = "杭州示例商贸有限公司"
 
@@ -693,9 +694,37 @@ def _leaf_of(doc: dict[str, Any], role: str) -> dict[str, Any]:
 
 
 def _without(doc: dict[str, Any], role: str) -> dict[str, Any]:
-    copy: dict[str, Any] = json.loads(json.dumps(doc))
-    copy["leaves"] = [x for x in copy["leaves"] if x["role"] != role]
-    return copy
+    changed = copy.deepcopy(doc)
+    changed["leaves"] = [x for x in changed["leaves"] if x["role"] != role]
+    return changed
+
+
+def _missigned(doc: dict[str, Any], role: str) -> dict[str, Any]:
+    """``doc`` with a bit of the ``role`` leaf's first signature flipped."""
+    changed = copy.deepcopy(doc)
+    sig = _leaf_of(changed, role)["envelope"]["signatures"][0]
+    raw = bytearray(base64.b64decode(sig["sig"]))
+    raw[0] ^= 1
+    sig["sig"] = base64.b64encode(bytes(raw)).decode()
+    return changed
+
+
+def _refused(
+    doc: dict[str, Any],
+    verifier: NoteVerifier,
+    match: str | None,
+    *,
+    independent: type[Exception] | tuple[type[Exception], ...] = AssertionError,
+    what: str = "the proof",
+) -> None:
+    """Both verifiers refuse ``doc``: the one above (with ``independent``) and the
+    project's (with a message that matches ``match``)."""
+    with pytest.raises(independent):
+        verify_proof(doc, verifier.vkey)
+        pytest.fail(f"{what}: accepted by the independent verifier")
+    with pytest.raises(GatewayError, match=match):
+        verify_entry_proof(doc, verifier, decode=decode_public)
+        pytest.fail(f"{what}: accepted by the project's verifier")
 
 
 def test_a_platform_report_is_published_once_an_authority_identified_it(
@@ -706,8 +735,8 @@ def test_a_platform_report_is_published_once_an_authority_identified_it(
 ) -> None:
     amr, shop = alliance.members["zj-amr"], alliance.members["shop-a"]
     with _start(alliance, db_url) as gw:
-        vkey = gw.core.note_signer.verifier().vkey
         verifier = gw.core.note_signer.verifier()
+        vkey = verifier.vkey
         report = _submit(
             gw, shop, listing(shop, subject=Subject(uscc=USCC[1], name=NAME), decision_ref="A-7")
         )
@@ -760,26 +789,17 @@ def test_a_platform_report_is_published_once_an_authority_identified_it(
         }
         # Without its identification leaf, or its platform's record, the proof fails.
         for role in ("identification", "reporter"):
-            with pytest.raises((AssertionError, KeyError)):
-                verify_proof(_without(doc, role), vkey)
-            with pytest.raises(GatewayError, match=f"no {role} leaf"):
-                verify_entry_proof(_without(doc, role), verifier, decode=decode_public)
+            _refused(
+                _without(doc, role),
+                verifier,
+                f"no {role} leaf",
+                independent=(AssertionError, KeyError),
+            )
         # A tampered identification: its signature, its date as published.
-        forged = json.loads(json.dumps(doc))
-        sig = _leaf_of(forged, "identification")["envelope"]["signatures"][0]
-        raw = bytearray(base64.b64decode(sig["sig"]))
-        raw[0] ^= 1
-        sig["sig"] = base64.b64encode(bytes(raw)).decode()
-        with pytest.raises(AssertionError):
-            verify_proof(forged, vkey)
-        with pytest.raises(GatewayError, match="identification leaf: not signed"):
-            verify_entry_proof(forged, verifier, decode=decode_public)
-        misdated = json.loads(json.dumps(doc))
+        _refused(_missigned(doc, "identification"), verifier, "identification leaf: not signed")
+        misdated = copy.deepcopy(doc)
         misdated["entry"]["listed_at"] = "2026-10-01T00:00:00Z"  # the report's date
-        with pytest.raises(AssertionError):
-            verify_proof(misdated, vkey)
-        with pytest.raises(GatewayError, match="listed_at"):
-            verify_entry_proof(misdated, verifier, decode=decode_public)
+        _refused(misdated, verifier, "listed_at")
 
         # The CLI verifies the page holding it.
         key_file = tmp_path / "log.vkey"
@@ -801,15 +821,9 @@ def test_a_platform_report_is_published_once_an_authority_identified_it(
         )
         # An identification leaf that is no IDENTIFIED step (the removal, in the same
         # log and signed by the same authority) fails both verifiers.
-        swapped = json.loads(json.dumps(removed))
-        stand_in = json.loads(json.dumps(_leaf_of(swapped, "removal")))
-        stand_in["role"] = "identification"
-        swapped["leaves"] = [x for x in swapped["leaves"] if x["role"] != "identification"]
-        swapped["leaves"].append(stand_in)
-        with pytest.raises(AssertionError):
-            verify_proof(swapped, vkey)
-        with pytest.raises(GatewayError, match="not an IDENTIFIED status change"):
-            verify_entry_proof(swapped, verifier, decode=decode_public)
+        swapped = _without(removed, "identification")
+        swapped["leaves"].append({**_leaf_of(removed, "removal"), "role": "identification"})
+        _refused(swapped, verifier, "not an IDENTIFIED status change")
         assert cli_main(["public", "verify", url, "--log-vkey", str(key_file)]) == 0
         assert f"ok      {report}" in capsys.readouterr().out
 
@@ -826,9 +840,7 @@ def test_an_authority_listing_with_a_report_leaf_is_refused(
         _submit(gw, amr, _removal(amr, rid))
         _synced(gw)
         doc = Http(gw.public_port).json(f"/v1/entries/{rid}/proof")
-        extra = json.loads(json.dumps(_leaf_of(doc, "removal")))
-        extra["role"] = "identification"
-        doc["leaves"].append(extra)
+        doc["leaves"].append({**_leaf_of(doc, "removal"), "role": "identification"})
         with pytest.raises(GatewayError, match="an authority's listing has no identification"):
             verify_entry_proof(doc, verifier, decode=decode_public)
         doc["leaves"][-1]["role"] = "witness"
@@ -846,8 +858,8 @@ def test_a_removal_by_another_authority_of_the_unit_carries_its_record(
     city = alliance.member("authority", "hz-amr", region="330100")
     cfg = alliance.config(db_url, public_address="127.0.0.1:0")
     with running_gateway(cfg, register=(amr, city), clock=lambda: NOW) as gw:
-        vkey = gw.core.note_signer.verifier().vkey
         verifier = gw.core.note_signer.verifier()
+        vkey = verifier.vkey
         rid = _submit(gw, amr, listing(amr, subject=Subject(uscc=USCC[0], name=NAME)))
         removal_id = _submit(
             gw, city, dataclasses.replace(_removal(amr, rid), issuer=city.member_id)
@@ -860,63 +872,24 @@ def test_a_removal_by_another_authority_of_the_unit_carries_its_record(
         assert verify_entry_proof(doc, verifier, decode=decode_public).fields["status"] == (
             "removed"
         )
-        without = _without(doc, "remover")
-        with pytest.raises(AssertionError):
-            verify_proof(without, vkey)
-        with pytest.raises(GatewayError, match="not signed by the listing's issuer"):
-            verify_entry_proof(without, verifier, decode=decode_public)
+        _refused(_without(doc, "remover"), verifier, "not signed by the listing's issuer")
         wrong = _without(doc, "remover")
-        stand_in = json.loads(json.dumps(_leaf_of(doc, "authority")))
-        stand_in["role"] = "remover"
-        wrong["leaves"].append(stand_in)
-        with pytest.raises(AssertionError):
-            verify_proof(wrong, vkey)
-        with pytest.raises(GatewayError, match="remover leaf"):
-            verify_entry_proof(wrong, verifier, decode=decode_public)
+        wrong["leaves"].append({**_leaf_of(doc, "authority"), "role": "remover"})
+        _refused(wrong, verifier, "remover leaf")
 
 
 # -- another alliance's platform, identified here: published by the deciding authority's ----
 
 
-def _reserve_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _eventually(check: Any, what: str, timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"not within {timeout_s}s: {what}")
-
-
 def _member_leaf(gw: Gateway, member_id: str, size: int) -> dict[str, Any]:
-    """The leaf (§8.4's shape) of ``member_id``'s first self-issued record in ``gw``'s
-    log, with its audit path at ``size``."""
+    """A ``reporter_gateway`` leaf, as the feed builds one, of ``member_id``'s first
+    self-issued record in ``gw``'s log, with its audit path at ``size``."""
     rows = gw.core.store.records_of_types_range(sorted(MEMBER_RECORD_TYPES), 0, size)
     for r in rows:
         stmt = decode_statement(r.payload_type, r.payload, r.disclosures)
         if isinstance(stmt, MemberRecord) and stmt.member_id == member_id == stmt.issuer:
             _, path = gw.audit.inclusion_proof(r.log_index, size)
-            return {
-                "role": "reporter_gateway",
-                "log_index": r.log_index,
-                "record_id": r.record_id,
-                "envelope": {
-                    "payloadType": r.payload_type,
-                    "payload": base64.b64encode(r.payload).decode(),
-                    "signatures": [
-                        {"keyid": k, "sig": base64.b64encode(sig).decode()}
-                        for k, sig in r.signatures
-                    ],
-                    "disclosures": [],
-                },
-                "audit_path": [base64.b64encode(h).decode() for h in path],
-            }
+            return _leaf("reporter_gateway", r, path)
     raise AssertionError(f"no record of {member_id} in the log")
 
 
@@ -933,7 +906,7 @@ def test_a_report_of_another_alliances_platform_is_published_by_the_identifying_
     gd = Alliance(tmp_path / "gd", "gd.alliance.test", region="440300")
     gd_amr = gd.member("authority", "gd-amr", region="440000")
     shop, zj_amr = zj.members["shop-a"], zj.members["zj-amr"]
-    ports = {"zj": _reserve_port(), "gd": _reserve_port()}
+    ports = {"zj": reserve_port(), "gd": reserve_port()}
     with ExitStack() as stack:
         gd_url = f"sqlite:///{tmp_path / 'gd.db'}"
         if not db_url.startswith("sqlite"):
@@ -969,7 +942,7 @@ def test_a_report_of_another_alliances_platform_is_published_by_the_identifying_
                 decision_ref="A-44",
             ),
         )
-        _eventually(lambda: b.core.store.record_by_id(report) is not None, "GD holds the report")
+        eventually(lambda: b.core.store.record_by_id(report) is not None, "GD holds the report")
         ident = _submit(
             b,
             gd_amr,
@@ -977,7 +950,7 @@ def test_a_report_of_another_alliances_platform_is_published_by_the_identifying_
                 _identification(gd_amr, report), decision_ref="GD-AMR-认定-2026-0044"
             ),
         )
-        _eventually(lambda: a.core.store.record_by_id(ident) is not None, "ZJ holds it")
+        eventually(lambda: a.core.store.record_by_id(ident) is not None, "ZJ holds it")
         _synced(a)
         _synced(b)
 
@@ -1000,8 +973,8 @@ def test_a_report_of_another_alliances_platform_is_published_by_the_identifying_
         assert "深圳示例电子有限公司" in page and 'class="verified"' in page
         assert "深圳示例电子有限公司" not in zj_http.request(f"/entity/{USCC[1]}")[2].decode()
 
-        vkey = b.core.note_signer.verifier().vkey
         verifier = b.core.note_signer.verifier()
+        vkey = verifier.vkey
         doc = http.json(f"/v1/entries/{report}/proof")
         assert {x["role"] for x in doc["leaves"]} == {
             "listing",
@@ -1022,59 +995,31 @@ def test_a_report_of_another_alliances_platform_is_published_by_the_identifying_
         out = capsys.readouterr().out
         assert f"ok      {report}" in out and "1 verified, 0 failed" in out
         # Zhejiang's log key does not verify Guangdong's checkpoint.
-        zj_verifier = a.core.note_signer.verifier()
-        with pytest.raises(AssertionError):
-            verify_proof(doc, zj_verifier.vkey)
-        with pytest.raises(GatewayError):
-            verify_entry_proof(doc, zj_verifier, decode=decode_public)
+        _refused(doc, a.core.note_signer.verifier(), None)
 
         # Without the gateway record, the platform's record is vouched for by nobody.
-        with pytest.raises(AssertionError):
-            verify_proof(_without(doc, "reporter_gateway"), vkey)
-        with pytest.raises(GatewayError, match="no reporter_gateway leaf"):
-            verify_entry_proof(_without(doc, "reporter_gateway"), verifier, decode=decode_public)
+        _refused(_without(doc, "reporter_gateway"), verifier, "no reporter_gateway leaf")
         # A tampered gateway record: its signature; its payload (no longer its record id).
-        forged = json.loads(json.dumps(doc))
-        sig = _leaf_of(forged, "reporter_gateway")["envelope"]["signatures"][0]
-        raw = bytearray(base64.b64decode(sig["sig"]))
-        raw[0] ^= 1
-        sig["sig"] = base64.b64encode(bytes(raw)).decode()
-        with pytest.raises(AssertionError):
-            verify_proof(forged, vkey)
-        with pytest.raises(GatewayError, match="reporter_gateway leaf: not signed"):
-            verify_entry_proof(forged, verifier, decode=decode_public)
-        altered = json.loads(json.dumps(doc))
+        _refused(_missigned(doc, "reporter_gateway"), verifier, "reporter_gateway leaf: not signed")
+        altered = copy.deepcopy(doc)
         env = _leaf_of(altered, "reporter_gateway")["envelope"]
         env["payload"] = base64.b64encode(base64.b64decode(env["payload"]) + b"\x00").decode()
-        with pytest.raises(AssertionError):
-            verify_proof(altered, vkey)
-        with pytest.raises(GatewayError, match="reporter_gateway leaf: its envelope does not"):
-            verify_entry_proof(altered, verifier, decode=decode_public)
+        _refused(altered, verifier, "reporter_gateway leaf: its envelope does not")
         # A record that is no gateway of Zhejiang: the authority's, or Guangdong's own
         # gateway record (self-signed, in this log).
         stand_ins = {
-            "authority": json.loads(json.dumps(_leaf_of(doc, "authority"))),
+            "authority": {**_leaf_of(doc, "authority"), "role": "reporter_gateway"},
             "gd gateway": _member_leaf(b, gd.gateway_id, doc["tree_size"]),
         }
-        stand_ins["authority"]["role"] = "reporter_gateway"
         for what, stand_in in stand_ins.items():
             wrong = _without(doc, "reporter_gateway")
             wrong["leaves"].append(stand_in)
-            with pytest.raises(AssertionError):
-                verify_proof(wrong, vkey)
-                pytest.fail(f"{what}: accepted by the independent verifier")
-            with pytest.raises(GatewayError, match="is not a gateway of the platform's"):
-                verify_entry_proof(wrong, verifier, decode=decode_public)
+            _refused(wrong, verifier, "is not a gateway of the platform's", what=what)
         # Zhejiang's gateway record, standing in for the reporter: not a platform record
         # of the listing's issuer.
-        swapped = json.loads(json.dumps(doc))
-        for x in swapped["leaves"]:
-            if x["role"] == "reporter":
-                x.update({**_leaf_of(doc, "reporter_gateway"), "role": "reporter"})
-        with pytest.raises(AssertionError):
-            verify_proof(swapped, vkey)
-        with pytest.raises(GatewayError, match="reporter leaf"):
-            verify_entry_proof(swapped, verifier, decode=decode_public)
+        swapped = _without(doc, "reporter")
+        swapped["leaves"].append({**_leaf_of(doc, "reporter_gateway"), "role": "reporter"})
+        _refused(swapped, verifier, "reporter leaf")
 
 
 def test_a_same_alliance_report_with_a_reporter_gateway_leaf_is_refused(
@@ -1085,14 +1030,10 @@ def test_a_same_alliance_report_with_a_reporter_gateway_leaf_is_refused(
     amr, shop = alliance.members["zj-amr"], alliance.members["shop-a"]
     with _start(alliance, db_url) as gw:
         verifier = gw.core.note_signer.verifier()
-        vkey = verifier.vkey
         report = _submit(gw, shop, listing(shop, subject=Subject(uscc=USCC[1], name=NAME)))
         _submit(gw, amr, _identification(amr, report))
         _synced(gw)
         doc = Http(gw.public_port).json(f"/v1/entries/{report}/proof")
         assert "reporter_gateway" not in {x["role"] for x in doc["leaves"]}
         doc["leaves"].append(_member_leaf(gw, alliance.gateway_id, doc["tree_size"]))
-        with pytest.raises(AssertionError):
-            verify_proof(doc, vkey)
-        with pytest.raises(GatewayError, match=r"reporter_gateway leaf: .* publishing alliance"):
-            verify_entry_proof(doc, verifier, decode=decode_public)
+        _refused(doc, verifier, r"reporter_gateway leaf: .* publishing alliance")

@@ -8,15 +8,22 @@ A real ``PeerPuller`` on a real database pulls from a peer log the test scripts
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 
 from gwtest import USCC, listing
-from test_federation import EvilLog, eventually, make_region
-from test_federation_rejections import ScriptedPeer, has, pulling, refused
+from test_federation import EvilLog, eventually
+from test_federation_rejections import (
+    ScriptedPeer,
+    has,
+    home_core,
+    member_records,
+    pulling,
+    refused,
+    status_change,
+    two_regions,
+)
 
-from gateway.core.statements import AuthorityScope, LifecycleStep, StatusChange
-from gateway.ops.app import Core
+from gateway.core.statements import AuthorityScope, LifecycleStep
 
 
 def test_a_national_authority_of_a_peer_region_lists_in_any_unit(
@@ -26,38 +33,32 @@ def test_a_national_authority_of_a_peer_region_lists_in_any_unit(
     every reporting unit, so its listing of a subject in another unit is replicated; a
     UNIT authority's same listing is refused (the scope must not be dropped on the way
     to the policy, in either direction)."""
-    zj, gd = make_region(tmp_path, "zj", "330100"), make_region(tmp_path, "gd", "440300")
-    core = Core(zj.config(database_url, [gd.peer()]))
-    try:
+    zj, gd = two_regions(tmp_path)
+    with home_core(zj, gd, database_url) as home:
         log = EvilLog(gd)
         national = replace(log.member_record(gd.authority), scope=AuthorityScope.NATIONAL)
         elsewhere = gd.authority.sign(listing(gd.authority, uscc=USCC[0], region_code="330000"))
         entries = [log.gateway_sign(national), elsewhere]
-        with pulling(core, gd, ScriptedPeer(log, entries)) as puller:
+        with pulling(home, gd, ScriptedPeer(log, entries)) as puller:
             eventually(lambda: puller.view.next_index == 2, "the national listing is stored")
-        assert has(core, elsewhere)
-    finally:
-        core.close()
+        assert has(home, elsewhere)
 
 
 def test_a_unit_authority_of_a_peer_region_cannot_list_in_another_unit(
     tmp_path: Path, database_url: str
 ) -> None:
-    zj, gd = make_region(tmp_path, "zj", "330100"), make_region(tmp_path, "gd", "440300")
-    core = Core(zj.config(database_url, [gd.peer()]))
-    try:
+    zj, gd = two_regions(tmp_path)
+    with home_core(zj, gd, database_url) as home:
         log = EvilLog(gd)
         elsewhere = gd.authority.sign(listing(gd.authority, uscc=USCC[0], region_code="330000"))
-        entries = [log.gateway_sign(log.member_record(gd.authority)), elsewhere]
-        with pulling(core, gd, ScriptedPeer(log, entries)) as puller:
+        entries = [*member_records(log, gd.authority), elsewhere]
+        with pulling(home, gd, ScriptedPeer(log, entries)) as puller:
             error = refused(puller, "refused, so is its batch")
         assert error.endswith(
             f"authority {gd.authority.member_id} acts for reporting unit 44 (Guangdong) only: "
             "it may not list a subject of reporting unit 33 (Zhejiang) (region_code 330000)"
         )
-        assert not has(core, elsewhere)
-    finally:
-        core.close()
+        assert not has(home, elsewhere)
 
 
 def test_a_status_change_is_checked_against_its_listing_in_the_same_batch(
@@ -66,31 +67,16 @@ def test_a_status_change_is_checked_against_its_listing_in_the_same_batch(
     """A platform may not serve a notice on a listing. With the listing earlier in the
     same batch, the change is checked against it and the batch refused; it must not be
     taken for a change that arrived before its listing (stored, left to the projection)."""
-    zj, gd = make_region(tmp_path, "zj", "330100"), make_region(tmp_path, "gd", "440300")
-    core = Core(zj.config(database_url, [gd.peer()]))
-    try:
+    zj, gd = two_regions(tmp_path)
+    with home_core(zj, gd, database_url) as home:
         log = EvilLog(gd)
         the_listing = gd.authority.sign(listing(gd.authority, uscc=USCC[1]))
-        change = gd.platform.sign(
-            StatusChange(
-                issuer=gd.platform.member_id,
-                listing_id=the_listing.record_id,
-                step=LifecycleStep.NOTICE_SERVED,
-                effective_at=datetime(2026, 10, 5, tzinfo=UTC),
-            )
-        )
-        entries = [
-            log.gateway_sign(log.member_record(gd.authority)),
-            log.gateway_sign(log.member_record(gd.platform)),
-            the_listing,
-            change,
-        ]
-        with pulling(core, gd, ScriptedPeer(log, entries)) as puller:
+        change = status_change(gd.platform, the_listing.record_id, LifecycleStep.NOTICE_SERVED)
+        entries = [*member_records(log, gd.authority, gd.platform), the_listing, change]
+        with pulling(home, gd, ScriptedPeer(log, entries)) as puller:
             error = refused(puller, "entry 3 (record")
         assert (
             f"{gd.platform.member_id} may not change listing {the_listing.record_id}: only its "
             f"issuer {gd.authority.member_id}"
         ) in error
-        assert not has(core, change) and not has(core, the_listing)
-    finally:
-        core.close()
+        assert not has(home, change) and not has(home, the_listing)
