@@ -556,16 +556,22 @@ def test_the_cli_verifies_a_page_and_refuses_a_wrong_key(
         assert cli_main(["public", "verify", url, "--log-vkey", "not-a-key"]) == 2
 
 
+def _removed_listing_proof(gw: Gateway, amr: Member) -> Any:
+    """An authority's company listing and its removal, synced to the feed: the proof
+    document of its entry."""
+    rid = _submit(gw, amr, listing(amr, subject=Subject(uscc=USCC[0], name=NAME)))
+    _submit(gw, amr, _removal(amr, rid))
+    _synced(gw)
+    return Http(gw.public_port).json(f"/v1/entries/{rid}/proof")
+
+
 def test_every_check_of_the_proof_can_fail(alliance: Alliance, db_url: str) -> None:
     """The project's own verifier (the CLI's and the search page's) refuses each kind of
     tampering: a field, an audit path, a signature, a leaf of another record."""
     amr = alliance.members["zj-amr"]
     with _start(alliance, db_url) as gw:
         verifier = gw.core.note_signer.verifier()
-        rid = _submit(gw, amr, listing(amr, subject=Subject(uscc=USCC[0], name=NAME)))
-        _submit(gw, amr, _removal(amr, rid))
-        _synced(gw)
-        doc = Http(gw.public_port).json(f"/v1/entries/{rid}/proof")
+        doc = _removed_listing_proof(gw, amr)
         assert verify_entry_proof(doc, verifier, decode=decode_public).fields["status"] == (
             "removed"
         )
@@ -836,10 +842,7 @@ def test_an_authority_listing_with_a_report_leaf_is_refused(
     amr = alliance.members["zj-amr"]
     with _start(alliance, db_url) as gw:
         verifier = gw.core.note_signer.verifier()
-        rid = _submit(gw, amr, listing(amr, subject=Subject(uscc=USCC[0], name=NAME)))
-        _submit(gw, amr, _removal(amr, rid))
-        _synced(gw)
-        doc = Http(gw.public_port).json(f"/v1/entries/{rid}/proof")
+        doc = _removed_listing_proof(gw, amr)
         doc["leaves"].append({**_leaf_of(doc, "removal"), "role": "identification"})
         with pytest.raises(GatewayError, match="an authority's listing has no identification"):
             verify_entry_proof(doc, verifier, decode=decode_public)
