@@ -82,7 +82,8 @@ client-wheel: $(STAMP)
 	$(PY) -m pip wheel --no-deps --wheel-dir dist packaging/client
 
 # Mutation testing of the trust boundary (docs/TESTING.md); not part of `make test`.
-# Narrow it: make mutation MUTATION_ARGS="--modules gateway/core/dsse.py --tests tests/unit/test_dsse.py"
+# It follows the plan in pyproject.toml (each group with its own tests). Narrow it:
+# make mutation MUTATION_ARGS="--modules gateway/core/dsse.py" (that group's tests), or add --tests …
 mutation: $(STAMP)
 	nice -n 19 $(PY) scripts/mutation.py $(MUTATION_ARGS)
 

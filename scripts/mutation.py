@@ -2,7 +2,13 @@
 
 Runs mutmut (configured in pyproject.toml, [tool.mutmut]) and prints, per module, how
 many mutants were killed, survived, timed out or had no covering test, the wall time and
-the time per mutant. ``--modules`` and ``--tests`` narrow one run to a subset, e.g.
+the time per mutant.
+
+Without ``--tests`` it follows the plan in pyproject.toml (``[[tool.alliance-mutation.groups]]``):
+each group of modules is mutated in a run of its own, in a child process, with only the
+tests that reach those modules, and the summary covers every group. ``--modules`` keeps
+the groups holding those modules (and only those modules); ``--tests`` makes one run
+with the tests given instead, e.g.
 
     .venv/bin/python scripts/mutation.py --modules gateway/core/dsse.py \\
         --tests tests/unit/test_dsse.py
@@ -17,8 +23,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import subprocess
 import sys
 import time
+import tomllib
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -102,6 +110,39 @@ def report(modules: list[str], root: Path, elapsed_s: float | None) -> dict[str,
     return {"modules": rows, "elapsed_s": elapsed_s, "survivors": survivors}
 
 
+@dataclasses.dataclass(frozen=True)
+class Group:
+    name: str
+    modules: tuple[str, ...]
+    tests: tuple[str, ...]
+
+
+def plan(pyproject: Path, modules: list[str] | None = None) -> list[Group]:
+    """The groups of the plan, narrowed to ``modules`` (in the plan's order)."""
+    table = tomllib.loads(pyproject.read_text("utf-8"))["tool"]["alliance-mutation"]
+    groups = []
+    for entry in table["groups"]:
+        kept = [m for m in entry["modules"] if modules is None or m in modules]
+        if kept:
+            groups.append(Group(entry["name"], tuple(kept), tuple(entry["tests"])))
+    return groups
+
+
+def run_plan(groups: list[Group], max_children: int) -> int:
+    """Each group in a child process of its own (mutmut keeps its settings and its
+    test map per process); stops at the first group whose run fails."""
+    for group in groups:
+        print(f"\n== {group.name}: {', '.join(group.modules)}", flush=True)
+        started = time.monotonic()
+        command = [sys.executable, __file__, "--max-children", str(max_children)]
+        command += ["--modules", *group.modules, "--tests", *group.tests]
+        code = subprocess.call(command)  # noqa: S603 (this script, the plan's own paths)
+        print(f"== {group.name}: {time.monotonic() - started:.0f} s wall", flush=True)
+        if code != 0:
+            return code
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -112,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--tests",
         nargs="+",
-        help="pytest arguments selecting the tests (default: pyproject's, the whole suite)",
+        help="pytest arguments selecting the tests of one run (default: the plan's groups)",
     )
     parser.add_argument("--max-children", type=int, default=2, help="parallel workers")
     parser.add_argument("--json", type=Path, help="also write the summary here")
@@ -121,12 +162,27 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
+    root = Path.cwd()
+    missing = [m for m in args.modules or () if not Path(m).is_file()]
+    if missing:
+        parser.error(f"no such module: {', '.join(missing)}")
+    if args.tests is None:
+        groups = plan(root / "pyproject.toml", args.modules)
+        planned = [m for g in groups for m in g.modules]
+        unplanned = sorted(set(args.modules or ()) - set(planned))
+        if unplanned:
+            parser.error(f"not in the plan: {', '.join(unplanned)} (name its tests: --tests …)")
+        started = time.monotonic()
+        code = 0 if args.report_only else run_plan(groups, args.max_children)
+        elapsed = None if args.report_only else time.monotonic() - started
+        summary = report(planned, root, elapsed)
+        if args.json:
+            args.json.write_text(json.dumps(summary, indent=2) + "\n", "utf-8")
+        return code
+
     config = configuration.config()
     changes: dict[str, Any] = {}
     if args.modules:
-        missing = [m for m in args.modules if not Path(m).is_file()]
-        if missing:
-            parser.error(f"no such module: {', '.join(missing)}")
         changes["only_mutate"] = list(args.modules)
     if args.tests:
         changes["pytest_add_cli_args_test_selection"] = list(args.tests)
@@ -134,19 +190,18 @@ def main(argv: list[str] | None = None) -> int:
     # them for this process and the workers it forks.
     configuration._config = dataclasses.replace(config, **changes)
     modules = list(configuration.config().only_mutate)
-    root = Path.cwd()
 
     elapsed: float | None = None
     if not args.report_only:
         # A module first mutated in this run may have been copied unmutated by an earlier,
         # narrower run; mutmut takes a copy newer than its source as done, so remove it.
-        # Its tests were not recorded either: mutmut then collects the stats again only
-        # for new tests, so drop them and let it record which tests reach which function.
         fresh = [m for m in modules if not (root / "mutants" / (m + ".meta")).exists()]
         for module in fresh:
             (root / "mutants" / module).unlink(missing_ok=True)
-        if fresh:
-            (root / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
+        # mutmut records which test reaches which function once and later only adds new
+        # tests; an earlier run with other tests (another group) left its map behind, so
+        # record the map of this run's tests afresh.
+        (root / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
         started = time.monotonic()
         try:
             cli.main(
