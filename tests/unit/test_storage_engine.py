@@ -70,7 +70,9 @@ def test_sqlite_reads_run_outside_a_transaction_and_see_each_commit(tmp_path: Pa
         with engine.begin() as writer:
             writer.exec_driver_sql("INSERT INTO t VALUES (1)")
         assert reader.exec_driver_sql("SELECT count(*) FROM t").scalar() == 1
-        assert not reader.connection.dbapi_connection.in_transaction
+        dbapi = reader.connection.dbapi_connection
+        assert isinstance(dbapi, sqlite3.Connection)
+        assert not dbapi.in_transaction
     engine.dispose()
 
 
