@@ -21,7 +21,7 @@ from gateway.core.logcheck import DamageMap
 from gateway.errors import StorageError
 from gateway.storage.disclosures import SubjectIndex
 
-__all__ = ["CHUNK", "StoreBase", "UnitBase"]
+__all__ = ["CHUNK", "StoreBase", "UnitBase", "autocommit"]
 
 # SQLite limits bound parameters per statement; stay well below it.
 CHUNK = 500
@@ -47,12 +47,24 @@ class StoreBase:
     @contextmanager
     def _read_rows(self) -> Iterator[Connection]:
         """A connection for Core reads of plain rows: no ORM session or objects, and no
-        transaction (on PostgreSQL that saves the BEGIN and ROLLBACK round trips)."""
+        transaction (``autocommit``)."""
         try:
-            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            with autocommit(self.engine) as conn:
                 yield conn
         except SQLAlchemyError as e:
             raise StorageError(f"database read failed: {e}") from e
+
+
+def autocommit(engine: Engine) -> Connection:
+    """A connection that reads outside a transaction. On PostgreSQL that is the
+    AUTOCOMMIT isolation level (no BEGIN and ROLLBACK round trips). SQLite's driver
+    begins a transaction only before a write, so a read is outside one already; setting
+    the level there would only cost two statements a read (set on checkout, reset on
+    checkin)."""
+    conn = engine.connect()
+    if engine.dialect.name == "postgresql":
+        conn.execution_options(isolation_level="AUTOCOMMIT")
+    return conn
 
 
 class UnitBase:

@@ -12,7 +12,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.errors import StorageError
@@ -22,6 +22,7 @@ logger = logging.getLogger(__name__)
 _MIGRATIONS = Path(__file__).parent / "migrations"
 # json_each for batched key look-ups (3.38 has JSON built in); UPDATE ... RETURNING (3.35).
 SQLITE_MINIMUM = (3, 38, 0)
+_SQLITE_POOL = 32
 
 
 def make_engine(url: str, *, pool_size: int = 8, background_checkpoints: bool = False) -> Engine:
@@ -32,6 +33,13 @@ def make_engine(url: str, *, pool_size: int = 8, background_checkpoints: bool = 
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        # Keep a connection for every thread that may hold one at once (the RPC
+        # workers, streams, sequencer, access log, ticker ...): past SQLAlchemy's
+        # default of five, each extra connection was opened and closed again per use,
+        # paying its pragmas and SQLite's parse of the schema, and losing its
+        # statement cache. SQLite connections are cheap to keep.
+        if _sqlite_file(url):
+            kwargs.update(pool_size=_SQLITE_POOL, max_overflow=_SQLITE_POOL)
     else:
         kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
     try:
@@ -46,6 +54,15 @@ def make_engine(url: str, *, pool_size: int = 8, background_checkpoints: bool = 
         if background_checkpoints:
             event.listen(engine, "connect", _no_automatic_checkpoints)
     return engine
+
+
+def _sqlite_file(url: str) -> bool:
+    """A SQLite URL naming a file (an in-memory database has a pool of its own kind)."""
+    try:
+        database = make_url(url).database
+    except (SQLAlchemyError, ValueError):
+        return False  # create_engine says what is wrong with it
+    return bool(database) and database != ":memory:" and "mode=memory" not in url
 
 
 def owner_only(database: Path) -> None:

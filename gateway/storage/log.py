@@ -28,7 +28,7 @@ from gateway.core.dsse import pae
 from gateway.core.logcheck import describe
 from gateway.core.statements import REDACTABLE_TYPES
 from gateway.errors import LogDamageError, StorageError
-from gateway.storage.base import CHUNK, StoreBase, UnitBase
+from gateway.storage.base import CHUNK, StoreBase, UnitBase, autocommit
 from gateway.storage.disclosures import DISCLOSURE_FIELDS, disclosures_for, erase
 from gateway.storage.models import Base, LogStateRow, RecordRow
 
@@ -216,7 +216,7 @@ class LogStore(StoreBase):
         wanted = list(dict.fromkeys(ids))
         found: dict[tuple[int, int], bytes] = {}
         try:
-            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            with autocommit(self.engine) as conn:
                 for i in range(0, len(wanted), CHUNK // 2):
                     chunk = wanted[i : i + CHUNK // 2]
                     values = ", ".join([f"({mark}, {mark})"] * len(chunk))

@@ -6,9 +6,11 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 
 from gateway.errors import StorageError
 from gateway.storage import make_engine
+from gateway.storage.base import autocommit
 from gateway.storage.db import SQLITE_MINIMUM, check_sqlite_version
 
 
@@ -34,3 +36,48 @@ def test_the_minimum_and_this_python_s_sqlite_are_accepted(tmp_path: Path) -> No
 def test_an_unusable_database_url_is_a_storage_error() -> None:
     with pytest.raises(StorageError, match="database_url: cannot use"):
         make_engine("nosuchdialect://x")
+
+
+def test_a_file_database_keeps_a_connection_for_each_concurrent_reader(tmp_path: Path) -> None:
+    """Twelve readers at once (RPC workers of a busy gateway) open twelve connections
+    once; past SQLAlchemy's default pool of five, each extra one would be opened and
+    closed again on every use, paying the pragmas and SQLite's schema parse."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'g.db'}")
+    opened: list[object] = []
+    event.listen(engine, "connect", lambda dbapi, record: opened.append(dbapi))
+
+    def read_together() -> None:
+        held = [engine.connect() for _ in range(12)]
+        for conn in held:
+            assert conn.exec_driver_sql("SELECT 1").scalar() == 1
+            conn.close()
+
+    read_together()
+    assert len(opened) == 12
+    read_together()
+    engine.dispose()
+    assert len(opened) == 12
+
+
+def test_sqlite_reads_run_outside_a_transaction_and_see_each_commit(tmp_path: Path) -> None:
+    """``autocommit`` sets no isolation level on SQLite (its driver begins only before
+    a write): a reader holding its connection sees a commit made meanwhile."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'g.db'}")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+    with autocommit(engine) as reader:
+        assert reader.exec_driver_sql("SELECT count(*) FROM t").scalar() == 0
+        with engine.begin() as writer:
+            writer.exec_driver_sql("INSERT INTO t VALUES (1)")
+        assert reader.exec_driver_sql("SELECT count(*) FROM t").scalar() == 1
+        dbapi = reader.connection.dbapi_connection
+        assert isinstance(dbapi, sqlite3.Connection)
+        assert not dbapi.in_transaction
+    engine.dispose()
+
+
+def test_an_in_memory_database_still_opens() -> None:
+    engine = make_engine("sqlite://")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT 1").scalar() == 1
+    engine.dispose()
