@@ -79,6 +79,24 @@ def summarize(
     return counts, survivors
 
 
+def reopen_survivors(modules: list[str], root: Path) -> int:
+    """Mark the survivors and "no tests" mutants of ``modules`` as not yet checked, so
+    that mutmut tests them again (and only them) with the tests as they are now."""
+    reopened = 0
+    for module in modules:
+        meta = root / "mutants" / (module + ".meta")
+        if not meta.exists():
+            continue
+        data = json.loads(meta.read_text("utf-8"))
+        codes = data["exit_code_by_key"]
+        for name, code in codes.items():
+            if _status(code) in ("survived", "no tests"):
+                codes[name] = None
+                reopened += 1
+        meta.write_text(json.dumps(data, indent=4), "utf-8")
+    return reopened
+
+
 def report(modules: list[str], root: Path, elapsed_s: float | None) -> dict[str, object]:
     counts, survivors = summarize(modules, root)
     width = max(len(m) for m in modules)
@@ -128,13 +146,13 @@ def plan(pyproject: Path, modules: list[str] | None = None) -> list[Group]:
     return groups
 
 
-def run_plan(groups: list[Group], max_children: int) -> int:
+def run_plan(groups: list[Group], max_children: int, extra: list[str]) -> int:
     """Each group in a child process of its own (mutmut keeps its settings and its
     test map per process); stops at the first group whose run fails."""
     for group in groups:
         print(f"\n== {group.name}: {', '.join(group.modules)}", flush=True)
         started = time.monotonic()
-        command = [sys.executable, __file__, "--max-children", str(max_children)]
+        command = [sys.executable, __file__, "--max-children", str(max_children), *extra]
         command += ["--modules", *group.modules, "--tests", *group.tests]
         code = subprocess.call(command)  # noqa: S603 (this script, the plan's own paths)
         print(f"== {group.name}: {time.monotonic() - started:.0f} s wall", flush=True)
@@ -160,6 +178,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--report-only", action="store_true", help="print the summary of the last run"
     )
+    parser.add_argument(
+        "--retest-survivors",
+        action="store_true",
+        help="test the last run's survivors and 'no tests' mutants again (after new tests)",
+    )
     args = parser.parse_args(argv)
 
     root = Path.cwd()
@@ -173,9 +196,10 @@ def main(argv: list[str] | None = None) -> int:
         if unplanned:
             parser.error(f"not in the plan: {', '.join(unplanned)} (name its tests: --tests …)")
         started = time.monotonic()
-        code = 0 if args.report_only else run_plan(groups, args.max_children)
-        elapsed = None if args.report_only else time.monotonic() - started
-        summary = report(planned, root, elapsed)
+        extra = ["--retest-survivors"] if args.retest_survivors else []
+        code = 0 if args.report_only else run_plan(groups, args.max_children, extra)
+        took = None if args.report_only else time.monotonic() - started
+        summary = report(planned, root, took)
         if args.json:
             args.json.write_text(json.dumps(summary, indent=2) + "\n", "utf-8")
         return code
@@ -202,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
         # tests; an earlier run with other tests (another group) left its map behind, so
         # record the map of this run's tests afresh.
         (root / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
+        if args.retest_survivors:
+            reopened = reopen_survivors(modules, root)
+            print(f"testing {reopened} survivors and untested mutants again", flush=True)
         started = time.monotonic()
         try:
             cli.main(
