@@ -123,10 +123,13 @@ def test_a_server_without_limits_or_pools_serves_streams_on_its_own_pool(
     alliance: Alliance, health_only: int
 ) -> None:
     """The interceptor's limits and pools are optional (the gateway always passes
-    them): without them a stream (health Watch, which any admitted caller may open) is
-    served on the server's pool, with no caps and no idle clock on its requests;
-    reflection, whose client streams its requests, too."""
+    them): without them health Check and a stream (health Watch, which any admitted
+    caller may open) are served on the server's pool, with no caps and no idle clock on
+    its requests; reflection, whose client streams its requests, too."""
     with alliance.members["shop-0"].channel(health_only) as ch:
+        checked = health_pb2_grpc.HealthStub(ch).Check(
+            health_pb2.HealthCheckRequest(service=""), timeout=10
+        )
         watch = health_pb2_grpc.HealthStub(ch).Watch(
             health_pb2.HealthCheckRequest(service=""), timeout=10
         )
@@ -136,7 +139,7 @@ def test_a_server_without_limits_or_pools_serves_streams_on_its_own_pool(
             iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=10
         )
         services = {s.name for r in listed for s in r.list_services_response.service}
-    assert first.status == health_pb2.HealthCheckResponse.SERVING
+    assert checked.status == first.status == health_pb2.HealthCheckResponse.SERVING
     assert services == {health.SERVICE_NAME, reflection.SERVICE_NAME}
 
 
