@@ -9,22 +9,27 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from gwtest import LISTED_AT, USCC, Alliance, Member, confirmation, listing
 
+from gateway import codec
 from gateway.core import dsse
 from gateway.core.statements import (
+    LISTING_V1,
     AlliancePolicy,
     Erasure,
     ErasureBasis,
     LifecycleStep,
     StatusChange,
+    StoreRef,
+    Subject,
 )
 from gateway.errors import (
+    GatewayError,
     LogIntegrityError,
     NotFoundError,
     PermissionError,
@@ -165,6 +170,22 @@ def _erasure(member: Member, *record_ids: str) -> Erasure:
 
 def _refusal(err: BaseException) -> tuple[type[BaseException], str, str]:
     return type(err), str(err), getattr(err, "advice", "")
+
+
+def _refused(bench: Bench, env: dsse.Envelope, caller: Member) -> tuple[object, ...]:
+    """The refusal of ``env`` submitted by ``caller``: class, message, advice, reason."""
+    with pytest.raises(GatewayError) as err:
+        bench.service.submit(env, caller.member_id)
+    return type(err.value), str(err.value), err.value.advice, err.value.reason
+
+
+def _with_issuer(env: dsse.Envelope, issuer: str, member: Member) -> dsse.Envelope:
+    """``env``'s payload with another issuer, signed by ``member`` (bytes a client
+    library would not build)."""
+    message = codec.PAYLOAD_SCHEMAS[env.payload_type].message()
+    message.ParseFromString(env.payload)
+    message.issuer = issuer
+    return dsse.sign(env.payload_type, message.SerializeToString(), member.signing_key)
 
 
 def test_each_outcome_reports_its_reason_for_the_metrics(
@@ -404,3 +425,75 @@ def test_an_erasure_names_only_held_closed_records_its_signer_may_erase(bench: B
         send(shop, _withdraw(shop, report))
     assert send(amr, _erasure(amr, own, zhejiang))  # its own, and a report of its unit
     assert send(national, _erasure(national, guangdong))  # national: a report of any unit
+
+
+def test_each_refusal_at_check_says_what_and_why(bench: Bench) -> None:
+    """The words of the refusals before authorization, compared whole: a member reads
+    them to fix the record."""
+    amr, shop = bench.member("zj-amr"), bench.member("shop-a")
+    env = amr.sign(listing(amr))
+    v2 = env.payload_type
+    assert _refused(bench, _with_issuer(env, "zj-amr", amr), amr) == (
+        RecordError,
+        "listing.issuer: must start with spiffe://, got 'zj-amr'",
+        "fix the named field; the byte formats are in docs/PROTOCOL.md",
+        "invalid-record",
+    )
+    # An issuer longer than the message quotes (a valid id: trust domain of 196, name
+    # of 128 characters).
+    far = "spiffe://" + ".".join(c * 63 for c in "abc") + ".test/platform/" + "n" * 128
+    assert len(far) > 300
+    assert _refused(bench, shop.sign(replace(listing(shop), issuer=far)), shop) == (
+        PermissionError,
+        f"the record's issuer {far[:300]!r} is not the caller {shop.member_id}",
+        "members submit only records they issued and signed themselves",
+        "issuer-not-signer",
+    )
+    forged = dsse.sign(v2, env.payload, shop.signing_key)
+    assert _refused(bench, forged, amr)[:2] == (
+        VerificationError,
+        f"issuer {amr.member_id}: no valid signature by a registered key: 1 signature(s) "
+        "checked against 1 candidate key(s)",
+    )
+    payload_type, payload = codec.encode_statement(listing(amr), LISTING_V1)
+    assert _refused(bench, dsse.sign(payload_type, payload, amr.signing_key), amr) == (
+        RecordError,
+        f"payload_type: {LISTING_V1} signs the subject and free text in the clear; members "
+        "submit the redactable form now",
+        f"sign it as {v2} with its disclosures",
+        "superseded-payload-type",
+    )
+    assert _refused(bench, replace(env, disclosures=()), amr) == (
+        RecordError,
+        f"listing.disclosures: a {v2} record is submitted with the disclosure of every "
+        "group it commits to",
+        "send the disclosures beside the envelope (Envelope.disclosures)",
+        "disclosure-missing",
+    )
+
+    listed = bench.service.submit(env, amr.member_id)
+    answer = bench.service.submit(shop.sign(confirmation(shop, listed.record_id)), shop.member_id)
+    bench.outcomes.wait(2)  # both landed: read from the store, not the in-flight map
+    assert _refused(bench, shop.sign(confirmation(shop, answer.record_id)), shop)[:2] == (
+        RecordError,
+        f"listing_id: record {answer.record_id} is not a listing",
+    )
+
+
+def test_a_stored_listing_is_read_with_its_disclosures(bench: Bench) -> None:
+    """A step on a listing that already left the in-flight map is authorized against the
+    listing as stored with its disclosures: the platform of one of the subject's stores
+    may dispute it (its store is named only in a disclosure)."""
+    amr, shop = bench.member("zj-amr"), bench.member("shop-a")
+    stores = Subject(uscc=USCC[1], stores=(StoreRef(shop.member_id, "a-123"),))
+    listed = bench.service.submit(amr.sign(listing(amr, subject=stores)), amr.member_id)
+    bench.outcomes.wait(1)
+    dispute = StatusChange(
+        issuer=shop.member_id,
+        listing_id=listed.record_id,
+        step=LifecycleStep.DISPUTED,
+        effective_at=LISTED_AT + timedelta(days=2),
+        reason="the seller objects: the orders were real",
+        document_sha256=bytes(range(32)),
+    )
+    assert not bench.service.submit(shop.sign(dispute), shop.member_id).duplicate
