@@ -221,13 +221,19 @@ def test_each_outcome_reports_its_reason_for_the_metrics(
 
     assert not bench.service.submit(env, amr.member_id).duplicate
     assert bench.service.submit(env, amr.member_id).duplicate
-    assert bench.outcomes.wait(6)[4:] == [(kind, ""), (kind, "duplicate")]
+    answer = shop.sign(confirmation(shop, env.record_id))  # a record never in flight
+    assert not bench.service.submit(answer, shop.member_id).duplicate
+    assert bench.outcomes.wait(7)[4:] == [
+        (kind, ""),
+        (kind, "duplicate"),
+        (answer.payload_type, ""),
+    ]
 
     # The append itself fails: a storage error, and one outside the table.
     late = amr.sign(listing(amr, decision_ref="LATE"))
     with pytest.raises(StorageError):
         bench.stopped().submit(late, amr.member_id)
-    assert bench.outcomes.seen()[6:] == [(kind, "storage")]
+    assert bench.outcomes.seen()[7:] == [(kind, "storage")]
 
     def broken(*args: object, **kwargs: object) -> list[Appended]:
         raise LogIntegrityError("the log's root does not match its entries")
@@ -235,7 +241,7 @@ def test_each_outcome_reports_its_reason_for_the_metrics(
     monkeypatch.setattr(bench.core.ledger, "append", broken)
     with pytest.raises(LogIntegrityError):
         bench.service.submit(late, amr.member_id)
-    assert bench.outcomes.wait(8)[-1] == (kind, "other")
+    assert bench.outcomes.wait(9)[-1] == (kind, "other")
     assert bench.in_flight() == {}  # neither failed listing stays in flight
 
 
@@ -277,6 +283,7 @@ def test_a_batch_reports_each_outcome_in_its_place_and_a_refusal_stops_nothing(
     unreadable = dsse.sign(first.payload_type, b"\x01", amr.signing_key)
     reported = shop.sign(listing(shop, uscc=USCC[1], region_code=GUANGDONG))
     last = shop.sign(listing(shop, decision_ref="LAST"))
+    answer = shop.sign(confirmation(shop, first.record_id))
     (invalid,) = bench.service.check_many([unreadable], amr.member_id)
     assert isinstance(invalid, RecordError)
     items = [
@@ -284,21 +291,30 @@ def test_a_batch_reports_each_outcome_in_its_place_and_a_refusal_stops_nothing(
         invalid,
         _checked(bench, shop, reported),
         _checked(bench, shop, last),
+        _checked(bench, shop, answer),  # its listing is in flight, ahead in the batch
     ]
     outcomes = bench.service.admit_many(items).result(timeout=10)
-    assert [type(o) for o in outcomes] == [Appended, RecordError, PermissionError, Appended]
+    assert [type(o) for o in outcomes] == [
+        Appended,
+        RecordError,
+        PermissionError,
+        Appended,
+        Appended,
+    ]
     assert outcomes[1] is invalid
     assert _refusal(outcomes[2])[1] == REFUSED_44
-    assert [(o.record_id, o.duplicate) for o in (outcomes[0], outcomes[3])] == [
+    assert [(o.record_id, o.duplicate) for o in (outcomes[0], outcomes[3], outcomes[4])] == [
         (first.record_id, False),
         (last.record_id, False),
+        (answer.record_id, False),
     ]
     kind = first.payload_type
-    assert bench.outcomes.wait(4) == [
+    assert bench.outcomes.wait(5) == [
         (kind, "invalid_record"),  # at check
         (kind, "not_allowed"),  # at admission
         (kind, ""),  # landed, in batch order
         (kind, ""),
+        (answer.payload_type, ""),
     ]
     assert bench.in_flight() == {}
 
