@@ -168,8 +168,13 @@ def _erasure(member: Member, *record_ids: str) -> Erasure:
     )
 
 
-def _refusal(err: BaseException) -> tuple[type[BaseException], str, str]:
+def _refusal(err: object) -> tuple[type, str, str]:
     return type(err), str(err), getattr(err, "advice", "")
+
+
+def _appended(outcome: Appended | BaseException) -> Appended:
+    assert isinstance(outcome, Appended), outcome
+    return outcome
 
 
 def _refused(bench: Bench, env: dsse.Envelope, caller: Member) -> tuple[object, ...]:
@@ -184,7 +189,7 @@ def _with_issuer(env: dsse.Envelope, issuer: str, member: Member) -> dsse.Envelo
     library would not build)."""
     message = codec.PAYLOAD_SCHEMAS[env.payload_type].message()
     message.ParseFromString(env.payload)
-    message.issuer = issuer
+    message.issuer = issuer  # type: ignore[attr-defined]
     return dsse.sign(env.payload_type, message.SerializeToString(), member.signing_key)
 
 
@@ -270,7 +275,7 @@ def test_a_listing_leaves_the_in_flight_map_once_it_landed(bench: Bench) -> None
 
     envs = [amr.sign(listing(amr, decision_ref=f"B-{i}")) for i in range(2)]
     done = bench.service.admit_many([_checked(bench, amr, e) for e in envs])
-    assert [a.record_id for a in done.result(timeout=10)] == [e.record_id for e in envs]
+    assert [_appended(a).record_id for a in done.result(timeout=10)] == [e.record_id for e in envs]
     assert bench.in_flight() == {}
 
 
@@ -286,7 +291,7 @@ def test_a_batch_reports_each_outcome_in_its_place_and_a_refusal_stops_nothing(
     answer = shop.sign(confirmation(shop, first.record_id))
     (invalid,) = bench.service.check_many([unreadable], amr.member_id)
     assert isinstance(invalid, RecordError)
-    items = [
+    items: list[Checked | BaseException] = [
         _checked(bench, amr, first),
         invalid,
         _checked(bench, shop, reported),
@@ -303,7 +308,8 @@ def test_a_batch_reports_each_outcome_in_its_place_and_a_refusal_stops_nothing(
     ]
     assert outcomes[1] is invalid
     assert _refusal(outcomes[2])[1] == REFUSED_44
-    assert [(o.record_id, o.duplicate) for o in (outcomes[0], outcomes[3], outcomes[4])] == [
+    landed = [_appended(outcomes[i]) for i in (0, 3, 4)]
+    assert [(o.record_id, o.duplicate) for o in landed] == [
         (first.record_id, False),
         (last.record_id, False),
         (answer.record_id, False),
@@ -328,7 +334,11 @@ def test_a_batch_whose_append_fails_reports_the_error_for_each_record(bench: Ben
     assert done.done()  # answered at once: the sequencer refused the hand-in
     outcomes = done.result()
     assert [_refusal(o) for o in outcomes] == [
-        (StorageError, "the gateway is shutting down", _refusal(outcomes[0])[2])
+        (
+            StorageError,
+            "the gateway is shutting down",
+            "run `alliance-gateway migrate` and check the database URL",
+        )
     ] * 2
     assert bench.outcomes.seen() == [(envs[0].payload_type, "storage")] * 2
     assert stopped._in_flight == {}
@@ -432,9 +442,9 @@ def test_an_erasure_names_only_held_closed_records_its_signer_may_erase(bench: B
         "correct, remove or withdraw the listing first, then erase its records",
     )
     unknown = "ab" * 32
-    with pytest.raises(NotFoundError) as err:
+    with pytest.raises(NotFoundError) as missing:
         send(amr, _erasure(amr, own, unknown))
-    assert str(err.value) == f"erasure.record_ids: no record {unknown} is known to this gateway"
+    assert str(missing.value) == f"erasure.record_ids: no record {unknown} is known to this gateway"
 
     send(amr, _withdraw(amr, own))
     for report in (zhejiang, guangdong):
