@@ -24,6 +24,7 @@ from gateway.core.statements import (
     Erasure,
     ErasureBasis,
     LifecycleStep,
+    Statement,
     StatusChange,
     StoreRef,
     Subject,
@@ -251,6 +252,8 @@ def test_each_outcome_reports_its_reason_for_the_metrics(
 
 
 def test_a_caller_refused_at_the_start_reports_each_record_refused(bench: Bench) -> None:
+    """A caller not (or no longer) in good standing: every record of the chunk is
+    refused in its place, and counted."""
     stranger = bench.alliance.member("platform", "stranger")  # issued, never registered
     envs = [stranger.sign(listing(stranger, decision_ref=f"S-{i}")) for i in range(2)]
     results = bench.service.check_many(envs, stranger.member_id)
@@ -427,8 +430,8 @@ def test_an_erasure_names_only_held_closed_records_its_signer_may_erase(bench: B
     platform's report."""
     amr, shop, national = (bench.member(n) for n in ("zj-amr", "shop-a", "ndrc-list"))
 
-    def send(member: Member, statement: object) -> str:
-        return bench.service.submit(member.sign(statement), member.member_id).record_id  # type: ignore[arg-type]
+    def send(member: Member, statement: Statement) -> str:
+        return bench.service.submit(member.sign(statement), member.member_id).record_id
 
     own = send(amr, listing(amr))
     zhejiang = send(shop, listing(shop, uscc=USCC[1]))
@@ -499,7 +502,7 @@ def test_each_refusal_at_check_says_what_and_why(bench: Bench) -> None:
 
     listed = bench.service.submit(env, amr.member_id)
     answer = bench.service.submit(shop.sign(confirmation(shop, listed.record_id)), shop.member_id)
-    bench.outcomes.wait(2)  # both landed: read from the store, not the in-flight map
+    bench.outcomes.wait(7)  # five refusals, then both landed
     assert _refused(bench, shop.sign(confirmation(shop, answer.record_id)), shop)[:2] == (
         RecordError,
         f"listing_id: record {answer.record_id} is not a listing",
