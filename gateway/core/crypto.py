@@ -136,14 +136,18 @@ class VerifyingKey:
         return f"VerifyingKey(keyid={self.keyid[:16]}…)"
 
 
-# Every verification looks up its signer's registered keys as raw bytes; the loaded key
-# is immutable, so each is loaded once (bounded: keys come from member records).
-@functools.lru_cache(maxsize=4096)
-def _key_from_raw(raw: bytes) -> VerifyingKey:
+def _load_raw_key(raw: bytes) -> VerifyingKey:
     try:
         return VerifyingKey(Ed25519PublicKey.from_public_bytes(raw))
     except ValueError as e:
         raise RecordError(f"not a valid Ed25519 public key: {e}") from e
+
+
+# Every verification looks up its signer's registered keys as raw bytes; the loaded key
+# is immutable, so each is loaded once (bounded: keys come from member records). Cached
+# by assignment, not by decorator, so that mutation testing reaches the function
+# (docs/TESTING.md, "Decorated functions are not mutated").
+_key_from_raw = functools.lru_cache(maxsize=4096)(_load_raw_key)
 
 
 class SigningKey:

@@ -373,10 +373,15 @@ class Subject:
     @property
     def key(self) -> str:
         """The lookup key: ``uscc:<code>`` or ``person:<lowercase hex HMAC>``."""
-        if self.uscc is not None:
-            return f"uscc:{self.uscc}"
-        assert self.person_hmac is not None
-        return f"person:{self.person_hmac.hex()}"
+        return _subject_key(self)
+
+
+def _subject_key(subject: Subject) -> str:
+    """``Subject.key`` (a function of its own: mutmut does not mutate decorated ones)."""
+    if subject.uscc is not None:
+        return f"uscc:{subject.uscc}"
+    assert subject.person_hmac is not None
+    return f"person:{subject.person_hmac.hex()}"
 
 
 # --- statements ----------------------------------------------------------------------
@@ -710,13 +715,19 @@ class MemberRecord:
     @property
     def authority_scope(self) -> AuthorityScope | None:
         """An authority's scope (UNIT when its record does not say: member-record.v1)."""
-        if self.role is not Role.AUTHORITY:
-            return None
-        return self.scope if self.scope is not None else AuthorityScope.UNIT
+        return _authority_scope(self)
 
     @property
     def carries_v2_fields(self) -> bool:
         return self.scope is not None or any(k.possession is not None for k in self.keys)
+
+
+def _authority_scope(record: MemberRecord) -> AuthorityScope | None:
+    """``MemberRecord.authority_scope`` (a function of its own: mutmut does not mutate
+    decorated ones)."""
+    if record.role is not Role.AUTHORITY:
+        return None
+    return record.scope if record.scope is not None else AuthorityScope.UNIT
 
 
 def check_member_record_v1(record: MemberRecord) -> None:

@@ -228,6 +228,35 @@ def test_a_flooding_member_is_refused_and_others_are_not(
     assert after == (before or 0) + 2 * BURST + 2
 
 
+def _rate_limited_trailers(channel: grpc.Channel) -> tuple[list[str], list[str]]:
+    """The reason and pushback trailers of a GetCheckpoint refused for its rate."""
+    with pytest.raises(grpc.RpcError) as err:
+        audit(channel).GetCheckpoint(au.GetCheckpointRequest(), timeout=10)
+    assert err.value.code() is Code.RESOURCE_EXHAUSTED
+    trailers = err.value.trailing_metadata() or ()
+    reasons = [str(m.value) for m in trailers if m.key == "alliance-reason"]
+    pushback = [str(m.value) for m in trailers if m.key == "grpc-retry-pushback-ms"]
+    return reasons, pushback
+
+
+def test_a_rate_limited_call_carries_its_reason_and_its_pushback(
+    rate_limited: Gateway, alliance: Alliance, rate_clock: FakeClock
+) -> None:
+    """Both trailers of a rate-limited call: ``alliance-reason`` is how a client tells a
+    rate limit from the other RESOURCE_EXHAUSTED refusals (too many streams, where waiting
+    does not help), and ``grpc-retry-pushback-ms`` is when a gRPC retry policy tries again.
+    Adding the pushback must not replace the reason. The pushback is the wait for the
+    next token rounded up to whole milliseconds: a token half a millisecond away is
+    1 ms, not 2 (the client would wait twice as long as it must) nor 0 (no wait)."""
+    flood = alliance.members["flood"]
+    _refill(rate_clock)
+    with flood.channel(rate_limited.port) as ch:
+        assert [_checkpoint(ch) for _ in range(BURST)] == [Code.OK] * BURST
+        assert _rate_limited_trailers(ch) == (["rate-limited"], [str(int(1000 / RATE))])
+        rate_clock.now += 1 / RATE - 0.0005  # all but half a millisecond of that wait
+        assert _rate_limited_trailers(ch) == (["rate-limited"], ["1"])
+
+
 def test_each_record_of_a_stream_spends_a_token(
     rate_limited: Gateway, alliance: Alliance, rate_clock: FakeClock
 ) -> None:

@@ -53,6 +53,7 @@ from gateway.core.statements import (
     add_months,
     check_member_record_v1,
     check_member_record_v2,
+    without_disclosures,
 )
 from gateway.core.workdays import YearCalendar
 from gateway.errors import RecordError
@@ -803,3 +804,37 @@ def test_a_deadline_is_in_utc_whatever_the_machine_zone(monkeypatch: pytest.Monk
         time.tzset()
     assert due == datetime(2026, 12, 31, 16, 0, tzinfo=UTC)
     assert due.utcoffset() == timedelta(0)
+
+
+def test_an_authority_acts_in_the_scope_its_record_gives_and_in_its_unit_when_silent() -> None:
+    """A NATIONAL authority read as UNIT could not list outside its reporting unit; an
+    authority record without a scope (member-record.v1) means UNIT; other roles have none."""
+    authority = {"member_id": AUTHORITY, "role": Role.AUTHORITY}
+    assert member(**authority, scope=AuthorityScope.NATIONAL).authority_scope is (
+        AuthorityScope.NATIONAL
+    )
+    assert member(**authority, scope=AuthorityScope.UNIT).authority_scope is AuthorityScope.UNIT
+    assert member(**authority).authority_scope is AuthorityScope.UNIT
+    assert member().authority_scope is None
+
+
+def test_a_statement_read_without_disclosures_keeps_only_its_clear_fields() -> None:
+    """What an erasure leaves of a listing and of a status change (the fold and the
+    public index read erased records this way): every committed field empty, the rest
+    as signed; a statement already redacted is returned as it is."""
+    full = listing(summary="seller faked 1,200 orders", legal_basis="E-Commerce Law art. 17")
+    assert without_disclosures(full) == listing(
+        subject=None, decision_ref="", summary="", legal_basis="", redacted=True
+    )
+    step = change(
+        issuer=AUTHORITY,
+        step=LifecycleStep.IDENTIFIED,
+        decision_ref="ZJ-2024-001-ID",
+        reason="confirmed by the platform's order data",
+        decided_by="Zhejiang AMR",
+    )
+    assert without_disclosures(step) == change(
+        issuer=AUTHORITY, step=LifecycleStep.IDENTIFIED, redacted=True
+    )
+    redacted = without_disclosures(full)
+    assert without_disclosures(redacted) is redacted
