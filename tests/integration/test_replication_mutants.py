@@ -8,6 +8,7 @@ A real ``PeerPuller`` on a real database pulls from a peer log the test scripts
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,7 +38,9 @@ from gateway.core.statements import (
     StoreRef,
     Subject,
 )
-from gateway.service.replication import PeerPuller
+from gateway.errors import FederationError
+from gateway.service.replication import PeerCheckpoint, PeerEntry, PeerItem, PeerPuller
+from gateway.service.replication.verify import Admission
 
 
 def test_a_national_authority_of_a_peer_region_lists_in_any_unit(
@@ -308,3 +311,141 @@ def test_an_erasure_naming_records_not_held_here_erases_those_that_are(
         stored = home.store.record_by_id(the_listing.record_id)
         assert stored is not None and stored.disclosures == ()
         assert has(home, erase) and not has(home, never_served)
+
+
+# --- what a refusal says: the messages compared whole ---------------------------------------
+
+
+def test_a_forked_checkpoint_is_kept_as_evidence_logged_and_refused(
+    tmp_path: Path, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """After we verified its tree of 2, the peer signs another tree of the same size:
+    both notes are kept as evidence, the fork is logged as an error naming the peer and
+    the reason (an operator's alert reads the log), and the session ends with both."""
+    caplog.set_level(logging.ERROR, logger="gateway.service.replication.verify")
+    zj, gd = two_regions(tmp_path)
+    with home_core(zj, gd, database_url) as home:
+        log = EvilLog(gd)
+        (member,) = member_records(log, gd.authority)
+        entries = [member, gd.authority.sign(listing(gd.authority, uscc=USCC[0]))]
+        other = [member, gd.authority.sign(listing(gd.authority, uscc=USCC[1]))]
+        fake = ScriptedPeer(log, entries)
+        with pulling(home, gd, fake) as puller:
+            eventually(lambda: puller.view.next_index == 2, "the honest log is replicated")
+
+            def forked(items: list[PeerItem], _: int, known: int) -> list[PeerItem]:
+                return [PeerCheckpoint(log.checkpoint(other), 2, known, ())]
+
+            fake.tamper = forked
+            fake.streams[-1].cancel()
+            # The first failure is the ended stream; then the forked session.
+            error = settled(puller, 3)
+        reason = "fork: checkpoint 2 contradicts the accepted 2 (two roots for tree size 2)"
+        assert error == f"{gd.origin}: {reason}"
+        logged = [
+            (r.levelno, r.getMessage())
+            for r in caplog.records
+            if r.name == "gateway.service.replication.verify"
+        ]
+        assert logged and set(logged) == {
+            (logging.ERROR, f"peer {gd.origin}: {reason}; evidence kept")
+        }
+        evidence = home.store.evidence(gd.alliance.gateway_id)
+        assert evidence and evidence[0].kind == "fork"
+        assert evidence[0].accepted_note == log.checkpoint(entries)
+        assert evidence[0].conflicting_note == log.checkpoint(other)
+        assert not has(home, other[1])
+
+
+def test_an_entry_labelled_with_another_record_id_is_refused(
+    tmp_path: Path, database_url: str
+) -> None:
+    """The peer labels an entry with another record's id: the id is checked against
+    the entry's own bytes before anything else is read."""
+    zj, gd = two_regions(tmp_path)
+    with home_core(zj, gd, database_url) as home:
+        log = EvilLog(gd)
+        entries = [
+            *member_records(log, gd.authority),
+            gd.authority.sign(listing(gd.authority, uscc=USCC[0])),
+        ]
+        label = gd.authority.sign(listing(gd.authority, uscc=USCC[1])).record_id
+
+        def mislabelled(items: list[PeerItem], _: int, __: int) -> list[PeerItem]:
+            return [
+                replace(i, record_id=label) if isinstance(i, PeerEntry) and i.log_index == 1 else i
+                for i in items
+            ]
+
+        with pulling(home, gd, ScriptedPeer(log, entries, mislabelled)) as puller:
+            error = settled(puller, 2)
+        assert error == (
+            f"{gd.origin}: entry 1 is labelled {label}, which is not the SHA-256 of its PAE bytes"
+        )
+        assert not any(has(home, e) for e in entries)
+
+
+def test_a_refused_record_names_its_entry_its_record_and_the_advice(
+    tmp_path: Path, database_url: str
+) -> None:
+    """The refusal of a batch names the peer, the entry's index and the first 16 hex
+    digits of its record id, then the record's own error; its advice sends the operator
+    to the peer list and to the peer (the puller records only the message)."""
+    zj, gd = two_regions(tmp_path)
+    with home_core(zj, gd, database_url) as home:
+        log = EvilLog(gd)
+        (member,) = member_records(log, gd.authority)
+        elsewhere = gd.authority.sign(listing(gd.authority, uscc=USCC[0], region_code="330000"))
+        admission = Admission(
+            gd.origin, directory=home.directory, store=home.store, anchors=home.anchors
+        )
+        with pytest.raises(FederationError) as refusal:
+            admission.admit(
+                [
+                    PeerEntry(5, member.record_id, member),
+                    PeerEntry(6, elsewhere.record_id, elsewhere),
+                ]
+            )
+    assert str(refusal.value) == (
+        f"{gd.origin}: entry 6 (record {elsewhere.record_id[:16]}…) refused, so is its batch: "
+        f"authority {gd.authority.member_id} acts for reporting unit 44 (Guangdong) only: "
+        "it may not list a subject of reporting unit 33 (Zhejiang) (region_code 330000)"
+    )
+    assert refusal.value.advice == (
+        "the peer serves a record this gateway does not accept; "
+        "check the peer list (every region must be configured) and alert the peer"
+    )
+
+
+# --- a record served again is not checked again ---------------------------------------------
+
+
+@pytest.mark.parametrize("held", [True, False], ids=["held-here", "same-batch"])
+def test_a_record_served_again_is_not_checked_again_under_a_later_member_record(
+    tmp_path: Path, database_url: str, held: bool
+) -> None:
+    """A peer's log may carry a record a second time (a relay that got it twice). The
+    first copy was checked under the member record then in force: a NATIONAL authority
+    listing a subject of another unit. By the second copy its gateway has narrowed it to
+    its unit. The second copy is skipped (the record is held, or already admitted in
+    this batch), not checked again under the narrower record: that would refuse a record
+    this gateway accepted, and a refused record blocks replication from that peer for
+    good."""
+    zj, gd = two_regions(tmp_path)
+    with home_core(zj, gd, database_url) as home:
+        log = EvilLog(gd)
+        national, unit = _older_and_newer(
+            log,
+            _scoped(log, gd.authority, AuthorityScope.NATIONAL),
+            _scoped(log, gd.authority, AuthorityScope.UNIT),
+        )
+        elsewhere = gd.authority.sign(listing(gd.authority, uscc=USCC[0], region_code="330000"))
+        first = [national, elsewhere]
+        again = [unit, elsewhere]
+        fake = ScriptedPeer(log, first if held else [*first, *again])
+        with pulling(home, gd, fake) as puller:
+            if held:
+                eventually(lambda: puller.view.next_index == 2, "the listing is stored")
+                fake.grow(*again)
+            assert settled(puller, 4) == ""
+        assert has(home, elsewhere) and has(home, unit)
