@@ -217,10 +217,12 @@ def main(argv: list[str] | None = None) -> int:
 
     elapsed: float | None = None
     if not args.report_only:
-        # A module first mutated in this run may have been copied unmutated by an earlier,
-        # narrower run; mutmut takes a copy newer than its source as done, so remove it.
-        fresh = [m for m in modules if not (root / "mutants" / (m + ".meta")).exists()]
-        for module in fresh:
+        # A run copies every file it does not mutate into mutants/ as it is, so the copy
+        # of a module mutated by another group's (or an earlier, narrower) run is plain
+        # source again, newer than its source: mutmut would take it as done and find no
+        # test reaching it. Remove the copies so mutmut writes the mutants again (it
+        # keeps the results of every function whose source did not change).
+        for module in modules:
             (root / "mutants" / module).unlink(missing_ok=True)
         # mutmut records which test reaches which function once and later only adds new
         # tests; an earlier run with other tests (another group) left its map behind, so
