@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from gateway.core import dsse
 from gateway.core.crypto import SigningKey, VerifyingKey
+from gateway.core.disclosure import Disclosure, Group
 from gateway.core.dsse import Envelope, Signature
 from gateway.errors import RecordError, VerificationError
 
@@ -131,3 +132,17 @@ def test_keyid_hint_makes_an_honest_signature_cost_one_verification() -> None:
     assert dsse.verify(env, [*others, mine]) == mine
     assert mine.calls == 1
     assert sum(k.calls for k in others) == 0
+
+
+def test_a_signature_added_keeps_the_disclosures_beside_the_envelope() -> None:
+    """A co-signature must not strip what travels beside the signed bytes: without its
+    disclosures a redactable record reads redacted, and is refused where it is
+    submitted."""
+    disclosures = (Disclosure(group=Group.SUBJECT, salt=bytes(32), value=b"\x0a\x03abc"),)
+    env = Envelope(
+        payload=b"statement", payload_type="application/vnd.example", disclosures=disclosures
+    )
+    first, second = SigningKey.generate(), SigningKey.generate()
+    signed = dsse.add_signature(dsse.add_signature(env, first), second)
+    assert signed.disclosures == disclosures
+    assert len(signed.signatures) == 2
