@@ -12,7 +12,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import URL, Engine, create_engine, event, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.errors import StorageError
@@ -31,38 +31,41 @@ def make_engine(url: str, *, pool_size: int = 8, background_checkpoints: bool = 
     SQLite's automatic WAL checkpoints are off on this engine's connections, and the
     caller runs a ``gateway.storage.walcheck.WalCheckpointer`` (a gateway does)."""
     kwargs: dict[str, Any] = {}
-    if url.startswith("sqlite"):
-        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
-        # Keep a connection for every thread that may hold one at once (the RPC
-        # workers, streams, sequencer, access log, ticker ...): past SQLAlchemy's
-        # default of five, each extra connection was opened and closed again per use,
-        # paying its pragmas and SQLite's parse of the schema, and losing its
-        # statement cache. SQLite connections are cheap to keep.
-        if _sqlite_file(url):
-            kwargs.update(pool_size=_SQLITE_POOL, max_overflow=_SQLITE_POOL)
-    else:
-        kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
     try:
-        engine = create_engine(url, **kwargs)
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite":
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+            # Keep a connection for every thread that may hold one at once (the RPC
+            # workers, streams, sequencer, access log, ticker ...): past SQLAlchemy's
+            # default of five, each extra connection was opened and closed again per
+            # use, paying its pragmas and SQLite's parse of the schema, and losing its
+            # statement cache. SQLite connections are cheap to keep. (An in-memory
+            # database has a pool of its own kind.)
+            if sqlite_file(parsed):
+                kwargs.update(pool_size=_SQLITE_POOL, max_overflow=_SQLITE_POOL)
+        else:
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        engine = create_engine(parsed, **kwargs)
     except (SQLAlchemyError, ImportError, ValueError) as e:
         raise StorageError(f"database_url: cannot use {url!r}: {e}") from e
     if engine.dialect.name == "sqlite":
         check_sqlite_version(sqlite3.sqlite_version_info)
-        if engine.url.database and engine.url.database != ":memory:":
-            owner_only(Path(engine.url.database))
+        if sqlite_file(engine.url):
+            owner_only(Path(str(engine.url.database)))
         event.listen(engine, "connect", _sqlite_pragmas)
         if background_checkpoints:
             event.listen(engine, "connect", _no_automatic_checkpoints)
     return engine
 
 
-def _sqlite_file(url: str) -> bool:
-    """A SQLite URL naming a file (an in-memory database has a pool of its own kind)."""
-    try:
-        database = make_url(url).database
-    except (SQLAlchemyError, ValueError):
-        return False  # create_engine says what is wrong with it
-    return bool(database) and database != ":memory:" and "mode=memory" not in url
+def sqlite_file(url: URL) -> bool:
+    """Whether ``url`` names a SQLite database in a file (not ``:memory:``, nor a
+    ``mode=memory`` URI): one with a WAL, a file mode and a pool of kept connections."""
+    return (
+        url.get_backend_name() == "sqlite"
+        and url.database not in (None, "", ":memory:")
+        and url.query.get("mode") != "memory"
+    )
 
 
 def owner_only(database: Path) -> None:

@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from gateway.storage.db import sqlite_file
+
 __all__ = ["CheckpointRun", "WalCheckpointer", "background_checkpoints_apply", "checkpoint"]
 
 logger = logging.getLogger(__name__)
@@ -54,8 +56,8 @@ class CheckpointRun:
 
 
 def background_checkpoints_apply(engine: Engine) -> bool:
-    """Whether ``engine`` has a WAL to checkpoint: a SQLite file (not ``:memory:``)."""
-    return engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:")
+    """Whether ``engine`` has a WAL to checkpoint: a SQLite file (``sqlite_file``)."""
+    return sqlite_file(engine.url)
 
 
 def checkpoint(conn: Connection, mode: str, *, wait_ms: int | None = None) -> CheckpointRun:
