@@ -29,6 +29,8 @@ from gateway.core.notes import NoteSigner
 from gateway.core.possession import prove_possession
 from gateway.core.statements import (
     ConductType,
+    Erasure,
+    ErasureBasis,
     Listing,
     ListKind,
     SanctionAction,
@@ -325,6 +327,19 @@ def confirmation(platform: Member, listing_id: str, **kw: Any) -> SanctionConfir
     }
     values.update(kw)
     return SanctionConfirmation(**values)
+
+
+def erasure(issuer: Member, *record_ids: str, **kw: Any) -> Erasure:
+    """An erasure of ``record_ids`` by ``issuer`` (purpose achieved, effective now)."""
+    values: dict[str, Any] = {
+        "issuer": issuer.member_id,
+        "record_ids": record_ids,
+        "basis": ErasureBasis.PURPOSE_ACHIEVED,
+        "legal_basis": "PIPL art. 47(1): the purpose of the listing is achieved",
+        "effective_at": datetime.now(UTC).replace(microsecond=0),
+    }
+    values.update(kw)
+    return Erasure(**values)
 
 
 def submit(channel: grpc.Channel, env: dsse.Envelope) -> ex.SubmitRecordResponse:

@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from gwtest import (
     Member,
     audit,
     confirmation,
+    erasure,
     exchange,
     listing,
     pg_base_url,
@@ -52,7 +53,6 @@ from gateway.core.identifiers import person_hmac
 from gateway.core.statements import (
     CHINA_STANDARD_TIME,
     LISTING_V1,
-    Erasure,
     ErasureBasis,
     LifecycleStep,
     ListKind,
@@ -447,34 +447,24 @@ def test_erasure_leaves_no_trace_and_the_logs_still_verify(tmp_path: Path, backe
                 assert set().union(*scan_files(files, KEPT).values())
 
 
-def _erasure(member: Member, record_ids: Sequence[str], basis: ErasureBasis) -> Erasure:
-    return Erasure(
-        issuer=member.member_id,
-        record_ids=tuple(record_ids),
-        basis=basis,
-        legal_basis="PIPL art. 47(1): the purpose of the listing is achieved",
-        effective_at=datetime.now(UTC).replace(microsecond=0),
-    )
-
-
 def _refusals(site: Site, a: Gateway, b: Gateway, r: Records) -> None:
     zj, gd = site.zj, site.gd
     basis = ErasureBasis.PURPOSE_ACHIEVED
     # A platform of another alliance, at its own gateway, which holds the replica.
-    err = refused(gd.platform, b, _erasure(gd.platform, [r.company], basis))
+    err = refused(gd.platform, b, erasure(gd.platform, r.company, basis=basis))
     assert err.code() == grpc.StatusCode.PERMISSION_DENIED and reason(err) == "not-allowed-to-erase"
     # Another alliance's authority acts for another unit.
-    err = refused(gd.authority, b, _erasure(gd.authority, [r.person], basis))
+    err = refused(gd.authority, b, erasure(gd.authority, r.person, basis=basis))
     assert err.code() == grpc.StatusCode.PERMISSION_DENIED and reason(err) == "outside-unit"
     # A platform of the same alliance that issued neither the listing nor its steps; one
     # record it may not erase refuses the whole erasure, including its own confirmation.
-    err = refused(zj.platform, a, _erasure(zj.platform, [r.sanction, r.company], basis))
+    err = refused(zj.platform, a, erasure(zj.platform, r.sanction, r.company, basis=basis))
     assert err.code() == grpc.StatusCode.PERMISSION_DENIED and reason(err) == "not-allowed-to-erase"
     # A record no gateway knows.
-    err = refused(zj.authority, a, _erasure(zj.authority, [r.company, "ab" * 32], basis))
+    err = refused(zj.authority, a, erasure(zj.authority, r.company, "ab" * 32, basis=basis))
     assert err.code() == grpc.StatusCode.NOT_FOUND and reason(err) == "unknown-record"
     # A listing still in force is closed before its records are erased, even by its issuer.
-    err = refused(zj.authority, a, _erasure(zj.authority, [r.company, r.kept], basis))
+    err = refused(zj.authority, a, erasure(zj.authority, r.company, r.kept, basis=basis))
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and reason(err) == "listing-in-force"
     for gw, who in ((a, zj.platform), (b, gd.platform)):
         assert all(get_record(who, gw, rid).envelope.disclosures for rid in (r.company, r.sanction))
@@ -486,10 +476,12 @@ def _erase(site: Site, a: Gateway, r: Records) -> list[str]:
     erases the platform's report of the person and the removal."""
     amr = site.zj.authority
     first = send(
-        amr, a, _erasure(amr, [r.company, r.correction, r.sanction], ErasureBasis.PURPOSE_ACHIEVED)
+        amr,
+        a,
+        erasure(amr, r.company, r.correction, r.sanction, basis=ErasureBasis.PURPOSE_ACHIEVED),
     ).record_id
     second = send(
-        site.hz, a, _erasure(site.hz, [r.person, r.removal], ErasureBasis.WITHDRAWN)
+        site.hz, a, erasure(site.hz, r.person, r.removal, basis=ErasureBasis.WITHDRAWN)
     ).record_id
     return [first, second]
 
@@ -985,14 +977,14 @@ def test_a_v1_record_in_the_log_is_not_erasable(tmp_path: Path, database_url: st
         )
         assert not appended.duplicate
 
-        erasure = _erasure(amr, [env.record_id], ErasureBasis.DECISION)
-        err2 = refused(amr, gw, erasure)
+        v1_erasure = erasure(amr, env.record_id, basis=ErasureBasis.DECISION)
+        err2 = refused(amr, gw, v1_erasure)
         assert err2.code() == grpc.StatusCode.INVALID_ARGUMENT and reason(err2) == "not-erasable"
         assert "signs its values in the clear" in (err2.details() or "")
         # A replica, which checks only the records it holds, leaves the v1 record out.
-        assert named_records(gw.core.store, erasure, require_all=False) == {}
+        assert named_records(gw.core.store, v1_erasure, require_all=False) == {}
         with pytest.raises(RecordError, match="only redactable records can be erased"):
-            named_records(gw.core.store, erasure, require_all=True)
+            named_records(gw.core.store, v1_erasure, require_all=True)
         with amr.channel(gw.port) as ch:
             (status,) = (
                 exchange(ch)
@@ -1037,8 +1029,8 @@ def test_erased_values_leave_the_files_once_a_reader_lets_go(tmp_path: Path) -> 
         try:
             reader.execute("BEGIN")
             assert reader.execute("SELECT count(*) FROM disclosures").fetchone() == (4,)
-            erasure = send(amr, gw, _erasure(amr, [listed], ErasureBasis.PURPOSE_ACHIEVED))
-            assert erasure.record_id
+            erased = send(amr, gw, erasure(amr, listed, basis=ErasureBasis.PURPOSE_ACHIEVED))
+            assert erased.record_id
             held = set().union(*scan_files(database_files(url), company).values())
             assert held  # the reader's snapshot keeps them
         finally:

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from gwtest import USCC, Member, confirmation, listing
+from gwtest import USCC, Member, confirmation, erasure, listing
 from test_federation import (
     EvilLog,
     FakePeer,
@@ -31,7 +31,7 @@ from test_federation import (
 from gateway.core import dsse, merkle
 from gateway.core.crypto import SigningKey
 from gateway.core.notes import NoteSigner
-from gateway.core.statements import Erasure, ErasureBasis, LifecycleStep, StatusChange
+from gateway.core.statements import LifecycleStep, StatusChange
 from gateway.ops.app import Core
 from gateway.service.replication import PeerCheckpoint, PeerEntry, PeerItem, PeerPuller
 
@@ -327,16 +327,6 @@ def test_a_retirement_signed_by_a_member_is_refused(
 # --- erasures: authorized against every record they reach ----------------------------------
 
 
-def _erasure(member: Member, *record_ids: str) -> Erasure:
-    return Erasure(
-        issuer=member.member_id,
-        record_ids=record_ids,
-        basis=ErasureBasis.PURPOSE_ACHIEVED,
-        legal_basis="PIPL art. 47(1)",
-        effective_at=datetime(2026, 10, 5, tzinfo=UTC),
-    )
-
-
 @pytest.mark.parametrize("erasure_first", [False, True])
 def test_an_erasure_of_a_record_in_its_own_batch_is_authorized_for_it(
     regions: tuple[Region, Region], home: Core, erasure_first: bool
@@ -350,7 +340,7 @@ def test_an_erasure_of_a_record_in_its_own_batch_is_authorized_for_it(
     log = EvilLog(gd)
     members = member_records(log, gd.authority, gd.platform)
     the_listing = gd.authority.sign(listing(gd.authority, uscc=USCC[2]))
-    erase = gd.platform.sign(_erasure(gd.platform, the_listing.record_id))
+    erase = gd.platform.sign(erasure(gd.platform, the_listing.record_id))
     batch = [erase, the_listing] if erasure_first else [the_listing, erase]
     with pulling(home, gd, ScriptedPeer(log, [*members, *batch])) as puller:
         refused(puller, f"may not erase record {the_listing.record_id}")
@@ -367,7 +357,7 @@ def test_an_erasure_by_the_issuer_in_the_listing_s_batch_erases_it(
     log = EvilLog(gd)
     the_listing = gd.authority.sign(listing(gd.authority, uscc=USCC[1]))
     assert the_listing.disclosures
-    erase = gd.authority.sign(_erasure(gd.authority, the_listing.record_id))
+    erase = gd.authority.sign(erasure(gd.authority, the_listing.record_id))
     entries = [*member_records(log, gd.authority), the_listing, erase]
     with pulling(home, gd, ScriptedPeer(log, entries)) as puller:
         eventually(lambda: puller.view.next_index == 3, "the batch is stored")

@@ -14,11 +14,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from gwtest import USCC, Member, confirmation, listing
+from gwtest import USCC, Member, confirmation, erasure, listing
 from test_federation import EvilLog, Region, eventually
 from test_federation_rejections import (
     ScriptedPeer,
-    _erasure,
     has,
     home_core,
     member_records,
@@ -280,7 +279,7 @@ def test_an_authority_erases_a_held_report_of_its_jurisdiction(
             *member_records(log, gd.platform),
         ]
         report = gd.platform.sign(listing(gd.platform, uscc=USCC[1], region_code=region_code))
-        erase = gd.authority.sign(_erasure(gd.authority, report.record_id))
+        erase = gd.authority.sign(erasure(gd.authority, report.record_id))
         fake = ScriptedPeer(log, [*members, report])
         with pulling(home, gd, fake) as puller:
             eventually(lambda: puller.view.next_index == 3, "the report is stored")
@@ -305,7 +304,7 @@ def test_an_erasure_naming_records_not_held_here_erases_those_that_are(
         never_served = gd.authority.sign(listing(gd.authority, uscc=USCC[2]))
         the_listing = gd.authority.sign(listing(gd.authority, uscc=USCC[1]))
         erase = gd.authority.sign(
-            _erasure(gd.authority, never_served.record_id, the_listing.record_id)
+            erasure(gd.authority, never_served.record_id, the_listing.record_id)
         )
         entries = [*member_records(log, gd.authority), the_listing, erase]
         with pulling(home, gd, ScriptedPeer(log, entries)) as puller:

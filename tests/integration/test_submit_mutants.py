@@ -14,14 +14,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from gwtest import LISTED_AT, USCC, Alliance, Member, confirmation, listing
+from gwtest import LISTED_AT, USCC, Alliance, Member, confirmation, erasure, listing
 
 from gateway import codec
 from gateway.core import dsse
 from gateway.core.statements import (
     LISTING_V1,
     AlliancePolicy,
-    Erasure,
     ErasureBasis,
     LifecycleStep,
     Statement,
@@ -156,16 +155,6 @@ def _withdraw(member: Member, listing_id: str) -> StatusChange:
         effective_at=LISTED_AT + timedelta(days=2),
         decision_ref="ZJ-AMR-2026-W1",
         reason="listed in error",
-    )
-
-
-def _erasure(member: Member, *record_ids: str) -> Erasure:
-    return Erasure(
-        issuer=member.member_id,
-        record_ids=record_ids,
-        basis=ErasureBasis.WITHDRAWN,
-        legal_basis="PIPL art. 47(1): the purpose of the listing is achieved",
-        effective_at=datetime.now(UTC).replace(microsecond=0),
     )
 
 
@@ -438,7 +427,7 @@ def test_an_erasure_names_only_held_closed_records_its_signer_may_erase(bench: B
     guangdong = send(shop, listing(shop, uscc=USCC[2], region_code=GUANGDONG))
 
     with pytest.raises(RecordError) as err:
-        send(amr, _erasure(amr, own))
+        send(amr, erasure(amr, own, basis=ErasureBasis.WITHDRAWN))
     assert _refusal(err.value) == (
         RecordError,
         f"erasure.record_ids: listing {own} is in force: its records are erased once it is closed",
@@ -446,14 +435,16 @@ def test_an_erasure_names_only_held_closed_records_its_signer_may_erase(bench: B
     )
     unknown = "ab" * 32
     with pytest.raises(NotFoundError) as missing:
-        send(amr, _erasure(amr, own, unknown))
+        send(amr, erasure(amr, own, unknown, basis=ErasureBasis.WITHDRAWN))
     assert str(missing.value) == f"erasure.record_ids: no record {unknown} is known to this gateway"
 
     send(amr, _withdraw(amr, own))
     for report in (zhejiang, guangdong):
         send(shop, _withdraw(shop, report))
-    assert send(amr, _erasure(amr, own, zhejiang))  # its own, and a report of its unit
-    assert send(national, _erasure(national, guangdong))  # national: a report of any unit
+    withdrawn = ErasureBasis.WITHDRAWN
+    # Its own listing and a report of its unit; the national authority, a report of any unit.
+    assert send(amr, erasure(amr, own, zhejiang, basis=withdrawn))
+    assert send(national, erasure(national, guangdong, basis=withdrawn))
 
 
 def test_each_refusal_at_check_says_what_and_why(bench: Bench) -> None:
