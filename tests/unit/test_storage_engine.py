@@ -6,12 +6,12 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, make_url
 
 from gateway.errors import StorageError
 from gateway.storage import make_engine
 from gateway.storage.base import autocommit
-from gateway.storage.db import SQLITE_MINIMUM, check_sqlite_version
+from gateway.storage.db import SQLITE_MINIMUM, check_sqlite_version, sqlite_file
 
 
 def test_a_sqlite_library_too_old_for_the_queries_is_refused_with_advice() -> None:
@@ -81,3 +81,20 @@ def test_an_in_memory_database_still_opens() -> None:
     with engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT 1").scalar() == 1
     engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("url", "in_a_file"),
+    [
+        ("sqlite:////var/lib/alliance/gateway.db", True),
+        ("sqlite:///gateway.db", True),
+        ("sqlite://", False),
+        ("sqlite:///:memory:", False),
+        ("sqlite:///file:shared?mode=memory&cache=shared&uri=true", False),
+        ("postgresql+psycopg://postgres@127.0.0.1:5432/test", False),
+    ],
+)
+def test_only_a_sqlite_file_gets_a_wal_a_file_mode_and_kept_connections(
+    url: str, in_a_file: bool
+) -> None:
+    assert sqlite_file(make_url(url)) is in_a_file
