@@ -41,6 +41,12 @@ from gateway.errors import FederationError
 from gateway.service.replication import PeerCheckpoint, PeerEntry, PeerItem, PeerPuller
 from gateway.service.replication.verify import Admission
 
+# What the puller's status adds to a refused batch's message: the refusal's advice.
+REFUSED = (
+    " (hint: the peer serves a record this gateway does not accept; check the peer list "
+    "(every region must be configured) and alert the peer)"
+)
+
 
 def test_a_national_authority_of_a_peer_region_lists_in_any_unit(
     tmp_path: Path, database_url: str
@@ -73,6 +79,7 @@ def test_a_unit_authority_of_a_peer_region_cannot_list_in_another_unit(
         assert error.endswith(
             f"authority {gd.authority.member_id} acts for reporting unit 44 (Guangdong) only: "
             "it may not list a subject of reporting unit 33 (Zhejiang) (region_code 330000)"
+            + REFUSED
         )
         assert not has(home, elsewhere)
 
@@ -147,6 +154,7 @@ def test_a_platform_named_by_a_stored_listing_may_not_answer_not_applicable(
         assert error.endswith(
             f"listing {the_listing.record_id} names store 'gd-shop-7' of {gd.platform.member_id}: "
             "the seller has an account there, so the platform may not answer NOT_APPLICABLE"
+            + REFUSED
         )
         assert not has(home, answer)
 
@@ -251,6 +259,7 @@ def test_an_authority_narrowed_in_the_batch_may_not_list_outside_its_unit(
         assert error.endswith(
             f"authority {gd.authority.member_id} acts for reporting unit 44 (Guangdong) only: "
             "it may not list a subject of reporting unit 33 (Zhejiang) (region_code 330000)"
+            + REFUSED
         )
         assert not has(home, elsewhere) and not has(home, unit)
 
@@ -342,7 +351,10 @@ def test_a_forked_checkpoint_is_kept_as_evidence_logged_and_refused(
             # The first failure is the ended stream; then the forked session.
             error = settled(puller, 3)
         reason = "fork: checkpoint 2 contradicts the accepted 2 (two roots for tree size 2)"
-        assert error == f"{gd.origin}: {reason}"
+        assert error == (
+            f"{gd.origin}: {reason} (hint: keep the checkpoints involved as evidence and "
+            "alert the regulator)"
+        )
         logged = [
             (r.levelno, r.getMessage())
             for r in caplog.records
@@ -381,7 +393,9 @@ def test_an_entry_labelled_with_another_record_id_is_refused(
         with pulling(home, gd, ScriptedPeer(log, entries, mislabelled)) as puller:
             error = settled(puller, 2)
         assert error == (
-            f"{gd.origin}: entry 1 is labelled {label}, which is not the SHA-256 of its PAE bytes"
+            f"{gd.origin}: entry 1 is labelled {label}, which is not the SHA-256 of its PAE "
+            "bytes (hint: the peer serves entries under ids they do not hash to: alert its "
+            "operator)"
         )
         assert not any(has(home, e) for e in entries)
 
@@ -391,7 +405,7 @@ def test_a_refused_record_names_its_entry_its_record_and_the_advice(
 ) -> None:
     """The refusal of a batch names the peer, the entry's index and the first 16 hex
     digits of its record id, then the record's own error; its advice sends the operator
-    to the peer list and to the peer (the puller records only the message)."""
+    to the peer list and to the peer (the puller's status shows it as a hint)."""
     zj, gd = two_regions(tmp_path)
     with home_core(zj, gd, database_url) as home:
         log = EvilLog(gd)

@@ -136,7 +136,8 @@ def check_entry(origin: str, item: PeerEntry) -> bytes:
     if dsse.record_id(item.envelope.payload_type, item.envelope.payload) != item.record_id:
         raise FederationError(
             f"{origin}: entry {item.log_index} is labelled {item.record_id}, "
-            "which is not the SHA-256 of its PAE bytes"
+            "which is not the SHA-256 of its PAE bytes",
+            advice="the peer serves entries under ids they do not hash to: alert its operator",
         )
     return entry
 
