@@ -10,6 +10,7 @@ unless every check passed.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
@@ -49,6 +50,8 @@ from gateway.service.ledger import Accepted, Appended, Clock, utc_now
 from gateway.service.policies import Policies
 from gateway.service.sequencer import Sequencer
 from gateway.storage import SqlStore
+
+logger = logging.getLogger(__name__)
 
 REJECTION_REASONS: Mapping[type[BaseException], str] = {
     RecordError: "invalid_record",
@@ -214,13 +217,25 @@ class SubmitService:
             with self._in_flight_lock:
                 for a in accepted:
                     self._in_flight.pop(a.record_id, None)
-            error = appended.exception()
-            results: Sequence[Appended | BaseException] = (
-                appended.result() if error is None else [error] * len(accepted)
-            )
-            for slot, a, outcome in zip(slots, accepted, results, strict=True):
-                outcomes[slot] = outcome
-                self._observe(a.envelope.payload_type, outcome)
+            # An exception raised here would vanish into the future's callback machinery
+            # and leave the caller waiting forever: whatever goes wrong resolves ``done``.
+            try:
+                error = appended.exception()
+                results: Sequence[Appended | BaseException] = (
+                    appended.result() if error is None else [error] * len(accepted)
+                )
+                if len(results) != len(accepted):
+                    raise GatewayError(
+                        f"the ledger answered {len(results)} outcomes for a batch of "
+                        f"{len(accepted)} records"
+                    )
+                for slot, a, outcome in zip(slots, accepted, results, strict=True):
+                    outcomes[slot] = outcome
+                    self._observe(a.envelope.payload_type, outcome)
+            except Exception as e:
+                logger.exception("the outcomes of a batch of %d records are lost", len(accepted))
+                done.set_exception(e)
+                return
             done.set_result([o for o in outcomes if o is not None])
 
         self._sequencer.submit_batch(accepted).add_done_callback(landed)

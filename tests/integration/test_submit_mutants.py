@@ -8,7 +8,8 @@ endpoint test checked)."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -39,7 +40,7 @@ from gateway.errors import (
 )
 from gateway.ops.app import Core
 from gateway.ops.policy_file import parse_policy
-from gateway.service.ledger import Appended
+from gateway.service.ledger import Accepted, Appended
 from gateway.service.sequencer import Sequencer
 from gateway.service.submit import Checked, SubmitService
 
@@ -334,6 +335,36 @@ def test_a_batch_whose_append_fails_reports_the_error_for_each_record(bench: Ben
     ] * 2
     assert bench.outcomes.seen() == [(envs[0].payload_type, "storage")] * 2
     assert stopped._in_flight == {}
+
+
+class _ShortLedger(Sequencer):
+    """A sequencer whose batch future answers one outcome fewer than it was handed
+    (a bug the real one does not have): what the submission service does then."""
+
+    def submit_batch(self, items: Sequence[Accepted]) -> Future[list[Appended]]:
+        short: Future[list[Appended]] = Future()
+        whole = super().submit_batch(items)
+        whole.add_done_callback(lambda f: short.set_result(f.result()[:-1]))
+        return short
+
+
+def test_a_batch_answered_with_too_few_outcomes_fails_instead_of_hanging(
+    bench: Bench, caplog: pytest.LogCaptureFixture
+) -> None:
+    amr = bench.member("zj-amr")
+    envs = [amr.sign(listing(amr, decision_ref=f"S-{i}")) for i in range(2)]
+    sequencer = _ShortLedger(bench.core.ledger, max_batch=64, max_wait_ms=1.0)
+    sequencer.start()
+    try:
+        service = _service(bench.core, sequencer, bench.outcomes)
+        done = service.admit_many([service.check(e, amr.member_id) for e in envs])
+        with pytest.raises(GatewayError) as failure:
+            done.result(timeout=10)
+    finally:
+        sequencer.stop()
+    assert str(failure.value) == "the ledger answered 1 outcomes for a batch of 2 records"
+    assert "the outcomes of a batch of 2 records are lost" in caplog.text
+    assert service._in_flight == {}
 
 
 def test_the_alliance_policy_refuses_a_platform_report_of_another_unit(bench: Bench) -> None:
