@@ -8,6 +8,7 @@ gateway's own ACTIVE platforms, which owe an answer when the listing names no st
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -40,7 +41,6 @@ from gateway.core.statements import (
     Role,
     SanctionAction,
     SanctionMeasure,
-    Statement,
     StatusChange,
 )
 from gateway.core.workdays import WorkCalendar
@@ -136,6 +136,7 @@ class ComplianceService:
         self._directory = directory
         self._grace = grace
         self._clock = clock
+        self._measures = _MeasuresByListing(compliance)
 
     @property
     def grace(self) -> timedelta:
@@ -162,14 +163,8 @@ class ComplianceService:
             stmt = decode_statement(r.payload_type, r.payload, r.disclosures)
             assert isinstance(stmt, StatusChange)
             steps.append(StepEntry(h.record_id, stmt))
-        ids = [
-            record_id
-            for payload_type in (GOVERNMENT_MEASURE_V1, GOVERNMENT_MEASURE_V2)
-            for _, record_id, payload in self._compliance.records_of_type_after(payload_type, -1)
-            if _measure_on(decode_statement(payload_type, payload), listing_id)
-        ]
         measures = []
-        for r in self._store.records_by_ids(ids).values():
+        for r in self._store.records_by_ids(self._measures.on(listing_id)).values():
             stmt = decode_statement(r.payload_type, r.payload, r.disclosures)
             assert isinstance(stmt, GovernmentMeasure)
             measures.append((r.record_id, stmt))
@@ -407,5 +402,26 @@ def _owed_order(owed: Owed) -> tuple[str, str]:
     return (owed.obligation.due_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), owed.listing.listing_id)
 
 
-def _measure_on(stmt: Statement, listing_id: str) -> bool:
-    return isinstance(stmt, GovernmentMeasure) and stmt.listing_id == listing_id
+class _MeasuresByListing:
+    """The record ids of the government measures on each listing, read from the log as
+    it grows: each call decodes only the measures appended since the one before (a
+    listing's detail used to decode every measure in the log). The log only grows and
+    a measure's listing is in its signed payload, so what was read stays true."""
+
+    def __init__(self, compliance: ComplianceStore) -> None:
+        self._compliance = compliance
+        self._lock = threading.Lock()
+        self._after = dict.fromkeys((GOVERNMENT_MEASURE_V1, GOVERNMENT_MEASURE_V2), -1)
+        self._ids: dict[str, list[str]] = {}
+
+    def on(self, listing_id: str) -> list[str]:
+        with self._lock:
+            for payload_type, after in self._after.items():
+                for index, record_id, payload in self._compliance.records_of_type_after(
+                    payload_type, after
+                ):
+                    stmt = decode_statement(payload_type, payload)
+                    if isinstance(stmt, GovernmentMeasure):
+                        self._ids.setdefault(stmt.listing_id, []).append(record_id)
+                    self._after[payload_type] = index
+            return list(self._ids.get(listing_id, ()))

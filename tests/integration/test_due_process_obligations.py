@@ -364,3 +364,7 @@ def test_government_measures_and_notices_in_compliance_views(
         unit = next(u for u in report.document["units"] if u["unit"] == "33")
         assert unit["government_measures"] == {"SUMMONS": 1}
         assert (unit["notices_served"], unit["notices_late"]) == (1, 1)
+        # The measure names its listing: another listing's detail shows none (read after
+        # the measure and the report, so from the gateway's index of measures by listing).
+        other_id = send(r.zj_amr, zj, listing(r.zj_amr, uscc=USCC[2], listed_at=clock()))
+        assert list(view(zj, r.zj_shop, other_id).government_measures) == []
