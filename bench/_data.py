@@ -234,7 +234,9 @@ class LogFiller:
                         now,
                     )
                 )
-                disclosures.extend((rid, int(d.group), d.salt, d.value) for d in record.disclosures)
+                disclosures.extend(
+                    (index, int(d.group), d.salt, d.value) for d in record.disclosures
+                )
                 listings.append(
                     (
                         rid,
@@ -303,7 +305,7 @@ _RECORD_COLUMNS = (
         "received_at",
     ),
 )
-_DISCLOSURE_COLUMNS = (DisclosureRow.__tablename__, ("record_id", "grp", "salt", "value"))
+_DISCLOSURE_COLUMNS = (DisclosureRow.__tablename__, ("log_index", "grp", "salt", "value"))
 _NODE_COLUMNS = (LogNodeRow.__tablename__, ("level", "idx", "hash"))
 _LISTING_COLUMNS = (
     ListingRow.__tablename__,

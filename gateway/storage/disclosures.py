@@ -42,14 +42,18 @@ _TRUNCATE_WAIT_MS = 250
 _TABLES = Base.metadata.tables
 _DISCLOSURES = _TABLES["disclosures"]
 # The columns of a stored disclosure, in the order the append path writes them.
-DISCLOSURE_FIELDS = ("record_id", "grp", "salt", "value")
+DISCLOSURE_FIELDS = ("log_index", "grp", "salt", "value")
 _ERASED = _TABLES["erased"]
 _LISTINGS = _TABLES["listings"]
-_BY_RECORDS = select(
-    _DISCLOSURES.c.record_id, _DISCLOSURES.c.grp, _DISCLOSURES.c.salt, _DISCLOSURES.c.value
-).where(_DISCLOSURES.c.record_id.in_(bindparam("ids", expanding=True)))
-_HELD = select(_TABLES["records"].c.record_id).where(
-    _TABLES["records"].c.record_id.in_(bindparam("ids", expanding=True))
+_RECORDS = _TABLES["records"]
+# Disclosures are keyed by their record's log index: a record id is found in ``records``.
+_BY_RECORDS = (
+    select(_RECORDS.c.record_id, _DISCLOSURES.c.grp, _DISCLOSURES.c.salt, _DISCLOSURES.c.value)
+    .join_from(_RECORDS, _DISCLOSURES, _DISCLOSURES.c.log_index == _RECORDS.c.log_index)
+    .where(_RECORDS.c.record_id.in_(bindparam("ids", expanding=True)))
+)
+_HELD = select(_RECORDS.c.record_id, _RECORDS.c.log_index).where(
+    _RECORDS.c.record_id.in_(bindparam("ids", expanding=True))
 )
 _ERASED_AMONG = select(_ERASED.c.record_id).where(
     _ERASED.c.record_id.in_(bindparam("ids", expanding=True))
@@ -99,17 +103,19 @@ def erase(conn: Connection, erasure_id: str, at: datetime, record_ids: Sequence[
 
     A named record not held is left alone: whoever holds it checks the erasure against
     it, and a record replicated later comes from an origin that applied it."""
-    held: list[str] = []
+    held: dict[str, int] = {}
     for i in range(0, len(record_ids), _CHUNK):
-        held.extend(conn.execute(_HELD, {"ids": list(record_ids[i : i + _CHUNK])}).scalars())
-    record_ids = [rid for rid in record_ids if rid in set(held)]
+        rows = conn.execute(_HELD, {"ids": list(record_ids[i : i + _CHUNK])})
+        held.update((str(rid), int(index)) for rid, index in rows)
+    record_ids = [rid for rid in record_ids if rid in held]
     deleted = 0
     known = erased_among(conn, record_ids)
     fresh = [rid for rid in record_ids if rid not in known]
     for i in range(0, len(record_ids), _CHUNK):
         chunk = list(record_ids[i : i + _CHUNK])
+        indexes = [held[rid] for rid in chunk]
         deleted += conn.execute(
-            delete(_DISCLOSURES).where(_DISCLOSURES.c.record_id.in_(chunk))
+            delete(_DISCLOSURES).where(_DISCLOSURES.c.log_index.in_(indexes))
         ).rowcount
         conn.execute(
             update(_LISTINGS)

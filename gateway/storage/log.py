@@ -169,7 +169,7 @@ class LogWrites(UnitBase):
         # a held record is never appended again: no erased record comes back this way.
         self._insert_rows(
             DISCLOSURE_FIELDS,
-            [(r.record_id, int(d.group), d.salt, d.value) for r in records for d in r.disclosures],
+            [(r.log_index, int(d.group), d.salt, d.value) for r in records for d in r.disclosures],
             table="disclosures",
         )
 

@@ -192,14 +192,21 @@ class SanctionRow(Base):
 class DisclosureRow(Base):
     """A redactable record's disclosure (protocol revision 4), kept apart from the log:
     the only place the gateway holds a subject's identity and free text in the clear.
-    Erasure deletes the rows; the record and its log leaf stay."""
+    Erasure deletes the rows; the record and its log leaf stay.
+
+    Keyed by the record's log index (migration 0012; was its record id): consecutive
+    records' disclosures sit side by side, so an append writes a few pages at the end
+    of the table instead of one page per record at random places (docs/PERFORMANCE.md,
+    "Key layouts"). On SQLite the table is the primary key's tree itself (WITHOUT ROWID)."""
 
     __tablename__ = "disclosures"
 
-    record_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    log_index: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     grp: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
     salt: Mapped[bytes] = mapped_column(LargeBinary)
     value: Mapped[bytes] = mapped_column(LargeBinary)
+
+    __table_args__ = ({"sqlite_with_rowid": False},)
 
 
 class ErasedRow(Base):

@@ -123,7 +123,7 @@ class RetentionStore:
 
     def prune(self) -> int:
         """Delete the rows of records that hold no disclosures any more; returns how many."""
-        held = exists().where(DisclosureRow.record_id == RetentionRecordRow.record_id)
+        held = exists().where(DisclosureRow.log_index == RetentionRecordRow.log_index)
         try:
             with self._engine.begin() as conn:
                 return int(conn.execute(delete(RetentionRecordRow).where(~held)).rowcount)
@@ -191,6 +191,6 @@ def _overdue(closed_by: datetime) -> list[ColumnElement[bool]]:
         ListingRow.in_force.is_(False),
         ListingRow.closed_at.is_not(None),
         ListingRow.closed_at <= closed_by,
-        exists().where(DisclosureRow.record_id == RetentionRecordRow.record_id),
+        exists().where(DisclosureRow.log_index == RetentionRecordRow.log_index),
         ~exists().where(ErasedRow.record_id == RetentionRecordRow.record_id),
     ]
