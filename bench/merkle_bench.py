@@ -25,6 +25,8 @@ from ._setup import Backend
 
 NAME = "merkle"
 BATCH = 512
+# Batches not counted in the growth figure at each size (see Appends.steady_us_per_record).
+WARM_BATCHES = 2
 
 
 class PyMerkle:
@@ -79,6 +81,17 @@ class Appends:
     @property
     def us_per_record(self) -> float:
         return 1e6 * self.seconds / self.records if self.records else float("nan")
+
+    @property
+    def steady_us_per_record(self) -> float:
+        """The cost a record without the first ``WARM_BATCHES`` batches (when more
+        were timed): right after a bulk fill they read cold pages and share the disk
+        with the fill's WAL being copied back, which a running gateway never does."""
+        timed = self.batch_seconds[WARM_BATCHES:] if len(self.batch_seconds) > WARM_BATCHES else []
+        if not timed:
+            return self.us_per_record
+        per_batch = self.records / len(self.batch_seconds)  # every batch is BATCH records
+        return 1e6 * sum(timed) / (per_batch * len(timed))
 
 
 def _batches(ctx: Context, count: int, first_subject: int) -> list[list[Accepted]]:
@@ -338,12 +351,12 @@ def _compare(ctx: Context, backend: Backend, log: LargeLog, pm: PyMerkle) -> Non
     low, high = min(growth), max(growth)
     base = Measure(
         f"merkle.{b}.append_cost@{_label(low)}",
-        growth[low].us_per_record,
+        growth[low].steady_us_per_record,
         "us/record",
         "lower",
     )
     ctx.report.add_baseline(base)
-    value = growth[high].us_per_record
+    value = growth[high].steady_us_per_record
     ctx.report.add(
         Figure(
             name=f"merkle.{b}.append_cost_growth",
@@ -355,7 +368,8 @@ def _compare(ctx: Context, backend: Backend, log: LargeLog, pm: PyMerkle) -> Non
             ratio=ratio(value, base.value),
             ratio_of=f"cost at {_label(high)} / cost at {_label(low)}",
             target=Target("ratio", "<=", 1.5),
-            note="Ledger.append cost per record as the log grows",
+            note="Ledger.append cost per record as the log grows; at each size the "
+            f"first {WARM_BATCHES} batches after the bulk fill are not counted",
         )
     )
 
