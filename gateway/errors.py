@@ -32,6 +32,12 @@ class GatewayError(Exception):
     def message(self) -> str:
         return str(self)
 
+    @property
+    def hinted(self) -> str:
+        """The message with its advice, as a caller or an operator reads it (the gRPC
+        status message, a peer's last error)."""
+        return f"{self} (hint: {self.advice})"
+
 
 class RecordError(GatewayError, ValueError):
     """A statement or envelope is malformed or breaks a field rule."""

@@ -41,7 +41,7 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
         for cls in type(exc).__mro__:
             code = STATUS_FOR.get(cls)
             if code is not None:
-                return code, f"{exc.message} (hint: {exc.advice})"
+                return code, exc.hinted
         return grpc.StatusCode.INTERNAL, exc.message
     logger.error("unexpected error", exc_info=exc)
     return grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE

@@ -124,7 +124,7 @@ class PeerPuller:
             except GatewayError as e:
                 # The operator reads this in the peer status and the log: the advice says
                 # what to do (check the peer list, alert the peer, keep the evidence).
-                error = f"{e} (hint: {e.advice})"
+                error = e.hinted
             except Exception as e:  # keep pulling whatever went wrong; log it fully
                 logger.exception("replication from %s failed unexpectedly", self.peer.origin)
                 error = f"internal error: {type(e).__name__}"
