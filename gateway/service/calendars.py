@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway import codec
@@ -20,12 +19,12 @@ from gateway.core.statements import PAYLOAD_TYPES, HolidayCalendar
 from gateway.core.workdays import WorkCalendar
 from gateway.service.gateway_signing import sign_as_gateway
 from gateway.service.ledger import Clock, Ledger, utc_now
+from gateway.service.new_records import NewRecords, RecordsOfType
 
 __all__ = [
     "CALENDAR_TYPE",
     "CalendarBook",
     "ImportedCalendar",
-    "RecordsOfType",
     "SignedCalendar",
     "import_calendar",
 ]
@@ -33,10 +32,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 CALENDAR_TYPE = PAYLOAD_TYPES[HolidayCalendar]
-
-# ``(log_index, record_id, payload)`` of one payload type after a log index, in order
-# (``ComplianceStore.records_of_type_after``).
-RecordsOfType = Callable[[str, int], list[tuple[int, str, bytes]]]
 
 
 @dataclass(frozen=True)
@@ -91,23 +86,21 @@ class CalendarBook:
     """
 
     def __init__(self, records: RecordsOfType, shipped: WorkCalendar) -> None:
-        self._records = records
+        self._new = NewRecords(records, (CALENDAR_TYPE,))
         self._shipped = shipped
         self._lock = threading.Lock()
-        self._cursor = -1
         self._signed: list[SignedCalendar] = []
         self._current = shipped
 
     def refresh(self) -> None:
         with self._lock:
-            rows = self._records(CALENDAR_TYPE, self._cursor)
+            rows = list(self._new.read())
             if not rows:
                 return
-            for index, record_id, payload in rows:
+            for _, index, record_id, payload in rows:
                 statement = codec.decode_statement(CALENDAR_TYPE, payload)
                 assert isinstance(statement, HolidayCalendar)
                 self._signed.append(SignedCalendar(record_id, index, statement))
-                self._cursor = index
             deciding = newest_per_year((s.record_id, s.statement) for s in self._signed)
             self._current = merge_calendars(self._shipped, (s for _, s in deciding.values()))
 

@@ -47,6 +47,7 @@ from gateway.core.workdays import WorkCalendar
 from gateway.errors import GatewayError, NotFoundError, RecordError
 from gateway.service.directory import Directory
 from gateway.service.ledger import Clock, utc_now
+from gateway.service.new_records import NewRecords, RecordsOfType
 from gateway.service.paging import (
     decode_text_token,
     decode_token,
@@ -136,7 +137,7 @@ class ComplianceService:
         self._directory = directory
         self._grace = grace
         self._clock = clock
-        self._measures = _MeasuresByListing(compliance)
+        self._measures = _MeasuresByListing(compliance.records_of_type_after)
 
     @property
     def grace(self) -> timedelta:
@@ -408,20 +409,15 @@ class _MeasuresByListing:
     listing's detail used to decode every measure in the log). The log only grows and
     a measure's listing is in its signed payload, so what was read stays true."""
 
-    def __init__(self, compliance: ComplianceStore) -> None:
-        self._compliance = compliance
+    def __init__(self, records: RecordsOfType) -> None:
+        self._new = NewRecords(records, (GOVERNMENT_MEASURE_V1, GOVERNMENT_MEASURE_V2))
         self._lock = threading.Lock()
-        self._after = dict.fromkeys((GOVERNMENT_MEASURE_V1, GOVERNMENT_MEASURE_V2), -1)
         self._ids: dict[str, list[str]] = {}
 
     def on(self, listing_id: str) -> list[str]:
         with self._lock:
-            for payload_type, after in self._after.items():
-                for index, record_id, payload in self._compliance.records_of_type_after(
-                    payload_type, after
-                ):
-                    stmt = decode_statement(payload_type, payload)
-                    if isinstance(stmt, GovernmentMeasure):
-                        self._ids.setdefault(stmt.listing_id, []).append(record_id)
-                    self._after[payload_type] = index
+            for payload_type, _, record_id, payload in self._new.read():
+                stmt = decode_statement(payload_type, payload)
+                if isinstance(stmt, GovernmentMeasure):
+                    self._ids.setdefault(stmt.listing_id, []).append(record_id)
             return list(self._ids.get(listing_id, ()))

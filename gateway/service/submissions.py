@@ -28,9 +28,9 @@ from gateway.core.statements import (
 )
 from gateway.core.workdays import ReportMonth, WorkCalendar
 from gateway.errors import ConfigError, NotFoundError, RecordError
-from gateway.service.calendars import RecordsOfType
 from gateway.service.gateway_signing import sign_as_gateway
 from gateway.service.ledger import Clock, Ledger, utc_now
+from gateway.service.new_records import RecordsOfType
 
 __all__ = ["SUBMISSION_TYPE", "SubmissionService", "Submitted"]
 
