@@ -68,8 +68,7 @@ _LISTINGS_BY_INDEX = {
 class Layout:
     ddl: str
     binary_ids: bool  # record ids, listing ids and subject keys as 32-byte BLOBs
-    disclosures_by_index: bool
-    listings_by_index: bool
+    disclosures_by_index: bool  # (listings by index: the DDL alone)
 
 
 def _replace_all(text: str, changes: dict[str, str]) -> str:
@@ -82,12 +81,12 @@ def _replace_all(text: str, changes: dict[str, str]) -> str:
 
 _BY_INDEX = AS_BEFORE_0012.replace(_OLD_DISCLOSURES, _DISCLOSURES_BY_INDEX)
 LAYOUTS: dict[str, Layout] = {
-    "hex-ids": Layout(AS_BEFORE_0012, False, False, False),
-    "binary-ids": Layout(AS_BEFORE_0012, True, False, False),
-    "records-rowid": Layout(_ROWID, False, False, False),
-    "disclosures-by-index": Layout(_BY_INDEX, False, True, False),  # migration 0012
+    "hex-ids": Layout(AS_BEFORE_0012, False, False),
+    "binary-ids": Layout(AS_BEFORE_0012, True, False),
+    "records-rowid": Layout(_ROWID, False, False),
+    "disclosures-by-index": Layout(_BY_INDEX, False, True),  # migration 0012
     "disclosures-and-listings-by-index": Layout(
-        _replace_all(_BY_INDEX, _LISTINGS_BY_INDEX), False, True, True
+        _replace_all(_BY_INDEX, _LISTINGS_BY_INDEX), False, True
     ),
 }
 BATCH = 512

@@ -67,12 +67,12 @@ class PyMerkle:
 class Appends:
     records: int = 0
     seconds: float = 0.0
-    batch_seconds: list[float] = field(default_factory=list)
+    batches: list[tuple[int, float]] = field(default_factory=list)  # (records, seconds)
 
     def add(self, n: int, seconds: float) -> None:
         self.records += n
         self.seconds += seconds
-        self.batch_seconds.append(seconds)
+        self.batches.append((n, seconds))
 
     @property
     def rate(self) -> float:
@@ -87,11 +87,8 @@ class Appends:
         """The cost a record without the first ``WARM_BATCHES`` batches (when more
         were timed): right after a bulk fill they read cold pages and share the disk
         with the fill's WAL being copied back, which a running gateway never does."""
-        timed = self.batch_seconds[WARM_BATCHES:] if len(self.batch_seconds) > WARM_BATCHES else []
-        if not timed:
-            return self.us_per_record
-        per_batch = self.records / len(self.batch_seconds)  # every batch is BATCH records
-        return 1e6 * sum(timed) / (per_batch * len(timed))
+        timed = self.batches[WARM_BATCHES:] or self.batches
+        return 1e6 * sum(s for _, s in timed) / sum(n for n, _ in timed)
 
 
 def _batches(ctx: Context, count: int, first_subject: int) -> list[list[Accepted]]:

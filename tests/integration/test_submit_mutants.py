@@ -337,7 +337,7 @@ def test_a_batch_whose_append_fails_reports_the_error_for_each_record(bench: Ben
     assert stopped._in_flight == {}
 
 
-class _ShortLedger(Sequencer):
+class _ShortSequencer(Sequencer):
     """A sequencer whose batch future answers one outcome fewer than it was handed
     (a bug the real one does not have): what the submission service does then."""
 
@@ -353,7 +353,7 @@ def test_a_batch_answered_with_too_few_outcomes_fails_instead_of_hanging(
 ) -> None:
     amr = bench.member("zj-amr")
     envs = [amr.sign(listing(amr, decision_ref=f"S-{i}")) for i in range(2)]
-    sequencer = _ShortLedger(bench.core.ledger, max_batch=64, max_wait_ms=1.0)
+    sequencer = _ShortSequencer(bench.core.ledger, max_batch=64, max_wait_ms=1.0)
     sequencer.start()
     try:
         service = _service(bench.core, sequencer, bench.outcomes)

@@ -105,3 +105,17 @@ def test_replication_lag_refuses_an_index_the_replica_never_reached() -> None:
     sampler.samples = [(1.0, 2)]
     with pytest.raises(RuntimeError, match="index 2 never reached"):
         sampler.lags([(0.5, 2)])
+
+
+def test_the_append_growth_leaves_out_the_warm_up_batches() -> None:
+    from bench.merkle_bench import WARM_BATCHES, Appends
+
+    appends = Appends()
+    for n, seconds in ((512, 1.0), (512, 1.0), (512, 0.5), (256, 0.25)):
+        appends.add(n, seconds)
+    assert WARM_BATCHES == 2
+    assert appends.steady_us_per_record == pytest.approx(1e6 * 0.75 / 768)
+    assert appends.us_per_record == pytest.approx(1e6 * 2.75 / 1792)
+    few = Appends()
+    few.add(512, 1.0)  # no batch past the warm-up: every batch counts
+    assert few.steady_us_per_record == pytest.approx(1e6 / 512)
