@@ -45,6 +45,18 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def sqlite_stored_time(value: object) -> object:
+    """``value`` exactly as a UtcDateTime column binds it on SQLite (UTC, no offset,
+    ``YYYY-MM-DD HH:MM:SS.ffffff``), for rows handed to the driver as is: one C call
+    where UtcDateTime and SQLAlchemy's SQLite type take two Python calls and a
+    ``%``-format of seven fields (tests/unit/test_stored_time.py compares the two)."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise ValueError("naive datetime reached storage")
+    return value.astimezone(UTC).isoformat(" ", "microseconds")[:26]
+
+
 class Base(DeclarativeBase):
     pass
 

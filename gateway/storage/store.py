@@ -29,7 +29,7 @@ from gateway.storage.disclosures import SubjectIndex, truncate_wal
 from gateway.storage.listings import ListingStore, ListingWrites
 from gateway.storage.log import LogStore, LogWrites
 from gateway.storage.members import MemberWrites
-from gateway.storage.models import Base
+from gateway.storage.models import Base, sqlite_stored_time
 from gateway.storage.peers import PeerStore, PeerWrites
 
 __all__ = ["SqlStore", "UnitOfWork"]
@@ -51,8 +51,11 @@ class UnitOfWork(LogWrites, ListingWrites, MemberWrites, CheckpointWrites, PeerW
         self._index = index
         # Aware datetimes as the UtcDateTime columns store them, for rows handed to the
         # driver as is (``_insert_rows``).
-        stored_time = _RECORDS.c.received_at.type.dialect_impl(conn.dialect)
-        self._time = stored_time.bind_processor(conn.dialect) or _unchanged
+        if conn.dialect.name == "sqlite":
+            self._time = sqlite_stored_time
+        else:
+            stored_time = _RECORDS.c.received_at.type.dialect_impl(conn.dialect)
+            self._time = stored_time.bind_processor(conn.dialect) or _unchanged
 
 
 class SqlStore(LogStore, ListingStore, CheckpointStore, PeerStore):
