@@ -54,11 +54,7 @@ _NONE: Mapping[str, bytes] = MappingProxyType({})
 _TABLES = Base.metadata.tables
 _RECORDS = _TABLES["records"]
 _PENDING = _TABLES["pending"]
-_PENDING_FOR = (
-    select(_PENDING.c.listing_id)
-    .where(_PENDING.c.listing_id.in_(bindparam("ids", expanding=True)))
-    .distinct()
-)
+_PENDING_FOR = "SELECT DISTINCT listing_id FROM pending WHERE listing_id"
 
 
 @dataclass(frozen=True)
@@ -319,12 +315,7 @@ class ListingWrites(UnitBase):
 
     def pending_listing_ids(self, listing_ids: Sequence[str]) -> set[str]:
         """Which of ``listing_ids`` have records waiting for them."""
-        found: set[str] = set()
-        for i in range(0, len(listing_ids), CHUNK):
-            found.update(
-                self._c.execute(_PENDING_FOR, {"ids": list(listing_ids[i : i + CHUNK])}).scalars()
-            )
-        return found
+        return {row[0] for row in self._select_in(_PENDING_FOR, listing_ids)}
 
     def insert_step(self, record_id: str, listing_id: str, step: int, at: datetime) -> None:
         self._c.execute(

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select, update
+from sqlalchemy import Connection, bindparam, func, select
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -36,17 +36,13 @@ __all__ = ["RECORD_FIELDS", "LogStore", "LogWrites", "StoredRecord", "stored_rec
 
 _TABLES = Base.metadata.tables
 _LOG_STATE = _TABLES["log_state"]
-_SET_LOG_SIZE = update(_LOG_STATE).where(_LOG_STATE.c.id == 1).values(tree_size=bindparam("size"))
-_LOCK_LOG = (
-    update(_LOG_STATE)
-    .where(_LOG_STATE.c.id == 1)
-    .values(tree_size=_LOG_STATE.c.tree_size)
-    .returning(_LOG_STATE.c.tree_size)
-)
+# The statements every commit runs, as fixed text for the driver (no compilation or
+# parameter processing per commit; UnitBase._select_in). The lock is a write to the one
+# log_state row that returns the size it locked (SQLite >= 3.35, PostgreSQL).
+_LOCK_LOG = "UPDATE log_state SET tree_size = tree_size WHERE id = 1 RETURNING tree_size"
+_SET_LOG_SIZE = "UPDATE log_state SET tree_size = {mark} WHERE id = 1"
+_EXISTING = "SELECT record_id, log_index FROM records WHERE record_id"
 _RECORDS = _TABLES["records"]
-_EXISTING = select(_RECORDS.c.record_id, _RECORDS.c.log_index).where(
-    _RECORDS.c.record_id.in_(bindparam("ids", expanding=True))
-)
 _HAS_ENTRY = select(_RECORDS.c.log_index).where(_RECORDS.c.log_index == bindparam("index"))
 
 
@@ -120,13 +116,14 @@ class LogWrites(UnitBase):
         way it is held until the unit of work ends, so one batch appends at a time. One
         statement: the UPDATE returns the size it locked (SQLite >= 3.35, PostgreSQL).
         """
-        size = self._c.execute(_LOCK_LOG).scalar()
+        size = self._c.exec_driver_sql(_LOCK_LOG).scalar()
         if size is None:
             raise StorageError("log_state row is missing: the schema was not migrated")
         return int(size)
 
     def set_log_size(self, size: int) -> None:
-        self._c.execute(_SET_LOG_SIZE, {"size": size})
+        mark = "?" if self._c.dialect.paramstyle == "qmark" else "%s"
+        self._c.exec_driver_sql(_SET_LOG_SIZE.format(mark=mark), (size,))
 
     def count_records(self, start: int, end: int) -> int:
         """How many of the entries ``[start, end)`` are stored."""
@@ -135,11 +132,7 @@ class LogWrites(UnitBase):
         return int(self._c.execute(query).scalar() or 0)
 
     def existing_indexes(self, record_ids: Sequence[str]) -> dict[str, int]:
-        found: dict[str, int] = {}
-        for i in range(0, len(record_ids), CHUNK):
-            rows = self._c.execute(_EXISTING, {"ids": list(record_ids[i : i + CHUNK])})
-            found.update({r: idx for r, idx in rows})
-        return found
+        return {row[0]: row[1] for row in self._select_in(_EXISTING, record_ids)}
 
     def insert_records(self, records: Sequence[StoredRecord]) -> None:
         # Every record of a batch has one received_at: convert it for the driver once.
