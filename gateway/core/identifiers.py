@@ -336,6 +336,7 @@ _NAME_CHARS = _TRUST_DOMAIN_CHARS
 _MAX_TRUST_DOMAIN = 255
 _MAX_NAME = 128
 _ROLE_BY_SEGMENT = {role.name.lower(): role for role in Role}
+_SEGMENT_BY_ROLE = {role: segment for segment, role in _ROLE_BY_SEGMENT.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -392,7 +393,9 @@ class MemberId:
         return cls(trust_domain, role, name)
 
     def __str__(self) -> str:
-        return f"{_SPIFFE_SCHEME}{self.trust_domain}/{self.role.name.lower()}/{self.name}"
+        # The segment from a table: Enum.name is a descriptor call, and authorization
+        # compares a record's issuer with its signer's string form once a record.
+        return f"{_SPIFFE_SCHEME}{self.trust_domain}/{_SEGMENT_BY_ROLE[self.role]}/{self.name}"
 
 
 @functools.lru_cache(maxsize=1024)
