@@ -119,3 +119,16 @@ def test_the_append_growth_leaves_out_the_warm_up_batches() -> None:
     few = Appends()
     few.add(512, 1.0)  # no batch past the warm-up: every batch counts
     assert few.steady_us_per_record == pytest.approx(1e6 / 512)
+
+
+def test_the_stage_profile_counts_every_record_after_its_warm_up(tmp_path: Path) -> None:
+    """``python -m bench.stages``: 64 records in batches of 16, the first batch warms up;
+    the other 48 are accepted and each stage took some CPU."""
+    from bench.stages import run_once
+
+    stages, verify_us = run_once(tmp_path, records=64, batch=16)
+    assert stages.refused == []
+    assert stages.records == 48
+    assert min(stages.parse, stages.check, stages.admit, stages.append) > 0
+    assert verify_us > 0
+    assert "µs a record of CPU" in stages.line(verify_us)
