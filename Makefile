@@ -5,13 +5,24 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEV := .dev
 
-.PHONY: run test lint proto proto-check messages bench federation-demo soak client-wheel mutation clean
+.PHONY: run test lint lock proto proto-check messages bench federation-demo soak client-wheel mutation clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev]' -c constraints.txt
 	touch $(STAMP)
+
+# Re-resolve the dependencies to the newest versions pyproject.toml allows, in a scratch
+# environment, and pin them in constraints.txt (then run `make test` and commit).
+lock:
+	rm -rf .venv-lock
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install --quiet --upgrade pip
+	.venv-lock/bin/python -m pip install --quiet -e '.[dev]'
+	{ sed -n '1,3p' constraints.txt; .venv-lock/bin/python -m pip freeze --exclude-editable | grep -v '^-e '; } > constraints.new
+	mv constraints.new constraints.txt
+	rm -rf .venv-lock
 
 # Dev PKI + members + gateway on SQLite, in the foreground (Ctrl-C stops it).
 run: $(STAMP)
