@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Dialect, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -69,6 +69,11 @@ def autocommit(engine: Engine) -> Connection:
     return conn
 
 
+def placeholder(dialect: Dialect) -> str:
+    """The driver's positional parameter mark, for SQL handed to it as is."""
+    return "?" if dialect.paramstyle == "qmark" else "%s"
+
+
 class UnitBase:
     """The state of a ``UnitOfWork`` (set by its constructor) and its bulk INSERT.
 
@@ -92,9 +97,10 @@ class UnitBase:
         PostgreSQL."""
         if not values:
             return []
+        mark = placeholder(self._c.dialect)
         if self._c.dialect.name == "postgresql":
-            return self._c.exec_driver_sql(head + " = ANY(%s)", (list(values),)).all()
-        text = head + " IN (SELECT value FROM json_each(?))"  # noqa: S608 (constant head)
+            return self._c.exec_driver_sql(f"{head} = ANY({mark})", (list(values),)).all()
+        text = f"{head} IN (SELECT value FROM json_each({mark}))"  # noqa: S608 (constant head)
         return self._c.exec_driver_sql(text, (json.dumps(list(values)),)).all()
 
     def _insert_rows(
@@ -109,7 +115,7 @@ class UnitBase:
         """
         if not rows:
             return
-        mark = "?" if self._c.dialect.paramstyle == "qmark" else "%s"
+        mark = placeholder(self._c.dialect)
         head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "  # noqa: S608
         placeholders = "(" + ", ".join([mark] * len(columns)) + ")"
         per_statement = max(1, _MAX_PARAMETERS // len(columns))

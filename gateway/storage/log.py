@@ -28,14 +28,13 @@ from gateway.core.dsse import pae
 from gateway.core.logcheck import describe
 from gateway.core.statements import REDACTABLE_TYPES
 from gateway.errors import LogDamageError, StorageError
-from gateway.storage.base import CHUNK, StoreBase, UnitBase, autocommit
+from gateway.storage.base import CHUNK, StoreBase, UnitBase, autocommit, placeholder
 from gateway.storage.disclosures import DISCLOSURE_FIELDS, disclosures_for, erase
 from gateway.storage.models import Base, LogStateRow, RecordRow
 
 __all__ = ["RECORD_FIELDS", "LogStore", "LogWrites", "StoredRecord", "stored_record"]
 
 _TABLES = Base.metadata.tables
-_LOG_STATE = _TABLES["log_state"]
 # The statements every commit runs, as fixed text for the driver (no compilation or
 # parameter processing per commit; UnitBase._select_in). The lock is a write to the one
 # log_state row that returns the size it locked (SQLite >= 3.35, PostgreSQL).
@@ -122,8 +121,7 @@ class LogWrites(UnitBase):
         return int(size)
 
     def set_log_size(self, size: int) -> None:
-        mark = "?" if self._c.dialect.paramstyle == "qmark" else "%s"
-        self._c.exec_driver_sql(_SET_LOG_SIZE.format(mark=mark), (size,))
+        self._c.exec_driver_sql(_SET_LOG_SIZE.format(mark=placeholder(self._c.dialect)), (size,))
 
     def count_records(self, start: int, end: int) -> int:
         """How many of the entries ``[start, end)`` are stored."""
@@ -205,7 +203,7 @@ class LogStore(StoreBase):
         # ROLLBACK round trips). The SQL goes to the driver as is: building and compiling
         # it through SQLAlchemy costs more than running it, and a row-value IN would
         # make SQLite scan the table.
-        mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+        mark = placeholder(self.engine.dialect)
         wanted = list(dict.fromkeys(ids))
         found: dict[tuple[int, int], bytes] = {}
         try:

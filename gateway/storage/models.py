@@ -53,7 +53,7 @@ def sqlite_stored_time(value: object) -> object:
     if value is None:
         return None
     if not isinstance(value, datetime) or value.tzinfo is None:
-        raise ValueError("naive datetime reached storage")
+        raise ValueError("a naive datetime (or not a datetime) reached storage")
     return value.astimezone(UTC).isoformat(" ", "microseconds")[:26]
 
 

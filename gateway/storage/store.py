@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Dialect, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.core.logcheck import DamageMap
@@ -46,16 +46,24 @@ def _unchanged(value: object) -> object:
 class UnitOfWork(LogWrites, ListingWrites, MemberWrites, CheckpointWrites, PeerWrites):
     """The writes of one sequencer batch, committed together or not at all."""
 
-    def __init__(self, conn: Connection, index: SubjectIndex | None = None) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        index: SubjectIndex | None,
+        stored_time: Callable[[object], object],
+    ) -> None:
         self._c = conn
         self._index = index
-        # Aware datetimes as the UtcDateTime columns store them, for rows handed to the
-        # driver as is (``_insert_rows``).
-        if conn.dialect.name == "sqlite":
-            self._time = sqlite_stored_time
-        else:
-            stored_time = _RECORDS.c.received_at.type.dialect_impl(conn.dialect)
-            self._time = stored_time.bind_processor(conn.dialect) or _unchanged
+        self._time = stored_time
+
+
+def stored_time_for(dialect: Dialect) -> Callable[[object], object]:
+    """Aware datetimes as the UtcDateTime columns store them, for rows handed to the
+    driver as is (``UnitBase._insert_rows``)."""
+    if dialect.name == "sqlite":
+        return sqlite_stored_time
+    stored_time = _RECORDS.c.received_at.type.dialect_impl(dialect)
+    return stored_time.bind_processor(dialect) or _unchanged
 
 
 class SqlStore(LogStore, ListingStore, CheckpointStore, PeerStore):
@@ -73,6 +81,7 @@ class SqlStore(LogStore, ListingStore, CheckpointStore, PeerStore):
         self.engine = engine
         self.damage = DamageMap()
         self.subject_index = subject_index
+        self._stored_time = stored_time_for(engine.dialect)
         # An erasure's WAL truncation still to do (SQLite; see truncate_wal).
         self.wal_pending = False
         self._wal_lock = threading.Lock()
@@ -81,7 +90,7 @@ class SqlStore(LogStore, ListingStore, CheckpointStore, PeerStore):
     def unit_of_work(self) -> Iterator[UnitOfWork]:
         try:
             with self.engine.begin() as conn:
-                yield UnitOfWork(conn, self.subject_index)
+                yield UnitOfWork(conn, self.subject_index, self._stored_time)
         except SQLAlchemyError as e:
             raise StorageError(f"database write failed: {e}") from e
 
