@@ -94,13 +94,15 @@ class CalendarBook:
 
     def refresh(self) -> None:
         with self._lock:
-            rows = list(self._new.read())
-            if not rows:
-                return
-            for _, index, record_id, payload in rows:
+            # Taken one at a time: a record that cannot be read stops the fold there, and
+            # the next refresh reads it again instead of skipping what followed it.
+            before = len(self._signed)
+            for _, index, record_id, payload in self._new.read():
                 statement = codec.decode_statement(CALENDAR_TYPE, payload)
                 assert isinstance(statement, HolidayCalendar)
                 self._signed.append(SignedCalendar(record_id, index, statement))
+            if len(self._signed) == before:
+                return
             deciding = newest_per_year((s.record_id, s.statement) for s in self._signed)
             self._current = merge_calendars(self._shipped, (s for _, s in deciding.values()))
 
