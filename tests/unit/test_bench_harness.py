@@ -123,12 +123,16 @@ def test_the_append_growth_leaves_out_the_warm_up_batches() -> None:
 
 def test_the_stage_profile_counts_every_record_after_its_warm_up(tmp_path: Path) -> None:
     """``python -m bench.stages``: 64 records in batches of 16, the first batch warms up;
-    the other 48 are accepted and each stage took some CPU."""
-    from bench.stages import run_once
+    the other 48 are accepted and each stage took some CPU. Then 20 counted check calls
+    of 1,000 subjects (the run itself refuses a call whose listed half is not listed)."""
+    from bench.stages import CHECK_BATCH, run_once
 
-    stages, verify_us = run_once(tmp_path, records=64, batch=16)
+    stages, checks, verify_us = run_once(tmp_path, records=64, batch=16)
     assert stages.refused == []
     assert stages.records == 48
     assert min(stages.parse, stages.check, stages.admit, stages.append) > 0
     assert verify_us > 0
     assert "µs a record of CPU" in stages.line(verify_us)
+    assert checks.subjects == 20 * CHECK_BATCH
+    assert min(checks.request, checks.validate, checks.lookup, checks.reply) > 0
+    assert "µs a subject of CPU" in checks.line()
